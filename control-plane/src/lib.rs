@@ -1,0 +1,1 @@
+//! Cairn's control plane: reconcilers split into pure planners (`plan/`) and a thin IO shell.

@@ -1,0 +1,1 @@
+//! localkube: an embedded Kubernetes-compatible API server with a process kubelet.

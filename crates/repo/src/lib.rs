@@ -1,0 +1,1 @@
+//! Cairn's repository engine (docs/FORMAT.md).

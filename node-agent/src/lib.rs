@@ -1,0 +1,1 @@
+//! Cairn's node agent: the action runtime, the data mover and the datasafed socket.

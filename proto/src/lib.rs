@@ -1,0 +1,1 @@
+//! Cairn's gRPC protocols, generated from `proto/cairn/**.proto` (see docs/PROTOCOL.md).
