@@ -1,1 +1,4 @@
-//! Shared code of the `cairnctl` and `datasafed` binaries.
+//! Shared code of the `cairnctl` and `datasafed` binaries: one module per `cairnctl` command
+//! under `cmd/`, each owning its clap `Args` and a `run` function.
+
+pub mod cmd;

@@ -1,0 +1,6 @@
+//! `cairnctl` commands, one module each.
+
+pub mod convert;
+pub mod crds;
+pub mod repo;
+pub mod validate;
