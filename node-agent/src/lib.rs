@@ -1,1 +1,3 @@
 //! Cairn's node agent: the action runtime, the data mover and the datasafed socket.
+
+pub mod runtime;

@@ -1,0 +1,5 @@
+//! The action runtime: one Kubernetes runtime for exec and job actions, the same against a real
+//! cluster and against localkube's process kubelet.
+
+pub mod exec;
+pub mod tail;
