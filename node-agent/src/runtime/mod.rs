@@ -2,4 +2,5 @@
 //! cluster and against localkube's process kubelet.
 
 pub mod exec;
+pub mod job;
 pub mod tail;

@@ -1,0 +1,561 @@
+//! Job actions: create the Job the control plane built, pinned to this node, with the
+//! `datasafed` client and the storage socket mounted; wait for it; collect the backup info file,
+//! the `.exit` marker and, on failure, the last lines of the pod's log (kubeblocks-semantics
+//! §2.3, §2.6). A restarted agent re-adopts its Job through the `cairn.io/action-id` label.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{EnvVar, HostPathVolumeSource, Pod, PodSpec, Volume, VolumeMount};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use kube::runtime::wait::{Condition, await_condition};
+
+/// Label that ties a Job to the action that created it.
+pub const ACTION_ID_LABEL: &str = "cairn.io/action-id";
+/// Where the `datasafed` binary appears in action containers (KubeBlocks' `DP_DATASAFED_BIN_PATH`).
+pub const DATASAFED_BIN_MOUNT: &str = "/bin/datasafed";
+/// Where the storage socket directory appears in action containers.
+pub const SOCKET_MOUNT: &str = "/var/run/cairn";
+/// File name of the storage socket inside its directory.
+pub const SOCKET_FILE: &str = "storage.sock";
+
+const BIN_VOLUME: &str = "cairn-datasafed-bin";
+const SOCKET_VOLUME: &str = "cairn-storage-socket";
+
+/// What this node adds to every Job it runs.
+#[derive(Debug, Clone)]
+pub struct NodeInjection {
+    /// This node's name (`kubernetes.io/hostname`).
+    pub node_name: String,
+    /// Directory on the node holding the `datasafed` binary.
+    pub datasafed_bin_dir: PathBuf,
+    /// Directory on the node holding the storage socket.
+    pub socket_dir: PathBuf,
+}
+
+/// Per-action values injected into the Job.
+#[derive(Debug, Clone)]
+pub struct ActionInjection<'a> {
+    pub action_id: &'a str,
+    /// Storage token for the socket; `None` when the action has no storage grant.
+    pub storage_token: Option<&'a str>,
+}
+
+/// Why a Job action could not be carried out (as opposed to the Job failing, which is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// `job_json` is not a batch/v1 Job.
+    #[error("job action carries an invalid batch/v1 Job")]
+    InvalidJob(#[source] serde_json::Error),
+    /// The Job has no name or namespace.
+    #[error("job action's Job has no {0}")]
+    MissingField(&'static str),
+    /// A Job with the same name exists but belongs to another action.
+    #[error("job {namespace}/{name} already exists and belongs to action {other:?}")]
+    NameTaken {
+        namespace: String,
+        name: String,
+        other: Option<String>,
+    },
+    /// An API call failed.
+    #[error("{step} job {namespace}/{name}")]
+    Api {
+        step: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The Job was deleted before it finished.
+    #[error("job {namespace}/{name} was deleted before it finished")]
+    Deleted { namespace: String, name: String },
+    /// Waiting for the Job failed.
+    #[error("waiting for job {namespace}/{name}")]
+    Wait {
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::runtime::wait::Error>,
+    },
+}
+
+/// How a Job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub job_name: String,
+    pub succeeded: bool,
+    /// KubeBlocks' form `<reason>:<message>` plus the log tail, when the Job failed.
+    pub failure_reason: String,
+    /// The JSON the action wrote to `DP_BACKUP_INFO_FILE`, when asked for and present.
+    pub backup_info: Option<String>,
+    /// Whether the action created `${DP_BACKUP_INFO_FILE}.exit` (it declared failure).
+    pub exit_marker: bool,
+}
+
+/// Parses the Job the control plane built and adds this node's part to it.
+pub fn prepare(
+    job_json: &str,
+    node: &NodeInjection,
+    action: &ActionInjection<'_>,
+) -> Result<Job, JobError> {
+    let mut job: Job = serde_json::from_str(job_json).map_err(JobError::InvalidJob)?;
+    if job.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        return Err(JobError::MissingField("metadata.name"));
+    }
+    if job
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(JobError::MissingField("metadata.namespace"));
+    }
+    job.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ACTION_ID_LABEL.into(), action.action_id.into());
+    let spec = job.spec.get_or_insert_with(Default::default);
+    spec.template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ACTION_ID_LABEL.into(), action.action_id.into());
+    let pod = spec.template.spec.get_or_insert_with(PodSpec::default);
+    inject_into_pod(pod, node, action);
+    Ok(job)
+}
+
+fn inject_into_pod(pod: &mut PodSpec, node: &NodeInjection, action: &ActionInjection<'_>) {
+    pod.node_selector
+        .get_or_insert_with(BTreeMap::new)
+        .insert("kubernetes.io/hostname".into(), node.node_name.clone());
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    volumes.retain(|v| v.name != BIN_VOLUME && v.name != SOCKET_VOLUME);
+    volumes.push(host_path_volume(BIN_VOLUME, &node.datasafed_bin_dir));
+    if action.storage_token.is_some() {
+        volumes.push(host_path_volume(SOCKET_VOLUME, &node.socket_dir));
+    }
+    let containers = pod
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(pod.containers.iter_mut());
+    for container in containers {
+        let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
+        mounts.retain(|m| m.mount_path != DATASAFED_BIN_MOUNT && m.mount_path != SOCKET_MOUNT);
+        mounts.push(VolumeMount {
+            name: BIN_VOLUME.into(),
+            mount_path: DATASAFED_BIN_MOUNT.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        let env = container.env.get_or_insert_with(Vec::new);
+        set_env_if_absent(env, "DP_DATASAFED_BIN_PATH", DATASAFED_BIN_MOUNT);
+        if let Some(token) = action.storage_token {
+            mounts.push(VolumeMount {
+                name: SOCKET_VOLUME.into(),
+                mount_path: SOCKET_MOUNT.into(),
+                ..Default::default()
+            });
+            set_env(
+                env,
+                "CAIRN_STORAGE_SOCKET",
+                &format!("{SOCKET_MOUNT}/{SOCKET_FILE}"),
+            );
+            set_env(env, "CAIRN_STORAGE_TOKEN", token);
+        }
+    }
+}
+
+fn host_path_volume(name: &str, path: &Path) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.display().to_string(),
+            type_: Some("Directory".into()),
+        }),
+        ..Default::default()
+    }
+}
+
+fn set_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    env.retain(|e| e.name != name);
+    env.push(EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    });
+}
+
+fn set_env_if_absent(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    if !env.iter().any(|e| e.name == name) {
+        set_env(env, name, value);
+    }
+}
+
+/// Creates the Job, or adopts it when this action created it before (agent restart).
+pub async fn create_or_adopt(
+    client: kube::Client,
+    job: &Job,
+    action_id: &str,
+) -> Result<String, JobError> {
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(client, &namespace);
+    match jobs.create(&PostParams::default(), job).await {
+        Ok(_) => Ok(name),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = jobs.get(&name).await.map_err(|source| JobError::Api {
+                step: "reading",
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source: Box::new(source),
+            })?;
+            let owner = existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(ACTION_ID_LABEL))
+                .cloned();
+            if owner.as_deref() == Some(action_id) {
+                Ok(name)
+            } else {
+                Err(JobError::NameTaken {
+                    namespace,
+                    name,
+                    other: owner,
+                })
+            }
+        }
+        Err(source) => Err(JobError::Api {
+            step: "creating",
+            namespace,
+            name,
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Waits until the Job is Complete or Failed and returns it.
+pub async fn wait_finished(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Job, JobError> {
+    let jobs: Api<Job> = Api::namespaced(client, namespace);
+    let finished = await_condition(jobs, name, is_finished())
+        .await
+        .map_err(|source| JobError::Wait {
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        })?;
+    finished.ok_or_else(|| JobError::Deleted {
+        namespace: namespace.into(),
+        name: name.into(),
+    })
+}
+
+fn is_finished() -> impl Condition<Job> {
+    |job: Option<&Job>| job.is_some_and(|job| finished_condition(job).is_some())
+}
+
+/// `Some((succeeded, reason, message))` once the Job has a true Complete or Failed condition.
+pub fn finished_condition(job: &Job) -> Option<(bool, String, String)> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some((
+                true,
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )),
+            "Failed" => Some((
+                false,
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+}
+
+/// Where the agent finds a Job's backup info file on this node.
+#[derive(Debug, Clone)]
+pub struct InfoFile<'a> {
+    /// The kubelet's root directory on this node (`/var/lib/kubelet`, or localkube's).
+    pub kubelet_dir: &'a Path,
+    /// emptyDir volume holding the file (`manager-shared-volume`).
+    pub volume: &'a str,
+    /// File name (`backup.info`).
+    pub file: &'a str,
+}
+
+/// Turns a finished Job into its outcome: reads the info file and `.exit` marker from the
+/// newest pod's volume and, on failure, the last lines of that pod's log.
+pub async fn outcome(
+    client: kube::Client,
+    job: &Job,
+    info: Option<&InfoFile<'_>>,
+) -> Result<JobOutcome, JobError> {
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let (mut succeeded, reason, message) = finished_condition(job).unwrap_or((
+        false,
+        "Unknown".into(),
+        "job has no finished condition".into(),
+    ));
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await
+        .map_err(|source| JobError::Api {
+            step: "listing pods of",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+    let newest = newest_pod(listed.items, succeeded);
+    let mut backup_info = None;
+    let mut exit_marker = false;
+    if let (Some(pod), Some(info)) = (&newest, info)
+        && let Some(uid) = pod.metadata.uid.as_deref()
+    {
+        let dir = info
+            .kubelet_dir
+            .join("pods")
+            .join(uid)
+            .join("volumes/kubernetes.io~empty-dir")
+            .join(info.volume);
+        exit_marker = tokio::fs::try_exists(dir.join(format!("{}.exit", info.file)))
+            .await
+            .unwrap_or(false);
+        if let Ok(text) = tokio::fs::read_to_string(dir.join(info.file)).await
+            && !text.trim().is_empty()
+        {
+            backup_info = Some(text.trim().to_string());
+        }
+    }
+    if succeeded && exit_marker {
+        succeeded = false;
+    }
+    let mut failure_reason = String::new();
+    if !succeeded {
+        failure_reason = if exit_marker && reason.is_empty() {
+            "the action created the .exit marker".to_string()
+        } else {
+            format!("{reason}:{message}")
+        };
+        if let Some(pod) = &newest
+            && let Some(pod_name) = pod.metadata.name.as_deref()
+        {
+            let params = LogParams {
+                tail_lines: Some(10),
+                limit_bytes: Some(512),
+                ..Default::default()
+            };
+            if let Ok(log) = pods.logs(pod_name, &params).await
+                && !log.trim().is_empty()
+            {
+                failure_reason.push_str("; last log lines: ");
+                failure_reason.push_str(log.trim());
+            }
+        }
+    }
+    Ok(JobOutcome {
+        job_name: name,
+        succeeded,
+        failure_reason,
+        backup_info,
+        exit_marker,
+    })
+}
+
+fn newest_pod(mut pods: Vec<Pod>, succeeded: bool) -> Option<Pod> {
+    let wanted = if succeeded { "Succeeded" } else { "Failed" };
+    pods.sort_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .cmp(&b.metadata.creation_timestamp)
+    });
+    let matching = pods
+        .iter()
+        .rposition(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(wanted));
+    match matching {
+        Some(index) => Some(pods.swap_remove(index)),
+        None => pods.pop(),
+    }
+}
+
+/// Deletes the Job and its pods (cancellation).
+pub async fn delete(client: kube::Client, namespace: &str, name: &str) -> Result<(), JobError> {
+    let jobs: Api<Job> = Api::namespaced(client, namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    match jobs.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(JobError::Api {
+            step: "deleting",
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeInjection {
+        NodeInjection {
+            node_name: "node-a".into(),
+            datasafed_bin_dir: "/var/lib/cairn/bin".into(),
+            socket_dir: "/var/lib/cairn/sock".into(),
+        }
+    }
+
+    const JOB: &str = r#"{
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "dp-backup-0-b1-1234abcd", "namespace": "default"},
+        "spec": {"backoffLimit": 2, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "backupdata", "image": "postgres:14",
+                            "env": [{"name": "DP_DATASAFED_BIN_PATH", "value": "/custom"}]}]}}}
+    }"#;
+
+    #[test]
+    fn prepared_job_is_pinned_to_this_node_and_labelled_with_the_action() {
+        let job = prepare(
+            JOB,
+            &node(),
+            &ActionInjection {
+                action_id: "abc",
+                storage_token: None,
+            },
+        )
+        .unwrap();
+        let labels = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[ACTION_ID_LABEL], "abc");
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.node_selector.as_ref().unwrap()["kubernetes.io/hostname"],
+            "node-a"
+        );
+    }
+
+    #[test]
+    fn storage_token_reaches_containers_only_with_a_grant() {
+        let without = prepare(
+            JOB,
+            &node(),
+            &ActionInjection {
+                action_id: "a",
+                storage_token: None,
+            },
+        )
+        .unwrap();
+        let text = serde_json::to_string(&without).unwrap();
+        assert!(!text.contains("CAIRN_STORAGE_TOKEN"));
+        let with = prepare(
+            JOB,
+            &node(),
+            &ActionInjection {
+                action_id: "a",
+                storage_token: Some("t0k"),
+            },
+        )
+        .unwrap();
+        let container = &with
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let env = container.env.as_ref().unwrap();
+        assert!(
+            env.iter()
+                .any(|e| e.name == "CAIRN_STORAGE_TOKEN" && e.value.as_deref() == Some("t0k"))
+        );
+        assert!(env.iter().any(|e| e.name == "CAIRN_STORAGE_SOCKET"
+            && e.value.as_deref() == Some("/var/run/cairn/storage.sock")));
+        let mounts = container.volume_mounts.as_ref().unwrap();
+        assert!(mounts.iter().any(|m| m.mount_path == SOCKET_MOUNT));
+    }
+
+    #[test]
+    fn an_existing_datasafed_bin_path_is_kept() {
+        let job = prepare(
+            JOB,
+            &node(),
+            &ActionInjection {
+                action_id: "a",
+                storage_token: None,
+            },
+        )
+        .unwrap();
+        let container = &job
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let values: Vec<_> = container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|e| e.name == "DP_DATASAFED_BIN_PATH")
+            .collect();
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].value.as_deref(), Some("/custom"));
+    }
+
+    #[test]
+    fn a_job_without_a_namespace_is_rejected() {
+        let err = prepare(
+            r#"{"metadata": {"name": "x"}, "spec": {"template": {}}}"#,
+            &node(),
+            &ActionInjection {
+                action_id: "a",
+                storage_token: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job action's Job has no metadata.namespace"
+        );
+    }
+
+    #[test]
+    fn finished_condition_reads_complete_and_failed() {
+        let mut job: Job = serde_json::from_str(JOB).unwrap();
+        assert_eq!(finished_condition(&job), None);
+        job.status = Some(serde_json::from_value(serde_json::json!({
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit"}]
+        })).unwrap());
+        assert_eq!(
+            finished_condition(&job),
+            Some((
+                false,
+                "BackoffLimitExceeded".into(),
+                "Job has reached the specified backoff limit".into()
+            ))
+        );
+    }
+}
