@@ -2,4 +2,5 @@
 
 pub mod ca_cmd;
 pub mod grpc;
+pub mod repo;
 pub mod tls;

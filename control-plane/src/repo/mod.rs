@@ -1,0 +1,3 @@
+//! BackupRepo support that is not a planner: template rendering for StorageProviders.
+
+pub mod template;

@@ -1,0 +1,236 @@
+//! Renders a StorageProvider's Go templates (`datasafedConfigTemplate`, `csiDriverSecretTemplate`,
+//! `storageClassTemplate`, `persistentVolumeClaimTemplate`) the way KubeBlocks does
+//! (kubeblocks-semantics §5.2): Go `text/template` with the sprig functions, through gtmpl-ng and
+//! its Helm function set, plus `nindent`, which that set lacks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gtmpl_ng::{Context, FuncError, Template, Value};
+
+/// What a template sees.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateContext {
+    /// `.Parameters`: schema defaults overlaid by `config`, overlaid by the credential Secret.
+    pub parameters: BTreeMap<String, String>,
+    /// `.CSIDriverSecretRef.Name` / `.Namespace`.
+    pub csi_driver_secret: Option<(String, String)>,
+    /// `.GeneratedStorageClassName` (PVC templates only).
+    pub generated_storage_class_name: Option<String>,
+}
+
+/// A template that could not be rendered. The message never contains parameter values, since
+/// those include credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template text does not parse.
+    #[error("parsing {field}: {message}")]
+    Parse {
+        field: &'static str,
+        message: String,
+    },
+    /// Executing the template failed.
+    #[error("rendering {field}: {message}")]
+    Render {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Renders `text` (the StorageProvider field named `field`, for error messages) with `context`.
+pub fn render(
+    field: &'static str,
+    text: &str,
+    context: &TemplateContext,
+) -> Result<String, TemplateError> {
+    let mut template = Template::default();
+    template.add_funcs(gtmpl_ng::helm_functions::HELM_FUNCTIONS);
+    template.add_func("nindent", nindent);
+    template.add_func("index", index);
+    template.parse(text).map_err(|err| TemplateError::Parse {
+        field,
+        message: err.to_string(),
+    })?;
+    template
+        .render(&Context::from(to_value(context)))
+        .map_err(|err| TemplateError::Render {
+            field,
+            message: err.to_string(),
+        })
+}
+
+fn to_value(context: &TemplateContext) -> Value {
+    let parameters: HashMap<String, Value> = context
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .collect();
+    let mut root: HashMap<String, Value> = HashMap::new();
+    root.insert("Parameters".into(), Value::Map(parameters));
+    if let Some((name, namespace)) = &context.csi_driver_secret {
+        let mut secret: HashMap<String, Value> = HashMap::new();
+        secret.insert("Name".into(), Value::from(name.clone()));
+        secret.insert("Namespace".into(), Value::from(namespace.clone()));
+        root.insert("CSIDriverSecretRef".into(), Value::Map(secret));
+    }
+    if let Some(name) = &context.generated_storage_class_name {
+        root.insert(
+            "GeneratedStorageClassName".into(),
+            Value::from(name.clone()),
+        );
+    }
+    Value::Map(root)
+}
+
+/// Go's `index` over `.Parameters`, which KubeBlocks passes as `map[string]string`: a missing key
+/// yields the zero value `""`, not `<no value>`.
+fn index(args: &[Value]) -> Result<Value, FuncError> {
+    let Some((collection, keys)) = args.split_first() else {
+        return Err(FuncError::AtLeastXArgs("index".into(), 1));
+    };
+    let mut current = collection.clone();
+    for key in keys {
+        current = match (&current, key) {
+            (Value::Map(map), Value::String(k)) | (Value::Object(map), Value::String(k)) => map
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| Value::from(String::new())),
+            (Value::Array(items), Value::Number(n)) => {
+                let at = n.as_u64().and_then(|i| usize::try_from(i).ok());
+                match at.and_then(|i| items.get(i)) {
+                    Some(item) => item.clone(),
+                    None => {
+                        return Err(FuncError::IndexOutOfRange {
+                            index: n.to_string(),
+                        });
+                    }
+                }
+            }
+            (Value::NoValue | Value::Nil, _) => Value::from(String::new()),
+            _ => return Err(FuncError::Generic("can't index item".into())),
+        };
+    }
+    Ok(current)
+}
+
+/// sprig's `nindent N TEXT`: a newline, then TEXT with every line indented by N spaces.
+fn nindent(args: &[Value]) -> Result<Value, FuncError> {
+    let (width, text) = match args {
+        [Value::Number(n), text] => (n.as_u64().unwrap_or(0) as usize, value_text(text)),
+        _ => return Err(FuncError::ExactlyXArgs("nindent".into(), 2)),
+    };
+    let pad = " ".repeat(width);
+    let indented: Vec<String> = text
+        .split('\n')
+        .map(|line| format!("{pad}{line}"))
+        .collect();
+    Ok(Value::from(format!("\n{}", indented.join("\n"))))
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> TemplateContext {
+        TemplateContext {
+            parameters: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn index_reads_parameters() {
+        let out = render(
+            "t",
+            r#"root = {{ index .Parameters "bucket" }}"#,
+            &params(&[("bucket", "b1")]),
+        )
+        .unwrap();
+        assert_eq!(out, "root = b1");
+    }
+
+    #[test]
+    fn missing_parameter_renders_empty_like_go_maps() {
+        let out = render(
+            "t",
+            r#"endpoint = {{ index .Parameters "endpoint" }}"#,
+            &params(&[]),
+        )
+        .unwrap();
+        assert_eq!(out.trim_end(), "endpoint =");
+    }
+
+    #[test]
+    fn variables_if_and_has_prefix_pick_a_default_endpoint() {
+        let text = r#"{{- $region := index .Parameters "region" }}
+{{- $endpoint := index .Parameters "endpoint" }}
+{{- if not $endpoint }}
+  {{- if hasPrefix "cn-" $region }}
+    {{- $endpoint = (printf "https://s3.%s.amazonaws.com.cn" $region) }}
+  {{- else }}
+    {{- $endpoint = (printf "https://s3.%s.amazonaws.com" $region) }}
+  {{- end }}
+{{- end }}
+endpoint: {{ $endpoint }}"#;
+        assert_eq!(
+            render("t", text, &params(&[("region", "cn-north-1")]))
+                .unwrap()
+                .trim(),
+            "endpoint: https://s3.cn-north-1.amazonaws.com.cn"
+        );
+        assert_eq!(
+            render("t", text, &params(&[("region", "us-west-1")]))
+                .unwrap()
+                .trim(),
+            "endpoint: https://s3.us-west-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn default_and_nindent_work() {
+        let text =
+            r#"size: {{ default "100Gi" (index .Parameters "size") }}{{ "a: 1" | nindent 2 }}"#;
+        assert_eq!(
+            render("t", text, &params(&[])).unwrap(),
+            "size: 100Gi\n  a: 1"
+        );
+    }
+
+    #[test]
+    fn csi_secret_ref_and_storage_class_name_are_visible() {
+        let context = TemplateContext {
+            csi_driver_secret: Some(("secret-r1-abc".into(), "kb-system".into())),
+            generated_storage_class_name: Some("sc-r1-abc".into()),
+            ..Default::default()
+        };
+        let out = render(
+            "t",
+            "{{ .CSIDriverSecretRef.Name }}/{{ .CSIDriverSecretRef.Namespace }} {{ .GeneratedStorageClassName }}",
+            &context,
+        )
+        .unwrap();
+        assert_eq!(out, "secret-r1-abc/kb-system sc-r1-abc");
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_not_the_values() {
+        let err = render(
+            "datasafedConfigTemplate",
+            "{{ index .Parameters ",
+            &params(&[("secretAccessKey", "S3CR3T")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("parsing datasafedConfigTemplate"), "{err}");
+        assert!(!err.contains("S3CR3T"));
+    }
+}
