@@ -1,0 +1,191 @@
+//! The HTTP API: authentication, routing, discovery, OpenAPI and resource handlers.
+
+mod discovery;
+mod negotiate;
+mod openapi;
+mod request;
+mod resource;
+mod response;
+
+pub use request::{Query, ResourcePath, Route, route};
+
+use crate::error::ApiError;
+use crate::rest::Api;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::response::Response;
+use negotiate::{Format, negotiate};
+use openapi::OpenApi;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The version `/version` reports: a 1.32 server, so kubectl 1.31 to 1.33 print no skew warning.
+pub const GIT_VERSION: &str = "v1.32.4-localkube";
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub api: Arc<Api>,
+    /// The bearer token clients must present.
+    pub token: String,
+    /// `host:port` advertised in `/api`.
+    pub server_address: String,
+    pub shutdown: CancellationToken,
+    pub bookmark_interval: Duration,
+    openapi: Mutex<Option<(u64, Arc<OpenApi>)>>,
+}
+
+impl AppState {
+    pub fn new(
+        api: Arc<Api>,
+        token: String,
+        server_address: String,
+        shutdown: CancellationToken,
+        bookmark_interval: Duration,
+    ) -> AppState {
+        AppState {
+            api,
+            token,
+            server_address,
+            shutdown,
+            bookmark_interval,
+            openapi: Mutex::new(None),
+        }
+    }
+
+    fn openapi(&self) -> Arc<OpenApi> {
+        let version = *self.api.registry_changes().borrow();
+        let mut cache = self.openapi.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, doc)) = cache.as_ref()
+            && *v == version
+        {
+            return doc.clone();
+        }
+        let doc = Arc::new(OpenApi::build(&self.api.registry()));
+        *cache = Some((version, doc.clone()));
+        doc
+    }
+}
+
+/// The axum router serving the whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+fn authorized(state: &AppState, req: &Request) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    value
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| t.trim() == state.token)
+}
+
+async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let target = route(&path);
+    let public = matches!(target, Route::Health | Route::Version);
+    if !public && !authorized(&state, &req) {
+        return response::error(&ApiError::unauthorized());
+    }
+    let format = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let reads = method == Method::GET || method == Method::HEAD;
+    match target {
+        Route::Health => response::text(200, "ok"),
+        Route::Version => response::json(
+            200,
+            &json!({
+                "major": "1",
+                "minor": "32",
+                "gitVersion": GIT_VERSION,
+                "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.23.0",
+                "compiler": "gc",
+                "platform": format!("linux/{}", go_arch()),
+            }),
+        ),
+        _ if !reads && !matches!(target, Route::Resource(_)) => {
+            response::error(&ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
+        Route::CoreGroups => discovery::core(&state.api.registry(), format, &state.server_address),
+        Route::Groups => discovery::groups(&state.api.registry(), format),
+        Route::Group(g) => discovery::group(&state.api.registry(), &g),
+        Route::GroupVersion { group, version } => {
+            discovery::resource_list(&state.api.registry(), &group, &version)
+        }
+        Route::OpenApiV3Root => response::json(200, &state.openapi().root()),
+        Route::OpenApiV3(p) => match state.openapi().document(&p) {
+            Some(doc) => response::json(200, doc),
+            None => response::error(&ApiError::route_not_found()),
+        },
+        Route::OpenApiV2 => response::error(&ApiError::route_not_found()),
+        Route::NotFound => response::error(&ApiError::route_not_found()),
+        Route::Resource(path) => serve_resource(&state, path, query, format, req).await,
+    }
+}
+
+async fn serve_resource(
+    state: &Arc<AppState>,
+    path: ResourcePath,
+    query: Query,
+    format: Format,
+    req: Request,
+) -> Response {
+    let rt = match state
+        .api
+        .resource(&path.group, &path.version, &path.resource)
+    {
+        Ok(rt) => rt,
+        Err(e) => return response::error(&e),
+    };
+    if path.namespace.is_some() && !rt.namespaced {
+        return response::error(&ApiError::route_not_found());
+    }
+    let (parts, body) = req.into_parts();
+    let call = resource::Call {
+        method: parts.method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+        format,
+    };
+    resource::serve(state, rt, call).await
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// An empty body (for tests of handlers that need one).
+pub fn empty_body() -> Body {
+    Body::empty()
+}
+
+#[allow(dead_code)]
+fn assert_send(state: State<Arc<AppState>>, req: Request) {
+    fn is_send<T: Send>(_: &T) {}
+    let fut = handle(state, req);
+    is_send(&fut);
+}

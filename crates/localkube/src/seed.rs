@@ -1,0 +1,158 @@
+//! Objects every localkube has: the system namespaces, the host's Node and the default
+//! StorageClass. Seeding is idempotent; the Node's status is refreshed at every start.
+
+use crate::error::ApiError;
+use crate::http::GIT_VERSION;
+use crate::resource::Builtin;
+use crate::rest::{Api, Target, WriteOptions};
+use crate::time::now_time;
+use serde_json::{Value, json};
+
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const LOCAL_PATH_CLASS: &str = "local-path";
+pub const LOCAL_PATH_PROVISIONER: &str = "localkube/local-path";
+
+fn create_if_missing(
+    api: &Api,
+    b: Builtin,
+    ns: Option<&str>,
+    object: Value,
+) -> Result<(), ApiError> {
+    let rt = api.builtin(b);
+    match api.create(&rt, ns, object, &WriteOptions::default()) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".to_string())
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// The Node object for this host.
+pub fn node_object(name: &str) -> Value {
+    let uname = nix::sys::utsname::uname().ok();
+    let kernel = uname
+        .as_ref()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let memory_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let now = now_time();
+    let condition = |t: &str, status: &str, reason: &str, message: &str| json!({"type": t, "status": status, "lastHeartbeatTime": now, "lastTransitionTime": now, "reason": reason, "message": message});
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": go_arch(),
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": go_arch(),
+                "node-role.kubernetes.io/control-plane": "",
+            },
+        },
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "110", "ephemeral-storage": "100Gi"},
+            "allocatable": {"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "110", "ephemeral-storage": "100Gi"},
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "localkube process kubelet is ready"),
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": "", "systemUUID": "", "bootID": "",
+                "kernelVersion": kernel,
+                "osImage": os_image(),
+                "containerRuntimeVersion": "localkube://process",
+                "kubeletVersion": GIT_VERSION,
+                "kubeProxyVersion": GIT_VERSION,
+                "operatingSystem": "linux",
+                "architecture": go_arch(),
+            },
+        },
+    })
+}
+
+/// Creates what is missing and refreshes the Node's status.
+pub fn seed(api: &Api) -> Result<(), ApiError> {
+    for ns in SYSTEM_NAMESPACES {
+        create_if_missing(
+            api,
+            Builtin::Namespace,
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )?;
+    }
+    let node_name = api.config.node_name.clone();
+    let node = node_object(&node_name);
+    let rt = api.builtin(Builtin::Node);
+    match api.get_stored(&rt, "", &node_name) {
+        None => create_if_missing(api, Builtin::Node, None, node)?,
+        Some(cur) => {
+            let mut v = cur.value();
+            v["status"] = node["status"].clone();
+            api.update(
+                &rt,
+                None,
+                &node_name,
+                v,
+                Target::Status,
+                &WriteOptions::default(),
+            )?;
+        }
+    }
+    create_if_missing(
+        api,
+        Builtin::StorageClass,
+        None,
+        json!({
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": LOCAL_PATH_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": LOCAL_PATH_PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "allowVolumeExpansion": true,
+        }),
+    )?;
+    Ok(())
+}
