@@ -23,10 +23,12 @@ pub mod common;
 pub mod crds;
 pub mod legacy;
 pub mod object;
+pub mod parse;
 pub mod restore;
 pub mod schema;
 pub mod storage_provider;
 pub mod target;
+pub mod validate;
 
 pub use actionset::{ActionSet, ActionSetSpec, ActionSetStatus, BackupType};
 pub use backup::{Backup, BackupSpec, BackupStatus};
