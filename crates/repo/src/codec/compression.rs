@@ -1,0 +1,254 @@
+//! The compression names KubeBlocks scripts pass to `datasafed push -z` / `pull -d`, and
+//! streaming encoders and decoders for them (docs/FORMAT.md §3.2).
+
+use std::io::{self, BufRead, Read, Write};
+
+use flate2::read::{DeflateDecoder, MultiGzDecoder};
+use flate2::write::{DeflateEncoder, GzEncoder};
+
+use crate::{Error, Result};
+
+/// A supported compression algorithm and level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd frames.
+    Zstd {
+        /// zstd level (1..=22).
+        level: i32,
+    },
+    /// gzip members (RFC 1952).
+    Gzip {
+        /// deflate level (1..=9).
+        level: u32,
+    },
+    /// raw deflate (RFC 1951).
+    Deflate {
+        /// deflate level (1..=9).
+        level: u32,
+    },
+    /// LZ4 frames.
+    Lz4,
+}
+
+const SUPPORTED: &str =
+    "zstd, zstd-fastest, zstd-default, zstd-better, zstd-best, gzip*, pgzip*, deflate-*, lz4";
+
+impl Compression {
+    /// Parses a datasafed compression name (`zstd-fastest`, `gzip`, `lz4`, …).
+    pub fn parse(name: &str) -> Result<Compression> {
+        let lower = name.trim().to_ascii_lowercase();
+        let parsed = match lower.as_str() {
+            "zstd" | "zstd-default" => Compression::Zstd { level: 3 },
+            "zstd-fastest" => Compression::Zstd { level: 1 },
+            "zstd-better" | "zstd-better-compression" => Compression::Zstd { level: 7 },
+            "zstd-best" | "zstd-best-compression" => Compression::Zstd { level: 19 },
+            "gzip" | "gzip-default" | "pgzip" | "pgzip-default" => Compression::Gzip { level: 6 },
+            "gzip-best-speed" | "pgzip-best-speed" => Compression::Gzip { level: 1 },
+            "gzip-best-compression" | "pgzip-best-compression" => Compression::Gzip { level: 9 },
+            "deflate" | "deflate-default" => Compression::Deflate { level: 6 },
+            "deflate-best-speed" => Compression::Deflate { level: 1 },
+            "deflate-best-compression" => Compression::Deflate { level: 9 },
+            "lz4" => Compression::Lz4,
+            s if s.starts_with("s2") => {
+                return Err(Error::unsupported(format!(
+                    "compression {name:?} is not supported (supported: {SUPPORTED})"
+                )));
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "compression {name:?} is not known (supported: {SUPPORTED})"
+                )));
+            }
+        };
+        Ok(parsed)
+    }
+
+    /// Wraps `inner` so that bytes written are compressed into it.
+    pub(crate) fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
+        Ok(match self {
+            Compression::Zstd { level } => {
+                Encoder::Zstd(Box::new(zstd::stream::write::Encoder::new(inner, level)?))
+            }
+            Compression::Gzip { level } => {
+                Encoder::Gzip(GzEncoder::new(inner, flate2::Compression::new(level)))
+            }
+            Compression::Deflate { level } => {
+                Encoder::Deflate(DeflateEncoder::new(inner, flate2::Compression::new(level)))
+            }
+            Compression::Lz4 => Encoder::Lz4(Box::new(lz4_flex::frame::FrameEncoder::new(inner))),
+        })
+    }
+
+    /// Wraps `inner` so that bytes read are decompressed from it.
+    pub(crate) fn decoder<R: BufRead>(self, inner: R) -> io::Result<Decoder<R>> {
+        Ok(match self {
+            Compression::Zstd { .. } => {
+                Decoder::Zstd(Box::new(zstd::stream::read::Decoder::with_buffer(inner)?))
+            }
+            Compression::Gzip { .. } => Decoder::Gzip(MultiGzDecoder::new(inner)),
+            Compression::Deflate { .. } => Decoder::Deflate(DeflateDecoder::new(inner)),
+            Compression::Lz4 => Decoder::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(inner))),
+        })
+    }
+}
+
+/// A streaming compressor writing into `W`; call [`Encoder::finish`] to get `W` back.
+pub(crate) enum Encoder<W: Write> {
+    Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
+    Gzip(GzEncoder<W>),
+    Deflate(DeflateEncoder<W>),
+    Lz4(Box<lz4_flex::frame::FrameEncoder<W>>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Writes the trailer and returns the inner writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Deflate(e) => e.finish(),
+            Encoder::Lz4(e) => e.finish().map_err(io::Error::from),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Deflate(e) => e.write(buf),
+            Encoder::Lz4(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Deflate(e) => e.flush(),
+            Encoder::Lz4(e) => e.flush(),
+        }
+    }
+}
+
+/// A streaming decompressor reading from `R`.
+pub(crate) enum Decoder<R: BufRead> {
+    Zstd(Box<zstd::stream::read::Decoder<'static, R>>),
+    Gzip(MultiGzDecoder<R>),
+    Deflate(DeflateDecoder<R>),
+    Lz4(Box<lz4_flex::frame::FrameDecoder<R>>),
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Zstd(d) => d.read(buf),
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Deflate(d) => d.read(buf),
+            Decoder::Lz4(d) => d.read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(compression: Compression, data: &[u8]) -> Vec<u8> {
+        let mut enc = compression.encoder(Vec::new()).expect("encoder");
+        enc.write_all(data).expect("write");
+        let compressed = enc.finish().expect("finish");
+        let mut out = Vec::new();
+        compression
+            .decoder(&compressed[..])
+            .expect("decoder")
+            .read_to_end(&mut out)
+            .expect("decode");
+        out
+    }
+
+    #[test]
+    fn every_kubeblocks_name_that_must_work_round_trips() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for name in [
+            "zstd",
+            "zstd-fastest",
+            "zstd-default",
+            "zstd-better",
+            "zstd-best",
+            "gzip",
+            "pgzip",
+            "gzip-best-speed",
+            "deflate-default",
+            "deflate-best-compression",
+            "lz4",
+        ] {
+            let c = Compression::parse(name).expect(name);
+            assert_eq!(round_trip(c, &data), data, "{name}");
+        }
+    }
+
+    #[test]
+    fn zstd_output_is_a_standard_frame_any_level_decodes() {
+        let data = b"hello hello hello hello".repeat(100);
+        let mut enc = Compression::parse("zstd-best")
+            .expect("parse")
+            .encoder(Vec::new())
+            .expect("enc");
+        enc.write_all(&data).expect("write");
+        let compressed = enc.finish().expect("finish");
+        assert_eq!(zstd::decode_all(&compressed[..]).expect("zstd"), data);
+    }
+
+    #[test]
+    fn concatenated_gzip_members_decode_like_pgzip_output() {
+        let c = Compression::parse("gzip").expect("parse");
+        let mut both = Vec::new();
+        for part in [b"first ".as_slice(), b"second"] {
+            let mut enc = c.encoder(Vec::new()).expect("enc");
+            enc.write_all(part).expect("write");
+            both.extend(enc.finish().expect("finish"));
+        }
+        let mut out = String::new();
+        c.decoder(&both[..])
+            .expect("dec")
+            .read_to_string(&mut out)
+            .expect("read");
+        assert_eq!(out, "first second");
+    }
+
+    #[test]
+    fn s2_and_unknown_names_are_clear_errors() {
+        let err = Compression::parse("s2-better").expect_err("s2");
+        assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
+        assert!(
+            err.to_string().contains("\"s2-better\" is not supported"),
+            "{err}"
+        );
+        let err = Compression::parse("brotli").expect_err("unknown");
+        assert!(err.to_string().contains("\"brotli\""), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_data_round_trips(data in proptest::collection::vec(any::<u8>(), 0..5000)) {
+            for c in [Compression::Zstd { level: 1 }, Compression::Gzip { level: 1 }, Compression::Lz4, Compression::Deflate { level: 1 }] {
+                prop_assert_eq!(round_trip(c, &data), data.clone());
+            }
+        }
+
+        #[test]
+        fn garbage_input_errors_instead_of_panicking(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for c in [Compression::Zstd { level: 1 }, Compression::Gzip { level: 1 }, Compression::Lz4, Compression::Deflate { level: 1 }] {
+                let mut out = Vec::new();
+                if let Ok(mut d) = c.decoder(&data[..]) {
+                    let _ = d.read_to_end(&mut out);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Byte-stream codecs of plain files: compression by datasafed name, and the segmented AEAD
+//! stream.
+
+pub mod compression;
+pub mod sealed_stream;

