@@ -21,13 +21,19 @@ impl fmt::Debug for Redacted<'_> {
 }
 
 /// A copy of `action` whose secrets are replaced by [`REDACTED`] (empty ones stay empty, so a
-/// reader still sees whether a secret was set).
+/// reader still sees whether a secret was set) and whose object content is replaced by its
+/// length.
 pub fn redacted_copy(action: &Action) -> Action {
     let mut copy = action.clone();
     let grant = match copy.kind.as_mut() {
         Some(action::Kind::Job(job)) => job.storage.as_mut(),
         Some(action::Kind::RepoCheck(check)) => check.storage.as_mut(),
         Some(action::Kind::DeletePath(delete)) => delete.storage.as_mut(),
+        Some(action::Kind::PutObject(put)) => {
+            // Not secret, but up to 1 MiB: logs show its length instead.
+            put.content = format!("<{} bytes>", put.content.len()).into_bytes();
+            put.storage.as_mut()
+        }
         Some(action::Kind::Exec(_)) | None => None,
     };
     if let Some(grant) = grant {
@@ -51,7 +57,7 @@ fn redact_grant(grant: &mut StorageGrant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::agent::v1::{DeletePathAction, JobAction, RepoCheckAction};
+    use cairn_proto::agent::v1::{DeletePathAction, JobAction, PutObjectAction, RepoCheckAction};
 
     fn grant() -> StorageGrant {
         StorageGrant {
@@ -89,6 +95,11 @@ mod tests {
             action::Kind::DeletePath(DeletePathAction {
                 storage: Some(grant()),
                 path: "ns/backup-1".into(),
+            }),
+            action::Kind::PutObject(PutObjectAction {
+                storage: Some(grant()),
+                path: "ns/backup-1/kubeblocks-backup.json".into(),
+                content: b"{}".to_vec(),
             }),
         ];
         for kind in kinds {
