@@ -2,5 +2,6 @@
 
 pub mod ca_cmd;
 pub mod grpc;
+pub mod plan;
 pub mod repo;
 pub mod tls;

@@ -1,0 +1,14 @@
+//! Pure planners: everything a reconciler read goes in (`Observed`), the status to write and the
+//! intents to carry out come out (`Plan`). No planner touches the network or the clock: `now`
+//! and the agents' reports are inputs, so every branch is a table test away.
+
+pub mod agent_view;
+pub mod backup;
+pub mod env;
+pub mod ids;
+pub mod intent;
+pub mod names;
+
+pub use agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
+pub use intent::{EventType, Intent, Plan};
+pub mod time;
