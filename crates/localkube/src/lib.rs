@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod kubeconfig;
 pub mod patch;
+pub mod protobuf;
 pub mod resource;
 pub mod rest;
 pub mod seed;

@@ -92,9 +92,23 @@ pub struct ApiConfig {
 /// The REST layer. Cheap to share behind an `Arc`.
 pub struct Api {
     store: Arc<Store>,
-    registry: RwLock<Arc<Registry>>,
-    registry_version: watch_channel::Sender<u64>,
+    registry: Arc<RegistryState>,
     pub config: ApiConfig,
+}
+
+/// The served types, rebuilt from the CRDs as they are committed.
+struct RegistryState {
+    crds: std::sync::Mutex<std::collections::BTreeMap<String, Value>>,
+    current: RwLock<Arc<Registry>>,
+    version: watch_channel::Sender<u64>,
+}
+
+impl RegistryState {
+    fn rebuild(&self, crds: &std::collections::BTreeMap<String, Value>) {
+        let list: Vec<Value> = crds.values().cloned().collect();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Registry::new(&list));
+        self.version.send_modify(|v| *v += 1);
+    }
 }
 
 pub(crate) enum Retry {
@@ -133,15 +147,37 @@ const CRD_STORAGE: &str = "apiextensions.k8s.io/customresourcedefinitions";
 
 impl Api {
     pub fn new(store: Arc<Store>, config: ApiConfig) -> Api {
-        let (registry_version, _) = watch_channel::channel(0);
-        let api = Api {
+        let (version, _) = watch_channel::channel(0);
+        let crds: std::collections::BTreeMap<String, Value> = store
+            .list(CRD_STORAGE, None, None, 0, |_| true)
+            .items
+            .iter()
+            .map(|o| (o.name.clone(), o.value()))
+            .collect();
+        let registry = Arc::new(RegistryState {
+            crds: std::sync::Mutex::new(crds),
+            current: RwLock::new(Arc::new(Registry::new(&[]))),
+            version,
+        });
+        registry.rebuild(&registry.crds.lock().unwrap_or_else(|p| p.into_inner()));
+        let hook_state = registry.clone();
+        store.set_commit_hook(Box::new(move |ev| {
+            if &*ev.object.resource != CRD_STORAGE {
+                return;
+            }
+            let mut crds = hook_state.crds.lock().unwrap_or_else(|p| p.into_inner());
+            if ev.kind == crate::store::EventType::Deleted {
+                crds.remove(&ev.object.name);
+            } else {
+                crds.insert(ev.object.name.clone(), ev.object.value());
+            }
+            hook_state.rebuild(&crds);
+        }));
+        Api {
             store,
-            registry: RwLock::new(Arc::new(Registry::new(&[]))),
-            registry_version,
+            registry,
             config,
-        };
-        api.refresh_registry();
-        api
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -151,28 +187,15 @@ impl Api {
     /// The current registry snapshot.
     pub fn registry(&self) -> Arc<Registry> {
         self.registry
+            .current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Rebuilds the registry from the stored CRDs.
-    pub fn refresh_registry(&self) {
-        let crds: Vec<Value> = self
-            .store
-            .list(CRD_STORAGE, None, None, 0, |_| true)
-            .items
-            .iter()
-            .map(|o| o.value())
-            .collect();
-        let registry = Arc::new(Registry::new(&crds));
-        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = registry;
-        self.registry_version.send_modify(|v| *v += 1);
-    }
-
     /// Notified whenever the set of served types may have changed.
     pub fn registry_changes(&self) -> watch_channel::Receiver<u64> {
-        self.registry_version.subscribe()
+        self.registry.version.subscribe()
     }
 
     /// A built-in type.
@@ -222,12 +245,7 @@ impl Api {
                     Ok(decision)
                 });
             match result {
-                Ok(r) => {
-                    if rt.storage == CRD_STORAGE && !matches!(r, WriteResult::Unchanged(_)) {
-                        self.refresh_registry();
-                    }
-                    return Ok(Outcome::from_write(r));
-                }
+                Ok(r) => return Ok(Outcome::from_write(r)),
                 Err(Retry::Stale) => continue,
                 Err(Retry::Api(e)) => return Err(e),
             }

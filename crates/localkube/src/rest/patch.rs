@@ -181,11 +181,12 @@ impl Api {
         };
         result.map_err(|e| match e {
             PatchError::Malformed(m) => ApiError::bad_request(m),
-            PatchError::Failed(m) => {
-                let mut err = ApiError::invalid(&rt.kind, &rt.group, meta_str(doc, "name"), &[]);
-                err.message = m;
-                err
-            }
+            PatchError::Failed(m) => ApiError::invalid(
+                &rt.kind,
+                &rt.group,
+                meta_str(doc, "name"),
+                &[FieldError::rendered("", m, "FieldValueInvalid")],
+            ),
         })
     }
 }

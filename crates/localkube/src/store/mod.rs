@@ -105,9 +105,14 @@ struct Inner {
 }
 
 /// The store. Cheap to share behind an `Arc`.
+/// Called for every committed change while the store is still locked, before any watcher
+/// sees it (the REST layer keeps its registry of served types in step this way).
+pub type CommitHook = Box<dyn Fn(&WatchEvent) + Send + Sync>;
+
 pub struct Store {
     inner: RwLock<Inner>,
     indexer: Indexer,
+    hook: RwLock<Option<CommitHook>>,
     history_limit: RwLock<usize>,
     all: broadcast::Sender<Arc<WatchEvent>>,
     rv_tx: watch::Sender<u64>,
@@ -208,6 +213,7 @@ impl Store {
                 writes_since_prune: 0,
             }),
             indexer,
+            hook: RwLock::new(None),
             history_limit: RwLock::new(history_limit),
             all,
             rv_tx,
@@ -414,7 +420,15 @@ impl Store {
         decide(current.as_ref())
     }
 
+    /// Installs the commit hook (replacing any previous one).
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.hook.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
     fn record(&self, inner: &mut Inner, event: Arc<WatchEvent>, resource: &Arc<str>) {
+        if let Some(hook) = self.hook.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            hook(&event);
+        }
         inner.history.push_back(event.clone());
         let limit = *self.history_limit.read().unwrap_or_else(|p| p.into_inner());
         while inner.history.len() > limit {

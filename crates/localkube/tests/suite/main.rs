@@ -1,0 +1,8 @@
+//! localkube's integration suite: kube-rs, kubectl and Python clients against in-process
+//! servers (one per test, each on its own port and directory).
+
+mod common;
+mod kube_api;
+mod kube_runtime;
+mod kube_watch;
+mod kubectl;
