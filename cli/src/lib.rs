@@ -2,3 +2,4 @@
 //! under `cmd/`, each owning its clap `Args` and a `run` function.
 
 pub mod cmd;
+pub mod datasafed;

@@ -386,9 +386,13 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an empty directory (local stores); `Ok(false)` if it did not exist.
+    /// Removes an empty directory: a real one on local stores, the directory marker object
+    /// (if any) elsewhere. `Ok(false)` if a local directory did not exist.
     pub async fn rmdir(&self, dir: &str) -> Result<bool> {
         let Some(path) = self.local_path(dir)? else {
+            if !dir.is_empty() {
+                self.delete(dir).await?;
+            }
             return Ok(true);
         };
         match tokio::fs::remove_dir(&path).await {

@@ -293,11 +293,7 @@ impl PlainRepo {
             if dir.is_empty() {
                 continue;
             }
-            if self.store.is_local() {
-                self.store.rmdir(dir).await?;
-            } else {
-                self.store.delete(dir).await?;
-            }
+            self.store.rmdir(dir).await?;
         }
         Ok(())
     }
