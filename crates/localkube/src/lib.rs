@@ -6,6 +6,7 @@ pub mod controllers;
 pub mod error;
 pub mod http;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod patch;
 pub mod protobuf;
 pub mod resource;

@@ -15,6 +15,7 @@
 
 use crate::controllers;
 use crate::http::{AppState, router};
+use crate::kubelet::Kubelet;
 use crate::rest::{Api, ApiConfig, index::index_object};
 use crate::store::{Store, StoreError};
 use crate::{kubeconfig, seed, tls};
@@ -54,8 +55,6 @@ pub enum ServerError {
     Seed(String),
     #[error("flushing the store")]
     Flush(#[source] StoreError),
-    #[error("starting the kubelet")]
-    Kubelet(#[source] std::io::Error),
 }
 
 /// Configures a server; see [`Server::builder`].
@@ -150,6 +149,17 @@ impl ServerBuilder {
 
         let shutdown = CancellationToken::new();
         let mut tasks = controllers::start_core(&api, &shutdown);
+        let kubelet = if self.kubelet {
+            let k = Arc::new(Kubelet::new(api.clone(), data_dir.clone()));
+            tasks.push(tokio::spawn(controllers::runner::run(
+                k.clone(),
+                api.store().clone(),
+                shutdown.clone(),
+            )));
+            Some(k)
+        } else {
+            None
+        };
 
         let listener =
             TcpListener::bind(self.listen)
@@ -181,6 +191,7 @@ impl ServerBuilder {
             server_address,
             shutdown.clone(),
             self.bookmark_interval,
+            kubelet.clone(),
         ));
         tasks.push(tokio::spawn(accept_loop(
             listener,
@@ -201,6 +212,7 @@ impl ServerBuilder {
             ca_pem: pki.ca_pem,
             token,
             api,
+            kubelet,
             shutdown,
             tasks,
         })
@@ -296,6 +308,7 @@ pub struct RunningServer {
     ca_pem: String,
     token: String,
     api: Arc<Api>,
+    kubelet: Option<Arc<Kubelet>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -347,6 +360,9 @@ impl RunningServer {
     }
 
     async fn stop(&mut self) {
+        if let Some(k) = &self.kubelet {
+            k.shutdown().await;
+        }
         self.shutdown.cancel();
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

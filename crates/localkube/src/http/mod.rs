@@ -3,6 +3,7 @@
 mod discovery;
 mod negotiate;
 mod openapi;
+mod pod;
 mod request;
 mod resource;
 mod response;
@@ -12,7 +13,6 @@ pub use request::{Query, ResourcePath, Route, route};
 use crate::error::ApiError;
 use crate::rest::Api;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::response::Response;
@@ -35,6 +35,8 @@ pub struct AppState {
     pub server_address: String,
     pub shutdown: CancellationToken,
     pub bookmark_interval: Duration,
+    /// Serves `pods/log` and `pods/exec` when pods run.
+    pub kubelet: Option<Arc<crate::kubelet::Kubelet>>,
     openapi: Mutex<Option<(u64, Arc<OpenApi>)>>,
 }
 
@@ -45,6 +47,7 @@ impl AppState {
         server_address: String,
         shutdown: CancellationToken,
         bookmark_interval: Duration,
+        kubelet: Option<Arc<crate::kubelet::Kubelet>>,
     ) -> AppState {
         AppState {
             api,
@@ -52,6 +55,7 @@ impl AppState {
             server_address,
             shutdown,
             bookmark_interval,
+            kubelet,
             openapi: Mutex::new(None),
         }
     }
@@ -158,6 +162,41 @@ async fn serve_resource(
     if path.namespace.is_some() && !rt.namespaced {
         return response::error(&ApiError::route_not_found());
     }
+    if rt.is(crate::resource::Builtin::Pod)
+        && let (Some(ns), Some(name), Some(sub)) = (
+            path.namespace.clone(),
+            path.name.clone(),
+            path.subresource.clone(),
+        )
+    {
+        match (sub.as_str(), req.method().clone()) {
+            ("log", Method::GET) => {
+                return pod::log(state, &ns, &name, &query).unwrap_or_else(|e| response::error(&e));
+            }
+            ("exec", Method::GET | Method::POST) => {
+                let (parts, _) = req.into_parts();
+                return pod::exec(state, &ns, &name, &query, parts)
+                    .await
+                    .unwrap_or_else(|e| response::error(&e));
+            }
+            ("eviction", Method::POST) => {
+                let opts = crate::rest::DeleteOptions::default();
+                return match state.api.delete(&rt, Some(&ns), &name, &opts) {
+                    Ok(_) => response::json(
+                        201,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+                    ),
+                    Err(e) => response::error(&e),
+                };
+            }
+            ("log" | "exec" | "eviction" | "binding", _) => {
+                return response::error(&ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ));
+            }
+            _ => {}
+        }
+    }
     let (parts, body) = req.into_parts();
     let call = resource::Call {
         method: parts.method,
@@ -176,11 +215,6 @@ fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
-}
-
-/// An empty body (for tests of handlers that need one).
-pub fn empty_body() -> Body {
-    Body::empty()
 }
 
 #[allow(dead_code)]

@@ -1,0 +1,191 @@
+//! The process kubelet: runs the pods bound to this node as local processes, each
+//! container in its own mount namespace with its volumes at their mountPaths, and serves
+//! `pods/log` and `pods/exec`. A restart of localkube is a node reboot: pods whose
+//! processes are gone are restarted or failed as their restartPolicy says.
+
+pub mod env;
+pub mod logs;
+pub mod probe;
+pub mod process;
+pub mod sandbox;
+pub mod status;
+pub mod volumes;
+pub mod worker;
+
+use crate::controllers::runner::Reconciler;
+use crate::error::ApiError;
+use crate::resource::Builtin;
+use crate::rest::{Api, DeleteOptions};
+use crate::store::WatchEvent;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use worker::{Ctx, Template, Templates};
+
+struct Handle {
+    uid: String,
+    stop: watch::Sender<Option<i64>>,
+    task: tokio::task::JoinHandle<()>,
+    templates: Templates,
+}
+
+/// The kubelet of the one node.
+pub struct Kubelet {
+    ctx: Arc<Ctx>,
+    node: String,
+    pods: Mutex<HashMap<(String, String), Handle>>,
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+impl Kubelet {
+    pub fn new(api: Arc<Api>, data_dir: PathBuf) -> Kubelet {
+        let node = api.config.node_name.clone();
+        Kubelet {
+            ctx: Arc::new(Ctx { api, data_dir }),
+            node,
+            pods: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Handle>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How `container` of a running pod is run, for exec.
+    pub fn template(&self, namespace: &str, name: &str, container: &str) -> Option<Template> {
+        let pods = self.pods();
+        let h = pods.get(&(namespace.to_string(), name.to_string()))?;
+        let t = h.templates.lock().unwrap_or_else(|p| p.into_inner());
+        t.get(container).cloned()
+    }
+
+    /// The directory holding a pod's logs and volumes.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        volumes::pod_dir(&self.ctx.data_dir, uid)
+    }
+
+    /// Stops every pod (SIGTERM, grace, SIGKILL) and waits for them.
+    pub async fn shutdown(&self) {
+        let handles: Vec<Handle> = self.pods().drain().map(|(_, h)| h).collect();
+        for h in &handles {
+            let grace = 5;
+            let _ = h.stop.send(Some(grace));
+        }
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(15), h.task).await;
+        }
+    }
+
+    fn start(&self, key: (String, String), pod: Value) {
+        let (stop, rx) = watch::channel(None);
+        let templates: Templates = Arc::new(Mutex::new(Default::default()));
+        let task = tokio::spawn(worker::run(
+            self.ctx.clone(),
+            pod.clone(),
+            rx,
+            templates.clone(),
+        ));
+        self.pods().insert(
+            key,
+            Handle {
+                uid: s(&pod, "/metadata/uid").to_string(),
+                stop,
+                task,
+                templates,
+            },
+        );
+    }
+}
+
+impl Reconciler for Kubelet {
+    type Key = (String, String);
+
+    fn name(&self) -> &'static str {
+        "kubelet"
+    }
+
+    fn keys_for(&self, event: &WatchEvent) -> Vec<(String, String)> {
+        let o = &event.object;
+        if &*o.resource == "core/pods" {
+            return vec![(o.namespace.clone(), o.name.clone())];
+        }
+        Vec::new()
+    }
+
+    fn all_keys(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = self
+            .ctx
+            .api
+            .store()
+            .list("core/pods", None, None, 0, |o| {
+                o.index.field("spec.nodeName") == Some(self.node.as_str())
+            })
+            .items
+            .iter()
+            .map(|o| (o.namespace.clone(), o.name.clone()))
+            .collect();
+        keys.extend(self.pods().keys().cloned());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    async fn reconcile(&self, key: &(String, String)) -> Result<Option<Duration>, ApiError> {
+        let stored = self.ctx.api.store().get("core/pods", &key.0, &key.1);
+        let pod = stored
+            .map(|o| o.value())
+            .filter(|p| s(p, "/spec/nodeName") == self.node);
+        let uid = pod.as_ref().map(|p| s(p, "/metadata/uid").to_string());
+        // A worker for a pod that is gone or was replaced stops at once.
+        {
+            let mut pods = self.pods();
+            let stale = pods.get(key).is_some_and(|h| Some(&h.uid) != uid.as_ref());
+            if stale && let Some(h) = pods.remove(key) {
+                let _ = h.stop.send(Some(0));
+            }
+            if pods.get(key).is_some_and(|h| h.task.is_finished()) {
+                pods.remove(key);
+            }
+        }
+        let Some(pod) = pod else { return Ok(None) };
+        let deleting = pod
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|d| !d.is_null());
+        let phase = s(&pod, "/status/phase");
+        let running = self.pods().contains_key(key);
+        if deleting {
+            let grace = pod
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            if running {
+                if let Some(h) = self.pods().get(key) {
+                    let _ = h.stop.send(Some(grace));
+                }
+                return Ok(Some(Duration::from_secs(1)));
+            }
+            // Nothing runs: the kubelet's final delete.
+            let opts = DeleteOptions {
+                grace_period: Some(0),
+                precondition_uid: uid,
+                ..Default::default()
+            };
+            let rt = self.ctx.api.builtin(Builtin::Pod);
+            return match self.ctx.api.delete(&rt, Some(&key.0), &key.1, &opts) {
+                Ok(_) => Ok(None),
+                Err(e) if e.code == 404 || e.code == 409 => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        if !running && phase != "Succeeded" && phase != "Failed" {
+            self.start(key.clone(), pod);
+        }
+        Ok(None)
+    }
+}
