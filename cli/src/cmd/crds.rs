@@ -25,6 +25,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             for crd in &crds {
                 out.push_str("---\n");
                 out.push_str(&to_yaml(crd)?);
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
             }
             print!("{out}");
         }

@@ -7,7 +7,7 @@
 //! policy, parameters against the ActionSet). Objects of other kinds are reported as skipped.
 //! Exits 1 when any error was found.
 
-mod input;
+pub(crate) mod input;
 mod report;
 
 use std::path::PathBuf;

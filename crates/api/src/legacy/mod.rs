@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod backup_policy;
 pub mod backup_tool;
+pub mod convert;
 pub mod restore_job;
 pub mod target;
 
