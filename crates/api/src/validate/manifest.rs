@@ -1,6 +1,6 @@
 //! The whole check of one manifest object, as `kubectl apply` with strict field validation and then
-//! the controller would see it: unknown fields, CRD schema (after defaulting), the Rust types, and
-//! the semantic checks.
+//! the controller would see it: metadata, unknown fields, CRD schema (after defaulting), the Rust
+//! types, and the semantic checks.
 
 use std::collections::HashMap;
 
@@ -69,7 +69,7 @@ impl Checker {
                 object: None,
             };
         };
-        let mut problems = Vec::new();
+        let mut problems = super::metadata::metadata(object);
         let mut value = object.clone();
         if let Some(schema) = kind.crd_name().and_then(|name| self.schemas.get(name)) {
             for path in schema.prune(&mut value) {

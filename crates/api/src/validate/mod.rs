@@ -12,6 +12,7 @@ pub mod backup;
 pub mod backup_policy;
 pub mod backup_schedule;
 pub mod manifest;
+pub mod metadata;
 pub mod parameters;
 pub mod problem;
 pub mod repo;
