@@ -418,13 +418,14 @@ impl AgentHub {
         );
         let mut reported_ids = BTreeSet::new();
         let mut running_ids = BTreeSet::new();
+        let mut results = Vec::new();
         for action_state in &hello.actions {
             if action_state.action_id.is_empty() {
                 continue;
             }
             reported_ids.insert(action_state.action_id.clone());
             if is_final(action_state) {
-                self.record_result(&mut state, node, action_state.clone());
+                results.push(record_result(&mut state, node, action_state.clone()));
             } else {
                 running_ids.insert(action_state.action_id.clone());
                 state
@@ -463,6 +464,9 @@ impl AgentHub {
             node: node.to_owned(),
             session_id: session_id.clone(),
         });
+        for result in results {
+            self.emit(result);
+        }
         OpenedSession {
             session_id,
             outbound,
@@ -507,6 +511,12 @@ impl AgentHub {
             }
         }
         drop(state);
+        if !closed.is_empty() {
+            tracing::info!(
+                sessions = closed.len(),
+                "closing every agent session: {reason}"
+            );
+        }
         for node in closed {
             self.emit(HubEvent::Disconnected {
                 node,
@@ -614,28 +624,12 @@ impl AgentHub {
                         result.action_id, result.phase
                     )));
                 }
-                self.record_result(&mut state, node, result);
+                let event = record_result(&mut state, node, result);
+                drop(state);
+                self.emit(event);
             }
         }
         Ok(())
-    }
-
-    fn record_result(&self, state: &mut MutexGuard<'_, State>, node: &str, result: ActionState) {
-        let id = result.action_id.clone();
-        let owner = result
-            .owner
-            .clone()
-            .or_else(|| state.wanted.get(&id).and_then(|w| w.action.owner.clone()));
-        state.action_node.insert(id.clone(), node.to_owned());
-        state.reported.insert(id.clone(), result.clone());
-        if let Some(entry) = state.nodes.get_mut(node) {
-            entry.pending_cancels.remove(&id);
-        }
-        self.emit(HubEvent::Result {
-            node: node.to_owned(),
-            state: Box::new(result),
-            owner,
-        });
     }
 
     fn emit(&self, event: HubEvent) {
@@ -676,6 +670,25 @@ impl State {
             .and_then(|entry| entry.session.as_ref())
             .filter(|session| session.id == session_id)
             .map(|session| session.tx.clone())
+    }
+}
+
+/// Records a final state reported by `node`; returns the event to emit once the lock is released.
+fn record_result(state: &mut State, node: &str, result: ActionState) -> HubEvent {
+    let id = result.action_id.clone();
+    let owner = result
+        .owner
+        .clone()
+        .or_else(|| state.wanted.get(&id).and_then(|w| w.action.owner.clone()));
+    state.action_node.insert(id.clone(), node.to_owned());
+    state.reported.insert(id.clone(), result.clone());
+    if let Some(entry) = state.nodes.get_mut(node) {
+        entry.pending_cancels.remove(&id);
+    }
+    HubEvent::Result {
+        node: node.to_owned(),
+        state: Box::new(result),
+        owner,
     }
 }
 
@@ -813,13 +826,13 @@ mod tests {
         let mut events = hub.events();
         hub.assign("n1", action("a1")).unwrap();
         hub.open_session("n1", &hello("n1", vec![finished("a1")]));
+        assert!(matches!(events.try_recv(), Ok(HubEvent::Connected { .. })));
         let event = events.try_recv().unwrap();
         let HubEvent::Result { node, state, owner } = event else {
             panic!("unexpected {event:?}")
         };
         assert_eq!((node.as_str(), state.action_id.as_str()), ("n1", "a1"));
         assert_eq!(owner.unwrap().name, "b1");
-        assert!(matches!(events.try_recv(), Ok(HubEvent::Connected { .. })));
         assert_eq!(
             hub.action_state("a1").unwrap().phase,
             ActionPhase::Succeeded as i32

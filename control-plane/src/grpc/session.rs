@@ -30,10 +30,8 @@ pub(crate) async fn run_session(
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
-            () = replaced.cancelled() => {
-                tracing::info!("agent session ended: replaced by a newer session");
-                return;
-            }
+            // The hub ended the session (a newer one replaced it, or shutdown) and logged why.
+            () = replaced.cancelled() => return,
             _ = ticker.tick() => {
                 let silent = last_heard.elapsed();
                 if silent > liveness_timeout {

@@ -1,0 +1,180 @@
+//! The agent's side of mutual TLS: its certificate and key, and the CA it trusts, from PEM files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A failure to load the TLS material or to reach the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    /// A file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A PEM input has no certificate.
+    #[error("no PEM certificate in the {what}")]
+    NoCertificate {
+        /// "CA certificate" or "agent certificate".
+        what: &'static str,
+    },
+    /// The key PEM has no private key.
+    #[error("no PEM private key in the agent key")]
+    NoPrivateKey,
+    /// The endpoint is not a URL tonic accepts.
+    #[error("control plane address {endpoint:?} is invalid")]
+    InvalidEndpoint {
+        /// What was given.
+        endpoint: String,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+    /// TCP or TLS setup failed.
+    #[error("connecting to the control plane at {endpoint}")]
+    Connect {
+        /// The address dialled.
+        endpoint: String,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+}
+
+/// The agent's TLS identity and trust. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ClientTls {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca_pem", &self.ca_pem)
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ClientTls {
+    /// From PEM texts: the Cairn CA, the agent certificate and its private key. Checks that
+    /// each holds what it should, so a mix-up fails at start-up rather than at every dial.
+    pub fn from_pem(
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<ClientTls, ClientTlsError> {
+        require_certificate(ca_pem, "CA certificate")?;
+        require_certificate(cert_pem, "agent certificate")?;
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|_| ClientTlsError::NoPrivateKey)?;
+        Ok(ClientTls {
+            ca_pem: ca_pem.to_owned(),
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+        })
+    }
+
+    /// From PEM files (`--tls-ca`, `--tls-cert`, `--tls-key`).
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientTlsError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| ClientTlsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        ClientTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+    }
+
+    /// tonic's TLS settings for dialling a control plane whose certificate names `server_name`.
+    pub fn tonic_config(&self, server_name: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .domain_name(server_name)
+    }
+}
+
+fn require_certificate(pem: &str, what: &'static str) -> Result<(), ClientTlsError> {
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).next() {
+        Some(Ok(_)) => Ok(()),
+        _ => Err(ClientTlsError::NoCertificate { what }),
+    }
+}
+
+/// Where and how the agent dials the control plane.
+#[derive(Clone, Debug)]
+pub struct Dial {
+    /// `https://HOST:PORT` of the control plane's agent port.
+    pub endpoint: String,
+    /// The name the server certificate must carry; by default the endpoint's host.
+    pub server_name: Option<String>,
+    /// The agent's TLS material.
+    pub tls: ClientTls,
+    /// Limit for TCP connect plus TLS handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Dial {
+    /// Opens an HTTP/2 channel over mTLS to the control plane.
+    pub async fn connect(&self) -> Result<Channel, ClientTlsError> {
+        let invalid = |source| ClientTlsError::InvalidEndpoint {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let endpoint = Endpoint::from_shared(self.endpoint.clone()).map_err(invalid)?;
+        let server_name = match &self.server_name {
+            Some(name) => name.clone(),
+            None => endpoint
+                .uri()
+                .host()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned(),
+        };
+        endpoint
+            .tls_config(self.tls.tonic_config(&server_name))
+            .map_err(invalid)?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|source| ClientTlsError::Connect {
+                endpoint: self.endpoint.clone(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_control_plane::tls::{Ca, Validity};
+
+    #[test]
+    fn mixed_up_pem_inputs_are_named() {
+        let ca = Ca::generate(Validity::days(1)).unwrap();
+        let agent = ca.issue_agent("n1", Validity::days(1)).unwrap();
+        assert!(ClientTls::from_pem(ca.cert_pem(), &agent.cert_pem, &agent.key_pem).is_ok());
+        let err = ClientTls::from_pem(&agent.key_pem, &agent.cert_pem, &agent.key_pem).unwrap_err();
+        assert_eq!(err.to_string(), "no PEM certificate in the CA certificate");
+        let err = ClientTls::from_pem(ca.cert_pem(), &agent.cert_pem, &agent.cert_pem).unwrap_err();
+        assert_eq!(err.to_string(), "no PEM private key in the agent key");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let ca = Ca::generate(Validity::days(1)).unwrap();
+        let agent = ca.issue_agent("n1", Validity::days(1)).unwrap();
+        let tls = ClientTls::from_pem(ca.cert_pem(), &agent.cert_pem, &agent.key_pem).unwrap();
+        assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
+    }
+}
