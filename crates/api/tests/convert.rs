@@ -319,3 +319,27 @@ fn snapshot_policies_warn_about_what_must_be_filled_in() {
         );
     }
 }
+
+#[test]
+fn old_objects_are_recognised_by_validation_and_pointed_to_convert() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/legacy/mysql-0.6.yaml");
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&std::fs::read_to_string(path).expect("file")).expect("YAML");
+    let checker = Checker::new().expect("schemas");
+    for doc in docs.iter().filter(|d| !d.is_null()) {
+        let checked = checker.check(doc, UnknownFields::Error);
+        let errors: Vec<String> = checked
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", doc["kind"]);
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        let warned = checked
+            .problems
+            .iter()
+            .any(|p| p.message.contains("cairnctl convert"));
+        assert_eq!(warned, kind == "BackupPolicy" || kind == "Backup", "{kind}");
+    }
+}

@@ -242,6 +242,22 @@ fn check_number(node: &Node, n: &serde_json::Number, path: &str, out: &mut Vec<F
         None => gofmt::float_v(b),
     };
     let invalid = |detail: String| FieldError::new(ErrorKind::Invalid, path, bad.clone(), detail);
+    // kube-openapi's IsValueValidAgainstRange: an int32 field must hold an int32.
+    if node.types == ["integer"] && node.format.as_deref() == Some("int32") {
+        let fits = as_int.is_some_and(|i| i32::try_from(i).is_ok())
+            || (as_int.is_none()
+                && value.fract() == 0.0
+                && value >= f64::from(i32::MIN)
+                && value <= f64::from(i32::MAX));
+        if !fits {
+            out.push(FieldError::new(
+                ErrorKind::Invalid,
+                path,
+                json!(""),
+                format!("Checked value must be of type integer with format int32 in {path}"),
+            ));
+        }
+    }
     if let Some(factor) = node.multiple_of {
         if factor <= 0.0 {
             out.push(invalid(format!(

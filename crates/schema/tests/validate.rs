@@ -289,3 +289,15 @@ fn invalid_patterns_are_rejected_when_compiling() {
     .expect_err("bad regex");
     assert!(err.to_string().contains("properties[x].pattern"), "{err}");
 }
+
+#[test]
+fn int32_fields_reject_values_outside_int32() {
+    let s = schema(json!({"intervalSeconds": {"type": "integer", "format": "int32"}}));
+    assert!(messages(&s, json!({"intervalSeconds": 2147483647})).is_empty());
+    assert_eq!(
+        messages(&s, json!({"intervalSeconds": 2147483648i64})),
+        [
+            r#"spec.intervalSeconds: Invalid value: "": Checked value must be of type integer with format int32 in spec.intervalSeconds"#
+        ]
+    );
+}
