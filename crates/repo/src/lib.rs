@@ -10,6 +10,7 @@ pub mod backend;
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod dedup;
 mod error;
 pub mod files;
 pub mod plain;

@@ -72,9 +72,7 @@ pub fn parse_storage_url(text: &str) -> Result<StorageConfig> {
                     "repository URL {text:?} is not an absolute file path"
                 ))
             })?;
-            BackendConfig::Local {
-                root: path,
-            }
+            BackendConfig::Local { root: path }
         }
         "memory" => BackendConfig::Memory,
         "s3" => {

@@ -121,6 +121,45 @@ impl Aead {
     }
 }
 
+impl Aead {
+    /// Encrypts `buf` in place and returns the tag (for blobs laid out inside a pack buffer).
+    pub(crate) fn seal_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let nonce = (*nonce).into();
+        let tag = match self {
+            Aead::Aes(c) => c
+                .encrypt_inout_detached(&nonce, aad, buf.into())
+                .map(|t| t.into()),
+            Aead::ChaCha(c) => c
+                .encrypt_inout_detached(&nonce, aad, buf.into())
+                .map(|t| t.into()),
+        };
+        // Only messages beyond the cipher's length limit fail; blobs are < 4 GiB.
+        tag.unwrap_or([0u8; TAG_LEN])
+    }
+
+    /// Authenticates and decrypts `buf` in place against `tag`.
+    pub(crate) fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> std::result::Result<(), ()> {
+        let nonce = (*nonce).into();
+        let tag = (*tag).into();
+        let result = match self {
+            Aead::Aes(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+            Aead::ChaCha(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
+        };
+        result.map_err(|_| ())
+    }
+}
+
 /// Fills a fresh array with random bytes from the thread-local CSPRNG.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];

@@ -1,0 +1,350 @@
+//! Backing up a directory tree or a byte stream into a snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::io::AsyncRead;
+use tokio::sync::Semaphore;
+use tokio_util::io::SyncIoBridge;
+
+use super::blobref::BlobRef;
+use super::chunk::Mode;
+use super::id::Id;
+use super::keys::hostname;
+use super::repository::Repository;
+use super::snapshot::{Node, NodeType, Snapshot, SnapshotKind, Tree};
+use super::writer::Writer;
+use crate::progress::SharedProgress;
+use crate::{Error, Result};
+
+/// Which snapshot a tree backup compares against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same host and path.
+    #[default]
+    Auto,
+    /// None: read every file.
+    None,
+    /// This one.
+    Snapshot(Id),
+}
+
+/// Options of a backup.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Tags recorded in the snapshot.
+    pub tags: BTreeMap<String, String>,
+    /// Parent selection (tree backups).
+    pub parent: ParentChoice,
+}
+
+/// Backs up the directory tree at `root`.
+pub async fn backup_tree(
+    repo: &Repository,
+    root: &Path,
+    options: &BackupOptions,
+    progress: SharedProgress,
+) -> Result<Snapshot> {
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| Error::io(format!("opening {}", root.display()), e))?;
+    let meta = std::fs::metadata(&root)
+        .map_err(|e| Error::io(format!("reading {}", root.display()), e))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let root_text = path_text(&root)?;
+    let parent = match &options.parent {
+        ParentChoice::None => None,
+        ParentChoice::Snapshot(id) => Some(repo.load_snapshot(id).await?),
+        ParentChoice::Auto => {
+            let host = hostname();
+            repo.list_snapshots().await?.into_iter().rfind(|s| {
+                s.kind == SnapshotKind::Tree && s.host == host && s.paths == [root_text.clone()]
+            })
+        }
+    };
+    progress.set_phase("scanning");
+    progress.set_total(total_size(&root));
+    progress.set_phase("backing up");
+    let writer = Writer::start(repo).await?;
+    let parent_tree = match parent.as_ref().and_then(|p| p.root.subtree) {
+        Some(r) => Some(repo.read_tree(&r).await?),
+        None => None,
+    };
+    let walker = Walker {
+        writer: &writer,
+        progress,
+        files: Arc::new(Semaphore::new(4)),
+        hardlinks: Mutex::new(HashMap::new()),
+    };
+    let subtree = walker.dir(root.clone(), String::new(), parent_tree).await?;
+    let mut root_node = node_from_meta("", NodeType::Dir, &meta);
+    root_node.subtree = Some(subtree);
+    writer
+        .commit(
+            SnapshotKind::Tree,
+            vec![root_text],
+            options.tags.clone(),
+            root_node,
+            parent.map(|p| p.id),
+            None,
+        )
+        .await
+}
+
+/// Backs up a byte stream as a snapshot whose root is a file node named `path`.
+pub async fn backup_stream<R>(
+    repo: &Repository,
+    path: &str,
+    reader: R,
+    options: &BackupOptions,
+    stream_compression: Option<String>,
+    progress: SharedProgress,
+) -> Result<Snapshot>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let writer = Writer::start(repo).await?;
+    let input = SyncIoBridge::new(reader);
+    let content = writer
+        .write_content(Box::new(input), Mode::Stream, Vec::new(), progress)
+        .await?;
+    let mut root = Node::new(path, NodeType::File);
+    root.mode = 0o100644;
+    root.size = content.size;
+    root.mtime_ns = jiff::Timestamp::now().as_nanosecond();
+    root.content = content.content;
+    writer
+        .commit(
+            SnapshotKind::Stream,
+            vec![path.to_string()],
+            options.tags.clone(),
+            root,
+            None,
+            stream_compression,
+        )
+        .await
+}
+
+struct Walker<'a> {
+    writer: &'a Writer,
+    progress: SharedProgress,
+    files: Arc<Semaphore>,
+    hardlinks: Mutex<HashMap<(u64, u64), String>>,
+}
+
+impl Walker<'_> {
+    fn dir<'s>(
+        &'s self,
+        abs: PathBuf,
+        rel: String,
+        parent: Option<Tree>,
+    ) -> futures::future::BoxFuture<'s, Result<BlobRef>> {
+        Box::pin(async move {
+            self.writer.count_dir();
+            let entries = read_dir_sorted(&abs)?;
+            let parents: HashMap<String, Node> = parent
+                .map(|t| t.nodes.into_iter().map(|n| (n.name.clone(), n)).collect())
+                .unwrap_or_default();
+            let nodes: Vec<Node> = futures::stream::iter(entries)
+                .map(|(name, meta)| {
+                    let child_rel = if rel.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{rel}/{name}")
+                    };
+                    let parent = parents.get(&name).cloned();
+                    let hardlink = self.hardlink_of(&meta, &child_rel);
+                    self.entry(abs.join(&name), name, child_rel, meta, parent, hardlink)
+                })
+                .buffered(8)
+                .collect::<Vec<Result<Option<Node>>>>()
+                .await
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<_>>()?;
+            self.writer.write_tree(&Tree { nodes }).await
+        })
+    }
+
+    /// For a file with several names: the first name seen, or `None` (and remember this one).
+    fn hardlink_of(&self, meta: &std::fs::Metadata, rel: &str) -> Option<String> {
+        if !meta.is_file() || meta.nlink() < 2 {
+            return None;
+        }
+        let mut links = self.hardlinks.lock().unwrap_or_else(|e| e.into_inner());
+        match links.get(&(meta.dev(), meta.ino())) {
+            Some(first) => Some(first.clone()),
+            None => {
+                links.insert((meta.dev(), meta.ino()), rel.to_string());
+                None
+            }
+        }
+    }
+
+    async fn entry(
+        &self,
+        abs: PathBuf,
+        name: String,
+        rel: String,
+        meta: std::fs::Metadata,
+        parent: Option<Node>,
+        hardlink: Option<String>,
+    ) -> Result<Option<Node>> {
+        let file_type = meta.file_type();
+        if let Some(first) = hardlink {
+            let mut node = node_from_meta(&name, NodeType::Hardlink, &meta);
+            node.link = Some(first);
+            return Ok(Some(node));
+        }
+        if file_type.is_dir() {
+            let parent_tree = match parent
+                .as_ref()
+                .filter(|p| p.kind == NodeType::Dir)
+                .and_then(|p| p.subtree)
+            {
+                Some(r) => self.writer.repo().read_tree(&r).await.ok(),
+                None => None,
+            };
+            let mut node = node_from_meta(&name, NodeType::Dir, &meta);
+            node.subtree = Some(self.dir(abs, rel, parent_tree).await?);
+            return Ok(Some(node));
+        }
+        if file_type.is_symlink() {
+            let target = std::fs::read_link(&abs)
+                .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
+            let mut node = node_from_meta(&name, NodeType::Symlink, &meta);
+            node.target = Some(path_text(&target)?);
+            return Ok(Some(node));
+        }
+        if file_type.is_fifo() || file_type.is_char_device() || file_type.is_block_device() {
+            let kind = if file_type.is_fifo() {
+                NodeType::Fifo
+            } else if file_type.is_char_device() {
+                NodeType::Chardev
+            } else {
+                NodeType::Blockdev
+            };
+            let mut node = node_from_meta(&name, kind, &meta);
+            node.rdev = meta.rdev();
+            return Ok(Some(node));
+        }
+        if !file_type.is_file() {
+            tracing::warn!(path = %abs.display(), "skipping a socket");
+            return Ok(None);
+        }
+        let mut node = node_from_meta(&name, NodeType::File, &meta);
+        node.size = meta.len();
+        if let Some(p) = parent.as_ref()
+            && unchanged(p, &node)
+            && self.writer.view().condemned.is_empty()
+        {
+            node.content = p.content.clone();
+            self.writer.count_unchanged(node.size);
+            self.progress.add(node.size);
+            return Ok(Some(node));
+        }
+        let _permit = self
+            .files
+            .acquire()
+            .await
+            .map_err(|_| Error::invalid("backup was shut down"))?;
+        let file = std::fs::File::open(&abs)
+            .map_err(|e| Error::io(format!("opening {}", abs.display()), e))?;
+        let parent_content = parent
+            .filter(|p| p.kind == NodeType::File)
+            .map(|p| p.content)
+            .unwrap_or_default();
+        let content = self
+            .writer
+            .write_content(
+                Box::new(file),
+                Mode::Page,
+                parent_content,
+                self.progress.clone(),
+            )
+            .await
+            .map_err(|e| e.context(format!("backing up {}", abs.display())))?;
+        node.size = content.size;
+        node.content = content.content;
+        Ok(Some(node))
+    }
+}
+
+fn unchanged(parent: &Node, now: &Node) -> bool {
+    parent.kind == NodeType::File
+        && parent.size == now.size
+        && parent.mtime_ns == now.mtime_ns
+        && parent.ctime_ns == now.ctime_ns
+        && parent.inode == now.inode
+}
+
+fn node_from_meta(name: &str, kind: NodeType, meta: &std::fs::Metadata) -> Node {
+    let mut node = Node::new(name, kind);
+    node.mode = meta.mode();
+    node.uid = meta.uid();
+    node.gid = meta.gid();
+    node.mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    node.ctime_ns = meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128;
+    node.inode = meta.ino();
+    node.dev = meta.dev();
+    node
+}
+
+fn path_text(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_string).ok_or_else(|| {
+        Error::unsupported(format!(
+            "{} is not valid UTF-8; such names are not supported",
+            path.display()
+        ))
+    })
+}
+
+/// Directory entries with their `lstat`, sorted by name.
+fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, std::fs::Metadata)>> {
+    let mut out = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name().into_string().map_err(|n| {
+            Error::unsupported(format!(
+                "{}/{} is not valid UTF-8; such names are not supported",
+                dir.display(),
+                n.to_string_lossy()
+            ))
+        })?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}/{name}", dir.display()), e))?;
+        out.push((name, meta));
+    }
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(out)
+}
+
+/// Bytes of regular files under `root` (for the progress total; errors count as 0).
+fn total_size(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,27 @@
+//! The deduplicating repository (docs/FORMAT.md §4-§7): chunking, packs, located blob refs,
+//! indexes with sampled hooks, snapshots, lock-free writers, restore, garbage collection.
+
+pub mod backup;
+pub mod blobref;
+pub mod chunk;
+pub mod config;
+pub mod gc;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod pack;
+pub(crate) mod packer;
+pub mod repository;
+pub mod restore;
+pub mod sealed;
+pub mod session;
+pub mod snapshot;
+pub(crate) mod window;
+pub mod writer;
+
+pub use backup::{BackupOptions, ParentChoice, backup_stream, backup_tree};
+pub use config::{InitOptions, RepoConfig, RepoOptions};
+pub use id::Id;
+pub use repository::Repository;
+pub use restore::{RestoreOptions, RestoreSummary, restore_stream, restore_tree};
+pub use snapshot::{Node, NodeType, Snapshot, SnapshotKind, Summary, Tree};

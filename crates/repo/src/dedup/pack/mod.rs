@@ -1,0 +1,389 @@
+//! Packs: many encrypted blobs followed by an encrypted header that lists them
+//! (docs/FORMAT.md §5.3). Building (in memory, sealed in one pass) and reading.
+
+use bytes::Bytes;
+
+use super::blobref::BlobRef;
+use super::id::Id;
+use super::keys::MasterKeys;
+use crate::crypto::{Aead, NONCE_LEN, TAG_LEN};
+use crate::{Error, Result};
+
+/// The trailer magic of every pack.
+pub const MAGIC: &[u8; 8] = b"CAIRNPK1";
+const HEADER_VERSION: u8 = 1;
+const ENTRY_LEN: usize = 48;
+/// Bytes after the sealed header: its length (u32) and the magic.
+pub const TRAILER_LEN: usize = 4 + MAGIC.len();
+
+/// What a blob holds; bound into its AEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum BlobType {
+    /// A chunk of file or stream data.
+    Data = 1,
+    /// A content list (refs of one segment).
+    Content = 2,
+    /// A directory tree.
+    Tree = 3,
+}
+
+impl BlobType {
+    fn from_code(code: u8) -> Option<BlobType> {
+        match code {
+            1 => Some(BlobType::Data),
+            2 => Some(BlobType::Content),
+            3 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a pack header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderEntry {
+    /// Blob type.
+    pub kind: BlobType,
+    /// Whether the plaintext is a zstd frame.
+    pub compressed: bool,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Stored length (ciphertext + tag).
+    pub stored_len: u32,
+    /// Plaintext chunk length.
+    pub raw_len: u32,
+    /// Chunk id.
+    pub id: Id,
+}
+
+/// Per-pack totals recorded in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PackSummary {
+    /// Number of blobs.
+    pub blobs: u32,
+    /// Size of the pack object.
+    pub stored: u64,
+    /// Sum of the blobs' raw lengths.
+    pub raw: u64,
+}
+
+fn blob_nonce(index: u32) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..4].copy_from_slice(&index.to_be_bytes());
+    nonce
+}
+
+fn header_nonce() -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..4].copy_from_slice(&[0xFF; 4]);
+    nonce
+}
+
+fn blob_aad(kind: BlobType, id: &Id) -> [u8; 33] {
+    let mut aad = [0u8; 33];
+    aad[0] = kind as u8;
+    aad[1..].copy_from_slice(&id.0);
+    aad
+}
+
+fn header_aad(pack: &Id) -> Vec<u8> {
+    let mut aad = b"CAIRNPK1 header".to_vec();
+    aad.extend_from_slice(&pack.0);
+    aad
+}
+
+/// The object key of a pack.
+pub fn pack_key(id: &Id) -> String {
+    let hex = id.to_hex();
+    format!("data/{}/{hex}", &hex[..2])
+}
+
+/// A pack being filled: plaintexts with room for their tags; sealed in one pass.
+#[derive(Debug)]
+pub struct PackBuilder {
+    id: Id,
+    buf: Vec<u8>,
+    entries: Vec<HeaderEntry>,
+    raw: u64,
+}
+
+impl PackBuilder {
+    /// An empty pack with a fresh random id.
+    pub fn new(capacity: usize) -> PackBuilder {
+        PackBuilder {
+            id: Id::random(),
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+            raw: 0,
+        }
+    }
+
+    /// This pack's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends a blob's plaintext (compressed or not); returns its ref. Encryption happens
+    /// in [`PackBuilder::seal`].
+    pub fn add(
+        &mut self,
+        kind: BlobType,
+        id: Id,
+        payload: &[u8],
+        compressed: bool,
+        raw_len: u32,
+    ) -> BlobRef {
+        let offset = self.buf.len() as u32;
+        let index = self.entries.len() as u32;
+        self.buf.extend_from_slice(payload);
+        self.buf.extend_from_slice(&[0u8; TAG_LEN]);
+        let stored_len = (payload.len() + TAG_LEN) as u32;
+        self.entries.push(HeaderEntry {
+            kind,
+            compressed,
+            offset,
+            stored_len,
+            raw_len,
+            id,
+        });
+        self.raw += raw_len as u64;
+        BlobRef {
+            id,
+            pack: self.id,
+            index,
+            offset,
+            stored_len,
+            raw_len,
+        }
+    }
+
+    /// Encrypts every blob in place, appends the sealed header and trailer.
+    pub fn seal(mut self, keys: &MasterKeys) -> (Id, Bytes, PackSummary) {
+        let aead = keys.pack_aead(&self.id);
+        for (index, entry) in self.entries.iter().enumerate() {
+            let start = entry.offset as usize;
+            let end = start + entry.stored_len as usize - TAG_LEN;
+            let tag = aead.seal_detached(
+                &blob_nonce(index as u32),
+                &blob_aad(entry.kind, &entry.id),
+                &mut self.buf[start..end],
+            );
+            self.buf[end..end + TAG_LEN].copy_from_slice(&tag);
+        }
+        let mut header = Vec::with_capacity(5 + self.entries.len() * ENTRY_LEN + TAG_LEN);
+        header.push(HEADER_VERSION);
+        header.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            header.push(e.kind as u8);
+            header.push(u8::from(e.compressed));
+            header.extend_from_slice(&[0, 0]);
+            header.extend_from_slice(&e.offset.to_le_bytes());
+            header.extend_from_slice(&e.stored_len.to_le_bytes());
+            header.extend_from_slice(&e.raw_len.to_le_bytes());
+            header.extend_from_slice(&e.id.0);
+        }
+        aead.seal(&header_nonce(), &header_aad(&self.id), &mut header);
+        self.buf.extend_from_slice(&header);
+        self.buf
+            .extend_from_slice(&(header.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(MAGIC);
+        let summary = PackSummary {
+            blobs: self.entries.len() as u32,
+            stored: self.buf.len() as u64,
+            raw: self.raw,
+        };
+        (self.id, Bytes::from(self.buf), summary)
+    }
+}
+
+/// Where a pack's sealed header is, from its trailer: `(header offset, header length)`.
+pub fn locate_header(tail: &[u8], pack_size: u64, name: &str) -> Result<(u64, u64)> {
+    if tail.len() < TRAILER_LEN || &tail[tail.len() - MAGIC.len()..] != MAGIC {
+        return Err(Error::corrupt(format!(
+            "pack {name} has no pack trailer (truncated or not a pack)"
+        )));
+    }
+    let at = tail.len() - TRAILER_LEN;
+    let header_len =
+        u32::from_le_bytes([tail[at], tail[at + 1], tail[at + 2], tail[at + 3]]) as u64;
+    let trailer_start = pack_size - TRAILER_LEN as u64;
+    if header_len > trailer_start || header_len < (5 + TAG_LEN) as u64 {
+        return Err(Error::corrupt(format!(
+            "pack {name}: header length {header_len} is impossible"
+        )));
+    }
+    Ok((trailer_start - header_len, header_len))
+}
+
+/// Decrypts and parses a sealed pack header.
+pub fn parse_header(
+    keys: &MasterKeys,
+    pack: &Id,
+    sealed: &[u8],
+    name: &str,
+) -> Result<Vec<HeaderEntry>> {
+    let mut buf = sealed.to_vec();
+    keys.pack_aead(pack)
+        .open(&header_nonce(), &header_aad(pack), &mut buf)
+        .map_err(|()| Error::crypto(format!("pack {name}: header failed authentication")))?;
+    if buf.len() < 5 || buf[0] != HEADER_VERSION {
+        return Err(Error::corrupt(format!(
+            "pack {name}: unknown header version"
+        )));
+    }
+    let count = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if buf.len() != 5 + count * ENTRY_LEN {
+        return Err(Error::corrupt(format!(
+            "pack {name}: header length does not match {count} entries"
+        )));
+    }
+    buf[5..]
+        .chunks_exact(ENTRY_LEN)
+        .enumerate()
+        .map(|(i, e)| {
+            let word = |at: usize| u32::from_le_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]);
+            let kind = BlobType::from_code(e[0]).ok_or_else(|| {
+                Error::corrupt(format!("pack {name}: blob {i} has unknown type {}", e[0]))
+            })?;
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&e[16..48]);
+            Ok(HeaderEntry {
+                kind,
+                compressed: e[1] != 0,
+                offset: word(4),
+                stored_len: word(8),
+                raw_len: word(12),
+                id: Id(id),
+            })
+        })
+        .collect()
+}
+
+/// Decrypts (and decompresses) one blob's stored bytes, proving it is `r.id` of `kind`.
+pub(crate) fn open_blob(
+    aead: &Aead,
+    kind: BlobType,
+    r: &BlobRef,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let name = || {
+        format!(
+            "blob {} (index {}) of pack {}",
+            r.id.short(),
+            r.index,
+            pack_key(&r.pack)
+        )
+    };
+    if stored.len() != r.stored_len as usize || stored.len() < TAG_LEN {
+        return Err(Error::corrupt(format!(
+            "{}: expected {} bytes, got {}",
+            name(),
+            r.stored_len,
+            stored.len()
+        )));
+    }
+    let split = stored.len() - TAG_LEN;
+    let mut buf = stored[..split].to_vec();
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&stored[split..]);
+    aead.open_detached(&blob_nonce(r.index), &blob_aad(kind, &r.id), &mut buf, &tag)
+        .map_err(|()| {
+            Error::crypto(format!(
+                "{} failed authentication: the pack is damaged or the ref is wrong",
+                name()
+            ))
+        })?;
+    if !r.is_compressed() {
+        return Ok(buf);
+    }
+    let plain = zstd::bulk::decompress(&buf, r.raw_len as usize)
+        .map_err(|e| Error::corrupt(format!("{}: does not decompress", name())).with_source(e))?;
+    if plain.len() != r.raw_len as usize {
+        return Err(Error::corrupt(format!(
+            "{}: decompressed to {} bytes, expected {}",
+            name(),
+            plain.len(),
+            r.raw_len
+        )));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CipherKind;
+
+    #[test]
+    fn built_packs_open_blob_by_blob_and_list_their_header() {
+        let keys = MasterKeys::generate(CipherKind::Aes256Gcm);
+        let mut builder = PackBuilder::new(1024);
+        let a = b"hello hello hello hello hello".to_vec();
+        let a_id = keys.chunk_id(&a);
+        let a_z = zstd::bulk::compress(&a, 1).expect("zstd");
+        let ra = builder.add(BlobType::Data, a_id, &a_z, true, a.len() as u32);
+        let b = b"raw".to_vec();
+        let rb = builder.add(BlobType::Tree, keys.chunk_id(&b), &b, false, 3);
+        let (id, bytes, summary) = builder.seal(&keys);
+        assert_eq!(summary.blobs, 2);
+        assert_eq!(summary.stored, bytes.len() as u64);
+        let aead = keys.pack_aead(&id);
+        let slice = |r: &BlobRef| &bytes[r.offset as usize..r.end() as usize];
+        assert_eq!(
+            open_blob(&aead, BlobType::Data, &ra, slice(&ra)).expect("a"),
+            a
+        );
+        assert_eq!(
+            open_blob(&aead, BlobType::Tree, &rb, slice(&rb)).expect("b"),
+            b
+        );
+        let wrong = open_blob(&aead, BlobType::Data, &rb, slice(&rb)).expect_err("wrong type");
+        assert_eq!(wrong.kind(), crate::ErrorKind::Crypto);
+
+        let (start, len) = locate_header(&bytes, bytes.len() as u64, "p").expect("trailer");
+        let entries = parse_header(
+            &keys,
+            &id,
+            &bytes[start as usize..(start + len) as usize],
+            "p",
+        )
+        .expect("header");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, a_id);
+        assert!(entries[0].compressed && !entries[1].compressed);
+        assert_eq!(
+            (entries[1].offset, entries[1].stored_len),
+            (rb.offset, rb.stored_len)
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_blob_is_detected() {
+        let keys = MasterKeys::generate(CipherKind::ChaCha20Poly1305);
+        let mut builder = PackBuilder::new(64);
+        let r = builder.add(BlobType::Data, Id([7; 32]), b"payload", false, 7);
+        let (id, bytes, _) = builder.seal(&keys);
+        let mut damaged = bytes.to_vec();
+        damaged[2] ^= 1;
+        let err = open_blob(
+            &keys.pack_aead(&id),
+            BlobType::Data,
+            &r,
+            &damaged[..r.end() as usize],
+        )
+        .expect_err("flip");
+        assert!(err.to_string().contains("failed authentication"), "{err}");
+        assert!(
+            locate_header(&damaged[..damaged.len() - 3], damaged.len() as u64 - 3, "p").is_err()
+        );
+    }
+}
