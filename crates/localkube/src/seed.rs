@@ -154,5 +154,135 @@ pub fn seed(api: &Api) -> Result<(), ApiError> {
             "allowVolumeExpansion": true,
         }),
     )?;
+    seed_snapshots(api)?;
     Ok(())
+}
+
+fn snapshot_crd(
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    schema: Value,
+    columns: Value,
+) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.snapshot.storage.k8s.io")},
+        "spec": {
+            "group": "snapshot.storage.k8s.io",
+            "scope": if namespaced { "Namespaced" } else { "Cluster" },
+            "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind, "listKind": format!("{kind}List"), "shortNames": short},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": if kind == "VolumeSnapshotClass" { json!({}) } else { json!({"status": {}}) },
+                "additionalPrinterColumns": columns,
+                "schema": {"openAPIV3Schema": schema},
+            }],
+        },
+    })
+}
+
+fn open_object(description: &str) -> Value {
+    json!({"type": "object", "description": description, "x-kubernetes-preserve-unknown-fields": true})
+}
+
+/// The snapshot.storage.k8s.io/v1 CRDs and the local driver's default VolumeSnapshotClass.
+pub fn seed_snapshots(api: &Api) -> Result<(), ApiError> {
+    let meta = json!({"type": "object"});
+    let crds = [
+        snapshot_crd(
+            "volumesnapshotclasses",
+            "VolumeSnapshotClass",
+            false,
+            &["vsclass", "vsclasses"],
+            json!({"type": "object", "description": "VolumeSnapshotClass specifies parameters that a underlying storage system uses when creating a volume snapshot.",
+            "required": ["deletionPolicy", "driver"],
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": meta,
+                "driver": {"type": "string", "description": "driver is the name of the storage driver that handles this VolumeSnapshotClass."},
+                "deletionPolicy": {"type": "string", "enum": ["Delete", "Retain"]},
+                "parameters": {"type": "object", "additionalProperties": {"type": "string"}}
+            }}),
+            json!([
+                {"name": "Driver", "type": "string", "jsonPath": ".driver"},
+                {"name": "DeletionPolicy", "type": "string", "jsonPath": ".deletionPolicy"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+            ]),
+        ),
+        snapshot_crd(
+            "volumesnapshots",
+            "VolumeSnapshot",
+            true,
+            &["vs"],
+            json!({"type": "object", "description": "VolumeSnapshot is a user's request for either creating a point-in-time snapshot of a persistent volume, or binding to a pre-existing snapshot.",
+            "required": ["spec"],
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": meta,
+                "spec": {"type": "object", "required": ["source"], "properties": {
+                    "source": {"type": "object", "properties": {
+                        "persistentVolumeClaimName": {"type": "string"},
+                        "volumeSnapshotContentName": {"type": "string"}}},
+                    "volumeSnapshotClassName": {"type": "string"}}},
+                "status": open_object("status represents the current information of a snapshot.")
+            }}),
+            json!([
+                {"name": "ReadyToUse", "type": "boolean", "jsonPath": ".status.readyToUse"},
+                {"name": "SourcePVC", "type": "string", "jsonPath": ".spec.source.persistentVolumeClaimName"},
+                {"name": "SourceSnapshotContent", "type": "string", "jsonPath": ".spec.source.volumeSnapshotContentName"},
+                {"name": "RestoreSize", "type": "string", "jsonPath": ".status.restoreSize"},
+                {"name": "SnapshotClass", "type": "string", "jsonPath": ".spec.volumeSnapshotClassName"},
+                {"name": "SnapshotContent", "type": "string", "jsonPath": ".status.boundVolumeSnapshotContentName"},
+                {"name": "CreationTime", "type": "date", "jsonPath": ".status.creationTime"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+            ]),
+        ),
+        snapshot_crd(
+            "volumesnapshotcontents",
+            "VolumeSnapshotContent",
+            false,
+            &["vsc", "vscs"],
+            json!({"type": "object", "description": "VolumeSnapshotContent represents the actual \"on-disk\" snapshot object in the underlying storage system.",
+            "required": ["spec"],
+            "properties": {
+                "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": meta,
+                "spec": open_object("spec defines properties of a VolumeSnapshotContent created by the underlying storage system."),
+                "status": open_object("status represents the current information of a snapshot.")
+            }}),
+            json!([
+                {"name": "ReadyToUse", "type": "boolean", "jsonPath": ".status.readyToUse"},
+                {"name": "RestoreSize", "type": "integer", "jsonPath": ".status.restoreSize"},
+                {"name": "DeletionPolicy", "type": "string", "jsonPath": ".spec.deletionPolicy"},
+                {"name": "Driver", "type": "string", "jsonPath": ".spec.driver"},
+                {"name": "VolumeSnapshotClass", "type": "string", "jsonPath": ".spec.volumeSnapshotClassName"},
+                {"name": "VolumeSnapshot", "type": "string", "jsonPath": ".spec.volumeSnapshotRef.name"},
+                {"name": "VolumeSnapshotNamespace", "type": "string", "jsonPath": ".spec.volumeSnapshotRef.namespace"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+            ]),
+        ),
+    ];
+    for crd in crds {
+        create_if_missing(api, Builtin::CustomResourceDefinition, None, crd)?;
+    }
+    Ok(())
+}
+
+/// The default VolumeSnapshotClass, created once its CRD is served.
+pub fn seed_snapshot_class(api: &Api) -> Result<bool, ApiError> {
+    let Ok(rt) = api.resource("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses") else {
+        return Ok(false);
+    };
+    let class = json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotClass",
+        "metadata": {"name": "local-snapshot", "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"}},
+        "driver": LOCAL_PATH_PROVISIONER,
+        "deletionPolicy": "Delete",
+    });
+    match api.create(&rt, None, class, &WriteOptions::default()) {
+        Ok(_) => Ok(true),
+        Err(e) if e.code == 409 => Ok(true),
+        Err(e) => Err(e),
+    }
 }

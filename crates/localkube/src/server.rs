@@ -148,7 +148,7 @@ impl ServerBuilder {
         seed::seed(&api).map_err(|e| ServerError::Seed(e.message))?;
 
         let shutdown = CancellationToken::new();
-        let mut tasks = controllers::start_core(&api, &shutdown);
+        let mut tasks = controllers::start_core(&api, &data_dir, &shutdown);
         let kubelet = if self.kubelet {
             let k = Arc::new(Kubelet::new(api.clone(), data_dir.clone()));
             tasks.push(tokio::spawn(controllers::runner::run(

@@ -72,8 +72,10 @@ pub async fn run<R: Reconciler>(r: Arc<R>, store: Arc<Store>, shutdown: Cancella
                     let n = failures.entry(key.clone()).or_insert(0);
                     *n += 1;
                     let delay = (RETRY_BASE * 2u32.saturating_pow((*n).min(10))).min(RETRY_MAX);
-                    if e.code != 409 && e.code != 404 {
-                        tracing::debug!(controller = r.name(), ?key, error = %e, "reconcile failed; retrying");
+                    if e.code == 409 || e.code == 404 {
+                        tracing::debug!(controller = r.name(), ?key, error = %e, "reconcile raced a change; retrying");
+                    } else {
+                        tracing::warn!(controller = r.name(), ?key, error = %e, "reconcile failed; retrying");
                     }
                     seq += 1;
                     delayed.insert((Instant::now() + delay, seq), key);

@@ -29,6 +29,7 @@ fn sub_verbs(sub: Subresource) -> &'static [&'static str] {
         Subresource::Exec => &["create", "get"],
         Subresource::Eviction | Subresource::Binding => &["create"],
         Subresource::Finalize => &["update"],
+        Subresource::Scale => &["get", "patch", "update"],
     }
 }
 
@@ -37,6 +38,7 @@ fn sub_kind(rt: &ResourceType, sub: Subresource) -> Value {
         Subresource::Exec => json!({"group": "", "version": "v1", "kind": "PodExecOptions"}),
         Subresource::Eviction => json!({"group": "policy", "version": "v1", "kind": "Eviction"}),
         Subresource::Binding => json!({"group": "", "version": "v1", "kind": "Binding"}),
+        Subresource::Scale => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
         _ => json!({"group": rt.group, "version": rt.version, "kind": rt.kind}),
     }
 }

@@ -7,6 +7,7 @@ mod pod;
 mod request;
 mod resource;
 mod response;
+mod scale;
 
 pub use request::{Query, ResourcePath, Route, route};
 
@@ -198,6 +199,8 @@ async fn serve_resource(
         }
     }
     let (parts, body) = req.into_parts();
+    let is_scale = path.subresource.as_deref() == Some("scale")
+        && rt.has_subresource(crate::resource::Subresource::Scale);
     let call = resource::Call {
         method: parts.method,
         path,
@@ -206,6 +209,11 @@ async fn serve_resource(
         body,
         format,
     };
+    if is_scale {
+        return scale::serve(state, &rt, call)
+            .await
+            .unwrap_or_else(|e| response::error(&e));
+    }
     resource::serve(state, rt, call).await
 }
 

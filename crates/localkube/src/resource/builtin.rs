@@ -108,6 +108,7 @@ struct Def {
 
 const ALL: &[&str] = &["all"];
 const STATUS: &[Subresource] = &[Subresource::Status];
+const STATUS_SCALE: &[Subresource] = &[Subresource::Status, Subresource::Scale];
 
 const DEFS: &[Def] = &[
     Def {
@@ -257,7 +258,7 @@ const DEFS: &[Def] = &[
         namespaced: true,
         short: &["deploy"],
         categories: ALL,
-        subresources: STATUS,
+        subresources: STATUS_SCALE,
         generation: true,
     },
     Def {
@@ -269,7 +270,7 @@ const DEFS: &[Def] = &[
         namespaced: true,
         short: &["sts"],
         categories: ALL,
-        subresources: STATUS,
+        subresources: STATUS_SCALE,
         generation: true,
     },
     Def {
@@ -293,7 +294,7 @@ const DEFS: &[Def] = &[
         namespaced: true,
         short: &["rs"],
         categories: ALL,
-        subresources: STATUS,
+        subresources: STATUS_SCALE,
         generation: true,
     },
     Def {

@@ -20,6 +20,7 @@ pub enum Subresource {
     Eviction,
     Binding,
     Finalize,
+    Scale,
 }
 
 impl Subresource {
@@ -31,6 +32,7 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::Binding => "binding",
             Subresource::Finalize => "finalize",
+            Subresource::Scale => "scale",
         }
     }
 
@@ -42,6 +44,7 @@ impl Subresource {
             "eviction" => Subresource::Eviction,
             "binding" => Subresource::Binding,
             "finalize" => Subresource::Finalize,
+            "scale" => Subresource::Scale,
             _ => return None,
         })
     }

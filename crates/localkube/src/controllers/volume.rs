@@ -1,0 +1,430 @@
+//! PersistentVolumes: the local-path provisioner (a directory per volume under
+//! `<data>/volumes`, `Immediate` and `WaitForFirstConsumer` binding, restores from a
+//! VolumeSnapshot `dataSource`), binding of claims to pre-created volumes, and reclaim
+//! (`Delete` removes the volume and its directory, `Retain` marks it Released).
+
+use super::copy::copy_tree;
+use super::runner::Reconciler;
+use super::util::{delete, s, write_status};
+use crate::error::ApiError;
+use crate::resource::Builtin;
+use crate::rest::{Api, Propagation, Target, WriteOptions};
+use crate::seed::LOCAL_PATH_PROVISIONER;
+use crate::store::{EventType, WatchEvent};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A claim or a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Claim(String, String),
+    Volume(String),
+}
+
+/// Bytes in a Kubernetes quantity (`1Gi`, `500M`, `1000`), for capacity matching.
+pub fn quantity_bytes(q: &str) -> Option<u128> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        _ => return None,
+    };
+    Some((n * mult) as u128)
+}
+
+pub struct VolumeController {
+    pub api: Arc<Api>,
+    pub data_dir: PathBuf,
+}
+
+impl VolumeController {
+    fn claim_in_use(&self, ns: &str, claim: &str) -> bool {
+        self.api
+            .store()
+            .list("core/pods", Some(ns), None, 0, |o| {
+                !matches!(o.index.field("status.phase"), Some("Succeeded" | "Failed"))
+            })
+            .items
+            .iter()
+            .any(|p| {
+                p.value()
+                    .pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|vs| {
+                        vs.iter()
+                            .any(|v| s(v, "/persistentVolumeClaim/claimName") == claim)
+                    })
+            })
+    }
+
+    /// The directory of a ready snapshot a claim restores from; `Err` to wait.
+    fn restore_source(&self, ns: &str, pvc: &Value) -> Result<Option<PathBuf>, ()> {
+        let Some(source) = pvc
+            .pointer("/spec/dataSource")
+            .or_else(|| pvc.pointer("/spec/dataSourceRef"))
+        else {
+            return Ok(None);
+        };
+        if s(source, "/kind") != "VolumeSnapshot" {
+            return Ok(None);
+        }
+        let Some(vs) = self.api.store().get(
+            "snapshot.storage.k8s.io/volumesnapshots",
+            ns,
+            s(source, "/name"),
+        ) else {
+            return Err(());
+        };
+        let vs = vs.value();
+        if vs.pointer("/status/readyToUse").and_then(Value::as_bool) != Some(true) {
+            return Err(());
+        }
+        let content = s(&vs, "/status/boundVolumeSnapshotContentName");
+        let Some(c) = self.api.store().get(
+            "snapshot.storage.k8s.io/volumesnapshotcontents",
+            "",
+            content,
+        ) else {
+            return Err(());
+        };
+        let handle = s(&c.value(), "/status/snapshotHandle").to_string();
+        if handle.is_empty() {
+            return Err(());
+        }
+        Ok(Some(PathBuf::from(handle)))
+    }
+
+    fn bind(&self, ns: &str, pvc: &Value, pv: &Value) -> Result<(), ApiError> {
+        let pv_name = s(pv, "/metadata/name");
+        let pvc_rt = self.api.builtin(Builtin::PersistentVolumeClaim);
+        let pv_rt = self.api.builtin(Builtin::PersistentVolume);
+        if s(pv, "/spec/claimRef/uid").is_empty() {
+            let mut v = pv.clone();
+            v["spec"]["claimRef"] = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
+                "name": s(pvc, "/metadata/name"), "uid": s(pvc, "/metadata/uid"),
+                "resourceVersion": s(pvc, "/metadata/resourceVersion"),
+            });
+            self.api.update(
+                &pv_rt,
+                None,
+                pv_name,
+                v,
+                Target::Main,
+                &WriteOptions::default(),
+            )?;
+        }
+        if let Some(cur) = self.api.store().get("core/persistentvolumes", "", pv_name) {
+            let cur = cur.value();
+            write_status(&self.api, &pv_rt, &cur, json!({"phase": "Bound"}))?;
+        }
+        let mut claim = pvc.clone();
+        if s(&claim, "/spec/volumeName") != pv_name {
+            claim["spec"]["volumeName"] = json!(pv_name);
+            claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+            claim["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] = json!("yes");
+            self.api.update(
+                &pvc_rt,
+                Some(ns),
+                s(pvc, "/metadata/name"),
+                claim,
+                Target::Main,
+                &WriteOptions::default(),
+            )?;
+        }
+        if let Some(cur) =
+            self.api
+                .store()
+                .get("core/persistentvolumeclaims", ns, s(pvc, "/metadata/name"))
+        {
+            let cur = cur.value();
+            let status = json!({
+                "phase": "Bound",
+                "accessModes": pv.pointer("/spec/accessModes").cloned().unwrap_or_else(|| json!(["ReadWriteOnce"])),
+                "capacity": pv.pointer("/spec/capacity").cloned().unwrap_or_else(|| json!({})),
+            });
+            write_status(&self.api, &pvc_rt, &cur, status)?;
+        }
+        Ok(())
+    }
+
+    fn provision(
+        &self,
+        ns: &str,
+        pvc: &Value,
+        class: &Value,
+    ) -> Result<Option<Duration>, ApiError> {
+        let source = match self.restore_source(ns, pvc) {
+            Ok(s) => s,
+            Err(()) => return Ok(Some(Duration::from_millis(500))),
+        };
+        let pv_name = format!("pvc-{}", s(pvc, "/metadata/uid"));
+        let dir = self.data_dir.join("volumes").join(&pv_name);
+        if !dir.exists() {
+            let staging = dir.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&staging);
+            let result = match &source {
+                Some(src) => copy_tree(src, &staging).map(|_| ()),
+                None => std::fs::create_dir_all(&staging),
+            };
+            result
+                .and_then(|_| {
+                    std::fs::set_permissions(
+                        &staging,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+                    )
+                })
+                .and_then(|_| std::fs::rename(&staging, &dir))
+                .map_err(|e| ApiError::internal(format!("provisioning {}: {e}", dir.display())))?;
+        }
+        let request = s(pvc, "/spec/resources/requests/storage");
+        let pv = json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": pv_name,
+                "annotations": {"pv.kubernetes.io/provisioned-by": LOCAL_PATH_PROVISIONER, "local.path.provisioner/selected-node": self.api.config.node_name},
+            },
+            "spec": {
+                "capacity": {"storage": if request.is_empty() { "1Gi" } else { request }},
+                "accessModes": pvc.pointer("/spec/accessModes").cloned().unwrap_or_else(|| json!(["ReadWriteOnce"])),
+                "persistentVolumeReclaimPolicy": match s(class, "/reclaimPolicy") { "" => "Delete", p => p },
+                "storageClassName": s(class, "/metadata/name"),
+                "volumeMode": match s(pvc, "/spec/volumeMode") { "" => "Filesystem", m => m },
+                "local": {"path": dir.display().to_string()},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [self.api.config.node_name]}]}]}},
+                "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
+                    "name": s(pvc, "/metadata/name"), "uid": s(pvc, "/metadata/uid")},
+            },
+        });
+        super::util::create(&self.api, Builtin::PersistentVolume, "", pv)?;
+        let Some(pv) = self.api.store().get("core/persistentvolumes", "", &pv_name) else {
+            return Ok(Some(Duration::from_millis(200)));
+        };
+        self.bind(ns, pvc, &pv.value())?;
+        Ok(None)
+    }
+
+    fn reconcile_claim(&self, ns: &str, name: &str) -> Result<Option<Duration>, ApiError> {
+        let Some(stored) = self
+            .api
+            .store()
+            .get("core/persistentvolumeclaims", ns, name)
+        else {
+            return Ok(None);
+        };
+        if stored.index.deleting {
+            return Ok(None);
+        }
+        let pvc = stored.value();
+        let volume = s(&pvc, "/spec/volumeName");
+        if !volume.is_empty() {
+            if s(&pvc, "/status/phase") == "Bound" {
+                return Ok(None);
+            }
+            return match self.api.store().get("core/persistentvolumes", "", volume) {
+                Some(pv) => self.bind(ns, &pvc, &pv.value()).map(|_| None),
+                None => Ok(Some(Duration::from_secs(1))),
+            };
+        }
+        let class_name = s(&pvc, "/spec/storageClassName");
+        let class = (!class_name.is_empty())
+            .then(|| {
+                self.api
+                    .store()
+                    .get("storage.k8s.io/storageclasses", "", class_name)
+            })
+            .flatten()
+            .map(|c| c.value());
+        if let Some(class) = class
+            .as_ref()
+            .filter(|c| s(c, "/provisioner") == LOCAL_PATH_PROVISIONER)
+        {
+            if s(class, "/volumeBindingMode") == "WaitForFirstConsumer"
+                && !self.claim_in_use(ns, name)
+            {
+                return Ok(None);
+            }
+            return self.provision(ns, &pvc, class);
+        }
+        // Static binding: the smallest Available volume of the class that is large enough.
+        let want = quantity_bytes(s(&pvc, "/spec/resources/requests/storage")).unwrap_or(0);
+        let candidates = self
+            .api
+            .store()
+            .list("core/persistentvolumes", None, None, 0, |_| true)
+            .items;
+        let best = candidates
+            .iter()
+            .map(|o| o.value())
+            .filter(|pv| s(pv, "/spec/storageClassName") == class_name)
+            .filter(|pv| {
+                let claim = pv.pointer("/spec/claimRef");
+                claim.is_none_or(Value::is_null)
+                    || (s(pv, "/spec/claimRef/name") == name
+                        && s(pv, "/spec/claimRef/namespace") == ns
+                        && s(pv, "/spec/claimRef/uid").is_empty())
+            })
+            .filter(|pv| quantity_bytes(s(pv, "/spec/capacity/storage")).unwrap_or(0) >= want)
+            .min_by_key(|pv| quantity_bytes(s(pv, "/spec/capacity/storage")).unwrap_or(0));
+        match best {
+            Some(pv) => self.bind(ns, &pvc, &pv).map(|_| None),
+            None => Ok(None),
+        }
+    }
+
+    fn reconcile_volume(&self, name: &str) -> Result<Option<Duration>, ApiError> {
+        let Some(stored) = self.api.store().get("core/persistentvolumes", "", name) else {
+            return Ok(None);
+        };
+        if stored.index.deleting {
+            return Ok(None);
+        }
+        let pv = stored.value();
+        let rt = self.api.builtin(Builtin::PersistentVolume);
+        let claim_uid = s(&pv, "/spec/claimRef/uid");
+        if claim_uid.is_empty() {
+            if matches!(s(&pv, "/status/phase"), "" | "Pending") {
+                write_status(&self.api, &rt, &pv, json!({"phase": "Available"}))?;
+            }
+            return Ok(None);
+        }
+        let claim = self.api.store().get(
+            "core/persistentvolumeclaims",
+            s(&pv, "/spec/claimRef/namespace"),
+            s(&pv, "/spec/claimRef/name"),
+        );
+        if claim.is_some_and(|c| c.index.uid == claim_uid) {
+            return Ok(None);
+        }
+        // The claim is gone: reclaim.
+        if s(&pv, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
+            let path = PathBuf::from(s(&pv, "/spec/local/path"));
+            if s(
+                &pv,
+                "/metadata/annotations/pv.kubernetes.io~1provisioned-by",
+            ) == LOCAL_PATH_PROVISIONER
+                && path.starts_with(self.data_dir.join("volumes"))
+            {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            delete(
+                &self.api,
+                Builtin::PersistentVolume,
+                "",
+                name,
+                Propagation::Background,
+            )?;
+        } else {
+            write_status(&self.api, &rt, &pv, json!({"phase": "Released"}))?;
+        }
+        Ok(None)
+    }
+}
+
+impl Reconciler for VolumeController {
+    type Key = Key;
+
+    fn name(&self) -> &'static str {
+        "persistentvolumes"
+    }
+
+    fn keys_for(&self, ev: &WatchEvent) -> Vec<Key> {
+        let o = &ev.object;
+        match &*o.resource {
+            "core/persistentvolumeclaims" => {
+                let mut keys = vec![Key::Claim(o.namespace.clone(), o.name.clone())];
+                if ev.kind == EventType::Deleted {
+                    let v = o.value();
+                    let volume = s(&v, "/spec/volumeName");
+                    if !volume.is_empty() {
+                        keys.push(Key::Volume(volume.to_string()));
+                    }
+                }
+                keys
+            }
+            "core/persistentvolumes" => vec![Key::Volume(o.name.clone())],
+            "core/pods" if ev.kind == EventType::Added => o
+                .value()
+                .pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| {
+                    v.pointer("/persistentVolumeClaim/claimName")
+                        .and_then(Value::as_str)
+                })
+                .map(|c| Key::Claim(o.namespace.clone(), c.to_string()))
+                .collect(),
+            "snapshot.storage.k8s.io/volumesnapshots" => self
+                .api
+                .store()
+                .list(
+                    "core/persistentvolumeclaims",
+                    Some(&o.namespace),
+                    None,
+                    0,
+                    |c| !c.index.deleting,
+                )
+                .items
+                .iter()
+                .map(|c| Key::Claim(c.namespace.clone(), c.name.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn all_keys(&self) -> Vec<Key> {
+        let store = self.api.store();
+        let mut keys: Vec<Key> = store
+            .list("core/persistentvolumeclaims", None, None, 0, |_| true)
+            .items
+            .iter()
+            .map(|o| Key::Claim(o.namespace.clone(), o.name.clone()))
+            .collect();
+        keys.extend(
+            store
+                .list("core/persistentvolumes", None, None, 0, |_| true)
+                .items
+                .iter()
+                .map(|o| Key::Volume(o.name.clone())),
+        );
+        keys
+    }
+
+    async fn reconcile(&self, key: &Key) -> Result<Option<Duration>, ApiError> {
+        match key {
+            Key::Claim(ns, name) => self.reconcile_claim(ns, name),
+            Key::Volume(name) => self.reconcile_volume(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_binary_and_decimal_suffixes() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1 << 30));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+        assert_eq!(quantity_bytes("1.5Ki"), Some(1536));
+        assert_eq!(quantity_bytes("12"), Some(12));
+        assert_eq!(quantity_bytes("lots"), None);
+    }
+}
