@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How an error from an action is treated (KubeBlocks never reads it: every failure fails the Backup).
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum ActionErrorMode {
     /// An error from the action is acceptable and can be ignored.
     Continue,

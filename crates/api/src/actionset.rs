@@ -71,6 +71,7 @@ pub struct ActionSetStatus {
 
 /// The backup type.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupType {
     /// A full backup.
     Full,

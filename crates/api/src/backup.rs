@@ -97,6 +97,7 @@ pub struct BackupSpec {
 
 /// Whether a Backup's data is deleted with it.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupDeletionPolicy {
     /// The backup content and its physical snapshot in the repository are deleted.
     Delete,
@@ -106,6 +107,7 @@ pub enum BackupDeletionPolicy {
 
 /// The lifecycle phase of a Backup.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupPhase {
     /// Created but not yet processed by the controller.
     New,
@@ -235,6 +237,7 @@ pub struct BackupStatusTarget {
 
 /// The phase of one action of a Backup.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum ActionPhase {
     /// Created but not yet processed by the controller.
     New,
@@ -248,6 +251,7 @@ pub enum ActionPhase {
 
 /// The kind of workload an action runs as.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum ActionType {
     /// A Kubernetes Job.
     Job,

@@ -83,6 +83,7 @@ pub struct BackupPolicyStatus {
 
 /// The phases the reference lists for a BackupPolicy (the status actually uses Available and Unavailable).
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupPolicyPhase {
     /// The policy is usable.
     Available,

@@ -68,6 +68,7 @@ pub struct BackupRepoSpec {
 
 /// How a BackupRepo is accessed.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum AccessMethod {
     /// The storage is mounted locally (a PVC), so remote files are accessed like local ones.
     Mount,
@@ -77,6 +78,7 @@ pub enum AccessMethod {
 
 /// The reclaim policy of a PersistentVolume.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum PersistentVolumeReclaimPolicy {
     /// The volume is deleted with its claim.
     Delete,
@@ -86,6 +88,7 @@ pub enum PersistentVolumeReclaimPolicy {
 
 /// The stage a BackupRepo is in.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupRepoPhase {
     /// The repository is being pre-checked.
     PreChecking,

@@ -76,6 +76,7 @@ pub struct SchedulePolicy {
 
 /// The phase of a BackupSchedule.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupSchedulePhase {
     /// The schedule is available.
     Available,
@@ -85,6 +86,7 @@ pub enum BackupSchedulePhase {
 
 /// The phase of one schedule.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum SchedulePhase {
     /// The schedule runs.
     Running,

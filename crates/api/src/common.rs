@@ -13,6 +13,7 @@ pub type RetentionPeriod = String;
 
 /// The phase of a BackupPolicy or an ActionSet (`.status.phase`).
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum Phase {
     /// The object passed validation and can be used.
     Available,
@@ -32,6 +33,7 @@ pub struct ParameterPair {
 
 /// An encryption algorithm for backup data (datasafed's AES stream ciphers).
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum EncryptionAlgorithm {
     /// AES with a 128-bit key in CFB mode.
     #[serde(rename = "AES-128-CFB")]

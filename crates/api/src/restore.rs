@@ -161,6 +161,7 @@ pub struct PrepareDataConfig {
 
 /// How persistent volume claims are restored.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum VolumeClaimRestorePolicy {
     /// Restore the claims in parallel.
     Parallel,
@@ -183,6 +184,7 @@ pub struct RequiredPolicyForAllPodSelection {
 
 /// The data restore policy for strategy `All` backups.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum DataRestorePolicy {
     /// Each data copy restores exactly one target instance.
     #[default]
@@ -352,6 +354,7 @@ pub struct ReadinessProbeExecAction {
 
 /// The phase of a Restore.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum RestorePhase {
     /// The restore is executing.
     Running,
@@ -365,6 +368,7 @@ pub enum RestorePhase {
 
 /// The status of one restore action.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum RestoreActionStatus {
     /// The action runs.
     Processing,
@@ -376,6 +380,7 @@ pub enum RestoreActionStatus {
 
 /// The stage a restore action belongs to.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum RestoreStage {
     /// Writing the data into the volumes.
     #[serde(rename = "prepareData")]

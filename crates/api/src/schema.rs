@@ -41,3 +41,9 @@ pub fn list_of_string_maps(_: &mut SchemaGenerator) -> Schema {
         "items": {"type": "object", "additionalProperties": {"type": "string"}},
     })
 }
+
+/// Removes an enum type's own description from its schema, so that a field of that type keeps
+/// the field's description in the CRD (kube's `Option<Enum>` rewrite would otherwise replace it).
+pub fn drop_description(schema: &mut schemars::Schema) {
+    schema.remove("description");
+}

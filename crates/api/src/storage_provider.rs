@@ -83,6 +83,7 @@ pub struct ParametersSchema {
 
 /// The phase of a StorageProvider.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum StorageProviderPhase {
     /// Not ready, usually because the CSI driver is not installed.
     NotReady,

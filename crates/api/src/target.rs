@@ -50,6 +50,7 @@ pub struct PodSelector {
 
 /// The strategy to select the target pod when multiple pods match.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum PodSelectionStrategy {
     /// Select any one pod that matches the label selector (the first ready one by name).
     Any,

@@ -56,6 +56,7 @@ pub struct BackupToolStatus {}
 
 /// Which kind of workload runs a backup tool.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum DeployKind {
     /// A Job per backup.
     #[serde(rename = "job")]
@@ -67,6 +68,7 @@ pub enum DeployKind {
 
 /// The type of a backup tool.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum BackupToolType {
     /// Backs up files (full backups).
     #[serde(rename = "file")]
@@ -103,6 +105,7 @@ pub struct LogicalConfig {
 
 /// The pods a logical restore runs on.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum PodRestoreScope {
     /// Every pod.
     All,

@@ -51,6 +51,7 @@ pub struct RestoreJobSpec {
 
 /// The phase of a RestoreJob.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[schemars(transform = crate::schema::drop_description)]
 pub enum RestoreJobPhase {
     /// Created, not yet processed.
     New,
