@@ -79,13 +79,21 @@ fn pki() -> Pki {
 }
 
 async fn start_server(pki: &Pki) -> SocketAddr {
+    start_server_with(
+        pki,
+        HubConfig {
+            version: "1.2.3".to_owned(),
+            ..HubConfig::default()
+        },
+    )
+    .await
+}
+
+async fn start_server_with(pki: &Pki, config: HubConfig) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = server_config(pki.ca.cert_pem(), &pki.server.cert_pem, &pki.server.key_pem).unwrap();
-    let hub = AgentHub::new(HubConfig {
-        version: "1.2.3".to_owned(),
-        ..HubConfig::default()
-    });
+    let hub = AgentHub::new(config);
     tokio::spawn(serve(listener, tls, hub, std::future::pending()));
     addr
 }
@@ -324,4 +332,61 @@ async fn stream_not_starting_with_hello_is_failed_precondition() {
         err,
         "FailedPrecondition: the first message of a session must be Hello, got Heartbeat"
     );
+}
+
+#[tokio::test]
+async fn agent_that_never_sends_hello_is_dropped_after_the_hello_timeout() {
+    let (logs, _guard) = capture_logs();
+    let pki = pki();
+    let addr = start_server_with(
+        &pki,
+        HubConfig {
+            hello_timeout: Duration::from_millis(300),
+            ..HubConfig::default()
+        },
+    )
+    .await;
+    let agent = pki.ca.issue_agent("node-a", Validity::days(1)).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.ca.cert_pem()))
+        .identity(Identity::from_pem(&agent.cert_pem, &agent.key_pem))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let silent = tokio_stream::pending::<AgentMessage>();
+    let status = tokio::time::timeout(
+        Duration::from_secs(5),
+        AgentServiceClient::new(channel).session(silent),
+    )
+    .await
+    .expect("the server answers")
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    logs.wait_for("agent refused: no Hello within").await;
+}
+
+#[tokio::test]
+async fn agent_that_does_not_trust_the_server_is_logged_as_aborting_the_handshake() {
+    let (logs, _guard) = capture_logs();
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let agent = pki.ca.issue_agent("node-a", Validity::days(1)).unwrap();
+    let other = Ca::generate(Validity::days(1)).unwrap();
+    let result = session(
+        addr,
+        other.cert_pem(),
+        Some(&agent),
+        hello("node-a", "1.0.0"),
+    )
+    .await;
+    assert!(result.is_err(), "{result:?}");
+    let line = logs
+        .wait_for("agent refused: the client aborted the TLS handshake with alert")
+        .await;
+    assert!(line.contains("peer.addr=127.0.0.1:"), "{line}");
 }

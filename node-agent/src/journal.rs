@@ -45,8 +45,11 @@ use serde::{Deserialize, Serialize};
 pub const JOURNAL_FILE: &str = "journal";
 /// How long an acknowledged id is remembered after its ack.
 pub const ACKED_RETENTION: SignedDuration = SignedDuration::from_hours(7 * 24);
-/// Compaction runs when the file holds this many more records than live entries need.
-const COMPACT_SLACK: usize = 512;
+/// Compaction runs when the file has grown by this much since it was last compacted (finished
+/// actions keep their full `Action`, job JSON included, until compaction drops it).
+pub const COMPACT_AFTER_GROWTH: u64 = 4 << 20;
+/// How often expired acknowledged entries are looked for (compaction drops them).
+const EXPIRY_CHECK_EVERY: SignedDuration = SignedDuration::from_hours(1);
 
 /// A failure of the journal. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +183,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     len: u64,
-    records: usize,
+    compacted_len: u64,
+    expiry_checked_at: Timestamp,
     entries: BTreeMap<String, Entry>,
     poisoned: bool,
 }
@@ -235,12 +239,14 @@ impl Journal {
             path,
             file,
             len: replay.valid_len,
-            records: replay.records,
+            compacted_len: 0,
+            expiry_checked_at: Timestamp::UNIX_EPOCH,
             entries: replay.entries,
             poisoned: false,
         };
-        if journal.needs_compaction() {
-            journal.compact(Timestamp::now())?;
+        let now = Timestamp::now();
+        if journal.needs_compaction(now) {
+            journal.compact(now)?;
         }
         Ok(journal)
     }
@@ -318,7 +324,7 @@ impl Journal {
         if let Some(entry) = self.entries.get_mut(id) {
             entry.acked_at = Some(now);
         }
-        if self.needs_compaction() {
+        if self.needs_compaction(now) {
             self.compact(now)?;
         }
         Ok(true)
@@ -438,12 +444,26 @@ impl Journal {
             .open(&self.path)
             .map_err(io_err("reopening", &self.path))?;
         self.len = text.len() as u64;
-        self.records = records.len();
+        self.compacted_len = self.len;
+        self.expiry_checked_at = now;
         Ok(())
     }
 
-    fn needs_compaction(&self) -> bool {
-        self.records > self.entries.len() * 3 + COMPACT_SLACK
+    /// Whether the file grew by [`COMPACT_AFTER_GROWTH`] since the last compaction, or an
+    /// acknowledged entry has outlived [`ACKED_RETENTION`] (checked at most hourly).
+    fn needs_compaction(&mut self, now: Timestamp) -> bool {
+        if self.len > self.compacted_len + COMPACT_AFTER_GROWTH {
+            return true;
+        }
+        if now < self.expiry_checked_at + EXPIRY_CHECK_EVERY {
+            return false;
+        }
+        self.expiry_checked_at = now;
+        self.entries.values().any(|entry| {
+            entry
+                .acked_at
+                .is_some_and(|acked| acked + ACKED_RETENTION <= now)
+        })
     }
 
     fn check_usable(&self) -> Result<(), JournalError> {
@@ -465,7 +485,6 @@ impl Journal {
         match result {
             Ok(()) => {
                 self.len += line.len() as u64;
-                self.records += 1;
                 Ok(())
             }
             Err(source) => {
@@ -498,14 +517,12 @@ fn record_line(record: &Record) -> String {
 
 struct Replay {
     entries: BTreeMap<String, Entry>,
-    records: usize,
     valid_len: u64,
 }
 
 /// Replays a journal's bytes; `Err((line, reason))` for damage before the last valid record.
 fn replay(bytes: &[u8]) -> Result<Replay, (usize, String)> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut records = 0;
     let mut valid_len = 0u64;
     let mut first_invalid: Option<(usize, String)> = None;
     let mut offset = 0usize;
@@ -524,7 +541,6 @@ fn replay(bytes: &[u8]) -> Result<Replay, (usize, String)> {
                     return Err(invalid);
                 }
                 apply(&mut entries, record).map_err(|reason| (line_no, reason))?;
-                records += 1;
                 valid_len = offset as u64;
             }
             Err(reason) => {
@@ -532,11 +548,7 @@ fn replay(bytes: &[u8]) -> Result<Replay, (usize, String)> {
             }
         }
     }
-    Ok(Replay {
-        entries,
-        records,
-        valid_len,
-    })
+    Ok(Replay { entries, valid_len })
 }
 
 fn parse_record(line: &[u8]) -> Result<Record, String> {
@@ -624,8 +636,11 @@ mod tests {
         }
     }
 
+    /// `secs` after this test process started (recent, so the retention never expires it).
     fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+        static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(|| Timestamp::now().as_second());
+        Timestamp::from_second(base + secs).unwrap()
     }
 
     #[test]
@@ -782,6 +797,53 @@ mod tests {
         assert_eq!(journal.get("new").unwrap().status(), EntryStatus::Acked);
         let text = fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
         assert_eq!(text.lines().count(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn acks_older_than_the_retention_are_dropped_when_the_journal_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        let long_ago = Timestamp::now() - ACKED_RETENTION - SignedDuration::from_hours(1);
+        let recently = Timestamp::now() - SignedDuration::from_hours(1);
+        for (id, at) in [("old", long_ago), ("recent", recently)] {
+            journal.accept(&action(id), at).unwrap();
+            journal
+                .finish(&done(id, ActionPhase::Succeeded), at)
+                .unwrap();
+            journal.ack(id, at).unwrap();
+        }
+        drop(journal);
+        let journal = Journal::open(dir.path()).unwrap();
+        assert!(journal.get("old").is_none());
+        assert_eq!(journal.get("recent").unwrap().status(), EntryStatus::Acked);
+    }
+
+    #[test]
+    fn a_journal_grown_by_finished_actions_is_compacted_on_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        let big = |id: &str| {
+            let mut a = action(id);
+            a.kind = Some(action::Kind::Job(JobAction {
+                job_json: "x".repeat(600 << 10),
+                ..JobAction::default()
+            }));
+            a
+        };
+        for i in 0..8 {
+            let id = format!("big-{i}");
+            journal.accept(&big(&id), t(0)).unwrap();
+            journal
+                .finish(&done(&id, ActionPhase::Succeeded), t(1))
+                .unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let before = fs::metadata(&path).unwrap().len();
+        assert!(before > COMPACT_AFTER_GROWTH, "{before}");
+        journal.ack("big-0", t(2)).unwrap();
+        let after = fs::metadata(&path).unwrap().len();
+        assert!(after < 16 << 10, "not compacted: {after} bytes");
+        assert_eq!(journal.entries().len(), 8);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum HandshakeRefusal {
     NotYetValid,
     /// The client certificate was refused for another reason.
     BadCertificate(String),
+    /// The client aborted the handshake with a TLS alert, typically because it does not trust
+    /// the server certificate (wrong CA bundle or server name on the agent).
+    ClientAborted(String),
     /// The handshake did not finish in time.
     TimedOut,
     /// The client closed the connection during the handshake (it refused our certificate,
@@ -53,6 +56,10 @@ impl fmt::Display for HandshakeRefusal {
             HandshakeRefusal::BadCertificate(why) => {
                 write!(f, "client certificate is invalid: {why}")
             }
+            HandshakeRefusal::ClientAborted(alert) => write!(
+                f,
+                "the client aborted the TLS handshake with alert {alert} (does it trust this server's certificate and CA?)"
+            ),
             HandshakeRefusal::TimedOut => f.write_str("TLS handshake timed out"),
             HandshakeRefusal::ClosedEarly => {
                 f.write_str("connection closed by the client during the TLS handshake")
@@ -104,7 +111,7 @@ impl HandshakeRefusal {
             },
             rustls::Error::InvalidMessage(_) => HandshakeRefusal::Plaintext,
             rustls::Error::AlertReceived(alert) => {
-                HandshakeRefusal::Other(format!("the client sent alert {alert:?}"))
+                HandshakeRefusal::ClientAborted(format!("{alert:?}"))
             }
             other => HandshakeRefusal::Other(other.to_string()),
         }
@@ -150,6 +157,10 @@ mod tests {
             (
                 rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
                 "plaintext connection (the agent port accepts mutual TLS only)",
+            ),
+            (
+                rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA),
+                "the client aborted the TLS handshake with alert UnknownCA (does it trust this server's certificate and CA?)",
             ),
         ];
         for (err, expected) in cases {
