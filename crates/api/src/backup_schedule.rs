@@ -62,7 +62,7 @@ pub struct SchedulePolicy {
     pub name: Option<String>,
     /// The backup method, a name defined in the BackupPolicy.
     pub backup_method: String,
-    /// The cron expression of the schedule, in UTC (see https://en.wikipedia.org/wiki/Cron).
+    /// The cron expression of the schedule, in UTC (see <https://en.wikipedia.org/wiki/Cron>).
     pub cron_expression: String,
     /// How long the backups are kept, e.g. `30d` or `30d12h30m` (default `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

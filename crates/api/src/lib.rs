@@ -9,6 +9,15 @@
 //!
 //! [`crds::all`] returns every CustomResourceDefinition (including the legacy BackupTool and
 //! RestoreJob and the deprecated `storage.kubeblocks.io` StorageProvider).
+//!
+//! Around the types:
+//! - [`parse`]: one parser per string format (retention periods, Go durations, restore times,
+//!   time zones, cron, quantities, label selectors), each error quoting the bad input;
+//! - [`validate`]: semantic checks beyond the schema as pure functions returning
+//!   [`validate::Problem`]s with Kubernetes field paths, and [`validate::manifest::Checker`], which
+//!   runs metadata, unknown-field, schema, type and semantic checks on raw objects;
+//! - [`legacy`]: the old (≤ 0.6) API and its conversion to this one;
+//! - [`object`]: any object of the API read from JSON by `apiVersion` and `kind`.
 
 // kube-derive takes one `printcolumn(...)`/`category` per entry, so their keys repeat by design.
 #![allow(clippy::duplicated_attributes)]

@@ -2,9 +2,10 @@
 //! ActionSets and BackupPolicies with the same functions and KubeBlocks' messages).
 //!
 //! Each check returns [`Problem`]s with Kubernetes field paths. Single-object checks:
-//! [`actionset`], [`backup_policy`], [`backup_schedule`], [`backup`], [`restore`], [`backup_repo`],
-//! [`storage_provider`], dispatched by [`object`]. Checks between objects found together:
-//! [`schedule_against_policy`], [`backup_against_policy`], [`parameters`], run by [`related`].
+//! [`actionset()`], [`backup_policy()`], [`backup_schedule()`], [`backup()`], [`restore()`],
+//! [`backup_repo()`], [`storage_provider()`], dispatched by [`object()`]. Checks between objects
+//! found together: [`schedule_against_policy()`], [`backup_against_policy()`], [`parameters()`], run
+//! by [`related()`].
 //! [`manifest::Checker`] runs the schema, the types and all of these on raw JSON objects.
 
 pub mod actionset;
