@@ -3,6 +3,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::dedup::DedupFiles;
 use crate::plain::{Entry, GetSummary, ListOptions, PlainRepo, PutSummary, StatSummary};
 use crate::progress::SharedProgress;
 use crate::{Compression, Result};
@@ -13,6 +14,8 @@ use crate::{Compression, Result};
 pub enum RepoFiles {
     /// Named objects under a base path (KubeBlocks-compatible).
     Plain(PlainRepo),
+    /// A deduplicating repository (`useKopia: true`).
+    Dedup(DedupFiles),
 }
 
 impl RepoFiles {
@@ -29,6 +32,7 @@ impl RepoFiles {
     {
         match self {
             RepoFiles::Plain(repo) => repo.put(path, reader, compression, progress).await,
+            RepoFiles::Dedup(files) => files.put(path, reader, compression, progress).await,
         }
     }
 
@@ -45,6 +49,7 @@ impl RepoFiles {
     {
         match self {
             RepoFiles::Plain(repo) => repo.get(path, writer, decompression, progress).await,
+            RepoFiles::Dedup(files) => files.get(path, writer, decompression, progress).await,
         }
     }
 
@@ -52,6 +57,7 @@ impl RepoFiles {
     pub async fn list(&self, path: &str, options: &ListOptions) -> Result<Vec<Entry>> {
         match self {
             RepoFiles::Plain(repo) => repo.list(path, options).await,
+            RepoFiles::Dedup(files) => files.list(path, options).await,
         }
     }
 
@@ -59,6 +65,7 @@ impl RepoFiles {
     pub async fn stat(&self, path: &str) -> Result<StatSummary> {
         match self {
             RepoFiles::Plain(repo) => repo.stat(path).await,
+            RepoFiles::Dedup(files) => files.stat(path).await,
         }
     }
 
@@ -66,6 +73,7 @@ impl RepoFiles {
     pub async fn remove(&self, path: &str, recursive: bool) -> Result<u64> {
         match self {
             RepoFiles::Plain(repo) => repo.remove(path, recursive).await,
+            RepoFiles::Dedup(files) => files.remove(path, recursive).await,
         }
     }
 
@@ -73,6 +81,7 @@ impl RepoFiles {
     pub async fn rmdir(&self, path: &str) -> Result<()> {
         match self {
             RepoFiles::Plain(repo) => repo.rmdir(path).await,
+            RepoFiles::Dedup(files) => files.rmdir(path).await,
         }
     }
 
@@ -80,6 +89,7 @@ impl RepoFiles {
     pub async fn mkdir(&self, path: &str) -> Result<()> {
         match self {
             RepoFiles::Plain(repo) => repo.mkdir(path).await,
+            RepoFiles::Dedup(files) => files.mkdir(path).await,
         }
     }
 }

@@ -39,6 +39,15 @@ impl Compression {
         let lower = name.trim().to_ascii_lowercase();
         let parsed = match lower.as_str() {
             "zstd" | "zstd-default" => Compression::Zstd { level: 3 },
+            s if s
+                .strip_prefix("zstd-")
+                .and_then(|l| l.parse::<i32>().ok())
+                .is_some_and(|l| (1..=22).contains(&l)) =>
+            {
+                Compression::Zstd {
+                    level: s[5..].parse().unwrap_or(3),
+                }
+            }
             "zstd-fastest" => Compression::Zstd { level: 1 },
             "zstd-better" | "zstd-better-compression" => Compression::Zstd { level: 7 },
             "zstd-best" | "zstd-best-compression" => Compression::Zstd { level: 19 },
@@ -61,6 +70,24 @@ impl Compression {
             }
         };
         Ok(parsed)
+    }
+
+    /// The canonical datasafed name of this algorithm and level.
+    pub fn name(self) -> String {
+        match self {
+            Compression::Zstd { level: 1 } => "zstd-fastest".into(),
+            Compression::Zstd { level: 3 } => "zstd".into(),
+            Compression::Zstd { level: 7 } => "zstd-better-compression".into(),
+            Compression::Zstd { level: 19 } => "zstd-best-compression".into(),
+            Compression::Zstd { level } => format!("zstd-{level}"),
+            Compression::Gzip { level: 1 } => "gzip-best-speed".into(),
+            Compression::Gzip { level: 9 } => "gzip-best-compression".into(),
+            Compression::Gzip { .. } => "gzip".into(),
+            Compression::Deflate { level: 1 } => "deflate-best-speed".into(),
+            Compression::Deflate { level: 9 } => "deflate-best-compression".into(),
+            Compression::Deflate { .. } => "deflate-default".into(),
+            Compression::Lz4 => "lz4".into(),
+        }
     }
 
     /// Wraps `inner` so that bytes written are compressed into it.
@@ -219,6 +246,24 @@ mod tests {
             .read_to_string(&mut out)
             .expect("read");
         assert_eq!(out, "first second");
+    }
+
+    #[test]
+    fn canonical_names_parse_back_to_the_same_algorithm() {
+        for name in [
+            "zstd-fastest",
+            "zstd",
+            "zstd-better",
+            "zstd-best",
+            "zstd-5",
+            "gzip",
+            "pgzip-best-speed",
+            "deflate-best-compression",
+            "lz4",
+        ] {
+            let c = Compression::parse(name).expect(name);
+            assert_eq!(Compression::parse(&c.name()).ok(), Some(c), "{name}");
+        }
     }
 
     #[test]

@@ -139,11 +139,17 @@ impl IndexView {
             .map(|key| async move {
                 let id = Id::parse(key.rsplit('/').next().unwrap_or(""))
                     .map_err(|_| Error::corrupt(format!("{key} is not named by an id")))?;
-                let bytes = store.get(&key).await?;
+                // An index replaced by a concurrent prune may vanish between list and get.
+                let bytes = match store.get(&key).await {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
                 let file: IndexFile = sealed::open(keys, Kind::Index, &key, &bytes)?;
-                Ok::<_, Error>((id, file))
+                Ok::<_, Error>(Some((id, file)))
             })
             .buffer_unordered(16)
+            .try_filter_map(|x| async move { Ok(x) })
             .try_collect()
             .await?;
         let mut view = IndexView::default();

@@ -3,8 +3,10 @@
 
 pub mod backup;
 pub mod blobref;
+pub mod check;
 pub mod chunk;
 pub mod config;
+pub mod files;
 pub mod gc;
 pub mod id;
 pub mod index;
@@ -20,7 +22,9 @@ pub(crate) mod window;
 pub mod writer;
 
 pub use backup::{BackupOptions, ParentChoice, backup_stream, backup_tree};
+pub use check::{CheckOptions, CheckReport, check};
 pub use config::{InitOptions, RepoConfig, RepoOptions};
+pub use files::DedupFiles;
 pub use id::Id;
 pub use repository::Repository;
 pub use restore::{RestoreOptions, RestoreSummary, restore_stream, restore_tree};

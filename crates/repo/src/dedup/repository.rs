@@ -86,6 +86,36 @@ impl Repository {
         })
     }
 
+    /// Opens the repository, creating it first if the store holds none (datasafed's
+    /// behaviour with `DATASAFED_KOPIA_REPO_ROOT`). Two clients racing to create it both end
+    /// up with the one whose config landed.
+    pub async fn open_or_init(
+        store: Store,
+        passphrase: &Secret,
+        options: InitOptions,
+    ) -> Result<Repository> {
+        match Repository::open(store.clone(), passphrase).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            other => return other,
+        }
+        match Repository::init(store.clone(), passphrase, options).await {
+            Ok(repo) => {
+                // Verify that our config is the one in the store (a racing init may have won).
+                match Repository::open(store.clone(), passphrase).await {
+                    Ok(opened) if opened.config().id == repo.config().id => Ok(repo),
+                    _ => {
+                        let _ = store.delete(&key_key(&repo.key_id())).await;
+                        Repository::open(store, passphrase).await
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                Repository::open(store, passphrase).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens a repository with a passphrase; a wrong passphrase is a `Crypto` error naming
     /// how many keys were tried.
     pub async fn open(store: Store, passphrase: &Secret) -> Result<Repository> {
@@ -214,9 +244,17 @@ impl Repository {
     /// Every snapshot, oldest first. A snapshot that cannot be read is an error naming it.
     pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
         let ids = self.snapshot_ids().await?;
+        // A snapshot forgotten between list and get is skipped; any other failure is an error.
         let mut snapshots: Vec<Snapshot> = futures::stream::iter(ids)
-            .map(|id| async move { self.load_snapshot(&id).await })
+            .map(|id| async move {
+                match self.load_snapshot(&id).await {
+                    Ok(s) => Ok(Some(s)),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
             .buffer_unordered(16)
+            .try_filter_map(|s| async move { Ok(s) })
             .try_collect()
             .await?;
         snapshots.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));

@@ -318,6 +318,13 @@ impl Writer {
             .await
     }
 
+    /// Gives up: ends the session without committing. Uploaded packs stay uncommitted and
+    /// `prune` removes them.
+    pub async fn abort(self) -> Result<()> {
+        let _ = self.packer.finish().await;
+        self.session.end().await
+    }
+
     /// Commits: the last packs, then the index, then the snapshot (W1); ends the session.
     pub async fn commit(
         self,
