@@ -51,7 +51,8 @@ use crate::journal::{Journal, JournalError};
 use crate::tls::Dial;
 
 /// Capabilities this agent announces in `Hello` unless configured otherwise.
-pub const DEFAULT_CAPABILITIES: [&str; 4] = ["exec", "job", "repo-check", "delete-path"];
+pub const DEFAULT_CAPABILITIES: [&str; 5] =
+    ["exec", "job", "repo-check", "delete-path", "put-object"];
 
 /// How the session behaves.
 #[derive(Clone, Debug)]
