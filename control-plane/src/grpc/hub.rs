@@ -90,6 +90,19 @@ pub struct NodeState {
     pub since: Timestamp,
 }
 
+/// A copy of the hub's knowledge at one instant (see [`AgentHub::snapshot`]).
+#[derive(Clone, Debug, Default)]
+pub struct HubSnapshot {
+    /// Newest reported state per action id.
+    pub reported: HashMap<String, ActionState>,
+    /// Newest progress per action id.
+    pub progress: HashMap<String, Progress>,
+    /// Session state per node ever seen.
+    pub nodes: HashMap<String, NodeState>,
+    /// When the hub started.
+    pub started: Timestamp,
+}
+
 /// Something an agent did, as the reconcilers see it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubEvent {
@@ -378,6 +391,30 @@ impl AgentHub {
     /// The newest progress report for `action_id`.
     pub fn progress(&self, action_id: &str) -> Option<Progress> {
         self.lock().progress.get(action_id).cloned()
+    }
+
+    /// Everything agents have reported, and every node's session state, at one instant: the
+    /// input reconcilers hand to their pure planners.
+    pub fn snapshot(&self) -> HubSnapshot {
+        let state = self.lock();
+        HubSnapshot {
+            reported: state.reported.clone(),
+            progress: state.progress.clone(),
+            nodes: state
+                .nodes
+                .iter()
+                .map(|(name, node)| {
+                    (
+                        name.clone(),
+                        NodeState {
+                            connected: node.session.is_some(),
+                            since: node.since,
+                        },
+                    )
+                })
+                .collect(),
+            started: self.inner.started,
+        }
     }
 
     /// Opens a session for `node` after an accepted `Hello`: replaces any older session, queues

@@ -1,0 +1,85 @@
+//! Routes agent hub events to the reconcilers of the objects that own the actions.
+
+use std::sync::Arc;
+
+use cairn_api::backup::Backup;
+use futures::Stream;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::grpc::hub::HubEvent;
+use crate::shell::Context;
+
+/// Reconcile triggers by owner kind.
+pub struct Triggers {
+    pub backups: mpsc::UnboundedReceiver<ObjectRef<Backup>>,
+    /// Every other kind, by (kind, namespace, name).
+    pub others: mpsc::UnboundedReceiver<(String, String, String)>,
+}
+
+/// Spawns the router; it ends when the hub is dropped.
+pub fn spawn(ctx: Arc<Context>) -> Triggers {
+    let (backups_tx, backups) = mpsc::unbounded_channel();
+    let (others_tx, others) = mpsc::unbounded_channel();
+    let mut events = ctx.hub.events();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "reconcile triggers fell behind agent events; periodic requeues will catch up"
+                    );
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            };
+            let owner = match &event {
+                HubEvent::Result {
+                    owner: Some(owner), ..
+                } => Some((
+                    owner.kind.clone(),
+                    owner.namespace.clone(),
+                    owner.name.clone(),
+                )),
+                HubEvent::Result { state, .. } => ctx.owner_of(&state.action_id).map(to_triple),
+                HubEvent::Progress { progress, .. } => {
+                    ctx.owner_of(&progress.action_id).map(to_triple)
+                }
+                HubEvent::Accepted { action_id, .. } => ctx.owner_of(action_id).map(to_triple),
+                HubEvent::Connected { .. } | HubEvent::Disconnected { .. } => {
+                    ctx.metrics
+                        .connected_agents
+                        .set(ctx.hub.connected_nodes().len() as i64);
+                    None
+                }
+            };
+            let Some((kind, namespace, name)) = owner else {
+                continue;
+            };
+            let sent = match super::backup::backup_ref(&kind, &namespace, &name) {
+                Some(reference) => backups_tx.send(reference).is_ok(),
+                None => others_tx.send((kind, namespace, name)).is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+    });
+    Triggers { backups, others }
+}
+
+fn to_triple(reference: k8s_openapi::api::core::v1::ObjectReference) -> (String, String, String) {
+    (
+        reference.kind.unwrap_or_default(),
+        reference.namespace.unwrap_or_default(),
+        reference.name.unwrap_or_default(),
+    )
+}
+
+/// A receiver as a stream.
+pub fn stream<T: Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> {
+    tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+}

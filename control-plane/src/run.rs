@@ -1,0 +1,126 @@
+//! Wires a running control plane: TLS, the agent service, health endpoints, leader election and
+//! the reconcilers (which run only while this replica leads).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::RunArgs;
+use crate::grpc::hub::{AgentHub, HubConfig};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::reconcile;
+use crate::shell::{Context, ShellSettings};
+use crate::tls;
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    crate::plan::time::go_duration(text)
+        .map_err(|err| anyhow::anyhow!("--{flag}: invalid duration {text:?}: {err}"))
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let grace = duration("agent-grace-period", &args.agent_grace_period)?;
+    let heartbeat = duration("heartbeat-interval", &args.heartbeat_interval)?;
+    let progress = duration("progress-interval", &args.progress_interval)?;
+
+    let (ca, cert, key) = if args.tls_generate {
+        let files = tls::ensure::ensure_server_cert(&args.tls_dir, &args.tls_server_names)
+            .with_context(|| format!("creating certificates in {}", args.tls_dir.display()))?;
+        (args.tls_dir.join("ca.pem"), files.cert, files.key)
+    } else {
+        (
+            args.tls_dir.join("ca.pem"),
+            args.tls_dir.join("server.pem"),
+            args.tls_dir.join("server-key.pem"),
+        )
+    };
+    let tls_config = tls::server_config::server_config_from_files(&ca, &cert, &key)
+        .context("loading the agent service's TLS configuration")?;
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    let hub = AgentHub::new(HubConfig {
+        heartbeat_interval: heartbeat,
+        ..HubConfig::default()
+    });
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        hub.clone(),
+        metrics.clone(),
+        ShellSettings {
+            agent_grace: grace,
+            backup: crate::plan::backup::Settings {
+                progress_interval: progress,
+                ..Default::default()
+            },
+        },
+    ));
+
+    let listener = tokio::net::TcpListener::bind(args.agent_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.agent_listen))?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(args.agent_listen), "agent service listening (mutual TLS)");
+    let grpc_shutdown = shutdown.clone();
+    let grpc = tokio::spawn(crate::grpc::server::serve(
+        listener,
+        tls_config,
+        hub.clone(),
+        async move { grpc_shutdown.cancelled().await },
+    ));
+
+    let (leading_tx, leading) = watch::channel(!args.leader_elect);
+    if args.leader_elect {
+        let identity = args.leader_election_identity.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                hostname(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        });
+        let config = LeaseConfig {
+            namespace: args.leader_election_namespace.clone(),
+            name: args.leader_election_name.clone(),
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        };
+        tokio::spawn(leader::run(client.clone(), config, leading_tx));
+    } else {
+        drop(leading_tx);
+    }
+
+    let health_shutdown = shutdown.clone();
+    let health = tokio::spawn(crate::health::serve(
+        args.health_listen,
+        metrics,
+        leading.clone(),
+        async move { health_shutdown.cancelled().await },
+    ));
+
+    let triggers = reconcile::triggers::spawn(ctx.clone());
+    let reconcilers = reconcile::run_while_leading(ctx, triggers, leading, shutdown.clone());
+    reconcilers.await;
+    shutdown.cancel();
+    match grpc.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %crate::shell::chain(&err), "agent service ended with an error")
+        }
+        Err(err) => tracing::warn!(error = %err, "agent service task failed"),
+    }
+    let _ = health.await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "cairn".into())
+}

@@ -1,0 +1,113 @@
+//! Turns the agent hub's knowledge into the planners' `AgentView` input.
+
+use std::time::Duration;
+
+use cairn_proto::agent::v1::{ActionPhase, ActionState, Progress};
+use jiff::Timestamp;
+
+use crate::grpc::hub::HubSnapshot;
+use crate::plan::{AgentView, NodeState, ReportedAction, ReportedPhase};
+
+/// The planners' view of a hub snapshot.
+pub fn from_snapshot(snapshot: HubSnapshot, grace: Duration) -> AgentView {
+    let mut view = AgentView {
+        grace,
+        hub_started: Some(snapshot.started),
+        ..Default::default()
+    };
+    for (node, state) in snapshot.nodes {
+        view.nodes.insert(
+            node,
+            NodeState {
+                connected: state.connected,
+                since: state.since,
+            },
+        );
+    }
+    for (id, state) in &snapshot.reported {
+        view.actions.insert(id.clone(), reported(state));
+    }
+    for (id, progress) in &snapshot.progress {
+        let entry = view.actions.entry(id.clone()).or_default();
+        apply_progress(entry, progress);
+    }
+    view
+}
+
+fn reported(state: &ActionState) -> ReportedAction {
+    let phase = match ActionPhase::try_from(state.phase) {
+        Ok(ActionPhase::Running) => Some(ReportedPhase::Running),
+        Ok(ActionPhase::Succeeded) => Some(ReportedPhase::Succeeded),
+        Ok(ActionPhase::Failed) => Some(ReportedPhase::Failed),
+        Ok(ActionPhase::Cancelled) => Some(ReportedPhase::Cancelled),
+        Ok(ActionPhase::Unspecified) | Err(_) => None,
+    };
+    ReportedAction {
+        phase,
+        failure_reason: state.failure_reason.clone(),
+        started_at: state.started_at.parse::<Timestamp>().ok(),
+        finished_at: state.finished_at.parse::<Timestamp>().ok(),
+        bytes_done: state.bytes_done,
+        bytes_total: None,
+        bytes_per_second: None,
+        backup_info_json: Some(state.backup_info_json.clone()).filter(|s| !s.trim().is_empty()),
+        job_name: Some(state.job_name.clone()).filter(|s| !s.is_empty()),
+    }
+}
+
+fn apply_progress(entry: &mut ReportedAction, progress: &Progress) {
+    entry.bytes_done = entry.bytes_done.max(progress.bytes_done);
+    entry.bytes_total = (progress.bytes_total > 0).then_some(progress.bytes_total);
+    entry.bytes_per_second = Some(progress.bytes_per_second);
+    if entry.phase.is_none() {
+        entry.phase = Some(ReportedPhase::Running);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn results_and_progress_merge_into_one_report_per_action() {
+        let snapshot = HubSnapshot {
+            reported: HashMap::from([(
+                "a1".to_string(),
+                ActionState {
+                    action_id: "a1".into(),
+                    phase: ActionPhase::Succeeded as i32,
+                    backup_info_json: "{\"totalSize\":\"1\"}".into(),
+                    finished_at: "2026-11-22T10:00:00Z".into(),
+                    ..Default::default()
+                },
+            )]),
+            progress: HashMap::from([(
+                "a2".to_string(),
+                Progress {
+                    action_id: "a2".into(),
+                    bytes_done: 10,
+                    bytes_total: 0,
+                    bytes_per_second: 5,
+                    ..Default::default()
+                },
+            )]),
+            ..Default::default()
+        };
+        let view = from_snapshot(snapshot, Duration::from_secs(60));
+        let a1 = view.action("a1").unwrap();
+        assert_eq!(a1.phase, Some(ReportedPhase::Succeeded));
+        assert_eq!(
+            a1.backup_info_json.as_deref(),
+            Some("{\"totalSize\":\"1\"}")
+        );
+        assert!(a1.finished_at.is_some());
+        let a2 = view.action("a2").unwrap();
+        assert_eq!(a2.phase, Some(ReportedPhase::Running));
+        assert_eq!(
+            (a2.bytes_done, a2.bytes_total, a2.bytes_per_second),
+            (10, None, Some(5))
+        );
+    }
+}

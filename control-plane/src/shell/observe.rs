@@ -1,0 +1,140 @@
+//! Reads what each planner needs. Reads only: every decision is the planner's.
+
+use std::collections::BTreeMap;
+
+use cairn_api::actionset::ActionSet;
+use cairn_api::backup::Backup;
+use cairn_api::backup_policy::BackupPolicy;
+use cairn_api::backup_repo::BackupRepo;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams};
+
+use super::Context;
+use crate::plan::backup;
+
+/// Reading an input failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("reading {what}")]
+    Read {
+        what: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
+    let what = what.into();
+    move |source| ObserveError::Read {
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// Everything the Backup planner reads.
+pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, ObserveError> {
+    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+    let policies: Api<BackupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let policy_name = &obj.spec.backup_policy_name;
+    let policy = policies
+        .get_opt(policy_name)
+        .await
+        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let actionset_name = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.backup_method.as_ref())
+        .and_then(|m| m.action_set_name.clone())
+        .or_else(|| {
+            policy.as_ref().and_then(|p| {
+                p.spec
+                    .backup_methods
+                    .iter()
+                    .find(|m| m.name == obj.spec.backup_method)
+                    .and_then(|m| m.action_set_name.clone())
+            })
+        })
+        .filter(|n| !n.is_empty());
+    let actionset = match &actionset_name {
+        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(read(format!("ActionSet {name}")))?,
+        None => None,
+    };
+    let repos = Api::<BackupRepo>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(read("BackupRepos"))?
+        .items;
+    let repo_name = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.backup_repo_name.clone())
+        .or_else(|| {
+            policy
+                .as_ref()
+                .and_then(|p| backup::repo::resolve(obj, p, &repos).ok())
+                .and_then(|r| r.metadata.name.clone())
+        });
+    let repo_access = repo_name.as_deref().and_then(|name| ctx.repo_access(name));
+    let encryption_passphrase = match policy
+        .as_ref()
+        .and_then(|p| p.spec.encryption_config.as_ref())
+    {
+        None => None,
+        Some(config) => {
+            let selector = &config.pass_phrase_secret_key_ref;
+            Some(secret_value(ctx, &namespace, &selector.name, &selector.key).await?)
+        }
+    };
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(read(format!("pods in {namespace}")))?
+        .items;
+    Ok(backup::Observed {
+        backup: obj.clone(),
+        policy,
+        actionset,
+        repos,
+        repo_access,
+        encryption_passphrase,
+        pods,
+        agents: ctx.agent_view(),
+        settings: ctx.settings.backup.clone(),
+    })
+}
+
+/// A Secret key's value as text: `Ok(Err(reason))` when the Secret or key is missing.
+pub async fn secret_value(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Result<String, String>, ObserveError> {
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(read(format!("Secret {namespace}/{name}")))?;
+    let Some(secret) = secret else {
+        return Ok(Err(format!("secret {namespace}/{name} not found")));
+    };
+    Ok(secret_data(&secret)
+        .remove(key)
+        .ok_or_else(|| format!("secret {namespace}/{name} has no key {key}")))
+}
+
+/// A Secret's data and stringData as text.
+pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
