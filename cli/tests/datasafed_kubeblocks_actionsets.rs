@@ -181,6 +181,24 @@ fn postgres_actionsets_run_unchanged_on_a_local_mount_repository() {
 }
 
 #[test]
+fn postgres_actionsets_run_unchanged_on_a_deduplicating_repository() {
+    for file in ACTIONSETS {
+        let repo = tempfile::tempdir().expect("tempdir");
+        run_actionset(
+            file,
+            &[
+                (
+                    "DATASAFED_LOCAL_BACKEND_PATH",
+                    repo.path().display().to_string(),
+                ),
+                ("DATASAFED_KOPIA_REPO_ROOT", "/default/kopia".into()),
+                ("DATASAFED_KOPIA_PASSWORD", "kopia-pass".into()),
+            ],
+        );
+    }
+}
+
+#[test]
 fn postgres_actionsets_run_unchanged_on_s3_with_encryption() {
     if fixtures().is_none() {
         return;

@@ -235,6 +235,83 @@ fn kubeblocks_script_calls_work_on_s3_with_a_datasafed_config_file() {
 }
 
 #[test]
+fn kubeblocks_script_calls_work_on_a_deduplicating_repository() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let mut env = BTreeMap::new();
+    env.insert(
+        "DATASAFED_LOCAL_BACKEND_PATH",
+        repo.path().display().to_string(),
+    );
+    env.insert("DATASAFED_KOPIA_REPO_ROOT", "/kb-repo/default/kopia".into());
+    env.insert("DATASAFED_KOPIA_PASSWORD", "kopia-pw".into());
+    env.insert("DATASAFED_KOPIA_MAINTENANCE", "true".into());
+    backup_restore_delete(&mut env);
+    assert!(
+        repo.path().join("kb-repo/default/kopia/config").is_file(),
+        "the repository was created on first use"
+    );
+    assert!(
+        std::fs::read_dir(repo.path().join("kb-repo/default/kopia/snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "rm -r forgot the snapshots"
+    );
+}
+
+#[test]
+fn kubeblocks_script_calls_work_on_a_deduplicating_repository_on_s3() {
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("datasafed.conf");
+    std::fs::write(
+        &config,
+        SeaweedFs::shared().fresh_datasafed_config("dedup-scripts"),
+    )
+    .expect("write config");
+    let mut env = BTreeMap::new();
+    env.insert("BASH_ENV", {
+        let rc = config_dir.path().join("rc");
+        std::fs::write(
+            &rc,
+            format!(
+                "datasafed() {{ command datasafed -c {} \"$@\"; }}\n",
+                config.display()
+            ),
+        )
+        .expect("rc");
+        rc.display().to_string()
+    });
+    env.insert("DATASAFED_KOPIA_REPO_ROOT", "/kopia".into());
+    env.insert("DATASAFED_KOPIA_PASSWORD", "kopia-pw".into());
+    backup_restore_delete(&mut env);
+}
+
+#[test]
+fn dedup_pull_without_decompress_returns_the_compressed_stream_that_was_pushed() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let mut env = BTreeMap::new();
+    env.insert(
+        "DATASAFED_LOCAL_BACKEND_PATH",
+        repo.path().display().to_string(),
+    );
+    env.insert("DATASAFED_KOPIA_REPO_ROOT", "/kopia".into());
+    env.insert("DATASAFED_KOPIA_PASSWORD", "pw".into());
+    let script = r#"
+set -e -o pipefail
+seq 1 200000 | datasafed push -z zstd-fastest - /x.zst
+[ "$(datasafed pull x.zst - | zstd -d | tail -1)" == "200000" ]
+[ "$(datasafed pull -d zstd-fastest x.zst - | tail -1)" == "200000" ]
+datasafed stat / | grep -q 'Files: 1'
+"#;
+    assert_ok(&bash(script, &env), "dedup pull");
+    let wrong = bash("DATASAFED_KOPIA_PASSWORD=nope datasafed list /", &env);
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("wrong password"),
+        "{wrong:?}"
+    );
+}
+
+#[test]
 fn encrypted_files_are_unreadable_without_the_passphrase() {
     let repo = tempfile::tempdir().expect("tempdir");
     let mut env = BTreeMap::new();

@@ -2,6 +2,7 @@
 //! `Direct` talks to storage itself, and the control-plane issue adds a variant that talks
 //! to the node agent's storage socket.
 
+use cairn_repo::dedup::{DedupFiles, InitOptions, Repository};
 use cairn_repo::{PlainRepo, RepoFiles, Store};
 
 use super::settings::{Mode, Settings};
@@ -22,10 +23,20 @@ impl Backend {
                 store.sub(&settings.base_path),
                 encryption.clone(),
             )),
-            Mode::Dedup { .. } => {
-                anyhow::bail!(
-                    "the deduplicating repository (DATASAFED_KOPIA_REPO_ROOT) is not available in this build"
-                )
+            Mode::Dedup {
+                root,
+                password,
+                maintenance,
+            } => {
+                // Like datasafed with kopia, the repository is created on first use.
+                let repo =
+                    Repository::open_or_init(store.sub(root), password, InitOptions::default())
+                        .await
+                        .map_err(|e| {
+                            anyhow::Error::new(e)
+                                .context(format!("opening the deduplicating repository at /{root}"))
+                        })?;
+                RepoFiles::Dedup(DedupFiles::new(repo, &settings.base_path, *maintenance)?)
             }
         };
         Ok(Backend::Direct(files))
