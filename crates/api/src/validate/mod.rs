@@ -4,8 +4,8 @@
 //! Each check returns [`Problem`]s with Kubernetes field paths. Single-object checks:
 //! [`actionset()`], [`backup_policy()`], [`backup_schedule()`], [`backup()`], [`restore()`],
 //! [`backup_repo()`], [`storage_provider()`], dispatched by [`object()`]. Checks between objects
-//! found together: [`schedule_against_policy()`], [`backup_against_policy()`], [`parameters()`], run
-//! by [`related()`].
+//! found together: [`schedule_against_policy()`], [`backup_against_policy()`], [`parameters()`]
+//! (Backup, schedule and Restore parameters against the ActionSet), run by [`related()`].
 //! [`manifest::Checker`] runs the schema, the types and all of these on raw JSON objects.
 
 pub mod actionset;
@@ -139,6 +139,51 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                     .backup
                     .as_ref()
                     .and_then(|b| b.with_parameters.as_deref())
+                    .unwrap_or_default();
+                let schema = a
+                    .spec
+                    .parameters_schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref());
+                let name = a.metadata.name.as_deref().unwrap_or_default();
+                let prefix = format!("fails to validate parameters with actionset {name}: ");
+                out.extend(
+                    parameters(params, declared, schema, name, "spec.parameters", &prefix)
+                        .into_iter()
+                        .map(|x| (i, x)),
+                );
+            }
+            ApiObject::Restore(r) => {
+                let backup = objects.iter().find_map(|o| match o {
+                    ApiObject::Backup(b)
+                        if namespace_of(&b.metadata) == r.spec.backup.namespace
+                            && b.metadata.name.as_deref() == Some(r.spec.backup.name.as_str()) =>
+                    {
+                        Some(b)
+                    }
+                    _ => None,
+                });
+                let Some(b) = backup else { continue };
+                let Some(p) = policy(namespace_of(&b.metadata), &b.spec.backup_policy_name) else {
+                    continue;
+                };
+                let method = p
+                    .spec
+                    .backup_methods
+                    .iter()
+                    .find(|m| m.name == b.spec.backup_method);
+                let Some(a) = method
+                    .and_then(|m| m.action_set_name.as_deref())
+                    .and_then(actionset)
+                else {
+                    continue;
+                };
+                let params = r.spec.parameters.as_deref().unwrap_or_default();
+                let declared = a
+                    .spec
+                    .restore
+                    .as_ref()
+                    .and_then(|x| x.with_parameters.as_deref())
                     .unwrap_or_default();
                 let schema = a
                     .spec
