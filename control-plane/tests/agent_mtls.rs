@@ -390,3 +390,38 @@ async fn agent_that_does_not_trust_the_server_is_logged_as_aborting_the_handshak
         .await;
     assert!(line.contains("peer.addr=127.0.0.1:"), "{line}");
 }
+
+#[tokio::test]
+async fn agent_limited_to_tls_1_2_completes_the_handshake() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let (_logs, _guard) = capture_logs();
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let agent = pki.ca.issue_agent("node-a", Validity::days(1)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(agent.cert_pem.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(agent.key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
