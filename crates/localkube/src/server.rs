@@ -359,6 +359,18 @@ impl RunningServer {
         Ok(())
     }
 
+    /// Stops abruptly, as `kill -9` would: pod processes die without status updates, the
+    /// store is not flushed (committed writes are durable anyway). For restart tests.
+    pub async fn crash(mut self) {
+        if let Some(k) = &self.kubelet {
+            k.kill_all();
+        }
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
     async fn stop(&mut self) {
         if let Some(k) = &self.kubelet {
             k.shutdown().await;

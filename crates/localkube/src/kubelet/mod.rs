@@ -47,7 +47,11 @@ impl Kubelet {
     pub fn new(api: Arc<Api>, data_dir: PathBuf) -> Kubelet {
         let node = api.config.node_name.clone();
         Kubelet {
-            ctx: Arc::new(Ctx { api, data_dir }),
+            ctx: Arc::new(Ctx {
+                api,
+                data_dir,
+                running: Mutex::new(Default::default()),
+            }),
             node,
             pods: Mutex::new(HashMap::new()),
         }
@@ -79,6 +83,24 @@ impl Kubelet {
         }
         for h in handles {
             let _ = tokio::time::timeout(Duration::from_secs(15), h.task).await;
+        }
+    }
+
+    /// Stops abruptly, as a crash would: workers vanish and container processes are killed
+    /// without any status being written.
+    pub fn kill_all(&self) {
+        for (_, h) in self.pods().drain() {
+            h.task.abort();
+        }
+        let pids: Vec<u32> = self
+            .ctx
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        for pid in pids {
+            process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 

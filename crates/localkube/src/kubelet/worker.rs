@@ -32,6 +32,19 @@ pub type Templates = Arc<Mutex<BTreeMap<String, Template>>>;
 pub struct Ctx {
     pub api: Arc<Api>,
     pub data_dir: PathBuf,
+    /// Process groups of running containers, for an abrupt stop.
+    pub running: Mutex<std::collections::HashSet<u32>>,
+}
+
+impl Ctx {
+    fn track(&self, pid: u32, alive: bool) {
+        let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if alive {
+            r.insert(pid);
+        } else {
+            r.remove(&pid);
+        }
+    }
 }
 
 struct ApiSources<'a> {
@@ -396,6 +409,7 @@ pub async fn run(
                 }
             };
             init_pid = Some(running.pid);
+            ctx.track(running.pid, true);
             c.pid = Some(running.pid);
             c.state = State::Running {
                 started_at: started_at.clone(),
@@ -406,9 +420,12 @@ pub async fn run(
                 m.state = State::waiting("PodInitializing", "");
             }
             write_status(&ctx, &pod, &rt);
+            let ctx2 = ctx.clone();
             let tx2 = tx.clone();
             tasks.push(tokio::spawn(async move {
+                let pid = running.pid;
                 let exit = running.wait().await;
+                ctx2.track(pid, false);
                 let _ = tx2.send(Msg::Exited {
                     idx,
                     init: true,
@@ -475,7 +492,7 @@ pub async fn run(
             Some(code) if !restart_allowed(&rt.restart_policy, &Exit { code, signal: None }) => {}
             _ => {
                 let (pid, task) =
-                    start_container(idx, &main_t[idx], &mut rt.main[idx], &dir, &tx).await;
+                    start_container(&ctx, idx, &main_t[idx], &mut rt.main[idx], &dir, &tx).await;
                 pids[idx] = pid;
                 tasks.extend(task);
             }
@@ -583,7 +600,7 @@ pub async fn run(
                     Msg::Exited { .. } => {}
                     Msg::Restart(idx) => {
                         if !rt.terminating {
-                            let (pid, task) = start_container(idx, &main_t[idx], &mut rt.main[idx], &dir, &tx).await;
+                            let (pid, task) = start_container(&ctx, idx, &main_t[idx], &mut rt.main[idx], &dir, &tx).await;
                             pids[idx] = pid;
                             tasks.extend(task);
                             if main_specs[idx].get("readinessProbe").is_none() {
@@ -652,6 +669,7 @@ pub async fn run(
 
 /// Starts (or restarts) main container `idx`; its exit arrives as `Msg::Exited`.
 async fn start_container(
+    ctx: &Arc<Ctx>,
     idx: usize,
     tpl: &Template,
     c: &mut Container,
@@ -676,9 +694,12 @@ async fn start_container(
                 started_at: started_at.clone(),
             };
             let pid = running.pid;
+            ctx.track(pid, true);
             let tx = tx.clone();
+            let ctx = ctx.clone();
             let task = tokio::spawn(async move {
                 let exit = running.wait().await;
+                ctx.track(pid, false);
                 let _ = tx.send(Msg::Exited {
                     idx,
                     init: false,

@@ -6,3 +6,4 @@ mod kube_api;
 mod kube_runtime;
 mod kube_watch;
 mod kubectl;
+mod pods;

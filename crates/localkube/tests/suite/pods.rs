@@ -1,0 +1,389 @@
+//! Pods as processes: logs, exec, volumes at mountPath, Jobs, StatefulSets, snapshots and
+//! restarts, through kube-rs and the real kubectl.
+
+use crate::common::{TestServer, eventually, stderr, stdout};
+use crate::kubectl::{Kubectl, kubectls};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, LogParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use serde_json::json;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn with_kubelet() -> TestServer {
+    TestServer::start_with(|b| b.kubelet(true)).await
+}
+
+fn kubectl(server: &TestServer) -> Kubectl<'_> {
+    Kubectl {
+        binary: kubectls().remove(0),
+        server,
+        env: Vec::new(),
+    }
+}
+
+fn pod(name: &str, spec: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_process_sees_hostpath_and_pvc_volumes_at_their_mount_paths_and_its_output_is_logged() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    let host = t._dir.path().join("hostdata");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "h\n").unwrap();
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  restartPolicy: Never
+  volumes:
+  - {{name: h, hostPath: {{path: {host}}}}}
+  - {{name: d, persistentVolumeClaim: {{claimName: data}}}}
+  containers:
+  - name: main
+    image: debian
+    command: [sh, -c, 'cat /backupdata/from-host; echo pvc > /var/lib/db/data/marker; ls /var/lib/db/data; echo line3']
+    volumeMounts:
+    - {{name: h, mountPath: /backupdata}}
+    - {{name: d, mountPath: /var/lib/db/data}}
+"#,
+        host = host.display()
+    ));
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/p",
+        "--timeout=30s",
+    ]);
+    assert_eq!(k.ok(&["logs", "p"]), "h\nmarker\nline3\n");
+    assert_eq!(k.ok(&["logs", "p", "--tail=1"]), "line3\n");
+    let ts = k.ok(&["logs", "p", "--timestamps"]);
+    assert!(
+        ts.lines()
+            .all(|l| l.len() > 20 && l.as_bytes()[4] == b'-' && l.contains('Z')),
+        "{ts}"
+    );
+    let pv = k.ok(&["get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}"]);
+    let pv_path = k.ok(&["get", "pv", &pv, "-o", "jsonpath={.spec.local.path}"]);
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(&pv_path).join("marker")).unwrap(),
+        "pvc\n"
+    );
+    assert!(
+        !std::path::Path::new("/backupdata").exists(),
+        "nothing was created on the host"
+    );
+    let uid = k.ok(&["get", "pod", "p", "-o", "jsonpath={.metadata.uid}"]);
+    let local = t
+        .server()
+        .data_dir()
+        .join("kubelet/pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~local-volume")
+        .join(&pv);
+    assert_eq!(
+        std::fs::read_to_string(local.join("marker")).unwrap(),
+        "pvc\n",
+        "the kubelet layout links the volume"
+    );
+    let table = crate::kubectl::table(&k.ok(&["get", "pod", "p"]));
+    assert_eq!(table[1][1..3], ["0/1", "Completed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_exec_passes_stdin_stdout_stderr_and_exit_codes_and_logs_follow_until_exit() {
+    let t = with_kubelet().await;
+    for binary in kubectls() {
+        let k = Kubectl {
+            binary,
+            server: &t,
+            env: Vec::new(),
+        };
+        k.ok(&["delete", "pod", "e", "--ignore-not-found", "--wait=true"]);
+        k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: e}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: main, image: x, command: [sh, -c, 'echo started; sleep 1000'], env: [{name: GREETING, value: hi}]}\n");
+        k.ok(&["wait", "--for=condition=Ready", "pod/e", "--timeout=30s"]);
+        assert_eq!(
+            k.ok(&["exec", "e", "--", "sh", "-c", "echo $GREETING"]),
+            "hi\n"
+        );
+        let o = k.run(&[
+            "exec",
+            "e",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "out\n");
+        assert!(stderr(&o).contains("err"));
+        assert_eq!(
+            k.ok_stdin(&["exec", "-i", "e", "--", "cat"], Some("through stdin\n")),
+            "through stdin\n"
+        );
+        k.ok(&["delete", "pod", "e", "--timeout=30s"]);
+    }
+    let k = kubectl(&t);
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: f}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: main, image: x, command: [sh, -c, 'for i in 1 2 3; do echo n$i; sleep 0.3; done']}\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        "pod/f",
+        "--timeout=30s",
+    ]);
+    let follow = k.ok(&["logs", "-f", "f"]);
+    assert_eq!(
+        follow, "n1\nn2\nn3\n",
+        "logs -f ends when the process exits"
+    );
+}
+
+#[tokio::test]
+async fn kube_rs_exec_with_stdin_and_logs_work() {
+    let t = with_kubelet().await;
+    let client = t.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(&PostParams::default(), &pod("k", json!({"containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "echo hello-from-logs; sleep 1000"]}]})))
+        .await
+        .unwrap();
+    await_condition(pods.clone(), "k", conditions::is_pod_running())
+        .await
+        .unwrap();
+    let mut attached = pods
+        .exec(
+            "k",
+            ["sh", "-c", "cat; echo done >&2; exit 5"],
+            &AttachParams::default().stdin(true).stderr(true),
+        )
+        .await
+        .unwrap();
+    let mut stdin = attached.stdin().unwrap();
+    stdin.write_all(b"piped").await.unwrap();
+    // A simplex stream reports EOF only once its writer is shut down.
+    stdin.shutdown().await.unwrap();
+    let mut out = String::new();
+    attached
+        .stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    let status = attached.take_status().unwrap().await.unwrap();
+    assert_eq!(out, "piped");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    assert_eq!(
+        status.details.unwrap().causes.unwrap()[0]
+            .message
+            .as_deref(),
+        Some("5")
+    );
+    let logs = eventually(Duration::from_secs(10), async || {
+        let l = pods.logs("k", &LogParams::default()).await.ok()?;
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert_eq!(logs, "hello-from-logs\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_fails_past_its_backoff_limit_and_a_good_one_completes() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: x, command: [sh, -c, 'echo failing; exit 2']}]\n");
+    k.apply("apiVersion: batch/v1\nkind: Job\nmetadata: {name: good}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: x, command: [sh, -c, 'echo fine']}]\n");
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/good",
+        "--timeout=30s",
+    ]);
+    assert_eq!(k.ok(&["logs", "job/good"]), "fine\n");
+    k.ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=60s"]);
+    let reason = k.ok(&[
+        "get",
+        "job",
+        "bad",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Failed\")].reason}",
+    ]);
+    assert_eq!(reason, "BackoffLimitExceeded");
+    assert_eq!(
+        k.ok(&["get", "job", "bad", "-o", "jsonpath={.status.failed}"]),
+        "2"
+    );
+    let t2 = crate::kubectl::table(&k.ok(&["get", "jobs"]));
+    assert!(
+        t2.iter().any(|r| r[0] == "bad" && r[1] == "Failed"),
+        "{t2:?}"
+    );
+    assert!(
+        t2.iter()
+            .any(|r| r[0] == "good" && r[1] == "Complete" && r[2] == "1/1"),
+        "{t2:?}"
+    );
+    // kube-rs sees the same completion.
+    let jobs: Api<Job> = Api::default_namespaced(t.client().await);
+    await_condition(jobs, "good", conditions::is_job_completed())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statefulset_runs_ordered_pods_and_scales_from_two_to_zero() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 2\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{name: c, image: x, command: [sleep, '1000']}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=2",
+        "sts/db",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        k.ok(&["get", "pods", "-l", "app=db", "-o", "name"]),
+        "pod/db-0\npod/db-1\n"
+    );
+    assert_eq!(
+        k.ok(&["get", "pvc", "-o", "name"]),
+        "persistentvolumeclaim/data-db-0\npersistentvolumeclaim/data-db-1\n"
+    );
+    k.ok(&["scale", "sts", "db", "--replicas=0"]);
+    let start = std::time::Instant::now();
+    loop {
+        if k.ok(&["get", "pods", "-l", "app=db", "-o", "name"])
+            .trim()
+            .is_empty()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pods did not go away"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        crate::kubectl::table(&k.ok(&["get", "sts", "db"]))[1][1],
+        "0/0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: src}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: src}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'mkdir -p /data/sub && seq 1 5000 > /data/sub/numbers && echo x > /data/top'], volumeMounts: [{name: d, mountPath: /data}]}]\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/w",
+        "--timeout=30s",
+    ]);
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s1}\nspec: {source: {persistentVolumeClaimName: src}}\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyToUse}=true",
+        "volumesnapshot/s1",
+        "--timeout=30s",
+    ]);
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: copy}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: s1}\n");
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: r}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: copy}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'md5sum /restore/sub/numbers /restore/top | cut -c1-32'], volumeMounts: [{name: d, mountPath: /restore}]}]\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/r",
+        "--timeout=30s",
+    ]);
+    let restored = k.ok(&["logs", "r"]);
+    let src_pv = k.ok(&["get", "pvc", "src", "-o", "jsonpath={.spec.volumeName}"]);
+    let src_path = std::path::PathBuf::from(k.ok(&[
+        "get",
+        "pv",
+        &src_pv,
+        "-o",
+        "jsonpath={.spec.local.path}",
+    ]));
+    let original = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "md5sum {0}/sub/numbers {0}/top | cut -c1-32",
+            src_path.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(restored, String::from_utf8_lossy(&original.stdout));
+}
+
+#[tokio::test]
+async fn a_restart_treats_the_host_like_a_rebooted_node() {
+    crate::common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::common::builder(dir.path())
+        .kubelet(true)
+        .start()
+        .await
+        .unwrap();
+    let client = crate::common::client_for(server.kubeconfig_path()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "always",
+            json!({"containers": [{"name": "c", "image": "x", "command": ["sleep", "1000"]}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    pods.create(&PostParams::default(), &pod("never", json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "x", "command": ["sleep", "1000"]}]})))
+        .await
+        .unwrap();
+    for name in ["always", "never"] {
+        await_condition(pods.clone(), name, conditions::is_pod_running())
+            .await
+            .unwrap();
+    }
+    let addr = server.local_addr();
+    // An abrupt stop: pods are killed without status updates, as with kill -9.
+    server.crash().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = crate::common::builder(dir.path())
+        .kubelet(true)
+        .listen(addr)
+        .start()
+        .await
+        .unwrap();
+    let client = crate::common::client_for(server.kubeconfig_path()).await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let always = eventually(Duration::from_secs(20), async || {
+        let p = pods.get("always").await.ok()?;
+        let cs = p
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .clone();
+        (cs.restart_count == 1 && cs.state.as_ref()?.running.is_some()).then_some(cs)
+    })
+    .await;
+    assert!(always.last_state.unwrap().terminated.is_some());
+    let never = eventually(Duration::from_secs(20), async || {
+        let p = pods.get("never").await.ok()?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Failed")).then_some(p)
+    })
+    .await;
+    let term = never.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(term.reason.as_deref(), Some("ContainerStatusUnknown"));
+    server.shutdown().await.unwrap();
+}
