@@ -8,6 +8,7 @@ pub mod env;
 pub mod ids;
 pub mod intent;
 pub mod names;
+pub mod restore;
 
 pub use agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
 pub use intent::{EventType, Intent, Plan};

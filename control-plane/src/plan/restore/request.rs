@@ -1,0 +1,373 @@
+//! Resolving what a Restore restores: the source Backup, its ActionSet, repository and recorded
+//! target, with KubeBlocks' checks and messages (kubeblocks-semantics §1.5 "New", §4.1).
+
+use cairn_api::actionset::{ActionSet, BackupType, RestoreActionSpec};
+use cairn_api::backup::{Backup, BackupPhase, BackupStatusTarget};
+use cairn_api::backup_policy::BackupMethod;
+use cairn_api::backup_repo::BackupRepoPhase;
+use cairn_api::restore::{DataRestorePolicy, RequiredPolicyForAllPodSelection};
+use cairn_api::target::PodSelectionStrategy;
+
+use super::Observed;
+use super::conditions::{
+    CHECK_BACKUP_REPO, REASON_REPO_FAILED, REASON_VALIDATE_FAILED, REASON_WAIT_FOR_REPO,
+    VALIDATION_PASSED,
+};
+use crate::plan::backup::path;
+use crate::plan::backup::repo::RepoAccess;
+
+/// Why the restore cannot go on now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Fatal: the Restore fails, with this condition (type, reason) carrying the message.
+    Fail {
+        condition: &'static str,
+        reason: &'static str,
+        message: String,
+    },
+    /// Not yet: condition `CheckBackupRepo` gets this reason and message; look again later.
+    Wait {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Problem {
+    fn repo(message: String) -> Self {
+        Problem::Fail {
+            condition: CHECK_BACKUP_REPO,
+            reason: REASON_REPO_FAILED,
+            message,
+        }
+    }
+
+    fn invalid(message: String) -> Self {
+        Problem::Fail {
+            condition: VALIDATION_PASSED,
+            reason: REASON_VALIDATE_FAILED,
+            message,
+        }
+    }
+}
+
+/// The resolved inputs of a restore.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub backup: &'a Backup,
+    pub backup_name: String,
+    pub actionset: &'a ActionSet,
+    /// The ActionSet's `restore` part (empty when it has none: nothing to run).
+    pub spec: RestoreActionSpec,
+    /// The copy of the backup method the Backup recorded.
+    pub method: BackupMethod,
+    /// The target the backup recorded and this restore reads.
+    pub target: BackupStatusTarget,
+    /// The backup's `status.path`.
+    pub backup_path: String,
+    /// Its parent, shared with sibling backups (`DP_BACKUP_ROOT_PATH`).
+    pub root_path: String,
+    pub access: &'a RepoAccess,
+    pub passphrase: Option<String>,
+}
+
+impl Request<'_> {
+    /// Strategy of the recorded target (default Any).
+    pub fn strategy(&self) -> PodSelectionStrategy {
+        self.target
+            .target
+            .pod_selector
+            .as_ref()
+            .and_then(|s| s.strategy)
+            .unwrap_or(PodSelectionStrategy::Any)
+    }
+
+    /// The pods the backup read for its target, in order.
+    pub fn source_pods(&self) -> &[String] {
+        self.target
+            .selected_target_pods
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// The backup pod whose data the `index`th restored instance gets (§4.2): none for strategy
+    /// Any; for strategy All the `OneToMany` source or the `index`th recorded pod (`OneToOne`).
+    /// `Ok(None)`: no source for this index, so no job. `field` names the policy in messages.
+    pub fn source_pod(
+        &self,
+        policy: Option<&RequiredPolicyForAllPodSelection>,
+        index: usize,
+        field: &str,
+    ) -> Result<Option<Option<String>>, String> {
+        if self.strategy() == PodSelectionStrategy::Any {
+            return Ok(Some(None));
+        }
+        let policy = policy.ok_or_else(|| {
+            format!(
+                "{field} is required: backup \"{}\" read its target with pod selection strategy All",
+                self.backup_name
+            )
+        })?;
+        match policy.data_restore_policy {
+            DataRestorePolicy::OneToMany => {
+                let pod = policy
+                    .source_of_one_to_many
+                    .as_ref()
+                    .map(|s| s.target_pod_name.clone())
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| {
+                        format!("{field}.sourceOfOneToMany.targetPodName is required with dataRestorePolicy OneToMany")
+                    })?;
+                if !self.source_pods().contains(&pod) {
+                    return Err(format!(
+                        "{field}.sourceOfOneToMany.targetPodName {pod:?} is not a pod backup \"{}\" read ({})",
+                        self.backup_name,
+                        self.source_pods().join(", ")
+                    ));
+                }
+                Ok(Some(Some(pod)))
+            }
+            DataRestorePolicy::OneToOne => Ok(self.source_pods().get(index).cloned().map(Some)),
+        }
+    }
+
+    /// `DP_TARGET_RELATIVE_PATH` for a source pod (the pod only for strategy All).
+    pub fn relative_path(&self, source_pod: Option<&str>) -> String {
+        path::target_relative_path(
+            self.target.target.name.as_deref().unwrap_or_default(),
+            self.strategy(),
+            source_pod.unwrap_or_default(),
+        )
+    }
+}
+
+/// Resolves and checks everything; the repository checks come first (KubeBlocks' order).
+pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
+    let restore = &o.restore;
+    let backup_ref = &restore.spec.backup;
+    let backup_name = backup_ref.name.clone();
+    let backup = o.backup.as_ref().ok_or_else(|| {
+        Problem::repo(format!(
+            "backups.dataprotection.kubeblocks.io \"{backup_name}\" not found"
+        ))
+    })?;
+    let status = backup.status.clone().unwrap_or_default();
+    let repo_name = status
+        .backup_repo_name
+        .clone()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            Problem::repo(format!(
+                "backup \"{backup_name}\" records no backup repository (status.backupRepoName is empty)"
+            ))
+        })?;
+    let repo = o
+        .repos
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(repo_name.as_str()))
+        .ok_or_else(|| Problem::repo(format!("backup repo {repo_name} not found")))?;
+    match repo.status.as_ref().and_then(|s| s.phase) {
+        Some(BackupRepoPhase::Ready) => {}
+        None | Some(BackupRepoPhase::PreChecking) => {
+            return Err(Problem::Wait {
+                reason: REASON_WAIT_FOR_REPO,
+                message: format!("waiting for backup repository {repo_name} to pass its pre-check"),
+            });
+        }
+        Some(BackupRepoPhase::Failed | BackupRepoPhase::Deleting) => {
+            return Err(Problem::Wait {
+                reason: REASON_REPO_FAILED,
+                message: format!("the backup repository {repo_name} is not ready"),
+            });
+        }
+    }
+    let access = o
+        .repo_access
+        .as_ref()
+        .filter(|a| a.repo_name == repo_name)
+        .ok_or_else(|| Problem::Wait {
+            reason: REASON_WAIT_FOR_REPO,
+            message: format!(
+                "waiting for the access configuration of backup repository {repo_name}"
+            ),
+        })?;
+
+    if restore
+        .spec
+        .prepare_data_config
+        .as_ref()
+        .is_some_and(|p| p.data_source_ref.is_some())
+    {
+        return Err(Problem::invalid(
+            "spec.prepareDataConfig.dataSourceRef (restoring through a volume populator) is not supported by Cairn yet; use volumeClaims or volumeClaimsTemplate".into(),
+        ));
+    }
+    let method = status.backup_method.clone().ok_or_else(|| {
+        Problem::invalid(format!(
+            "backup \"{backup_name}\" has no status.backupMethod"
+        ))
+    })?;
+    if method.snapshot_volumes.unwrap_or(false) {
+        return Err(Problem::invalid(format!(
+            "backup \"{backup_name}\" is a volume snapshot backup, which Cairn cannot restore yet"
+        )));
+    }
+    let actionset_name = method.action_set_name.clone().unwrap_or_default();
+    let actionset = o.actionset.as_ref().ok_or_else(|| {
+        Problem::invalid(format!(
+            "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
+        ))
+    })?;
+    let spec = actionset.spec.restore.clone().unwrap_or_default();
+    check_parameters(o, actionset, &spec)?;
+    let backup_type = actionset.spec.backup_type;
+    if backup_type != BackupType::Continuous && status.phase != Some(BackupPhase::Completed) {
+        return Err(Problem::invalid(format!(
+            "phase of backup \"{backup_name}\" is not completed"
+        )));
+    }
+    if !matches!(backup_type, BackupType::Full | BackupType::Selective) {
+        return Err(Problem::invalid(format!(
+            "restoring a {backup_type:?} backup (\"{backup_name}\") is not supported by Cairn yet; only Full and Selective backups can be restored"
+        )));
+    }
+    if let Some(time) = restore
+        .spec
+        .restore_time
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        return Err(Problem::invalid(format!(
+            "spec.restoreTime {time:?}: point-in-time restore is not supported by Cairn yet; restore a Full or Selective backup without restoreTime"
+        )));
+    }
+    let backup_path = status
+        .path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Problem::invalid(format!("backup \"{backup_name}\" has no status.path")))?;
+    let root_path = parent(&backup_path);
+    let target = recorded_target(
+        backup,
+        &backup_name,
+        backup_ref.source_target_name.as_deref(),
+    )
+    .map_err(Problem::invalid)?;
+    let passphrase = match (&status.encryption_config, &o.encryption_passphrase) {
+        (None, _) => None,
+        (Some(_), Some(Ok(passphrase))) => Some(passphrase.clone()),
+        (Some(_), Some(Err(reason))) => {
+            return Err(Problem::invalid(format!(
+                "failed to read the encryption key of backup \"{backup_name}\": {reason}"
+            )));
+        }
+        (Some(_), None) => {
+            return Err(Problem::invalid(format!(
+                "backup \"{backup_name}\" is encrypted but its encryption key was not found"
+            )));
+        }
+    };
+    Ok(Request {
+        backup,
+        backup_name,
+        actionset,
+        spec,
+        method,
+        target,
+        backup_path,
+        root_path,
+        access,
+        passphrase,
+    })
+}
+
+/// KubeBlocks' parameter checks (§3.4) against `restore.withParameters`.
+fn check_parameters(
+    o: &Observed,
+    actionset: &ActionSet,
+    spec: &RestoreActionSpec,
+) -> Result<(), Problem> {
+    let name = actionset.metadata.name.clone().unwrap_or_default();
+    let params = o.restore.spec.parameters.clone().unwrap_or_default();
+    let declared = spec.with_parameters.clone().unwrap_or_default();
+    let schema = actionset
+        .spec
+        .parameters_schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    let prefix = format!("fails to validate parameters with actionset {name}: ");
+    let problems = cairn_api::validate::parameters(
+        &params,
+        &declared,
+        schema,
+        &name,
+        "spec.parameters",
+        &prefix,
+    );
+    match problems.into_iter().next() {
+        None => Ok(()),
+        Some(problem) => Err(Problem::invalid(problem.message)),
+    }
+}
+
+/// The target the backup recorded: its only one, or the one named `sourceTargetName` among
+/// several. The name the Restore gives is only used to choose (Surprise 20).
+fn recorded_target(
+    backup: &Backup,
+    backup_name: &str,
+    source_target_name: Option<&str>,
+) -> Result<BackupStatusTarget, String> {
+    let status = backup.status.clone().unwrap_or_default();
+    if let Some(target) = status.target {
+        return Ok(target);
+    }
+    let targets = status.targets.unwrap_or_default();
+    let names = || {
+        targets
+            .iter()
+            .map(|t| t.target.name.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (targets.as_slice(), source_target_name.filter(|n| !n.is_empty())) {
+        ([], _) => Err(format!(
+            "backup \"{backup_name}\" records no target (status.target and status.targets are empty)"
+        )),
+        ([only], _) => Ok(only.clone()),
+        (_, None) => Err(format!(
+            "backup \"{backup_name}\" has several targets ({}); set spec.backup.sourceTargetName to one of them",
+            names()
+        )),
+        (_, Some(wanted)) => targets
+            .iter()
+            .find(|t| t.target.name.as_deref() == Some(wanted))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "spec.backup.sourceTargetName {wanted:?} is not a target of backup \"{backup_name}\" (targets: {})",
+                    names()
+                )
+            }),
+    }
+}
+
+/// Go's `filepath.Dir` for the absolute paths backups record.
+fn parent(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) | None => "/".into(),
+        Some(i) => trimmed[..i].to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parent;
+
+    #[test]
+    fn the_root_path_is_the_parent_of_the_backup_path() {
+        assert_eq!(parent("/prod/ns/pg/b1"), "/prod/ns/pg");
+        assert_eq!(parent("/ns/b1/"), "/ns");
+        assert_eq!(parent("/b1"), "/");
+        assert_eq!(parent("b1"), "/");
+    }
+}

@@ -1,0 +1,413 @@
+//! One reconcile's bookkeeping of restore actions: an action is recorded `Processing` in
+//! `status.actions.<stage>[]` and placed on a node before it is dispatched, and the agent's
+//! result (or the loss of its agent) completes or fails the entry (kubeblocks-semantics §1.5, §4.2).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_api::action::ActionErrorMode;
+use cairn_api::restore::{RestoreActionStatus, RestoreStage, RestoreStatus, RestoreStatusAction};
+use cairn_proto::agent::v1 as pb;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::Observed;
+use super::placement::{Placement, Placements};
+use super::request::Request;
+use crate::plan::agent_view::{ReportedAction, ReportedPhase};
+use crate::plan::ids::action_id;
+use crate::plan::intent::Intent;
+
+/// What an action runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkKind {
+    /// A Job reading the repository.
+    Job(Box<Job>),
+    /// A command in a pod's container.
+    Exec {
+        container: String,
+        command: Vec<String>,
+        timeout_seconds: u32,
+    },
+}
+
+/// One restore action as this reconcile derives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Work {
+    pub stage: RestoreStage,
+    /// `prepareData-<set>` or `postReady-<step>`.
+    pub name: String,
+    /// `Job/<job>` or `Pod/<pod>` (exec actions): with `name`, identifies the status entry.
+    pub object_key: String,
+    pub placement: Placement,
+    pub kind: WorkKind,
+    pub on_error: ActionErrorMode,
+    /// The target pod, for exec actions and postReady jobs.
+    pub pod: Option<Pod>,
+    /// Claims to create (if absent) before the action runs.
+    pub claims: Vec<serde_json::Value>,
+}
+
+/// Where an action stands after this reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished (completed, or failed with `onError: Continue`); `just` when in this reconcile.
+    Done { just: bool },
+    /// Failed, and the stage fails with it.
+    Failed,
+    /// Running on its agent.
+    Running,
+    /// Not started: no connected agent can run it.
+    Unplaced,
+}
+
+/// The mutable state of one reconcile.
+pub struct Run<'a> {
+    pub o: &'a Observed,
+    pub req: &'a Request<'a>,
+    pub now: Timestamp,
+    pub status: RestoreStatus,
+    pub intents: Vec<Intent>,
+    pub placements: Placements,
+    /// Annotations to set (besides placements).
+    pub annotations: BTreeMap<String, Option<String>>,
+    /// Reconcile again after at most this long.
+    pub requeue: Option<Duration>,
+}
+
+/// `"<key>" is processing` and KubeBlocks' other default messages.
+pub fn processing_message(key: &str) -> String {
+    format!("\"{key}\" is processing")
+}
+
+fn success_message(key: &str) -> String {
+    format!("successfully processed the \"{key}\"")
+}
+
+fn failure_message(key: &str, reason: &str) -> String {
+    let base = format!(
+        "\"{key}\" is failed, you can describe it or logs the ownered pod to get more information"
+    );
+    if reason.is_empty() {
+        base
+    } else {
+        format!("{base}: {reason}")
+    }
+}
+
+/// The action id of a status entry.
+pub fn entry_id(restore_uid: &str, name: &str, object_key: &str) -> String {
+    action_id(restore_uid, name, object_key)
+}
+
+/// The entries of a stage.
+pub fn entries_mut(
+    status: &mut RestoreStatus,
+    stage: RestoreStage,
+) -> &mut Vec<RestoreStatusAction> {
+    let actions = status.actions.get_or_insert_with(Default::default);
+    match stage {
+        RestoreStage::PrepareData => actions.prepare_data.get_or_insert_with(Vec::new),
+        RestoreStage::PostReady => actions.post_ready.get_or_insert_with(Vec::new),
+    }
+}
+
+/// The entries of a stage, read-only.
+pub fn entries(status: &RestoreStatus, stage: RestoreStage) -> &[RestoreStatusAction] {
+    let Some(actions) = status.actions.as_ref() else {
+        return &[];
+    };
+    match stage {
+        RestoreStage::PrepareData => actions.prepare_data.as_deref().unwrap_or_default(),
+        RestoreStage::PostReady => actions.post_ready.as_deref().unwrap_or_default(),
+    }
+}
+
+impl Run<'_> {
+    /// The Restore's uid.
+    pub fn uid(&self) -> String {
+        self.o.restore.metadata.uid.clone().unwrap_or_default()
+    }
+
+    /// Asks for another look after `after` at the latest.
+    pub fn requeue_within(&mut self, after: Duration) {
+        self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));
+    }
+
+    fn entry_index(&self, stage: RestoreStage, name: &str, key: &str) -> Option<usize> {
+        entries(&self.status, stage)
+            .iter()
+            .position(|e| e.name == name && e.object_key == key)
+    }
+
+    /// Moves one action forward: record, place, dispatch, or apply its result.
+    pub fn advance(&mut self, work: &Work) -> Outcome {
+        let index = self.entry_index(work.stage, &work.name, &work.object_key);
+        if let Some(outcome) = index.and_then(|i| self.settled(work.stage, i, work.on_error)) {
+            return outcome;
+        }
+        let node = self.placements.place(
+            &work.object_key,
+            &work.placement,
+            &self.o.agents,
+            &self.o.nodes,
+        );
+        let (index, node) = match (index, node) {
+            (Some(i), Some(node)) => (i, node),
+            (None, Some(node)) => (self.record(work, &node), node),
+            (Some(i), None) => return self.follow(work.stage, i, work.on_error),
+            (None, None) => return Outcome::Unplaced,
+        };
+        if let Some(outcome) = self.follow_entry(work.stage, index, work.on_error, &node) {
+            return outcome;
+        }
+        for claim in &work.claims {
+            let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+            let exists = self
+                .o
+                .claims
+                .iter()
+                .any(|c| c.metadata.name.as_deref() == Some(name));
+            if !exists {
+                self.intents.push(Intent::Create {
+                    object: claim.clone(),
+                });
+            }
+        }
+        let action = self.wire_action(work);
+        self.intents.push(Intent::Dispatch {
+            node,
+            action: Box::new(action),
+        });
+        self.requeue_within(self.o.settings.poll);
+        Outcome::Running
+    }
+
+    /// Applies the result of an action whose entry exists but which this reconcile no longer
+    /// derives (its pod went away): never dispatched again, only finished.
+    pub fn follow(
+        &mut self,
+        stage: RestoreStage,
+        index: usize,
+        on_error: ActionErrorMode,
+    ) -> Outcome {
+        if let Some(outcome) = self.settled(stage, index, on_error) {
+            return outcome;
+        }
+        let key = entries(&self.status, stage)[index].object_key.clone();
+        let node = self
+            .placements
+            .recorded(&key)
+            .unwrap_or_default()
+            .to_string();
+        self.follow_entry(stage, index, on_error, &node)
+            .unwrap_or_else(|| {
+                self.requeue_within(self.o.settings.poll);
+                Outcome::Running
+            })
+    }
+
+    /// The outcome of an entry that already finished.
+    fn settled(
+        &self,
+        stage: RestoreStage,
+        index: usize,
+        on_error: ActionErrorMode,
+    ) -> Option<Outcome> {
+        match entries(&self.status, stage)[index].status {
+            Some(RestoreActionStatus::Completed) => Some(Outcome::Done { just: false }),
+            Some(RestoreActionStatus::Failed) => Some(failed_outcome(on_error, false)),
+            _ => None,
+        }
+    }
+
+    /// Applies the agent's report or the loss of its node to a Processing entry.
+    fn follow_entry(
+        &mut self,
+        stage: RestoreStage,
+        index: usize,
+        on_error: ActionErrorMode,
+        node: &str,
+    ) -> Option<Outcome> {
+        let uid = self.uid();
+        let entry = entries(&self.status, stage)[index].clone();
+        let id = entry_id(&uid, &entry.name, &entry.object_key);
+        let report = self.o.agents.action(&id).cloned();
+        let lost = self.o.agents.node_lost(node, self.now);
+        let now = self.now;
+        let entry = &mut entries_mut(&mut self.status, stage)[index];
+        match report.as_ref().and_then(|r| r.phase) {
+            Some(ReportedPhase::Succeeded) => {
+                entry.status = Some(RestoreActionStatus::Completed);
+                entry.message = Some(success_message(&entry.object_key));
+                entry.end_time = Some(Time(finished(report.as_ref(), now)));
+                self.intents.push(Intent::Acknowledge { action_id: id });
+                Some(Outcome::Done { just: true })
+            }
+            Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
+                let reason = report
+                    .as_ref()
+                    .map(|r| r.failure_reason.clone())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "the action failed".into());
+                entry.status = Some(RestoreActionStatus::Failed);
+                entry.message = Some(failure_message(&entry.object_key, &reason));
+                entry.end_time = Some(Time(finished(report.as_ref(), now)));
+                let event = format!("{} ({}) failed: {reason}", entry.name, entry.object_key);
+                self.intents.push(Intent::Acknowledge { action_id: id });
+                self.intents
+                    .push(Intent::warning("RestoreActionFailed", event));
+                Some(failed_outcome(on_error, true))
+            }
+            _ => {
+                let lost_for = lost?;
+                let reason = format!(
+                    "agent on node \"{node}\" has been disconnected for {}; the action's outcome is unknown",
+                    crate::plan::time::go_duration_text(lost_for)
+                );
+                entry.status = Some(RestoreActionStatus::Failed);
+                entry.message = Some(failure_message(&entry.object_key, &reason));
+                entry.end_time = Some(Time(now));
+                let event = format!("{} ({}) failed: {reason}", entry.name, entry.object_key);
+                self.intents
+                    .push(Intent::warning("RestoreActionFailed", event));
+                Some(failed_outcome(on_error, true))
+            }
+        }
+    }
+
+    /// Adds the Processing entry for `work`; returns its index.
+    fn record(&mut self, work: &Work, node: &str) -> usize {
+        let now = self.now;
+        let list = entries_mut(&mut self.status, work.stage);
+        list.push(RestoreStatusAction {
+            name: work.name.clone(),
+            backup_name: self.req.backup_name.clone(),
+            object_key: work.object_key.clone(),
+            message: Some(processing_message(&work.object_key)),
+            status: Some(RestoreActionStatus::Processing),
+            start_time: Some(Time(now)),
+            end_time: None,
+        });
+        let index = list.len() - 1;
+        let namespace = self
+            .o
+            .restore
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_default();
+        let event = match &work.kind {
+            WorkKind::Job(job) => Intent::normal(
+                "CreateRestoreJob",
+                format!(
+                    "created job {namespace}/{} for {} on node {node}",
+                    job.metadata.name.as_deref().unwrap_or_default(),
+                    work.name
+                ),
+            ),
+            WorkKind::Exec { .. } => Intent::normal(
+                "RunRestoreExec",
+                format!(
+                    "running {} in pod {namespace}/{}",
+                    work.name,
+                    work.pod
+                        .as_ref()
+                        .and_then(|p| p.metadata.name.as_deref())
+                        .unwrap_or_default()
+                ),
+            ),
+        };
+        self.intents.push(event);
+        index
+    }
+
+    /// The wire action for `work`.
+    pub fn wire_action(&self, work: &Work) -> pb::Action {
+        let uid = self.uid();
+        let kind = match &work.kind {
+            WorkKind::Exec {
+                container,
+                command,
+                timeout_seconds,
+            } => pb::action::Kind::Exec(pb::ExecAction {
+                container: container.clone(),
+                command: command.clone(),
+                timeout_seconds: *timeout_seconds,
+            }),
+            WorkKind::Job(job) => pb::action::Kind::Job(pb::JobAction {
+                job_json: serde_json::to_string(job).unwrap_or_default(),
+                storage: Some(self.grant()),
+                collect_backup_info: false,
+                info_volume: String::new(),
+                info_file: String::new(),
+            }),
+        };
+        pb::Action {
+            id: entry_id(&uid, &work.name, &work.object_key),
+            name: work.name.clone(),
+            owner: Some(owner(self.o)),
+            pod: work.pod.as_ref().map(pod_ref),
+            kind: Some(kind),
+        }
+    }
+
+    /// Read-only access to the backup and its siblings (incremental chains live there).
+    pub fn grant(&self) -> pb::StorageGrant {
+        let mut grant = self.req.access.grant();
+        grant.read_write_prefix = String::new();
+        grant.read_only_prefixes = vec![self.req.root_path.clone()];
+        let config = self
+            .req
+            .backup
+            .status
+            .as_ref()
+            .and_then(|s| s.encryption_config.as_ref());
+        if let (Some(config), Some(passphrase)) = (config, &self.req.passphrase) {
+            grant.encryption_algorithm = serde_json::to_value(config.algorithm)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            grant.encryption_passphrase = passphrase.clone();
+        }
+        grant
+    }
+}
+
+fn failed_outcome(on_error: ActionErrorMode, just: bool) -> Outcome {
+    match on_error {
+        ActionErrorMode::Continue => Outcome::Done { just },
+        ActionErrorMode::Fail => Outcome::Failed,
+    }
+}
+
+fn finished(report: Option<&ReportedAction>, now: Timestamp) -> Timestamp {
+    report.and_then(|r| r.finished_at).unwrap_or(now)
+}
+
+/// The Restore as the owner of its actions.
+pub fn owner(o: &Observed) -> pb::ObjectRef {
+    let meta = &o.restore.metadata;
+    pb::ObjectRef {
+        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
+        kind: "Restore".into(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+    }
+}
+
+fn pod_ref(pod: &Pod) -> pb::PodRef {
+    pb::PodRef {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        node_name: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+    }
+}
