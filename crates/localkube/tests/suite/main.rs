@@ -7,3 +7,5 @@ mod kube_runtime;
 mod kube_watch;
 mod kubectl;
 mod pods;
+mod python;
+mod watch_consistency;
