@@ -45,6 +45,8 @@ pub mod work;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_post_ready;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
