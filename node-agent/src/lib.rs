@@ -3,4 +3,5 @@
 pub mod runtime;
 pub mod journal;
 pub mod session;
+pub mod socket;
 pub mod tls;

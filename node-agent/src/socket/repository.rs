@@ -1,0 +1,246 @@
+//! How a storage grant becomes a repository: the datasafed configuration (or the local path of
+//! a mount repository) parsed by the engine's own parser, the store opened, and plain files
+//! keyed for encryption exactly as the direct `datasafed` keys them.
+//!
+//! The configuration and the passphrase are secrets: they are held as
+//! [`Secret`](cairn_repo::config::Secret) (its `Debug` shows `***`) and never put into an
+//! error message, because errors travel to the action container that must not see them.
+
+use cairn_proto::agent::v1::StorageGrant;
+use cairn_repo::config::Secret;
+use cairn_repo::{
+    CipherKind, PlainRepo, RepoFiles, StorageConfig, Store, StreamKey, parse_datasafed_config,
+};
+
+/// Why a grant's repository cannot be opened. Messages name the repository, never the
+/// configuration text (a malformed line may hold a credential).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Neither `datasafed_config` nor `local_path` is set.
+    #[error(
+        "the storage grant for repository {repo:?} has neither a datasafed configuration nor a local path"
+    )]
+    NoStorage {
+        /// BackupRepo name.
+        repo: String,
+    },
+    /// `datasafed_config` does not parse; only the kind of failure is kept.
+    #[error(
+        "the datasafed configuration of repository {repo:?} is not valid ({kind}); the BackupRepo's pre-check shows the details"
+    )]
+    Config {
+        /// BackupRepo name.
+        repo: String,
+        /// The engine's error kind label (`invalid_input`, `unsupported`).
+        kind: &'static str,
+    },
+    /// The store could not be set up from the configuration.
+    #[error("the store of repository {repo:?} cannot be opened ({kind})")]
+    Store {
+        /// BackupRepo name.
+        repo: String,
+        /// The engine's error kind label.
+        kind: &'static str,
+    },
+    /// The encryption algorithm is not one the engine knows.
+    #[error("the encryption algorithm of repository {repo:?} is not usable")]
+    Cipher {
+        /// BackupRepo name.
+        repo: String,
+        /// The engine's explanation (names the algorithm, which is not secret).
+        #[source]
+        source: cairn_repo::Error,
+    },
+    /// An algorithm without a passphrase.
+    #[error(
+        "the storage grant for repository {repo:?} sets encryption algorithm {algorithm:?} but no passphrase"
+    )]
+    MissingPassphrase {
+        /// BackupRepo name.
+        repo: String,
+        /// The algorithm name.
+        algorithm: String,
+    },
+    /// `dedup_repo_root` is set: this build serves only plain repositories on the socket.
+    #[error(
+        "repository {repo:?} is a deduplicating repository, which the storage socket does not serve in this build"
+    )]
+    DedupUnsupported {
+        /// BackupRepo name.
+        repo: String,
+    },
+}
+
+/// Everything of a grant needed to open its repository.
+#[derive(Debug, Clone)]
+pub struct GrantStorage {
+    repo_name: String,
+    datasafed_config: Secret,
+    local_path: String,
+    encryption_algorithm: String,
+    encryption_passphrase: Secret,
+    dedup_repo_root: String,
+}
+
+impl GrantStorage {
+    /// The storage part of a grant.
+    pub fn from_grant(grant: &StorageGrant) -> GrantStorage {
+        GrantStorage {
+            repo_name: grant.repo_name.clone(),
+            datasafed_config: Secret::new(grant.datasafed_config.clone()),
+            local_path: grant.local_path.clone(),
+            encryption_algorithm: grant.encryption_algorithm.clone(),
+            encryption_passphrase: Secret::new(grant.encryption_passphrase.clone()),
+            dedup_repo_root: grant.dedup_repo_root.clone(),
+        }
+    }
+
+    /// The BackupRepo name.
+    pub fn repo_name(&self) -> &str {
+        &self.repo_name
+    }
+
+    /// The store configuration: `local_path` wins over the datasafed configuration, as
+    /// `DATASAFED_LOCAL_BACKEND_PATH` does for the direct client.
+    pub fn storage_config(&self) -> Result<StorageConfig, OpenError> {
+        let repo = || self.repo_name.clone();
+        if !self.local_path.trim().is_empty() {
+            return Ok(StorageConfig::local(self.local_path.trim()));
+        }
+        if self.datasafed_config.expose().trim().is_empty() {
+            return Err(OpenError::NoStorage { repo: repo() });
+        }
+        parse_datasafed_config(self.datasafed_config.expose()).map_err(|e| OpenError::Config {
+            repo: repo(),
+            kind: e.kind().label(),
+        })
+    }
+
+    /// The encryption of pushed files, as `settings.rs` of the direct client derives it
+    /// (KubeBlocks' `AES-*-CFB` names select AES-256-GCM).
+    pub fn encryption(&self) -> Result<Option<StreamKey>, OpenError> {
+        let algorithm = self.encryption_algorithm.trim();
+        if algorithm.is_empty() {
+            return Ok(None);
+        }
+        let cipher = CipherKind::parse(algorithm).map_err(|source| OpenError::Cipher {
+            repo: self.repo_name.clone(),
+            source,
+        })?;
+        if self.encryption_passphrase.expose().trim().is_empty() {
+            return Err(OpenError::MissingPassphrase {
+                repo: self.repo_name.clone(),
+                algorithm: algorithm.to_string(),
+            });
+        }
+        Ok(Some(StreamKey::new(
+            self.encryption_passphrase.clone(),
+            cipher,
+        )))
+    }
+
+    /// Opens the repository, rooted at the repository root (request paths are absolute).
+    pub fn open(&self) -> Result<RepoFiles, OpenError> {
+        if !self.dedup_repo_root.trim().is_empty() {
+            return Err(OpenError::DedupUnsupported {
+                repo: self.repo_name.clone(),
+            });
+        }
+        let config = self.storage_config()?;
+        let encryption = self.encryption()?;
+        let store = Store::open(&config).map_err(|e| OpenError::Store {
+            repo: self.repo_name.clone(),
+            kind: e.kind().label(),
+        })?;
+        Ok(RepoFiles::Plain(PlainRepo::new(store, encryption)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant() -> StorageGrant {
+        StorageGrant {
+            repo_name: "repo-1".into(),
+            datasafed_config: "[storage]\ntype = s3\nroot = bucket/prefix\naccess_key_id = AKIA\nsecret_access_key = TOPSECRET\nendpoint = http://127.0.0.1:1\n".into(),
+            read_write_prefix: "/ns/b1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_configuration_or_the_passphrase() {
+        let mut g = grant();
+        g.encryption_algorithm = "AES-256-CFB".into();
+        g.encryption_passphrase = "hunter2-passphrase".into();
+        let text = format!("{:?}", GrantStorage::from_grant(&g));
+        assert!(!text.contains("TOPSECRET"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("repo-1"), "{text}");
+    }
+
+    #[test]
+    fn a_malformed_configuration_line_is_not_echoed_in_the_error() {
+        let mut g = grant();
+        g.datasafed_config = "[storage]\nsecret_access_key: TOPSECRET\n".into();
+        let err = GrantStorage::from_grant(&g).open().expect_err("malformed");
+        let text = err.to_string();
+        assert!(!text.contains("TOPSECRET"), "{text}");
+        assert!(text.contains("\"repo-1\""), "{text}");
+        assert!(matches!(err, OpenError::Config { .. }));
+    }
+
+    #[test]
+    fn local_path_wins_over_the_configuration() {
+        let mut g = grant();
+        g.local_path = "/mnt/repo".into();
+        assert_eq!(
+            GrantStorage::from_grant(&g)
+                .storage_config()
+                .expect("config"),
+            StorageConfig::local("/mnt/repo")
+        );
+    }
+
+    #[test]
+    fn a_grant_without_storage_is_refused() {
+        let g = StorageGrant {
+            repo_name: "empty".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            GrantStorage::from_grant(&g).open(),
+            Err(OpenError::NoStorage { .. })
+        ));
+    }
+
+    #[test]
+    fn kubeblocks_cfb_names_select_aes_gcm_and_need_a_passphrase() {
+        let mut g = grant();
+        g.encryption_algorithm = "AES-128-CFB".into();
+        let missing = GrantStorage::from_grant(&g)
+            .encryption()
+            .expect_err("no passphrase");
+        assert!(missing.to_string().contains("AES-128-CFB"), "{missing}");
+        g.encryption_passphrase = "pw".into();
+        let key = GrantStorage::from_grant(&g)
+            .encryption()
+            .expect("key")
+            .expect("encrypted");
+        assert_eq!(key.cipher, CipherKind::Aes256Gcm);
+        g.encryption_algorithm = "rot13".into();
+        assert!(matches!(
+            GrantStorage::from_grant(&g).encryption(),
+            Err(OpenError::Cipher { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dedup_grant_is_refused_with_a_clear_reason() {
+        let mut g = grant();
+        g.dedup_repo_root = "/kopia".into();
+        let err = GrantStorage::from_grant(&g).open().expect_err("dedup");
+        assert!(err.to_string().contains("deduplicating"), "{err}");
+    }
+}

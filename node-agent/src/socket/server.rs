@@ -1,0 +1,407 @@
+//! The storage socket server: the tonic `cairn.datasafed.v1.Storage` service on a unix socket
+//! at `<dir>/storage.sock` (docs/PROTOCOL.md §3).
+//!
+//! # Expected flow
+//! 1. [`SocketServer::bind`] creates the directory, replaces a stale socket left by a previous
+//!    agent, binds, and opens the socket to every uid (mode 0666): action containers run as
+//!    root or not, and the bearer token, not the uid, is the authentication.
+//! 2. Every call resolves its `authorization: Bearer` token to a [`Grant`], checks the path
+//!    against the grant ([`Access`](super::access::Access)), opens the grant's repository on
+//!    first use and runs the operation inside a span naming the action (never the token).
+//! 3. Transfers stream: `Put` feeds the request's chunks to the engine's streaming writer as an
+//!    `AsyncRead` (gRPC flow control bounds what is in flight), `Get` sends the engine's output
+//!    in chunks of at most [`CHUNK_SIZE`], `List` streams entries.
+//! 4. [`SocketServer::run`] ends when `shutdown` resolves, and removes the socket file.
+//!
+//! # Errors
+//! Failures become `Status` in `status.rs` only: unknown token `UNAUTHENTICATED`, a path
+//! outside the grant `PERMISSION_DENIED`, a missing file `NOT_FOUND`, and so on.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_proto::datasafed::v1::put_request::Msg;
+use cairn_proto::datasafed::v1::storage_server::{Storage, StorageServer};
+use cairn_proto::datasafed::v1::{
+    DataChunk, Entry, GetRequest, ListRequest, MkdirRequest, MkdirResponse, PutRequest,
+    PutResponse, RemoveRequest, RemoveResponse, StatRequest, StatResponse,
+};
+use cairn_repo::{Compression, RepoFiles};
+use futures::StreamExt;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_util::io::{ReaderStream, StreamReader};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, Span};
+
+use super::access::Operation;
+use super::grants::{Grant, Grants};
+use super::status::CallError;
+use super::wire;
+use crate::runtime::job::SOCKET_FILE;
+
+/// The largest data chunk `Get` sends (and `datasafed push` sends).
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Why the socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The socket directory could not be created.
+    #[error("creating the storage socket directory {}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Something that is not a socket is in the way.
+    #[error("{} exists and is not a socket; refusing to replace it", .path.display())]
+    NotASocket {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A stale socket could not be removed.
+    #[error("removing the stale storage socket {}", .path.display())]
+    RemoveStale {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding failed.
+    #[error("binding the storage socket {}", .path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The socket could not be opened to every uid.
+    #[error("setting mode 0666 on the storage socket {}", .path.display())]
+    Permissions {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("serving the storage socket {}", .path.display())]
+    Serve {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// A bound storage socket, ready to [`run`](SocketServer::run).
+#[derive(Debug)]
+pub struct SocketServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl SocketServer {
+    /// Binds `<dir>/storage.sock` (must be called inside a tokio runtime).
+    pub fn bind(dir: &Path) -> Result<SocketServer, ServeError> {
+        std::fs::create_dir_all(dir).map_err(|source| ServeError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(SOCKET_FILE);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                std::fs::remove_file(&path).map_err(|source| ServeError::RemoveStale {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Ok(_) => return Err(ServeError::NotASocket { path }),
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(&path).map_err(|source| ServeError::Bind {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(
+            |source| ServeError::Permissions {
+                path: path.clone(),
+                source,
+            },
+        )?;
+        Ok(SocketServer { listener, path })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves `grants` until `shutdown` resolves, then removes the socket file.
+    pub async fn run(
+        self,
+        grants: Grants,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let SocketServer { listener, path } = self;
+        tracing::info!(socket = %path.display(), "serving the storage socket");
+        let result = tonic::transport::Server::builder()
+            .add_service(StorageServer::new(StorageService { grants }))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+            .await;
+        if let Err(err) = std::fs::remove_file(&path) {
+            tracing::debug!(socket = %path.display(), error = %err, "storage socket already gone");
+        }
+        result.map_err(|source| ServeError::Serve { path, source })
+    }
+}
+
+/// Binds `<dir>/storage.sock` and serves `grants` on it until `shutdown` resolves.
+pub async fn serve(
+    dir: &Path,
+    grants: Grants,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    SocketServer::bind(dir)?.run(grants, shutdown).await
+}
+
+/// The `Storage` service over a grants registry.
+#[derive(Debug, Clone)]
+struct StorageService {
+    grants: Grants,
+}
+
+impl StorageService {
+    /// The grant of the call's bearer token.
+    fn authorize<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Arc<Grant>, Status> {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let refused = match token {
+            None => CallError::MissingToken,
+            Some(token) => match self.grants.lookup(token) {
+                Some(grant) => return Ok(grant),
+                None => CallError::UnknownToken,
+            },
+        };
+        tracing::warn!(rpc, reason = %refused, "storage call refused");
+        Err(refused.into())
+    }
+}
+
+/// The span of one call: the action and repository, never the token.
+fn call_span(grant: &Grant, rpc: &'static str) -> Span {
+    tracing::info_span!("storage", action.id = %grant.action_id(), repo = %grant.repo_name(), rpc)
+}
+
+/// Runs one call's work in its span and turns its failure into a logged `Status`.
+async fn in_span<T>(
+    grant: &Grant,
+    rpc: &'static str,
+    work: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, Status> {
+    async {
+        match work.await {
+            Ok(value) => {
+                tracing::debug!("storage call done");
+                Ok(value)
+            }
+            Err(err) => Err(logged(err)),
+        }
+    }
+    .instrument(call_span(grant, rpc))
+    .await
+}
+
+fn logged(err: CallError) -> Status {
+    let status = Status::from(err);
+    tracing::warn!(code = ?status.code(), message = status.message(), "storage call failed");
+    status
+}
+
+/// A `Put` data message as bytes for the engine's reader; anything else breaks the upload
+/// (the engine then stores nothing).
+fn put_data(message: Result<PutRequest, Status>) -> io::Result<Bytes> {
+    match message {
+        Ok(PutRequest {
+            msg: Some(Msg::Data(data)),
+        }) => Ok(Bytes::from(data)),
+        Ok(PutRequest {
+            msg: Some(Msg::Header(_)),
+        }) => Err(io::Error::other(Status::invalid_argument(
+            "a Put sent a second PutHeader after its first",
+        ))),
+        Ok(PutRequest { msg: None }) => Err(io::Error::other(Status::invalid_argument(
+            "a Put sent an empty message",
+        ))),
+        Err(status) => Err(io::Error::other(status)),
+    }
+}
+
+async fn put(grant: &Grant, mut stream: Streaming<PutRequest>) -> Result<PutResponse, CallError> {
+    let header = match stream.message().await.map_err(CallError::Receive)? {
+        Some(PutRequest {
+            msg: Some(Msg::Header(header)),
+        }) => header,
+        _ => {
+            return Err(CallError::Protocol(
+                "the first message of a Put must be its PutHeader",
+            ));
+        }
+    };
+    let key = grant.access().check(Operation::Write, &header.path)?;
+    let compression = wire::compression(&header.compression)?;
+    let repository = grant.repository().await?;
+    let reader = StreamReader::new(stream.map(put_data));
+    let summary = repository
+        .put(&key, reader, compression, grant.inbound_progress())
+        .await?;
+    tracing::debug!(path = %key, bytes_in = summary.bytes_in, bytes_stored = summary.bytes_stored, "pushed");
+    Ok(PutResponse {
+        bytes: summary.bytes_in,
+    })
+}
+
+/// Streams the engine's output for `key` into `chunks`, then the failure if there was one.
+async fn send_file(
+    grant: Arc<Grant>,
+    repository: RepoFiles,
+    key: String,
+    decompression: Option<Compression>,
+    chunks: mpsc::Sender<Result<DataChunk, Status>>,
+) {
+    let (writer, reader) = tokio::io::duplex(CHUNK_SIZE);
+    let read = repository.get(&key, writer, decompression, grant.outbound_progress());
+    let forward = async {
+        let mut data = ReaderStream::with_capacity(reader, CHUNK_SIZE);
+        while let Some(Ok(bytes)) = data.next().await {
+            let chunk = DataChunk { data: bytes.into() };
+            if chunks.send(Ok(chunk)).await.is_err() {
+                // The client went away; dropping the reader stops the engine.
+                return;
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(read, forward);
+    match result {
+        Ok(summary) => {
+            tracing::debug!(path = %key, bytes_out = summary.bytes_out, "pulled");
+        }
+        Err(err) => {
+            let _ = chunks.send(Err(logged(err.into()))).await;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Storage for StorageService {
+    async fn put(
+        &self,
+        request: Request<Streaming<PutRequest>>,
+    ) -> Result<Response<PutResponse>, Status> {
+        let grant = self.authorize(&request, "put")?;
+        in_span(&grant, "put", put(&grant, request.into_inner()))
+            .await
+            .map(Response::new)
+    }
+
+    type GetStream = ReceiverStream<Result<DataChunk, Status>>;
+
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<Self::GetStream>, Status> {
+        let grant = self.authorize(&request, "get")?;
+        let request = request.into_inner();
+        let (key, decompression, repository) = in_span(&grant, "get", async {
+            let key = grant.access().check(Operation::Read, &request.path)?;
+            let decompression = wire::compression(&request.decompression)?;
+            let repository = grant.repository().await?.clone();
+            Ok((key, decompression, repository))
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(4);
+        let span = call_span(&grant, "get");
+        tokio::spawn(send_file(grant, repository, key, decompression, tx).instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type ListStream = tokio_stream::Iter<std::vec::IntoIter<Result<Entry, Status>>>;
+
+    async fn list(
+        &self,
+        request: Request<ListRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let grant = self.authorize(&request, "list")?;
+        let request = request.into_inner();
+        let entries = in_span(&grant, "list", async {
+            let key = grant.access().check(Operation::Read, &request.path)?;
+            let options = wire::list_options(&request)?;
+            let repository = grant.repository().await?;
+            Ok(repository.list(&key, &options).await?)
+        })
+        .await?;
+        let entries: Vec<Result<Entry, Status>> =
+            entries.into_iter().map(|e| Ok(wire::entry(e))).collect();
+        Ok(Response::new(tokio_stream::iter(entries)))
+    }
+
+    async fn stat(&self, request: Request<StatRequest>) -> Result<Response<StatResponse>, Status> {
+        let grant = self.authorize(&request, "stat")?;
+        let request = request.into_inner();
+        in_span(&grant, "stat", async {
+            let key = grant.access().check(Operation::Read, &request.path)?;
+            let repository = grant.repository().await?;
+            Ok(wire::stat(repository.stat(&key).await?))
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn remove(
+        &self,
+        request: Request<RemoveRequest>,
+    ) -> Result<Response<RemoveResponse>, Status> {
+        let grant = self.authorize(&request, "remove")?;
+        let request = request.into_inner();
+        in_span(&grant, "remove", async {
+            let key = grant.access().check(Operation::Write, &request.path)?;
+            let repository = grant.repository().await?;
+            if request.dir_only {
+                repository.rmdir(&key).await?;
+            } else {
+                let removed = repository.remove(&key, request.recursive).await?;
+                tracing::debug!(path = %key, removed, "removed");
+            }
+            Ok(RemoveResponse {})
+        })
+        .await
+        .map(Response::new)
+    }
+
+    async fn mkdir(
+        &self,
+        request: Request<MkdirRequest>,
+    ) -> Result<Response<MkdirResponse>, Status> {
+        let grant = self.authorize(&request, "mkdir")?;
+        let request = request.into_inner();
+        in_span(&grant, "mkdir", async {
+            let key = grant.access().check(Operation::Write, &request.path)?;
+            grant.repository().await?.mkdir(&key).await?;
+            Ok(MkdirResponse {})
+        })
+        .await
+        .map(Response::new)
+    }
+}
