@@ -1,0 +1,584 @@
+//! Table tests of the BackupSchedule planner: one behaviour per test, named by what a user sees.
+
+use serde_json::json;
+
+use super::*;
+use crate::plan::intent::EventType;
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn merged<T: serde::de::DeserializeOwned>(
+    mut value: serde_json::Value,
+    extra: serde_json::Value,
+) -> T {
+    json_patch::merge(&mut value, &extra);
+    serde_json::from_value(value).unwrap()
+}
+
+fn schedule(extra: serde_json::Value) -> BackupSchedule {
+    merged(
+        json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "BackupSchedule",
+            "metadata": {"name": "pg-schedule", "namespace": "default", "generation": 3,
+                         "creationTimestamp": "2026-11-22T09:05:00Z",
+                         "finalizers": [FINALIZER],
+                         "labels": {POLICY_LABEL: "pg-policy"}},
+            "spec": {
+                "backupPolicyName": "pg-policy",
+                "schedules": [{"name": "hourly", "backupMethod": "basebackup",
+                               "cronExpression": "0 * * * *", "enabled": true,
+                               "retentionPeriod": "3d"}]
+            }
+        }),
+        extra,
+    )
+}
+
+fn policy(extra: serde_json::Value) -> BackupPolicy {
+    merged(
+        json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "BackupPolicy",
+            "metadata": {"name": "pg-policy", "namespace": "default"},
+            "spec": {
+                "target": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "mycluster"}}},
+                "backupMethods": [
+                    {"name": "basebackup", "actionSetName": "pg-basebackup"},
+                    {"name": "snap", "snapshotVolumes": true},
+                    {"name": "pitr", "actionSetName": "pg-pitr"}
+                ]
+            }
+        }),
+        extra,
+    )
+}
+
+fn actionset(name: &str, kind: &str) -> ActionSet {
+    serde_json::from_value(json!({
+        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+        "kind": "ActionSet",
+        "metadata": {"name": name},
+        "spec": {"backupType": kind,
+                 "backup": {"backupData": {"image": "x", "command": ["x"]}, "withParameters": ["level"]},
+                 "parametersSchema": {"openAPIV3Schema": {"type": "object",
+                     "properties": {"level": {"type": "integer"}}}}}
+    }))
+    .unwrap()
+}
+
+fn backup(name: &str, phase: Option<&str>, completed: Option<&str>) -> Backup {
+    serde_json::from_value(json!({
+        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {SCHEDULE_LABEL: "pg-schedule", AUTOBACKUP_LABEL: "true"}},
+        "spec": {"backupPolicyName": "pg-policy", "backupMethod": "basebackup"},
+        "status": {"phase": phase, "completionTimestamp": completed,
+                   "failureReason": if phase == Some("Failed") { json!("exit code 1") } else { json!(null) }}
+    }))
+    .unwrap()
+}
+
+fn observed() -> Observed {
+    Observed {
+        schedule: schedule(json!({})),
+        policy: Some(policy(json!({}))),
+        actionsets: vec![
+            actionset("pg-basebackup", "Full"),
+            actionset("pg-pitr", "Continuous"),
+        ],
+        backups: Vec::new(),
+        settings: Settings::default(),
+    }
+}
+
+/// Runs the planner and applies its status.
+fn step(o: &mut Observed, now: Timestamp) -> Plan<BackupScheduleStatus> {
+    let plan = plan(o, now);
+    if let Some(status) = &plan.status {
+        o.schedule.status = Some(status.clone());
+    }
+    plan
+}
+
+fn created(plan: &Plan<BackupScheduleStatus>) -> Vec<serde_json::Value> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Create { object } => Some(object.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn created_names(plan: &Plan<BackupScheduleStatus>) -> Vec<String> {
+    created(plan)
+        .iter()
+        .map(|b| b["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn entry(o: &Observed, name: &str) -> ScheduleStatus {
+    o.schedule
+        .status
+        .as_ref()
+        .unwrap()
+        .schedules
+        .as_ref()
+        .unwrap()[name]
+        .clone()
+}
+
+fn warnings(plan: &Plan<BackupScheduleStatus>) -> Vec<(String, String)> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Warning,
+                reason,
+                message,
+            } => Some((reason.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The planner created `name`; the API server now has it, Running.
+fn observe_created(o: &mut Observed, name: &str) {
+    o.backups.push(backup(name, Some("Running"), None));
+}
+
+// ---------------------------------------------------------------- validation
+
+#[test]
+fn a_missing_policy_fails_the_schedule_with_an_event() {
+    let mut o = observed();
+    o.policy = None;
+    let plan = step(&mut o, at("2026-11-22T10:00:00Z"));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupSchedulePhase::Failed));
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("backuppolicies.dataprotection.kubeblocks.io \"pg-policy\" not found")
+    );
+    assert_eq!(warnings(&plan)[0].0, "HandleBackupScheduleFailed");
+    assert!(created(&plan).is_empty());
+}
+
+#[test]
+fn the_same_failure_is_not_announced_twice() {
+    let mut o = observed();
+    o.policy = None;
+    step(&mut o, at("2026-11-22T10:00:00Z"));
+    assert!(warnings(&step(&mut o, at("2026-11-22T10:01:00Z"))).is_empty());
+}
+
+#[test]
+fn duplicate_schedule_names_fail_with_kubeblocks_message() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "0 * * * *"},
+        {"backupMethod": "basebackup", "cronExpression": "0 0 * * *"}]}}));
+    let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("schedule name basebackup is duplicated")
+    );
+}
+
+#[test]
+fn a_method_missing_from_the_policy_fails_with_kubeblocks_message() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "nope", "cronExpression": "0 * * * *"}]}}));
+    let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("backup method nope is not in backup policy default/pg-policy")
+    );
+}
+
+#[test]
+fn an_invalid_cron_expression_fails_quoting_it() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "every hour"}]}}));
+    let reason = step(&mut o, at("2026-11-22T10:00:00Z"))
+        .status
+        .unwrap()
+        .failure_reason
+        .unwrap();
+    assert!(reason.contains("\"every hour\""), "{reason}");
+}
+
+#[test]
+fn parameters_are_checked_against_the_methods_actionset() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "0 * * * *",
+         "parameters": [{"name": "tables", "value": "t1"}]}]}}));
+    let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some(
+            "fails to validate parameters of backupMethod basebackup: parameter tables is undeclared in withParameters of actionSet pg-basebackup"
+        )
+    );
+}
+
+#[test]
+fn parameters_of_a_method_without_actionset_fail_with_actionset_is_empty() {
+    let mut o = observed();
+    o.actionsets.clear();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "0 * * * *",
+         "parameters": [{"name": "level", "value": "1"}]}]}}));
+    let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("fails to validate parameters of backupMethod basebackup: actionSet is empty")
+    );
+}
+
+#[test]
+fn a_valid_schedule_is_available_with_its_generation_label_and_finalizer() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"metadata": {"finalizers": null, "labels": null}}));
+    let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupSchedulePhase::Available));
+    assert_eq!(status.observed_generation, Some(3));
+    assert_eq!(status.failure_reason, None);
+    assert!(plan.intents.contains(&Intent::AddFinalizer));
+    assert!(
+        plan.intents
+            .iter()
+            .any(|i| matches!(i, Intent::PatchMeta { labels, .. }
+        if labels[POLICY_LABEL].as_deref() == Some("pg-policy")))
+    );
+}
+
+// ---------------------------------------------------------------- creating backups
+
+#[test]
+fn nothing_is_created_before_the_first_fire_time_after_creation() {
+    let mut o = observed();
+    let plan = step(&mut o, at("2026-11-22T09:59:59Z"));
+    assert!(created(&plan).is_empty());
+    assert_eq!(plan.requeue, Some(Duration::from_secs(1)));
+    assert_eq!(entry(&o, "hourly").phase, Some(SchedulePhase::Running));
+}
+
+#[test]
+fn a_due_run_creates_its_backup_like_the_kubeblocks_cronjob_would() {
+    let mut o = observed();
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    let backups = created(&plan);
+    assert_eq!(backups.len(), 1);
+    let b = &backups[0];
+    assert_eq!(b["apiVersion"], "dataprotection.kubeblocks.io/v1alpha1");
+    assert_eq!(b["kind"], "Backup");
+    assert_eq!(b["metadata"]["name"], "mycluster-hourly-20261122100000");
+    assert_eq!(b["metadata"]["namespace"], "default");
+    assert_eq!(
+        b["metadata"]["labels"],
+        json!({AUTOBACKUP_LABEL: "true", SCHEDULE_LABEL: "pg-schedule"})
+    );
+    assert_eq!(
+        b["metadata"].get("ownerReferences"),
+        None,
+        "backups outlive the schedule"
+    );
+    assert_eq!(
+        b["spec"],
+        json!({"backupPolicyName": "pg-policy", "backupMethod": "basebackup", "retentionPeriod": "3d"})
+    );
+    assert_eq!(plan.requeue, Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn the_run_is_recorded_only_once_its_backup_is_observed_and_never_created_twice() {
+    let mut o = observed();
+    step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(entry(&o, "hourly").last_schedule_time, None);
+    // The shell crashed before creating: the same run is asked for again, under the same name.
+    let again = step(&mut o, at("2026-11-22T10:00:05Z"));
+    assert_eq!(created_names(&again), ["mycluster-hourly-20261122100000"]);
+    observe_created(&mut o, "mycluster-hourly-20261122100000");
+    let plan = step(&mut o, at("2026-11-22T10:00:07Z"));
+    assert!(created(&plan).is_empty());
+    assert_eq!(
+        entry(&o, "hourly").last_schedule_time.map(|t| t.0),
+        Some(at("2026-11-22T10:00:00Z"))
+    );
+    assert_eq!(plan.requeue, Some(Duration::from_secs(3593)));
+}
+
+#[test]
+fn without_a_cluster_label_backups_are_named_after_the_schedule_and_method() {
+    let mut o = observed();
+    o.policy = Some(policy(
+        json!({"spec": {"target": {"podSelector": {"matchLabels": null}}}}),
+    ));
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true}]}}));
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(
+        created_names(&plan),
+        ["pg-schedule-basebackup-20261122100000"]
+    );
+    assert_eq!(created(&plan)[0]["spec"]["retentionPeriod"], "7d");
+}
+
+#[test]
+fn after_downtime_only_the_latest_missed_run_is_created() {
+    let mut o = observed();
+    let plan = step(&mut o, at("2026-11-24T15:30:00Z"));
+    assert_eq!(created_names(&plan), ["mycluster-hourly-20261124150000"]);
+}
+
+#[test]
+fn a_run_later_than_the_starting_deadline_is_skipped_and_says_so() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"startingDeadlineMinutes": 10}}));
+    let plan = step(&mut o, at("2026-11-22T10:20:00Z"));
+    assert!(created(&plan).is_empty());
+    let reason = entry(&o, "hourly").failure_reason.unwrap();
+    assert!(
+        reason
+            .starts_with("skipped the backup scheduled at 2026-11-22T10:00:00Z: it is 20m0s late"),
+        "{reason}"
+    );
+    assert_eq!(warnings(&plan)[0].0, "BackupSkipped");
+    // Within the deadline the next run goes ahead.
+    let plan = step(&mut o, at("2026-11-22T11:05:00Z"));
+    assert_eq!(created_names(&plan), ["mycluster-hourly-20261122110000"]);
+}
+
+#[test]
+fn a_zero_starting_deadline_does_not_skip_every_run() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"startingDeadlineMinutes": 0}}));
+    let plan = step(&mut o, at("2026-11-22T10:00:02Z"));
+    assert_eq!(created(&plan).len(), 1);
+}
+
+#[test]
+fn a_run_is_skipped_while_the_previous_backup_still_runs() {
+    let mut o = observed();
+    o.backups = vec![backup(
+        "mycluster-hourly-20261122100000",
+        Some("Running"),
+        None,
+    )];
+    o.schedule.status = Some(BackupScheduleStatus {
+        schedules: Some(BTreeMap::from([(
+            "hourly".to_string(),
+            ScheduleStatus {
+                last_schedule_time: Some(Time(at("2026-11-22T10:00:00Z"))),
+                ..Default::default()
+            },
+        )])),
+        ..Default::default()
+    });
+    let plan = step(&mut o, at("2026-11-22T11:00:01Z"));
+    assert!(created(&plan).is_empty());
+    assert_eq!(
+        entry(&o, "hourly").failure_reason.as_deref(),
+        Some(
+            "skipped the backup scheduled at 2026-11-22T11:00:00Z: backup mycluster-hourly-20261122100000 of this schedule is still running"
+        )
+    );
+    // Once it finished, the run still due goes ahead (as a Forbid CronJob's would).
+    o.backups = vec![backup(
+        "mycluster-hourly-20261122100000",
+        Some("Completed"),
+        Some("2026-11-22T11:10:00Z"),
+    )];
+    let plan = step(&mut o, at("2026-11-22T11:10:05Z"));
+    assert_eq!(created_names(&plan), ["mycluster-hourly-20261122110000"]);
+    assert_eq!(
+        entry(&o, "hourly").last_successful_time.map(|t| t.0),
+        Some(at("2026-11-22T11:10:00Z"))
+    );
+}
+
+#[test]
+fn the_newest_failed_backup_is_the_entrys_failure_reason() {
+    let mut o = observed();
+    o.backups = vec![
+        backup(
+            "mycluster-hourly-20261122100000",
+            Some("Completed"),
+            Some("2026-11-22T10:05:00Z"),
+        ),
+        backup("mycluster-hourly-20261122110000", Some("Failed"), None),
+    ];
+    o.schedule.status = Some(BackupScheduleStatus {
+        schedules: Some(BTreeMap::from([(
+            "hourly".to_string(),
+            ScheduleStatus {
+                last_schedule_time: Some(Time(at("2026-11-22T11:00:00Z"))),
+                ..Default::default()
+            },
+        )])),
+        ..Default::default()
+    });
+    step(&mut o, at("2026-11-22T11:30:00Z"));
+    let status = entry(&o, "hourly");
+    assert_eq!(
+        status.failure_reason.as_deref(),
+        Some("backup mycluster-hourly-20261122110000 failed: exit code 1")
+    );
+    assert_eq!(
+        status.last_successful_time.map(|t| t.0),
+        Some(at("2026-11-22T10:05:00Z"))
+    );
+}
+
+#[test]
+fn backups_of_other_entries_and_schedules_are_not_counted() {
+    let mut o = observed();
+    let mut foreign = backup("mycluster-hourly-20261122100000", Some("Running"), None);
+    foreign
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(SCHEDULE_LABEL.into(), "other".into());
+    o.backups = vec![
+        foreign,
+        backup("mycluster-daily-20261122000000", Some("Running"), None),
+    ];
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(created_names(&plan), ["mycluster-hourly-20261122100000"]);
+}
+
+#[test]
+fn disabled_entries_create_nothing_and_keep_their_times() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"name": "hourly", "backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": false}]}}));
+    o.schedule.status = Some(BackupScheduleStatus {
+        schedules: Some(BTreeMap::from([(
+            "hourly".to_string(),
+            ScheduleStatus {
+                phase: Some(SchedulePhase::Running),
+                last_schedule_time: Some(Time(at("2026-11-22T08:00:00Z"))),
+                ..Default::default()
+            },
+        )])),
+        ..Default::default()
+    });
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert!(created(&plan).is_empty());
+    let status = entry(&o, "hourly");
+    assert_eq!(status.phase, None);
+    assert_eq!(
+        status.last_schedule_time.map(|t| t.0),
+        Some(at("2026-11-22T08:00:00Z"))
+    );
+    assert_eq!(plan.requeue, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "pitr", "cronExpression": "*/5 * * * *", "enabled": true},
+        {"backupMethod": "snap", "cronExpression": "0 * * * *", "enabled": true},
+        {"backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true}]}}));
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(
+        created_names(&plan),
+        ["mycluster-basebackup-20261122100000"]
+    );
+    for name in ["pitr", "snap"] {
+        let status = entry(&o, name);
+        assert_eq!(status.phase, Some(SchedulePhase::Failed));
+        assert!(
+            status
+                .failure_reason
+                .unwrap()
+                .contains("not supported by Cairn yet"),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        o.schedule.status.as_ref().unwrap().phase,
+        Some(BackupSchedulePhase::Available)
+    );
+}
+
+#[test]
+fn each_entry_fires_on_its_own_cron_and_the_requeue_is_the_nearest() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"name": "hourly", "backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true},
+        {"name": "quarter", "backupMethod": "basebackup", "cronExpression": "15 * * * *", "enabled": true,
+         "parameters": [{"name": "level", "value": "2"}]}]}}));
+    let plan = step(&mut o, at("2026-11-22T10:15:00Z"));
+    assert_eq!(
+        created_names(&plan),
+        [
+            "mycluster-hourly-20261122100000",
+            "mycluster-quarter-20261122101500"
+        ]
+    );
+    assert_eq!(
+        created(&plan)[1]["spec"]["parameters"],
+        json!([{"name": "level", "value": "2"}])
+    );
+}
+
+#[test]
+fn a_cron_time_zone_prefix_is_honoured() {
+    let mut o = observed();
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"name": "daily", "backupMethod": "basebackup",
+         "cronExpression": "CRON_TZ=Asia/Shanghai 0 18 * * *", "enabled": true}]}}));
+    let plan = step(&mut o, at("2026-11-22T10:00:01Z"));
+    assert_eq!(created_names(&plan), ["mycluster-daily-20261122100000"]);
+}
+
+#[test]
+fn a_deleted_schedule_only_lets_go_of_its_finalizer() {
+    let mut o = observed();
+    o.schedule.metadata.deletion_timestamp = Some(Time(at("2026-11-22T10:00:00Z")));
+    let plan = plan(&o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(plan.intents, [Intent::RemoveFinalizer]);
+    assert_eq!(plan.status, None);
+}
+
+#[test]
+fn latest_fire_looks_back_as_far_as_needed() {
+    let yearly = cron::parse("0 0 1 1 *").unwrap();
+    assert_eq!(
+        latest_fire(
+            &yearly,
+            at("2020-06-01T00:00:00Z"),
+            at("2026-11-22T10:00:00Z")
+        ),
+        Some(at("2026-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        latest_fire(
+            &yearly,
+            at("2026-01-01T00:00:00Z"),
+            at("2026-11-22T10:00:00Z")
+        ),
+        None
+    );
+    let minutely = cron::parse("* * * * *").unwrap();
+    assert_eq!(
+        latest_fire(
+            &minutely,
+            at("2016-01-01T00:00:00Z"),
+            at("2026-11-22T10:00:30Z")
+        ),
+        Some(at("2026-11-22T10:00:00Z"))
+    );
+}
