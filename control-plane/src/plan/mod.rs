@@ -9,6 +9,7 @@ pub mod ids;
 pub mod intent;
 pub mod names;
 pub mod restore;
+pub mod retention;
 pub mod schedule;
 
 pub use agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
