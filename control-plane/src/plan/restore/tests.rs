@@ -734,6 +734,8 @@ fn zero_replicas_fail_the_restore_naming_the_field() {
 fn restore_env_follows_kubeblocks_order_and_precedence() {
     let mut o = observed();
     o.restore = restore(json!({"spec": {"env": [{"name": "DATA_DIR", "value": "/restore"}]}}));
+    o.backup = Some(backup(json!({"status": {"backupMethod": {"env": [
+        {"name": "IMAGE_TAG", "value": "16"}, {"name": "DATA_DIR", "value": "/method"}]}}})));
     let plan = step(&mut o, now());
     let job = job_of(dispatched(&plan)[0].1);
     let names: Vec<String> = env_of(&job).into_iter().map(|(n, _)| n).collect();
