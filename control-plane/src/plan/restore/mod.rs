@@ -24,8 +24,9 @@
 //! - Exec actions run through the agent on the pod's node (`pods/exec`), not as `kubectl exec`
 //!   Jobs in the controller namespace; their `objectKey` is `Pod/<pod>`.
 //! - A failed action's message carries the agent's reason after KubeBlocks' default text.
-//! - Restore Jobs carry no finalizer (the agent deletes them) and run under
-//!   `spec.serviceAccountName` or the namespace's default service account.
+//! - Restore Jobs carry no finalizer (they are owned by the Restore: deleted when it completes,
+//!   garbage-collected with it otherwise) and run under `spec.serviceAccountName` or the
+//!   namespace's default service account (there is no worker service account).
 //!
 //! # Not supported yet (the Restore fails saying so)
 //! Incremental, Differential and Continuous backups, `restoreTime`, volume snapshot backups and
