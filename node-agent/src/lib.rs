@@ -1,7 +1,9 @@
 //! Cairn's node agent: the action runtime, the data mover and the datasafed socket.
 
-pub mod runtime;
+pub mod args;
 pub mod journal;
+pub mod run;
+pub mod runtime;
 pub mod session;
 pub mod socket;
 pub mod tls;

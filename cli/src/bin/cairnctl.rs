@@ -23,11 +23,16 @@ enum Command {
     Crds(cmd::crds::Args),
     /// Work with a backup repository directly (init, backup, restore, snapshots, forget, prune, check).
     Repo(cmd::repo::Args),
+    /// Run standalone mode: localkube, the control plane and one agent, until Ctrl-C.
+    Up(cmd::up::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("cairnctl: cannot start the async runtime: {err}");
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
             Command::Convert(args) => cmd::convert::run(args).await,
             Command::Crds(args) => cmd::crds::run(args).await,
             Command::Repo(args) => cmd::repo::run(args).await,
+            Command::Up(args) => cmd::up::run(args).await,
         }
     });
     match result {

@@ -3,4 +3,5 @@
 pub mod convert;
 pub mod crds;
 pub mod repo;
+pub mod up;
 pub mod validate;

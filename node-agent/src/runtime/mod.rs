@@ -3,4 +3,6 @@
 
 pub mod exec;
 pub mod job;
+pub mod repo_ops;
+pub mod runner;
 pub mod tail;

@@ -1,0 +1,424 @@
+//! Standalone mode: localkube, the control plane and one agent as child processes on one host,
+//! with the CRDs, a `local` StorageProvider and a default `local` BackupRepo installed. Used by
+//! `cairnctl up`, `cairnctl quickstart` and the end-to-end tests.
+//!
+//! # Layout of the data directory
+//! - `kube/`: localkube's store, certificates, pod directories (`kube/kubelet/pods`) and its
+//!   kubeconfig; `kubeconfig` at the top is a copy users point `KUBECONFIG` at.
+//! - `tls/`: the Cairn CA, the control plane's server certificate and the agent certificate,
+//!   created on first start and reused later.
+//! - `agent/`: the agent's journal (`state/`) and the directory it shares with action pods
+//!   (`node/bin/datasafed`, `node/sock/storage.sock`).
+//! - `repo/`: the default local repository.
+//! - `logs/`: one log file per process.
+//! - `stack.json`: the ports in use, so that a second `up` keeps the same API server address.
+
+pub mod manifests;
+pub mod process;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use serde::{Deserialize, Serialize};
+
+use self::process::Child;
+
+/// How to bring a stack up.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub data_dir: PathBuf,
+    /// Directory holding `localkube`, `cairn-control-plane`, `cairn-agent` and `datasafed`
+    /// (default: the directory of the running executable).
+    pub bin_dir: Option<PathBuf>,
+    /// Node name (default: localkube's default, the host name).
+    pub node_name: Option<String>,
+    /// How long agents may be away before their actions fail.
+    pub agent_grace_period: String,
+    /// Extra `RUST_LOG` for the children.
+    pub log_filter: String,
+}
+
+impl StackOptions {
+    /// Defaults for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StackOptions {
+        StackOptions {
+            data_dir: data_dir.into(),
+            bin_dir: None,
+            node_name: None,
+            agent_grace_period: "5m".into(),
+            log_filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ports {
+    api: u16,
+    agent: u16,
+    health: u16,
+}
+
+/// A running stack. Dropping it kills the children; `shutdown` stops them gracefully.
+pub struct Stack {
+    pub data_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub node_name: String,
+    pub bin_dir: PathBuf,
+    pub health_addr: SocketAddr,
+    pub agent_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    localkube: Child,
+    control_plane: Child,
+    agent: Child,
+    options: StackOptions,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// The directory of the running executable (where cargo puts every binary of the workspace).
+pub fn default_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let mut dir = exe
+        .parent()
+        .map(Path::to_path_buf)
+        .context("this executable has no directory")?;
+    // Test executables live in target/<profile>/deps.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+impl Stack {
+    /// Starts (or resumes, on an existing data directory) the whole stack and waits until the
+    /// API server answers, the CRDs are established, the agent is connected and the default
+    /// repository is installed.
+    pub async fn up(options: StackOptions) -> anyhow::Result<Stack> {
+        let data_dir = absolute(&options.data_dir)?;
+        for sub in ["kube", "tls", "agent/state", "agent/node", "repo", "logs"] {
+            std::fs::create_dir_all(data_dir.join(sub))
+                .with_context(|| format!("creating {}", data_dir.join(sub).display()))?;
+        }
+        let bin_dir = match &options.bin_dir {
+            Some(dir) => dir.clone(),
+            None => default_bin_dir()?,
+        };
+        for bin in [
+            "localkube",
+            "cairn-control-plane",
+            "cairn-agent",
+            "datasafed",
+        ] {
+            if !bin_dir.join(bin).is_file() {
+                anyhow::bail!(
+                    "{} is missing: build the workspace first (cargo build --workspace --bins)",
+                    bin_dir.join(bin).display()
+                );
+            }
+        }
+        let ports = load_ports(&data_dir)?;
+        let node_name = options.node_name.clone().unwrap_or_else(default_node_name);
+
+        let api_addr = SocketAddr::from(([127, 0, 0, 1], ports.api));
+        let mut localkube = Child::spawn(
+            "localkube",
+            &bin_dir.join("localkube"),
+            &[
+                "--data-dir".into(),
+                data_dir.join("kube").display().to_string(),
+                "--listen".into(),
+                api_addr.to_string(),
+                "--node-name".into(),
+                node_name.clone(),
+            ],
+            &[("RUST_LOG", options.log_filter.clone())],
+            &data_dir.join("logs/localkube.log"),
+        )?;
+        let kube_kubeconfig = data_dir.join("kube/kubeconfig");
+        wait_for_api(&mut localkube, &kube_kubeconfig).await?;
+        let kubeconfig = data_dir.join("kubeconfig");
+        std::fs::copy(&kube_kubeconfig, &kubeconfig)
+            .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        let client = client_for(&kubeconfig).await?;
+        install_crds(&client).await?;
+
+        let tls_dir = data_dir.join("tls");
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        cairn_control_plane::tls::ensure::ensure_server_cert(&tls_dir, &names)
+            .context("creating the control plane's certificate")?;
+        let agent_cert = cairn_control_plane::tls::ensure::ensure_agent_cert(&tls_dir, &node_name)
+            .context("creating the agent's certificate")?;
+
+        let agent_addr = SocketAddr::from(([127, 0, 0, 1], ports.agent));
+        let health_addr = SocketAddr::from(([127, 0, 0, 1], ports.health));
+        let kube_env = ("KUBECONFIG", kubeconfig.display().to_string());
+        let control_plane = Child::spawn(
+            "cairn-control-plane",
+            &bin_dir.join("cairn-control-plane"),
+            &[
+                "--tls-dir".into(),
+                tls_dir.display().to_string(),
+                "--agent-listen".into(),
+                agent_addr.to_string(),
+                "--health-listen".into(),
+                health_addr.to_string(),
+                "--leader-elect=false".into(),
+                "--agent-grace-period".into(),
+                options.agent_grace_period.clone(),
+            ],
+            &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
+            &data_dir.join("logs/control-plane.log"),
+        )?;
+        let agent = Child::spawn(
+            "cairn-agent",
+            &bin_dir.join("cairn-agent"),
+            &[
+                "--node-name".into(),
+                node_name.clone(),
+                "--control-plane".into(),
+                format!("https://{agent_addr}"),
+                "--server-name".into(),
+                "localhost".into(),
+                "--tls-ca".into(),
+                tls_dir.join("ca.pem").display().to_string(),
+                "--tls-cert".into(),
+                agent_cert.cert.display().to_string(),
+                "--tls-key".into(),
+                agent_cert.key.display().to_string(),
+                "--state-dir".into(),
+                data_dir.join("agent/state").display().to_string(),
+                "--agent-dir".into(),
+                data_dir.join("agent/node").display().to_string(),
+                "--kubelet-dir".into(),
+                data_dir.join("kube/kubelet").display().to_string(),
+                "--datasafed-bin".into(),
+                bin_dir.join("datasafed").display().to_string(),
+            ],
+            &[kube_env, ("RUST_LOG", options.log_filter.clone())],
+            &data_dir.join("logs/agent.log"),
+        )?;
+        let mut stack = Stack {
+            kubeconfig,
+            node_name,
+            bin_dir,
+            health_addr,
+            agent_addr,
+            api_addr,
+            localkube,
+            control_plane,
+            agent,
+            options,
+            data_dir,
+        };
+        stack.wait_ready(&client).await?;
+        manifests::install_local_repository(&client, &stack.data_dir.join("repo")).await?;
+        Ok(stack)
+    }
+
+    /// A kube client for the stack's API server.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// Waits until the control plane answers `/healthz` and reports a connected agent.
+    async fn wait_ready(&mut self, _client: &kube::Client) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            self.control_plane.check_alive()?;
+            self.agent.check_alive()?;
+            self.localkube.check_alive()?;
+            if let Some(text) = http_get(self.health_addr, "/metrics").await
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("cairn_connected_agents ") && !l.ends_with(" 0"))
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "the agent did not connect to the control plane within 60s; see {} and {}",
+                    self.data_dir.join("logs/agent.log").display(),
+                    self.data_dir.join("logs/control-plane.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The control plane child (for crash tests).
+    pub fn control_plane(&mut self) -> &mut Child {
+        &mut self.control_plane
+    }
+
+    /// The agent child (for crash tests).
+    pub fn agent(&mut self) -> &mut Child {
+        &mut self.agent
+    }
+
+    /// Restarts a killed control plane with the same flags.
+    pub async fn restart_control_plane(&mut self) -> anyhow::Result<()> {
+        self.control_plane.respawn()?;
+        Ok(())
+    }
+
+    /// Restarts a killed agent with the same flags.
+    pub async fn restart_agent(&mut self) -> anyhow::Result<()> {
+        self.agent.respawn()?;
+        Ok(())
+    }
+
+    /// Whether every child is still running.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        self.localkube.check_alive()?;
+        self.control_plane.check_alive()?;
+        self.agent.check_alive()
+    }
+
+    /// The options the stack was started with.
+    pub fn options(&self) -> &StackOptions {
+        &self.options
+    }
+
+    /// Stops the agent, the control plane and localkube, in that order, with SIGTERM.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.agent.terminate(Duration::from_secs(10)).await;
+        self.control_plane.terminate(Duration::from_secs(10)).await;
+        self.localkube.terminate(Duration::from_secs(30)).await;
+        Ok(())
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
+}
+
+fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
+    let file = data_dir.join("stack.json");
+    let saved: Option<Ports> = std::fs::read(&file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let ports = match saved {
+        Some(ports) if port_is_free(ports.api) => Ports {
+            api: ports.api,
+            agent: if port_is_free(ports.agent) {
+                ports.agent
+            } else {
+                free_port()?
+            },
+            health: if port_is_free(ports.health) {
+                ports.health
+            } else {
+                free_port()?
+            },
+        },
+        _ => Ports {
+            api: free_port()?,
+            agent: free_port()?,
+            health: free_port()?,
+        },
+    };
+    std::fs::write(&file, serde_json::to_vec_pretty(&ports)?)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(ports)
+}
+
+async fn wait_for_api(localkube: &mut Child, kubeconfig: &Path) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        localkube.check_alive()?;
+        if kubeconfig.is_file()
+            && let Ok(client) = client_for(kubeconfig).await
+            && client.apiserver_version().await.is_ok()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("localkube did not answer within 60s; see its log");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .context("loading the kubeconfig")?;
+    kube::Client::try_from(config).context("creating the Kubernetes client")
+}
+
+/// Creates or updates Cairn's CRDs and waits until they are established.
+pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in cairn_api::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        match api.get_opt(&name).await? {
+            Some(existing) => {
+                let mut updated = crd.clone();
+                updated.metadata.resource_version = existing.metadata.resource_version;
+                api.replace(&name, &PostParams::default(), &updated)
+                    .await
+                    .with_context(|| format!("updating CRD {name}"))?;
+            }
+            None => {
+                api.create(&PostParams::default(), &crd)
+                    .await
+                    .with_context(|| format!("creating CRD {name}"))?;
+            }
+        }
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .with_context(|| format!("CRD {name} was not established within 30s"))?
+            .with_context(|| format!("waiting for CRD {name}"))?;
+    }
+    Ok(())
+}
+
+/// A tiny HTTP/1.0 GET for the health port (no client crate needed for one call).
+async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The control plane's metrics text.
+pub async fn metrics(addr: SocketAddr) -> Option<String> {
+    http_get(addr, "/metrics").await
+}

@@ -1,0 +1,65 @@
+//! Command-line flags of `cairn-agent`: `--help` is the whole reference.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Cairn's node agent: dials the control plane over mutual TLS, runs the exec and job actions
+/// for pods on its node, serves the storage socket that action containers' `datasafed` uses, and
+/// reports progress every second. Reads the kubeconfig the usual way (KUBECONFIG,
+/// ~/.kube/config, or in-cluster).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cairn-agent", version, about, long_about = None)]
+pub struct Args {
+    /// This node's name: must equal the node in the agent certificate and the pods'
+    /// spec.nodeName.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The control plane's agent service, `https://HOST:PORT`.
+    #[arg(long, env = "CAIRN_CONTROL_PLANE")]
+    pub control_plane: String,
+    /// Name the control plane's certificate must carry (default: the endpoint's host).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// The Cairn CA certificate (PEM).
+    #[arg(long, env = "CAIRN_TLS_CA", default_value = "/etc/cairn/tls/ca.pem")]
+    pub tls_ca: PathBuf,
+    /// This agent's certificate (PEM), issued for --node-name.
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CERT",
+        default_value = "/etc/cairn/tls/agent.pem"
+    )]
+    pub tls_cert: PathBuf,
+    /// This agent's private key (PEM).
+    #[arg(
+        long,
+        env = "CAIRN_TLS_KEY",
+        default_value = "/etc/cairn/tls/agent-key.pem"
+    )]
+    pub tls_key: PathBuf,
+    /// Directory for the action journal (must survive agent restarts).
+    #[arg(long, default_value = "/var/lib/cairn-agent/state")]
+    pub state_dir: PathBuf,
+    /// Directory on the node shared with action pods through hostPath: `bin/datasafed` and the
+    /// storage socket `sock/storage.sock` live here.
+    #[arg(long, default_value = "/var/lib/cairn-agent/node")]
+    pub agent_dir: PathBuf,
+    /// The kubelet's root directory on this node (pod volumes are read under `pods/`).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// The `datasafed` binary copied into `<agent-dir>/bin` for action containers
+    /// (default: `datasafed` next to this executable).
+    #[arg(long)]
+    pub datasafed_bin: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written (RUST_LOG sets the filter; default info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

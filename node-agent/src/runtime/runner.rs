@@ -1,0 +1,350 @@
+//! The agent's `ActionRunner`: runs each assigned action in a task of its own (exec, job,
+//! repository check, file deletion, object write), reports progress every second and the
+//! outcome once, and re-adopts Jobs after an agent restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cairn_proto::agent::v1::{Action, StorageGrant, action};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::Api;
+use tokio_util::sync::CancellationToken;
+
+use super::exec::{self, ExecRequest};
+use super::job::{self, ActionInjection, InfoFile, NodeInjection};
+use super::repo_ops;
+use crate::session::{ActionRunner, Outcome, ProgressUpdate, Reporter};
+use crate::socket::grants::{Grants, Token};
+
+/// Where this agent runs and what it injects into Jobs.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub node: NodeInjection,
+    /// The kubelet's root directory (pod volumes live under `<dir>/pods/<uid>/volumes`).
+    pub kubelet_dir: PathBuf,
+    /// How often progress is reported for a running action.
+    pub progress_interval: Duration,
+}
+
+/// Runs actions against the Kubernetes API and the repositories.
+pub struct Runtime {
+    client: kube::Client,
+    config: RuntimeConfig,
+    grants: Grants,
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Runtime {
+    /// A runtime using `client`, sharing `grants` with the storage socket.
+    pub fn new(client: kube::Client, config: RuntimeConfig, grants: Grants) -> Runtime {
+        Runtime {
+            client,
+            config,
+            grants,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn track(&self, id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_string(), token.clone());
+        token
+    }
+
+    fn untrack(&self, id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    async fn run(self: Arc<Self>, action: Action, reporter: Reporter, adopting: bool) {
+        let id = action.id.clone();
+        let cancel = self.track(&id);
+        let outcome = match action.kind.clone() {
+            Some(action::Kind::Exec(exec)) => self.exec(&action, exec, &cancel).await,
+            Some(action::Kind::Job(job)) => {
+                self.job(&action, job, &reporter, &cancel, adopting).await
+            }
+            Some(action::Kind::RepoCheck(check)) => {
+                self.direct(check.storage, &cancel, |files| async move {
+                    repo_ops::check(&files, &check.probe_path).await
+                })
+                .await
+            }
+            Some(action::Kind::DeletePath(delete)) => {
+                self.direct(delete.storage, &cancel, |files| async move {
+                    repo_ops::delete_path(&files, &delete.path).await
+                })
+                .await
+            }
+            Some(action::Kind::PutObject(put)) => {
+                self.direct(put.storage, &cancel, |files| async move {
+                    repo_ops::put_object(&files, &put.path, put.content).await
+                })
+                .await
+            }
+            None => Outcome::failed(format!("action {:?} has no kind", action.name)),
+        };
+        self.untrack(&id);
+        if let Err(err) = reporter.finish(outcome).await {
+            tracing::error!(action.id = %id, error = %err, "recording an action's result failed");
+        }
+    }
+
+    async fn exec(
+        &self,
+        action: &Action,
+        exec: cairn_proto::agent::v1::ExecAction,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let Some(pod) = &action.pod else {
+            return Outcome::failed("exec action has no target pod");
+        };
+        let request = ExecRequest {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: exec.container,
+            command: exec.command,
+            timeout: (exec.timeout_seconds > 0)
+                .then(|| Duration::from_secs(u64::from(exec.timeout_seconds))),
+        };
+        let result = tokio::select! {
+            result = exec::run(self.client.clone(), &request) => result,
+            _ = cancel.cancelled() => return Outcome::cancelled("cancelled while the command ran"),
+        };
+        match result {
+            Ok(outcome) if outcome.exit_code == 0 => Outcome::succeeded().with_exit_code(0),
+            Ok(outcome) => {
+                Outcome::failed(outcome.failure_reason()).with_exit_code(outcome.exit_code)
+            }
+            Err(err) => Outcome::failed(chain(&err)),
+        }
+    }
+
+    async fn job(
+        &self,
+        action: &Action,
+        spec: cairn_proto::agent::v1::JobAction,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+        adopting: bool,
+    ) -> Outcome {
+        let id = action.id.as_str();
+        let token = match (&spec.storage, adopting) {
+            (None, _) => None,
+            (Some(grant), true) => match self.reinstate(id, &spec.job_json, grant).await {
+                Some(token) => Some(token),
+                None => match self.grants.issue(id, grant) {
+                    Ok(token) => Some(token),
+                    Err(err) => return Outcome::failed(chain(&err)),
+                },
+            },
+            (Some(grant), false) => match self.grants.issue(id, grant) {
+                Ok(token) => Some(token),
+                Err(err) => return Outcome::failed(chain(&err)),
+            },
+        };
+        let outcome = self
+            .job_inner(id, &spec, token.as_ref(), reporter, cancel)
+            .await;
+        let transferred = self
+            .grants
+            .revoke_action(id)
+            .map(|t| t.total())
+            .unwrap_or(0);
+        outcome.with_bytes_done(transferred)
+    }
+
+    async fn job_inner(
+        &self,
+        id: &str,
+        spec: &cairn_proto::agent::v1::JobAction,
+        token: Option<&Token>,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let injection = ActionInjection {
+            action_id: id,
+            storage_token: token.map(|t| t.expose()),
+        };
+        let prepared = match job::prepare(&spec.job_json, &self.config.node, &injection) {
+            Ok(job) => job,
+            Err(err) => return Outcome::failed(chain(&err)),
+        };
+        let namespace = prepared.metadata.namespace.clone().unwrap_or_default();
+        let name = match job::create_or_adopt(self.client.clone(), &prepared, id).await {
+            Ok(name) => name,
+            Err(err) => return Outcome::failed(chain(&err)),
+        };
+        let mut ticker = tokio::time::interval(self.config.progress_interval);
+        let (wait_namespace, wait_name) = (namespace.clone(), name.clone());
+        let wait = job::wait_finished(self.client.clone(), &wait_namespace, &wait_name);
+        tokio::pin!(wait);
+        let finished = loop {
+            tokio::select! {
+                finished = &mut wait => break finished,
+                _ = ticker.tick() => {
+                    let bytes = self.grants.bytes(id);
+                    reporter.progress(ProgressUpdate {
+                        bytes_done: bytes,
+                        bytes_total: 0,
+                        bytes_per_second: 0,
+                        phase: format!("job {name} running"),
+                    });
+                }
+                _ = cancel.cancelled() => {
+                    if let Err(err) = job::delete(self.client.clone(), &namespace, &name).await {
+                        tracing::warn!(error = %chain(&err), "deleting a cancelled job failed");
+                    }
+                    return Outcome::cancelled("cancelled: the job was deleted").with_job_name(name);
+                }
+            }
+        };
+        let finished = match finished {
+            Ok(job) => job,
+            Err(err) => return Outcome::failed(chain(&err)).with_job_name(name),
+        };
+        let info = spec.collect_backup_info.then(|| InfoFile {
+            kubelet_dir: &self.config.kubelet_dir,
+            volume: &spec.info_volume,
+            file: &spec.info_file,
+        });
+        match job::outcome(self.client.clone(), &finished, info.as_ref()).await {
+            Ok(outcome) if outcome.succeeded => {
+                let mut result = Outcome::succeeded().with_job_name(outcome.job_name);
+                if let Some(json) = outcome.backup_info {
+                    result = result.with_backup_info_json(json);
+                }
+                result
+            }
+            Ok(outcome) => Outcome::failed(outcome.failure_reason).with_job_name(outcome.job_name),
+            Err(err) => Outcome::failed(chain(&err)).with_job_name(name),
+        }
+    }
+
+    /// After an agent restart: finds the Job of `id` and puts its token back, so its running
+    /// `datasafed` keeps working; `None` when the Job does not exist (it is then created anew).
+    async fn reinstate(&self, id: &str, job_json: &str, grant: &StorageGrant) -> Option<Token> {
+        let planned: Job = serde_json::from_str(job_json).ok()?;
+        let namespace = planned.metadata.namespace.clone()?;
+        let name = planned.metadata.name.clone()?;
+        let existing = Api::<Job>::namespaced(self.client.clone(), &namespace)
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()?;
+        let owner = existing
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(job::ACTION_ID_LABEL))?;
+        if owner != id {
+            return None;
+        }
+        let token = existing
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.env.as_ref())
+            .and_then(|env| env.iter().find(|e| e.name == "CAIRN_STORAGE_TOKEN"))
+            .and_then(|e| e.value.as_deref())
+            .and_then(Token::parse)?;
+        self.grants.reinstate(id, token.clone(), grant).ok()?;
+        Some(token)
+    }
+
+    async fn direct<F, Fut>(
+        &self,
+        grant: Option<StorageGrant>,
+        cancel: &CancellationToken,
+        op: F,
+    ) -> Outcome
+    where
+        F: FnOnce(cairn_repo::RepoFiles) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, String>>,
+    {
+        let Some(grant) = grant else {
+            return Outcome::failed("the action carries no storage grant");
+        };
+        let files = match crate::socket::repository::GrantStorage::from_grant(&grant).open() {
+            Ok(files) => files,
+            Err(err) => return Outcome::failed(chain(&err)),
+        };
+        tokio::select! {
+            result = op(files) => match result {
+                Ok(bytes) => Outcome::succeeded().with_bytes_done(bytes),
+                Err(reason) => Outcome::failed(reason),
+            },
+            _ = cancel.cancelled() => Outcome::cancelled("cancelled"),
+        }
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The runtime as the session's runner.
+#[derive(Clone)]
+pub struct SharedRuntime(pub Arc<Runtime>);
+
+#[async_trait]
+impl ActionRunner for SharedRuntime {
+    async fn start(&self, action: Action, reporter: Reporter) {
+        tokio::spawn(self.0.clone().run(action, reporter, false));
+    }
+
+    async fn adopt(&self, action: Action, reporter: Reporter) {
+        match action.kind {
+            // An exec stream dies with the agent: its outcome is unknown.
+            Some(action::Kind::Exec(_)) | None => {
+                let reason = format!(
+                    "the agent restarted while exec action {:?} was running; its outcome is unknown",
+                    action.name
+                );
+                if let Err(err) = reporter.finish(Outcome::failed(reason)).await {
+                    tracing::error!(error = %err, "reporting an exec lost to a restart failed");
+                }
+            }
+            // Jobs are found again by label; repository actions are idempotent and run again.
+            _ => {
+                tokio::spawn(self.0.clone().run(action, reporter, true));
+            }
+        }
+    }
+
+    async fn cancel(&self, action_id: &str, reason: &str) {
+        let token = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(action_id)
+            .cloned();
+        match token {
+            Some(token) => {
+                tracing::info!(action.id = %action_id, reason, "cancelling action");
+                token.cancel();
+            }
+            None => {
+                tracing::debug!(action.id = %action_id, "cancel for an action that is not running")
+            }
+        }
+    }
+}
