@@ -104,8 +104,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         async move { health_shutdown.cancelled().await },
     ));
 
-    let triggers = reconcile::triggers::spawn(ctx.clone());
-    let reconcilers = reconcile::run_while_leading(ctx, triggers, leading, shutdown.clone());
+    let reconcilers = reconcile::run_while_leading(ctx, leading, shutdown.clone());
     reconcilers.await;
     shutdown.cancel();
     match grpc.await {

@@ -3,40 +3,20 @@
 //! `plan::backup::plan` (kubeblocks-semantics §1.2, §2), writes through `shell::execute`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cairn_api::backup::{Backup, BackupPhase};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use jiff::Timestamp;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use super::common::{self, Error};
 use crate::plan::backup;
 use crate::shell::Context;
-use crate::shell::execute::{ExecuteError, execute};
-use crate::shell::observe::{self, ObserveError};
-
-/// Why a Backup reconcile failed (it is retried).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("observing the backup")]
-    Observe(#[from] ObserveError),
-    #[error("carrying out the backup's plan")]
-    Execute(#[from] ExecuteError),
-}
-
-impl Error {
-    /// Label for the failure metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Observe(_) => "observe",
-            Error::Execute(err) => err.metric_label(),
-        }
-    }
-}
+use crate::shell::observe;
 
 /// Reconciles one Backup.
 #[tracing::instrument(skip_all, fields(backup.uid = %backup.uid().unwrap_or_default(), backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any())))]
@@ -44,7 +24,6 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     let started = Instant::now();
     let observed = observe::backup(&ctx, &backup).await?;
     let plan = backup::plan(&observed, Timestamp::now());
-    let requeue = plan.requeue;
     let completed = plan
         .status
         .as_ref()
@@ -60,41 +39,25 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
                     .unwrap_or(0.0),
             )
         });
-    let dispatched = plan
-        .intents
-        .iter()
-        .filter(|i| matches!(i, crate::plan::Intent::Dispatch { .. }))
-        .count();
     let api: Api<Backup> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    execute(&ctx, &api, &backup, backup.status.as_ref(), plan).await?;
+    let action = common::apply(
+        &ctx,
+        "Backup",
+        started,
+        &api,
+        &backup,
+        backup.status.as_ref(),
+        plan,
+    )
+    .await?;
     if let Some((bytes, seconds)) = completed {
         ctx.metrics
             .backup_bytes
             .inc_by(u64::try_from(bytes).unwrap_or(0));
         ctx.metrics.backup_seconds.observe(seconds);
     }
-    if dispatched > 0 {
-        ctx.metrics
-            .actions_dispatched
-            .get_or_create(&crate::metrics::KindLabel {
-                kind: "Backup".into(),
-            })
-            .inc_by(dispatched as u64);
-    }
-    ctx.metrics
-        .reconciled("Backup", started.elapsed().as_secs_f64());
-    Ok(match requeue {
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
-    })
-}
-
-/// Retries a failed reconcile after a short backoff.
-pub fn error_policy(_backup: Arc<Backup>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed("Backup", error.metric_label());
-    tracing::warn!(error = %crate::shell::chain(error), "backup reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    Ok(action)
 }
 
 /// Runs the Backup controller until `shutdown`.
@@ -104,12 +67,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<Backup> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .reconcile_on(owners)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
+    common::run(ctx, api, owners, shutdown, reconcile, |_, err, ctx| {
+        common::retry("Backup", err, &ctx)
+    })
+    .await;
 }
 
 /// Whether an owner reference from an agent report names a Backup.

@@ -1,10 +1,16 @@
 //! Reconcilers: one file per kind, each `observe -> plan -> execute`, plus the router that turns
-//! agent reports into reconcile triggers for the objects owning the actions.
+//! agent reports into reconcile triggers for the objects owning the actions, and the loop that
+//! runs them only while this replica leads.
 
 pub mod backup;
+pub mod common;
+pub mod gc;
+pub mod restore;
+pub mod schedule;
 pub mod triggers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -15,46 +21,45 @@ use crate::shell::Context;
 /// them again when it comes back; returns after `shutdown`.
 pub async fn run_while_leading(
     ctx: Arc<Context>,
-    triggers: triggers::Triggers,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    let triggers::Triggers {
-        backups: mut backup_rx,
-        others: mut _others,
-    } = triggers;
     loop {
         while !*leading.borrow() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                changed = leading.changed() => if changed.is_err() { break },
+                changed = leading.changed() => if changed.is_err() { return },
             }
         }
         if shutdown.is_cancelled() {
             return;
         }
         tracing::info!("leading: starting reconcilers");
-        let term = CancellationToken::new();
-        let (backup_tx, backup_stream) = tokio::sync::mpsc::unbounded_channel();
-        let forward_term = term.clone();
-        let forward = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = forward_term.cancelled() => break,
-                    item = backup_rx.recv() => match item {
-                        Some(item) => { let _ = backup_tx.send(item); }
-                        None => break,
-                    }
-                }
-            }
-            backup_rx
-        });
-        let stop = term.clone();
-        let backups = tokio::spawn(backup::run(
-            ctx.clone(),
-            triggers::stream(backup_stream),
-            async move { stop.cancelled().await },
-        ));
+        let term = shutdown.child_token();
+        let triggers = triggers::spawn(ctx.clone(), term.clone());
+        let stopped = |token: &CancellationToken| {
+            let token = token.clone();
+            async move { token.cancelled().await }
+        };
+        let tasks = vec![
+            tokio::spawn(backup::run(
+                ctx.clone(),
+                triggers::stream(triggers.backups),
+                stopped(&term),
+            )),
+            tokio::spawn(restore::run(
+                ctx.clone(),
+                triggers::stream(triggers.restores),
+                stopped(&term),
+            )),
+            tokio::spawn(schedule::run(ctx.clone(), stopped(&term))),
+            tokio::spawn(gc::run(
+                ctx.clone(),
+                Duration::from_secs(3600),
+                stopped(&term),
+            )),
+        ];
+        drop(triggers.others);
         let mut lost = leading.clone();
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -63,10 +68,8 @@ pub async fn run_while_leading(
             }
         }
         term.cancel();
-        let _ = backups.await;
-        match forward.await {
-            Ok(rx) => backup_rx = rx,
-            Err(_) => return,
+        for task in tasks {
+            let _ = task.await;
         }
         if shutdown.is_cancelled() {
             return;

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use cairn_api::backup::Backup;
+use cairn_api::restore::Restore;
 use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::grpc::hub::HubEvent;
 use crate::shell::Context;
@@ -14,23 +16,29 @@ use crate::shell::Context;
 /// Reconcile triggers by owner kind.
 pub struct Triggers {
     pub backups: mpsc::UnboundedReceiver<ObjectRef<Backup>>,
-    /// Every other kind, by (kind, namespace, name).
-    pub others: mpsc::UnboundedReceiver<(String, String, String)>,
+    pub restores: mpsc::UnboundedReceiver<ObjectRef<Restore>>,
+    /// Owners of another kind (BackupRepo pre-checks): kind and name.
+    pub others: mpsc::UnboundedReceiver<(String, String)>,
 }
 
-/// Spawns the router; it ends when the hub is dropped.
-pub fn spawn(ctx: Arc<Context>) -> Triggers {
+/// Spawns the router; it ends with `stop` or when the hub is dropped.
+pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
     let (backups_tx, backups) = mpsc::unbounded_channel();
+    let (restores_tx, restores) = mpsc::unbounded_channel();
     let (others_tx, others) = mpsc::unbounded_channel();
     let mut events = ctx.hub.events();
     tokio::spawn(async move {
         loop {
-            let event = match events.recv().await {
+            let event = tokio::select! {
+                _ = stop.cancelled() => break,
+                event = events.recv() => event,
+            };
+            let event = match event {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
-                        "reconcile triggers fell behind agent events; periodic requeues will catch up"
+                        "reconcile triggers fell behind agent events; requeues will catch up"
                     );
                     continue;
                 }
@@ -59,16 +67,24 @@ pub fn spawn(ctx: Arc<Context>) -> Triggers {
             let Some((kind, namespace, name)) = owner else {
                 continue;
             };
-            let sent = match super::backup::backup_ref(&kind, &namespace, &name) {
-                Some(reference) => backups_tx.send(reference).is_ok(),
-                None => others_tx.send((kind, namespace, name)).is_ok(),
+            let sent = if let Some(reference) = super::backup::backup_ref(&kind, &namespace, &name)
+            {
+                backups_tx.send(reference).is_ok()
+            } else if let Some(reference) = super::restore::restore_ref(&kind, &namespace, &name) {
+                restores_tx.send(reference).is_ok()
+            } else {
+                others_tx.send((kind, name)).is_ok()
             };
             if !sent {
                 break;
             }
         }
     });
-    Triggers { backups, others }
+    Triggers {
+        backups,
+        restores,
+        others,
+    }
 }
 
 fn to_triple(reference: k8s_openapi::api::core::v1::ObjectReference) -> (String, String, String) {

@@ -138,3 +138,129 @@ pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Everything the Restore planner reads.
+pub async fn restore(
+    ctx: &Context,
+    obj: &cairn_api::restore::Restore,
+) -> Result<crate::plan::restore::Observed, ObserveError> {
+    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
+    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+    let source_namespace = Some(obj.spec.backup.namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| namespace.clone());
+    let source_name = obj.spec.backup.name.clone();
+    let backup = Api::<Backup>::namespaced(ctx.client.clone(), &source_namespace)
+        .get_opt(&source_name)
+        .await
+        .map_err(read(format!("Backup {source_namespace}/{source_name}")))?;
+    let actionset_name = backup
+        .as_ref()
+        .and_then(|b| b.status.as_ref())
+        .and_then(|s| s.backup_method.as_ref())
+        .and_then(|m| m.action_set_name.clone())
+        .filter(|n| !n.is_empty());
+    let actionset = match &actionset_name {
+        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(read(format!("ActionSet {name}")))?,
+        None => None,
+    };
+    let repos = Api::<BackupRepo>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(read("BackupRepos"))?
+        .items;
+    let repo_access = backup
+        .as_ref()
+        .and_then(|b| b.status.as_ref())
+        .and_then(|s| s.backup_repo_name.as_deref())
+        .and_then(|name| ctx.repo_access(name));
+    let encryption_passphrase = match backup
+        .as_ref()
+        .and_then(|b| b.status.as_ref())
+        .and_then(|s| s.encryption_config.as_ref())
+    {
+        None => None,
+        Some(config) => {
+            let selector = &config.pass_phrase_secret_key_ref;
+            Some(secret_value(ctx, &source_namespace, &selector.name, &selector.key).await?)
+        }
+    };
+    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(read(format!("PVCs in {namespace}")))?
+        .items;
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(read(format!("pods in {namespace}")))?
+        .items;
+    let nodes = Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(read("nodes"))?
+        .items;
+    Ok(crate::plan::restore::Observed {
+        restore: obj.clone(),
+        backup,
+        actionset,
+        repos,
+        repo_access,
+        encryption_passphrase,
+        claims,
+        pods,
+        nodes,
+        agents: ctx.agent_view(),
+        settings: Default::default(),
+    })
+}
+
+/// Everything the BackupSchedule planner reads.
+pub async fn schedule(
+    ctx: &Context,
+    obj: &cairn_api::backup_schedule::BackupSchedule,
+) -> Result<crate::plan::schedule::Observed, ObserveError> {
+    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+    let policy_name = obj.spec.backup_policy_name.clone();
+    let policy = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&policy_name)
+        .await
+        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let mut actionsets = Vec::new();
+    for method in policy.iter().flat_map(|p| p.spec.backup_methods.iter()) {
+        let Some(name) = method.action_set_name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if actionsets
+            .iter()
+            .any(|a: &ActionSet| a.metadata.name.as_deref() == Some(name))
+        {
+            continue;
+        }
+        if let Some(actionset) = Api::<ActionSet>::all(ctx.client.clone())
+            .get_opt(name)
+            .await
+            .map_err(read(format!("ActionSet {name}")))?
+        {
+            actionsets.push(actionset);
+        }
+    }
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let backups = Api::<Backup>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default().labels(&format!(
+            "dataprotection.kubeblocks.io/backup-schedule={name}"
+        )))
+        .await
+        .map_err(read(format!("Backups of schedule {namespace}/{name}")))?
+        .items;
+    Ok(crate::plan::schedule::Observed {
+        schedule: obj.clone(),
+        policy,
+        actionsets,
+        backups,
+        settings: Default::default(),
+    })
+}

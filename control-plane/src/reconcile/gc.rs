@@ -1,0 +1,63 @@
+//! Retention garbage collection: a periodic pass (not a watch, like KubeBlocks' GC controller,
+//! but woken at the earliest expiration) deleting expired Completed or Failed Backups, never
+//! running ones (`plan::retention`; kubeblocks-semantics §1.2c, Surprise 14).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_api::backup::Backup;
+use jiff::Timestamp;
+use kube::api::{Api, ListParams};
+
+use crate::plan::retention;
+use crate::shell::Context;
+
+/// Runs GC passes until `shutdown`: at least every `max_interval`, and at the next expiration.
+pub async fn run(
+    ctx: Arc<Context>,
+    max_interval: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let wait = match pass(&ctx).await {
+            Ok(Some(next)) => Duration::try_from(next.duration_since(Timestamp::now()))
+                .unwrap_or_default()
+                .clamp(Duration::from_secs(1), max_interval),
+            Ok(None) => max_interval,
+            Err(err) => {
+                tracing::warn!(error = %crate::shell::chain(&err), "retention pass failed");
+                Duration::from_secs(30)
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass: deletes expired Backups; returns the next expiration.
+async fn pass(ctx: &Context) -> Result<Option<Timestamp>, kube::Error> {
+    let backups: Vec<Backup> = Api::<Backup>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let plan = retention::plan(&backups, Timestamp::now());
+    for intent in plan.intents {
+        if let crate::plan::Intent::Delete {
+            namespace, name, ..
+        } = intent
+        {
+            let api: Api<Backup> =
+                Api::namespaced(ctx.client.clone(), namespace.as_deref().unwrap_or_default());
+            tracing::info!(backup = %format!("{}/{name}", namespace.as_deref().unwrap_or_default()), "deleting expired backup");
+            match api.delete(&name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(plan.next_wake)
+}

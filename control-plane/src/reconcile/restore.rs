@@ -1,0 +1,56 @@
+//! The Restore reconciler: triggered by Restore changes, agent reports on its actions and its
+//! planner's requeue hints; decides with `plan::restore::plan` (kubeblocks-semantics §1.5, §4).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_api::restore::Restore;
+use futures::Stream;
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::common::{self, Error};
+use crate::plan::restore;
+use crate::shell::Context;
+use crate::shell::observe;
+
+/// Reconciles one Restore.
+#[tracing::instrument(skip_all, fields(restore.uid = %obj.uid().unwrap_or_default(), restore = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
+pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let observed = observe::restore(&ctx, &obj).await?;
+    let plan = restore::plan(&observed, Timestamp::now());
+    let api: Api<Restore> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    common::apply(
+        &ctx,
+        "Restore",
+        started,
+        &api,
+        &obj,
+        obj.status.as_ref(),
+        plan,
+    )
+    .await
+}
+
+/// Runs the Restore controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    owners: impl Stream<Item = ObjectRef<Restore>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<Restore> = Api::all(ctx.client.clone());
+    common::run(ctx, api, owners, shutdown, reconcile, |_, err, ctx| {
+        common::retry("Restore", err, &ctx)
+    })
+    .await;
+}
+
+/// Whether an owner reference from an agent report names a Restore.
+pub fn restore_ref(kind: &str, namespace: &str, name: &str) -> Option<ObjectRef<Restore>> {
+    (kind == Restore::kind(&())).then(|| ObjectRef::new(name).within(namespace))
+}

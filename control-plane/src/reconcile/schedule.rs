@@ -1,0 +1,70 @@
+//! The BackupSchedule reconciler: creates each scheduled Backup itself at its cron time, with no
+//! CronJobs (kubeblocks-semantics §1.4, §6; `plan::schedule`). Backups it created re-trigger it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_api::backup::Backup;
+use cairn_api::backup_schedule::BackupSchedule;
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use super::common::{self, Error};
+use crate::plan::schedule;
+use crate::shell::Context;
+use crate::shell::observe;
+
+/// Label Cairn's scheduled Backups carry.
+pub const SCHEDULE_LABEL: &str = "dataprotection.kubeblocks.io/backup-schedule";
+
+/// Reconciles one BackupSchedule.
+#[tracing::instrument(skip_all, fields(schedule = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
+pub async fn reconcile(obj: Arc<BackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let observed = observe::schedule(&ctx, &obj).await?;
+    let plan = schedule::plan(&observed, Timestamp::now());
+    let api: Api<BackupSchedule> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    common::apply(
+        &ctx,
+        "BackupSchedule",
+        started,
+        &api,
+        &obj,
+        obj.status.as_ref(),
+        plan,
+    )
+    .await
+}
+
+/// Runs the BackupSchedule controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<BackupSchedule> = Api::all(ctx.client.clone());
+    let backups: Api<Backup> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .watches(
+            backups,
+            watcher::Config::default().labels(SCHEDULE_LABEL),
+            |backup: Backup| {
+                let namespace = backup.namespace()?;
+                let schedule = backup.labels().get(SCHEDULE_LABEL)?.clone();
+                Some(ObjectRef::new(&schedule).within(&namespace))
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile,
+            |_, err, ctx| common::retry("BackupSchedule", err, &ctx),
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
