@@ -1,3 +1,4 @@
 //! BackupRepo support that is not a planner: template rendering for StorageProviders.
 
+pub mod access;
 pub mod template;
