@@ -2,8 +2,10 @@
 //! intents to carry out come out (`Plan`). No planner touches the network or the clock: `now`
 //! and the agents' reports are inputs, so every branch is a table test away.
 
+pub mod actionset;
 pub mod agent_view;
 pub mod backup;
+pub mod backup_policy;
 pub mod env;
 pub mod ids;
 pub mod intent;
