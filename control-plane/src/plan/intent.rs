@@ -73,6 +73,15 @@ pub enum Intent {
     },
     /// Create an object (JSON) if it does not exist.
     Create { object: serde_json::Value },
+    /// Set (`Some`) or remove (`None`) labels on another object (a merge patch), after every
+    /// `Create` that precedes it in the plan.
+    PatchLabels {
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        labels: BTreeMap<String, Option<String>>,
+    },
 }
 
 impl Intent {

@@ -6,6 +6,7 @@ pub mod actionset;
 pub mod agent_view;
 pub mod backup;
 pub mod backup_policy;
+pub mod backup_repo;
 pub mod env;
 pub mod ids;
 pub mod intent;
@@ -13,6 +14,7 @@ pub mod names;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod storage_provider;
 
 pub use agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
 pub use intent::{EventType, Intent, Plan};

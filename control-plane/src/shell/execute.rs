@@ -209,6 +209,23 @@ where
                 namespace,
                 name,
             } => delete(ctx, &api_version, &kind, namespace.as_deref(), &name).await?,
+            Intent::PatchLabels {
+                api_version,
+                kind,
+                namespace,
+                name,
+                labels,
+            } => {
+                patch_labels(
+                    ctx,
+                    &api_version,
+                    &kind,
+                    namespace.as_deref(),
+                    &name,
+                    labels,
+                )
+                .await?
+            }
             Intent::PatchMeta { .. } | Intent::AddFinalizer | Intent::RemoveFinalizer => {}
         }
     }
@@ -369,6 +386,34 @@ async fn delete(
         Err(source) => Err(ExecuteError::Delete {
             kind: kind.to_string(),
             name: name.to_string(),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Merge-patches labels (`None` removes one) of another object; a missing object is left alone.
+async fn patch_labels(
+    ctx: &Context,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    labels: BTreeMap<String, Option<String>>,
+) -> Result<(), ExecuteError> {
+    let resource = api_resource(api_version, kind);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let patch = json!({"metadata": {"labels": labels}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(ExecuteError::PatchMeta {
+            object: format!("{kind} {}/{name}", namespace.unwrap_or_default()),
             source: Box::new(source),
         }),
     }

@@ -1,0 +1,431 @@
+//! The repository pre-check (kubeblocks-semantics §5.3 step 6), run by a node agent instead of
+//! a Job in the control plane's namespace.
+//!
+//! # Expected flow
+//! 1. The digest of parameters and templates differs from the repository's
+//!    `backup-repo-digest` annotation (or the condition is missing): `PreCheckPassed` turns
+//!    Unknown (`DigestChanged`). Only once that is written does the annotation take the new
+//!    digest, so a crash between the two writes can never leave an old verdict standing for a
+//!    new digest.
+//! 2. While `PreCheckPassed` is Unknown, the check for the current digest runs on any connected
+//!    agent, with an action id derived from (repo uid, `pre-check-<digest[:8]>`, ""):
+//!    - Tool: a `RepoCheckAction` pushes, pulls and removes `/<pathPrefix>/precheck.txt` through
+//!      the rendered datasafed configuration (sent only to the agent);
+//!    - Mount: a PVC like the repository PVC is created in the control plane's namespace, then a
+//!      `JobAction` runs KubeBlocks' pre-check Job (write, read and remove
+//!      `/backup/precheck.txt` on it).
+//!
+//!    With no agent connected the condition says so and the repository is looked at again.
+//! 3. The agent's result sets `PreCheckPassed` True (`PreCheckPassed`) or False (`PreCheckFailed`,
+//!    message = the agent's failure reason, capped at 32 KiB); a check still running
+//!    `pre_check_timeout` after the agent started it fails with `timeout`. The result is
+//!    acknowledged and the Mount pre-check PVC and Job are deleted.
+//!
+//! # Guarantees
+//! - A verdict always belongs to the digest in the annotation: a result for another digest has a
+//!   different action id and is ignored (and acknowledged).
+//! - The datasafed configuration never leaves the `Dispatch` intent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_api::backup_repo::AccessMethod;
+use cairn_proto::agent::v1 as pb;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+
+use super::conditions::{self, Status, Update};
+use super::{
+    ANNOTATION_DIGEST, CONDITION_PRE_CHECK_PASSED, LABEL_BACKUP_REPO, Observed,
+    REASON_DIGEST_CHANGED, REASON_PRE_CHECK_FAILED, REASON_PRE_CHECK_PASSED, Resolved, cap, mount,
+    names, owner_reference,
+};
+use crate::plan::agent_view::ReportedPhase;
+use crate::plan::backup::path;
+use crate::plan::ids::action_id;
+use crate::plan::intent::Intent;
+use crate::repo::access;
+
+/// The name of the pre-check action.
+pub const ACTION_NAME: &str = "pre-check";
+/// The probe file, under the repository's `pathPrefix` (Tool) or the PVC's root (Mount).
+pub const PROBE_FILE: &str = "precheck.txt";
+/// The longest failure message kept in the condition (Kubernetes' limit for condition messages).
+pub const MESSAGE_LIMIT: usize = 32 * 1024;
+const MOUNT_POINT: &str = "/backup";
+const CONTAINER: &str = "pre-check";
+const VOLUME: &str = "backup-pvc";
+
+/// Plans the pre-check; returns when to look again.
+pub(super) fn plan(
+    o: &Observed,
+    resolved: &Resolved<'_>,
+    conds: &mut Vec<Condition>,
+    intents: &mut Vec<Intent>,
+    now: Timestamp,
+) -> Option<Duration> {
+    let repo = &o.repo;
+    let annotation = repo
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_DIGEST))
+        .cloned()
+        .unwrap_or_default();
+    let digest = resolved.digest.as_str();
+    let generation = repo.metadata.generation;
+    let missing = conditions::find(conds, CONDITION_PRE_CHECK_PASSED).is_none();
+    if annotation != digest || missing {
+        if !annotation.is_empty() && annotation != digest {
+            forget(o, resolved, &annotation, intents);
+        }
+        let durable = conditions::has_status(conds, CONDITION_PRE_CHECK_PASSED, Status::Unknown);
+        conditions::set(
+            conds,
+            Update {
+                type_: CONDITION_PRE_CHECK_PASSED,
+                status: Status::Unknown,
+                reason: REASON_DIGEST_CHANGED,
+                message: String::new(),
+            },
+            generation,
+            now,
+        );
+        if !durable {
+            return Some(o.settings.poll);
+        }
+        if annotation != digest {
+            intents.push(Intent::PatchMeta {
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::from([(ANNOTATION_DIGEST.to_string(), Some(digest.into()))]),
+            });
+        }
+    }
+    if !conditions::has_status(conds, CONDITION_PRE_CHECK_PASSED, Status::Unknown) {
+        // A result arriving after the verdict (a timed-out check, a restart) is only
+        // acknowledged.
+        acknowledge_if_ended(o, digest, intents);
+        clean_up(o, resolved, digest, false, intents);
+        return None;
+    }
+    run(o, resolved, conds, intents, now)
+}
+
+/// The action id of the pre-check for a digest.
+pub fn pre_check_id(repo_uid: &str, digest: &str) -> String {
+    let prefix: String = digest.chars().take(8).collect();
+    action_id(repo_uid, &format!("{ACTION_NAME}-{prefix}"), "")
+}
+
+/// Steps 2 and 3 for the current digest.
+fn run(
+    o: &Observed,
+    resolved: &Resolved<'_>,
+    conds: &mut Vec<Condition>,
+    intents: &mut Vec<Intent>,
+    now: Timestamp,
+) -> Option<Duration> {
+    let repo = &o.repo;
+    let generation = repo.metadata.generation;
+    let uid = repo.metadata.uid.as_deref().unwrap_or_default();
+    let digest = resolved.digest.as_str();
+    let id = pre_check_id(uid, digest);
+    let set = |conds: &mut Vec<Condition>, status, reason, message: String| {
+        conditions::set(
+            conds,
+            Update {
+                type_: CONDITION_PRE_CHECK_PASSED,
+                status,
+                reason,
+                message,
+            },
+            generation,
+            now,
+        );
+    };
+    let report = o.agents.action(&id);
+    match report.and_then(|r| r.phase) {
+        Some(ReportedPhase::Succeeded) => {
+            set(conds, Status::True, REASON_PRE_CHECK_PASSED, String::new());
+            intents.push(Intent::Acknowledge { action_id: id });
+            clean_up(o, resolved, digest, true, intents);
+            return None;
+        }
+        Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
+            let reason = report
+                .map(|r| r.failure_reason.as_str())
+                .filter(|r| !r.is_empty())
+                .unwrap_or("the pre-check failed without a reason");
+            set(
+                conds,
+                Status::False,
+                REASON_PRE_CHECK_FAILED,
+                cap(reason, MESSAGE_LIMIT),
+            );
+            intents.push(Intent::Acknowledge { action_id: id });
+            clean_up(o, resolved, digest, true, intents);
+            return None;
+        }
+        Some(ReportedPhase::Running) => {
+            let started = report.and_then(|r| r.started_at).or_else(|| {
+                conditions::find(conds, CONDITION_PRE_CHECK_PASSED)
+                    .map(|c| c.last_transition_time.0)
+            });
+            let elapsed = started
+                .map(|s| Duration::try_from(now.duration_since(s)).unwrap_or_default())
+                .unwrap_or_default();
+            if elapsed >= o.settings.pre_check_timeout {
+                set(
+                    conds,
+                    Status::False,
+                    REASON_PRE_CHECK_FAILED,
+                    format!(
+                        "timeout: the pre-check did not finish within {}",
+                        crate::plan::time::go_duration_text(o.settings.pre_check_timeout)
+                    ),
+                );
+                clean_up(o, resolved, digest, true, intents);
+                return None;
+            }
+            set(
+                conds,
+                Status::Unknown,
+                REASON_DIGEST_CHANGED,
+                "the pre-check is running".into(),
+            );
+            return Some(o.settings.poll);
+        }
+        None => {}
+    }
+    let kind = match resolved.method {
+        AccessMethod::Tool => tool_check(o, resolved),
+        AccessMethod::Mount => match mount_check(o, resolved, intents) {
+            Ok(Some(kind)) => Ok(kind),
+            Ok(None) => {
+                set(
+                    conds,
+                    Status::Unknown,
+                    REASON_DIGEST_CHANGED,
+                    "waiting for the pre-check PVC to be created".into(),
+                );
+                return Some(o.settings.poll);
+            }
+            Err(message) => Err(message),
+        },
+    };
+    let kind = match kind {
+        Ok(kind) => kind,
+        Err(message) => {
+            set(conds, Status::False, REASON_PRE_CHECK_FAILED, message);
+            clean_up(o, resolved, digest, false, intents);
+            return None;
+        }
+    };
+    let Some(node) = o.agents.any_connected_node() else {
+        set(
+            conds,
+            Status::Unknown,
+            REASON_DIGEST_CHANGED,
+            "no node agent is connected to run the pre-check; waiting for one".into(),
+        );
+        return Some(o.settings.poll);
+    };
+    set(
+        conds,
+        Status::Unknown,
+        REASON_DIGEST_CHANGED,
+        format!("the pre-check was handed to the agent on node {node}"),
+    );
+    intents.push(Intent::Dispatch {
+        node: node.to_string(),
+        action: Box::new(pb::Action {
+            id,
+            name: ACTION_NAME.into(),
+            owner: Some(owner(o)),
+            pod: None,
+            kind: Some(kind),
+        }),
+    });
+    Some(o.settings.poll)
+}
+
+/// Tool: push, pull and remove `/<pathPrefix>/precheck.txt` through the rendered configuration.
+fn tool_check(o: &Observed, resolved: &Resolved<'_>) -> Result<pb::action::Kind, String> {
+    let repo_name = o.repo.metadata.name.clone().unwrap_or_default();
+    let access = access::tool_access(&repo_name, resolved.provider, &resolved.context())
+        .map_err(|err| err.chain())?;
+    let probe = probe_path(o);
+    let mut grant = access.grant();
+    grant.read_write_prefix = probe.clone();
+    Ok(pb::action::Kind::RepoCheck(pb::RepoCheckAction {
+        storage: Some(grant),
+        probe_path: probe,
+    }))
+}
+
+/// `/<pathPrefix>/precheck.txt`.
+pub fn probe_path(o: &Observed) -> String {
+    path::join(&[
+        "/",
+        o.repo.spec.path_prefix.as_deref().unwrap_or_default(),
+        PROBE_FILE,
+    ])
+}
+
+/// Mount: the pre-check PVC first (`Ok(None)` until it exists), then the Job.
+fn mount_check(
+    o: &Observed,
+    resolved: &Resolved<'_>,
+    intents: &mut Vec<Intent>,
+) -> Result<Option<pb::action::Kind>, String> {
+    let name = names::pre_check_name(&o.repo, &resolved.digest);
+    let namespace = o.settings.namespace.as_str();
+    if !mount::pvc_exists(o, namespace, &name) {
+        let annotations =
+            BTreeMap::from([(ANNOTATION_DIGEST.to_string(), resolved.digest.clone())]);
+        let pvc = mount::repo_pvc(o, resolved, &name, namespace, annotations)?;
+        intents.push(Intent::Create { object: pvc });
+        return Ok(None);
+    }
+    let job = pre_check_job(o, resolved, &name);
+    let job_json = serde_json::to_string(&job)
+        .map_err(|err| format!("failed to build the pre-check job: {err}"))?;
+    Ok(Some(pb::action::Kind::Job(pb::JobAction {
+        job_json,
+        storage: None,
+        collect_backup_info: false,
+        info_volume: String::new(),
+        info_file: String::new(),
+    })))
+}
+
+/// KubeBlocks' Mount pre-check Job, in the control plane's namespace, on the pre-check PVC.
+fn pre_check_job(o: &Observed, resolved: &Resolved<'_>, name: &str) -> Job {
+    let repo_name = o.repo.metadata.name.clone().unwrap_or_default();
+    let probe = format!("{MOUNT_POINT}/{PROBE_FILE}");
+    let script =
+        format!("set -ex; echo \"pre-check\" > {probe}; sync; cat {probe}; rm {probe}; sync");
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(o.settings.namespace.clone()),
+            labels: Some(BTreeMap::from([(LABEL_BACKUP_REPO.into(), repo_name)])),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_DIGEST.into(),
+                resolved.digest.clone(),
+            )])),
+            owner_references: Some(vec![owner_reference(&o.repo)]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(2),
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: CONTAINER.into(),
+                        image: Some(o.settings.tools_image.clone()),
+                        command: Some(vec!["sh".into(), "-c".into(), script]),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: VOLUME.into(),
+                            mount_path: MOUNT_POINT.into(),
+                            ..Default::default()
+                        }]),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: VOLUME.into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: name.into(),
+                            read_only: None,
+                        }),
+                        ..Default::default()
+                    }]),
+                    security_context: Some(PodSecurityContext {
+                        fs_group: Some(65532),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// A check for an older digest is abandoned: acknowledge its result if it has one, and remove
+/// its Mount PVC and Job.
+fn forget(o: &Observed, resolved: &Resolved<'_>, old_digest: &str, intents: &mut Vec<Intent>) {
+    acknowledge_if_ended(o, old_digest, intents);
+    clean_up(o, resolved, old_digest, false, intents);
+}
+
+/// Acknowledges the result of the check for `digest` if the agent reported one.
+pub(super) fn acknowledge_if_ended(o: &Observed, digest: &str, intents: &mut Vec<Intent>) {
+    let uid = o.repo.metadata.uid.as_deref().unwrap_or_default();
+    let id = pre_check_id(uid, digest);
+    if o.agents.action(&id).is_some_and(|r| {
+        matches!(
+            r.phase,
+            Some(ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled)
+        )
+    }) {
+        intents.push(Intent::Acknowledge { action_id: id });
+    }
+}
+
+/// Removes the Mount pre-check PVC and Job of a digest: always when `finished` just now,
+/// otherwise while the PVC is still there.
+pub(super) fn clean_up(
+    o: &Observed,
+    resolved: &Resolved<'_>,
+    digest: &str,
+    finished: bool,
+    intents: &mut Vec<Intent>,
+) {
+    if resolved.method != AccessMethod::Mount {
+        return;
+    }
+    let name = names::pre_check_name(&o.repo, digest);
+    let namespace = o.settings.namespace.as_str();
+    let pvc_left = mount::pvc_exists(o, namespace, &name);
+    if !finished && !pvc_left {
+        return;
+    }
+    intents.push(Intent::Delete {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        namespace: Some(namespace.into()),
+        name: name.clone(),
+    });
+    if pvc_left {
+        intents.push(Intent::Delete {
+            api_version: "v1".into(),
+            kind: "PersistentVolumeClaim".into(),
+            namespace: Some(namespace.into()),
+            name,
+        });
+    }
+}
+
+/// The repository as the owner of its pre-check action.
+pub fn owner(o: &Observed) -> pb::ObjectRef {
+    pb::ObjectRef {
+        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
+        kind: "BackupRepo".into(),
+        namespace: String::new(),
+        name: o.repo.metadata.name.clone().unwrap_or_default(),
+        uid: o.repo.metadata.uid.clone().unwrap_or_default(),
+    }
+}
