@@ -5,13 +5,12 @@ pub mod args;
 pub mod backend;
 pub mod output;
 pub mod settings;
+pub mod socket;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cairn_repo::Compression;
 use cairn_repo::plain::{ListOptions, SortBy};
-use cairn_repo::progress::no_progress;
 use clap::Parser;
 use tokio::io::AsyncWriteExt;
 
@@ -48,49 +47,56 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("datasafed version {} (cairn)", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = settings::resolve(&args.config, &|name| std::env::var(name).ok())?;
-    if let Command::Getconf = args.command {
-        print!("{}", settings.describe());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let backend = Backend::connect(&settings).await?;
-    let files = backend.files();
+    let env = |name: &str| std::env::var(name).ok();
+    let backend = if let Some(agent) = socket::SocketSettings::from_env(&env)? {
+        if let Command::Getconf = args.command {
+            print!("{}", agent.describe());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Backend::Socket(socket::SocketClient::connect(&agent).await?)
+    } else {
+        let settings = settings::resolve(&args.config, &env)?;
+        if let Command::Getconf = args.command {
+            print!("{}", settings.describe());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Backend::connect(&settings).await?
+    };
+    let files = &backend;
     match args.command {
         Command::Push {
             compress,
             local,
             remote,
         } => {
-            let compression = compress.as_deref().map(Compression::parse).transpose()?;
-            let summary = if local == "-" {
-                files
-                    .put(&remote, tokio::io::stdin(), compression, no_progress())
-                    .await
+            let compression = compress.as_deref();
+            let bytes = if local == "-" {
+                files.put(&remote, tokio::io::stdin(), compression).await
             } else {
                 let file = tokio::fs::File::open(&local)
                     .await
                     .with_context(|| format!("opening {local}"))?;
-                files.put(&remote, file, compression, no_progress()).await
+                files.put(&remote, file, compression).await
             }
             .with_context(|| format!("pushing {remote}"))?;
-            tracing::debug!(bytes = summary.bytes_in, "pushed");
+            tracing::debug!(bytes, "pushed");
         }
         Command::Pull {
             decompress,
             remote,
             local,
         } => {
-            let decompression = decompress.as_deref().map(Compression::parse).transpose()?;
+            let decompression = decompress.as_deref();
             if local == "-" {
                 files
-                    .get(&remote, tokio::io::stdout(), decompression, no_progress())
+                    .get(&remote, tokio::io::stdout(), decompression)
                     .await
                     .with_context(|| format!("pulling {remote}"))?;
             } else {
                 let file = tokio::fs::File::create(&local)
                     .await
                     .with_context(|| format!("creating {local}"))?;
-                let result = files.get(&remote, file, decompression, no_progress()).await;
+                let result = files.get(&remote, file, decompression).await;
                 if let Err(err) = result {
                     // Never leave a half-written file that looks like a good one.
                     let _ = tokio::fs::remove_file(&local).await;
