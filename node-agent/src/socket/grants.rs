@@ -144,7 +144,7 @@ impl Grant {
     /// after a fixed configuration (a new grant) or a transient failure tries again.
     pub async fn repository(&self) -> Result<&RepoFiles, OpenError> {
         self.repository
-            .get_or_try_init(|| async { self.storage.open() })
+            .get_or_try_init(|| self.storage.open_files())
             .await
     }
 

@@ -8,6 +8,7 @@
 
 use cairn_proto::agent::v1::StorageGrant;
 use cairn_repo::config::Secret;
+use cairn_repo::dedup::{DedupFiles, InitOptions, Repository};
 use cairn_repo::{
     CipherKind, PlainRepo, RepoFiles, StorageConfig, Store, StreamKey, parse_datasafed_config,
 };
@@ -61,13 +62,32 @@ pub enum OpenError {
         /// The algorithm name.
         algorithm: String,
     },
-    /// `dedup_repo_root` is set: this build serves only plain repositories on the socket.
+    /// A deduplicating grant where only plain repositories can be opened.
     #[error(
-        "repository {repo:?} is a deduplicating repository, which the storage socket does not serve in this build"
+        "repository {repo:?} is a deduplicating repository, which this operation cannot use yet"
     )]
     DedupUnsupported {
         /// BackupRepo name.
         repo: String,
+    },
+    /// `dedup_repo_root` is set without `dedup_password`.
+    #[error(
+        "the storage grant for repository {repo:?} names a deduplicating repository but no password"
+    )]
+    MissingDedupPassword {
+        /// BackupRepo name.
+        repo: String,
+    },
+    /// The deduplicating repository could not be opened or created.
+    #[error("opening the deduplicating repository /{root} of repository {repo:?}")]
+    Dedup {
+        /// BackupRepo name.
+        repo: String,
+        /// Its root inside the store.
+        root: String,
+        /// The engine's error (a wrong password, a damaged config; never the password).
+        #[source]
+        source: cairn_repo::Error,
     },
 }
 
@@ -80,6 +100,7 @@ pub struct GrantStorage {
     encryption_algorithm: String,
     encryption_passphrase: Secret,
     dedup_repo_root: String,
+    dedup_password: Secret,
 }
 
 impl GrantStorage {
@@ -92,6 +113,7 @@ impl GrantStorage {
             encryption_algorithm: grant.encryption_algorithm.clone(),
             encryption_passphrase: Secret::new(grant.encryption_passphrase.clone()),
             dedup_repo_root: grant.dedup_repo_root.clone(),
+            dedup_password: Secret::new(grant.dedup_password.clone()),
         }
     }
 
@@ -139,20 +161,57 @@ impl GrantStorage {
         )))
     }
 
-    /// Opens the repository, rooted at the repository root (request paths are absolute).
+    /// Opens a plain repository without I/O, addressed from its root (request paths are
+    /// absolute). A deduplicating grant is refused: its repository must be read to be opened,
+    /// which [`GrantStorage::open_files`] does.
     pub fn open(&self) -> Result<RepoFiles, OpenError> {
         if !self.dedup_repo_root.trim().is_empty() {
             return Err(OpenError::DedupUnsupported {
                 repo: self.repo_name.clone(),
             });
         }
-        let config = self.storage_config()?;
+        let store = self.store()?;
         let encryption = self.encryption()?;
-        let store = Store::open(&config).map_err(|e| OpenError::Store {
+        Ok(RepoFiles::Plain(PlainRepo::new(store, encryption)))
+    }
+
+    fn store(&self) -> Result<Store, OpenError> {
+        let config = self.storage_config()?;
+        Store::open(&config).map_err(|e| OpenError::Store {
             repo: self.repo_name.clone(),
             kind: e.kind().label(),
-        })?;
-        Ok(RepoFiles::Plain(PlainRepo::new(store, encryption)))
+        })
+    }
+
+    /// Opens the repository of either kind, addressed from its root: plain files, or with
+    /// `dedup_repo_root` the deduplicating repository there, created on first use as the
+    /// direct client's kopia mode does.
+    pub async fn open_files(&self) -> Result<RepoFiles, OpenError> {
+        let dedup_root = self.dedup_repo_root.trim();
+        if dedup_root.is_empty() {
+            return self.open();
+        }
+        let store = self.store()?;
+        if self.dedup_password.expose().is_empty() {
+            return Err(OpenError::MissingDedupPassword {
+                repo: self.repo_name.clone(),
+            });
+        }
+        let dedup_error = |source| OpenError::Dedup {
+            repo: self.repo_name.clone(),
+            root: dedup_root.trim_start_matches('/').to_string(),
+            source,
+        };
+        let root = cairn_repo::plain::normalize(dedup_root).map_err(dedup_error)?;
+        let repository = Repository::open_or_init(
+            store.sub(&root),
+            &self.dedup_password,
+            InitOptions::default(),
+        )
+        .await
+        .map_err(dedup_error)?;
+        let files = DedupFiles::new(repository, "", false).map_err(dedup_error)?;
+        Ok(RepoFiles::Dedup(files))
     }
 }
 
@@ -180,11 +239,14 @@ mod tests {
         assert!(text.contains("repo-1"), "{text}");
     }
 
-    #[test]
-    fn a_malformed_configuration_line_is_not_echoed_in_the_error() {
+    #[tokio::test]
+    async fn a_malformed_configuration_line_is_not_echoed_in_the_error() {
         let mut g = grant();
         g.datasafed_config = "[storage]\nsecret_access_key: TOPSECRET\n".into();
-        let err = GrantStorage::from_grant(&g).open().expect_err("malformed");
+        let err = GrantStorage::from_grant(&g)
+            .open_files()
+            .await
+            .expect_err("malformed");
         let text = err.to_string();
         assert!(!text.contains("TOPSECRET"), "{text}");
         assert!(text.contains("\"repo-1\""), "{text}");
@@ -203,14 +265,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_grant_without_storage_is_refused() {
+    #[tokio::test]
+    async fn a_grant_without_storage_is_refused() {
         let g = StorageGrant {
             repo_name: "empty".into(),
             ..Default::default()
         };
         assert!(matches!(
-            GrantStorage::from_grant(&g).open(),
+            GrantStorage::from_grant(&g).open_files().await,
             Err(OpenError::NoStorage { .. })
         ));
     }
@@ -236,11 +298,36 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_dedup_grant_is_refused_with_a_clear_reason() {
+    #[tokio::test]
+    async fn a_dedup_grant_needs_its_password_and_opens_the_dedup_repository() {
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut g = grant();
-        g.dedup_repo_root = "/kopia".into();
-        let err = GrantStorage::from_grant(&g).open().expect_err("dedup");
-        assert!(err.to_string().contains("deduplicating"), "{err}");
+        g.local_path = dir.path().display().to_string();
+        g.dedup_repo_root = "/ns/kopia".into();
+        let err = GrantStorage::from_grant(&g)
+            .open_files()
+            .await
+            .expect_err("no password");
+        assert!(
+            matches!(err, OpenError::MissingDedupPassword { .. }),
+            "{err}"
+        );
+        g.dedup_password = "dedup-pw".into();
+        assert!(matches!(
+            GrantStorage::from_grant(&g).open(),
+            Err(OpenError::DedupUnsupported { .. })
+        ));
+        let files = GrantStorage::from_grant(&g)
+            .open_files()
+            .await
+            .expect("created on first use");
+        assert!(matches!(files, RepoFiles::Dedup(_)));
+        g.dedup_password = "wrong-pw".into();
+        let err = GrantStorage::from_grant(&g)
+            .open_files()
+            .await
+            .expect_err("wrong password");
+        assert!(err.to_string().contains("/ns/kopia"), "{err}");
+        assert!(!format!("{err:?}").contains("wrong-pw"), "{err:?}");
     }
 }

@@ -58,6 +58,7 @@ impl CallError {
             CallError::Access(AccessError::Denied { .. }) => Code::PermissionDenied,
             CallError::Access(AccessError::InvalidPath { .. }) => Code::InvalidArgument,
             CallError::Access(AccessError::InvalidPrefix { .. }) => Code::FailedPrecondition,
+            CallError::Open(OpenError::Dedup { source, .. }) => repo_code(source),
             CallError::Open(OpenError::DedupUnsupported { .. }) => Code::Unimplemented,
             CallError::Open(_) => Code::FailedPrecondition,
             CallError::Repository(err) => {

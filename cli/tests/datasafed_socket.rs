@@ -1,0 +1,559 @@
+//! The real `datasafed` binary in agent-socket mode against the node agent's real storage
+//! socket server: KubeBlocks' script calls through `sh -c`, with nothing but
+//! `CAIRN_STORAGE_SOCKET`, `CAIRN_STORAGE_TOKEN` and `DATASAFED_BACKEND_BASE_PATH` in the
+//! environment (no config file, no credentials), over a local repository.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_agent::socket::{Grants, SocketServer, Token, Transferred};
+use cairn_proto::agent::v1::StorageGrant;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const BACKUP: &str = "/ns/policy/b1";
+const ROOT: &str = "/ns/policy";
+
+/// A storage socket served in this process over a temporary local repository.
+struct Agent {
+    _runtime: tokio::runtime::Runtime,
+    grants: Grants,
+    socket: PathBuf,
+    repo: TempDir,
+    _socket_dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let socket_dir = tempfile::tempdir().expect("tempdir");
+        let repo = tempfile::tempdir().expect("tempdir");
+        let grants = Grants::new();
+        let server = runtime
+            .block_on(async { SocketServer::bind(socket_dir.path()) })
+            .expect("bind the socket");
+        let socket = server.path().to_path_buf();
+        let (stop, stopped) = oneshot::channel::<()>();
+        runtime.spawn(server.run(grants.clone(), async {
+            let _ = stopped.await;
+        }));
+        Agent {
+            _runtime: runtime,
+            grants,
+            socket,
+            repo,
+            _socket_dir: socket_dir,
+            stop: Some(stop),
+        }
+    }
+
+    /// A backup's grant: its own path read-write, its siblings read-only.
+    fn backup_grant(&self) -> StorageGrant {
+        StorageGrant {
+            repo_name: "local-repo".into(),
+            local_path: self.repo.path().display().to_string(),
+            read_write_prefix: BACKUP.into(),
+            read_only_prefixes: vec![ROOT.into()],
+            ..Default::default()
+        }
+    }
+
+    fn issue(&self, action: &str, grant: &StorageGrant) -> Token {
+        self.grants.issue(action, grant).expect("issue a token")
+    }
+
+    /// Runs `script` with `sh -c` in agent-socket mode.
+    fn sh(&self, token: &Token, base: &str, script: &str) -> Output {
+        let env = BTreeMap::from([
+            ("CAIRN_STORAGE_SOCKET", self.socket.display().to_string()),
+            ("CAIRN_STORAGE_TOKEN", token.expose().to_string()),
+            ("DATASAFED_BACKEND_BASE_PATH", base.to_string()),
+        ]);
+        sh(script, &env).output().expect("sh runs")
+    }
+
+    /// Runs `script` with `sh -c` in direct mode over the same repository.
+    fn sh_direct(&self, base: &str, script: &str) -> Output {
+        let env = BTreeMap::from([
+            (
+                "DATASAFED_LOCAL_BACKEND_PATH",
+                self.repo.path().display().to_string(),
+            ),
+            ("DATASAFED_BACKEND_BASE_PATH", base.to_string()),
+        ]);
+        sh(script, &env).output().expect("sh runs")
+    }
+
+    /// A file of the repository, read directly.
+    fn stored(&self, path: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.repo.path().join(path.trim_start_matches('/'))).ok()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn datasafed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_datasafed"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `sh -c script` with a clean environment: PATH (datasafed first) plus `env`.
+fn sh(script: &str, env: &BTreeMap<&str, String>) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", datasafed_dir().display()),
+        )
+        .envs(env);
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+#[track_caller]
+fn assert_fails_with(output: &Output, what: &str, message: &str) {
+    assert!(
+        !output.status.success(),
+        "{what} should fail:\nstdout:\n{}",
+        stdout(output)
+    );
+    assert!(
+        stderr(output).contains(message),
+        "{what}: stderr does not contain {message:?}:\n{}",
+        stderr(output)
+    );
+}
+
+/// Deterministic incompressible bytes.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn kubeblocks_script_calls_round_trip_through_the_agent_socket() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+
+    let pushed = agent.sh(
+        &token,
+        BACKUP,
+        "echo data | datasafed push -z zstd-fastest - /b1.tar.zst",
+    );
+    assert_ok(&pushed, "push from stdin");
+    let stored = agent
+        .stored("ns/policy/b1/b1.tar.zst")
+        .expect("the agent stored the file under the base path");
+    assert_eq!(
+        &stored[..4],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        "the agent compressed with zstd"
+    );
+
+    let size = agent.sh(
+        &token,
+        BACKUP,
+        "datasafed stat / | grep TotalSize | awk '{print $2}'",
+    );
+    assert_ok(&size, "stat");
+    assert_eq!(stdout(&size).trim(), stored.len().to_string());
+
+    let listed = agent.sh(
+        &token,
+        BACKUP,
+        r#"[ "$(datasafed list b1.tar.zst)" = "b1.tar.zst" ] && echo same"#,
+    );
+    assert_ok(&listed, "list equality");
+    assert_eq!(stdout(&listed), "same\n");
+
+    let pulled = agent.sh(
+        &token,
+        BACKUP,
+        "datasafed pull -d zstd-fastest b1.tar.zst -",
+    );
+    assert_ok(&pulled, "pull to stdout");
+    assert_eq!(stdout(&pulled), "data\n");
+}
+
+#[test]
+fn a_multi_megabyte_random_file_round_trips_byte_for_byte() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("source");
+    let data = random_bytes(5 * 1024 * 1024 + 12_345, 7);
+    std::fs::write(&source, &data).expect("write source");
+    let script = format!(
+        "datasafed push -z zstd-fastest - /b1.tar.zst < {src} && \
+         datasafed pull -d zstd-fastest b1.tar.zst - > {out}.stdout && \
+         datasafed push {src} /sub/plain.bin && \
+         datasafed pull /sub/plain.bin {out}.file",
+        src = source.display(),
+        out = work.path().join("out").display()
+    );
+    assert_ok(&agent.sh(&token, BACKUP, &script), "push and pull");
+    let via_stdout = std::fs::read(work.path().join("out.stdout")).expect("pulled");
+    let via_file = std::fs::read(work.path().join("out.file")).expect("pulled");
+    assert!(via_stdout == data, "stdin -> stdout round trip differs");
+    assert!(via_file == data, "file -> file round trip differs");
+    assert_eq!(
+        agent.grants.transferred("a1"),
+        Some(Transferred {
+            bytes_in: 2 * data.len() as u64,
+            bytes_out: 2 * data.len() as u64,
+        }),
+        "the agent counted every byte pushed and pulled"
+    );
+}
+
+#[test]
+fn list_and_stat_print_exactly_what_direct_mode_prints() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let setup = "echo one | datasafed push - /data.tar.zst && \
+                 echo twenty-two | datasafed push - /wal/000001.zst && \
+                 echo 3 | datasafed push - /wal/deep/000002.zst && \
+                 datasafed mkdir /empty";
+    assert_ok(&agent.sh(&token, BACKUP, setup), "setup");
+    for command in [
+        "datasafed list /",
+        "datasafed list",
+        "datasafed list -r /",
+        "datasafed list -r wal",
+        "datasafed list -r wal/",
+        "datasafed list -r -o long /",
+        "datasafed list -r -o json /",
+        "datasafed list -r -f -s size --reverse /",
+        "datasafed list -r -d /",
+        "datasafed list -r --max-depth 2 /",
+        "datasafed list -r --name '*.zst' /",
+        "datasafed list -r -s mtime --newer-than 0 /",
+        "datasafed list data.tar.zst",
+        "datasafed list /wal/000001.zst",
+        "datasafed stat /",
+        "datasafed stat --json wal",
+        "datasafed stat data.tar.zst",
+    ] {
+        let socket = agent.sh(&token, BACKUP, command);
+        let direct = agent.sh_direct(BACKUP, command);
+        assert_ok(&socket, command);
+        assert_ok(&direct, command);
+        assert_eq!(stdout(&socket), stdout(&direct), "{command}");
+        assert!(!stdout(&socket).is_empty(), "{command} printed nothing");
+    }
+    let siblings = agent.sh(&token, ROOT, "datasafed list /");
+    assert_ok(&siblings, "list the backup root (read-only prefix)");
+    assert_eq!(stdout(&siblings), "/b1/\n");
+}
+
+#[test]
+fn rm_rmdir_and_mkdir_work_like_the_deletion_job_expects() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let script = "echo x | datasafed push - /a/f1 && echo y | datasafed push - /a/b/f2 && \
+                  datasafed mkdir /empty && datasafed rmdir /empty && \
+                  datasafed rm /a/f1 && datasafed rm -r /a && datasafed list -r /";
+    let output = agent.sh(&token, BACKUP, script);
+    assert_ok(&output, "rm, rmdir, mkdir");
+    assert_eq!(stdout(&output), "");
+    assert!(agent.stored("ns/policy/b1/a/b/f2").is_none());
+    let missing = agent.sh(&token, BACKUP, "datasafed rm /nothing-here");
+    assert_fails_with(&missing, "rm of a missing file", "Error: ");
+    assert!(
+        stderr(&missing).contains("does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+    let not_empty = agent.sh(
+        &token,
+        BACKUP,
+        "echo z | datasafed push - /d/f && datasafed rmdir /d",
+    );
+    assert_fails_with(&not_empty, "rmdir of a full directory", "is not empty");
+}
+
+#[test]
+fn a_write_outside_the_grant_is_refused_with_a_clear_message() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let sibling = "/ns/policy/b0";
+    let push = agent.sh(&token, sibling, "echo x | datasafed push - /stolen");
+    assert_fails_with(
+        &push,
+        "push into a read-only sibling",
+        "Error: pushing /stolen: writing /ns/policy/b0/stolen is not allowed: this action may write only under /ns/policy/b1",
+    );
+    assert!(agent.stored("ns/policy/b0/stolen").is_none());
+    for command in [
+        "datasafed rm -r /",
+        "datasafed mkdir /x",
+        "datasafed rmdir /",
+    ] {
+        let output = agent.sh(&token, sibling, command);
+        assert_fails_with(&output, command, "is not allowed");
+    }
+    let outside = agent.sh(&token, "/other-namespace", "datasafed list /");
+    assert_fails_with(
+        &outside,
+        "list outside every prefix",
+        "reading /other-namespace is not allowed: this action may read only under /ns/policy/b1, /ns/policy",
+    );
+    let escape = agent.sh(&token, BACKUP, "echo x | datasafed push - ../b0/x");
+    assert_fails_with(&escape, "a .. escape", "\"..\"");
+}
+
+#[test]
+fn a_sibling_under_a_read_only_prefix_can_be_read() {
+    let agent = Agent::start();
+    let sibling = agent.repo.path().join("ns/policy/b0");
+    std::fs::create_dir_all(&sibling).expect("mkdir");
+    std::fs::write(sibling.join("base.tar"), b"full backup\n").expect("write");
+    let token = agent.issue("a1", &agent.backup_grant());
+    let output = agent.sh(
+        &token,
+        "/ns/policy/b0",
+        "datasafed list / && datasafed pull base.tar -",
+    );
+    assert_ok(&output, "read a sibling");
+    assert_eq!(stdout(&output), "/base.tar\nfull backup\n");
+}
+
+#[test]
+fn a_revoked_or_unknown_token_is_refused() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    assert_ok(
+        &agent.sh(&token, BACKUP, "datasafed stat /"),
+        "stat while live",
+    );
+    agent.grants.revoke(&token);
+    let revoked = agent.sh(&token, BACKUP, "datasafed stat /");
+    assert_fails_with(
+        &revoked,
+        "stat with a revoked token",
+        "Error: the storage token is unknown or has been revoked",
+    );
+    let unknown = Token::parse(&"0".repeat(64)).expect("token shape");
+    let output = agent.sh(&unknown, BACKUP, "echo x | datasafed push - /x");
+    assert_fails_with(
+        &output,
+        "push with an unknown token",
+        "unknown or has been revoked",
+    );
+    assert!(agent.stored("ns/policy/b1/x").is_none());
+}
+
+#[test]
+fn errors_print_like_direct_mode_and_leave_nothing_behind() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = work.path().join("restored");
+    let pull = agent.sh(
+        &token,
+        BACKUP,
+        &format!("datasafed pull missing.tar {}", target.display()),
+    );
+    assert_fails_with(
+        &pull,
+        "pull of a missing file",
+        "Error: pulling missing.tar: ",
+    );
+    assert!(
+        stderr(&pull).contains("does not exist"),
+        "{}",
+        stderr(&pull)
+    );
+    assert!(!target.exists(), "a failed pull leaves no file");
+
+    // Reading a directory fails after the upload started: the agent must store nothing.
+    let push = agent.sh(
+        &token,
+        BACKUP,
+        &format!("datasafed push {} /half.bin", work.path().display()),
+    );
+    assert_fails_with(
+        &push,
+        "push of an unreadable source",
+        "Error: pushing /half.bin: ",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(agent.stored("ns/policy/b1/half.bin").is_none());
+
+    let bad = agent.sh(&token, BACKUP, "echo x | datasafed push -z snappy - /x");
+    assert_fails_with(
+        &bad,
+        "unknown compression",
+        "compression \"snappy\" is not known",
+    );
+
+    let conf = agent.sh(&token, BACKUP, "datasafed getconf");
+    assert_ok(&conf, "getconf");
+    assert!(stdout(&conf).contains("agent-socket"), "{}", stdout(&conf));
+    assert!(
+        !stdout(&conf).contains(token.expose()),
+        "getconf shows the token"
+    );
+
+    let gone = Command::new(env!("CARGO_BIN_EXE_datasafed"))
+        .args(["stat", "/"])
+        .env_clear()
+        .env("CAIRN_STORAGE_SOCKET", work.path().join("no.sock"))
+        .env("CAIRN_STORAGE_TOKEN", token.expose())
+        .output()
+        .expect("datasafed runs");
+    assert_fails_with(
+        &gone,
+        "no agent listening",
+        "Error: connecting to the node agent's storage socket",
+    );
+}
+
+#[test]
+fn encryption_happens_in_the_agent_with_the_direct_clients_key_derivation() {
+    let agent = Agent::start();
+    let mut grant = agent.backup_grant();
+    grant.encryption_algorithm = "AES-256-CFB".into();
+    grant.encryption_passphrase = "grant-passphrase".into();
+    let token = agent.issue("a1", &grant);
+    let output = agent.sh(
+        &token,
+        BACKUP,
+        "echo secret-data | datasafed push -z zstd - /db.zst && datasafed pull -d zstd db.zst -",
+    );
+    assert_ok(&output, "encrypted push and pull");
+    assert_eq!(stdout(&output), "secret-data\n");
+    let stored = agent.stored("ns/policy/b1/db.zst").expect("stored");
+    assert_eq!(&stored[..8], b"CAIRNSE1", "stored sealed");
+    let env = BTreeMap::from([
+        (
+            "DATASAFED_LOCAL_BACKEND_PATH",
+            agent.repo.path().display().to_string(),
+        ),
+        ("DATASAFED_BACKEND_BASE_PATH", BACKUP.to_string()),
+        ("DATASAFED_ENCRYPTION_ALGORITHM", "AES-256-CFB".to_string()),
+        (
+            "DATASAFED_ENCRYPTION_PASS_PHRASE",
+            "grant-passphrase".to_string(),
+        ),
+    ]);
+    let direct = sh("datasafed pull -d zstd db.zst -", &env)
+        .output()
+        .expect("sh runs");
+    assert_ok(&direct, "direct pull of what the agent encrypted");
+    assert_eq!(stdout(&direct), "secret-data\n");
+}
+
+#[test]
+fn dedup_grants_serve_the_deduplicating_repository() {
+    let agent = Agent::start();
+    let mut grant = agent.backup_grant();
+    grant.dedup_repo_root = "/ns/kopia".into();
+    grant.dedup_password = "dedup-password".into();
+    let token = agent.issue("a1", &grant);
+    let data = "hello dedup\n".repeat(1000);
+    let output = agent.sh(
+        &token,
+        BACKUP,
+        &format!(
+            "printf '%s' '{data}' | datasafed push - /dump.sql && datasafed list / && datasafed pull dump.sql -"
+        ),
+    );
+    assert_ok(&output, "dedup push, list, pull");
+    assert_eq!(stdout(&output), format!("/dump.sql\n{data}"));
+    assert!(
+        agent.repo.path().join("ns/kopia").is_dir(),
+        "the agent created the repository at the grant's root"
+    );
+}
+
+#[test]
+fn byte_counters_advance_during_a_large_push() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    const MIB: u64 = 1024 * 1024;
+    let env = BTreeMap::from([
+        ("CAIRN_STORAGE_SOCKET", agent.socket.display().to_string()),
+        ("CAIRN_STORAGE_TOKEN", token.expose().to_string()),
+        ("DATASAFED_BACKEND_BASE_PATH", BACKUP.to_string()),
+    ]);
+    // 24 MiB written a MiB at a time with pauses, so the push is observably in progress.
+    let mut child = sh(
+        "i=0; while [ $i -lt 24 ]; do head -c 1048576 /dev/zero; sleep 0.05; i=$((i+1)); done \
+         | datasafed push - /big.bin",
+        &env,
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "push did not finish");
+        seen.push(agent.grants.bytes("a1"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "push failed: {status}");
+    assert!(
+        seen.iter().any(|&b| b > 0 && b < 24 * MIB),
+        "no intermediate count observed: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "counts went backwards"
+    );
+    assert_eq!(agent.grants.bytes("a1"), 24 * MIB);
+    assert_eq!(
+        agent.grants.revoke(&token),
+        Some(Transferred {
+            bytes_in: 24 * MIB,
+            bytes_out: 0
+        })
+    );
+}
