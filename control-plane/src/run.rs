@@ -93,8 +93,14 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         };
         tokio::spawn(leader::run(client.clone(), config, leading_tx));
     } else {
-        drop(leading_tx);
+        // Without election this replica always leads: keep the sender alive until shutdown.
+        let always = shutdown.clone();
+        tokio::spawn(async move {
+            always.cancelled().await;
+            drop(leading_tx);
+        });
     }
+    tokio::spawn(count_agents(hub.clone(), metrics.clone(), shutdown.clone()));
 
     let health_shutdown = shutdown.clone();
     let health = tokio::spawn(crate::health::serve(
@@ -116,6 +122,25 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     }
     let _ = health.await;
     Ok(())
+}
+
+/// Keeps the connected-agents gauge current, whether or not this replica leads.
+async fn count_agents(hub: AgentHub, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut events = hub.events();
+    metrics.connected_agents.set(hub.connected_nodes().len() as i64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Ok(crate::grpc::hub::HubEvent::Connected { .. } | crate::grpc::hub::HubEvent::Disconnected { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    metrics.connected_agents.set(hub.connected_nodes().len() as i64);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
 }
 
 fn hostname() -> String {

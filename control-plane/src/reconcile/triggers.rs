@@ -57,12 +57,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                     ctx.owner_of(&progress.action_id).map(to_triple)
                 }
                 HubEvent::Accepted { action_id, .. } => ctx.owner_of(action_id).map(to_triple),
-                HubEvent::Connected { .. } | HubEvent::Disconnected { .. } => {
-                    ctx.metrics
-                        .connected_agents
-                        .set(ctx.hub.connected_nodes().len() as i64);
-                    None
-                }
+                HubEvent::Connected { .. } | HubEvent::Disconnected { .. } => None,
             };
             let Some((kind, namespace, name)) = owner else {
                 continue;
