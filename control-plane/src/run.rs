@@ -55,6 +55,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         metrics.clone(),
         ShellSettings {
             agent_grace: grace,
+            namespace: args.leader_election_namespace.clone(),
             backup: crate::plan::backup::Settings {
                 progress_interval: progress,
                 ..Default::default()
@@ -127,7 +128,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 /// Keeps the connected-agents gauge current, whether or not this replica leads.
 async fn count_agents(hub: AgentHub, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut events = hub.events();
-    metrics.connected_agents.set(hub.connected_nodes().len() as i64);
+    metrics
+        .connected_agents
+        .set(hub.connected_nodes().len() as i64);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -2,11 +2,14 @@
 //! agent reports into reconcile triggers for the objects owning the actions, and the loop that
 //! runs them only while this replica leads.
 
+pub mod actionset;
 pub mod backup;
+pub mod backup_repo;
 pub mod common;
 pub mod gc;
 pub mod restore;
 pub mod schedule;
+pub mod storage_provider;
 pub mod triggers;
 
 use std::sync::Arc;
@@ -58,8 +61,14 @@ pub async fn run_while_leading(
                 Duration::from_secs(3600),
                 stopped(&term),
             )),
+            tokio::spawn(backup_repo::run(
+                ctx.clone(),
+                triggers::stream(triggers.repos),
+                stopped(&term),
+            )),
+            tokio::spawn(storage_provider::run(ctx.clone(), term.clone())),
+            tokio::spawn(actionset::run(ctx.clone(), term.clone())),
         ];
-        drop(triggers.others);
         let mut lost = leading.clone();
         tokio::select! {
             _ = shutdown.cancelled() => {}

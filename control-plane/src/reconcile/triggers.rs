@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use cairn_api::backup::Backup;
+use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
 use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
@@ -17,15 +18,15 @@ use crate::shell::Context;
 pub struct Triggers {
     pub backups: mpsc::UnboundedReceiver<ObjectRef<Backup>>,
     pub restores: mpsc::UnboundedReceiver<ObjectRef<Restore>>,
-    /// Owners of another kind (BackupRepo pre-checks): kind and name.
-    pub others: mpsc::UnboundedReceiver<(String, String)>,
+    /// BackupRepos (pre-checks).
+    pub repos: mpsc::UnboundedReceiver<ObjectRef<BackupRepo>>,
 }
 
 /// Spawns the router; it ends with `stop` or when the hub is dropped.
 pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
     let (backups_tx, backups) = mpsc::unbounded_channel();
     let (restores_tx, restores) = mpsc::unbounded_channel();
-    let (others_tx, others) = mpsc::unbounded_channel();
+    let (repos_tx, repos) = mpsc::unbounded_channel();
     let mut events = ctx.hub.events();
     tokio::spawn(async move {
         loop {
@@ -67,8 +68,10 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                 backups_tx.send(reference).is_ok()
             } else if let Some(reference) = super::restore::restore_ref(&kind, &namespace, &name) {
                 restores_tx.send(reference).is_ok()
+            } else if kind == "BackupRepo" {
+                repos_tx.send(ObjectRef::new(&name)).is_ok()
             } else {
-                others_tx.send((kind, name)).is_ok()
+                true
             };
             if !sent {
                 break;
@@ -78,7 +81,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
     Triggers {
         backups,
         restores,
-        others,
+        repos,
     }
 }
 

@@ -22,6 +22,8 @@ use crate::plan::backup::repo::RepoAccess;
 pub struct ShellSettings {
     /// How long a node may be without an agent before its actions fail.
     pub agent_grace: Duration,
+    /// The control plane's namespace (where derived CSI Secrets and Mount pre-checks live).
+    pub namespace: String,
     /// Backup planner knobs.
     pub backup: crate::plan::backup::Settings,
 }

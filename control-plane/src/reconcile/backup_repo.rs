@@ -1,0 +1,196 @@
+//! The BackupRepo reconciler: provider, parameters, access rendering, the agent pre-check,
+//! phases, the default annotation, Mount PVCs for waiting Backups and Restores, and deletion
+//! blocked while backups use the repo (kubeblocks-semantics §5; `plan::backup_repo`).
+//! The rendered access (credentials) is kept only in memory, for dispatches to agents.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_api::backup::Backup;
+use cairn_api::backup_repo::BackupRepo;
+use cairn_api::restore::Restore;
+use cairn_api::storage_provider::{LegacyStorageProvider, StorageProvider};
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use super::common::{self, Error};
+use crate::plan::backup_repo::{self, Derived};
+use crate::shell::Context;
+use crate::shell::observe::{ObserveError, secret_data};
+
+/// Label linking objects to their repository.
+pub const REPO_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
+
+fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
+    let what = what.into();
+    move |source| ObserveError::Read {
+        what,
+        source: Box::new(source),
+    }
+}
+
+async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observed, ObserveError> {
+    let name = repo.name_any();
+    let provider_name = repo.spec.storage_provider_ref.clone();
+    let provider = Api::<StorageProvider>::all(ctx.client.clone())
+        .get_opt(&provider_name)
+        .await
+        .map_err(read(format!("StorageProvider {provider_name}")))?;
+    let legacy_provider = if provider.is_none() {
+        Api::<LegacyStorageProvider>::all(ctx.client.clone())
+            .get_opt(&provider_name)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let credential = match &repo.spec.credential {
+        Some(reference) => {
+            let namespace = reference
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let secret_name = reference.name.clone().unwrap_or_default();
+            Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&secret_name)
+                .await
+                .map_err(read(format!("Secret {namespace}/{secret_name}")))?
+                .map(|secret| secret_data(&secret))
+        }
+        None => Some(Default::default()),
+    };
+    let labelled = ListParams::default().labels(&format!("{REPO_LABEL}={name}"));
+    let backups = Api::<Backup>::all(ctx.client.clone())
+        .list(&labelled)
+        .await
+        .map_err(read("Backups of the repository"))?
+        .items;
+    let restores = Api::<Restore>::all(ctx.client.clone())
+        .list(&labelled)
+        .await
+        .map_err(read("Restores of the repository"))?
+        .items;
+    let pvcs = Api::<PersistentVolumeClaim>::all(ctx.client.clone())
+        .list(&labelled)
+        .await
+        .map_err(read("PVCs of the repository"))?
+        .items;
+    let status = repo.status.clone().unwrap_or_default();
+    let storage_class = match status.generated_storage_class_name.as_deref() {
+        Some(class) if !class.is_empty() => Api::<StorageClass>::all(ctx.client.clone())
+            .get_opt(class)
+            .await
+            .map_err(read(format!("StorageClass {class}")))?
+            .is_some(),
+        _ => false,
+    };
+    let csi_secret_digest = match &status.generated_csi_driver_secret {
+        Some(reference) => {
+            let namespace = reference.namespace.clone().unwrap_or_default();
+            let secret_name = reference.name.clone().unwrap_or_default();
+            Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&secret_name)
+                .await
+                .map_err(read(format!("Secret {namespace}/{secret_name}")))?
+                .map(|secret| {
+                    secret
+                        .annotations()
+                        .get("dataprotection.kubeblocks.io/backup-repo-digest")
+                        .cloned()
+                        .unwrap_or_default()
+                })
+        }
+        None => None,
+    };
+    Ok(backup_repo::Observed {
+        repo: repo.clone(),
+        provider,
+        legacy_provider,
+        credential,
+        backups,
+        restores,
+        derived: Derived {
+            pvcs,
+            storage_class,
+            csi_secret_digest,
+        },
+        agents: ctx.agent_view(),
+        settings: backup_repo::Settings {
+            namespace: ctx.settings.namespace.clone(),
+            ..Default::default()
+        },
+    })
+}
+
+/// Reconciles one BackupRepo.
+#[tracing::instrument(skip_all, fields(repo = %obj.name_any()))]
+pub async fn reconcile(obj: Arc<BackupRepo>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let observed = observe(&ctx, &obj).await?;
+    let name = obj.name_any();
+    match backup_repo::access(&observed) {
+        Ok(access) if obj.metadata.deletion_timestamp.is_none() => {
+            ctx.set_repo_access(&name, Some(access));
+        }
+        Ok(_) => ctx.set_repo_access(&name, None),
+        Err(err) => {
+            tracing::debug!(error = %crate::shell::chain(&err), "repository access unavailable");
+            ctx.set_repo_access(&name, None);
+        }
+    }
+    let plan = backup_repo::plan(&observed, Timestamp::now());
+    let api: Api<BackupRepo> = Api::all(ctx.client.clone());
+    common::apply(
+        &ctx,
+        "BackupRepo",
+        started,
+        &api,
+        &obj,
+        obj.status.as_ref(),
+        plan,
+    )
+    .await
+}
+
+/// Runs the BackupRepo controller until `shutdown`: repositories are also reconciled when a
+/// labelled Backup or Restore changes, and when an agent reports on a pre-check.
+pub async fn run(
+    ctx: Arc<Context>,
+    owners: impl Stream<Item = ObjectRef<BackupRepo>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let to_repo = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(REPO_LABEL).map(|repo| ObjectRef::new(repo))
+    };
+    Controller::new(
+        Api::<BackupRepo>::all(ctx.client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .watches(
+        Api::<Backup>::all(ctx.client.clone()),
+        watcher::Config::default().labels(REPO_LABEL),
+        move |backup: Backup| to_repo(backup.labels()),
+    )
+    .watches(
+        Api::<Restore>::all(ctx.client.clone()),
+        watcher::Config::default().labels(REPO_LABEL),
+        move |restore: Restore| to_repo(restore.labels()),
+    )
+    .reconcile_on(owners)
+    .graceful_shutdown_on(shutdown)
+    .run(
+        reconcile,
+        |_, err, ctx| common::retry("BackupRepo", err, &ctx),
+        ctx,
+    )
+    .for_each(|_| async {})
+    .await;
+}
