@@ -617,3 +617,22 @@ async fn kubectl_explain_reads_the_crd_schema() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cairn_chart_crds_apply_and_backups_print_their_columns() {
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/cairn/crds");
+    assert!(
+        crds.is_dir(),
+        "the chart's CRDs are part of the repository: {}",
+        crds.display()
+    );
+    for_each_kubectl(async |k| {
+        k.ok(&["apply", "-f", crds.to_str().unwrap_or_default()]);
+        k.ok(&["wait", "--for=condition=Established", "crd/backups.dataprotection.kubeblocks.io", "--timeout=20s"]);
+        k.apply("apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: Backup\nmetadata:\n  name: b1\nspec:\n  backupPolicyName: pol\n  backupMethod: pg-basebackup\n");
+        let t = table(&k.ok(&["get", "backups"]));
+        assert_eq!(t[0][..3], ["NAME", "POLICY", "METHOD"], "{t:?}");
+        assert_eq!(t[1][..3], ["b1", "pol", "pg-basebackup"], "{t:?}");
+    })
+    .await;
+}

@@ -387,3 +387,66 @@ async fn a_restart_treats_the_host_like_a_rebooted_node() {
     assert_eq!(term.reason.as_deref(), Some("ContainerStatusUnknown"));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_describe_shows_a_pod_with_the_events_a_recorder_wrote() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let t = with_kubelet().await;
+    let client = t.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p = pods
+        .create(
+            &PostParams::default(),
+            &pod(
+                "d",
+                json!({"containers": [{"name": "c", "image": "x", "command": ["sleep", "1000"]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    await_condition(pods.clone(), "d", conditions::is_pod_running())
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "cairn-agent".into(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: "BackupStarted".into(),
+                note: Some("started a backup of d".into()),
+                action: "Backup".into(),
+                secondary: None,
+            },
+            &p.object_ref(&()),
+        )
+        .await
+        .unwrap();
+    for binary in kubectls() {
+        let k = Kubectl {
+            binary,
+            server: &t,
+            env: Vec::new(),
+        };
+        let out = k.ok(&["describe", "pod", "d"]);
+        for needle in [
+            "Name:",
+            "Node:",
+            "testnode",
+            "Status:",
+            "Running",
+            "Restart Count:",
+            "BackupStarted",
+            "started a backup of d",
+            "cairn-agent",
+        ] {
+            assert!(out.contains(needle), "describe lacks {needle:?}:\n{out}");
+        }
+    }
+}
