@@ -320,7 +320,12 @@ fn a_write_outside_the_grant_is_refused_with_a_clear_message() {
     let agent = Agent::start();
     let token = agent.issue("a1", &agent.backup_grant());
     let sibling = "/ns/policy/b0";
-    let push = agent.sh(&token, sibling, "echo x | datasafed push - /stolen");
+    // 20 MiB: the refusal must come back while the client is still sending.
+    let push = agent.sh(
+        &token,
+        sibling,
+        "head -c 20971520 /dev/zero | datasafed push - /stolen",
+    );
     assert_fails_with(
         &push,
         "push into a read-only sibling",
