@@ -645,6 +645,7 @@ fn advance_pod(
             Some(ReportedPhase::Succeeded) => {
                 let report = report.cloned().unwrap_or_default();
                 complete_entry(entry, &report, pod, now);
+                running_ids.push(id.clone());
                 let info = report.backup_info_json.clone();
                 intents.push(Intent::Acknowledge { action_id: id });
                 let is_data = matches!(
@@ -908,13 +909,22 @@ fn grant(request: &Request<'_>) -> pb::StorageGrant {
     grant
 }
 
-/// Sums the agents' byte counts into `status.progress`, at most once per interval.
+/// Sums the agents' byte counts (of running actions and of those that finished in this
+/// reconcile) into `status.progress`, at most once per interval.
 fn update_progress(o: &Observed, status: &mut BackupStatus, running: &[String], now: Timestamp) {
     let reports: Vec<&ReportedAction> = running
         .iter()
         .filter_map(|id| o.agents.action(id))
         .collect();
-    let done: u64 = reports.iter().map(|r| r.bytes_done).sum();
+    // Reports of finished actions are forgotten once acknowledged, so the count never goes
+    // back: it is the larger of the previous count and what the agents report now.
+    let reported: u64 = reports.iter().map(|r| r.bytes_done).sum();
+    let previous_done = status
+        .progress
+        .as_ref()
+        .map(|p| u64::try_from(p.bytes_done).unwrap_or(0))
+        .unwrap_or(0);
+    let done = reported.max(previous_done);
     let rate: u64 = reports.iter().filter_map(|r| r.bytes_per_second).sum();
     let total: Option<u64> = reports.iter().map(|r| r.bytes_total).sum();
     let previous = status.progress.clone();
@@ -984,6 +994,21 @@ fn finish(
     match report.and_then(|r| r.phase) {
         Some(ReportedPhase::Succeeded) => {
             intents.push(Intent::Acknowledge { action_id: id });
+            // As KubeBlocks does once a backup is Completed: its Jobs (and their pods) go.
+            for job in completed
+                .actions
+                .iter()
+                .flatten()
+                .filter_map(|a| a.object_ref.as_ref())
+                .filter(|r| r.kind.as_deref() == Some("Job"))
+            {
+                intents.push(Intent::Delete {
+                    api_version: "batch/v1".into(),
+                    kind: "Job".into(),
+                    namespace: job.namespace.clone(),
+                    name: job.name.clone().unwrap_or_default(),
+                });
+            }
             intents.push(Intent::normal(
                 "CreatedBackup",
                 format!(

@@ -1316,3 +1316,37 @@ fn running_backup_expires_from_its_start_and_completed_from_its_completion() {
     b.spec.retention_period = None;
     assert_eq!(expiration(&b, &done), None);
 }
+
+#[test]
+fn completed_backup_deletes_its_jobs_as_kubeblocks_does() {
+    let mut o = observed();
+    run_to_manifest(&mut o);
+    report(&mut o, MANIFEST_ACTION, "", ReportedPhase::Succeeded, None);
+    let plan = step(&mut o, later(8));
+    assert!(plan.intents.contains(&Intent::Delete {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        namespace: Some("default".into()),
+        name: "dp-backup-0-b1-01234567".into(),
+    }));
+}
+
+#[test]
+fn bytes_of_a_job_that_finished_between_two_reconciles_are_counted() {
+    let mut o = observed();
+    o.actionset = Some(actionset(
+        json!({"spec": {"backup": {"preBackup": [], "postBackup": []}}}),
+    ));
+    step(&mut o, now());
+    let id = action_id(UID, "dp-backup-0", "pg-0");
+    o.agents.actions.insert(
+        id,
+        ReportedAction {
+            phase: Some(ReportedPhase::Succeeded),
+            bytes_done: 5000,
+            ..Default::default()
+        },
+    );
+    let plan = step(&mut o, later(2));
+    assert_eq!(plan.status.unwrap().progress.unwrap().bytes_done, 5000);
+}
