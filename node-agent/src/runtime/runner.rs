@@ -274,7 +274,10 @@ impl Runtime {
         let Some(grant) = grant else {
             return Outcome::failed("the action carries no storage grant");
         };
-        let files = match crate::socket::repository::GrantStorage::from_grant(&grant).open() {
+        let files = match crate::socket::repository::GrantStorage::from_grant(&grant)
+            .open_files()
+            .await
+        {
             Ok(files) => files,
             Err(err) => return Outcome::failed(chain(&err)),
         };
