@@ -384,6 +384,10 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        // Without a graceful shutdown, pod processes must not outlive the server.
+        if let Some(k) = &self.kubelet {
+            k.kill_all();
+        }
         self.shutdown.cancel();
     }
 }

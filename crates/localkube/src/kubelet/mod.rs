@@ -4,6 +4,7 @@
 //! processes are gone are restarted or failed as their restartPolicy says.
 
 pub mod env;
+pub mod leftovers;
 pub mod logs;
 pub mod probe;
 pub mod process;
@@ -45,6 +46,8 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
 
 impl Kubelet {
     pub fn new(api: Arc<Api>, data_dir: PathBuf) -> Kubelet {
+        // Processes of a previous run (e.g. after kill -9) are gone on a rebooted node.
+        leftovers::kill_recorded(&data_dir);
         let node = api.config.node_name.clone();
         Kubelet {
             ctx: Arc::new(Ctx {

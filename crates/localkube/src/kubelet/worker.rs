@@ -39,10 +39,13 @@ pub struct Ctx {
 impl Ctx {
     fn track(&self, pid: u32, alive: bool) {
         let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let record = super::leftovers::record_path(&self.data_dir, pid);
         if alive {
             r.insert(pid);
+            super::leftovers::record(&record, pid);
         } else {
             r.remove(&pid);
+            let _ = std::fs::remove_file(&record);
         }
     }
 }
