@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn keep_within_and_tags_and_union_of_rules() {
         let policy = KeepPolicy {
-            within: Some(SignedDuration::from_hours(24 * 44)),
+            within: Some(SignedDuration::from_hours(24 * 43)),
             tags: vec!["keep=yes".into()],
             ..Default::default()
         };
