@@ -30,8 +30,8 @@ pub struct Metrics {
     pub reconciles: Family<KindLabel, Counter>,
     pub reconcile_errors: Family<ErrorLabel, Counter>,
     pub reconcile_seconds: Family<KindLabel, Histogram>,
-    /// Objects seen per phase at their last reconcile (actions and backups).
-    pub phases: Family<PhaseLabel, Gauge>,
+    /// Finished actions by owner kind and final phase (from agent results).
+    pub action_results: Family<PhaseLabel, Counter>,
     pub actions_dispatched: Family<KindLabel, Counter>,
     pub backup_bytes: Counter,
     pub backup_seconds: Histogram,
@@ -53,7 +53,7 @@ impl Metrics {
         let reconcile_seconds = Family::<KindLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 14))
         });
-        let phases = Family::<PhaseLabel, Gauge>::default();
+        let action_results = Family::<PhaseLabel, Counter>::default();
         let actions_dispatched = Family::<KindLabel, Counter>::default();
         let backup_bytes = Counter::default();
         let backup_seconds = Histogram::new(exponential_buckets(1.0, 2.0, 16));
@@ -69,7 +69,11 @@ impl Metrics {
             "Reconcile durations by kind",
             reconcile_seconds.clone(),
         );
-        registry.register("objects", "Objects by kind and phase", phases.clone());
+        registry.register(
+            "action_results",
+            "Finished actions by owner kind and final phase",
+            action_results.clone(),
+        );
         registry.register(
             "actions_dispatched",
             "Actions sent to agents by owner kind",
@@ -95,7 +99,7 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             reconcile_seconds,
-            phases,
+            action_results,
             actions_dispatched,
             backup_bytes,
             backup_seconds,

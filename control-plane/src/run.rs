@@ -125,7 +125,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     Ok(())
 }
 
-/// Keeps the connected-agents gauge current, whether or not this replica leads.
+/// Keeps the connected-agents gauge and the action-result counters current, whether or not
+/// this replica leads.
 async fn count_agents(hub: AgentHub, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut events = hub.events();
     metrics
@@ -138,6 +139,22 @@ async fn count_agents(hub: AgentHub, metrics: Arc<Metrics>, shutdown: Cancellati
                 Ok(crate::grpc::hub::HubEvent::Connected { .. } | crate::grpc::hub::HubEvent::Disconnected { .. })
                 | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     metrics.connected_agents.set(hub.connected_nodes().len() as i64);
+                }
+                Ok(crate::grpc::hub::HubEvent::Result { state, owner, .. }) => {
+                    if counted.len() > 10_000 {
+                        counted.clear();
+                    }
+                    if !counted.insert(state.action_id.clone()) {
+                        continue;
+                    }
+                    let phase = cairn_proto::agent::v1::ActionPhase::try_from(state.phase)
+                        .map(|p| p.as_str_name().trim_start_matches("ACTION_PHASE_").to_lowercase())
+                        .unwrap_or_else(|_| "unknown".into());
+                    let kind = owner.map(|o| o.kind).unwrap_or_default();
+                    metrics
+                        .action_results
+                        .get_or_create(&crate::metrics::PhaseLabel { kind, phase })
+                        .inc();
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
