@@ -132,6 +132,8 @@ async fn count_agents(hub: AgentHub, metrics: Arc<Metrics>, shutdown: Cancellati
     metrics
         .connected_agents
         .set(hub.connected_nodes().len() as i64);
+    // Agents resend results until acknowledged: count each action once.
+    let mut counted = std::collections::HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
