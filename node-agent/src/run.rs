@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
 use crate::runtime::job::NodeInjection;
+use crate::runtime::mount_claim::MountClaims;
 use crate::runtime::runner::{Runtime, RuntimeConfig, SharedRuntime};
 use crate::session::{self, SessionConfig};
 use crate::socket::grants::Grants;
@@ -38,7 +39,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
 
-    let grants = Grants::new();
+    let grants = Grants::with_claim_resolver(Arc::new(MountClaims::new(
+        client.clone(),
+        args.node_name.clone(),
+    )));
     let socket = crate::socket::server::SocketServer::bind(&socket_dir)
         .with_context(|| format!("binding the storage socket in {}", socket_dir.display()))?;
     let socket_shutdown = shutdown.clone();

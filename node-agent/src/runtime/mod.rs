@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod job;
+pub mod mount_claim;
 pub mod repo_ops;
 pub mod runner;
 pub mod tail;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exec::{self, ExecRequest};
 use super::job::{self, ActionInjection, InfoFile, NodeInjection};
+use super::mount_claim;
 use super::repo_ops;
 use crate::session::{ActionRunner, Outcome, ProgressUpdate, Reporter};
 use crate::socket::grants::{Grants, Token};
@@ -73,19 +74,19 @@ impl Runtime {
                 self.job(&action, job, &reporter, &cancel, adopting).await
             }
             Some(action::Kind::RepoCheck(check)) => {
-                self.direct(check.storage, &cancel, |files| async move {
+                self.direct(check.storage, false, &cancel, |files| async move {
                     repo_ops::check(&files, &check.probe_path).await
                 })
                 .await
             }
             Some(action::Kind::DeletePath(delete)) => {
-                self.direct(delete.storage, &cancel, |files| async move {
+                self.direct(delete.storage, true, &cancel, |files| async move {
                     repo_ops::delete_path(&files, &delete.path).await
                 })
                 .await
             }
             Some(action::Kind::PutObject(put)) => {
-                self.direct(put.storage, &cancel, |files| async move {
+                self.direct(put.storage, false, &cancel, |files| async move {
                     repo_ops::put_object(&files, &put.path, put.content).await
                 })
                 .await
@@ -261,9 +262,12 @@ impl Runtime {
         Some(token)
     }
 
+    /// Runs a repository operation in the agent itself. `deleting`: a Mount repository whose
+    /// PVC is gone or was never bound holds nothing to delete, so the deletion succeeds.
     async fn direct<F, Fut>(
         &self,
         grant: Option<StorageGrant>,
+        deleting: bool,
         cancel: &CancellationToken,
         op: F,
     ) -> Outcome
@@ -271,9 +275,18 @@ impl Runtime {
         F: FnOnce(cairn_repo::RepoFiles) -> Fut,
         Fut: std::future::Future<Output = Result<u64, String>>,
     {
-        let Some(grant) = grant else {
+        let Some(mut grant) = grant else {
             return Outcome::failed("the action carries no storage grant");
         };
+        let node = self.config.node.node_name.as_str();
+        match mount_claim::resolve_grant(&self.client, node, &mut grant).await {
+            Ok(()) => {}
+            Err(err) if deleting && err.claim_is_gone_or_unbound() => {
+                tracing::info!(reason = %chain(&err), "nothing to delete in the repository PVC");
+                return Outcome::succeeded().with_bytes_done(0);
+            }
+            Err(err) => return Outcome::failed(chain(&err)),
+        }
         let files = match crate::socket::repository::GrantStorage::from_grant(&grant)
             .open_files()
             .await

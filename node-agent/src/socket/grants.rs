@@ -6,17 +6,21 @@
 //!    (`CAIRN_STORAGE_TOKEN`); a restarted agent that re-adopts a running Job puts the token it
 //!    finds there back with [`Grants::reinstate`].
 //! 2. Every socket call [`Grants::lookup`]s its token; the grant opens its repository on first
-//!    use ([`Grant::repository`]) and keeps it for the next calls.
+//!    use ([`Grant::repository`]) and keeps it for the next calls. A Mount repository's PVC is
+//!    resolved to its directory then, through the registry's [`ClaimResolver`]: by the time a
+//!    pod calls, the PVC it mounts at `/backupdata` is bound (even with `WaitForFirstConsumer`).
 //! 3. While the action runs, [`Grants::transferred`] reads its counters for `Progress`.
 //! 4. When the action ends the runtime [`Grants::revoke`]s the token (final counters returned);
 //!    later calls with it are `UNAUTHENTICATED`.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cairn_proto::agent::v1::StorageGrant;
+use async_trait::async_trait;
+use cairn_proto::agent::v1::{MountClaim, StorageGrant};
 use cairn_repo::RepoFiles;
 use cairn_repo::progress::{Progress, SharedProgress};
 use tokio::sync::OnceCell;
@@ -105,11 +109,19 @@ impl Progress for CountInto {
     }
 }
 
+/// Turns a Mount repository's PVC into the directory on this node that holds it.
+#[async_trait]
+pub trait ClaimResolver: Send + Sync {
+    /// The directory, or why it cannot be reached (a message naming the PVC and volume).
+    async fn local_path(&self, claim: &MountClaim) -> Result<PathBuf, String>;
+}
+
 /// One live grant: what its token may touch, and its repository once opened.
 pub struct Grant {
     action_id: String,
     access: Access,
     storage: GrantStorage,
+    resolver: Option<Arc<dyn ClaimResolver>>,
     repository: OnceCell<RepoFiles>,
     counters: Arc<Counters>,
 }
@@ -144,7 +156,24 @@ impl Grant {
     /// after a fixed configuration (a new grant) or a transient failure tries again.
     pub async fn repository(&self) -> Result<&RepoFiles, OpenError> {
         self.repository
-            .get_or_try_init(|| self.storage.open_files())
+            .get_or_try_init(|| async {
+                let Some(claim) = self.storage.unresolved_claim() else {
+                    return self.storage.open_files().await;
+                };
+                let Some(resolver) = &self.resolver else {
+                    // Reports the claim as unresolved.
+                    return self.storage.open_files().await;
+                };
+                let dir =
+                    resolver
+                        .local_path(claim)
+                        .await
+                        .map_err(|reason| OpenError::MountClaim {
+                            repo: self.storage.repo_name().to_string(),
+                            reason,
+                        })?;
+                self.storage.with_local_path(&dir).open_files().await
+            })
             .await
     }
 
@@ -177,6 +206,7 @@ struct Registry {
 #[derive(Clone, Default)]
 pub struct Grants {
     registry: Arc<Mutex<Registry>>,
+    resolver: Option<Arc<dyn ClaimResolver>>,
 }
 
 impl fmt::Debug for Grants {
@@ -193,6 +223,14 @@ impl Grants {
     /// An empty registry.
     pub fn new() -> Grants {
         Grants::default()
+    }
+
+    /// An empty registry whose grants reach Mount repositories through `resolver`.
+    pub fn with_claim_resolver(resolver: Arc<dyn ClaimResolver>) -> Grants {
+        Grants {
+            registry: Arc::default(),
+            resolver: Some(resolver),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -238,6 +276,7 @@ impl Grants {
                 action_id: action_id.to_string(),
                 access,
                 storage: GrantStorage::from_grant(grant),
+                resolver: self.resolver.clone(),
                 repository: OnceCell::new(),
                 counters,
             }),
@@ -393,6 +432,71 @@ mod tests {
         );
         assert!(Token::parse("short").is_none());
         assert!(Token::parse(&"zz".repeat(32)).is_none());
+    }
+
+    /// Resolves every claim to one directory, or refuses with a reason.
+    struct FixedResolver(Result<PathBuf, String>);
+
+    #[async_trait]
+    impl ClaimResolver for FixedResolver {
+        async fn local_path(&self, _claim: &MountClaim) -> Result<PathBuf, String> {
+            self.0.clone()
+        }
+    }
+
+    fn mount_grant() -> StorageGrant {
+        StorageGrant {
+            repo_name: "repo".into(),
+            mount_claim: Some(MountClaim {
+                namespace: "ns".into(),
+                name: "pvc-repo-abc".into(),
+            }),
+            read_write_prefix: "/ns/b1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mount_grant_opens_the_directory_its_claim_resolves_to() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let grants =
+            Grants::with_claim_resolver(Arc::new(FixedResolver(Ok(dir.path().to_path_buf()))));
+        let token = grants.issue("a1", &mount_grant()).expect("issue");
+        let grant = grants.lookup(token.expose()).expect("live");
+        let files = grant.repository().await.expect("open");
+        files
+            .put(
+                "ns/b1/data",
+                std::io::Cursor::new(b"rows".to_vec()),
+                None,
+                cairn_repo::progress::no_progress(),
+            )
+            .await
+            .expect("put");
+        assert_eq!(
+            std::fs::read(dir.path().join("ns/b1/data")).expect("written in the claim's dir"),
+            b"rows"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mount_grant_whose_claim_cannot_be_reached_says_why() {
+        let grants = Grants::with_claim_resolver(Arc::new(FixedResolver(Err(
+            "the repository PVC ns/pvc-repo-abc is not bound to a PersistentVolume yet".into(),
+        ))));
+        let token = grants.issue("a1", &mount_grant()).expect("issue");
+        let grant = grants.lookup(token.expose()).expect("live");
+        let err = grant.repository().await.expect_err("unreachable");
+        assert!(err.to_string().contains("not bound"), "{err}");
+        let without = Grants::new();
+        let token = without.issue("a1", &mount_grant()).expect("issue");
+        let err = without
+            .lookup(token.expose())
+            .expect("live")
+            .repository()
+            .await
+            .expect_err("no resolver");
+        assert!(err.to_string().contains("ns/pvc-repo-abc"), "{err}");
     }
 
     #[test]

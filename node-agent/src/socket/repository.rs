@@ -6,7 +6,7 @@
 //! [`Secret`](cairn_repo::config::Secret) (its `Debug` shows `***`) and never put into an
 //! error message, because errors travel to the action container that must not see them.
 
-use cairn_proto::agent::v1::StorageGrant;
+use cairn_proto::agent::v1::{MountClaim, StorageGrant};
 use cairn_repo::config::Secret;
 use cairn_repo::dedup::{DedupFiles, InitOptions, Repository};
 use cairn_repo::{
@@ -17,6 +17,25 @@ use cairn_repo::{
 /// configuration text (a malformed line may hold a credential).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The grant names a Mount repository's PVC that has not been resolved to a directory.
+    #[error(
+        "the repository PVC {namespace}/{name} of repository {repo:?} has not been resolved to a directory on this node"
+    )]
+    UnresolvedClaim {
+        /// BackupRepo name.
+        repo: String,
+        /// The PVC.
+        namespace: String,
+        name: String,
+    },
+    /// The Mount repository's PVC could not be resolved to a directory on this node.
+    #[error("the repository PVC of repository {repo:?} cannot be reached: {reason}")]
+    MountClaim {
+        /// BackupRepo name.
+        repo: String,
+        /// Why (names the PVC and volume, never a credential).
+        reason: String,
+    },
     /// Neither `datasafed_config` nor `local_path` is set.
     #[error(
         "the storage grant for repository {repo:?} has neither a datasafed configuration nor a local path"
@@ -97,6 +116,7 @@ pub struct GrantStorage {
     repo_name: String,
     datasafed_config: Secret,
     local_path: String,
+    mount_claim: Option<MountClaim>,
     encryption_algorithm: String,
     encryption_passphrase: Secret,
     dedup_repo_root: String,
@@ -110,6 +130,7 @@ impl GrantStorage {
             repo_name: grant.repo_name.clone(),
             datasafed_config: Secret::new(grant.datasafed_config.clone()),
             local_path: grant.local_path.clone(),
+            mount_claim: grant.mount_claim.clone(),
             encryption_algorithm: grant.encryption_algorithm.clone(),
             encryption_passphrase: Secret::new(grant.encryption_passphrase.clone()),
             dedup_repo_root: grant.dedup_repo_root.clone(),
@@ -122,12 +143,34 @@ impl GrantStorage {
         &self.repo_name
     }
 
+    /// The Mount repository PVC still to be resolved to a directory (set, and no local path).
+    pub fn unresolved_claim(&self) -> Option<&MountClaim> {
+        self.mount_claim
+            .as_ref()
+            .filter(|_| self.local_path.trim().is_empty())
+    }
+
+    /// The same storage, reached at a local directory (a resolved Mount repository PVC).
+    pub fn with_local_path(&self, dir: &std::path::Path) -> GrantStorage {
+        GrantStorage {
+            local_path: dir.display().to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The store configuration: `local_path` wins over the datasafed configuration, as
     /// `DATASAFED_LOCAL_BACKEND_PATH` does for the direct client.
     pub fn storage_config(&self) -> Result<StorageConfig, OpenError> {
         let repo = || self.repo_name.clone();
         if !self.local_path.trim().is_empty() {
             return Ok(StorageConfig::local(self.local_path.trim()));
+        }
+        if let Some(claim) = &self.mount_claim {
+            return Err(OpenError::UnresolvedClaim {
+                repo: repo(),
+                namespace: claim.namespace.clone(),
+                name: claim.name.clone(),
+            });
         }
         if self.datasafed_config.expose().trim().is_empty() {
             return Err(OpenError::NoStorage { repo: repo() });
