@@ -93,6 +93,19 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
         .await
         .map_err(read(format!("pods in {namespace}")))?
         .items;
+    let claims = match repo_access.as_ref().filter(|a| a.mount_claim.is_some()) {
+        Some(_) => {
+            Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+                ctx.client.clone(),
+                &namespace,
+            )
+            .list(&ListParams::default())
+            .await
+            .map_err(read(format!("PVCs in {namespace}")))?
+            .items
+        }
+        None => Vec::new(),
+    };
     Ok(backup::Observed {
         backup: obj.clone(),
         policy,
@@ -101,6 +114,7 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
         repo_access,
         encryption_passphrase,
         pods,
+        claims,
         agents: ctx.agent_view(),
         settings: ctx.settings.backup.clone(),
     })

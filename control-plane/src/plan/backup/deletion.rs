@@ -151,7 +151,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
         let wait = Duration::try_from(at.duration_since(now)).unwrap_or(POLL);
         return waiting(status, intents, wait);
     }
-    let mut storage = access.grant();
+    let mut storage = access.grant(backup.metadata.namespace.as_deref().unwrap_or_default());
     storage.read_write_prefix = path.clone();
 
     let pre_delete = o

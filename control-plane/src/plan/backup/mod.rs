@@ -38,7 +38,7 @@ use cairn_api::backup_repo::BackupRepo;
 use cairn_api::common::Phase;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use self::actions::{BackupContext, PlannedAction, PlannedKind};
@@ -102,6 +102,8 @@ pub struct Observed {
     pub encryption_passphrase: Option<Result<String, String>>,
     /// Pods of the Backup's namespace.
     pub pods: Vec<Pod>,
+    /// PersistentVolumeClaims of the Backup's namespace (a Mount repository's PVC).
+    pub claims: Vec<PersistentVolumeClaim>,
     pub agents: AgentView,
     pub settings: Settings,
 }
@@ -113,6 +115,9 @@ enum Problem {
     Fail(String),
     /// Not yet: look again later.
     Wait(String),
+    /// A Mount repository has no PVC in the Backup's namespace yet: the Backup is labelled
+    /// `wait-repo-preparation=true` so that the repository's reconciler creates it (§5.3 step 9).
+    WaitForRepoClaim { repo: String, claim: String },
 }
 
 /// The resolved inputs of a backup.
@@ -165,6 +170,9 @@ fn start(o: &Observed, mut status: BackupStatus, now: Timestamp) -> Plan<BackupS
                 intents: vec![Intent::normal("Waiting", reason)],
                 requeue: Some(o.settings.wait_requeue),
             };
+        }
+        Err(Problem::WaitForRepoClaim { repo, claim }) => {
+            return wait_for_repo_claim(o, &repo, &claim);
         }
         Err(Problem::Fail(reason)) => return fail(o, status, reason, now, intents),
     };
@@ -255,7 +263,41 @@ fn run(o: &Observed, status: BackupStatus, now: Timestamp) -> Plan<BackupStatus>
             intents: Vec::new(),
             requeue: Some(o.settings.wait_requeue),
         },
+        Err(Problem::WaitForRepoClaim { repo, claim }) => wait_for_repo_claim(o, &repo, &claim),
         Err(Problem::Fail(reason)) => fail(o, status, reason, now, Vec::new()),
+    }
+}
+
+/// Waits for a Mount repository's PVC in the Backup's namespace, labelling the Backup so that
+/// the repository's reconciler creates it (KubeBlocks' `wait-repo-preparation`).
+fn wait_for_repo_claim(o: &Observed, repo: &str, claim: &str) -> Plan<BackupStatus> {
+    let namespace = o.backup.metadata.namespace.as_deref().unwrap_or_default();
+    let current = o.backup.metadata.labels.clone().unwrap_or_default();
+    let labels: BTreeMap<String, Option<String>> = [
+        (LABEL_BACKUP_REPO, repo),
+        (super::backup_repo::LABEL_WAIT_REPO_PREPARATION, "true"),
+    ]
+    .into_iter()
+    .filter(|(key, value)| current.get(*key).map(String::as_str) != Some(*value))
+    .map(|(key, value)| (key.to_string(), Some(value.to_string())))
+    .collect();
+    let mut intents = Vec::new();
+    if !labels.is_empty() {
+        intents.push(Intent::PatchMeta {
+            labels,
+            annotations: BTreeMap::new(),
+        });
+        intents.push(Intent::normal(
+            "Waiting",
+            format!(
+                "waiting for backup repository {repo} to create its PVC {claim} in namespace {namespace}"
+            ),
+        ));
+    }
+    Plan {
+        status: None,
+        intents,
+        requeue: Some(o.settings.wait_requeue),
     }
 }
 
@@ -431,6 +473,17 @@ fn request(o: &Observed) -> Result<Request<'_>, Problem> {
                 "waiting for the access configuration of backup repository {repo_name}"
             ))
         })?;
+    if let Some(claim) = &access.mount_claim
+        && !o
+            .claims
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
+    {
+        return Err(Problem::WaitForRepoClaim {
+            repo: repo_name,
+            claim: claim.clone(),
+        });
+    }
     let declared = targets::targets(policy, method);
     if declared.is_empty() {
         return Err(Problem::Fail(format!(
@@ -855,7 +908,7 @@ fn to_action(
         }),
         PlannedKind::Job { job, backup_data } => pb::action::Kind::Job(pb::JobAction {
             job_json: serde_json::to_string(job).unwrap_or_default(),
-            storage: Some(grant(request)),
+            storage: Some(grant(request, &o.backup)),
             collect_backup_info: *backup_data,
             info_volume: actions::MANAGER_VOLUME.into(),
             info_file: actions::INFO_FILE.into(),
@@ -892,8 +945,10 @@ pub fn owner(backup: &Backup) -> pb::ObjectRef {
 
 /// What the backup's actions may reach in the repository: its own path read-write, its
 /// siblings read-only.
-fn grant(request: &Request<'_>) -> pb::StorageGrant {
-    let mut grant = request.access.grant();
+fn grant(request: &Request<'_>, backup: &Backup) -> pb::StorageGrant {
+    let mut grant = request
+        .access
+        .grant(backup.metadata.namespace.as_deref().unwrap_or_default());
     grant.read_write_prefix = request.backup_path.clone();
     grant.read_only_prefixes = vec![request.root_path.clone()];
     if let (Some(config), Some(passphrase)) =
@@ -1049,7 +1104,7 @@ fn finish(
             manifest.status = Some(completed);
             manifest.metadata.managed_fields = None;
             let content = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-            let mut grant = grant(request);
+            let mut grant = grant(request, &o.backup);
             grant.read_only_prefixes.clear();
             let action = pb::Action {
                 id,

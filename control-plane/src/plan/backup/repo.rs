@@ -37,12 +37,17 @@ impl std::fmt::Debug for RepoAccess {
 }
 
 impl RepoAccess {
-    /// The part of a storage grant that comes from the repository.
-    pub fn grant(&self) -> pb::StorageGrant {
+    /// The part of a storage grant that comes from the repository, for an owner in
+    /// `namespace` (a Mount repository is reached through its PVC in that namespace).
+    pub fn grant(&self, namespace: &str) -> pb::StorageGrant {
         pb::StorageGrant {
             repo_name: self.repo_name.clone(),
             datasafed_config: self.datasafed_config.clone(),
             local_path: self.local_path.clone(),
+            mount_claim: self.mount_claim.as_ref().map(|claim| pb::MountClaim {
+                namespace: namespace.to_string(),
+                name: claim.clone(),
+            }),
             ..Default::default()
         }
     }

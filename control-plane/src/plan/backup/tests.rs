@@ -152,6 +152,7 @@ fn observed() -> Observed {
         repo_access: Some(access()),
         encryption_passphrase: None,
         pods: vec![pod("pg-0", "secondary", true), pod("pg-1", "primary", true)],
+        claims: Vec::new(),
         agents: agents(),
         settings: Settings::default(),
     }
@@ -456,6 +457,86 @@ fn repository_access_not_rendered_yet_is_waited_for() {
     let plan = step(&mut o, now());
     assert_eq!(plan.status, None);
     assert!(plan.requeue.is_some());
+}
+
+fn mount_access() -> RepoAccess {
+    RepoAccess {
+        repo_name: "repo1".into(),
+        mount_claim: Some("pvc-repo1-abcdef".into()),
+        ..Default::default()
+    }
+}
+
+fn claim(name: &str) -> k8s_openapi::api::core::v1::PersistentVolumeClaim {
+    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}})).unwrap()
+}
+
+#[test]
+fn mount_repository_without_its_pvc_labels_the_backup_and_waits() {
+    let mut o = observed();
+    o.repo_access = Some(mount_access());
+    let plan = step(&mut o, now());
+    assert_eq!(plan.status, None, "the backup does not start yet");
+    assert!(dispatched(&plan).is_empty());
+    assert!(plan.requeue.is_some());
+    let labels = o.backup.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("dataprotection.kubeblocks.io/wait-repo-preparation")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        labels
+            .get("dataprotection.kubeblocks.io/backup-repo-name")
+            .map(String::as_str),
+        Some("repo1")
+    );
+    let again = step(&mut o, later(2));
+    assert!(
+        !again
+            .intents
+            .iter()
+            .any(|i| matches!(i, Intent::PatchMeta { .. } | Intent::Event { .. })),
+        "waiting again neither patches nor repeats the event: {:?}",
+        again.intents
+    );
+}
+
+#[test]
+fn mount_repository_backup_starts_once_its_pvc_exists_and_grants_the_claim() {
+    let mut o = observed();
+    o.repo_access = Some(mount_access());
+    o.claims = vec![claim("pvc-repo1-abcdef")];
+    let started = step(&mut o, now());
+    assert_eq!(dispatched(&started).len(), 1, "the pre-backup hook runs");
+    report(
+        &mut o,
+        "dp-prebackup-0-0",
+        "pg-0",
+        ReportedPhase::Succeeded,
+        None,
+    );
+    let plan = step(&mut o, later(1));
+    let actions = dispatched(&plan);
+    let Some(pb::action::Kind::Job(job)) = &actions[0].1.kind else {
+        panic!("not a job");
+    };
+    let grant = job.storage.clone().unwrap();
+    assert_eq!(
+        grant.mount_claim,
+        Some(pb::MountClaim {
+            namespace: "default".into(),
+            name: "pvc-repo1-abcdef".into()
+        })
+    );
+    assert!(grant.datasafed_config.is_empty());
+    let job = job_of(actions[0].1);
+    assert!(
+        env_of(&job)
+            .iter()
+            .any(|(k, v)| k == "DATASAFED_LOCAL_BACKEND_PATH" && v == "/backupdata")
+    );
 }
 
 #[test]

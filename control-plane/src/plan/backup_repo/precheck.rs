@@ -260,7 +260,8 @@ fn tool_check(o: &Observed, resolved: &Resolved<'_>) -> Result<pb::action::Kind,
     let access = access::tool_access(&repo_name, resolved.provider, &resolved.context())
         .map_err(|err| err.chain())?;
     let probe = probe_path(o);
-    let mut grant = access.grant();
+    // Tool access only: no repository PVC, so the namespace is never used.
+    let mut grant = access.grant("");
     grant.read_write_prefix = probe.clone();
     Ok(pb::action::Kind::RepoCheck(pb::RepoCheckAction {
         storage: Some(grant),

@@ -221,6 +221,43 @@ fn problem_plan(
                 requeue: Some(o.settings.wait_requeue),
             }
         }
+        Problem::WaitForRepoClaim { repo, claim } => {
+            let mut intents = intents;
+            let namespace = o.restore.metadata.namespace.as_deref().unwrap_or_default();
+            let message = format!(
+                "waiting for backup repository {repo} to create its PVC {claim} in namespace {namespace}"
+            );
+            let current = o.restore.metadata.labels.clone().unwrap_or_default();
+            let labels: BTreeMap<String, Option<String>> = [
+                (crate::plan::backup::LABEL_BACKUP_REPO, repo.as_str()),
+                (
+                    crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION,
+                    "true",
+                ),
+            ]
+            .into_iter()
+            .filter(|(key, value)| current.get(*key).map(String::as_str) != Some(*value))
+            .map(|(key, value)| (key.to_string(), Some(value.to_string())))
+            .collect();
+            if !labels.is_empty() {
+                intents.push(Intent::PatchMeta {
+                    labels,
+                    annotations: BTreeMap::new(),
+                });
+            }
+            conditions::set(
+                &mut status,
+                CHECK_BACKUP_REPO,
+                conditions::REASON_WAIT_FOR_REPO,
+                &message,
+                now,
+            );
+            Plan {
+                status: Some(status),
+                intents,
+                requeue: Some(o.settings.wait_requeue),
+            }
+        }
         Problem::Fail {
             condition,
             reason,

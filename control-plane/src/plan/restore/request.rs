@@ -30,6 +30,9 @@ pub enum Problem {
         reason: &'static str,
         message: String,
     },
+    /// A Mount repository has no PVC in the Restore's namespace yet: the Restore is labelled
+    /// `wait-repo-preparation=true` so that the repository's reconciler creates it (§5.3 step 9).
+    WaitForRepoClaim { repo: String, claim: String },
 }
 
 impl Problem {
@@ -190,6 +193,17 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
                 "waiting for the access configuration of backup repository {repo_name}"
             ),
         })?;
+    if let Some(claim) = &access.mount_claim
+        && !o
+            .claims
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
+    {
+        return Err(Problem::WaitForRepoClaim {
+            repo: repo_name,
+            claim: claim.clone(),
+        });
+    }
 
     if restore
         .spec

@@ -859,15 +859,74 @@ fn restore_jobs_may_read_the_backup_and_its_siblings_and_write_nothing() {
     assert!(grant.datasafed_config.contains("type = s3"));
 }
 
+fn mount_access() -> RepoAccess {
+    RepoAccess {
+        repo_name: "repo1".into(),
+        mount_claim: Some("pvc-repo1-abcdef".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_mount_repository_without_its_pvc_in_the_namespace_labels_the_restore_and_waits() {
+    let mut o = observed();
+    o.repo_access = Some(mount_access());
+    let plan = step(&mut o, now());
+    assert!(dispatched(&plan).is_empty());
+    assert!(plan.requeue.is_some());
+    let labels = o.restore.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("dataprotection.kubeblocks.io/wait-repo-preparation")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        labels
+            .get("dataprotection.kubeblocks.io/backup-repo-name")
+            .map(String::as_str),
+        Some("repo1")
+    );
+    let condition = o
+        .restore
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "CheckBackupRepo"))
+        .cloned()
+        .unwrap();
+    assert_eq!(condition.reason, "WaitForBackupRepo");
+    assert!(
+        condition.message.contains("pvc-repo1-abcdef"),
+        "{}",
+        condition.message
+    );
+}
+
 #[test]
 fn a_mount_repository_is_mounted_at_backupdata() {
     let mut o = observed();
-    o.repo_access = Some(RepoAccess {
-        mount_claim: Some("pvc-repo1-abcdef".into()),
-        ..access()
-    });
+    o.repo_access = Some(mount_access());
+    o.claims.push(
+        serde_json::from_value(
+            json!({"metadata": {"name": "pvc-repo1-abcdef", "namespace": "default"}}),
+        )
+        .unwrap(),
+    );
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let (_, action) = dispatched(&plan)[0];
+    let Some(pb::action::Kind::Job(spec)) = &action.kind else {
+        panic!("not a job");
+    };
+    assert_eq!(
+        spec.storage.as_ref().and_then(|g| g.mount_claim.clone()),
+        Some(pb::MountClaim {
+            namespace: "default".into(),
+            name: "pvc-repo1-abcdef".into()
+        }),
+        "the agent reaches the repository through the PVC of the Restore's namespace"
+    );
+    let job = job_of(action);
     assert_eq!(
         env_value(&job, "DATASAFED_LOCAL_BACKEND_PATH").as_deref(),
         Some("/backupdata")

@@ -356,7 +356,9 @@ impl Run<'_> {
 
     /// Read-only access to the backup and its siblings (incremental chains live there).
     pub fn grant(&self) -> pb::StorageGrant {
-        let mut grant = self.req.access.grant();
+        // A Mount repository's PVC is the one in the Restore's namespace (§5.3 step 9).
+        let namespace = self.o.restore.metadata.namespace.as_deref();
+        let mut grant = self.req.access.grant(namespace.unwrap_or_default());
         grant.read_write_prefix = String::new();
         grant.read_only_prefixes = vec![self.req.root_path.clone()];
         let config = self
