@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""`helm lint` and `helm template` for machines without the helm CLI.
+"""`helm lint`, `helm template`, `helm install` and `helm upgrade` without the helm CLI.
 
-Runs Helm's own Go code (v4, through helm-python-sdk's libhelm_c), so the findings and the
-rendered YAML are Helm's. Only the two commands Cairn's checks need are here:
+Runs Helm's own Go code (v4, through helm-python-sdk's libhelm_c), so the findings, the
+rendered YAML and the releases are Helm's. Only what Cairn's checks need is here:
 
     tools/helm.py lint charts/cairn [-f values.yaml]... [--set a.b=c]... [--strict]
     tools/helm.py template charts/cairn [--name R] [--namespace NS] [-f values.yaml]...
                           [--set a.b=c]... [--set-string a=b]... [--include-crds]
+                          [--output yaml|json]
+    tools/helm.py install charts/cairn --name R --namespace NS [--create-namespace]
+                          [--kubeconfig FILE] [-f values.yaml]... [--set a.b=c]...
+    tools/helm.py upgrade charts/cairn --name R --namespace NS [--kubeconfig FILE] [-f ...]...
 
 Install the SDK with `pip install helm-python-sdk==0.2.2` (./test.sh puts it in .tools/venv).
 Exit status: 0 on success, 1 on lint errors (warnings too with --strict) or a render failure,
@@ -16,6 +20,8 @@ Exit status: 0 on success, 1 on lint errors (warnings too with --strict) or a re
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,6 +102,22 @@ def is_blank(manifest: str) -> bool:
     )
 
 
+DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def as_json(helm, documents: list[tuple[str, str]]) -> str:
+    """The documents as a JSON list of {"source", "object"}, parsed by Helm's YAML reader."""
+    objects = []
+    for source, text in documents:
+        for part in DOCUMENT_SEPARATOR.split(text):
+            if is_blank(part):
+                continue
+            parsed = helm.values_from_yaml(part)
+            if parsed:
+                objects.append({"source": source, "object": parsed})
+    return json.dumps(objects, indent=1) + "\n"
+
+
 def template(helm, args: argparse.Namespace) -> int:
     with helm.Chart.load(args.chart) as chart:
         documents: list[tuple[str, str]] = []
@@ -112,6 +134,9 @@ def template(helm, args: argparse.Namespace) -> int:
         if path.endswith("NOTES.txt") or is_blank(rendered[path]):
             continue
         documents.append((path, rendered[path]))
+    if args.output == "json":
+        sys.stdout.write(as_json(helm, documents))
+        return 0
     out = []
     for source, text in documents:
         body = text.strip("\n")
@@ -122,10 +147,40 @@ def template(helm, args: argparse.Namespace) -> int:
     return 0
 
 
+def release(helm, args: argparse.Namespace) -> int:
+    """Installs or upgrades release `args.name` (KUBECONFIG or --kubeconfig picks the cluster)."""
+    values = user_values(helm, args)
+    with helm.Config(kubeconfig_path=args.kubeconfig, namespace=args.namespace) as config:
+        with helm.Chart.load(args.chart) as chart:
+            if args.command == "install":
+                result = config.install(
+                    chart,
+                    args.name,
+                    values,
+                    namespace=args.namespace,
+                    create_namespace=args.create_namespace,
+                    timeout=args.timeout,
+                )
+            else:
+                result = config.upgrade(
+                    chart, args.name, values, namespace=args.namespace, timeout=args.timeout
+                )
+    print(
+        f"release {result.get('name', args.name)} revision {result.get('revision', '?')}: "
+        f"{result.get('status', 'unknown')}"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tools/helm.py", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
-    for name, help_text in (("lint", "lint a chart"), ("template", "render a chart offline")):
+    for name, help_text in (
+        ("lint", "lint a chart"),
+        ("template", "render a chart offline"),
+        ("install", "install a release into the cluster"),
+        ("upgrade", "upgrade a release in the cluster"),
+    ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("chart", help="chart directory or .tgz")
         sub.add_argument("-f", "--values", action="append", default=[], metavar="FILE")
@@ -135,9 +190,16 @@ def parser() -> argparse.ArgumentParser:
         if name == "lint":
             sub.add_argument("--strict", action="store_true", help="fail on warnings too")
             sub.add_argument("--kube-version", default=None, help="e.g. v1.33.0")
-        else:
+        elif name == "template":
             sub.add_argument("--name", default="release-name", help="release name")
             sub.add_argument("--include-crds", action="store_true")
+            sub.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+        else:
+            sub.add_argument("--name", required=True, help="release name")
+            sub.add_argument("--kubeconfig", default=None, help="default: KUBECONFIG")
+            sub.add_argument("--timeout", type=int, default=300, help="seconds")
+            if name == "install":
+                sub.add_argument("--create-namespace", action="store_true")
     return top
 
 
@@ -147,7 +209,9 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "lint":
             return lint(helm, args)
-        return template(helm, args)
+        if args.command == "template":
+            return template(helm, args)
+        return release(helm, args)
     except UsageError as err:
         sys.stderr.write(f"tools/helm.py: {err}\n")
         return 2

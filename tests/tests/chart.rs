@@ -1,0 +1,1296 @@
+//! The Helm chart (`charts/cairn`) and the images: Helm's lint and render (Helm v4 through
+//! `tools/helm.py`), strict Kubernetes 1.33 schema validation, the CRDs, the flags against the
+//! real binaries, hadolint and yamllint, and an install into localkube whose rendered pods run
+//! and connect over mutual TLS with the Helm-generated certificates.
+//!
+//! Tools come from `PATH` or `.tools/venv/bin` (`./test.sh` installs them); the binaries from the
+//! cargo target directory (`cargo build --workspace --bins`). A missing one fails the test with
+//! a message saying so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+
+const KUBE_VERSION: &str = "1.33.0";
+const RELEASE: &str = "cairn";
+const NAMESPACE: &str = "cairn-system";
+
+// ---------------------------------------------------------------------------------------------
+// Locating the workspace, the tools and the binaries.
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+fn chart_dir() -> PathBuf {
+    root().join("charts/cairn")
+}
+
+/// `name` from PATH, else from `.tools/venv/bin`; an error naming the tool otherwise.
+fn tool(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(std::iter::once(root().join(".tools/venv/bin")))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| {
+            format!(
+                "`{name}` is not on PATH nor in .tools/venv/bin; the chart tests need it \
+                 (.ci/requirements.txt lists it): run ./test.sh"
+            )
+        })
+}
+
+/// The Python that has helm-python-sdk: `.tools/venv/bin/python` first, then `python3`.
+fn python() -> Result<PathBuf> {
+    let venv = root().join(".tools/venv/bin/python");
+    let python = if venv.is_file() {
+        venv
+    } else {
+        tool("python3")?
+    };
+    let probe = Command::new(&python)
+        .args(["-c", "import helm_python"])
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    ensure!(
+        probe.status.success(),
+        "{} cannot import helm_python (helm-python-sdk==0.2.2, in .ci/requirements.txt): run ./test.sh",
+        python.display()
+    );
+    Ok(python)
+}
+
+/// The directory holding the workspace binaries (target/debug for a test in target/debug/deps).
+fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let mut dir = exe
+        .parent()
+        .context("test executable has no directory")?
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+fn binary(name: &str) -> Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    ensure!(
+        path.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace --bins)",
+        path.display()
+    );
+    Ok(path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running things.
+
+fn run(command: &mut Command) -> Result<Output> {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .with_context(|| format!("starting {shown}"))?;
+    ensure!(
+        output.status.success(),
+        "{shown} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(output)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn helm_py(args: &[&str]) -> Result<Output> {
+    run(Command::new(python()?)
+        .arg(root().join("tools/helm.py"))
+        .args(args)
+        .current_dir(root()))
+}
+
+/// Writes `values` to a file Helm reads as a values file (JSON is YAML).
+fn values_file(dir: &Path, values: &Value) -> Result<PathBuf> {
+    let path = dir.join("values.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(values)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// A rendered chart: the YAML Helm printed and the same objects as JSON.
+struct Rendered {
+    yaml: String,
+    objects: Vec<Value>,
+}
+
+impl Rendered {
+    fn of(values: &Value) -> Result<Rendered> {
+        Self::with_crds(values, false)
+    }
+
+    fn with_crds(values: &Value, include_crds: bool) -> Result<Rendered> {
+        let dir = tempfile::tempdir()?;
+        let file = values_file(dir.path(), values)?;
+        let chart = chart_dir();
+        let mut args = vec![
+            "template".to_string(),
+            chart.display().to_string(),
+            "--name".into(),
+            RELEASE.into(),
+            "--namespace".into(),
+            NAMESPACE.into(),
+            "-f".into(),
+            file.display().to_string(),
+        ];
+        if include_crds {
+            args.push("--include-crds".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let yaml = stdout(&helm_py(&args)?);
+        let mut json_args = args.clone();
+        json_args.extend(["--output", "json"]);
+        let listed: Value = serde_json::from_str(&stdout(&helm_py(&json_args)?))
+            .context("parsing tools/helm.py template --output json")?;
+        let objects = listed
+            .as_array()
+            .context("template --output json is not a list")?
+            .iter()
+            .map(|entry| entry["object"].clone())
+            .collect();
+        Ok(Rendered { yaml, objects })
+    }
+
+    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.objects.iter().filter(|o| o["kind"] == kind).collect()
+    }
+
+    fn one(&self, kind: &str, name: &str) -> Result<&Value> {
+        self.objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .with_context(|| format!("the render has no {kind} {name}"))
+    }
+}
+
+fn strs(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every container and init container of a workload, with whether it is an init container.
+fn containers(workload: &Value) -> Vec<(&Value, bool)> {
+    let spec = &workload["spec"]["template"]["spec"];
+    let init = spec["initContainers"].as_array().into_iter().flatten();
+    let main = spec["containers"].as_array().into_iter().flatten();
+    init.map(|c| (c, true))
+        .chain(main.map(|c| (c, false)))
+        .collect()
+}
+
+fn container<'a>(workload: &'a Value, name: &str) -> Result<&'a Value> {
+    containers(workload)
+        .into_iter()
+        .map(|(c, _)| c)
+        .find(|c| c["name"] == name)
+        .with_context(|| format!("no container {name} in {}", workload["metadata"]["name"]))
+}
+
+/// Values that change every setting a user would plausibly change.
+fn non_default_values() -> Value {
+    json!({
+        "fullnameOverride": "dp",
+        "clusterDomain": "corp.example",
+        "commonLabels": {"team": "storage"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "controlPlane": {
+            "image": {
+                "repository": "registry.example/cairn-cp",
+                "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "pullPolicy": "Always"
+            },
+            "replicas": 3,
+            "listenAddress": "::",
+            "ports": {"agent": 19443, "health": 18080},
+            "agentGracePeriod": "90s",
+            "heartbeatInterval": "5s",
+            "progressInterval": "2s",
+            "leaderElection": {"leaseName": "cairn-leader"},
+            "logFormat": "text",
+            "logLevel": "debug",
+            "extraEnv": [{"name": "OTEL_SERVICE_NAME", "value": "cairn"}],
+            "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+            "podAnnotations": {"example.com/scrape": "true"},
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}],
+            "topologySpreadConstraints": [{
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "control-plane"}}
+            }],
+            "priorityClassName": "system-cluster-critical",
+            "service": {"type": "NodePort", "annotations": {"example.com/lb": "internal"}},
+            "serviceAccount": {"name": "cp-sa", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cairn"}}
+        },
+        "agent": {
+            "image": {"tag": "v9.9.9"},
+            "controlPlaneAddress": "https://cairn.example:19443",
+            "serverName": "cairn.example",
+            "hostDir": "/data/cairn/",
+            "kubeletDir": "/var/lib/k0s/kubelet",
+            "datasafedBin": "/opt/cairn/datasafed",
+            "logFormat": "text",
+            "extraArgs": ["--log-format=json"],
+            "tolerations": [],
+            "priorityClassName": "system-node-critical",
+            "updateStrategy": {"type": "OnDelete"},
+            "securityContext": {"seLinuxOptions": {"type": "spc_t"}},
+            "serviceAccount": {"create": false, "name": "node-agent"}
+        },
+        "tls": {
+            "agentCertValidityDays": 30,
+            "extraServerNames": ["cairn.example"],
+            "extraServerIPs": ["10.0.0.10"]
+        },
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}}
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lint, schema validation and the linters.
+
+#[test]
+fn helm_lint_passes_strictly_with_default_and_non_default_values() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = values_file(dir.path(), &non_default_values())?;
+    let chart = chart_dir().display().to_string();
+    let default = helm_py(&["lint", &chart, "--strict", "--kube-version", "v1.33.0"])?;
+    ensure!(
+        stdout(&default).contains("no failures"),
+        "{}",
+        stdout(&default)
+    );
+    let custom = helm_py(&[
+        "lint",
+        &chart,
+        "--strict",
+        "-f",
+        &file.display().to_string(),
+    ])?;
+    ensure!(
+        stdout(&custom).contains("no failures"),
+        "{}",
+        stdout(&custom)
+    );
+    Ok(())
+}
+
+/// Runs kubernetes-validate --strict on `yaml`; returns its report.
+fn kubernetes_validate(yaml: &str) -> Result<Output> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("rendered.yaml");
+    std::fs::write(&path, yaml)?;
+    Command::new(tool("kubernetes-validate")?)
+        .args(["--strict", "-k", KUBE_VERSION])
+        .arg(&path)
+        .output()
+        .context("running kubernetes-validate")
+}
+
+/// Asserts every object but those of `unschematized` kinds passed strict validation.
+fn assert_valid(rendered: &Rendered, unschematized: &[&str]) -> Result<()> {
+    let report = kubernetes_validate(&rendered.yaml)?;
+    let text = format!(
+        "{}{}",
+        stdout(&report),
+        String::from_utf8_lossy(&report.stderr)
+    );
+    ensure!(
+        report.status.success(),
+        "kubernetes-validate --strict -k {KUBE_VERSION} failed:\n{text}"
+    );
+    for object in &rendered.objects {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let passed = format!(
+            "passed for resource {}/{name} against version 1.33",
+            kind.to_lowercase()
+        );
+        if unschematized.contains(&kind) {
+            ensure!(
+                !text.contains(&passed),
+                "{kind} unexpectedly has a schema now: validate it strictly\n{text}"
+            );
+        } else {
+            ensure!(
+                text.contains(&passed),
+                "{kind} {name} was not validated:\n{text}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn kubernetes_validate_rejects_an_unknown_field_in_strict_mode() -> Result<()> {
+    let misspelled = "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  \
+                      selector: {a: b}\n  ports:\n    - port: 80\n      targetPortt: 80\n";
+    let report = kubernetes_validate(misspelled)?;
+    ensure!(
+        !report.status.success(),
+        "a Service with `targetPortt` passed strict validation, so the chart checks prove nothing"
+    );
+    Ok(())
+}
+
+#[test]
+fn default_render_passes_strict_kubernetes_1_33_validation() -> Result<()> {
+    let rendered = Rendered::of(&json!({}))?;
+    let kinds: BTreeSet<&str> = rendered
+        .objects
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    let expected: BTreeSet<&str> = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    ]
+    .into();
+    ensure!(kinds == expected, "rendered kinds {kinds:?}");
+    ensure!(rendered.of_kind("ServiceMonitor").is_empty());
+    assert_valid(&rendered, &[])
+}
+
+#[test]
+fn non_default_values_render_valid_objects_carrying_those_values() -> Result<()> {
+    let rendered = Rendered::of(&non_default_values())?;
+    assert_valid(&rendered, &["ServiceMonitor"])?;
+    for object in &rendered.objects {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        ensure!(
+            name.starts_with("dp-") || name == "cp-sa",
+            "{name} ignores fullnameOverride"
+        );
+        ensure!(
+            object["metadata"]["labels"]["team"] == "storage",
+            "{name} lacks commonLabels"
+        );
+    }
+
+    let deployment = rendered.one("Deployment", "dp-control-plane")?;
+    ensure!(deployment["spec"]["replicas"] == 3);
+    let pod = &deployment["spec"]["template"]["spec"];
+    ensure!(pod["serviceAccountName"] == "cp-sa");
+    ensure!(pod["imagePullSecrets"][0]["name"] == "regcred");
+    ensure!(pod["priorityClassName"] == "system-cluster-critical");
+    ensure!(pod["nodeSelector"]["kubernetes.io/os"] == "linux");
+    ensure!(pod["tolerations"][0]["key"] == "dedicated");
+    ensure!(pod["topologySpreadConstraints"][0]["maxSkew"] == 1);
+    let cp = container(deployment, "control-plane")?;
+    ensure!(
+        cp["image"]
+            == "registry.example/cairn-cp@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    ensure!(cp["imagePullPolicy"] == "Always");
+    let args = strs(&cp["args"]);
+    for expected in [
+        "--agent-listen=[::]:19443",
+        "--health-listen=[::]:18080",
+        "--agent-grace-period=90s",
+        "--heartbeat-interval=5s",
+        "--progress-interval=2s",
+        "--leader-election-name=cairn-leader",
+        "--log-format=text",
+    ] {
+        ensure!(
+            args.iter().any(|a| a == expected),
+            "{expected} missing from {args:?}"
+        );
+    }
+    ensure!(cp["readinessProbe"]["httpGet"]["port"] == 18080);
+    ensure!(cp["ports"][0]["containerPort"] == 19443);
+    let env = cp["env"].as_array().context("control plane env")?;
+    ensure!(
+        env.iter()
+            .any(|e| e["name"] == "RUST_LOG" && e["value"] == "debug")
+    );
+    ensure!(env.iter().any(|e| e["name"] == "OTEL_SERVICE_NAME"));
+    ensure!(cp["resources"]["requests"]["cpu"] == "200m");
+
+    let role = rendered.one("Role", "dp-control-plane")?;
+    ensure!(
+        role["rules"][0]["resourceNames"] == json!(["cairn-leader"]),
+        "the Lease rule does not follow leaderElection.leaseName: {role}"
+    );
+    let service = rendered.one("Service", "dp-control-plane")?;
+    ensure!(service["spec"]["type"] == "NodePort");
+    ensure!(service["metadata"]["annotations"]["example.com/lb"] == "internal");
+    ensure!(service["spec"]["ports"][0]["port"] == 19443);
+
+    let daemonset = rendered.one("DaemonSet", "dp-agent")?;
+    let pod = &daemonset["spec"]["template"]["spec"];
+    ensure!(pod["serviceAccountName"] == "node-agent");
+    ensure!(rendered.of_kind("ServiceAccount").len() == 1);
+    ensure!(pod["priorityClassName"] == "system-node-critical");
+    ensure!(
+        pod.get("tolerations").is_none(),
+        "empty tolerations rendered"
+    );
+    ensure!(daemonset["spec"]["updateStrategy"]["type"] == "OnDelete");
+    let agent = container(daemonset, "agent")?;
+    ensure!(agent["image"] == "ghcr.io/cairn-dp/cairn-agent:v9.9.9");
+    ensure!(agent["securityContext"]["seLinuxOptions"]["type"] == "spc_t");
+    ensure!(
+        agent["securityContext"]["capabilities"]["add"] == json!(["DAC_READ_SEARCH"]),
+        "merging securityContext lost the defaults"
+    );
+    let args = strs(&agent["args"]);
+    for expected in [
+        "--control-plane=https://cairn.example:19443",
+        "--server-name=cairn.example",
+        "--agent-dir=/data/cairn/node",
+        "--state-dir=/data/cairn/state",
+        "--kubelet-dir=/var/lib/k0s/kubelet",
+        "--datasafed-bin=/opt/cairn/datasafed",
+        "--log-format=text",
+        "--log-format=json",
+    ] {
+        ensure!(
+            args.iter().any(|a| a == expected),
+            "{expected} missing from {args:?}"
+        );
+    }
+    let volumes = pod["volumes"].as_array().context("agent volumes")?;
+    ensure!(
+        volumes
+            .iter()
+            .any(|v| v["hostPath"]["path"] == "/data/cairn")
+    );
+    ensure!(
+        volumes
+            .iter()
+            .any(|v| v["hostPath"]["path"] == "/var/lib/k0s/kubelet")
+    );
+    let mounts = agent["volumeMounts"].as_array().context("agent mounts")?;
+    ensure!(
+        mounts.iter().any(|m| m["mountPath"] == "/data/cairn"),
+        "the host directory must be mounted at its host path: {mounts:?}"
+    );
+    let issuer = container(daemonset, "issue-certificate")?;
+    ensure!(strs(&issuer["args"]).contains(&"--days=30".to_string()));
+    ensure!(
+        issuer["image"] == cp["image"],
+        "init container must run the control-plane image"
+    );
+
+    let monitor = rendered.one("ServiceMonitor", "dp-control-plane")?;
+    ensure!(monitor["metadata"]["labels"]["release"] == "prometheus");
+    ensure!(monitor["spec"]["endpoints"][0]["port"] == "http-metrics");
+    Ok(())
+}
+
+#[test]
+fn dockerfiles_are_hadolint_clean() -> Result<()> {
+    let hadolint = tool("hadolint")?;
+    for dockerfile in ["Dockerfile.control", "Dockerfile.agent"] {
+        let output = Command::new(&hadolint)
+            .arg(root().join(dockerfile))
+            .output()
+            .context("running hadolint")?;
+        ensure!(
+            output.status.success() && output.stdout.is_empty(),
+            "hadolint {dockerfile}:\n{}{}",
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn chart_yaml_files_are_yamllint_clean() -> Result<()> {
+    let chart = chart_dir();
+    let output = Command::new(tool("yamllint")?)
+        .args(["--strict", "-c"])
+        .arg(chart.join(".yamllint"))
+        .arg(chart.join("values.yaml"))
+        .arg(chart.join("Chart.yaml"))
+        .output()
+        .context("running yamllint")?;
+    ensure!(
+        output.status.success(),
+        "yamllint:\n{}{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRDs and flags against the real binaries.
+
+#[test]
+fn chart_ships_exactly_the_crds_cairnctl_generates() -> Result<()> {
+    let generated = tempfile::tempdir()?;
+    run(Command::new(binary("cairnctl")?)
+        .args(["crds", "--dir"])
+        .arg(generated.path()))?;
+    let read_dir = |dir: &Path| -> Result<BTreeMap<String, String>> {
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.insert(name, std::fs::read_to_string(&path)?);
+        }
+        Ok(files)
+    };
+    let shipped = read_dir(&chart_dir().join("crds"))?;
+    let fresh = read_dir(generated.path())?;
+    ensure!(
+        shipped.keys().eq(fresh.keys()),
+        "charts/cairn/crds has {:?}, cairnctl crds writes {:?}",
+        shipped.keys(),
+        fresh.keys()
+    );
+    for (name, text) in &fresh {
+        ensure!(
+            shipped.get(name) == Some(text),
+            "charts/cairn/crds/{name} is stale: regenerate with `cairnctl crds --dir charts/cairn/crds`"
+        );
+    }
+
+    // Helm itself must see them as the chart's CRDs (installed before the templates).
+    let rendered = Rendered::with_crds(&json!({}), true)?;
+    let crds: BTreeSet<String> = rendered
+        .of_kind("CustomResourceDefinition")
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(crds.len() == fresh.len(), "Helm loaded {crds:?}");
+    for kind in [
+        "actionsets",
+        "backuppolicies",
+        "backuprepos",
+        "backups",
+        "backupschedules",
+        "restores",
+        "storageproviders",
+    ] {
+        let name = format!("{kind}.dataprotection.kubeblocks.io");
+        ensure!(crds.contains(&name), "no CRD {name} in {crds:?}");
+    }
+    ensure!(crds.contains("storageproviders.storage.kubeblocks.io"));
+    Ok(())
+}
+
+/// The `--flags` a clap help text defines: the first `--name` of each option line.
+fn help_flags(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with('-'))
+        .filter_map(|line| {
+            let rest = &line[line.find("--")? + 2..];
+            let flag: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            (!flag.is_empty()).then_some(flag)
+        })
+        .collect()
+}
+
+fn help_of(binary_name: &str, subcommands: &[String]) -> Result<BTreeSet<String>> {
+    let output = run(Command::new(binary(binary_name)?)
+        .args(subcommands)
+        .arg("--help"))?;
+    Ok(help_flags(&stdout(&output)))
+}
+
+/// One container's command line: its binary, subcommands and `--flag=value` arguments.
+struct CommandLine {
+    binary: String,
+    subcommands: Vec<String>,
+    flags: Vec<String>,
+}
+
+fn command_lines(rendered: &Rendered) -> Result<Vec<(String, CommandLine)>> {
+    let mut lines = Vec::new();
+    for kind in ["Deployment", "DaemonSet"] {
+        for workload in rendered.of_kind(kind) {
+            for (c, _) in containers(workload) {
+                let name = format!("{}/{}", workload["metadata"]["name"], c["name"]);
+                let command = strs(&c["command"]);
+                ensure!(command.len() == 1, "{name}: command {command:?}");
+                let binary = Path::new(&command[0])
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let args = strs(&c["args"]);
+                let split = args
+                    .iter()
+                    .position(|a| a.starts_with("--"))
+                    .unwrap_or(args.len());
+                let mut flags = Vec::new();
+                for arg in &args[split..] {
+                    let Some((flag, _)) = arg.strip_prefix("--").and_then(|a| a.split_once('='))
+                    else {
+                        bail!("{name}: argument {arg:?} is not --flag=value");
+                    };
+                    flags.push(flag.to_string());
+                }
+                lines.push((
+                    name,
+                    CommandLine {
+                        binary,
+                        subcommands: args[..split].to_vec(),
+                        flags,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(lines)
+}
+
+#[test]
+fn every_flag_the_templates_pass_exists_in_the_binaries() -> Result<()> {
+    let mut checked = 0;
+    for values in [json!({}), non_default_values()] {
+        let rendered = Rendered::of(&values)?;
+        for (name, line) in command_lines(&rendered)? {
+            let known = help_of(&line.binary, &line.subcommands)?;
+            for flag in &line.flags {
+                ensure!(
+                    known.contains(flag),
+                    "{name} passes --{flag}, which `{} {} --help` does not list ({known:?})",
+                    line.binary,
+                    line.subcommands.join(" ")
+                );
+                checked += 1;
+            }
+        }
+    }
+    ensure!(checked > 30, "only {checked} flags checked");
+    Ok(())
+}
+
+#[test]
+fn every_flag_of_the_binaries_is_set_by_the_chart_or_known_not_to_apply() -> Result<()> {
+    // Flags that have no meaning in a cluster, with the reason.
+    let not_in_cluster: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        (
+            "cairn-control-plane",
+            // Standalone mode only: the chart provides the certificates.
+            ["tls-generate", "tls-server-name", "help", "version"].as_slice(),
+        ),
+        ("cairn-agent", ["help", "version"].as_slice()),
+    ]);
+    let mut set: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for values in [json!({}), non_default_values()] {
+        for (_, line) in command_lines(&Rendered::of(&values)?)? {
+            if line.subcommands.is_empty() {
+                set.entry(line.binary).or_default().extend(line.flags);
+            }
+        }
+    }
+    for (binary_name, skipped) in not_in_cluster {
+        let all = help_of(binary_name, &[])?;
+        let chart = set.get(binary_name).cloned().unwrap_or_default();
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|f| !chart.contains(*f) && !skipped.contains(&f.as_str()))
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "{binary_name} has flags the chart never sets: {missing:?}; give each a value in \
+             charts/cairn/values.yaml or list it here with the reason"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security properties a reviewer would check by hand.
+
+#[test]
+fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
+    let rendered = Rendered::of(&json!({}))?;
+    let daemonset = rendered.one("DaemonSet", "cairn-agent")?;
+    let volumes = daemonset["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .context("agent volumes")?;
+    let holding_key: Vec<&str> = volumes
+        .iter()
+        .filter(|v| {
+            let items = v["secret"]["items"].as_array();
+            v.get("secret").is_some()
+                && items.is_none_or(|items| items.iter().any(|i| i["key"] == "ca-key.pem"))
+        })
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    ensure!(
+        holding_key == ["agent-ca"],
+        "volumes with the CA key: {holding_key:?}"
+    );
+    for (c, init) in containers(daemonset) {
+        let mounts_key = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["name"] == "agent-ca");
+        ensure!(
+            mounts_key == init,
+            "container {} mounts the agent CA key: {mounts_key}",
+            c["name"]
+        );
+    }
+    // The control plane gets the agent CA's certificate but never its key.
+    let secret = rendered.one("Secret", "cairn-control-plane-tls")?;
+    let keys: BTreeSet<&str> = secret["data"]
+        .as_object()
+        .context("secret data")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    ensure!(keys == BTreeSet::from(["ca.pem", "server.pem", "server-key.pem"]));
+    Ok(())
+}
+
+#[test]
+fn nothing_runs_privileged_and_rbac_names_every_resource_and_verb() -> Result<()> {
+    let rendered = Rendered::of(&json!({}))?;
+    for kind in ["Deployment", "DaemonSet"] {
+        for workload in rendered.of_kind(kind) {
+            let pod = &workload["spec"]["template"]["spec"];
+            ensure!(pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none());
+            for (c, _) in containers(workload) {
+                let security = &c["securityContext"];
+                ensure!(
+                    security["privileged"] != true,
+                    "{} is privileged",
+                    c["name"]
+                );
+                ensure!(security["allowPrivilegeEscalation"] == false);
+                ensure!(security["readOnlyRootFilesystem"] == true);
+                ensure!(security["capabilities"]["drop"] == json!(["ALL"]));
+                let added = strs(&security["capabilities"]["add"]);
+                ensure!(
+                    added.is_empty() || added == ["DAC_READ_SEARCH"],
+                    "{} adds {added:?}",
+                    c["name"]
+                );
+            }
+        }
+    }
+    let control_plane = rendered.one("Deployment", "cairn-control-plane")?;
+    ensure!(control_plane["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] == true);
+
+    for kind in ["ClusterRole", "Role"] {
+        for role in rendered.of_kind(kind) {
+            for rule in role["rules"].as_array().context("rules")? {
+                for field in ["apiGroups", "resources", "verbs"] {
+                    ensure!(
+                        !strs(&rule[field]).iter().any(|v| v.contains('*')),
+                        "{kind} {} has a wildcard in {field}: {rule}",
+                        role["metadata"]["name"]
+                    );
+                }
+                let verbs = strs(&rule["verbs"]);
+                ensure!(
+                    !verbs.contains(&"escalate".into()) && !verbs.contains(&"bind".into()),
+                    "{rule}"
+                );
+            }
+        }
+    }
+    let agent = rendered.one("ClusterRole", "cairn-agent")?;
+    let granted = |resource: &str| -> BTreeSet<String> {
+        agent["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| strs(&r["resources"]).iter().any(|x| x == resource))
+            .flat_map(|r| strs(&r["verbs"]))
+            .collect()
+    };
+    ensure!(
+        granted("secrets").is_empty(),
+        "the agent must not read Secrets"
+    );
+    ensure!(granted("pods") == BTreeSet::from(["get".into(), "list".into()]));
+    ensure!(granted("jobs").len() == 5);
+    Ok(())
+}
+
+#[test]
+fn services_select_the_control_plane_pods_and_its_ports() -> Result<()> {
+    let rendered = Rendered::of(&json!({"metrics": {"serviceMonitor": {"enabled": true}}}))?;
+    let deployment = rendered.one("Deployment", "cairn-control-plane")?;
+    let pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .context("pod labels")?;
+    let port_names: BTreeSet<String> = container(deployment, "control-plane")?["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    for service in rendered.of_kind("Service") {
+        for (key, value) in service["spec"]["selector"]
+            .as_object()
+            .context("selector")?
+        {
+            ensure!(
+                pod_labels.get(key) == Some(value),
+                "Service {} selects {key}={value}, the pods do not carry it",
+                service["metadata"]["name"]
+            );
+        }
+        for port in service["spec"]["ports"].as_array().context("ports")? {
+            let target = port["targetPort"].as_str().unwrap_or_default();
+            ensure!(
+                port_names.contains(target),
+                "targetPort {target} is no container port"
+            );
+        }
+    }
+    let metrics = rendered.one("Service", "cairn-control-plane-metrics")?;
+    ensure!(metrics["spec"]["publishNotReadyAddresses"] == true);
+    let monitor = rendered.one("ServiceMonitor", "cairn-control-plane")?;
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .context("matchLabels")?
+    {
+        ensure!(
+            metrics["metadata"]["labels"][key] == *value,
+            "ServiceMonitor selects {key}={value}, the metrics Service lacks it"
+        );
+    }
+    let agent_service = rendered.one("Service", "cairn-control-plane")?;
+    ensure!(
+        agent_service["metadata"]["labels"]["app.kubernetes.io/role"].is_null(),
+        "the ServiceMonitor would also scrape the leader-only Service"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Helm-generated TLS material with the real binaries.
+
+/// The Secrets' data of a render, decoded by the Python standard library (no base64 crate here).
+fn secret_files(rendered: &Rendered, dir: &Path) -> Result<()> {
+    for secret in rendered.of_kind("Secret") {
+        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        let target = dir.join(name);
+        std::fs::create_dir_all(&target)?;
+        for (key, value) in secret["data"].as_object().context("secret data")? {
+            let encoded = value.as_str().context("secret value")?;
+            let output = run(Command::new(python()?).args([
+                "-c",
+                "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))",
+                encoded,
+            ]))?;
+            std::fs::write(target.join(key), &output.stdout)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn init_container_command_issues_a_node_certificate_from_the_helm_generated_ca() -> Result<()> {
+    let rendered = Rendered::of(&json!({}))?;
+    let dir = tempfile::tempdir()?;
+    secret_files(&rendered, dir.path())?;
+    let ca_dir = dir.path().join("cairn-agent-ca");
+    let issuer = container(
+        rendered.one("DaemonSet", "cairn-agent")?,
+        "issue-certificate",
+    )?;
+    // The init container's own arguments, with the paths of this test and NODE_NAME expanded.
+    let out = dir.path().join("agent-tls");
+    let args: Vec<String> = strs(&issuer["args"])
+        .into_iter()
+        .map(|a| {
+            a.replace("/etc/cairn/agent-ca", &ca_dir.display().to_string())
+                .replace("/etc/cairn/agent-tls", &out.display().to_string())
+                .replace("$(NODE_NAME)", "worker-7")
+        })
+        .collect();
+    let printed = stdout(&run(
+        Command::new(binary("cairn-control-plane")?).args(&args)
+    )?);
+    ensure!(printed.contains("agent.pem"), "{printed}");
+    let cert = std::fs::read_to_string(out.join("agent.pem"))?;
+    ensure!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    ensure!(std::fs::read_to_string(out.join("agent-key.pem"))?.contains("PRIVATE KEY"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart installed into localkube, its pods running.
+
+/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
+struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Localkube {
+    kubeconfig: PathBuf,
+    data_dir: PathBuf,
+    node: String,
+    kubectl: PathBuf,
+    _process: Process,
+}
+
+impl Localkube {
+    fn start(data_dir: PathBuf, node: &str) -> Result<Localkube> {
+        std::fs::create_dir_all(&data_dir)?;
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(binary("localkube")?)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0", "--node-name", node])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting localkube")?;
+        let mut process = Process {
+            child,
+            name: "localkube",
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let kubeconfig = loop {
+            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(path) = output
+                .lines()
+                .find_map(|line| line.strip_prefix("kubeconfig: "))
+            {
+                break PathBuf::from(path.trim());
+            }
+            if let Some(status) = process.child.try_wait()? {
+                bail!("localkube exited ({status}) before serving:\n{output}");
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "localkube did not start within 60 s:\n{output}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Ok(Localkube {
+            kubeconfig,
+            data_dir,
+            node: node.to_string(),
+            kubectl: tool("kubectl")?,
+            _process: process,
+        })
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        run(Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args))
+    }
+
+    fn get(&self, args: &[&str]) -> Result<Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_slice(&self.kubectl(&all)?.stdout).context("parsing kubectl output")
+    }
+
+    /// Polls `check` every 300 ms until it returns Some, or fails after `limit` with `what`.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + limit;
+        let mut last_error = None;
+        loop {
+            match check() {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(err) => last_error = Some(format!("{err:#}")),
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out after {limit:?} waiting for {what}{}\n{}",
+                    last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default(),
+                    self.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Pod statuses and logs of the test namespace, for failure messages.
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        if let Ok(pods) = self.get(&["get", "pods", "-n", NAMESPACE]) {
+            for pod in pods["items"].as_array().into_iter().flatten() {
+                let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+                out.push_str(&format!("--- pod {name} status: {}\n", pod["status"]));
+                for (c, _) in containers(&json!({"spec": {"template": pod}})) {
+                    let container = c["name"].as_str().unwrap_or_default();
+                    if let Ok(logs) =
+                        self.kubectl(&["logs", "-n", NAMESPACE, name, "-c", container])
+                    {
+                        out.push_str(&format!(
+                            "--- logs of {name}/{container}:\n{}\n",
+                            stdout(&logs)
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `GET http://127.0.0.1:<port><path>` (HTTP/1.0, no client crate needed for a text endpoint).
+fn http_get(port: u16, path: &str) -> Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// A Pod made from a workload's pod template, as its controller would (localkube stores
+/// Deployments and DaemonSets but runs no controller for them). localkube runs containers as
+/// host processes, so the image's `/usr/local/bin/<binary>` becomes the workspace build, and
+/// it writes no ServiceAccount tokens, so the containers get its kubeconfig instead.
+fn pod_from_template(workload: &Value, name: &str, node: &str, kube: &Localkube) -> Result<Value> {
+    let mut template = workload["spec"]["template"].clone();
+    let spec = template["spec"]
+        .as_object_mut()
+        .context("pod template spec")?;
+    spec.insert("nodeName".into(), json!(node));
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let image_path = c["command"][0].as_str().unwrap_or_default().to_string();
+            let binary_name = image_path
+                .strip_prefix("/usr/local/bin/")
+                .with_context(|| format!("unexpected command {image_path}"))?;
+            c["command"][0] = json!(binary(binary_name)?.display().to_string());
+            c["env"].as_array_mut().context("container env")?.push(
+                json!({"name": "KUBECONFIG", "value": kube.kubeconfig.display().to_string()}),
+            );
+        }
+    }
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": template["metadata"]["labels"].clone(),
+        },
+        "spec": template["spec"].clone(),
+    }))
+}
+
+fn secret_data(kube: &Localkube, name: &str) -> Result<Value> {
+    Ok(kube.get(&["get", "secret", "-n", NAMESPACE, name])?["data"].clone())
+}
+
+#[test]
+fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let kube = Localkube::start(tmp.path().join("kube"), "chart-node")?;
+    let (agent_port, health_port) = (free_port()?, free_port()?);
+    let values = json!({
+        "controlPlane": {
+            // One replica: localkube pods share the host network, so two would share ports.
+            "replicas": 1,
+            "listenAddress": "127.0.0.1",
+            "ports": {"agent": agent_port, "health": health_port},
+            "logFormat": "text",
+            // localkube implements neither fsGroup nor supplemental groups, so a non-root
+            // control plane could not read its Secret volume here.
+            "podSecurityContext": {"runAsNonRoot": false, "runAsUser": 0, "runAsGroup": 0}
+        },
+        "agent": {
+            // No Service routing in localkube: dial the port, check the Service's DNS name.
+            "controlPlaneAddress": format!("https://127.0.0.1:{agent_port}"),
+            "serverName": format!("cairn-control-plane.{NAMESPACE}.svc"),
+            "hostDir": tmp.path().join("host/cairn-agent").display().to_string(),
+            "kubeletDir": kube.data_dir.join("kubelet").display().to_string(),
+            "logFormat": "text"
+        }
+    });
+    let file = values_file(tmp.path(), &values)?;
+    let (chart, file) = (
+        chart_dir().display().to_string(),
+        file.display().to_string(),
+    );
+    let kubeconfig = kube.kubeconfig.display().to_string();
+    let release_args = |command: &'static str| {
+        let mut args = vec![
+            command,
+            chart.as_str(),
+            "--name",
+            RELEASE,
+            "--namespace",
+            NAMESPACE,
+            "--kubeconfig",
+            kubeconfig.as_str(),
+            "-f",
+            file.as_str(),
+        ];
+        if command == "install" {
+            args.push("--create-namespace");
+        }
+        args
+    };
+    let installed = stdout(&helm_py(&release_args("install"))?);
+    ensure!(installed.contains("deployed"), "{installed}");
+
+    // The CRDs came with the release.
+    let crds = kube.get(&["get", "crd"])?;
+    ensure!(
+        crds["items"].as_array().is_some_and(|items| items
+            .iter()
+            .any(|c| c["metadata"]["name"] == "backups.dataprotection.kubeblocks.io")),
+        "the chart's CRDs were not installed"
+    );
+
+    let deployment = kube.get(&["get", "deployment", "-n", NAMESPACE, "cairn-control-plane"])?;
+    let daemonset = kube.get(&["get", "daemonset", "-n", NAMESPACE, "cairn-agent"])?;
+    let pods = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            pod_from_template(&deployment, "cairn-control-plane-0", &kube.node, &kube)?,
+            pod_from_template(&daemonset, "cairn-agent-0", &kube.node, &kube)?,
+        ]
+    });
+    let pods_file = tmp.path().join("pods.json");
+    std::fs::write(&pods_file, serde_json::to_vec(&pods)?)?;
+    // localkube serves no OpenAPI schemas for built-in kinds, so kubectl cannot validate
+    // client-side; the pod templates passed strict validation in the tests above.
+    kube.kubectl(&[
+        "create",
+        "--validate=false",
+        "-f",
+        &pods_file.display().to_string(),
+    ])?;
+
+    // Ready means /readyz answered 200: this replica holds the Lease under its pod name.
+    kube.wait_for(
+        "the control plane to be Ready",
+        Duration::from_secs(90),
+        || {
+            let pod = kube.get(&["get", "pod", "-n", NAMESPACE, "cairn-control-plane-0"])?;
+            let ready = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            Ok(ready.then_some(()))
+        },
+    )?;
+    let lease = kube.get(&["get", "lease", "-n", NAMESPACE, "cairn-control-plane"])?;
+    ensure!(
+        lease["spec"]["holderIdentity"] == "cairn-control-plane-0",
+        "Lease holder {} is not the pod name (POD_NAME)",
+        lease["spec"]["holderIdentity"]
+    );
+
+    // The agent's certificate was issued by its init container for spec.nodeName, and the
+    // control plane accepted it.
+    kube.wait_for(
+        "the agent to connect to the control plane",
+        Duration::from_secs(90),
+        || {
+            let metrics = http_get(health_port, "/metrics")?;
+            Ok(metrics
+                .lines()
+                .any(|l| l.trim() == "cairn_connected_agents 1")
+                .then_some(()))
+        },
+    )?;
+    let issued = tmp.path().join("host/cairn-agent/node/bin/datasafed");
+    ensure!(
+        issued.is_file(),
+        "the agent did not install datasafed into its host directory ({})",
+        issued.display()
+    );
+
+    // An upgrade keeps the TLS material (lookup), which an offline render would replace.
+    let before = secret_data(&kube, "cairn-agent-ca")?;
+    let before_server = secret_data(&kube, "cairn-control-plane-tls")?;
+    let upgraded = stdout(&helm_py(&release_args("upgrade"))?);
+    ensure!(upgraded.contains("revision 2"), "{upgraded}");
+    ensure!(
+        secret_data(&kube, "cairn-agent-ca")? == before,
+        "helm upgrade replaced the agent CA: every agent certificate is now untrusted"
+    );
+    ensure!(secret_data(&kube, "cairn-control-plane-tls")? == before_server);
+    let offline = Rendered::of(&values)?;
+    ensure!(
+        offline.one("Secret", "cairn-agent-ca")?["data"] != before,
+        "an offline render reproduced the installed CA, so the comparison above proves nothing"
+    );
+    Ok(())
+}
