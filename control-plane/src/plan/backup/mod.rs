@@ -981,13 +981,21 @@ fn update_progress(o: &Observed, status: &mut BackupStatus, running: &[String], 
         .unwrap_or(0);
     let done = reported.max(previous_done);
     let rate: u64 = reports.iter().filter_map(|r| r.bytes_per_second).sum();
-    let total: Option<u64> = reports.iter().map(|r| r.bytes_total).sum();
+    // No report, no total (an empty sum of Options would claim a total of 0).
+    let total: Option<u64> = if reports.is_empty() {
+        None
+    } else {
+        reports.iter().map(|r| r.bytes_total).sum()
+    };
     let previous = status.progress.clone();
     let fresh = previous
         .as_ref()
         .and_then(|p| p.update_time.as_ref())
         .is_some_and(|t| elapsed(t.0, now) < o.settings.progress_interval);
-    if fresh || (reports.is_empty() && previous.is_none()) {
+    // An action that finished in this reconcile brings its final count, which must not be
+    // throttled away: the next reconcile no longer sees its report.
+    let finishing = reports.iter().any(|r| is_terminal(r));
+    if (fresh && !finishing) || (reports.is_empty() && previous.is_none()) {
         return;
     }
     let progress = BackupProgress {

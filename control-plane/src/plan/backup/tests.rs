@@ -1431,3 +1431,48 @@ fn bytes_of_a_job_that_finished_between_two_reconciles_are_counted() {
     let plan = step(&mut o, later(2));
     assert_eq!(plan.status.unwrap().progress.unwrap().bytes_done, 5000);
 }
+
+#[test]
+fn the_final_count_of_a_job_finishing_within_the_progress_interval_is_kept() {
+    let mut o = observed();
+    o.actionset = Some(actionset(
+        json!({"spec": {"backup": {"preBackup": [], "postBackup": []}}}),
+    ));
+    step(&mut o, now());
+    let id = action_id(UID, "dp-backup-0", "pg-0");
+    o.agents.actions.insert(
+        id.clone(),
+        ReportedAction {
+            phase: Some(ReportedPhase::Running),
+            bytes_done: 1000,
+            ..Default::default()
+        },
+    );
+    let plan = step(&mut o, later(1));
+    assert_eq!(plan.status.unwrap().progress.unwrap().bytes_done, 1000);
+    let report = o.agents.actions.get_mut(&id).unwrap();
+    report.phase = Some(ReportedPhase::Succeeded);
+    report.bytes_done = 5000;
+    let plan = step(&mut o, later(1));
+    let progress = plan.status.unwrap().progress.unwrap();
+    assert_eq!(progress.bytes_done, 5000);
+}
+
+#[test]
+fn progress_without_any_report_claims_no_total() {
+    let mut o = observed();
+    o.actionset = Some(actionset(json!({"spec": {"backup": {"preBackup": []}}})));
+    step(&mut o, now());
+    let status = o.backup.status.as_mut().unwrap();
+    status.progress = Some(
+        serde_json::from_value(json!({"bytesDone": 10, "updateTime": "2020-01-01T00:00:00Z"}))
+            .unwrap(),
+    );
+    let plan = step(&mut o, later(5));
+    let progress = plan
+        .status
+        .and_then(|s| s.progress)
+        .expect("the previous progress stays");
+    assert_eq!(progress.bytes_done, 10);
+    assert_eq!(progress.bytes_total, None);
+}
