@@ -3,4 +3,5 @@
 
 pub mod cmd;
 pub mod datasafed;
+pub mod progress;
 pub mod standalone;

@@ -25,6 +25,13 @@ enum Command {
     Repo(cmd::repo::Args),
     /// Run standalone mode: localkube, the control plane and one agent, until Ctrl-C.
     Up(cmd::up::Args),
+    /// The main job in one run: standalone mode, a workload, a backup with live progress, a
+    /// restore into a new PVC, proof that the data came back, and a summary.
+    Quickstart(cmd::quickstart::Args),
+    /// Create, list, describe and delete Backups (progress bars, --json, --wait).
+    Backup(cmd::backup::Args),
+    /// Create, list and describe Restores into new PVCs (progress, --json, --wait).
+    Restore(cmd::restore::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,9 @@ fn main() -> ExitCode {
             Command::Crds(args) => cmd::crds::run(args).await,
             Command::Repo(args) => cmd::repo::run(args).await,
             Command::Up(args) => cmd::up::run(args).await,
+            Command::Quickstart(args) => cmd::quickstart::run(args).await,
+            Command::Backup(args) => cmd::backup::run(args).await,
+            Command::Restore(args) => cmd::restore::run(args).await,
         }
     });
     match result {

@@ -1,7 +1,10 @@
 //! `cairnctl` commands, one module each.
 
+pub mod backup;
 pub mod convert;
 pub mod crds;
+pub mod quickstart;
 pub mod repo;
+pub mod restore;
 pub mod up;
 pub mod validate;

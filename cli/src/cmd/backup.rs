@@ -1,0 +1,78 @@
+//! `cairnctl backup create|list|describe|delete`: thin, friendly wrappers over Backup objects,
+//! with live progress on a terminal, plain lines in a pipe, `--json` for machines and `--wait`.
+//! They work the same against standalone mode (localkube) and a real cluster.
+//!
+//! `kube` (cluster connection), `table` (kubectl-style output) and `wait` (following an object
+//! until it finishes) are shared with `cairnctl restore` and `cairnctl repo list`.
+
+pub mod create;
+pub mod delete;
+pub mod describe;
+pub mod kube;
+pub mod list;
+pub mod repo_list;
+pub mod table;
+pub mod wait;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+pub use self::kube::KubeArgs;
+
+/// Arguments of `cairnctl backup`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the Backups (default: the kubeconfig's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Print JSON instead of text: JSON lines while waiting, the object(s) at the end.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `cairnctl backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a Backup with a method of a BackupPolicy (and follow it with --wait).
+    Create(create::Args),
+    /// List Backups: phase, size, duration, age.
+    #[command(alias = "ls")]
+    List(list::Args),
+    /// Show one Backup: where its data is, its progress and actions, why it failed.
+    Describe(describe::Args),
+    /// Delete a Backup (and, with deletionPolicy Delete, its data in the repository).
+    #[command(alias = "rm")]
+    Delete(delete::Args),
+}
+
+/// Runs `cairnctl backup`.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let connection = args.kube.connect().await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| connection.default_namespace.clone());
+    let scope = Scope {
+        client: connection.client,
+        namespace,
+        json: args.json,
+    };
+    match args.command {
+        Command::Create(a) => create::run(&scope, a).await,
+        Command::List(a) => list::run(&scope, a).await,
+        Command::Describe(a) => describe::run(&scope, a).await,
+        Command::Delete(a) => delete::run(&scope, a).await,
+    }
+}
+
+/// What every subcommand works with.
+pub struct Scope {
+    pub client: ::kube::Client,
+    pub namespace: String,
+    pub json: bool,
+}

@@ -1,0 +1,322 @@
+//! Following a Restore until it is Completed or Failed: its phase, the stage and action that
+//! run, and, when the caller can measure them (standalone mode sees the new volume's
+//! directory), the bytes written with rate and ETA.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use cairn_api::restore::{Restore, RestoreActionStatus, RestorePhase};
+use jiff::Timestamp;
+use kube::api::Api;
+
+use crate::progress::{RateMeter, Reporter, Snapshot, format_duration};
+
+/// How long and how often to look.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    pub timeout: Duration,
+    pub poll: Duration,
+    /// Bytes the restore is expected to write (gives a bar and an ETA with a byte probe).
+    pub expected_total: Option<u64>,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            timeout: Duration::from_secs(3600),
+            poll: Duration::from_millis(250),
+            expected_total: None,
+        }
+    }
+}
+
+/// How a Restore ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+}
+
+/// The phase as written, `New` before the controller wrote one.
+pub fn phase_text(restore: &Restore) -> String {
+    restore
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .map(|p| format!("{p:?}"))
+        .unwrap_or_else(|| "New".into())
+}
+
+/// Whether the Restore finished, and how.
+pub fn outcome(restore: &Restore) -> Option<Outcome> {
+    match restore.status.as_ref()?.phase? {
+        RestorePhase::Completed | RestorePhase::AsDataSource => Some(Outcome::Completed),
+        RestorePhase::Failed => Some(Outcome::Failed(failure(restore))),
+        _ => None,
+    }
+}
+
+/// The messages of the conditions that are not True and of the failed actions.
+pub fn failure(restore: &Restore) -> String {
+    let Some(status) = &restore.status else {
+        return "no status".into();
+    };
+    let mut reasons: Vec<String> = status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.status == "False" && !c.message.is_empty())
+        .map(|c| format!("{}: {}", c.type_, c.message))
+        .collect();
+    let actions = status.actions.clone().unwrap_or_default();
+    for action in actions
+        .prepare_data
+        .iter()
+        .chain(actions.post_ready.iter())
+        .flatten()
+    {
+        if action.status == Some(RestoreActionStatus::Failed) {
+            reasons.push(format!(
+                "{} {}: {}",
+                action.name,
+                action.object_key,
+                action.message.clone().unwrap_or_else(|| "failed".into())
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        "failed without a reason in its status".into()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+/// What one look at a Restore shows; `bytes` is what the caller measured, if anything.
+pub fn snapshot(restore: &Restore, now: Timestamp, watching_since: Timestamp) -> Snapshot {
+    let name = restore.metadata.name.clone().unwrap_or_default();
+    let mut s = Snapshot::phase("Restore", &name, &phase_text(restore));
+    let Some(status) = &restore.status else {
+        s.elapsed_seconds = seconds_between(watching_since, now);
+        s.message = Some("waiting for the controller".into());
+        return s;
+    };
+    let start = status
+        .start_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or(watching_since);
+    let end = status
+        .completion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or(now);
+    s.elapsed_seconds = seconds_between(start, end);
+    let actions = status.actions.clone().unwrap_or_default();
+    let running: Vec<String> = actions
+        .prepare_data
+        .iter()
+        .chain(actions.post_ready.iter())
+        .flatten()
+        .filter(|a| a.status == Some(RestoreActionStatus::Processing))
+        .map(|a| format!("{} {}", a.name, a.object_key))
+        .collect();
+    if !running.is_empty() {
+        s.message = Some(running.join(", "));
+    } else if let Some(waiting) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.status != "True" && !c.message.is_empty())
+    {
+        s.message = Some(waiting.message.clone());
+    }
+    s
+}
+
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    let d = to.duration_since(from).as_secs_f64();
+    if d.is_finite() && d > 0.0 { d } else { 0.0 }
+}
+
+/// The line printed when a Restore completed.
+pub fn completed_line(restore: &Restore) -> String {
+    let namespace = restore.metadata.namespace.clone().unwrap_or_default();
+    let name = restore.metadata.name.clone().unwrap_or_default();
+    let mut line = format!(
+        "Restore {namespace}/{name} of Backup {} {}",
+        restore.spec.backup.name,
+        phase_text(restore)
+    );
+    if let Some(status) = &restore.status
+        && let (Some(start), Some(end)) = (&status.start_timestamp, &status.completion_timestamp)
+    {
+        line.push_str(&format!(
+            " in {}",
+            format_duration(seconds_between(start.0, end.0))
+        ));
+    }
+    let claims: Vec<String> = restore
+        .spec
+        .prepare_data_config
+        .as_ref()
+        .and_then(|c| c.volume_claims.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    if !claims.is_empty() {
+        line.push_str(&format!(" into PVC {}", claims.join(", ")));
+    }
+    line
+}
+
+/// A source of "bytes written so far" for a Restore (`None` while unknown).
+pub type ByteProbe<'a> = &'a mut (dyn FnMut() -> Option<u64> + Send);
+
+/// Polls the Restore, drawing each look, until it completes (returned), fails (an error with
+/// the reasons), disappears or the timeout passes.
+pub async fn until_done(
+    api: &Api<Restore>,
+    name: &str,
+    reporter: &mut Reporter,
+    options: &WaitOptions,
+    mut probe: Option<ByteProbe<'_>>,
+) -> anyhow::Result<Restore> {
+    let since = Timestamp::now();
+    let clock = std::time::Instant::now();
+    let mut meter = RateMeter::new(3.0);
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    loop {
+        let restore = api
+            .get_opt(name)
+            .await
+            .with_context(|| format!("reading Restore {name}"))?
+            .with_context(|| format!("Restore {name} was deleted while waiting for it"))?;
+        let mut look = snapshot(&restore, Timestamp::now(), since);
+        if let Some(bytes) = probe.as_mut().and_then(|p| p()) {
+            look.bytes_done = Some(bytes);
+            look.bytes_per_second = meter.observe(clock.elapsed().as_secs_f64(), bytes);
+        }
+        let finished = outcome(&restore);
+        if finished.is_some() {
+            look.eta_seconds = None;
+            look.bytes_per_second = None;
+        }
+        let look = look.with_expected_total(options.expected_total);
+        match finished {
+            Some(Outcome::Completed) => {
+                reporter.finish(&look)?;
+                return Ok(restore);
+            }
+            Some(Outcome::Failed(why)) => {
+                reporter.finish(&look)?;
+                bail!("Restore {name} failed: {why}");
+            }
+            None => reporter.update(&look)?,
+        }
+        if tokio::time::Instant::now() > deadline {
+            reporter.clear();
+            bail!(
+                "Restore {name} is still {} after {}",
+                phase_text(&restore),
+                format_duration(options.timeout.as_secs_f64())
+            );
+        }
+        tokio::time::sleep(options.poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restore(status: serde_json::Value) -> Restore {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "Restore",
+            "metadata": {"name": "r1", "namespace": "ns"},
+            "spec": {
+                "backup": {"name": "b1", "namespace": "ns"},
+                "prepareDataConfig": {
+                    "volumeClaimRestorePolicy": "Parallel",
+                    "volumeClaims": [{
+                        "metadata": {"name": "data-restored"},
+                        "volumeClaimSpec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                        "volumeSource": "data", "mountPath": "/data"
+                    }]
+                }
+            },
+            "status": status,
+        }))
+        .expect("restore")
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("time")
+    }
+
+    #[test]
+    fn a_running_restore_names_its_running_action() {
+        let r = restore(serde_json::json!({
+            "phase": "Running",
+            "startTimestamp": "2026-01-10T12:00:00Z",
+            "actions": {"prepareData": [{
+                "name": "prepareData-0", "backupName": "b1",
+                "objectKey": "Job/restore-preparedata-1234abcd-b1-0", "status": "Processing"
+            }]}
+        }));
+        let s = snapshot(&r, at("2026-01-10T12:00:02Z"), at("2026-01-10T12:00:01Z"));
+        assert_eq!(s.phase, "Running");
+        assert_eq!(s.elapsed_seconds, 2.0);
+        assert_eq!(
+            s.message.as_deref(),
+            Some("prepareData-0 Job/restore-preparedata-1234abcd-b1-0")
+        );
+        assert_eq!(outcome(&r), None);
+    }
+
+    #[test]
+    fn a_waiting_restore_says_what_it_waits_for() {
+        let r = restore(serde_json::json!({
+            "conditions": [{"type": "CheckBackupRepo", "status": "Unknown", "reason": "WaitForBackupRepo",
+                            "message": "waiting for the repository", "lastTransitionTime": "2026-01-10T12:00:00Z"}]
+        }));
+        let s = snapshot(&r, at("2026-01-10T12:00:02Z"), at("2026-01-10T12:00:00Z"));
+        assert_eq!(s.phase, "New");
+        assert_eq!(s.message.as_deref(), Some("waiting for the repository"));
+    }
+
+    #[test]
+    fn a_failed_restore_gives_the_failed_condition_and_action() {
+        let r = restore(serde_json::json!({
+            "phase": "Failed",
+            "conditions": [{"type": "PrepareData", "status": "False", "reason": "Failed",
+                            "message": "restore failed for backup \"b1\"", "lastTransitionTime": "2026-01-10T12:00:00Z"}],
+            "actions": {"prepareData": [{
+                "name": "prepareData-0", "backupName": "b1", "objectKey": "Job/j", "status": "Failed",
+                "message": "exit code 2"
+            }]}
+        }));
+        assert_eq!(
+            outcome(&r),
+            Some(Outcome::Failed(
+                "PrepareData: restore failed for backup \"b1\"; prepareData-0 Job/j: exit code 2"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_completed_line_names_backup_duration_and_claims() {
+        let r = restore(serde_json::json!({
+            "phase": "Completed",
+            "startTimestamp": "2026-01-10T12:00:00Z",
+            "completionTimestamp": "2026-01-10T12:00:03Z"
+        }));
+        assert_eq!(outcome(&r), Some(Outcome::Completed));
+        assert_eq!(
+            completed_line(&r),
+            "Restore ns/r1 of Backup b1 Completed in 3.0s into PVC data-restored"
+        );
+    }
+}
