@@ -55,6 +55,8 @@ pub enum Command {
     /// Manage the passwords (key files) that unlock the repository.
     #[command(subcommand)]
     Key(key::Command),
+    /// List the cluster's BackupRepos (kubeconfig from the usual places).
+    List(crate::cmd::backup::repo_list::Args),
 }
 
 /// Runs `cairnctl repo`.
@@ -70,5 +72,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(&args.repo, *a).await,
         Command::Stat(a) => stat::run(&args.repo, a).await,
         Command::Key(c) => key::run(&args.repo, c).await,
+        Command::List(a) => crate::cmd::backup::repo_list::run(a, args.repo.json).await,
     }
 }
