@@ -435,7 +435,6 @@ async fn run_backup<W: Workload>(
         &create,
     )?;
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), NAMESPACE);
-    let clock = Instant::now();
     api.create(&PostParams::default(), &object)
         .await
         .with_context(|| format!("creating Backup {NAMESPACE}/{name}"))?;
@@ -445,9 +444,8 @@ async fn run_backup<W: Workload>(
         expected_total: Some(expected),
         ..Default::default()
     };
-    let done = backup::wait::until_done(&api, name, &mut reporter, &options).await?;
-    let seconds = clock.elapsed().as_secs_f64();
-    detail(&backup::wait::completed_line(&done));
+    let (done, seconds) = backup::wait::until_done(&api, name, &mut reporter, &options).await?;
+    detail(&backup::wait::completed_line(&done, Some(seconds)));
     Ok((done, seconds))
 }
 
@@ -476,7 +474,6 @@ async fn run_restore(
     };
     let object = restore::create::build(name, NAMESPACE, backup, &create)?;
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), NAMESPACE);
-    let clock = Instant::now();
     api.create(&PostParams::default(), &object)
         .await
         .with_context(|| format!("creating Restore {NAMESPACE}/{name}"))?;
@@ -494,11 +491,10 @@ async fn run_restore(
         expected_total: Some(expected),
         ..Default::default()
     };
-    let done =
+    let (done, seconds) =
         restore::wait::until_done(&api, name, &mut reporter, &options, Some(&mut probe)).await?;
     drop(finder);
-    let seconds = clock.elapsed().as_secs_f64();
-    detail(&restore::wait::completed_line(&done));
+    detail(&restore::wait::completed_line(&done, Some(seconds)));
     let dir = cluster::volume_dir(&ctx.client, claim)
         .await?
         .with_context(|| format!("PVC {claim} is not bound after the restore"))?;

@@ -78,7 +78,10 @@ pub fn text(backup: &Backup) -> String {
         if let Some(rate) = p.bytes_per_second.and_then(|r| u64::try_from(r).ok()) {
             progress.push_str(&format!(", {}/s", HumanBytes(rate)));
         }
-        if let Some(eta) = p.eta_seconds {
+        if let Some(eta) = p
+            .eta_seconds
+            .filter(|_| status.phase == Some(cairn_api::backup::BackupPhase::Running))
+        {
             progress.push_str(&format!(", ETA {eta}s"));
         }
         field("Progress", progress);

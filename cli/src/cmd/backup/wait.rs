@@ -136,15 +136,20 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
 }
 
 /// The line printed when a Backup completed: bytes read, time, rate, stored size and path.
-pub fn completed_line(backup: &Backup) -> String {
+/// `measured` is how long the caller saw it run (timestamps only have whole seconds).
+pub fn completed_line(backup: &Backup, measured: Option<f64>) -> String {
     let namespace = backup.metadata.namespace.clone().unwrap_or_default();
     let name = backup.metadata.name.clone().unwrap_or_default();
     let Some(status) = &backup.status else {
         return format!("Backup {namespace}/{name} has no status");
     };
-    let seconds = match (&status.start_timestamp, &status.completion_timestamp) {
+    let stamped = match (&status.start_timestamp, &status.completion_timestamp) {
         (Some(start), Some(end)) => Some(seconds_between(start.0, end.0)),
         _ => None,
+    };
+    let seconds = match (stamped, measured) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     };
     let mut line = format!("Backup {namespace}/{name} {}", phase_text(backup));
     if let Some(seconds) = seconds {
@@ -176,15 +181,30 @@ pub fn completed_line(backup: &Backup) -> String {
     line
 }
 
-/// Polls the Backup, drawing each look, until it completes (returned), fails (an error with
-/// the reasons), disappears or the timeout passes.
+/// The last look at a finished object: no ETA, the average rate, and the elapsed time as
+/// measured when that is longer (timestamps only have whole seconds).
+pub fn final_look(mut look: Snapshot, measured: f64) -> Snapshot {
+    look.elapsed_seconds = look.elapsed_seconds.max(measured);
+    look.eta_seconds = None;
+    look.bytes_per_second = match look.bytes_done {
+        Some(done) if look.elapsed_seconds > 0.0 && done > 0 => {
+            Some((done as f64 / look.elapsed_seconds) as u64)
+        }
+        _ => None,
+    };
+    look
+}
+
+/// Polls the Backup, drawing each look, until it completes (returned with the seconds it was
+/// watched), fails (an error with the reasons), disappears or the timeout passes.
 pub async fn until_done(
     api: &Api<Backup>,
     name: &str,
     reporter: &mut Reporter,
     options: &WaitOptions,
-) -> anyhow::Result<Backup> {
+) -> anyhow::Result<(Backup, f64)> {
     let since = Timestamp::now();
+    let clock = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + options.timeout;
     loop {
         let backup = api
@@ -194,13 +214,14 @@ pub async fn until_done(
             .with_context(|| format!("Backup {name} was deleted while waiting for it"))?;
         let look =
             snapshot(&backup, Timestamp::now(), since).with_expected_total(options.expected_total);
+        let measured = clock.elapsed().as_secs_f64();
         match outcome(&backup) {
             Some(Outcome::Completed) => {
-                reporter.finish(&look)?;
-                return Ok(backup);
+                reporter.finish(&final_look(look, measured))?;
+                return Ok((backup, measured));
             }
             Some(Outcome::Failed(why)) => {
-                reporter.finish(&look)?;
+                reporter.finish(&final_look(look, measured))?;
                 bail!("Backup {name} failed: {why}");
             }
             None => reporter.update(&look)?,
@@ -281,8 +302,12 @@ mod tests {
         let s = snapshot(&b, at("2026-01-10T13:00:00Z"), at("2026-01-10T12:00:00Z"));
         assert_eq!(s.elapsed_seconds, 4.0);
         assert_eq!(outcome(&b), Some(Outcome::Completed));
+        let last = final_look(s, 4.5);
+        assert_eq!(last.elapsed_seconds, 4.5, "the measured time is longer");
+        assert_eq!(last.eta_seconds, None);
+        assert_eq!(last.bytes_per_second, Some(932_067));
         assert_eq!(
-            completed_line(&b),
+            completed_line(&b, Some(1.5)),
             "Backup ns/b1 Completed in 4.0s: 4.00 MiB read (1.00 MiB/s), 1.00 MiB stored in repo local at /ns/b1"
         );
     }

@@ -126,9 +126,9 @@ pub async fn load(psql: &Psql, rows: u64) -> anyhow::Result<()> {
                 'customer-' || (g * 7919 % 50000),
                 round(((g * 104729) % 100000) / 100.0, 2),
                 timestamptz '2025-01-01 00:00:00+00' + g * interval '7 seconds',
-                (ARRAY['created','paid','shipped','delivered','returned'])[1 + g % 5],
+                (ARRAY['created','paid','shipped','delivered','returned'])[1 + (g % 5)::int],
                 md5(g::text) || ' ' || repeat(chr(97 + (g % 26)::int), 10 + (g % 30)::int)
-         FROM generate_series(1, {rows}) AS g;
+         FROM generate_series(1::bigint, {rows}) AS g;
          ALTER TABLE orders ADD PRIMARY KEY (id);
          CREATE INDEX orders_customer ON orders (customer);
          ANALYZE orders;"

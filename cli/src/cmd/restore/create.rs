@@ -251,11 +251,11 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
         ..WaitOptions::default()
     };
-    let done = until_done(&api, &name, &mut reporter, &options, None).await?;
+    let (done, seconds) = until_done(&api, &name, &mut reporter, &options, None).await?;
     if scope.json {
         println!("{}", result_line(&done)?);
     } else {
-        println!("{}", completed_line(&done));
+        println!("{}", completed_line(&done, Some(seconds)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use cairn_api::restore::{Restore, RestoreActionStatus, RestorePhase};
 use jiff::Timestamp;
 use kube::api::Api;
 
+use crate::cmd::backup::wait::final_look;
 use crate::progress::{RateMeter, Reporter, Snapshot, format_duration};
 
 /// How long and how often to look.
@@ -138,8 +139,8 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     if d.is_finite() && d > 0.0 { d } else { 0.0 }
 }
 
-/// The line printed when a Restore completed.
-pub fn completed_line(restore: &Restore) -> String {
+/// The line printed when a Restore completed; `measured` is how long the caller saw it run.
+pub fn completed_line(restore: &Restore, measured: Option<f64>) -> String {
     let namespace = restore.metadata.namespace.clone().unwrap_or_default();
     let name = restore.metadata.name.clone().unwrap_or_default();
     let mut line = format!(
@@ -147,13 +148,18 @@ pub fn completed_line(restore: &Restore) -> String {
         restore.spec.backup.name,
         phase_text(restore)
     );
-    if let Some(status) = &restore.status
-        && let (Some(start), Some(end)) = (&status.start_timestamp, &status.completion_timestamp)
-    {
-        line.push_str(&format!(
-            " in {}",
-            format_duration(seconds_between(start.0, end.0))
-        ));
+    let stamped = restore.status.as_ref().and_then(|status| {
+        match (&status.start_timestamp, &status.completion_timestamp) {
+            (Some(start), Some(end)) => Some(seconds_between(start.0, end.0)),
+            _ => None,
+        }
+    });
+    let seconds = match (stamped, measured) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(seconds) = seconds {
+        line.push_str(&format!(" in {}", format_duration(seconds)));
     }
     let claims: Vec<String> = restore
         .spec
@@ -181,7 +187,7 @@ pub async fn until_done(
     reporter: &mut Reporter,
     options: &WaitOptions,
     mut probe: Option<ByteProbe<'_>>,
-) -> anyhow::Result<Restore> {
+) -> anyhow::Result<(Restore, f64)> {
     let since = Timestamp::now();
     let clock = std::time::Instant::now();
     let mut meter = RateMeter::new(3.0);
@@ -197,19 +203,15 @@ pub async fn until_done(
             look.bytes_done = Some(bytes);
             look.bytes_per_second = meter.observe(clock.elapsed().as_secs_f64(), bytes);
         }
-        let finished = outcome(&restore);
-        if finished.is_some() {
-            look.eta_seconds = None;
-            look.bytes_per_second = None;
-        }
         let look = look.with_expected_total(options.expected_total);
-        match finished {
+        let measured = clock.elapsed().as_secs_f64();
+        match outcome(&restore) {
             Some(Outcome::Completed) => {
-                reporter.finish(&look)?;
-                return Ok(restore);
+                reporter.finish(&final_look(look, measured))?;
+                return Ok((restore, measured));
             }
             Some(Outcome::Failed(why)) => {
-                reporter.finish(&look)?;
+                reporter.finish(&final_look(look, measured))?;
                 bail!("Restore {name} failed: {why}");
             }
             None => reporter.update(&look)?,
@@ -315,7 +317,7 @@ mod tests {
         }));
         assert_eq!(outcome(&r), Some(Outcome::Completed));
         assert_eq!(
-            completed_line(&r),
+            completed_line(&r, None),
             "Restore ns/r1 of Backup b1 Completed in 3.0s into PVC data-restored"
         );
     }
