@@ -513,6 +513,38 @@ fn non_default_values_render_valid_objects_carrying_those_values() -> Result<()>
 }
 
 #[test]
+fn values_schema_rejects_bad_values_naming_each_field() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = values_file(
+        dir.path(),
+        &json!({
+            "controlPlane": {"logFormat": "yaml", "agentGracePeriod": "5 minutes", "replicass": 2},
+            "agent": {"hostDir": "var/lib/cairn-agent", "controlPlaneAddress": "http://cp:9443"},
+            "tls": {"agentCertValidityDays": 0}
+        }),
+    )?;
+    let output = Command::new(python()?)
+        .arg(root().join("tools/helm.py"))
+        .args(["template", &chart_dir().display().to_string(), "-f"])
+        .arg(&file)
+        .output()
+        .context("running tools/helm.py")?;
+    let errors = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "bad values rendered");
+    for field in [
+        "/controlPlane/logFormat",
+        "/controlPlane/agentGracePeriod",
+        "'replicass' not allowed",
+        "/agent/hostDir",
+        "/agent/controlPlaneAddress",
+        "/tls/agentCertValidityDays",
+    ] {
+        ensure!(errors.contains(field), "{field} not named in:\n{errors}");
+    }
+    Ok(())
+}
+
+#[test]
 fn dockerfiles_are_hadolint_clean() -> Result<()> {
     let hadolint = tool("hadolint")?;
     for dockerfile in ["Dockerfile.control", "Dockerfile.agent"] {
@@ -1156,7 +1188,8 @@ fn secret_data(kube: &Localkube, name: &str) -> Result<Value> {
 
 #[test]
 fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
+    // Not under /tmp: the pods get an emptyDir there, which would hide the kubeconfig.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let kube = Localkube::start(tmp.path().join("kube"), "chart-node")?;
     let (agent_port, health_port) = (free_port()?, free_port()?);
     let values = json!({
