@@ -142,7 +142,8 @@ where
     let producer = {
         let repo = repo.clone();
         let content = node.content.clone();
-        let max_range = repo.options().restore_range;
+        // Decoded blobs wait in order here, so ranges are smaller than for tree restores.
+        let max_range = repo.options().restore_range.min(4 << 20);
         async move {
             let mut coalescer = Coalescer::new(max_range);
             for list in &content {
@@ -185,7 +186,7 @@ where
         }
     };
     let consumer = async {
-        let window = repo.options().restore_fetches.max(1);
+        let window = repo.options().restore_fetches.clamp(1, 8);
         let mut results = ReceiverStream::new(rx)
             .map(|job| {
                 let repo = repo.clone();
@@ -685,7 +686,8 @@ fn remove_existing(path: &Path) -> Result<()> {
     }
 }
 
-/// Fetches one range and writes its blobs at their offsets; finalizes files it completes.
+/// Fetches one range and writes its blobs at their offsets, one blob in memory at a time;
+/// finalizes the files it completes.
 async fn write_fetch(
     repo: &Repository,
     fetch: Fetch,
@@ -693,12 +695,29 @@ async fn write_fetch(
     owners: bool,
     progress: &SharedProgress,
 ) -> Result<u64> {
-    let (opened, fetched) = fetch_and_open(repo, fetch).await?;
+    let key = pack_key(&fetch.pack);
+    let bytes = match repo.store().get_range(&key, fetch.start..fetch.end).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Error::not_found(format!("pack {key} is missing")));
+        }
+        Err(e) => return Err(e),
+    };
+    let fetched = bytes.len() as u64;
     let files = files.clone();
     let progress = progress.clone();
+    let keys = repo.keys().clone();
     tokio::task::spawn_blocking(move || -> Result<u64> {
+        let aead = keys.pack_aead(&fetch.pack);
         let mut touched: Vec<u64> = Vec::new();
-        for (piece, plain) in &opened {
+        for piece in &fetch.pieces {
+            let at = (piece.r.offset as u64 - fetch.start) as usize;
+            let plain = open_blob(
+                &aead,
+                BlobType::Data,
+                &piece.r,
+                &bytes[at..at + piece.r.stored_len as usize],
+            )?;
             let (file, path) = {
                 let mut guard = files.lock().unwrap_or_else(|e| e.into_inner());
                 let slot = guard.slots.get_mut(&piece.file).ok_or_else(|| {
@@ -714,7 +733,7 @@ async fn write_fetch(
                 (slot.file.clone(), slot.path.clone())
             };
             if let Some(file) = file {
-                file.write_all_at(plain, piece.offset)
+                file.write_all_at(&plain, piece.offset)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             }
             progress.add(plain.len() as u64);
