@@ -1,0 +1,1032 @@
+//! `bench-repo`: Cairn's repository engine against restic, rustic and borg on a generated
+//! database-like dataset (bench/README.md "## repository").
+//!
+//! `bench-repo gen` writes the dataset deterministically, `bench-repo mutate` applies the
+//! second-day change (5% of 8 KiB pages rewritten in place at random, ~1% appended), and
+//! `bench-repo run` does everything: dataset, tool checks, every tool on local disk and on a
+//! local S3 server, first backup / second backup / restore from a cold page cache, N
+//! repetitions, medians, and one table with ratios against the fastest peer.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+const PAGE: usize = 8192;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-repo",
+    about = "Cairn's repository engine against restic, rustic and borg"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write the dataset (60% 8 KiB-page tables, 30% random, 10% small files).
+    Gen {
+        /// Target directory (created; must be empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Total size, e.g. 2GiB, 512MiB, 10GiB.
+        #[arg(long, default_value = "2GiB")]
+        size: String,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Rewrite 5% of the pages in place at random and append ~1% to the tables.
+    Mutate {
+        /// The dataset directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Seed of the mutation.
+        #[arg(long, default_value_t = 2)]
+        seed: u64,
+    },
+    /// Run the whole benchmark and print the table.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Working directory (dataset, repositories, restores).
+    #[arg(long, default_value = "/var/tmp/cairn-bench")]
+    work: PathBuf,
+    /// Dataset size.
+    #[arg(long, default_value = "2GiB")]
+    size: String,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Tools to run (cairn, restic, rustic, borg, tar).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cairn,restic,rustic,borg,tar"
+    )]
+    tools: Vec<String>,
+    /// Targets (local, s3).
+    #[arg(long, value_delimiter = ',', default_value = "local,s3")]
+    targets: Vec<String>,
+    /// The cairnctl binary (default: next to this binary).
+    #[arg(long)]
+    cairnctl: Option<PathBuf>,
+    /// The datasafed binary (default: next to this binary).
+    #[arg(long)]
+    datasafed: Option<PathBuf>,
+    /// The rustic binary (default: on PATH, or /work/.bench-tools/bin/rustic).
+    #[arg(long)]
+    rustic: Option<PathBuf>,
+    /// Install missing peers (apt-get for restic and borg, cargo install for rustic).
+    #[arg(long)]
+    install: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Gen { dir, size, seed } => {
+            let bytes = parse_size(&size)?;
+            let made = generate(&dir, bytes, seed)?;
+            println!("wrote {made} bytes to {}", dir.display());
+        }
+        Cmd::Mutate { dir, seed } => {
+            let (pages, appended) = mutate(&dir, seed)?;
+            println!("rewrote {pages} pages, appended {appended} bytes");
+        }
+        Cmd::Run(args) => run(args)?,
+    }
+    Ok(())
+}
+
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("{text:?} is not a size"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        other => bail!("unit {other:?} in {text:?}"),
+    };
+    Ok(n << shift)
+}
+
+/// xorshift64*: deterministic and fast; not for cryptography.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+const WORDS: &[&str] = &[
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "order",
+    "customer",
+    "invoice",
+    "shipped",
+    "pending",
+    "cancelled",
+    "berlin",
+    "paris",
+    "tokyo",
+    "lagos",
+    "lima",
+    "oslo",
+    "premium",
+    "standard",
+    "basic",
+    "refund",
+    "credit",
+    "debit",
+    "warehouse",
+    "north",
+    "south",
+    "east",
+    "west",
+    "green",
+    "blue",
+    "red",
+];
+
+/// One heap page: a 24-byte header with an LSN, line pointers, free space, tuples of
+/// text and numbers from the end (compresses ~3.5x with zstd -1, like real tables).
+fn table_page(rng: &mut Rng, lsn: u64) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE];
+    page[..8].copy_from_slice(&lsn.to_le_bytes());
+    let mut tuples: Vec<Vec<u8>> = Vec::new();
+    let mut used = 24usize;
+    let fill_to = PAGE - 200 - rng.below(1200) as usize;
+    loop {
+        let mut t = Vec::with_capacity(160);
+        t.extend_from_slice(&(rng.next() as u32).to_le_bytes());
+        t.extend_from_slice(&[0, 0, 0, 0, 1, 0, 2, 0, 0x18, 0x09]);
+        let id = lsn.wrapping_mul(64) + tuples.len() as u64;
+        let w = |rng: &mut Rng| WORDS[rng.below(16) as usize];
+        let text = format!(
+            "{id}|{} {} customer account|{}.{:02}|2024-01-{:02} {:02}:{:02}:{:02}|status {}|{}",
+            WORDS[rng.below(WORDS.len() as u64) as usize],
+            w(rng),
+            rng.below(100_000),
+            rng.below(100),
+            1 + rng.below(28),
+            rng.below(24),
+            rng.below(60),
+            rng.below(60),
+            w(rng),
+            w(rng),
+        );
+        t.extend_from_slice(text.as_bytes());
+        if used + 4 + t.len() > fill_to {
+            break;
+        }
+        used += 4 + t.len();
+        tuples.push(t);
+    }
+    let mut upper = PAGE;
+    for (i, t) in tuples.iter().enumerate() {
+        upper -= t.len();
+        page[upper..upper + t.len()].copy_from_slice(t);
+        let lp = 24 + i * 4;
+        page[lp..lp + 4]
+            .copy_from_slice(&((upper as u32) | ((t.len() as u32) << 17)).to_le_bytes());
+    }
+    page[12..14].copy_from_slice(&((24 + tuples.len() * 4) as u16).to_le_bytes());
+    page[14..16].copy_from_slice(&(upper as u16).to_le_bytes());
+    page[18..20].copy_from_slice(&0x2004u16.to_le_bytes());
+    page
+}
+
+fn random_page(rng: &mut Rng) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE];
+    rng.fill(&mut page);
+    page
+}
+
+/// Writes the dataset; returns the bytes written.
+fn generate(dir: &Path, size: u64, seed: u64) -> Result<u64> {
+    fs::create_dir_all(dir.join("base/16384"))?;
+    fs::create_dir_all(dir.join("pg_wal"))?;
+    fs::create_dir_all(dir.join("global"))?;
+    let mut rng = Rng::new(seed);
+    let tables = size * 6 / 10;
+    let random = size * 3 / 10;
+    let small = size - tables - random;
+    let mut written = 0u64;
+    // Tables: segments of 8..128 MiB.
+    let mut remaining = tables;
+    let mut n = 0;
+    while remaining >= PAGE as u64 {
+        let seg = (((8 + rng.below(120)) << 20).min(remaining) / PAGE as u64) * PAGE as u64;
+        let path = dir.join(format!("base/16384/{}", 16400 + n));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        for p in 0..seg / PAGE as u64 {
+            out.write_all(&table_page(&mut rng, 0x1_0000_0000 + p))?;
+        }
+        out.flush()?;
+        written += seg;
+        remaining -= seg;
+        n += 1;
+    }
+    // Random data (TOAST of compressed values, blobs): files of 16..64 MiB.
+    let mut remaining = random;
+    let mut n = 0;
+    while remaining >= PAGE as u64 {
+        let len = (((16 + rng.below(48)) << 20).min(remaining) / PAGE as u64) * PAGE as u64;
+        let path = dir.join(format!("base/16384/{}", 30000 + n));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        for _ in 0..len / PAGE as u64 {
+            out.write_all(&random_page(&mut rng))?;
+        }
+        out.flush()?;
+        written += len;
+        remaining -= len;
+        n += 1;
+    }
+    // Small files: 1..64 KiB, half text, half random, in a few directories.
+    let mut remaining = small;
+    let mut n = 0u64;
+    while remaining > 0 {
+        let len = (1024 + rng.below(63 * 1024)).min(remaining) as usize;
+        let sub = dir.join(format!("global/d{}", n % 16));
+        fs::create_dir_all(&sub)?;
+        let mut data = if n.is_multiple_of(2) {
+            let mut t = Vec::with_capacity(len);
+            while t.len() < len {
+                t.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+                t.push(b' ');
+            }
+            t
+        } else {
+            let mut r = vec![0u8; len];
+            rng.fill(&mut r);
+            r
+        };
+        data.truncate(len);
+        fs::write(sub.join(format!("f{n}")), &data)?;
+        written += len as u64;
+        remaining -= len as u64;
+        n += 1;
+    }
+    fs::write(dir.join("PG_VERSION"), "16\n")?;
+    Ok(written)
+}
+
+/// The page files (tables and random data), sorted.
+fn page_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("base/16384"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Rewrites 5% of pages in place (same kind of content) and appends ~1% of new pages to the
+/// tables; returns (pages rewritten, bytes appended).
+fn mutate(dir: &Path, seed: u64) -> Result<(u64, u64)> {
+    let mut rng = Rng::new(seed);
+    let files = page_files(dir)?;
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| fs::metadata(f).map(|m| m.len()))
+        .collect::<Result<_, _>>()?;
+    let total_pages: u64 = sizes.iter().map(|s| s / PAGE as u64).sum();
+    let rewrites = total_pages / 20;
+    let handles: Vec<File> = files
+        .iter()
+        .map(|f| OpenOptions::new().write(true).open(f))
+        .collect::<Result<_, _>>()?;
+    for _ in 0..rewrites {
+        let mut page = rng.below(total_pages);
+        let mut i = 0;
+        while page >= sizes[i] / PAGE as u64 {
+            page -= sizes[i] / PAGE as u64;
+            i += 1;
+        }
+        let table = files[i]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n < 30000);
+        let data = if table {
+            table_page(&mut rng, 0x2_0000_0000 + page)
+        } else {
+            random_page(&mut rng)
+        };
+        handles[i].write_all_at(&data, page * PAGE as u64)?;
+    }
+    let mut appended = 0u64;
+    let target = total_pages * PAGE as u64 / 100;
+    while appended < target {
+        let i = rng.below(files.len() as u64) as usize;
+        let table = files[i]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n < 30000);
+        if !table {
+            continue;
+        }
+        let mut f = OpenOptions::new().append(true).open(&files[i])?;
+        for p in 0..16 {
+            f.write_all(&table_page(&mut rng, 0x3_0000_0000 + p))?;
+        }
+        appended += 16 * PAGE as u64;
+    }
+    Ok((rewrites, appended))
+}
+
+// ----------------------------------------------------------------------------------------
+// Running tools and measuring them.
+
+/// Time and peak RSS of one command, measured with GNU time.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Measure {
+    seconds: f64,
+    rss_kib: u64,
+}
+
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    if fs::write("/proc/sys/vm/drop_caches", "3\n").is_err() {
+        eprintln!("warning: cannot drop the page cache (not root?); restores are measured warm");
+    }
+}
+
+/// Runs `script` with bash under /usr/bin/time; fails with its output if it fails.
+fn measure(script: &str, env: &BTreeMap<String, String>) -> Result<Measure> {
+    let stats = tempfile_path("time");
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%e %M")
+        .arg("-o")
+        .arg(&stats)
+        .arg("bash")
+        .arg("-c")
+        .arg(format!("set -e -o pipefail; {script}"))
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .context("running /usr/bin/time")?;
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = fs::read_to_string(&stats)?;
+    let _ = fs::remove_file(&stats);
+    let last = text.lines().last().unwrap_or("");
+    let mut parts = last.split_whitespace();
+    let seconds: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    let rss_kib: u64 = parts.next().unwrap_or("0").parse().unwrap_or(0);
+    Ok(Measure { seconds, rss_kib })
+}
+
+fn tempfile_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "bench-repo-{tag}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ))
+}
+
+fn sh(script: &str) -> Result<String> {
+    let out = Command::new("bash").arg("-c").arg(script).output()?;
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn du(path: &Path) -> Result<u64> {
+    let out = sh(&format!("du -sb '{}' | cut -f1", path.display()))?;
+    Ok(out.trim().parse().unwrap_or(0))
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// One tool on one target: how it inits, backs up, restores, and measures its size.
+struct Runner {
+    tool: String,
+    repo: String,
+    env: BTreeMap<String, String>,
+    local_dir: Option<PathBuf>,
+    s3_prefix: Option<String>,
+    bins: Bins,
+}
+
+#[derive(Clone)]
+struct Bins {
+    cairnctl: PathBuf,
+    datasafed: PathBuf,
+    rustic: PathBuf,
+}
+
+impl Runner {
+    fn init(&self) -> Result<()> {
+        let script = match self.tool.as_str() {
+            "cairn" => format!(
+                "'{}' repo --repo '{}' init",
+                self.bins.cairnctl.display(),
+                self.repo
+            ),
+            "restic" => "restic init".to_string(),
+            "rustic" => format!(
+                "'{}' {} --no-progress init",
+                self.bins.rustic.display(),
+                self.repo
+            ),
+            "borg" => "borg init --encryption=repokey-blake2 \"$BORG_REPO\"".to_string(),
+            "tar" => format!("mkdir -p '{}'", self.repo),
+            other => bail!("unknown tool {other}"),
+        };
+        measure(&script, &self.env).map(|_| ())
+    }
+
+    fn backup(&self, data: &Path, n: usize) -> Result<Measure> {
+        let d = data.display();
+        let script = match self.tool.as_str() {
+            "cairn" => format!(
+                "'{}' repo --repo '{}' backup '{d}' > /dev/null",
+                self.bins.cairnctl.display(),
+                self.repo
+            ),
+            "restic" => format!("restic backup --quiet '{d}'"),
+            "rustic" => format!(
+                "'{}' {} --no-progress backup '{d}' > /dev/null 2>&1",
+                self.bins.rustic.display(),
+                self.repo
+            ),
+            "borg" => format!("borg create --compression lz4 \"$BORG_REPO::b{n}\" '{d}'"),
+            "tar" => format!(
+                "tar -cf - -C '{d}' . | zstd -1 -T0 -q -o '{}/b{n}.tar.zst'",
+                self.repo
+            ),
+            other => bail!("unknown tool {other}"),
+        };
+        measure(&script, &self.env)
+    }
+
+    fn restore(&self, target: &Path, data: &Path, n: usize) -> Result<Measure> {
+        let t = target.display();
+        let script = match self.tool.as_str() {
+            "cairn" => format!(
+                "'{}' repo --repo '{}' restore latest --target '{t}' --no-owners > /dev/null",
+                self.bins.cairnctl.display(),
+                self.repo
+            ),
+            "restic" => format!("restic restore --quiet latest --target '{t}'"),
+            "rustic" => format!(
+                "'{}' {} --no-progress restore latest '{t}' > /dev/null 2>&1",
+                self.bins.rustic.display(),
+                self.repo
+            ),
+            "borg" => format!("cd '{t}' && borg extract \"$BORG_REPO::b{n}\""),
+            "tar" => format!(
+                "zstd -d -c -q '{}/b{n}.tar.zst' | tar -xf - -C '{t}'",
+                self.repo
+            ),
+            other => bail!("unknown tool {other}"),
+        };
+        let _ = data;
+        measure(&script, &self.env)
+    }
+
+    fn size(&self) -> Result<u64> {
+        if let Some(dir) = &self.local_dir {
+            return du(dir);
+        }
+        let prefix = self.s3_prefix.clone().unwrap_or_default();
+        s3_size(&prefix)
+    }
+}
+
+fn s3_size(prefix: &str) -> Result<u64> {
+    let server = cairn_repo::testing::SeaweedFs::shared();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut config = server.fresh_storage("size");
+        if let cairn_repo::config::BackendConfig::S3(s3) = &mut config.backend {
+            s3.prefix = prefix.to_string();
+        }
+        let store = cairn_repo::Store::open(&config)?;
+        let all = store.list_all("").await?;
+        Ok::<u64, anyhow::Error>(all.iter().map(|o| o.size).sum())
+    })
+}
+
+/// The restored tree is somewhere below the target (tools keep the absolute source path).
+fn verify_restore(source: &Path, target: &Path) -> Result<()> {
+    let source_size = du(source)?;
+    let found = sh(&format!(
+        "find '{}' -name PG_VERSION -path '*' | head -1",
+        target.display()
+    ))?;
+    let root = Path::new(found.trim())
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let restored = du(&root)?;
+    let ok = sh(&format!(
+        "diff -rq '{}' '{}' > /dev/null && echo same || echo differ",
+        source.display(),
+        root.display()
+    ))?;
+    if ok.trim() != "same" {
+        bail!(
+            "restore of {} differs from the source (sizes {source_size} vs {restored})",
+            target.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+struct Rep {
+    first: Measure,
+    second: Measure,
+    restore: Measure,
+    size_after_first: u64,
+    size_after_second: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    tool: String,
+    target: String,
+    reps: Vec<Rep>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        0.0
+    } else {
+        values[values.len() / 2]
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bins = Bins {
+        cairnctl: args
+            .cairnctl
+            .clone()
+            .unwrap_or_else(|| exe_dir.join("cairnctl")),
+        datasafed: args
+            .datasafed
+            .clone()
+            .unwrap_or_else(|| exe_dir.join("datasafed")),
+        rustic: args
+            .rustic
+            .clone()
+            .or_else(|| which("rustic"))
+            .unwrap_or_else(|| PathBuf::from("/work/.bench-tools/bin/rustic")),
+    };
+    ensure_tools(&args, &bins)?;
+    let size = parse_size(&args.size)?;
+    fs::create_dir_all(&args.work)?;
+    let pristine = args.work.join("pristine");
+    if !pristine.join("PG_VERSION").exists() || du(&pristine)? < size * 9 / 10 {
+        let _ = fs::remove_dir_all(&pristine);
+        eprintln!("generating {} of data in {}", args.size, pristine.display());
+        generate(&pristine, size, 1)?;
+    }
+    let data = args.work.join("data");
+    let dataset = du(&pristine)?;
+    let mut rows: Vec<Row> = Vec::new();
+    for target in &args.targets {
+        for tool in &args.tools {
+            if target == "s3" && (tool == "borg" || tool == "tar") {
+                continue;
+            }
+            let mut row = Row {
+                tool: tool.clone(),
+                target: target.clone(),
+                reps: Vec::new(),
+            };
+            for rep in 0..args.reps {
+                eprintln!("== {tool} on {target}, repetition {}", rep + 1);
+                match one_rep(&args, &bins, tool, target, rep, &pristine, &data) {
+                    Ok(r) => {
+                        eprintln!("   {r:?}");
+                        row.reps.push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("   {tool} on {target} failed: {e:#}");
+                        break;
+                    }
+                }
+            }
+            rows.push(row);
+        }
+    }
+    let stream = if args.tools.iter().any(|t| t == "cairn") {
+        datasafed_pull(&args, &bins, &pristine).ok()
+    } else {
+        None
+    };
+    let results =
+        serde_json::json!({ "dataset_bytes": dataset, "rows": rows, "datasafed_pull": stream });
+    fs::write(
+        args.work.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    print_table(dataset, &rows, stream);
+    Ok(())
+}
+
+fn one_rep(
+    args: &RunArgs,
+    bins: &Bins,
+    tool: &str,
+    target: &str,
+    rep: usize,
+    pristine: &Path,
+    data: &Path,
+) -> Result<Rep> {
+    let _ = fs::remove_dir_all(data);
+    sh(&format!(
+        "cp -a '{}' '{}'",
+        pristine.display(),
+        data.display()
+    ))?;
+    let runner = make_runner(args, bins, tool, target, rep)?;
+    runner.init()?;
+    drop_caches();
+    let first = runner.backup(data, 1)?;
+    let size_after_first = runner.size()?;
+    mutate(data, 2)?;
+    drop_caches();
+    let second = runner.backup(data, 2)?;
+    let size_after_second = runner.size()?;
+    let restore_dir = args.work.join("restore");
+    let _ = fs::remove_dir_all(&restore_dir);
+    fs::create_dir_all(&restore_dir)?;
+    drop_caches();
+    let restore = runner.restore(&restore_dir, data, 2)?;
+    verify_restore(data, &restore_dir)?;
+    let _ = fs::remove_dir_all(&restore_dir);
+    if let Some(dir) = &runner.local_dir {
+        let _ = fs::remove_dir_all(dir);
+    }
+    Ok(Rep {
+        first,
+        second,
+        restore,
+        size_after_first,
+        size_after_second,
+    })
+}
+
+fn make_runner(
+    args: &RunArgs,
+    bins: &Bins,
+    tool: &str,
+    target: &str,
+    rep: usize,
+) -> Result<Runner> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "CAIRN_REPO_PASSWORD".to_string(),
+        "bench-password".to_string(),
+    );
+    env.insert("RESTIC_PASSWORD".to_string(), "bench-password".to_string());
+    env.insert("BORG_PASSPHRASE".to_string(), "bench-password".to_string());
+    env.insert("RUSTIC_PASSWORD".to_string(), "bench-password".to_string());
+    env.insert(
+        "BORG_RELOCATED_REPO_ACCESS_IS_OK".to_string(),
+        "yes".to_string(),
+    );
+    let name = format!("{tool}-{rep}-{}", std::process::id());
+    if target == "local" {
+        let dir = args.work.join("repos").join(&name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))?;
+        let repo = match tool {
+            "cairn" => {
+                fs::create_dir_all(&dir)?;
+                format!("file://{}", dir.display())
+            }
+            "rustic" => {
+                let profile = args.work.join(format!("{name}-rustic"));
+                fs::write(
+                    profile.with_extension("toml"),
+                    format!(
+                        "[repository]\nrepository = \"{}\"\npassword = \"bench-password\"\n",
+                        dir.display()
+                    ),
+                )?;
+                format!("-P '{}'", profile.display())
+            }
+            _ => dir.display().to_string(),
+        };
+        env.insert("RESTIC_REPOSITORY".to_string(), dir.display().to_string());
+        env.insert("BORG_REPO".to_string(), dir.display().to_string());
+        return Ok(Runner {
+            tool: tool.into(),
+            repo,
+            env,
+            local_dir: Some(dir),
+            s3_prefix: None,
+            bins: bins.clone(),
+        });
+    }
+    let server = cairn_repo::testing::SeaweedFs::shared();
+    let (key, secret, bucket) = (
+        cairn_repo::testing::ACCESS_KEY,
+        cairn_repo::testing::SECRET_KEY,
+        cairn_repo::testing::BUCKET,
+    );
+    env.insert("AWS_ACCESS_KEY_ID".to_string(), key.to_string());
+    env.insert("AWS_SECRET_ACCESS_KEY".to_string(), secret.to_string());
+    let repo = match tool {
+        "cairn" => format!(
+            "s3://{bucket}/{name}?endpoint={}&region=us-east-1&access_key_id={key}&secret_access_key={secret}",
+            server.endpoint
+        ),
+        "restic" => {
+            env.insert(
+                "RESTIC_REPOSITORY".to_string(),
+                format!("s3:{}/{bucket}/{name}", server.endpoint),
+            );
+            String::new()
+        }
+        "rustic" => {
+            let profile = args.work.join(format!("{name}-rustic"));
+            fs::write(
+                profile.with_extension("toml"),
+                format!(
+                    "[repository]\nrepository = \"opendal:s3\"\npassword = \"bench-password\"\n[repository.options]\nbucket = \"{bucket}\"\nroot = \"/{name}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n",
+                    server.endpoint
+                ),
+            )?;
+            format!("-P '{}'", profile.display())
+        }
+        other => bail!("{other} has no S3 target"),
+    };
+    Ok(Runner {
+        tool: tool.into(),
+        repo,
+        env,
+        local_dir: None,
+        s3_prefix: Some(name),
+        bins: bins.clone(),
+    })
+}
+
+/// `datasafed pull` of a tar of the dataset from a deduplicating repository to /dev/null.
+fn datasafed_pull(args: &RunArgs, bins: &Bins, pristine: &Path) -> Result<f64> {
+    let repo = args.work.join("repos/datasafed");
+    let _ = fs::remove_dir_all(&repo);
+    fs::create_dir_all(&repo)?;
+    let mut env = BTreeMap::new();
+    env.insert(
+        "DATASAFED_LOCAL_BACKEND_PATH".to_string(),
+        repo.display().to_string(),
+    );
+    env.insert(
+        "DATASAFED_KOPIA_REPO_ROOT".to_string(),
+        "/kopia".to_string(),
+    );
+    env.insert(
+        "DATASAFED_KOPIA_PASSWORD".to_string(),
+        "bench-password".to_string(),
+    );
+    let ds = bins.datasafed.display();
+    measure(
+        &format!(
+            "tar -cf - -C '{}' . | '{ds}' push - /b1.tar",
+            pristine.display()
+        ),
+        &env,
+    )?;
+    let bytes = du(pristine)? as f64;
+    let mut rates = Vec::new();
+    for _ in 0..args.reps {
+        drop_caches();
+        let m = measure(&format!("'{ds}' pull b1.tar - > /dev/null"), &env)?;
+        rates.push(bytes / m.seconds.max(0.001) / 1e6);
+    }
+    let _ = fs::remove_dir_all(&repo);
+    Ok(median(rates))
+}
+
+fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
+    let mut missing = Vec::new();
+    for tool in &args.tools {
+        let present = match tool.as_str() {
+            "cairn" => bins.cairnctl.is_file(),
+            "restic" => which("restic").is_some(),
+            "borg" => which("borg").is_some(),
+            "rustic" => bins.rustic.is_file(),
+            "tar" => which("zstd").is_some(),
+            _ => true,
+        };
+        if !present {
+            missing.push(tool.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !args.install {
+        bail!(
+            "missing tools: {} (rerun with --install, or see bench/README.md)",
+            missing.join(", ")
+        );
+    }
+    for tool in missing {
+        match tool.as_str() {
+            "restic" | "borg" | "tar" => {
+                sh("DEBIAN_FRONTEND=noninteractive apt-get install -y restic borgbackup zstd")?;
+            }
+            "rustic" => {
+                eprintln!("installing rustic (about 40 minutes on 2 cores)");
+                sh("cargo install rustic-rs --locked --root /work/.bench-tools")?;
+            }
+            "cairn" => {
+                bail!("build cairnctl first: cargo build --profile bench-release -p cairn-cli")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
+    let mb = dataset as f64 / 1e6;
+    struct Summary {
+        tool: String,
+        target: String,
+        first_s: f64,
+        second_s: f64,
+        added: f64,
+        restore_s: f64,
+        size: f64,
+        rss: f64,
+    }
+    let sums: Vec<Summary> = rows
+        .iter()
+        .filter(|r| !r.reps.is_empty())
+        .map(|r| Summary {
+            tool: r.tool.clone(),
+            target: r.target.clone(),
+            first_s: median(r.reps.iter().map(|x| x.first.seconds).collect()),
+            second_s: median(r.reps.iter().map(|x| x.second.seconds).collect()),
+            added: median(
+                r.reps
+                    .iter()
+                    .map(|x| x.size_after_second.saturating_sub(x.size_after_first) as f64)
+                    .collect(),
+            ),
+            restore_s: median(r.reps.iter().map(|x| x.restore.seconds).collect()),
+            size: median(r.reps.iter().map(|x| x.size_after_second as f64).collect()),
+            rss: median(
+                r.reps
+                    .iter()
+                    .map(|x| x.first.rss_kib.max(x.second.rss_kib).max(x.restore.rss_kib) as f64)
+                    .collect(),
+            ),
+        })
+        .collect();
+    println!(
+        "dataset: {mb:.0} MB; medians of the repetitions; ratios against the fastest peer (restic, rustic, borg) on the same target\n"
+    );
+    println!(
+        "| tool | target | 1st backup s | MB/s | ×peer | 2nd backup s | added MB | ×restic | restore s | MB/s | ×peer | repo MB | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &sums {
+        let peers: Vec<&Summary> = sums
+            .iter()
+            .filter(|p| {
+                p.target == s.target && ["restic", "rustic", "borg"].contains(&p.tool.as_str())
+            })
+            .collect();
+        let best_first = peers
+            .iter()
+            .map(|p| p.first_s)
+            .fold(f64::INFINITY, f64::min);
+        let best_restore = peers
+            .iter()
+            .map(|p| p.restore_s)
+            .fold(f64::INFINITY, f64::min);
+        let restic_added = peers.iter().find(|p| p.tool == "restic").map(|p| p.added);
+        let ratio = |a: f64, b: f64| {
+            if a.is_finite() && b > 0.0 && a > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {:.0} | {:.0} |",
+            s.tool,
+            s.target,
+            s.first_s,
+            mb / s.first_s.max(0.001),
+            ratio(best_first, s.first_s),
+            s.second_s,
+            s.added / 1e6,
+            restic_added
+                .map(|r| ratio(s.added, r))
+                .unwrap_or_else(|| "-".into()),
+            s.restore_s,
+            mb / s.restore_s.max(0.001),
+            ratio(best_restore, s.restore_s),
+            s.size / 1e6,
+            s.rss / 1024.0
+        );
+    }
+    if let Some(rate) = stream {
+        let restic = sums
+            .iter()
+            .find(|s| s.tool == "restic" && s.target == "local")
+            .map(|s| mb / s.restore_s.max(0.001));
+        println!(
+            "\nstreamed `datasafed pull` (dedup repo, local) to /dev/null: {rate:.0} MB/s{}",
+            restic
+                .map(|r| format!(" = {:.2}× restic's restore rate", rate / r))
+                .unwrap_or_default()
+        );
+    }
+    let _ = std::io::stdout().flush();
+}
