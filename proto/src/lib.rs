@@ -15,3 +15,5 @@ pub mod datasafed {
         tonic::include_proto!("cairn.datasafed.v1");
     }
 }
+
+pub mod redact;

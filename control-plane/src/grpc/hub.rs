@@ -45,7 +45,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::redact::Redacted;
+use cairn_proto::redact::Redacted;
 
 /// Tunables of the hub and of every session it holds.
 #[derive(Clone, Debug)]

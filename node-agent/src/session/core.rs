@@ -19,11 +19,11 @@ use tracing::Instrument;
 
 use super::SessionConfig;
 use super::connection::Established;
-use super::redact::Redacted;
 use super::reporter::{Reporter, ReporterEvent};
 use super::runner::ActionRunner;
 use super::throttle::ProgressThrottle;
 use crate::journal::{Acceptance, Journal, JournalError};
+use cairn_proto::redact::Redacted;
 
 /// The control plane is considered gone after this many heartbeat intervals of silence.
 const MISSED_HEARTBEATS: u32 = 3;

@@ -24,7 +24,6 @@
 
 mod connection;
 mod core;
-pub mod redact;
 mod reporter;
 mod runner;
 pub mod throttle;
@@ -44,11 +43,11 @@ use tracing::Instrument;
 pub use self::connection::ConnectError;
 use self::connection::{Established, establish};
 use self::core::{Core, Live, SharedJournal, chain};
-pub use self::redact::Redacted;
 pub use self::reporter::{Outcome, ProgressUpdate, ReportError, Reporter};
 pub use self::runner::ActionRunner;
 use crate::journal::{Journal, JournalError};
 use crate::tls::Dial;
+pub use cairn_proto::redact::Redacted;
 
 /// Capabilities this agent announces in `Hello` unless configured otherwise.
 pub const DEFAULT_CAPABILITIES: [&str; 5] =

@@ -1,4 +1,4 @@
-//! A `Debug` view of an `Action` with its secrets replaced, for logs.
+//! A `Debug` view of an `Action` with its secrets replaced, for the logs of both sides.
 //!
 //! prost derives `Debug` for `Action` with every field, including the storage grant's rendered
 //! datasafed configuration, encryption passphrase and dedup password. Log `Redacted(&action)`
@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use cairn_proto::agent::v1::{Action, StorageGrant, action};
+use crate::agent::v1::{Action, StorageGrant, action};
 
 /// What a secret field shows in logs.
 pub const REDACTED: &str = "<redacted>";
@@ -57,7 +57,7 @@ fn redact_grant(grant: &mut StorageGrant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::agent::v1::{DeletePathAction, JobAction, PutObjectAction, RepoCheckAction};
+    use crate::agent::v1::{DeletePathAction, JobAction, PutObjectAction, RepoCheckAction};
 
     fn grant() -> StorageGrant {
         StorageGrant {
