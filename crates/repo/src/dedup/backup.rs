@@ -20,7 +20,7 @@ use super::writer::Writer;
 use crate::progress::SharedProgress;
 use crate::{Error, Result};
 
-/// Which snapshot a tree backup compares against.
+/// Which snapshot a backup compares against (a tree: unchanged files; a stream: its dedup window).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ParentChoice {
     /// The newest snapshot of the same host and path.
@@ -110,10 +110,20 @@ pub async fn backup_stream<R>(
 where
     R: AsyncRead + Send + Unpin + 'static,
 {
+    let parent = match &options.parent {
+        ParentChoice::None => None,
+        ParentChoice::Snapshot(id) => Some(repo.load_snapshot(id).await?),
+        ParentChoice::Auto => stream_parent(repo.list_snapshots().await?, path),
+    };
+    let parent_content = parent
+        .as_ref()
+        .filter(|p| p.root.kind == NodeType::File)
+        .map(|p| p.root.content.clone())
+        .unwrap_or_default();
     let writer = Writer::start(repo).await?;
     let input = SyncIoBridge::new(reader);
     let content = writer
-        .write_content(Box::new(input), Mode::Stream, Vec::new(), progress)
+        .write_content(Box::new(input), Mode::Stream, parent_content, progress)
         .await?;
     let mut root = Node::new(path, NodeType::File);
     root.mode = 0o100644;
@@ -126,10 +136,37 @@ where
             vec![path.to_string()],
             options.tags.clone(),
             root,
-            None,
+            parent.map(|p| p.id),
             stream_compression,
         )
         .await
+}
+
+/// The snapshot a stream backup of `path` starts its dedup window from: the newest stream of
+/// this host at the same path, else the newest at a sibling path (same depth, same file
+/// suffix). KubeBlocks writes each backup under its own directory (`<ns>/<backup>/<file>`), so
+/// the previous backup of the same data is at a sibling path, never at the same one. A wrong
+/// guess costs two content-list reads; hooks still find the data.
+fn stream_parent(snapshots: Vec<Snapshot>, path: &str) -> Option<Snapshot> {
+    let host = hostname();
+    let lineage = |p: &str| {
+        let file = p.rsplit('/').next().unwrap_or(p);
+        let suffix = file.split_once('.').map_or("", |(_, s)| s);
+        (p.matches('/').count(), suffix.to_string())
+    };
+    let wanted = lineage(path);
+    let streams: Vec<Snapshot> = snapshots
+        .into_iter()
+        .filter(|s| s.kind == SnapshotKind::Stream && s.host == host && s.paths.len() == 1)
+        .collect();
+    let newest = |same: &dyn Fn(&str) -> bool| {
+        streams
+            .iter()
+            .filter(|s| same(&s.paths[0]))
+            .max_by_key(|s| s.time)
+            .cloned()
+    };
+    newest(&|p| p == path).or_else(|| newest(&|p| lineage(p) == wanted))
 }
 
 struct Walker<'a> {

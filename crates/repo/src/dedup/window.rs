@@ -95,15 +95,23 @@ impl Window {
         Some(entry.r)
     }
 
-    /// A miss: if the chunk is a hook, load the segment it points at (waiting for it: the
-    /// chunks that follow are likely in it) and start loading its successor.
-    pub(crate) async fn on_miss(&mut self, id: &Id) {
-        if !is_hook(id, self.repo.config().hook_bits) {
-            return;
+    /// A miss in the map: first waits for the content lists already being prefetched (the
+    /// chunk is most likely in one of them, and whether it dedups must not depend on how fast
+    /// the store answers), then, if the chunk is a hook, loads the segment it points at and
+    /// starts loading its successor. Returns the ref if the chunk turned out to be known.
+    pub(crate) async fn on_miss(&mut self, id: &Id) -> Option<BlobRef> {
+        while let Some(done) = self.pending.join_next().await {
+            if let Ok((key, result)) = done {
+                self.install(key, result);
+            }
         }
-        let Some(ordinal) = self.view.hook(id.prefix_u64()) else {
-            return;
-        };
+        if let Some(r) = self.lookup(id) {
+            return Some(r);
+        }
+        if !is_hook(id, self.repo.config().hook_bits) {
+            return None;
+        }
+        let ordinal = self.view.hook(id.prefix_u64())?;
         let key = (INDEX_CHAIN, ordinal);
         if self.requested.insert(key)
             && let Some(r) = self.segment_ref(key)
@@ -115,6 +123,7 @@ impl Window {
         if let Some(next) = self.successor(INDEX_CHAIN, ordinal, 1) {
             self.request((INDEX_CHAIN, next));
         }
+        self.lookup(id)
     }
 
     /// Remembers a ref written by this session (bounded, oldest forgotten first).

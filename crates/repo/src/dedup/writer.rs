@@ -197,10 +197,10 @@ impl Writer {
                                 None => Item::Zero(data.len() as u32),
                                 Some(id) => match window.lookup(&id) {
                                     Some(r) => Item::Hit(r),
-                                    None => {
-                                        window.on_miss(&id).await;
-                                        Item::Miss { id, data }
-                                    }
+                                    None => match window.on_miss(&id).await {
+                                        Some(r) => Item::Hit(r),
+                                        None => Item::Miss { id, data },
+                                    },
                                 },
                             });
                         }
