@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${CARGO_TARGET_DIR:=target}"
 export CARGO_TARGET_DIR
-cargo build --profile bench-release -p cairn-cli -p cairn-bench
+cargo build --release -p cairn-cli -p cairn-bench
 # SeaweedFS (`weed`) for the S3 target comes from ./test.sh's venv.
 export PATH="$PWD/.tools/venv/bin:/work/.bench-tools/bin:$PATH"
-exec "$CARGO_TARGET_DIR/bench-release/bench-repo" run "$@"
+exec "$CARGO_TARGET_DIR/release/bench-repo" run "$@"

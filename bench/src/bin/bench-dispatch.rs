@@ -12,8 +12,8 @@
 //!   `status.progress` seen by a watch.
 //!
 //! ```text
-//! cargo build --profile bench-release -p localkube -p cairn-control-plane -p cairn-agent -p cairn-cli --bins
-//! cargo run --profile bench-release -p cairn-bench --bin bench-dispatch
+//! cargo build --release -p localkube -p cairn-control-plane -p cairn-agent -p cairn-cli --bins
+//! cargo run --release -p cairn-bench --bin bench-dispatch
 //! ```
 
 use std::collections::HashMap;

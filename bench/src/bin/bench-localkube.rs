@@ -3,8 +3,8 @@
 //! objects, watch event latency with 100 concurrent watchers, and the server's RSS.
 //!
 //! ```text
-//! cargo build --profile bench-release -p localkube --bin localkube
-//! cargo run --profile bench-release -p cairn-bench --bin bench-localkube
+//! cargo build --release -p localkube --bin localkube
+//! cargo run --release -p cairn-bench --bin bench-localkube
 //! ```
 
 use anyhow::{Context, bail};

@@ -923,7 +923,7 @@ fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
                 sh("cargo install rustic-rs --locked --root /work/.bench-tools")?;
             }
             "cairn" => {
-                bail!("build cairnctl first: cargo build --profile bench-release -p cairn-cli")
+                bail!("build cairnctl first: cargo build --release -p cairn-cli")
             }
             _ => {}
         }
