@@ -347,6 +347,14 @@ async fn protect<W: Workload>(
         )
         .await?;
 
+    // A restore writes back what the backup read (a database backup skips WAL and temp files).
+    let restore_expected = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.progress.as_ref())
+        .and_then(|p| u64::try_from(p.bytes_done).ok())
+        .filter(|&bytes| bytes > 0)
+        .unwrap_or(source_bytes);
     steps
         .run(&workload.damage_title(), workload.damage(ctx, &source_dir))
         .await?;
@@ -356,7 +364,7 @@ async fn protect<W: Workload>(
     let (restored_dir, restore_seconds) = steps
         .run(
             &format!("Restore {backup_name} into a new PVC {restored_claim} (Restore {NAMESPACE}/{restore_name})"),
-            run_restore(ctx, &backup, &restore_name, &restored_claim, source_bytes),
+            run_restore(ctx, &backup, &restore_name, &restored_claim, restore_expected),
         )
         .await?;
 

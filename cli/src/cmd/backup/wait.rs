@@ -195,6 +195,14 @@ pub fn final_look(mut look: Snapshot, measured: f64) -> Snapshot {
     look
 }
 
+/// The last look at an object that completed: as [`final_look`], and the total is what was
+/// done (the expected total was an estimate: a database backup reads less than its volume).
+pub fn completed_look(look: Snapshot, measured: f64) -> Snapshot {
+    let mut look = final_look(look, measured);
+    look.bytes_total = look.bytes_done.or(look.bytes_total);
+    look
+}
+
 /// Polls the Backup, drawing each look, until it completes (returned with the seconds it was
 /// watched), fails (an error with the reasons), disappears or the timeout passes.
 pub async fn until_done(
@@ -217,7 +225,7 @@ pub async fn until_done(
         let measured = clock.elapsed().as_secs_f64();
         match outcome(&backup) {
             Some(Outcome::Completed) => {
-                reporter.finish(&final_look(look, measured))?;
+                reporter.finish(&completed_look(look, measured))?;
                 return Ok((backup, measured));
             }
             Some(Outcome::Failed(why)) => {
@@ -302,9 +310,14 @@ mod tests {
         let s = snapshot(&b, at("2026-01-10T13:00:00Z"), at("2026-01-10T12:00:00Z"));
         assert_eq!(s.elapsed_seconds, 4.0);
         assert_eq!(outcome(&b), Some(Outcome::Completed));
-        let last = final_look(s, 4.5);
+        let last = completed_look(s, 4.5);
         assert_eq!(last.elapsed_seconds, 4.5, "the measured time is longer");
         assert_eq!(last.eta_seconds, None);
+        assert_eq!(
+            last.bytes_total,
+            Some(4_194_304),
+            "done is the total once completed"
+        );
         assert_eq!(last.bytes_per_second, Some(932_067));
         assert_eq!(
             completed_line(&b, Some(1.5)),

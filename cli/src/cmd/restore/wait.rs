@@ -9,7 +9,7 @@ use cairn_api::restore::{Restore, RestoreActionStatus, RestorePhase};
 use jiff::Timestamp;
 use kube::api::Api;
 
-use crate::cmd::backup::wait::final_look;
+use crate::cmd::backup::wait::{completed_look, final_look};
 use crate::progress::{RateMeter, Reporter, Snapshot, format_duration};
 
 /// How long and how often to look.
@@ -207,7 +207,7 @@ pub async fn until_done(
         let measured = clock.elapsed().as_secs_f64();
         match outcome(&restore) {
             Some(Outcome::Completed) => {
-                reporter.finish(&final_look(look, measured))?;
+                reporter.finish(&completed_look(look, measured))?;
                 return Ok((restore, measured));
             }
             Some(Outcome::Failed(why)) => {
