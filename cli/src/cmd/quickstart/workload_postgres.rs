@@ -178,7 +178,10 @@ impl Workload for Postgres {
             Ok(count) => bail!("orders still answers after DROP TABLE ({count} rows)"),
             Err(err) => detail(&format!(
                 "the table is gone: SELECT count(*) FROM orders -> {}",
-                err.to_string().lines().last().unwrap_or_default()
+                format!("{err:#}")
+                    .lines()
+                    .find_map(|l| l.find("ERROR:").map(|at| l[at..].trim().to_string()))
+                    .unwrap_or_else(|| "an error".to_string())
             )),
         }
         Ok(())
