@@ -51,6 +51,12 @@ struct Args {
     /// The manager sidecar's poll interval (KubeBlocks' DP_CHECK_INTERVAL default).
     #[arg(long, default_value_t = 5)]
     floor_interval_seconds: u32,
+    /// Milliseconds the backup action itself takes, in Cairn's ActionSet and in the floor's
+    /// data container alike (0: an action that does nothing). With a real action the data
+    /// container no longer wins the race with the sidecar's first check, and the floor shows
+    /// its poll interval.
+    #[arg(long, default_value_t = 0)]
+    action_ms: u32,
     /// Seconds the slow backup spends pushing (for the progress interval).
     #[arg(long, default_value_t = 12)]
     slow_seconds: u32,
@@ -200,7 +206,7 @@ fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow::R
     serde_json::from_value(value).context("building a benchmark object")
 }
 
-async fn setup(client: &kube::Client, slow_seconds: u32) -> anyhow::Result<()> {
+async fn setup(client: &kube::Client, slow_seconds: u32, action_ms: u32) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -225,7 +231,7 @@ async fn setup(client: &kube::Client, slow_seconds: u32) -> anyhow::Result<()> {
     let slow_loops = slow_seconds * 4;
     let actionsets: Api<cairn_api::actionset::ActionSet> = Api::all(client.clone());
     for (name, script) in [
-        ("noop", "true".to_string()),
+        ("noop", action_script(action_ms, "true")),
         (
             "slow",
             format!(
@@ -287,9 +293,18 @@ fn backup(name: &str, method: &str) -> anyhow::Result<Backup> {
     }))
 }
 
+/// The shell of an action that takes `ms` milliseconds, then runs `then`.
+fn action_script(ms: u32, then: &str) -> String {
+    if ms == 0 {
+        then.to_string()
+    } else {
+        format!("sleep {}.{:03}; {then}", ms / 1000, ms % 1000)
+    }
+}
+
 /// A Job shaped like KubeBlocks 0.9's backup Job: the data container writes the info file at
 /// once; the `manager` sidecar checks for it, sleeping the interval between checks.
-fn floor_job(name: &str, interval: u32) -> anyhow::Result<Job> {
+fn floor_job(name: &str, interval: u32, action_ms: u32) -> anyhow::Result<Job> {
     object(json!({
         "metadata": {"name": name, "namespace": NS, "labels": {FLOOR_LABEL: "true"}},
         "spec": {
@@ -302,7 +317,7 @@ fn floor_job(name: &str, interval: u32) -> anyhow::Result<Job> {
                         {
                             "name": "backupdata",
                             "image": "busybox",
-                            "command": ["sh", "-c", "echo '{}' > /dp-manager/backup.info"],
+                            "command": ["sh", "-c", action_script(action_ms, "echo '{}' > /dp-manager/backup.info")],
                             "volumeMounts": [{"name": "dp-manager", "mountPath": "/dp-manager"}]
                         },
                         {
@@ -348,7 +363,7 @@ async fn main() -> anyhow::Result<()> {
     options.log_filter = "warn".into();
     let stack = Stack::up(options).await?;
     let client = stack.client().await?;
-    setup(&client, args.slow_seconds).await?;
+    setup(&client, args.slow_seconds, args.action_ms).await?;
 
     let shared: Shared = Arc::new((Mutex::new(Seen::default()), Notify::new()));
     let watches = [
@@ -425,7 +440,7 @@ async fn main() -> anyhow::Result<()> {
             let at = Instant::now();
             jobs.create(
                 &PostParams::default(),
-                &floor_job(&name, args.floor_interval_seconds)?,
+                &floor_job(&name, args.floor_interval_seconds, args.action_ms)?,
             )
             .await
             .with_context(|| format!("creating Job {name}"))?;
@@ -478,8 +493,9 @@ async fn main() -> anyhow::Result<()> {
     ];
     println!();
     println!(
-        "Cairn, {} backups one at a time (ActionSet job: `true`), release build, same localkube:",
-        args.backups
+        "Cairn, {} backups one at a time (ActionSet job: `{}`), release build, same localkube:",
+        args.backups,
+        action_script(args.action_ms, "true")
     );
     println!(
         "{:<42} {:>9} {:>9} {:>9} {:>9}",
