@@ -470,3 +470,56 @@ async fn concurrent_writers_commit_independent_snapshots_without_a_lock() {
         "one index per writer"
     );
 }
+
+/// Files whose last blobs wait in the planner's open fetch while writers finish their earlier
+/// fetches must be finalized once, after all of their blobs. The 2 GiB benchmark restore hit
+/// that race ("a restore job names a file that is already complete"); this test builds the
+/// shape (a file larger than a pack, then small files joining its tail's fetch) but cannot
+/// force the timing, so it guards the shape rather than proving the race gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_spanning_many_small_fetches_restore_with_many_writers() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // A store on disk: reading the next file's content list really waits, which is when
+    // writers finish the previous file's earlier fetches.
+    std::fs::create_dir_all(work.path().join("repo")).expect("mkdir");
+    let disk = object_store::local::LocalFileSystem::new_with_prefix(work.path().join("repo"))
+        .expect("local store");
+    let repo = Repository::init(
+        Store::from_object_store(Arc::new(disk)),
+        &Secret::new("pw"),
+        options(),
+    )
+    .await
+    .expect("init");
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    // A file larger than one fetch range, then small files whose blobs join the fetch that
+    // holds the large file's tail while the planner reads their content lists.
+    for group in 0..2u64 {
+        let big = noise(5 << 20, group + 10);
+        std::fs::write(src.join(format!("g{group}-0big")), &big).expect("write");
+        for j in 0..24u64 {
+            let small = noise(32 << 10, group * 100 + j + 20);
+            std::fs::write(src.join(format!("g{group}-1small{j:02}")), &small).expect("write");
+        }
+    }
+    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
+        .await
+        .expect("backup");
+    for round in 0..3 {
+        let target = work.path().join(format!("restored-{round}"));
+        restore_tree(
+            &repo,
+            &snapshot,
+            &target,
+            &RestoreOptions {
+                owners: Some(false),
+                ..Default::default()
+            },
+            no_progress(),
+        )
+        .await
+        .expect("restore");
+        assert_eq!(describe(&src), describe(&target), "round {round}");
+    }
+}

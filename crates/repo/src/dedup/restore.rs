@@ -345,6 +345,7 @@ pub async fn restore_tree(
         hardlinks: Vec::new(),
         coalescer: Coalescer::new(repo.options().restore_range),
         progress: progress.clone(),
+        produced_on_send: Vec::new(),
     };
     let plan = planner.run(target.to_path_buf(), start_node, start_rel);
     let execute = async {
@@ -444,6 +445,10 @@ struct Planner {
     hardlinks: Vec<(PathBuf, PathBuf)>,
     coalescer: Coalescer,
     progress: SharedProgress,
+    /// Files whose last blobs sit in the open fetch: they become `produced` when that fetch is
+    /// sent and counted, never before (a writer finishing the file's earlier fetches in between
+    /// would otherwise finalize it and then meet the open fetch's blobs).
+    produced_on_send: Vec<u64>,
 }
 
 type Planned = (Vec<(PathBuf, Node)>, Vec<(PathBuf, PathBuf)>);
@@ -500,6 +505,15 @@ impl Planner {
                     }
                 }
             }
+            self.produced_on_send.retain(|id| {
+                if !seen.contains(id) {
+                    return true;
+                }
+                if let Some(slot) = files.slots.get_mut(id) {
+                    slot.produced = true;
+                }
+                false
+            });
         }
         self.tx
             .send(Ok(fetch))
@@ -650,14 +664,14 @@ impl Planner {
         let finished = {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             let ready = match files.slots.get_mut(&slot_id) {
+                Some(_) if in_open => {
+                    // The open fetch is sent later; `send` counts it and marks the file then.
+                    self.produced_on_send.push(slot_id);
+                    false
+                }
                 Some(slot) => {
                     slot.produced = true;
-                    if in_open {
-                        // The open fetch is sent later; `send` counts it then.
-                        false
-                    } else {
-                        slot.pending == 0
-                    }
+                    slot.pending == 0
                 }
                 None => false,
             };
