@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod dedup;
 mod error;
 pub mod files;
+pub mod memory;
 pub mod plain;
 pub mod progress;
 #[cfg(any(test, feature = "test-support"))]
