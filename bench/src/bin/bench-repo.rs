@@ -105,7 +105,15 @@ fn main() -> Result<()> {
             let (pages, appended) = mutate(&dir, seed)?;
             println!("rewrote {pages} pages, appended {appended} bytes");
         }
-        Cmd::Run(args) => run(args)?,
+        Cmd::Run(args) => {
+            let outcome = run(args);
+            // The S3 server's data (several times the dataset) goes with this run; the server
+            // itself dies with this process.
+            if let Some(server) = cairn_repo::testing::SeaweedFs::started() {
+                let _ = std::fs::remove_dir_all(&server.dir);
+            }
+            outcome?
+        }
     }
     Ok(())
 }

@@ -44,6 +44,11 @@ impl SeaweedFs {
         }
     }
 
+    /// The process-wide server if something already started it.
+    pub fn started() -> Option<&'static SeaweedFs> {
+        SERVER.get().and_then(|r| r.as_ref().ok())
+    }
+
     /// A storage config for a fresh prefix of the test bucket.
     pub fn fresh_storage(&self, name: &str) -> StorageConfig {
         let n = {

@@ -346,6 +346,7 @@ pub async fn restore_tree(
         coalescer: Coalescer::new(repo.options().restore_range),
         progress: progress.clone(),
         produced_on_send: Vec::new(),
+        prefetched: HashMap::new(),
     };
     let plan = planner.run(target.to_path_buf(), start_node, start_rel);
     let execute = async {
@@ -449,7 +450,15 @@ struct Planner {
     /// sent and counted, never before (a writer finishing the file's earlier fetches in between
     /// would otherwise finalize it and then meet the open fetch's blobs).
     produced_on_send: Vec<u64>,
+    /// Content lists of the small files of the batch of tree entries being planned, read
+    /// ahead concurrently: reading them one by one costs a store round trip per file.
+    prefetched: HashMap<Id, Vec<BlobRef>>,
 }
+
+/// Tree entries whose small files' content lists are read ahead together.
+const PREFETCH_ENTRIES: usize = 256;
+/// Content-list reads in flight while reading ahead.
+const PREFETCH_READS: usize = 16;
 
 type Planned = (Vec<(PathBuf, Node)>, Vec<(PathBuf, PathBuf)>);
 
@@ -529,11 +538,42 @@ impl Planner {
     ) -> futures::future::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let tree: Tree = self.repo.read_tree(&tree).await?;
-            for node in tree.nodes {
-                self.node(root, &path, node).await?;
+            let mut nodes = tree.nodes;
+            while !nodes.is_empty() {
+                let rest = nodes.split_off(nodes.len().min(PREFETCH_ENTRIES));
+                self.prefetch_lists(&nodes).await?;
+                for node in nodes {
+                    self.node(root, &path, node).await?;
+                }
+                self.prefetched.clear();
+                nodes = rest;
             }
             Ok(())
         })
+    }
+
+    /// Reads the content lists of the small files (one or two lists) among `nodes` at once.
+    async fn prefetch_lists(&mut self, nodes: &[Node]) -> Result<()> {
+        let refs: Vec<BlobRef> = nodes
+            .iter()
+            .filter(|n| n.kind == NodeType::File && n.content.len() <= 2)
+            .flat_map(|n| n.content.iter().copied())
+            .collect();
+        if refs.len() < 2 {
+            return Ok(());
+        }
+        let repo = self.repo.clone();
+        let mut reads = futures::stream::iter(refs)
+            .map(|r| {
+                let repo = repo.clone();
+                async move { repo.read_content_list(&r).await.map(|list| (r.id, list)) }
+            })
+            .buffer_unordered(PREFETCH_READS);
+        while let Some(read) = reads.next().await {
+            let (id, list) = read?;
+            self.prefetched.insert(id, list);
+        }
+        Ok(())
     }
 
     async fn node(&mut self, root: &Path, dir: &Path, node: Node) -> Result<()> {
@@ -636,7 +676,11 @@ impl Planner {
         }
         let mut offset = 0u64;
         for list in &content {
-            for r in self.repo.read_content_list(list).await? {
+            let refs = match self.prefetched.remove(&list.id) {
+                Some(refs) => refs,
+                None => self.repo.read_content_list(list).await?,
+            };
+            for r in refs {
                 if r.is_zero_run() {
                     self.progress.add(r.raw_len as u64);
                 } else if let Some(f) = self.coalescer.push(Piece {
