@@ -1164,7 +1164,7 @@ fn pod_from_template(workload: &Value, name: &str, node: &str, kube: &Localkube)
             let binary_name = image_path
                 .strip_prefix("/usr/local/bin/")
                 .with_context(|| format!("unexpected command {image_path}"))?;
-            c["command"][0] = json!(binary(binary_name)?.display().to_string());
+            c["command"][0] = json!(pod_binary(binary_name, kube)?.display().to_string());
             c["env"].as_array_mut().context("container env")?.push(
                 json!({"name": "KUBECONFIG", "value": kube.kubeconfig.display().to_string()}),
             );
@@ -1182,14 +1182,45 @@ fn pod_from_template(workload: &Value, name: &str, node: &str, kube: &Localkube)
     }))
 }
 
+/// The pods get an emptyDir at /tmp, which hides whatever the host has there (as a container's
+/// would): a workspace built under /tmp (`CARGO_TARGET_DIR=/tmp/...`) has its binaries linked
+/// into the cluster's data dir, which [`outside_tmp`] keeps elsewhere.
+fn pod_binary(name: &str, kube: &Localkube) -> Result<PathBuf> {
+    let built = binary(name)?;
+    if !built.starts_with("/tmp") {
+        return Ok(built);
+    }
+    let dir = kube.data_dir.join("bin");
+    std::fs::create_dir_all(&dir)?;
+    // The agent also runs `datasafed` from beside itself.
+    for sibling in [name, "datasafed"] {
+        let (from, to) = (binary(sibling)?, dir.join(sibling));
+        if !to.exists() && std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(dir.join(name))
+}
+
+/// A temporary directory the pods can see: not under /tmp, where they get an emptyDir.
+fn outside_tmp() -> Result<tempfile::TempDir> {
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target_tmp.starts_with("/tmp") {
+        Path::new("/var/tmp")
+    } else {
+        target_tmp
+    };
+    Ok(tempfile::tempdir_in(base)?)
+}
+
 fn secret_data(kube: &Localkube, name: &str) -> Result<Value> {
     Ok(kube.get(&["get", "secret", "-n", NAMESPACE, name])?["data"].clone())
 }
 
 #[test]
 fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() -> Result<()> {
-    // Not under /tmp: the pods get an emptyDir there, which would hide the kubeconfig.
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let tmp = outside_tmp()?;
     let kube = Localkube::start(tmp.path().join("kube"), "chart-node")?;
     let (agent_port, health_port) = (free_port()?, free_port()?);
     let values = json!({
