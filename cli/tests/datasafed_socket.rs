@@ -425,8 +425,16 @@ fn errors_print_like_direct_mode_and_leave_nothing_behind() {
         "push of an unreadable source",
         "Error: pushing /half.bin: ",
     );
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(agent.stored("ns/policy/b1/half.bin").is_none());
+    // The agent aborts the upload when the stream breaks; on a loaded machine that can take
+    // longer than the client's exit, so wait for it (bounded) instead of sleeping a guess.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while agent.stored("ns/policy/b1/half.bin").is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        agent.stored("ns/policy/b1/half.bin").is_none(),
+        "a failed push left ns/policy/b1/half.bin behind"
+    );
 
     let bad = agent.sh(&token, BACKUP, "echo x | datasafed push -z snappy - /x");
     assert_fails_with(
