@@ -8,7 +8,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub struct SeaweedFs {
     /// Where it keeps its data.
     pub dir: PathBuf,
     counter: Mutex<u64>,
+    /// Kept for the life of the process: the server stops only when the process exits.
+    _stop: mpsc::Sender<()>,
 }
 
 static SERVER: OnceLock<Result<SeaweedFs, String>> = OnceLock::new();
@@ -110,15 +112,47 @@ fn ports_free(base: u16) -> bool {
 }
 
 fn start() -> Result<SeaweedFs, String> {
-    let weed = find_weed()?;
     let dir = std::env::temp_dir().join(format!("cairn-seaweedfs-{}", std::process::id()));
+    let identity = S3Identity {
+        access_key: ACCESS_KEY.into(),
+        secret_key: SECRET_KEY.into(),
+        bucket: BUCKET.into(),
+    };
+    let (endpoint, stop) = launch(&dir, &identity)?;
+    Ok(SeaweedFs {
+        endpoint,
+        dir,
+        counter: Mutex::new(0),
+        _stop: stop,
+    })
+}
+
+/// The credentials and the bucket a server is started with.
+#[derive(Debug, Clone)]
+pub struct S3Identity {
+    pub access_key: String,
+    pub secret_key: String,
+    /// Created at start.
+    pub bucket: String,
+}
+
+/// Starts `weed mini` with its data under `dir`, the one identity and its bucket; returns the
+/// S3 endpoint and a sender whose drop stops the server. The server also dies with this
+/// process (parent-death signal). Fails when `weed` is missing from `PATH` (pointing at
+/// ./test.sh) or does not answer within 60 s.
+pub fn launch(
+    dir: &std::path::Path,
+    identity: &S3Identity,
+) -> Result<(String, mpsc::Sender<()>), String> {
+    let weed = find_weed()?;
     std::fs::create_dir_all(dir.join("data"))
         .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let config = dir.join("s3.json");
     std::fs::write(
         &config,
         format!(
-            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{}","secretKey":"{}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#,
+            identity.access_key, identity.secret_key
         ),
     )
     .map_err(|e| format!("writing {}: {e}", config.display()))?;
@@ -129,29 +163,26 @@ fn start() -> Result<SeaweedFs, String> {
         if !ports_free(base) {
             continue;
         }
-        match spawn(&weed, &dir, &config, base) {
-            Ok(endpoint) => {
-                return Ok(SeaweedFs {
-                    endpoint,
-                    dir,
-                    counter: Mutex::new(0),
-                });
-            }
+        match spawn(&weed, dir, &config, &identity.bucket, base) {
+            Ok(started) => return Ok(started),
             Err(e) => last_error = e,
         }
     }
     Err(format!("SeaweedFS did not start: {last_error}"))
 }
 
-/// Starts `weed mini` from a thread that lives as long as the process, so the child's
-/// parent-death signal fires only when the test process exits.
+/// Starts `weed mini` from an owner thread that kills it when the returned sender is dropped;
+/// the parent-death signal covers a process that dies.
 fn spawn(
     weed: &PathBuf,
     dir: &std::path::Path,
     config: &std::path::Path,
+    bucket: &str,
     base: u16,
-) -> Result<String, String> {
+) -> Result<(String, mpsc::Sender<()>), String> {
     let port = |offset: u16| (base + offset).to_string();
+    let log = std::fs::File::create(dir.join(format!("weed-{base}.log")))
+        .map_err(|e| format!("creating the weed log in {}: {e}", dir.display()))?;
     let mut command = Command::new(weed);
     command
         .arg("mini")
@@ -162,7 +193,7 @@ fn spawn(
             "-master.telemetry=false",
         ])
         .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-bucket={BUCKET}"))
+        .arg(format!("-bucket={bucket}"))
         .arg(format!("-master.port={}", port(0)))
         .arg(format!("-master.port.grpc={}", port(1)))
         .arg(format!("-volume.port={}", port(2)))
@@ -179,11 +210,7 @@ fn spawn(
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::create(dir.join(format!("weed-{base}.log")))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        );
+        .stderr(Stdio::from(log));
     // SAFETY: between fork and exec we only call prctl(2), which is async-signal-safe.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, || {
@@ -191,28 +218,29 @@ fn spawn(
                 .map_err(std::io::Error::from)
         });
     }
-    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("seaweedfs-owner".into())
-        .spawn(move || {
-            let child: Result<Child, _> = command.spawn();
-            match child {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(()));
-                    let _ = child.wait();
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("spawning weed: {e}")));
-                }
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = started_tx.send(Ok(()));
+                // Blocks until the owner drops the sender.
+                let _ = stop_rx.recv();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = started_tx.send(Err(format!("spawning weed: {e}")));
             }
         })
         .map_err(|e| format!("starting the owner thread: {e}"))?;
-    rx.recv().map_err(|e| e.to_string())??;
+    started_rx.recv().map_err(|e| e.to_string())??;
     let s3_port = base + 6;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", s3_port)).is_ok() && bucket_ready(s3_port) {
-            return Ok(format!("http://127.0.0.1:{s3_port}"));
+        if bucket_ready(s3_port, bucket) {
+            return Ok((format!("http://127.0.0.1:{s3_port}"), stop_tx));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -222,16 +250,15 @@ fn spawn(
     ))
 }
 
-/// Whether an unauthenticated HEAD of the bucket gets any HTTP answer other than 404/5xx
-/// (403 is fine: the bucket exists but we did not sign).
-fn bucket_ready(port: u16) -> bool {
+/// Whether an unsigned HEAD of the bucket gets 200 or 403 (the bucket exists; we did not sign).
+fn bucket_ready(port: u16, bucket: &str) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request =
-        format!("HEAD /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        format!("HEAD /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -240,6 +267,5 @@ fn bucket_ready(port: u16) -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&response[..n]);
-    let status = text.split_whitespace().nth(1).unwrap_or("");
-    matches!(status, "200" | "403")
+    matches!(text.split_whitespace().nth(1), Some("200" | "403"))
 }
