@@ -19,7 +19,8 @@ pub struct WaitOptions {
     pub timeout: Duration,
     /// Time between two looks.
     pub poll: Duration,
-    /// Bytes the caller expects the backup to read (gives an ETA when the Backup has none).
+    /// Bytes the caller expects the backup to read or the restore to write (gives a bar and
+    /// an ETA when the object has none).
     pub expected_total: Option<u64>,
 }
 
@@ -33,7 +34,7 @@ impl Default for WaitOptions {
     }
 }
 
-/// How a Backup ended.
+/// How a Backup or a Restore ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
@@ -212,33 +213,65 @@ pub async fn until_done(
     options: &WaitOptions,
 ) -> anyhow::Result<(Backup, f64)> {
     let since = Timestamp::now();
+    let watched = Watched {
+        kind: "Backup",
+        outcome,
+        phase_text,
+    };
+    poll_until_done(api, name, reporter, options, &watched, |backup, _| {
+        snapshot(backup, Timestamp::now(), since).with_expected_total(options.expected_total)
+    })
+    .await
+}
+
+/// What [`poll_until_done`] needs to know about the kind it waits for.
+pub struct Watched<K> {
+    pub kind: &'static str,
+    pub outcome: fn(&K) -> Option<Outcome>,
+    pub phase_text: fn(&K) -> String,
+}
+
+/// Polls `name` every `options.poll`, drawing `look(object, seconds watched)` each time, until
+/// it completes (returned with the seconds it was watched), fails (an error with the reasons),
+/// disappears or the timeout passes.
+pub async fn poll_until_done<K>(
+    api: &Api<K>,
+    name: &str,
+    reporter: &mut Reporter,
+    options: &WaitOptions,
+    watched: &Watched<K>,
+    mut look: impl FnMut(&K, f64) -> Snapshot,
+) -> anyhow::Result<(K, f64)>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let kind = watched.kind;
     let clock = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + options.timeout;
     loop {
-        let backup = api
+        let object = api
             .get_opt(name)
             .await
-            .with_context(|| format!("reading Backup {name}"))?
-            .with_context(|| format!("Backup {name} was deleted while waiting for it"))?;
-        let look =
-            snapshot(&backup, Timestamp::now(), since).with_expected_total(options.expected_total);
+            .with_context(|| format!("reading {kind} {name}"))?
+            .with_context(|| format!("{kind} {name} was deleted while waiting for it"))?;
         let measured = clock.elapsed().as_secs_f64();
-        match outcome(&backup) {
+        let seen = look(&object, measured);
+        match (watched.outcome)(&object) {
             Some(Outcome::Completed) => {
-                reporter.finish(&completed_look(look, measured))?;
-                return Ok((backup, measured));
+                reporter.finish(&completed_look(seen, measured))?;
+                return Ok((object, measured));
             }
             Some(Outcome::Failed(why)) => {
-                reporter.finish(&final_look(look, measured))?;
-                bail!("Backup {name} failed: {why}");
+                reporter.finish(&final_look(seen, measured))?;
+                bail!("{kind} {name} failed: {why}");
             }
-            None => reporter.update(&look)?,
+            None => reporter.update(&seen)?,
         }
         if tokio::time::Instant::now() > deadline {
             reporter.clear();
             bail!(
-                "Backup {name} is still {} after {}",
-                phase_text(&backup),
+                "{kind} {name} is still {} after {}",
+                (watched.phase_text)(&object),
                 format_duration(options.timeout.as_secs_f64())
             );
         }

@@ -2,41 +2,14 @@
 //! run, and, when the caller can measure them (standalone mode sees the new volume's
 //! directory), the bytes written with rate and ETA.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, bail};
 use cairn_api::restore::{Restore, RestoreActionStatus, RestorePhase};
 use jiff::Timestamp;
 use kube::api::Api;
 
-use crate::cmd::backup::wait::{completed_look, final_look};
+use crate::cmd::backup::wait::{Watched, poll_until_done};
 use crate::progress::{RateMeter, Reporter, Snapshot, format_duration};
 
-/// How long and how often to look.
-#[derive(Debug, Clone)]
-pub struct WaitOptions {
-    pub timeout: Duration,
-    pub poll: Duration,
-    /// Bytes the restore is expected to write (gives a bar and an ETA with a byte probe).
-    pub expected_total: Option<u64>,
-}
-
-impl Default for WaitOptions {
-    fn default() -> Self {
-        WaitOptions {
-            timeout: Duration::from_secs(3600),
-            poll: Duration::from_millis(250),
-            expected_total: None,
-        }
-    }
-}
-
-/// How a Restore ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    Failed(String),
-}
+pub use crate::cmd::backup::wait::{Outcome, WaitOptions};
 
 /// The phase as written, `New` before the controller wrote one.
 pub fn phase_text(restore: &Restore) -> String {
@@ -179,8 +152,8 @@ pub fn completed_line(restore: &Restore, measured: Option<f64>) -> String {
 /// A source of "bytes written so far" for a Restore (`None` while unknown).
 pub type ByteProbe<'a> = &'a mut (dyn FnMut() -> Option<u64> + Send);
 
-/// Polls the Restore, drawing each look, until it completes (returned), fails (an error with
-/// the reasons), disappears or the timeout passes.
+/// Polls the Restore, drawing each look, until it completes (returned with the seconds it was
+/// watched), fails (an error with the reasons), disappears or the timeout passes.
 pub async fn until_done(
     api: &Api<Restore>,
     name: &str,
@@ -189,43 +162,28 @@ pub async fn until_done(
     mut probe: Option<ByteProbe<'_>>,
 ) -> anyhow::Result<(Restore, f64)> {
     let since = Timestamp::now();
-    let clock = std::time::Instant::now();
     let mut meter = RateMeter::new(3.0);
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    loop {
-        let restore = api
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading Restore {name}"))?
-            .with_context(|| format!("Restore {name} was deleted while waiting for it"))?;
-        let mut look = snapshot(&restore, Timestamp::now(), since);
-        if let Some(bytes) = probe.as_mut().and_then(|p| p()) {
-            look.bytes_done = Some(bytes);
-            look.bytes_per_second = meter.observe(clock.elapsed().as_secs_f64(), bytes);
-        }
-        let look = look.with_expected_total(options.expected_total);
-        let measured = clock.elapsed().as_secs_f64();
-        match outcome(&restore) {
-            Some(Outcome::Completed) => {
-                reporter.finish(&completed_look(look, measured))?;
-                return Ok((restore, measured));
+    let watched = Watched {
+        kind: "Restore",
+        outcome,
+        phase_text,
+    };
+    poll_until_done(
+        api,
+        name,
+        reporter,
+        options,
+        &watched,
+        |restore, seconds| {
+            let mut look = snapshot(restore, Timestamp::now(), since);
+            if let Some(bytes) = probe.as_mut().and_then(|p| p()) {
+                look.bytes_done = Some(bytes);
+                look.bytes_per_second = meter.observe(seconds, bytes);
             }
-            Some(Outcome::Failed(why)) => {
-                reporter.finish(&final_look(look, measured))?;
-                bail!("Restore {name} failed: {why}");
-            }
-            None => reporter.update(&look)?,
-        }
-        if tokio::time::Instant::now() > deadline {
-            reporter.clear();
-            bail!(
-                "Restore {name} is still {} after {}",
-                phase_text(&restore),
-                format_duration(options.timeout.as_secs_f64())
-            );
-        }
-        tokio::time::sleep(options.poll).await;
-    }
+            look.with_expected_total(options.expected_total)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
