@@ -3,13 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use cairn_api::backup::Backup;
 use jiff::Timestamp;
-use kube::api::{Api, ListParams};
 
 use super::Scope;
-use super::table::{age, cell, render};
+use super::table::{age, cell, list_and_print, render};
 use super::wait::phase_text;
 
 /// Arguments of `cairnctl backup list`.
@@ -69,30 +67,7 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
 
 /// Runs `cairnctl backup list`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Backup> = if args.all_namespaces {
-        Api::all(scope.client.clone())
-    } else {
-        Api::namespaced(scope.client.clone(), &scope.namespace)
-    };
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .context("listing Backups")?;
-    if scope.json {
-        println!("{}", serde_json::to_string(&list.items)?);
-    } else if list.items.is_empty() {
-        if args.all_namespaces {
-            eprintln!("No Backups found.");
-        } else {
-            eprintln!("No Backups found in namespace {}.", scope.namespace);
-        }
-    } else {
-        print!(
-            "{}",
-            table(&list.items, args.all_namespaces, Timestamp::now())
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    list_and_print(scope, args.all_namespaces, "Backups", table).await
 }
 
 #[cfg(test)]

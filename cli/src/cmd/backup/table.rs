@@ -54,6 +54,46 @@ pub fn cell(value: Option<&str>) -> String {
     }
 }
 
+/// `cairnctl backup|restore list`: the objects in the scope's namespace (or all), as JSON with
+/// `--json`, else as `table` draws them, or a line saying there are none.
+pub async fn list_and_print<K>(
+    scope: &super::Scope,
+    all_namespaces: bool,
+    plural: &str,
+    table: fn(&[K], bool, Timestamp) -> String,
+) -> anyhow::Result<std::process::ExitCode>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    use anyhow::Context as _;
+    let api: kube::Api<K> = if all_namespaces {
+        kube::Api::all(scope.client.clone())
+    } else {
+        kube::Api::namespaced(scope.client.clone(), &scope.namespace)
+    };
+    let list = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .with_context(|| format!("listing {plural}"))?;
+    if scope.json {
+        println!("{}", serde_json::to_string(&list.items)?);
+    } else if list.items.is_empty() {
+        if all_namespaces {
+            eprintln!("No {plural} found.");
+        } else {
+            eprintln!("No {plural} found in namespace {}.", scope.namespace);
+        }
+    } else {
+        print!("{}", table(&list.items, all_namespaces, Timestamp::now()));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

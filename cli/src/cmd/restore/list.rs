@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use cairn_api::restore::Restore;
 use jiff::Timestamp;
-use kube::api::{Api, ListParams};
 
 use super::wait::phase_text;
 use crate::cmd::backup::Scope;
-use crate::cmd::backup::table::{age, cell, render};
+use crate::cmd::backup::table::{age, cell, list_and_print, render};
 
 /// Arguments of `cairnctl restore list`.
 #[derive(Debug, clap::Args)]
@@ -67,30 +65,7 @@ pub fn table(restores: &[Restore], all_namespaces: bool, now: Timestamp) -> Stri
 
 /// Runs `cairnctl restore list`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Restore> = if args.all_namespaces {
-        Api::all(scope.client.clone())
-    } else {
-        Api::namespaced(scope.client.clone(), &scope.namespace)
-    };
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .context("listing Restores")?;
-    if scope.json {
-        println!("{}", serde_json::to_string(&list.items)?);
-    } else if list.items.is_empty() {
-        if args.all_namespaces {
-            eprintln!("No Restores found.");
-        } else {
-            eprintln!("No Restores found in namespace {}.", scope.namespace);
-        }
-    } else {
-        print!(
-            "{}",
-            table(&list.items, args.all_namespaces, Timestamp::now())
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    list_and_print(scope, args.all_namespaces, "Restores", table).await
 }
 
 #[cfg(test)]
