@@ -32,6 +32,20 @@ async fn new_repo() -> (Store, Repository) {
     (store, repo)
 }
 
+/// A repository in `work/repo` on the local file system.
+async fn disk_repo(work: &Path) -> Repository {
+    std::fs::create_dir_all(work.join("repo")).expect("mkdir");
+    let disk = object_store::local::LocalFileSystem::new_with_prefix(work.join("repo"))
+        .expect("local store");
+    Repository::init(
+        Store::from_object_store(Arc::new(disk)),
+        &Secret::new("pw"),
+        options(),
+    )
+    .await
+    .expect("init")
+}
+
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
@@ -481,16 +495,7 @@ async fn files_spanning_many_small_fetches_restore_with_many_writers() {
     let work = tempfile::tempdir().expect("tempdir");
     // A store on disk: reading the next file's content list really waits, which is when
     // writers finish the previous file's earlier fetches.
-    std::fs::create_dir_all(work.path().join("repo")).expect("mkdir");
-    let disk = object_store::local::LocalFileSystem::new_with_prefix(work.path().join("repo"))
-        .expect("local store");
-    let repo = Repository::init(
-        Store::from_object_store(Arc::new(disk)),
-        &Secret::new("pw"),
-        options(),
-    )
-    .await
-    .expect("init");
+    let repo = disk_repo(work.path()).await;
     let src = work.path().join("src");
     std::fs::create_dir_all(&src).expect("mkdir");
     // A file larger than one fetch range, then small files whose blobs join the fetch that
@@ -521,5 +526,56 @@ async fn files_spanning_many_small_fetches_restore_with_many_writers() {
         .await
         .expect("restore");
         assert_eq!(describe(&src), describe(&target), "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn tiny_restore_batches_split_files_and_directories_and_still_restore_exactly() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = disk_repo(work.path()).await;
+    let src = work.path().join("src");
+    // Several directories backed up concurrently (their blobs interleave in the packs), large
+    // files of many content lists, small files, an empty file and a sparse one.
+    for d in 0..3u64 {
+        let dir = src.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("big-table"), table(900, d)).expect("write");
+        std::fs::write(dir.join("big-noise"), noise(3 << 20, d + 50)).expect("write");
+        for j in 0..40u64 {
+            std::fs::write(
+                dir.join(format!("s{j:02}")),
+                noise(5000 + j as usize * 100, d * 1000 + j),
+            )
+            .expect("write");
+        }
+        std::fs::write(dir.join("empty"), "").expect("write");
+        let sparse = std::fs::File::create(dir.join("sparse")).expect("create");
+        sparse.set_len(3 << 20).expect("set_len");
+        std::os::unix::fs::FileExt::write_all_at(&sparse, b"x", 1 << 20).expect("write");
+    }
+    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
+        .await
+        .expect("backup");
+    for batch in [1, 7, 64, 1000] {
+        let small = repo.clone().with_options(cairn_repo::dedup::RepoOptions {
+            restore_batch: batch,
+            restore_range: 256 << 10,
+            ..Default::default()
+        });
+        let target = work.path().join(format!("restored-{batch}"));
+        let summary = restore_tree(
+            &small,
+            &snapshot,
+            &target,
+            &RestoreOptions {
+                owners: Some(false),
+                ..Default::default()
+            },
+            no_progress(),
+        )
+        .await
+        .expect("restore");
+        assert_eq!(describe(&src), describe(&target), "batch {batch}");
+        assert_eq!(summary.files, 3 * 44, "batch {batch}");
     }
 }

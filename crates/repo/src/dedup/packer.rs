@@ -13,11 +13,13 @@ use super::pack::{BlobType, PackBuilder, pack_key};
 use super::repository::Repository;
 use crate::{Error, ErrorKind, Result};
 
-/// The packs of one writer session.
+/// The packs of one writer session: data packs and metadata packs (content lists and trees)
+/// are filled separately (docs/FORMAT.md §5.3).
 #[derive(Debug)]
 pub(crate) struct Packer {
     repo: Repository,
-    current: Mutex<Option<PackBuilder>>,
+    data: Mutex<Option<PackBuilder>>,
+    metadata: Mutex<Option<PackBuilder>>,
     uploads: Mutex<Vec<JoinHandle<Result<PackRecord>>>>,
     completed: Mutex<Vec<PackRecord>>,
     permits: Arc<Semaphore>,
@@ -29,7 +31,8 @@ impl Packer {
         let uploads = repo.options().pack_uploads.max(1);
         Packer {
             repo,
-            current: Mutex::new(None),
+            data: Mutex::new(None),
+            metadata: Mutex::new(None),
             uploads: Mutex::new(Vec::new()),
             completed: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(uploads)),
@@ -52,9 +55,14 @@ impl Packer {
         raw_len: u32,
     ) -> Result<BlobRef> {
         let pack_size = self.repo.config().pack_size as usize;
+        let (open, capacity) = match kind {
+            BlobType::Data => (&self.data, pack_size + (1 << 20)),
+            // Metadata is about 1 % of the data: let its pack grow instead of reserving it.
+            BlobType::Content | BlobType::Tree => (&self.metadata, 1 << 20),
+        };
         let (r, full) = {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            let builder = current.get_or_insert_with(|| PackBuilder::new(pack_size + (1 << 20)));
+            let mut current = open.lock().unwrap_or_else(|e| e.into_inner());
+            let builder = current.get_or_insert_with(|| PackBuilder::new(capacity));
             let r = builder.add(kind, id, payload, compressed, raw_len);
             let full = if builder.len() >= pack_size {
                 current.take()
@@ -130,17 +138,15 @@ impl Packer {
         Ok(())
     }
 
-    /// Uploads the last pack and waits for every upload; returns the committed packs.
+    /// Uploads the last packs and waits for every upload; returns the committed packs.
     pub(crate) async fn finish(&self) -> Result<Vec<PackRecord>> {
-        let last = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(builder) = last
-            && !builder.is_empty()
-        {
-            self.upload(builder).await?;
+        for open in [&self.data, &self.metadata] {
+            let last = open.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(builder) = last
+                && !builder.is_empty()
+            {
+                self.upload(builder).await?;
+            }
         }
         let handles: Vec<_> =
             std::mem::take(&mut *self.uploads.lock().unwrap_or_else(|e| e.into_inner()));

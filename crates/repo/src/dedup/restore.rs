@@ -11,9 +11,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::blobref::BlobRef;
+use super::blobref::{BlobRef, decode_content_list};
 use super::id::Id;
-use super::pack::{BlobType, open_blob, pack_key};
+use super::pack::{BlobType, open_blob, open_blob_into, pack_key};
 use super::repository::Repository;
 use super::snapshot::{Node, NodeType, Snapshot, SnapshotKind, Tree};
 use crate::progress::SharedProgress;
@@ -48,7 +48,19 @@ struct Fetch {
     pack: Id,
     start: u64,
     end: u64,
+    /// Bytes the blobs restore to.
+    raw: u64,
     pieces: Vec<Piece>,
+}
+
+impl Fetch {
+    /// The files this fetch writes to, each once.
+    fn files(&self) -> Vec<u64> {
+        let mut files: Vec<u64> = self.pieces.iter().map(|p| p.file).collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,16 +70,26 @@ struct Piece {
     r: BlobRef,
 }
 
-/// Coalesces consecutive refs that are adjacent in one pack into ranged reads.
+/// Unneeded bytes one ranged read may span rather than being cut in two (docs/FORMAT.md §6.3).
+const MAX_GAP: u64 = 256 << 10;
+/// Blobs in one ranged read at most.
+const MAX_PIECES: usize = 4096;
+/// Content lists of one file read ahead of the planner.
+const LIST_READ_AHEAD: usize = 8;
+
+/// Cuts a sequence of refs into ranged reads: a ref joins the open read if it lies in the same
+/// pack, at most [`MAX_GAP`] past its end (or inside it), and the read stays within the limits.
 struct Coalescer {
     max_range: u64,
+    max_raw: u64,
     current: Option<Fetch>,
 }
 
 impl Coalescer {
-    fn new(max_range: u64) -> Coalescer {
+    fn new(max_range: u64, max_raw: u64) -> Coalescer {
         Coalescer {
             max_range,
+            max_raw,
             current: None,
         }
     }
@@ -77,11 +99,14 @@ impl Coalescer {
         let r = piece.r;
         if let Some(f) = &mut self.current
             && f.pack == r.pack
-            && f.end == r.offset as u64
-            && f.end + r.stored_len as u64 - f.start <= self.max_range
-            && f.pieces.len() < 4096
+            && r.offset as u64 >= f.start
+            && r.offset as u64 <= f.end + MAX_GAP
+            && f.end.max(r.end()) - f.start <= self.max_range
+            && f.raw + r.raw_len as u64 <= self.max_raw
+            && f.pieces.len() < MAX_PIECES
         {
-            f.end += r.stored_len as u64;
+            f.end = f.end.max(r.end());
+            f.raw += r.raw_len as u64;
             f.pieces.push(piece);
             return None;
         }
@@ -89,6 +114,7 @@ impl Coalescer {
             pack: r.pack,
             start: r.offset as u64,
             end: r.end(),
+            raw: r.raw_len as u64,
             pieces: vec![piece],
         })
     }
@@ -98,33 +124,120 @@ impl Coalescer {
     }
 }
 
-/// Fetches a range and opens its blobs (on a blocking thread).
-async fn fetch_and_open(repo: &Repository, fetch: Fetch) -> Result<(Vec<(Piece, Vec<u8>)>, u64)> {
+/// Sorts pieces by pack and offset and cuts them into ranged reads.
+fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64) -> Vec<Fetch> {
+    pieces.sort_unstable_by(|a, b| {
+        (a.r.pack, a.r.offset, a.file, a.offset).cmp(&(b.r.pack, b.r.offset, b.file, b.offset))
+    });
+    let mut coalescer = Coalescer::new(max_range, u64::MAX);
+    let mut fetches = Vec::new();
+    for piece in pieces {
+        fetches.extend(coalescer.push(piece));
+    }
+    fetches.extend(coalescer.finish());
+    fetches
+}
+
+/// Reads a fetch's range from its pack.
+async fn read_range(repo: &Repository, fetch: &Fetch) -> Result<bytes::Bytes> {
     let key = pack_key(&fetch.pack);
-    let bytes = match repo.store().get_range(&key, fetch.start..fetch.end).await {
-        Ok(b) => b,
+    match repo.store().get_range(&key, fetch.start..fetch.end).await {
+        Ok(b) => Ok(b),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::not_found(format!("pack {key} is missing")));
+            Err(Error::not_found(format!("pack {key} is missing")))
         }
-        Err(e) => return Err(e),
-    };
-    let fetched = bytes.len() as u64;
+        Err(e) => Err(e),
+    }
+}
+
+/// Fetches a range and opens its blobs in order (on a blocking thread); a blob named by
+/// consecutive pieces is opened once.
+async fn fetch_and_open(
+    repo: &Repository,
+    fetch: Fetch,
+    kind: BlobType,
+) -> Result<Vec<(Piece, Vec<u8>)>> {
+    let bytes = read_range(repo, &fetch).await?;
     let keys = repo.keys().clone();
-    let opened = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let aead = keys.pack_aead(&fetch.pack);
-        fetch
-            .pieces
-            .into_iter()
-            .map(|piece| {
-                let at = (piece.r.offset as u64 - fetch.start) as usize;
-                let stored = &bytes[at..at + piece.r.stored_len as usize];
-                open_blob(&aead, BlobType::Data, &piece.r, stored).map(|plain| (piece, plain))
-            })
-            .collect::<Result<Vec<_>>>()
+        let mut opened: Vec<(Piece, Vec<u8>)> = Vec::with_capacity(fetch.pieces.len());
+        for piece in fetch.pieces {
+            let plain = match opened.last() {
+                Some((last, plain)) if last.r.offset == piece.r.offset => plain.clone(),
+                _ => {
+                    let at = (piece.r.offset as u64 - fetch.start) as usize;
+                    let stored = &bytes[at..at + piece.r.stored_len as usize];
+                    open_blob(&aead, kind, &piece.r, stored)?
+                }
+            };
+            opened.push((piece, plain));
+        }
+        Ok(opened)
     })
     .await
-    .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))??;
-    Ok((opened, fetched))
+    .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))?
+}
+
+/// Fetches a stream job's range and opens its blobs, in order, into one buffer (on a blocking
+/// thread).
+async fn fetch_joined(repo: &Repository, fetch: Fetch) -> Result<Vec<u8>> {
+    let bytes = read_range(repo, &fetch).await?;
+    let keys = repo.keys().clone();
+    tokio::task::spawn_blocking(move || {
+        let aead = keys.pack_aead(&fetch.pack);
+        let mut out = Vec::with_capacity(fetch.raw as usize);
+        let mut last: Option<(u32, usize)> = None;
+        for piece in &fetch.pieces {
+            let start = out.len();
+            match last {
+                Some((offset, at)) if offset == piece.r.offset => {
+                    out.extend_from_within(at..at + piece.r.raw_len as usize);
+                }
+                _ => {
+                    let at = (piece.r.offset as u64 - fetch.start) as usize;
+                    let stored = &bytes[at..at + piece.r.stored_len as usize];
+                    open_blob_into(&aead, BlobType::Data, &piece.r, stored, &mut out)?;
+                }
+            }
+            last = Some((piece.r.offset, start));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))?
+}
+
+/// Reads content lists with as few requests as their placement allows.
+async fn read_content_lists(
+    repo: &Repository,
+    refs: Vec<BlobRef>,
+) -> Result<HashMap<Id, Vec<BlobRef>>> {
+    let pieces = refs
+        .into_iter()
+        .map(|r| Piece {
+            file: 0,
+            offset: 0,
+            r,
+        })
+        .collect();
+    let fetches = plan_fetches(pieces, repo.options().restore_range);
+    let mut reads = futures::stream::iter(fetches)
+        .map(|f| fetch_and_open(repo, f, BlobType::Content))
+        .buffer_unordered(PREFETCH_READS);
+    let mut lists = HashMap::new();
+    while let Some(opened) = reads.next().await {
+        for (piece, plain) in opened? {
+            if lists.contains_key(&piece.r.id) {
+                continue;
+            }
+            let list = decode_content_list(&plain, &|| {
+                format!("{} in pack {}", piece.r.id.short(), pack_key(&piece.r.pack))
+            })?;
+            lists.insert(piece.r.id, list);
+        }
+    }
+    Ok(lists)
 }
 
 /// Streams a file's or stream's content into `out`, in order, with a bounded reorder window.
@@ -142,12 +255,18 @@ where
     let producer = {
         let repo = repo.clone();
         let content = node.content.clone();
-        // Decoded blobs wait in order here, so ranges are smaller than for tree restores.
-        let max_range = repo.options().restore_range.min(4 << 20);
+        // Decoded blobs wait in order here, so jobs are bounded by what they restore to.
+        let max_range = repo.options().restore_range.min(STREAM_JOB);
         async move {
-            let mut coalescer = Coalescer::new(max_range);
-            for list in &content {
-                let refs = match repo.read_content_list(list).await {
+            let mut lists = futures::stream::iter(content)
+                .map(|r| {
+                    let repo = repo.clone();
+                    async move { repo.read_content_list(&r).await }
+                })
+                .buffered(LIST_READ_AHEAD);
+            let mut coalescer = Coalescer::new(max_range, STREAM_JOB);
+            while let Some(refs) = lists.next().await {
+                let refs = match refs {
                     Ok(refs) => refs,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -186,16 +305,14 @@ where
         }
     };
     let consumer = async {
-        let window = repo.options().restore_fetches.clamp(1, 8);
+        let window = repo.options().restore_fetches.clamp(1, STREAM_WINDOW);
         let mut results = ReceiverStream::new(rx)
             .map(|job| {
                 let repo = repo.clone();
                 async move {
                     match job? {
                         StreamJob::Zero(len) => Ok(StreamOut::Zero(len)),
-                        StreamJob::Fetch(f) => fetch_and_open(&repo, f)
-                            .await
-                            .map(|(blobs, _)| StreamOut::Data(blobs)),
+                        StreamJob::Fetch(f) => fetch_joined(&repo, f).await.map(StreamOut::Data),
                     }
                 }
             })
@@ -215,14 +332,12 @@ where
                         progress.add(n as u64);
                     }
                 }
-                StreamOut::Data(blobs) => {
-                    for (_, plain) in blobs {
-                        out.write_all(&plain)
-                            .await
-                            .map_err(|e| Error::io("writing restored data", e))?;
-                        written += plain.len() as u64;
-                        progress.add(plain.len() as u64);
-                    }
+                StreamOut::Data(data) => {
+                    out.write_all(&data)
+                        .await
+                        .map_err(|e| Error::io("writing restored data", e))?;
+                    written += data.len() as u64;
+                    progress.add(data.len() as u64);
                 }
             }
         }
@@ -242,13 +357,18 @@ where
     Ok(written)
 }
 
+/// Bytes one stream job restores to at most.
+const STREAM_JOB: u64 = 4 << 20;
+/// Stream jobs in flight ahead of the output position at most.
+const STREAM_WINDOW: usize = 16;
+
 enum StreamJob {
     Fetch(Fetch),
     Zero(u64),
 }
 
 enum StreamOut {
-    Data(Vec<(Piece, Vec<u8>)>),
+    Data(Vec<u8>),
     Zero(u64),
 }
 
@@ -256,8 +376,9 @@ enum StreamOut {
 struct Slot {
     path: PathBuf,
     node: Node,
-    file: Option<Arc<std::fs::File>>,
+    /// Fetches sent that write to this file and are not written yet.
     pending: u64,
+    /// Every fetch of this file has been sent (and counted in `pending`).
     produced: bool,
 }
 
@@ -343,10 +464,10 @@ pub async fn restore_tree(
         owners,
         dirs: Vec::new(),
         hardlinks: Vec::new(),
-        coalescer: Coalescer::new(repo.options().restore_range),
         progress: progress.clone(),
-        produced_on_send: Vec::new(),
         prefetched: HashMap::new(),
+        batch: Batch::default(),
+        flushes: 0,
     };
     let plan = planner.run(target.to_path_buf(), start_node, start_rel);
     let execute = async {
@@ -444,20 +565,28 @@ struct Planner {
     owners: bool,
     dirs: Vec<(PathBuf, Node)>,
     hardlinks: Vec<(PathBuf, PathBuf)>,
-    coalescer: Coalescer,
     progress: SharedProgress,
-    /// Files whose last blobs sit in the open fetch: they become `produced` when that fetch is
-    /// sent and counted, never before (a writer finishing the file's earlier fetches in between
-    /// would otherwise finalize it and then meet the open fetch's blobs).
-    produced_on_send: Vec<u64>,
-    /// Content lists of the small files of the batch of tree entries being planned, read
-    /// ahead concurrently: reading them one by one costs a store round trip per file.
+    /// Content lists of the small files of the tree entries being planned, read ahead
+    /// together: reading them one by one costs a store round trip per file.
     prefetched: HashMap<Id, Vec<BlobRef>>,
+    batch: Batch,
+    /// Batches sent so far (the first ones are small, so writing starts at once).
+    flushes: u32,
+}
+
+/// Refs collected for sorting by pack and offset before they are cut into fetches.
+#[derive(Default)]
+struct Batch {
+    pieces: Vec<Piece>,
+    /// Files whose every ref is in this batch or an earlier one.
+    complete: Vec<u64>,
+    /// Files with refs in this batch.
+    files: usize,
 }
 
 /// Tree entries whose small files' content lists are read ahead together.
 const PREFETCH_ENTRIES: usize = 256;
-/// Content-list reads in flight while reading ahead.
+/// Ranged reads in flight while reading content lists ahead.
 const PREFETCH_READS: usize = 16;
 
 type Planned = (Vec<(PathBuf, Node)>, Vec<(PathBuf, PathBuf)>);
@@ -482,10 +611,11 @@ impl Planner {
                 if !rel.is_empty() {
                     self.dirs.push((base.clone(), start.clone()));
                 }
-                self.dir(&target, base, subtree).await
+                self.dir(&target, base, subtree).await?;
             } else {
-                self.node(&target, &base, start).await
+                self.node(&target, &base, start).await?;
             }
+            self.flush().await
         }
         .await;
         if let Err(e) = outcome {
@@ -493,41 +623,69 @@ impl Planner {
             let _ = self.tx.send(Err(message)).await;
             return Err(e);
         }
-        if let Some(f) = self.coalescer.finish() {
-            self.send(f).await?;
-        }
         Ok((
             std::mem::take(&mut self.dirs),
             std::mem::take(&mut self.hardlinks),
         ))
     }
 
-    async fn send(&mut self, fetch: Fetch) -> Result<()> {
-        {
+    /// Refs a batch holds before it is sent (docs/FORMAT.md §6.3).
+    fn batch_refs(&self) -> usize {
+        self.repo.options().restore_batch.max(1)
+    }
+
+    /// Whether the batch is full: the first batch at a quarter of the limits, so writing
+    /// starts early; files count as 32 refs.
+    fn batch_full(&self) -> bool {
+        let limit = if self.flushes == 0 {
+            self.batch_refs() / 4
+        } else {
+            self.batch_refs()
+        };
+        self.batch.pieces.len() + 32 * self.batch.files >= limit.max(1)
+    }
+
+    /// Sends the batch: cuts its refs into fetches, counts them against their files, marks
+    /// the batch's complete files produced (finishing those with nothing left to write), and
+    /// only then sends the fetches, so no writer can finish a file early.
+    async fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.flushes += 1;
+        let fetches = plan_fetches(batch.pieces, self.repo.options().restore_range);
+        let finished = {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            let mut seen = Vec::new();
-            for piece in &fetch.pieces {
-                if !seen.contains(&piece.file) {
-                    seen.push(piece.file);
-                    if let Some(slot) = files.slots.get_mut(&piece.file) {
+            for fetch in &fetches {
+                for id in fetch.files() {
+                    if let Some(slot) = files.slots.get_mut(&id) {
                         slot.pending += 1;
                     }
                 }
             }
-            self.produced_on_send.retain(|id| {
-                if !seen.contains(id) {
-                    return true;
+            let mut finished = Vec::new();
+            for id in batch.complete {
+                let done = match files.slots.get_mut(&id) {
+                    Some(slot) => {
+                        slot.produced = true;
+                        slot.pending == 0
+                    }
+                    None => false,
+                };
+                if done && let Some(slot) = files.slots.remove(&id) {
+                    finished.push(slot);
                 }
-                if let Some(slot) = files.slots.get_mut(id) {
-                    slot.produced = true;
-                }
-                false
-            });
+            }
+            finished
+        };
+        for slot in finished {
+            apply_meta(&slot.path, &slot.node, self.owners)?;
         }
-        self.tx
-            .send(Ok(fetch))
-            .await
-            .map_err(|_| Error::new(ErrorKind::Io, "restore writers stopped"))
+        for fetch in fetches {
+            self.tx
+                .send(Ok(fetch))
+                .await
+                .map_err(|_| Error::new(ErrorKind::Io, "restore writers stopped"))?;
+        }
+        Ok(())
     }
 
     fn dir<'a>(
@@ -562,17 +720,7 @@ impl Planner {
         if refs.len() < 2 {
             return Ok(());
         }
-        let repo = self.repo.clone();
-        let mut reads = futures::stream::iter(refs)
-            .map(|r| {
-                let repo = repo.clone();
-                async move { repo.read_content_list(&r).await.map(|list| (r.id, list)) }
-            })
-            .buffer_unordered(PREFETCH_READS);
-        while let Some(read) = reads.next().await {
-            let (id, list) = read?;
-            self.prefetched.insert(id, list);
-        }
+        self.prefetched = read_content_lists(&self.repo, refs).await?;
         Ok(())
     }
 
@@ -651,8 +799,12 @@ impl Planner {
         file.set_len(node.size)
             .map_err(|e| Error::io(format!("sizing {}", path.display()), e))?;
         drop(file);
-        let content = node.content.clone();
         let size = node.size;
+        let lists: Vec<(BlobRef, Option<Vec<BlobRef>>)> = node
+            .content
+            .iter()
+            .map(|r| (*r, self.prefetched.get(&r.id).cloned()))
+            .collect();
         let slot_id = {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             let id = files.next;
@@ -662,7 +814,6 @@ impl Planner {
                 Slot {
                     path: path.clone(),
                     node,
-                    file: None,
                     pending: 0,
                     produced: false,
                 },
@@ -674,23 +825,37 @@ impl Planner {
             summary.files += 1;
             summary.bytes += size;
         }
+        self.batch.files += 1;
+        let repo = self.repo.clone();
+        let mut lists = futures::stream::iter(lists)
+            .map(|(r, read)| {
+                let repo = repo.clone();
+                async move {
+                    match read {
+                        Some(refs) => Ok(refs),
+                        None => repo.read_content_list(&r).await,
+                    }
+                }
+            })
+            .buffered(LIST_READ_AHEAD);
         let mut offset = 0u64;
-        for list in &content {
-            let refs = match self.prefetched.remove(&list.id) {
-                Some(refs) => refs,
-                None => self.repo.read_content_list(list).await?,
-            };
-            for r in refs {
+        while let Some(refs) = lists.next().await {
+            for r in refs? {
                 if r.is_zero_run() {
                     self.progress.add(r.raw_len as u64);
-                } else if let Some(f) = self.coalescer.push(Piece {
-                    file: slot_id,
-                    offset,
-                    r,
-                }) {
-                    self.send(f).await?;
+                } else {
+                    self.batch.pieces.push(Piece {
+                        file: slot_id,
+                        offset,
+                        r,
+                    });
                 }
                 offset += r.raw_len as u64;
+            }
+            if self.batch.pieces.len() >= self.batch_refs() {
+                self.flush().await?;
+                // The file goes on in the next batch.
+                self.batch.files += 1;
             }
         }
         if offset != size {
@@ -699,34 +864,9 @@ impl Planner {
                 path.display()
             )));
         }
-        // Count the blobs still in the open fetch for this file before marking it produced.
-        let in_open = self
-            .coalescer
-            .current
-            .as_ref()
-            .is_some_and(|f| f.pieces.iter().any(|p| p.file == slot_id));
-        let finished = {
-            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            let ready = match files.slots.get_mut(&slot_id) {
-                Some(_) if in_open => {
-                    // The open fetch is sent later; `send` counts it and marks the file then.
-                    self.produced_on_send.push(slot_id);
-                    false
-                }
-                Some(slot) => {
-                    slot.produced = true;
-                    slot.pending == 0
-                }
-                None => false,
-            };
-            if ready {
-                files.slots.remove(&slot_id)
-            } else {
-                None
-            }
-        };
-        if let Some(slot) = finished {
-            apply_meta(&slot.path, &slot.node, self.owners)?;
+        self.batch.complete.push(slot_id);
+        if self.batch_full() {
+            self.flush().await?;
         }
         Ok(())
     }
@@ -744,8 +884,8 @@ fn remove_existing(path: &Path) -> Result<()> {
     }
 }
 
-/// Fetches one range and writes its blobs at their offsets, one blob in memory at a time;
-/// finalizes the files it completes.
+/// Fetches one range and writes its blobs at their offsets, one blob in memory at a time
+/// (a blob named by consecutive pieces is opened once); finalizes the files it completes.
 async fn write_fetch(
     repo: &Repository,
     fetch: Fetch,
@@ -753,56 +893,58 @@ async fn write_fetch(
     owners: bool,
     progress: &SharedProgress,
 ) -> Result<u64> {
-    let key = pack_key(&fetch.pack);
-    let bytes = match repo.store().get_range(&key, fetch.start..fetch.end).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(Error::not_found(format!("pack {key} is missing")));
-        }
-        Err(e) => return Err(e),
-    };
+    let bytes = read_range(repo, &fetch).await?;
     let fetched = bytes.len() as u64;
     let files = files.clone();
     let progress = progress.clone();
     let keys = repo.keys().clone();
     tokio::task::spawn_blocking(move || -> Result<u64> {
         let aead = keys.pack_aead(&fetch.pack);
-        let mut touched: Vec<u64> = Vec::new();
+        let mut plain = Vec::new();
+        let mut last: Option<u32> = None;
+        // One file open at a time: a fetch may write to hundreds of small files.
+        let mut open: Option<(u64, std::fs::File, PathBuf)> = None;
         for piece in &fetch.pieces {
-            let at = (piece.r.offset as u64 - fetch.start) as usize;
-            let plain = open_blob(
-                &aead,
-                BlobType::Data,
-                &piece.r,
-                &bytes[at..at + piece.r.stored_len as usize],
-            )?;
-            let (file, path) = {
-                let mut guard = files.lock().unwrap_or_else(|e| e.into_inner());
-                let slot = guard.slots.get_mut(&piece.file).ok_or_else(|| {
-                    Error::corrupt("a restore job names a file that is already complete")
-                })?;
-                if slot.file.is_none() {
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&slot.path)
-                        .map_err(|e| Error::io(format!("opening {}", slot.path.display()), e))?;
-                    slot.file = Some(Arc::new(f));
-                }
-                (slot.file.clone(), slot.path.clone())
-            };
-            if let Some(file) = file {
+            if last != Some(piece.r.offset) {
+                let at = (piece.r.offset as u64 - fetch.start) as usize;
+                plain.clear();
+                open_blob_into(
+                    &aead,
+                    BlobType::Data,
+                    &piece.r,
+                    &bytes[at..at + piece.r.stored_len as usize],
+                    &mut plain,
+                )?;
+                last = Some(piece.r.offset);
+            }
+            if open.as_ref().is_none_or(|(id, _, _)| *id != piece.file) {
+                let path = files
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .slots
+                    .get(&piece.file)
+                    .map(|slot| slot.path.clone())
+                    .ok_or_else(|| {
+                        Error::corrupt("a restore job names a file that is already complete")
+                    })?;
+                drop(open.take());
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+                open = Some((piece.file, file, path));
+            }
+            if let Some((_, file, path)) = &open {
                 file.write_all_at(&plain, piece.offset)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             }
             progress.add(plain.len() as u64);
-            if !touched.contains(&piece.file) {
-                touched.push(piece.file);
-            }
         }
+        drop(open);
         let mut done = Vec::new();
         {
             let mut guard = files.lock().unwrap_or_else(|e| e.into_inner());
-            for id in touched {
+            for id in fetch.files() {
                 let finished = match guard.slots.get_mut(&id) {
                     Some(slot) => {
                         slot.pending = slot.pending.saturating_sub(1);
@@ -816,11 +958,161 @@ async fn write_fetch(
             }
         }
         for slot in done {
-            drop(slot.file);
             apply_meta(&slot.path, &slot.node, owners)?;
         }
         Ok(fetched)
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Io, "a restore writer failed").with_source(e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pack(n: u8) -> Id {
+        Id([n; 32])
+    }
+
+    fn piece(file: u64, pack_no: u8, offset: u32, stored: u32) -> Piece {
+        Piece {
+            file,
+            offset: 0,
+            r: BlobRef {
+                id: Id([offset as u8; 32]),
+                pack: pack(pack_no),
+                index: 0,
+                offset,
+                stored_len: stored,
+                raw_len: stored * 3,
+            },
+        }
+    }
+
+    fn cut(pieces: &[Piece], max_range: u64, max_raw: u64) -> Vec<Fetch> {
+        let mut coalescer = Coalescer::new(max_range, max_raw);
+        let mut out = Vec::new();
+        for p in pieces {
+            out.extend(coalescer.push(*p));
+        }
+        out.extend(coalescer.finish());
+        out
+    }
+
+    fn spans(fetches: &[Fetch]) -> Vec<(u8, u64, u64, usize)> {
+        fetches
+            .iter()
+            .map(|f| (f.pack.0[0], f.start, f.end, f.pieces.len()))
+            .collect()
+    }
+
+    #[test]
+    fn adjacent_blobs_of_one_pack_are_one_read() {
+        let pieces = [
+            piece(0, 1, 0, 100),
+            piece(0, 1, 100, 50),
+            piece(1, 1, 150, 10),
+        ];
+        assert_eq!(spans(&cut(&pieces, 8 << 20, u64::MAX)), [(1, 0, 160, 3)]);
+    }
+
+    #[test]
+    fn small_gaps_are_read_through_and_large_gaps_cut_the_read() {
+        let gap = MAX_GAP as u32;
+        let pieces = [
+            piece(0, 1, 0, 100),
+            piece(0, 1, 100 + gap, 100),
+            piece(0, 1, 200 + 2 * gap + 1, 100),
+        ];
+        assert_eq!(
+            spans(&cut(&pieces, 8 << 20, u64::MAX)),
+            [
+                (1, 0, 200 + gap as u64, 2),
+                (1, 200 + 2 * gap as u64 + 1, 300 + 2 * gap as u64 + 1, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn another_pack_a_full_range_or_a_full_job_cuts_the_read() {
+        let pieces = [piece(0, 1, 0, 100), piece(0, 2, 100, 100)];
+        assert_eq!(spans(&cut(&pieces, 8 << 20, u64::MAX)).len(), 2);
+        let pieces = [piece(0, 1, 0, 100), piece(0, 1, 100, 100)];
+        assert_eq!(spans(&cut(&pieces, 150, u64::MAX)).len(), 2);
+        // Raw bytes bound stream jobs: 300 + 300 > 500.
+        assert_eq!(spans(&cut(&pieces, 8 << 20, 500)).len(), 2);
+        assert_eq!(spans(&cut(&pieces, 8 << 20, 600)).len(), 1);
+    }
+
+    #[test]
+    fn a_blob_needed_again_inside_the_read_joins_it_but_an_earlier_one_does_not() {
+        // Stream order: the same blob twice in a row, then a blob before the read's start.
+        let pieces = [
+            piece(0, 1, 1000, 100),
+            piece(0, 1, 1000, 100),
+            piece(0, 1, 0, 100),
+        ];
+        assert_eq!(
+            spans(&cut(&pieces, 8 << 20, u64::MAX)),
+            [(1, 1000, 1100, 2), (1, 0, 100, 1)]
+        );
+    }
+
+    #[test]
+    fn a_batch_is_read_pack_by_pack_in_offset_order_whatever_the_file_order() {
+        // Two files whose blobs alternate between two packs, and one blob both files share.
+        let pieces = vec![
+            piece(0, 2, 100, 100),
+            piece(0, 1, 0, 100),
+            piece(1, 2, 0, 100),
+            piece(1, 1, 100, 100),
+            piece(1, 2, 100, 100),
+        ];
+        let fetches = plan_fetches(pieces, 8 << 20);
+        assert_eq!(spans(&fetches), [(1, 0, 200, 2), (2, 0, 200, 3)]);
+        assert_eq!(fetches[1].files(), [0, 1]);
+        let offsets: Vec<u32> = fetches[1].pieces.iter().map(|p| p.r.offset).collect();
+        assert_eq!(offsets, [0, 100, 100]);
+    }
+
+    proptest! {
+        #[test]
+        fn every_piece_lands_in_exactly_one_read_that_covers_it(
+            raw in proptest::collection::vec((0u64..3, 1u8..4, 0u32..2_000_000, 1u32..300_000), 0..300),
+            max_range in 100_000u64..9_000_000,
+        ) {
+            let pieces: Vec<Piece> = raw
+                .iter()
+                .map(|&(file, p, offset, stored)| piece(file, p, offset, stored))
+                .collect();
+            let fetches = plan_fetches(pieces.clone(), max_range);
+            let total: usize = fetches.iter().map(|f| f.pieces.len()).sum();
+            prop_assert_eq!(total, pieces.len());
+            let mut previous: Option<(Id, u64)> = None;
+            for f in &fetches {
+                prop_assert!(f.pieces.len() <= MAX_PIECES);
+                if f.pieces.len() > 1 {
+                    prop_assert!(f.end - f.start <= max_range);
+                }
+                for p in &f.pieces {
+                    prop_assert_eq!(p.r.pack, f.pack);
+                    prop_assert!(p.r.offset as u64 >= f.start && p.r.end() <= f.end);
+                }
+                // Reads come pack by pack, in offset order.
+                if let Some(prev) = previous {
+                    prop_assert!(prev <= (f.pack, f.start));
+                }
+                previous = Some((f.pack, f.start));
+            }
+            let mut want: Vec<(u64, Id, u32)> = pieces.iter().map(|p| (p.file, p.r.pack, p.r.offset)).collect();
+            let mut got: Vec<(u64, Id, u32)> = fetches
+                .iter()
+                .flat_map(|f| f.pieces.iter().map(|p| (p.file, p.r.pack, p.r.offset)))
+                .collect();
+            want.sort();
+            got.sort();
+            prop_assert_eq!(want, got);
+        }
+    }
 }
