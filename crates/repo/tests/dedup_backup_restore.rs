@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_repo::config::Secret;
 use cairn_repo::dedup::{
@@ -578,4 +579,42 @@ async fn tiny_restore_batches_split_files_and_directories_and_still_restore_exac
         assert_eq!(describe(&src), describe(&target), "batch {batch}");
         assert_eq!(summary.files, 3 * 44, "batch {batch}");
     }
+}
+
+#[tokio::test]
+async fn many_large_files_share_one_compression_budget_without_stalling() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = disk_repo(work.path())
+        .await
+        .with_options(cairn_repo::dedup::RepoOptions {
+            // Two batches in flight for the whole backup, while four files are read at once.
+            workers: 1,
+            ..Default::default()
+        });
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..6u64 {
+        std::fs::write(src.join(format!("table{i}")), table(800, i + 70)).expect("write");
+    }
+    let snapshot = tokio::time::timeout(
+        Duration::from_secs(120),
+        backup_tree(&repo, &src, &BackupOptions::default(), no_progress()),
+    )
+    .await
+    .expect("the backup finished")
+    .expect("backup");
+    let target = work.path().join("restored");
+    restore_tree(
+        &repo,
+        &snapshot,
+        &target,
+        &RestoreOptions {
+            owners: Some(false),
+            ..Default::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect("restore");
+    assert_eq!(describe(&src), describe(&target));
 }

@@ -54,11 +54,11 @@ impl Packer {
         compressed: bool,
         raw_len: u32,
     ) -> Result<BlobRef> {
-        let pack_size = self.repo.config().pack_size as usize;
-        let (open, capacity) = match kind {
-            BlobType::Data => (&self.data, pack_size + (1 << 20)),
-            // Metadata is about 1 % of the data: let its pack grow instead of reserving it.
-            BlobType::Content | BlobType::Tree => (&self.metadata, 1 << 20),
+        let data_size = self.repo.config().pack_size as usize;
+        let (open, capacity, pack_size) = match kind {
+            BlobType::Data => (&self.data, data_size + (1 << 20), data_size),
+            // Metadata is about 1 % of the data: smaller packs, grown rather than reserved.
+            BlobType::Content | BlobType::Tree => (&self.metadata, 1 << 20, data_size / 4),
         };
         let (r, full) = {
             let mut current = open.lock().unwrap_or_else(|e| e.into_inner());

@@ -57,6 +57,9 @@ pub struct Writer {
     repo: Repository,
     view: Arc<IndexView>,
     packer: Arc<Packer>,
+    /// Batches being compressed or waiting to be packed, across all files of the session:
+    /// bounds memory however many files are written at once.
+    compressing: Arc<tokio::sync::Semaphore>,
     session: Session,
     index: Mutex<SessionIndex>,
     stats: Mutex<Summary>,
@@ -104,6 +107,7 @@ impl Writer {
             repo: repo.clone(),
             view: Arc::new(view),
             packer: Arc::new(Packer::new(repo.clone())),
+            compressing: Arc::new(tokio::sync::Semaphore::new(options.workers.max(1) * 2)),
             session,
             index: Mutex::new(SessionIndex::default()),
             stats: Mutex::new(Summary::default()),
@@ -183,12 +187,25 @@ impl Writer {
         let mut window = Window::new(self.repo.clone(), self.view.clone());
         window.start_from_parent(parent).await;
         let level = self.repo.config().zstd_level;
-        let depth = self.repo.options().workers.max(1) * 2;
         let mut content = ContentBuilder::default();
         let mut in_flight = FuturesOrdered::new();
         let mut input_done = false;
         loop {
-            while !input_done && in_flight.len() < depth {
+            while !input_done {
+                // Wait for a permit only with nothing in flight: a file never waits for
+                // permits while holding some (no deadlock between files).
+                let permit = if in_flight.is_empty() {
+                    self.compressing
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::new(ErrorKind::Io, "the backup was shut down"))?
+                } else {
+                    match self.compressing.clone().try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    }
+                };
                 match rx.recv().await {
                     Some(Ok(batch)) => {
                         let mut items = Vec::with_capacity(batch.len());
@@ -207,7 +224,7 @@ impl Writer {
                         // Let prefetches of content lists make progress.
                         tokio::task::yield_now().await;
                         in_flight.push_back(tokio::task::spawn_blocking(move || {
-                            compress_batch(items, level)
+                            (compress_batch(items, level), permit)
                         }));
                     }
                     Some(Err(e)) => return Err(e),
@@ -217,7 +234,7 @@ impl Writer {
             let Some(done) = in_flight.next().await else {
                 break;
             };
-            let items = done.map_err(|e| {
+            let (items, _permit) = done.map_err(|e| {
                 Error::new(ErrorKind::Io, "a compression worker failed").with_source(e)
             })?;
             for item in items {

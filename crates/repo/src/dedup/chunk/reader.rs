@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{ByteChunker, ChunkerParams, Mode, PageChunker, TarChunker};
 
@@ -24,7 +24,7 @@ enum Cutter {
 /// Splits what a reader yields into chunks.
 pub struct ChunkReader<R: Read> {
     reader: R,
-    buf: BytesMut,
+    buf: Bytes,
     eof: bool,
     cutter: Cutter,
     offset: u64,
@@ -45,7 +45,7 @@ impl<R: Read> ChunkReader<R> {
         let read_size = (4 << 20).max(params.max_chunk() * 2);
         ChunkReader {
             reader,
-            buf: BytesMut::with_capacity(read_size * 2),
+            buf: Bytes::new(),
             eof: false,
             cutter,
             offset: 0,
@@ -70,7 +70,7 @@ impl<R: Read> ChunkReader<R> {
                 if let Cutter::Stream(t) = &mut self.cutter {
                     t.advance(len);
                 }
-                let data = self.buf.split_to(len).freeze();
+                let data = self.buf.split_to(len);
                 let chunk = Chunk {
                     offset: self.offset,
                     data,
@@ -85,26 +85,18 @@ impl<R: Read> ChunkReader<R> {
         }
     }
 
+    /// Reads up to `read_size` more bytes after what is left, into a new vector's spare
+    /// capacity (`read_to_end` does not zero it first); chunks handed out keep the old buffer
+    /// alive.
     fn fill(&mut self) -> io::Result<()> {
-        let start = self.buf.len();
-        self.buf.reserve(self.read_size);
-        self.buf.resize(start + self.read_size, 0);
-        let mut filled = start;
-        while filled < self.buf.len() {
-            match self.reader.read(&mut self.buf[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(filled);
-                    return Err(e);
-                }
-            }
+        let mut next = Vec::with_capacity(self.buf.len() + self.read_size);
+        next.extend_from_slice(&self.buf);
+        let want = self.read_size as u64;
+        let read = (&mut self.reader).take(want).read_to_end(&mut next)?;
+        if (read as u64) < want {
+            self.eof = true;
         }
-        self.buf.truncate(filled);
+        self.buf = Bytes::from(next);
         Ok(())
     }
 }
