@@ -116,7 +116,7 @@ impl Default for RepoOptions {
             .unwrap_or(2);
         RepoOptions {
             workers: cores,
-            pack_uploads: 4,
+            pack_uploads: 3,
             window_segments: 64,
             restore_fetches: 16,
             restore_range: 8 << 20,

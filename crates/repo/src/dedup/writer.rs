@@ -153,7 +153,7 @@ impl Writer {
     ) -> Result<FileContent> {
         let keys = self.repo.keys().clone();
         let params = self.repo.config().chunker;
-        let (tx, mut rx) = mpsc::channel::<Result<Vec<(Bytes, Option<Id>)>>>(4);
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<(Bytes, Option<Id>)>>>(2);
         let reader = tokio::task::spawn_blocking(move || {
             let mut chunks = ChunkReader::new(input, mode, &params, keys.chunker_key());
             let mut batch = Vec::new();

@@ -356,8 +356,12 @@ pub(crate) fn open_blob_into(
             &tag,
         )
         .map_err(|()| authentication())?;
-        out.resize(start + r.raw_len as usize, 0);
-        let result = decompressor.decompress_to_buffer(ciphertext.as_slice(), &mut out[start..]);
+        // Decompress into the spare capacity after `start` (a cursor there), not zeroed first.
+        out.reserve(r.raw_len as usize);
+        let mut cursor = std::io::Cursor::new(std::mem::take(out));
+        cursor.set_position(start as u64);
+        let result = decompressor.decompress_to_buffer(ciphertext.as_slice(), &mut cursor);
+        *out = cursor.into_inner();
         match result {
             Ok(n) if n == r.raw_len as usize => Ok(()),
             Ok(n) => {
