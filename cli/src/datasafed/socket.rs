@@ -196,9 +196,12 @@ impl SocketClient {
                 result = &mut pump, if !pumped => match result {
                     Ok(()) => pumped = true,
                     Err(PumpFailed { error, sender }) => {
-                        // Returning drops `call`, which resets the stream; until then the
-                        // body must stay open, or the agent would see a clean end.
-                        tokio::spawn(async move { sender.closed().await });
+                        // The body must never end cleanly now, or the agent would store what
+                        // it got. Returning drops `call`, which resets the stream; the sender
+                        // is leaked so that not even the runtime's shutdown (the process exits
+                        // next) can close the body first: a task holding it was dropped at
+                        // shutdown and its end-of-stream sometimes reached the agent.
+                        std::mem::forget(sender);
                         return Err(anyhow::Error::new(error).context("reading the data to push"));
                     }
                 },
