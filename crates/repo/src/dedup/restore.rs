@@ -70,26 +70,38 @@ struct Piece {
     r: BlobRef,
 }
 
-/// Unneeded bytes one ranged read may span rather than being cut in two (docs/FORMAT.md §6.3).
-const MAX_GAP: u64 = 256 << 10;
+/// Unneeded bytes one ranged read may span rather than being cut in two (docs/FORMAT.md §6.3):
+/// a request to an object store costs milliseconds, to a local directory microseconds.
+const REMOTE_GAP: u64 = 256 << 10;
+const LOCAL_GAP: u64 = 32 << 10;
+
+fn max_gap(repo: &Repository) -> u64 {
+    if repo.store().is_local() {
+        LOCAL_GAP
+    } else {
+        REMOTE_GAP
+    }
+}
 /// Blobs in one ranged read at most.
 const MAX_PIECES: usize = 4096;
 /// Content lists of one file read ahead of the planner.
 const LIST_READ_AHEAD: usize = 8;
 
 /// Cuts a sequence of refs into ranged reads: a ref joins the open read if it lies in the same
-/// pack, at most [`MAX_GAP`] past its end (or inside it), and the read stays within the limits.
+/// pack, at most `max_gap` past its end (or inside it), and the read stays within the limits.
 struct Coalescer {
     max_range: u64,
     max_raw: u64,
+    max_gap: u64,
     current: Option<Fetch>,
 }
 
 impl Coalescer {
-    fn new(max_range: u64, max_raw: u64) -> Coalescer {
+    fn new(max_range: u64, max_raw: u64, max_gap: u64) -> Coalescer {
         Coalescer {
             max_range,
             max_raw,
+            max_gap,
             current: None,
         }
     }
@@ -100,7 +112,7 @@ impl Coalescer {
         if let Some(f) = &mut self.current
             && f.pack == r.pack
             && r.offset as u64 >= f.start
-            && r.offset as u64 <= f.end + MAX_GAP
+            && r.offset as u64 <= f.end + self.max_gap
             && f.end.max(r.end()) - f.start <= self.max_range
             && f.raw + r.raw_len as u64 <= self.max_raw
             && f.pieces.len() < MAX_PIECES
@@ -125,11 +137,11 @@ impl Coalescer {
 }
 
 /// Sorts pieces by pack and offset and cuts them into ranged reads.
-fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64) -> Vec<Fetch> {
+fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64, max_gap: u64) -> Vec<Fetch> {
     pieces.sort_unstable_by(|a, b| {
         (a.r.pack, a.r.offset, a.file, a.offset).cmp(&(b.r.pack, b.r.offset, b.file, b.offset))
     });
-    let mut coalescer = Coalescer::new(max_range, u64::MAX);
+    let mut coalescer = Coalescer::new(max_range, u64::MAX, max_gap);
     let mut fetches = Vec::new();
     for piece in pieces {
         fetches.extend(coalescer.push(piece));
@@ -221,7 +233,7 @@ async fn read_content_lists(
             r,
         })
         .collect();
-    let fetches = plan_fetches(pieces, repo.options().restore_range);
+    let fetches = plan_fetches(pieces, repo.options().restore_range, max_gap(repo));
     let mut reads = futures::stream::iter(fetches)
         .map(|f| fetch_and_open(repo, f, BlobType::Content))
         .buffer_unordered(PREFETCH_READS);
@@ -264,7 +276,7 @@ where
                     async move { repo.read_content_list(&r).await }
                 })
                 .buffered(LIST_READ_AHEAD);
-            let mut coalescer = Coalescer::new(max_range, STREAM_JOB);
+            let mut coalescer = Coalescer::new(max_range, STREAM_JOB, max_gap(&repo));
             while let Some(refs) = lists.next().await {
                 let refs = match refs {
                     Ok(refs) => refs,
@@ -651,7 +663,11 @@ impl Planner {
     async fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.flushes += 1;
-        let fetches = plan_fetches(batch.pieces, self.repo.options().restore_range);
+        let fetches = plan_fetches(
+            batch.pieces,
+            self.repo.options().restore_range,
+            max_gap(&self.repo),
+        );
         let finished = {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             for fetch in &fetches {
@@ -991,7 +1007,7 @@ mod tests {
     }
 
     fn cut(pieces: &[Piece], max_range: u64, max_raw: u64) -> Vec<Fetch> {
-        let mut coalescer = Coalescer::new(max_range, max_raw);
+        let mut coalescer = Coalescer::new(max_range, max_raw, REMOTE_GAP);
         let mut out = Vec::new();
         for p in pieces {
             out.extend(coalescer.push(*p));
@@ -1019,7 +1035,7 @@ mod tests {
 
     #[test]
     fn small_gaps_are_read_through_and_large_gaps_cut_the_read() {
-        let gap = MAX_GAP as u32;
+        let gap = REMOTE_GAP as u32;
         let pieces = [
             piece(0, 1, 0, 100),
             piece(0, 1, 100 + gap, 100),
@@ -1069,7 +1085,7 @@ mod tests {
             piece(1, 1, 100, 100),
             piece(1, 2, 100, 100),
         ];
-        let fetches = plan_fetches(pieces, 8 << 20);
+        let fetches = plan_fetches(pieces, 8 << 20, REMOTE_GAP);
         assert_eq!(spans(&fetches), [(1, 0, 200, 2), (2, 0, 200, 3)]);
         assert_eq!(fetches[1].files(), [0, 1]);
         let offsets: Vec<u32> = fetches[1].pieces.iter().map(|p| p.r.offset).collect();
@@ -1081,12 +1097,13 @@ mod tests {
         fn every_piece_lands_in_exactly_one_read_that_covers_it(
             raw in proptest::collection::vec((0u64..3, 1u8..4, 0u32..2_000_000, 1u32..300_000), 0..300),
             max_range in 100_000u64..9_000_000,
+            max_gap in prop_oneof![Just(0u64), Just(LOCAL_GAP), Just(REMOTE_GAP)],
         ) {
             let pieces: Vec<Piece> = raw
                 .iter()
                 .map(|&(file, p, offset, stored)| piece(file, p, offset, stored))
                 .collect();
-            let fetches = plan_fetches(pieces.clone(), max_range);
+            let fetches = plan_fetches(pieces.clone(), max_range, max_gap);
             let total: usize = fetches.iter().map(|f| f.pieces.len()).sum();
             prop_assert_eq!(total, pieces.len());
             let mut previous: Option<(Id, u64)> = None;
@@ -1095,9 +1112,12 @@ mod tests {
                 if f.pieces.len() > 1 {
                     prop_assert!(f.end - f.start <= max_range);
                 }
+                let mut end = f.start;
                 for p in &f.pieces {
                     prop_assert_eq!(p.r.pack, f.pack);
                     prop_assert!(p.r.offset as u64 >= f.start && p.r.end() <= f.end);
+                    prop_assert!(p.r.offset as u64 <= end + max_gap, "a gap wider than allowed");
+                    end = end.max(p.r.end());
                 }
                 // Reads come pack by pack, in offset order.
                 if let Some(prev) = previous {
