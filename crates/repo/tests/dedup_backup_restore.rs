@@ -47,6 +47,26 @@ async fn disk_repo(work: &Path) -> Repository {
     .expect("init")
 }
 
+/// Restores all of `snapshot` under `target` (owners left alone); panics on error.
+async fn restore_all(
+    repo: &Repository,
+    snapshot: &cairn_repo::dedup::Snapshot,
+    target: &Path,
+) -> cairn_repo::dedup::RestoreSummary {
+    restore_tree(
+        repo,
+        snapshot,
+        target,
+        &RestoreOptions {
+            owners: Some(false),
+            ..Default::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect("restore")
+}
+
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
@@ -317,18 +337,7 @@ async fn a_tree_restores_byte_for_byte_with_modes_times_links_holes_and_fifos() 
         .expect("backup");
     assert_eq!(snapshot.tags.get("backup").map(String::as_str), Some("b1"));
     let target = work.path().join("restored");
-    let summary = restore_tree(
-        &repo,
-        &snapshot,
-        &target,
-        &RestoreOptions {
-            owners: Some(false),
-            ..Default::default()
-        },
-        no_progress(),
-    )
-    .await
-    .expect("restore");
+    let summary = restore_all(&repo, &snapshot, &target).await;
     assert!(summary.files >= 5, "{summary:?}");
     assert_eq!(describe(&src), describe(&target));
     let sparse = std::fs::metadata(target.join("sparse")).expect("sparse");
@@ -423,18 +432,7 @@ async fn an_incremental_tree_backup_skips_unchanged_files_and_stores_about_what_
         .expect("third");
     assert_eq!(third.summary.unchanged_files, 0);
     let target = work.path().join("restored");
-    restore_tree(
-        &repo,
-        &second,
-        &target,
-        &RestoreOptions {
-            owners: Some(false),
-            ..Default::default()
-        },
-        no_progress(),
-    )
-    .await
-    .expect("restore");
+    restore_all(&repo, &second, &target).await;
     assert!(std::fs::read(target.join("table")).expect("read") == changed);
 }
 
@@ -514,18 +512,7 @@ async fn files_spanning_many_small_fetches_restore_with_many_writers() {
         .expect("backup");
     for round in 0..3 {
         let target = work.path().join(format!("restored-{round}"));
-        restore_tree(
-            &repo,
-            &snapshot,
-            &target,
-            &RestoreOptions {
-                owners: Some(false),
-                ..Default::default()
-            },
-            no_progress(),
-        )
-        .await
-        .expect("restore");
+        restore_all(&repo, &snapshot, &target).await;
         assert_eq!(describe(&src), describe(&target), "round {round}");
     }
 }
@@ -564,18 +551,7 @@ async fn tiny_restore_batches_split_files_and_directories_and_still_restore_exac
             ..Default::default()
         });
         let target = work.path().join(format!("restored-{batch}"));
-        let summary = restore_tree(
-            &small,
-            &snapshot,
-            &target,
-            &RestoreOptions {
-                owners: Some(false),
-                ..Default::default()
-            },
-            no_progress(),
-        )
-        .await
-        .expect("restore");
+        let summary = restore_all(&small, &snapshot, &target).await;
         assert_eq!(describe(&src), describe(&target), "batch {batch}");
         assert_eq!(summary.files, 3 * 44, "batch {batch}");
     }
@@ -604,17 +580,6 @@ async fn many_large_files_share_one_compression_budget_without_stalling() {
     .expect("the backup finished")
     .expect("backup");
     let target = work.path().join("restored");
-    restore_tree(
-        &repo,
-        &snapshot,
-        &target,
-        &RestoreOptions {
-            owners: Some(false),
-            ..Default::default()
-        },
-        no_progress(),
-    )
-    .await
-    .expect("restore");
+    restore_all(&repo, &snapshot, &target).await;
     assert_eq!(describe(&src), describe(&target));
 }
