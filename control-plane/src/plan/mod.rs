@@ -2,6 +2,7 @@
 //! intents to carry out come out (`Plan`). No planner touches the network or the clock: `now`
 //! and the agents' reports are inputs, so every branch is a table test away.
 
+pub mod action;
 pub mod actionset;
 pub mod agent_view;
 pub mod backup;

@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{LABEL_MANAGED_BY, Observed, has_finalizer, owner};
-use crate::plan::agent_view::ReportedPhase;
+use crate::plan::action::{Step, step};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
@@ -64,12 +64,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
             .and_then(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
             .unwrap_or_default();
-        let report = o.agents.action(&id).and_then(|r| r.phase);
-        let ended = matches!(
-            report,
-            Some(ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled)
-        );
-        if ended || o.agents.node_lost(&node, now).is_some() {
+        let state = step(&o.agents, &id, Some(&node), now);
+        let ended = state.ended();
+        if ended || matches!(state, Step::NodeLost { .. }) {
             action.phase = Some(ActionPhase::Failed);
             action.failure_reason = Some("cancelled: the backup is being deleted".into());
             if ended {
@@ -162,15 +159,13 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
     if let Some(pre_delete) = pre_delete {
         let name = format!("dp-predelete-{attempt}");
         let id = action_id(&uid, &name, "");
-        match o
-            .agents
-            .action(&id)
-            .map(|r| (r.phase, r.failure_reason.clone()))
-        {
-            Some((Some(ReportedPhase::Succeeded), _)) => {
+        // Any connected agent runs it: no node to lose.
+        match step(&o.agents, &id, None, now) {
+            Step::Succeeded(_) => {
                 intents.push(Intent::Acknowledge { action_id: id });
             }
-            Some((Some(ReportedPhase::Failed | ReportedPhase::Cancelled), reason)) => {
+            Step::Failed(report) => {
+                let reason = &report.failure_reason;
                 intents.push(Intent::Acknowledge { action_id: id });
                 return retry(
                     status,
@@ -183,7 +178,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
                     ),
                 );
             }
-            _ => {
+            Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
                 let mut env = vec![
                     var("DP_BACKUP_BASE_PATH", path.clone()),
                     var("DP_BACKUP_NAME", backup_name.clone()),
@@ -251,12 +246,8 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
 
     let name = format!("dp-delete-files-{attempt}");
     let id = action_id(&uid, &name, "");
-    match o
-        .agents
-        .action(&id)
-        .map(|r| (r.phase, r.failure_reason.clone()))
-    {
-        Some((Some(ReportedPhase::Succeeded), _)) => {
+    match step(&o.agents, &id, None, now) {
+        Step::Succeeded(_) => {
             intents.push(Intent::Acknowledge { action_id: id });
             intents.push(Intent::normal(
                 "DeletedBackupFiles",
@@ -265,7 +256,8 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             status.deletion_failure_reason = None;
             done(status, intents)
         }
-        Some((Some(ReportedPhase::Failed | ReportedPhase::Cancelled), reason)) => {
+        Step::Failed(report) => {
+            let reason = &report.failure_reason;
             intents.push(Intent::Acknowledge { action_id: id });
             retry(
                 status,
@@ -278,7 +270,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
                 ),
             )
         }
-        _ => {
+        Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
             intents.push(Intent::Dispatch {
                 node,
                 action: Box::new(pb::Action {

@@ -44,7 +44,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use self::actions::{BackupContext, PlannedAction, PlannedKind};
 use self::repo::RepoAccess;
 use self::targets::ResolvedTarget;
-use super::agent_view::{AgentView, ReportedAction, ReportedPhase};
+use super::action::{Step, ended, failure_reason, lost_message, step};
+use super::agent_view::{AgentView, ReportedAction};
 use super::ids::action_id;
 use super::intent::{Intent, Plan};
 
@@ -311,12 +312,12 @@ fn settled(o: &Observed, status: &BackupStatus) -> Plan<BackupStatus> {
             action.name.as_deref().unwrap_or_default(),
             action.target_pod_name.as_deref().unwrap_or_default(),
         );
-        if o.agents.action(&id).is_some_and(is_terminal) {
+        if ended(&o.agents, &id) {
             intents.push(Intent::Acknowledge { action_id: id });
         }
     }
     let manifest = action_id(&uid, MANIFEST_ACTION, "");
-    if o.agents.action(&manifest).is_some_and(is_terminal) {
+    if ended(&o.agents, &manifest) {
         intents.push(Intent::Acknowledge {
             action_id: manifest,
         });
@@ -326,13 +327,6 @@ fn settled(o: &Observed, status: &BackupStatus) -> Plan<BackupStatus> {
         intents,
         requeue: None,
     }
-}
-
-fn is_terminal(report: &ReportedAction) -> bool {
-    matches!(
-        report.phase,
-        Some(ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled)
-    )
 }
 
 fn has_finalizer(backup: &Backup) -> bool {
@@ -693,11 +687,9 @@ fn advance_pod(
             _ => {}
         }
         let id = action_id(uid, &planned.name, pod_name);
-        let report = o.agents.action(&id);
-        match report.and_then(|r| r.phase) {
-            Some(ReportedPhase::Succeeded) => {
-                let report = report.cloned().unwrap_or_default();
-                complete_entry(entry, &report, pod, now);
+        match step(&o.agents, &id, Some(node), now) {
+            Step::Succeeded(report) => {
+                complete_entry(entry, report, pod, now);
                 running_ids.push(id.clone());
                 let info = report.backup_info_json.clone();
                 intents.push(Intent::Acknowledge { action_id: id });
@@ -716,13 +708,9 @@ fn advance_pod(
                 }
                 continue;
             }
-            Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
-                let reason = report
-                    .map(|r| r.failure_reason.clone())
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "the action failed".into());
-                let job = report.and_then(|r| r.job_name.clone());
-                fail_entry(entry, reason.clone(), job, pod, now);
+            Step::Failed(report) => {
+                let reason = failure_reason(report, "the action failed");
+                fail_entry(entry, reason.clone(), report.job_name.clone(), pod, now);
                 intents.push(Intent::Acknowledge { action_id: id });
                 intents.push(Intent::warning(
                     "ActionFailed",
@@ -734,19 +722,19 @@ fn advance_pod(
                 pod_failed = true;
                 break;
             }
-            _ => {}
-        }
-        if let Some(lost_for) = o.agents.node_lost(node, now) {
-            let reason = format!(
-                "agent on node \"{node}\" has been disconnected for {}; the action's outcome is unknown",
-                super::time::go_duration_text(lost_for)
-            );
-            fail_entry(entry, reason, None, pod, now);
-            if continue_on_error {
-                continue;
+            Step::NodeLost { lost_for } => {
+                let reason = format!(
+                    "{}; the action's outcome is unknown",
+                    lost_message(node, lost_for)
+                );
+                fail_entry(entry, reason, None, pod, now);
+                if continue_on_error {
+                    continue;
+                }
+                pod_failed = true;
+                break;
             }
-            pod_failed = true;
-            break;
+            Step::NotDispatched | Step::Running(_) => {}
         }
         if entry.phase != Some(ActionPhase::Running) {
             entry.phase = Some(ActionPhase::Running);
@@ -994,7 +982,7 @@ fn update_progress(o: &Observed, status: &mut BackupStatus, running: &[String], 
         .is_some_and(|t| elapsed(t.0, now) < o.settings.progress_interval);
     // An action that finished in this reconcile brings its final count, which must not be
     // throttled away: the next reconcile no longer sees its report.
-    let finishing = reports.iter().any(|r| is_terminal(r));
+    let finishing = running.iter().any(|id| ended(&o.agents, id));
     if (fresh && !finishing) || (reports.is_empty() && previous.is_none()) {
         return;
     }
@@ -1053,9 +1041,15 @@ fn finish(
     });
     let uid = o.backup.metadata.uid.clone().unwrap_or_default();
     let id = action_id(&uid, MANIFEST_ACTION, "");
-    let report = o.agents.action(&id);
-    match report.and_then(|r| r.phase) {
-        Some(ReportedPhase::Succeeded) => {
+    // The manifest is written by the agent of the first target pod's node.
+    let node = request
+        .targets
+        .iter()
+        .flat_map(|t| t.pods.iter())
+        .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .unwrap_or_default();
+    match step(&o.agents, &id, Some(&node), now) {
+        Step::Succeeded(_) => {
             intents.push(Intent::Acknowledge { action_id: id });
             // As KubeBlocks does once a backup is Completed: its Jobs (and their pods) go.
             for job in completed
@@ -1086,28 +1080,22 @@ fn finish(
                 requeue: None,
             }
         }
-        Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
+        Step::Failed(report) => {
             let reason = format!(
                 "writing {MANIFEST_FILE} into the repository failed: {}",
-                report.map(|r| r.failure_reason.clone()).unwrap_or_default()
+                report.failure_reason
             );
             intents.push(Intent::Acknowledge { action_id: id });
             fail(o, status, reason, now, intents)
         }
-        _ => {
-            let node = request
-                .targets
-                .iter()
-                .flat_map(|t| t.pods.iter())
-                .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
-                .unwrap_or_default();
-            if let Some(lost_for) = o.agents.node_lost(&node, now) {
-                let reason = format!(
-                    "agent on node \"{node}\" has been disconnected for {} while writing {MANIFEST_FILE}",
-                    super::time::go_duration_text(lost_for)
-                );
-                return fail(o, status, reason, now, intents);
-            }
+        Step::NodeLost { lost_for } => {
+            let reason = format!(
+                "{} while writing {MANIFEST_FILE}",
+                lost_message(&node, lost_for)
+            );
+            fail(o, status, reason, now, intents)
+        }
+        Step::NotDispatched | Step::Running(_) => {
             let mut manifest = o.backup.clone();
             manifest.status = Some(completed);
             manifest.metadata.managed_fields = None;

@@ -45,7 +45,7 @@ use super::{
     REASON_DIGEST_CHANGED, REASON_PRE_CHECK_FAILED, REASON_PRE_CHECK_PASSED, Resolved, cap, mount,
     names, owner_reference,
 };
-use crate::plan::agent_view::ReportedPhase;
+use crate::plan::action::{Step, ended, failure_reason, step};
 use crate::plan::backup::path;
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
@@ -148,31 +148,28 @@ fn run(
             now,
         );
     };
-    let report = o.agents.action(&id);
-    match report.and_then(|r| r.phase) {
-        Some(ReportedPhase::Succeeded) => {
+    // Any connected agent runs it: no node to lose; a check that hangs times out instead.
+    match step(&o.agents, &id, None, now) {
+        Step::Succeeded(_) => {
             set(conds, Status::True, REASON_PRE_CHECK_PASSED, String::new());
             intents.push(Intent::Acknowledge { action_id: id });
             clean_up(o, resolved, digest, true, intents);
             return None;
         }
-        Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
-            let reason = report
-                .map(|r| r.failure_reason.as_str())
-                .filter(|r| !r.is_empty())
-                .unwrap_or("the pre-check failed without a reason");
+        Step::Failed(report) => {
+            let reason = failure_reason(report, "the pre-check failed without a reason");
             set(
                 conds,
                 Status::False,
                 REASON_PRE_CHECK_FAILED,
-                cap(reason, MESSAGE_LIMIT),
+                cap(&reason, MESSAGE_LIMIT),
             );
             intents.push(Intent::Acknowledge { action_id: id });
             clean_up(o, resolved, digest, true, intents);
             return None;
         }
-        Some(ReportedPhase::Running) => {
-            let started = report.and_then(|r| r.started_at).or_else(|| {
+        Step::Running(report) => {
+            let started = report.started_at.or_else(|| {
                 conditions::find(conds, CONDITION_PRE_CHECK_PASSED)
                     .map(|c| c.last_transition_time.0)
             });
@@ -200,7 +197,7 @@ fn run(
             );
             return Some(o.settings.poll);
         }
-        None => {}
+        Step::NotDispatched | Step::NodeLost { .. } => {}
     }
     let kind = match resolved.method {
         AccessMethod::Tool => tool_check(o, resolved),
@@ -376,12 +373,7 @@ fn forget(o: &Observed, resolved: &Resolved<'_>, old_digest: &str, intents: &mut
 pub(super) fn acknowledge_if_ended(o: &Observed, digest: &str, intents: &mut Vec<Intent>) {
     let uid = o.repo.metadata.uid.as_deref().unwrap_or_default();
     let id = pre_check_id(uid, digest);
-    if o.agents.action(&id).is_some_and(|r| {
-        matches!(
-            r.phase,
-            Some(ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled)
-        )
-    }) {
+    if ended(&o.agents, &id) {
         intents.push(Intent::Acknowledge { action_id: id });
     }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::placement::Placements;
 use super::work::{entries_mut, entry_id};
 use super::{Observed, conditions, has_finalizer, probe};
-use crate::plan::agent_view::ReportedPhase;
+use crate::plan::action::{Step, ended, step};
 use crate::plan::intent::{Intent, Plan};
 
 /// Plans one reconcile of a Restore that is being deleted.
@@ -74,17 +74,10 @@ fn stop(
             }
             let id = entry_id(&uid, &entry.name, &entry.object_key);
             let node = placements.recorded(&entry.object_key).map(str::to_string);
-            let ended = o.agents.action(&id).is_some_and(|r| {
-                matches!(
-                    r.phase,
-                    Some(
-                        ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled
-                    )
-                )
-            });
-            let reachable = node
-                .as_deref()
-                .is_some_and(|n| o.agents.node_lost(n, now).is_none());
+            let state = step(&o.agents, &id, node.as_deref(), now);
+            let ended = state.ended();
+            // Without a recorded node there is no agent to ask.
+            let reachable = node.is_some() && !matches!(state, Step::NodeLost { .. });
             if ended {
                 intents.push(Intent::Acknowledge {
                     action_id: id.clone(),
@@ -115,16 +108,14 @@ fn stop(
         && let Some(node) = placements.recorded(probe::NODE_KEY)
     {
         let id = probe::action_id(&o.restore, probe::attempt(&o.restore));
-        let report = o.agents.action(&id).and_then(|r| r.phase);
-        match report {
-            Some(ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled) => {
-                intents.push(Intent::Acknowledge { action_id: id });
-            }
-            _ => intents.push(Intent::Cancel {
+        if ended(&o.agents, &id) {
+            intents.push(Intent::Acknowledge { action_id: id });
+        } else {
+            intents.push(Intent::Cancel {
                 node: node.to_string(),
                 action_id: id,
                 reason: why.into(),
-            }),
+            });
         }
     }
     (intents, still_running)

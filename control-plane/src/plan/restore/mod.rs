@@ -64,7 +64,8 @@ use self::conditions::{CHECK_BACKUP_REPO, REASON_REPO_OK, REASON_VALIDATE_OK, VA
 use self::placement::Placements;
 use self::request::{Problem, Request};
 use self::work::{Run, entries, entry_id};
-use super::agent_view::{AgentView, ReportedPhase};
+use super::action::ended;
+use super::agent_view::AgentView;
 use super::backup::repo::RepoAccess;
 use super::intent::{Intent, Plan};
 
@@ -411,16 +412,7 @@ fn settled(o: &Observed, status: &RestoreStatus) -> Plan<RestoreStatus> {
     ids.push(probe::action_id(&o.restore, probe::attempt(&o.restore)));
     let intents = ids
         .into_iter()
-        .filter(|id| {
-            o.agents.action(id).is_some_and(|r| {
-                matches!(
-                    r.phase,
-                    Some(
-                        ReportedPhase::Succeeded | ReportedPhase::Failed | ReportedPhase::Cancelled
-                    )
-                )
-            })
-        })
+        .filter(|id| ended(&o.agents, id))
         .map(|action_id| Intent::Acknowledge { action_id })
         .collect();
     Plan {

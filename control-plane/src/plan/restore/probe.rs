@@ -22,7 +22,7 @@ use super::jobs::{self, JobInput};
 use super::placement::Placement;
 use super::work::{Run, Work, WorkKind, entry_id};
 use super::{StageResult, env, uid8};
-use crate::plan::agent_view::ReportedPhase;
+use crate::plan::action::{Step, failure_reason, lost_message, step};
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
 
@@ -103,10 +103,10 @@ pub fn gate(
     let attempt = attempt(&restore);
     let id = action_id(&restore, attempt);
     let name = job_name(&restore, attempt);
-    let report = run.o.agents.action(&id).cloned();
     let period = seconds(probe.period_seconds.unwrap_or(5).max(1));
-    let failure = match report.as_ref().and_then(|r| r.phase) {
-        Some(ReportedPhase::Succeeded) => {
+    // The node is placed only once the probe has not ended.
+    let failure = match step(&run.o.agents, &id, None, now) {
+        Step::Succeeded(_) => {
             run.intents.push(Intent::Acknowledge { action_id: id });
             delete_job(run, &name);
             conditions::set(
@@ -118,15 +118,13 @@ pub fn gate(
             );
             return StageResult::Done;
         }
-        Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
+        Step::Failed(report) => {
+            let reason = failure_reason(report, "the probe failed");
             run.intents.push(Intent::Acknowledge { action_id: id });
             delete_job(run, &name);
-            report
-                .map(|r| r.failure_reason)
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "the probe failed".into())
+            reason
         }
-        _ => {
+        Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
             let Some(node) = run.placements.place(
                 NODE_KEY,
                 &Placement::Anywhere {
@@ -145,15 +143,12 @@ pub fn gate(
                 run.requeue_within(run.o.settings.wait_requeue);
                 return StageResult::Running;
             };
-            match run.o.agents.node_lost(&node, now) {
-                Some(lost_for) => {
+            match step(&run.o.agents, &id, Some(&node), now) {
+                Step::NodeLost { lost_for } => {
                     run.placements.forget(NODE_KEY);
-                    format!(
-                        "agent on node \"{node}\" has been disconnected for {}",
-                        crate::plan::time::go_duration_text(lost_for)
-                    )
+                    lost_message(&node, lost_for)
                 }
-                None => {
+                Step::NotDispatched | Step::Running(_) | Step::Succeeded(_) | Step::Failed(_) => {
                     let work = probe_work(run, probe, credential, &name, attempt);
                     let action = run.wire_action(&work);
                     run.intents.push(Intent::Dispatch {

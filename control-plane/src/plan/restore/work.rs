@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::Observed;
 use super::placement::{Placement, Placements};
 use super::request::Request;
-use crate::plan::agent_view::{ReportedAction, ReportedPhase};
+use crate::plan::action::{Step, failure_reason, lost_message, step};
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
 
@@ -234,38 +234,31 @@ impl Run<'_> {
         let uid = self.uid();
         let entry = entries(&self.status, stage)[index].clone();
         let id = entry_id(&uid, &entry.name, &entry.object_key);
-        let report = self.o.agents.action(&id).cloned();
-        let lost = self.o.agents.node_lost(node, self.now);
         let now = self.now;
         let entry = &mut entries_mut(&mut self.status, stage)[index];
-        match report.as_ref().and_then(|r| r.phase) {
-            Some(ReportedPhase::Succeeded) => {
+        match step(&self.o.agents, &id, Some(node), now) {
+            Step::Succeeded(report) => {
                 entry.status = Some(RestoreActionStatus::Completed);
                 entry.message = Some(success_message(&entry.object_key));
-                entry.end_time = Some(Time(finished(report.as_ref(), now)));
+                entry.end_time = Some(Time(report.finished_at.unwrap_or(now)));
                 self.intents.push(Intent::Acknowledge { action_id: id });
                 Some(Outcome::Done { just: true })
             }
-            Some(ReportedPhase::Failed | ReportedPhase::Cancelled) => {
-                let reason = report
-                    .as_ref()
-                    .map(|r| r.failure_reason.clone())
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "the action failed".into());
+            Step::Failed(report) => {
+                let reason = failure_reason(report, "the action failed");
                 entry.status = Some(RestoreActionStatus::Failed);
                 entry.message = Some(failure_message(&entry.object_key, &reason));
-                entry.end_time = Some(Time(finished(report.as_ref(), now)));
+                entry.end_time = Some(Time(report.finished_at.unwrap_or(now)));
                 let event = format!("{} ({}) failed: {reason}", entry.name, entry.object_key);
                 self.intents.push(Intent::Acknowledge { action_id: id });
                 self.intents
                     .push(Intent::warning("RestoreActionFailed", event));
                 Some(failed_outcome(on_error, true))
             }
-            _ => {
-                let lost_for = lost?;
+            Step::NodeLost { lost_for } => {
                 let reason = format!(
-                    "agent on node \"{node}\" has been disconnected for {}; the action's outcome is unknown",
-                    crate::plan::time::go_duration_text(lost_for)
+                    "{}; the action's outcome is unknown",
+                    lost_message(node, lost_for)
                 );
                 entry.status = Some(RestoreActionStatus::Failed);
                 entry.message = Some(failure_message(&entry.object_key, &reason));
@@ -275,6 +268,7 @@ impl Run<'_> {
                     .push(Intent::warning("RestoreActionFailed", event));
                 Some(failed_outcome(on_error, true))
             }
+            Step::NotDispatched | Step::Running(_) => None,
         }
     }
 
@@ -383,10 +377,6 @@ fn failed_outcome(on_error: ActionErrorMode, just: bool) -> Outcome {
         ActionErrorMode::Continue => Outcome::Done { just },
         ActionErrorMode::Fail => Outcome::Failed,
     }
-}
-
-fn finished(report: Option<&ReportedAction>, now: Timestamp) -> Timestamp {
-    report.and_then(|r| r.finished_at).unwrap_or(now)
 }
 
 /// The Restore as the owner of its actions.
