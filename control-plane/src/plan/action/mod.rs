@@ -15,6 +15,10 @@
 //! - A reported end always wins over a lost node.
 //! - The engine is pure: the reports, the node states and `now` are inputs.
 
+pub mod access;
 pub mod step;
+pub mod wire;
 
+pub use access::{AccessProblem, RepoAccess};
 pub use step::{Step, ended, failure_reason, lost_message, step};
+pub use wire::{ActionKind, InfoFile, Scope, grant, owner, pod_ref, to_wire};

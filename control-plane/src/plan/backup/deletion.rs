@@ -17,14 +17,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::backup::{ActionPhase, BackupDeletionPolicy, BackupPhase, BackupStatus};
-use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{LABEL_MANAGED_BY, Observed, has_finalizer, owner};
-use crate::plan::action::{Step, step};
+use crate::plan::action::{ActionKind, Scope, Step, grant, step, to_wire};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
@@ -148,8 +147,14 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
         let wait = Duration::try_from(at.duration_since(now)).unwrap_or(POLL);
         return waiting(status, intents, wait);
     }
-    let mut storage = access.grant(backup.metadata.namespace.as_deref().unwrap_or_default());
-    storage.read_write_prefix = path.clone();
+    let storage = grant(
+        access,
+        backup.metadata.namespace.as_deref().unwrap_or_default(),
+        Scope {
+            read_write: &path,
+            ..Scope::default()
+        },
+    );
 
     let pre_delete = o
         .actionset
@@ -223,21 +228,14 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
                     }),
                     status: None,
                 };
+                let kind = ActionKind::Job {
+                    job: Box::new(job),
+                    storage: Some(storage),
+                    info: None,
+                };
                 intents.push(Intent::Dispatch {
                     node,
-                    action: Box::new(pb::Action {
-                        id,
-                        name,
-                        owner: Some(owner(backup)),
-                        pod: None,
-                        kind: Some(pb::action::Kind::Job(pb::JobAction {
-                            job_json: serde_json::to_string(&job).unwrap_or_default(),
-                            storage: Some(storage),
-                            collect_backup_info: false,
-                            info_volume: String::new(),
-                            info_file: String::new(),
-                        })),
-                    }),
+                    action: Box::new(to_wire(&id, &name, owner(backup), None, kind)),
                 });
                 return waiting(status, intents, POLL);
             }
@@ -271,18 +269,10 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             )
         }
         Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
+            let kind = ActionKind::DeletePath { storage, path };
             intents.push(Intent::Dispatch {
                 node,
-                action: Box::new(pb::Action {
-                    id,
-                    name,
-                    owner: Some(owner(backup)),
-                    pod: None,
-                    kind: Some(pb::action::Kind::DeletePath(pb::DeletePathAction {
-                        storage: Some(storage),
-                        path,
-                    })),
-                }),
+                action: Box::new(to_wire(&id, &name, owner(backup), None, kind)),
             });
             waiting(status, intents, POLL)
         }

@@ -44,7 +44,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use self::actions::{BackupContext, PlannedAction, PlannedKind};
 use self::repo::RepoAccess;
 use self::targets::ResolvedTarget;
-use super::action::{Step, ended, failure_reason, lost_message, step};
+use super::action::{
+    self, AccessProblem, ActionKind, InfoFile, Scope, Step, ended, failure_reason, lost_message,
+    step, to_wire,
+};
 use super::agent_view::{AgentView, ReportedAction};
 use super::ids::action_id;
 use super::intent::{Intent, Plan};
@@ -457,27 +460,16 @@ fn request(o: &Observed) -> Result<Request<'_>, Problem> {
     };
     let repo = repo::resolve(backup, policy, &o.repos).map_err(Problem::Fail)?;
     let repo_name = repo.metadata.name.clone().unwrap_or_default();
-    repo::check_ready(repo)?;
-    let access = o
-        .repo_access
-        .as_ref()
-        .filter(|a| a.repo_name == repo_name)
-        .ok_or_else(|| {
-            Problem::Wait(format!(
-                "waiting for the access configuration of backup repository {repo_name}"
-            ))
+    let access =
+        action::access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
+            match problem {
+                AccessProblem::PreChecking { .. } | AccessProblem::NotRendered { .. } => {
+                    Problem::Wait(problem.to_string())
+                }
+                AccessProblem::NotReady { .. } => Problem::Fail(problem.to_string()),
+                AccessProblem::NoClaim { repo, claim } => Problem::WaitForRepoClaim { repo, claim },
+            }
         })?;
-    if let Some(claim) = &access.mount_claim
-        && !o
-            .claims
-            .iter()
-            .any(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
-    {
-        return Err(Problem::WaitForRepoClaim {
-            repo: repo_name,
-            claim: claim.clone(),
-        });
-    }
     let declared = targets::targets(policy, method);
     if declared.is_empty() {
         return Err(Problem::Fail(format!(
@@ -740,7 +732,7 @@ fn advance_pod(
             entry.phase = Some(ActionPhase::Running);
             entry.start_timestamp = Some(Time(now));
         }
-        let action = to_action(o, request, planned, &id, pod_name, pod);
+        let action = to_action(o, request, planned, &id, pod);
         intents.push(Intent::Dispatch {
             node: node.to_string(),
             action: Box::new(action),
@@ -881,7 +873,6 @@ fn to_action(
     request: &Request<'_>,
     planned: &PlannedAction,
     id: &str,
-    pod_name: &str,
     pod: &Pod,
 ) -> pb::Action {
     let kind = match &planned.kind {
@@ -889,67 +880,51 @@ fn to_action(
             container,
             command,
             timeout_seconds,
-        } => pb::action::Kind::Exec(pb::ExecAction {
+        } => ActionKind::Exec {
             container: container.clone(),
             command: command.clone(),
             timeout_seconds: *timeout_seconds,
-        }),
-        PlannedKind::Job { job, backup_data } => pb::action::Kind::Job(pb::JobAction {
-            job_json: serde_json::to_string(job).unwrap_or_default(),
-            storage: Some(grant(request, &o.backup)),
-            collect_backup_info: *backup_data,
-            info_volume: actions::MANAGER_VOLUME.into(),
-            info_file: actions::INFO_FILE.into(),
-        }),
+        },
+        PlannedKind::Job { job, backup_data } => ActionKind::Job {
+            job: job.clone(),
+            storage: Some(grant(request, &o.backup, true)),
+            info: Some(InfoFile {
+                volume: actions::MANAGER_VOLUME.into(),
+                file: actions::INFO_FILE.into(),
+                collect: *backup_data,
+            }),
+        },
     };
-    pb::Action {
-        id: id.into(),
-        name: planned.name.clone(),
-        owner: Some(owner(&o.backup)),
-        pod: Some(pb::PodRef {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            name: pod_name.into(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            node_name: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default(),
-        }),
-        kind: Some(kind),
-    }
+    to_wire(id, &planned.name, owner(&o.backup), Some(pod), kind)
 }
 
 /// The Backup as the owner of its actions.
 pub fn owner(backup: &Backup) -> pb::ObjectRef {
-    pb::ObjectRef {
-        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
-        kind: "Backup".into(),
-        namespace: backup.metadata.namespace.clone().unwrap_or_default(),
-        name: backup.metadata.name.clone().unwrap_or_default(),
-        uid: backup.metadata.uid.clone().unwrap_or_default(),
-    }
+    action::owner("Backup", &backup.metadata)
 }
 
-/// What the backup's actions may reach in the repository: its own path read-write, its
-/// siblings read-only.
-fn grant(request: &Request<'_>, backup: &Backup) -> pb::StorageGrant {
-    let mut grant = request
-        .access
-        .grant(backup.metadata.namespace.as_deref().unwrap_or_default());
-    grant.read_write_prefix = request.backup_path.clone();
-    grant.read_only_prefixes = vec![request.root_path.clone()];
-    if let (Some(config), Some(passphrase)) =
-        (&request.policy.spec.encryption_config, &request.passphrase)
-    {
-        let algorithm = serde_json::to_value(config.algorithm)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        grant.encryption_algorithm = algorithm;
-        grant.encryption_passphrase = passphrase.clone();
-    }
-    grant
+/// What the backup's actions may reach in the repository: its own path read-write and, with
+/// `siblings`, its siblings read-only.
+fn grant(request: &Request<'_>, backup: &Backup, siblings: bool) -> pb::StorageGrant {
+    let read_only = if siblings {
+        std::slice::from_ref(&request.root_path)
+    } else {
+        &[]
+    };
+    action::grant(
+        request.access,
+        backup.metadata.namespace.as_deref().unwrap_or_default(),
+        Scope {
+            read_write: &request.backup_path,
+            read_only,
+            encryption: request
+                .policy
+                .spec
+                .encryption_config
+                .as_ref()
+                .zip(request.passphrase.as_deref()),
+        },
+    )
 }
 
 /// Sums the agents' byte counts (of running actions and of those that finished in this
@@ -1100,19 +1075,17 @@ fn finish(
             manifest.status = Some(completed);
             manifest.metadata.managed_fields = None;
             let content = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-            let mut grant = grant(request, &o.backup);
-            grant.read_only_prefixes.clear();
-            let action = pb::Action {
-                id,
-                name: MANIFEST_ACTION.into(),
-                owner: Some(owner(&o.backup)),
-                pod: None,
-                kind: Some(pb::action::Kind::PutObject(pb::PutObjectAction {
-                    storage: Some(grant),
+            let action = to_wire(
+                &id,
+                MANIFEST_ACTION,
+                owner(&o.backup),
+                None,
+                ActionKind::PutObject {
+                    storage: grant(request, &o.backup, false),
                     path: path::join(&[&request.backup_path, MANIFEST_FILE]),
                     content,
-                })),
-            };
+                },
+            );
             intents.push(Intent::Dispatch {
                 node,
                 action: Box::new(action),

@@ -45,7 +45,9 @@ use super::{
     REASON_DIGEST_CHANGED, REASON_PRE_CHECK_FAILED, REASON_PRE_CHECK_PASSED, Resolved, cap, mount,
     names, owner_reference,
 };
-use crate::plan::action::{Step, ended, failure_reason, step};
+use crate::plan::action::{
+    self, ActionKind, Scope, Step, ended, failure_reason, grant, step, to_wire,
+};
 use crate::plan::backup::path;
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
@@ -240,30 +242,30 @@ fn run(
     );
     intents.push(Intent::Dispatch {
         node: node.to_string(),
-        action: Box::new(pb::Action {
-            id,
-            name: ACTION_NAME.into(),
-            owner: Some(owner(o)),
-            pod: None,
-            kind: Some(kind),
-        }),
+        action: Box::new(to_wire(&id, ACTION_NAME, owner(o), None, kind)),
     });
     Some(o.settings.poll)
 }
 
 /// Tool: push, pull and remove `/<pathPrefix>/precheck.txt` through the rendered configuration.
-fn tool_check(o: &Observed, resolved: &Resolved<'_>) -> Result<pb::action::Kind, String> {
+fn tool_check(o: &Observed, resolved: &Resolved<'_>) -> Result<ActionKind, String> {
     let repo_name = o.repo.metadata.name.clone().unwrap_or_default();
     let access = access::tool_access(&repo_name, resolved.provider, &resolved.context())
         .map_err(|err| err.chain())?;
     let probe = probe_path(o);
     // Tool access only: no repository PVC, so the namespace is never used.
-    let mut grant = access.grant("");
-    grant.read_write_prefix = probe.clone();
-    Ok(pb::action::Kind::RepoCheck(pb::RepoCheckAction {
-        storage: Some(grant),
+    let storage = grant(
+        &access,
+        "",
+        Scope {
+            read_write: &probe,
+            ..Scope::default()
+        },
+    );
+    Ok(ActionKind::RepoCheck {
+        storage,
         probe_path: probe,
-    }))
+    })
 }
 
 /// `/<pathPrefix>/precheck.txt`.
@@ -280,7 +282,7 @@ fn mount_check(
     o: &Observed,
     resolved: &Resolved<'_>,
     intents: &mut Vec<Intent>,
-) -> Result<Option<pb::action::Kind>, String> {
+) -> Result<Option<ActionKind>, String> {
     let name = names::pre_check_name(&o.repo, &resolved.digest);
     let namespace = o.settings.namespace.as_str();
     if !mount::pvc_exists(o, namespace, &name) {
@@ -290,16 +292,11 @@ fn mount_check(
         intents.push(Intent::Create { object: pvc });
         return Ok(None);
     }
-    let job = pre_check_job(o, resolved, &name);
-    let job_json = serde_json::to_string(&job)
-        .map_err(|err| format!("failed to build the pre-check job: {err}"))?;
-    Ok(Some(pb::action::Kind::Job(pb::JobAction {
-        job_json,
+    Ok(Some(ActionKind::Job {
+        job: Box::new(pre_check_job(o, resolved, &name)),
         storage: None,
-        collect_backup_info: false,
-        info_volume: String::new(),
-        info_file: String::new(),
-    })))
+        info: None,
+    }))
 }
 
 /// KubeBlocks' Mount pre-check Job, in the control plane's namespace, on the pre-check PVC.
@@ -414,11 +411,6 @@ pub(super) fn clean_up(
 
 /// The repository as the owner of its pre-check action.
 pub fn owner(o: &Observed) -> pb::ObjectRef {
-    pb::ObjectRef {
-        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
-        kind: "BackupRepo".into(),
-        namespace: String::new(),
-        name: o.repo.metadata.name.clone().unwrap_or_default(),
-        uid: o.repo.metadata.uid.clone().unwrap_or_default(),
-    }
+    // Cluster-scoped: no namespace.
+    action::owner("BackupRepo", &o.repo.metadata)
 }

@@ -4,7 +4,6 @@
 use cairn_api::actionset::{ActionSet, BackupType, RestoreActionSpec};
 use cairn_api::backup::{Backup, BackupPhase, BackupStatusTarget};
 use cairn_api::backup_policy::BackupMethod;
-use cairn_api::backup_repo::BackupRepoPhase;
 use cairn_api::restore::{DataRestorePolicy, RequiredPolicyForAllPodSelection};
 use cairn_api::target::PodSelectionStrategy;
 
@@ -13,8 +12,8 @@ use super::conditions::{
     CHECK_BACKUP_REPO, REASON_REPO_FAILED, REASON_VALIDATE_FAILED, REASON_WAIT_FOR_REPO,
     VALIDATION_PASSED,
 };
+use crate::plan::action::access::{self, AccessProblem, RepoAccess};
 use crate::plan::backup::path;
-use crate::plan::backup::repo::RepoAccess;
 
 /// Why the restore cannot go on now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,42 +167,23 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         .iter()
         .find(|r| r.metadata.name.as_deref() == Some(repo_name.as_str()))
         .ok_or_else(|| Problem::repo(format!("backup repo {repo_name} not found")))?;
-    match repo.status.as_ref().and_then(|s| s.phase) {
-        Some(BackupRepoPhase::Ready) => {}
-        None | Some(BackupRepoPhase::PreChecking) => {
-            return Err(Problem::Wait {
-                reason: REASON_WAIT_FOR_REPO,
-                message: format!("waiting for backup repository {repo_name} to pass its pre-check"),
-            });
+    let access = access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
+        let reason = match problem {
+            AccessProblem::PreChecking { .. } | AccessProblem::NotRendered { .. } => {
+                REASON_WAIT_FOR_REPO
+            }
+            // A failed repository may recover: the Restore waits for it (with the reason saying
+            // it failed) where a Backup fails.
+            AccessProblem::NotReady { .. } => REASON_REPO_FAILED,
+            AccessProblem::NoClaim { repo, claim } => {
+                return Problem::WaitForRepoClaim { repo, claim };
+            }
+        };
+        Problem::Wait {
+            reason,
+            message: problem.to_string(),
         }
-        Some(BackupRepoPhase::Failed | BackupRepoPhase::Deleting) => {
-            return Err(Problem::Wait {
-                reason: REASON_REPO_FAILED,
-                message: format!("the backup repository {repo_name} is not ready"),
-            });
-        }
-    }
-    let access = o
-        .repo_access
-        .as_ref()
-        .filter(|a| a.repo_name == repo_name)
-        .ok_or_else(|| Problem::Wait {
-            reason: REASON_WAIT_FOR_REPO,
-            message: format!(
-                "waiting for the access configuration of backup repository {repo_name}"
-            ),
-        })?;
-    if let Some(claim) = &access.mount_claim
-        && !o
-            .claims
-            .iter()
-            .any(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
-    {
-        return Err(Problem::WaitForRepoClaim {
-            repo: repo_name,
-            claim: claim.clone(),
-        });
-    }
+    })?;
 
     if restore
         .spec

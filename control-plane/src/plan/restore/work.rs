@@ -16,7 +16,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::Observed;
 use super::placement::{Placement, Placements};
 use super::request::Request;
-use crate::plan::action::{Step, failure_reason, lost_message, step};
+use crate::plan::action::{
+    self, ActionKind, Scope, Step, failure_reason, grant, lost_message, step, to_wire,
+};
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
 
@@ -326,49 +328,45 @@ impl Run<'_> {
                 container,
                 command,
                 timeout_seconds,
-            } => pb::action::Kind::Exec(pb::ExecAction {
+            } => ActionKind::Exec {
                 container: container.clone(),
                 command: command.clone(),
                 timeout_seconds: *timeout_seconds,
-            }),
-            WorkKind::Job(job) => pb::action::Kind::Job(pb::JobAction {
-                job_json: serde_json::to_string(job).unwrap_or_default(),
+            },
+            WorkKind::Job(job) => ActionKind::Job {
+                job: job.clone(),
                 storage: Some(self.grant()),
-                collect_backup_info: false,
-                info_volume: String::new(),
-                info_file: String::new(),
-            }),
+                info: None,
+            },
         };
-        pb::Action {
-            id: entry_id(&uid, &work.name, &work.object_key),
-            name: work.name.clone(),
-            owner: Some(owner(self.o)),
-            pod: work.pod.as_ref().map(pod_ref),
-            kind: Some(kind),
-        }
+        to_wire(
+            &entry_id(&uid, &work.name, &work.object_key),
+            &work.name,
+            owner(self.o),
+            work.pod.as_ref(),
+            kind,
+        )
     }
 
     /// Read-only access to the backup and its siblings (incremental chains live there).
     pub fn grant(&self) -> pb::StorageGrant {
         // A Mount repository's PVC is the one in the Restore's namespace (§5.3 step 9).
         let namespace = self.o.restore.metadata.namespace.as_deref();
-        let mut grant = self.req.access.grant(namespace.unwrap_or_default());
-        grant.read_write_prefix = String::new();
-        grant.read_only_prefixes = vec![self.req.root_path.clone()];
         let config = self
             .req
             .backup
             .status
             .as_ref()
             .and_then(|s| s.encryption_config.as_ref());
-        if let (Some(config), Some(passphrase)) = (config, &self.req.passphrase) {
-            grant.encryption_algorithm = serde_json::to_value(config.algorithm)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            grant.encryption_passphrase = passphrase.clone();
-        }
-        grant
+        grant(
+            self.req.access,
+            namespace.unwrap_or_default(),
+            Scope {
+                read_write: "",
+                read_only: std::slice::from_ref(&self.req.root_path),
+                encryption: config.zip(self.req.passphrase.as_deref()),
+            },
+        )
     }
 }
 
@@ -381,25 +379,5 @@ fn failed_outcome(on_error: ActionErrorMode, just: bool) -> Outcome {
 
 /// The Restore as the owner of its actions.
 pub fn owner(o: &Observed) -> pb::ObjectRef {
-    let meta = &o.restore.metadata;
-    pb::ObjectRef {
-        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
-        kind: "Restore".into(),
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-    }
-}
-
-fn pod_ref(pod: &Pod) -> pb::PodRef {
-    pb::PodRef {
-        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-        name: pod.metadata.name.clone().unwrap_or_default(),
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default(),
-    }
+    action::owner("Restore", &o.restore.metadata)
 }

@@ -1,0 +1,274 @@
+//! A planned action as the agent receives it (docs/PROTOCOL.md): the wire `Action` with its
+//! owner, its pod and the storage grant that scopes what it may reach in the repository.
+
+use cairn_api::common::EncryptionConfig;
+use cairn_proto::agent::v1 as pb;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::access::RepoAccess;
+
+/// What an action runs. A new kind of action is a new variant here (and in the protocol).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionKind {
+    /// A command in a container of the action's pod.
+    Exec {
+        container: String,
+        command: Vec<String>,
+        timeout_seconds: u32,
+    },
+    /// A Job the agent creates on its node, reaching the repository through `storage`.
+    Job {
+        job: Box<Job>,
+        storage: Option<pb::StorageGrant>,
+        info: Option<InfoFile>,
+    },
+    /// Write `content` at `path` in the repository.
+    PutObject {
+        storage: pb::StorageGrant,
+        path: String,
+        content: Vec<u8>,
+    },
+    /// Remove `path` and every parent that became empty.
+    DeletePath {
+        storage: pb::StorageGrant,
+        path: String,
+    },
+    /// Push, pull and remove a probe file at `probe_path`.
+    RepoCheck {
+        storage: pb::StorageGrant,
+        probe_path: String,
+    },
+}
+
+/// The backup info file a Job writes (`DP_BACKUP_INFO_FILE`), in one of its volumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoFile {
+    /// The Job's volume holding the file (an emptyDir).
+    pub volume: String,
+    /// The file's name in that volume.
+    pub file: String,
+    /// Whether the agent reads it (and reports it with the result).
+    pub collect: bool,
+}
+
+/// The wire action: `kind` run as action `id` (`name`) for `owner`, on `pod` when it has one.
+pub fn to_wire(
+    id: &str,
+    name: &str,
+    owner: pb::ObjectRef,
+    pod: Option<&Pod>,
+    kind: ActionKind,
+) -> pb::Action {
+    let kind = match kind {
+        ActionKind::Exec {
+            container,
+            command,
+            timeout_seconds,
+        } => pb::action::Kind::Exec(pb::ExecAction {
+            container,
+            command,
+            timeout_seconds,
+        }),
+        ActionKind::Job { job, storage, info } => {
+            let info = info.unwrap_or(InfoFile {
+                volume: String::new(),
+                file: String::new(),
+                collect: false,
+            });
+            pb::action::Kind::Job(pb::JobAction {
+                job_json: job_json(&job),
+                storage,
+                collect_backup_info: info.collect,
+                info_volume: info.volume,
+                info_file: info.file,
+            })
+        }
+        ActionKind::PutObject {
+            storage,
+            path,
+            content,
+        } => pb::action::Kind::PutObject(pb::PutObjectAction {
+            storage: Some(storage),
+            path,
+            content,
+        }),
+        ActionKind::DeletePath { storage, path } => {
+            pb::action::Kind::DeletePath(pb::DeletePathAction {
+                storage: Some(storage),
+                path,
+            })
+        }
+        ActionKind::RepoCheck {
+            storage,
+            probe_path,
+        } => pb::action::Kind::RepoCheck(pb::RepoCheckAction {
+            storage: Some(storage),
+            probe_path,
+        }),
+    };
+    pb::Action {
+        id: id.into(),
+        name: name.into(),
+        owner: Some(owner),
+        pod: pod.map(pod_ref),
+        kind: Some(kind),
+    }
+}
+
+/// The Job as JSON. Serialising a `Job` cannot fail (string map keys, no non-finite floats,
+/// derived `Serialize` impls only); were it ever to, the agent refuses the empty text and
+/// reports the action failed, so the failure is seen in the owner's status.
+fn job_json(job: &Job) -> String {
+    serde_json::to_string(job).unwrap_or_default()
+}
+
+/// An object of the dataprotection API (`kind` Backup, Restore, BackupRepo...) as the owner of
+/// its actions: results are routed back to it.
+pub fn owner(kind: &str, meta: &ObjectMeta) -> pb::ObjectRef {
+    pb::ObjectRef {
+        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
+        kind: kind.into(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+    }
+}
+
+/// The pod an action runs in or for, with its node.
+pub fn pod_ref(pod: &Pod) -> pb::PodRef {
+    pb::PodRef {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        node_name: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// What an action may reach in a repository.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The one prefix it may write (and read); empty for none.
+    pub read_write: &'a str,
+    /// Prefixes it may only read.
+    pub read_only: &'a [String],
+    /// The repository's encryption and its passphrase, when the data is encrypted.
+    pub encryption: Option<(&'a EncryptionConfig, &'a str)>,
+}
+
+/// The storage grant for an action of an owner in `namespace` (a Mount repository is reached
+/// through its PVC in that namespace), limited to `scope`.
+pub fn grant(access: &RepoAccess, namespace: &str, scope: Scope<'_>) -> pb::StorageGrant {
+    let mut grant = access.grant(namespace);
+    grant.read_write_prefix = scope.read_write.to_string();
+    grant.read_only_prefixes = scope.read_only.to_vec();
+    if let Some((config, passphrase)) = scope.encryption {
+        grant.encryption_algorithm = serde_json::to_value(config.algorithm)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        grant.encryption_passphrase = passphrase.to_string();
+    }
+    grant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "pg-0", "namespace": "ns", "uid": "pod-uid"},
+            "spec": {"nodeName": "node-a", "containers": []}
+        }))
+        .unwrap()
+    }
+
+    fn access() -> RepoAccess {
+        RepoAccess {
+            repo_name: "repo1".into(),
+            datasafed_config: "[storage]\n".into(),
+            local_path: String::new(),
+            mount_claim: Some("repo-pvc".into()),
+        }
+    }
+
+    #[test]
+    fn an_exec_action_names_its_pod_and_node_and_owner() {
+        let meta = ObjectMeta {
+            name: Some("b1".into()),
+            namespace: Some("ns".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        let action = to_wire(
+            "id1",
+            "dp-prebackup-0-0",
+            owner("Backup", &meta),
+            Some(&pod()),
+            ActionKind::Exec {
+                container: "pg".into(),
+                command: vec!["true".into()],
+                timeout_seconds: 30,
+            },
+        );
+        assert_eq!(action.id, "id1");
+        assert_eq!(action.name, "dp-prebackup-0-0");
+        let owner = action.owner.unwrap();
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Backup", "b1", "u1")
+        );
+        let pod = action.pod.unwrap();
+        assert_eq!(
+            (pod.name.as_str(), pod.node_name.as_str()),
+            ("pg-0", "node-a")
+        );
+        assert!(matches!(action.kind, Some(pb::action::Kind::Exec(e)) if e.timeout_seconds == 30));
+    }
+
+    #[test]
+    fn a_job_without_an_info_file_asks_the_agent_to_collect_nothing() {
+        let action = to_wire(
+            "id1",
+            "pre-check",
+            owner("BackupRepo", &ObjectMeta::default()),
+            None,
+            ActionKind::Job {
+                job: Box::default(),
+                storage: None,
+                info: None,
+            },
+        );
+        let Some(pb::action::Kind::Job(job)) = action.kind else {
+            panic!("expected a job");
+        };
+        assert!(!job.collect_backup_info);
+        assert_eq!((job.info_volume.as_str(), job.info_file.as_str()), ("", ""));
+        assert!(job.job_json.starts_with('{'));
+        assert!(action.pod.is_none());
+    }
+
+    #[test]
+    fn a_grant_is_limited_to_its_scope_and_reaches_a_mount_repo_in_the_owners_namespace() {
+        let read_only = vec!["/root".to_string()];
+        let grant = grant(
+            &access(),
+            "ns",
+            Scope {
+                read_write: "/root/b1",
+                read_only: &read_only,
+                encryption: None,
+            },
+        );
+        assert_eq!(grant.read_write_prefix, "/root/b1");
+        assert_eq!(grant.read_only_prefixes, read_only);
+        assert_eq!(grant.mount_claim.unwrap().namespace, "ns");
+        assert!(grant.encryption_passphrase.is_empty());
+    }
+}
