@@ -991,7 +991,7 @@ fn backup_info_is_merged_into_the_status() {
 #[test]
 fn numeric_total_size_in_the_info_file_is_accepted() {
     let mut status = BackupStatus::default();
-    merge_backup_info(&mut status, r#"{"totalSize": 42}"#).unwrap();
+    backup_info::merge(&mut status, r#"{"totalSize": 42}"#).unwrap();
     assert_eq!(status.total_size.as_deref(), Some("42"));
 }
 
@@ -1002,7 +1002,7 @@ fn info_file_cannot_change_the_phase_or_the_path() {
         path: Some("/ns/b1".into()),
         ..Default::default()
     };
-    merge_backup_info(
+    backup_info::merge(
         &mut status,
         r#"{"phase": "Completed", "path": "/elsewhere"}"#,
     )

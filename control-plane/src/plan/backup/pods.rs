@@ -1,0 +1,273 @@
+//! Running: each pod's actions in order (preBackup, backupData, postBackup), pods and targets in
+//! parallel, through the action engine ([`crate::plan::action`]). An action is written `Running`
+//! before it is dispatched to the agent on its pod's node; the agent's result completes or fails
+//! it, and a node lost for longer than the grace period fails it (kubeblocks-semantics §2.2).
+
+use cairn_api::action::ActionErrorMode;
+use cairn_api::backup::{ActionPhase, ActionStatus, ActionType, Backup, BackupStatus};
+use cairn_proto::agent::v1 as pb;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::actions::{self, PlannedAction, PlannedKind};
+use super::request::Request;
+use super::{Observed, backup_info, owner};
+use crate::plan::action::{
+    self, ActionKind, InfoFile, Scope, Step, failure_reason, lost_message, step, to_wire,
+};
+use crate::plan::agent_view::ReportedAction;
+use crate::plan::ids::action_id;
+use crate::plan::intent::Intent;
+
+/// Where a pod's actions stand after this reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PodProgress {
+    /// Every action finished (completed, or failed with `onError: Continue`).
+    Done,
+    /// An action is running.
+    Waiting,
+    /// An action with `onError: Fail` failed; the pod's later actions never run.
+    Failed,
+}
+
+/// Where one action stands after this reconcile.
+enum Outcome {
+    Done,
+    Failed,
+    Running,
+}
+
+/// One reconcile's walk over the pods' action lists.
+pub(super) struct Walk<'a> {
+    pub o: &'a Observed,
+    pub request: &'a Request<'a>,
+    pub now: Timestamp,
+    pub status: BackupStatus,
+    pub intents: Vec<Intent>,
+    /// Actions running, or finished in this reconcile: their bytes count in the progress.
+    pub counted: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Moves one pod's action list forward as far as the agents' reports allow.
+    pub(super) fn pod(&mut self, list: &[PlannedAction], pod: &Pod) -> PodProgress {
+        for planned in list {
+            match self.action(planned, pod) {
+                Outcome::Done => {}
+                Outcome::Failed if planned.on_error == ActionErrorMode::Continue => {}
+                Outcome::Failed => return PodProgress::Failed,
+                Outcome::Running => return PodProgress::Waiting,
+            }
+        }
+        PodProgress::Done
+    }
+
+    /// Records, dispatches or applies the result of one action.
+    fn action(&mut self, planned: &PlannedAction, pod: &Pod) -> Outcome {
+        let now = self.now;
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let entry = status_entry(
+            &mut self.status,
+            &planned.name,
+            &pod_name,
+            action_type(planned),
+        );
+        match entry.phase {
+            Some(ActionPhase::Completed) => return Outcome::Done,
+            Some(ActionPhase::Failed) => return Outcome::Failed,
+            _ => {}
+        }
+        let uid = self.o.backup.metadata.uid.as_deref().unwrap_or_default();
+        let id = action_id(uid, &planned.name, &pod_name);
+        match step(&self.o.agents, &id, Some(&node), now) {
+            Step::Succeeded(report) => {
+                complete_entry(entry, report, pod, now);
+                self.counted.push(id.clone());
+                self.intents.push(Intent::Acknowledge { action_id: id });
+                let is_data = matches!(
+                    planned.kind,
+                    PlannedKind::Job {
+                        backup_data: true,
+                        ..
+                    }
+                );
+                if is_data
+                    && let Some(info) = &report.backup_info_json
+                    && let Err(reason) = backup_info::merge(&mut self.status, info)
+                {
+                    self.intents
+                        .push(Intent::warning("InvalidBackupInfo", reason));
+                }
+                return Outcome::Done;
+            }
+            Step::Failed(report) => {
+                let reason = failure_reason(report, "the action failed");
+                fail_entry(entry, reason.clone(), report.job_name.clone(), pod, now);
+                self.intents.push(Intent::Acknowledge { action_id: id });
+                self.intents.push(Intent::warning(
+                    "ActionFailed",
+                    format!("action {} on pod {pod_name} failed: {reason}", planned.name),
+                ));
+                return Outcome::Failed;
+            }
+            Step::NodeLost { lost_for } => {
+                let reason = format!(
+                    "{}; the action's outcome is unknown",
+                    lost_message(&node, lost_for)
+                );
+                fail_entry(entry, reason, None, pod, now);
+                return Outcome::Failed;
+            }
+            Step::NotDispatched | Step::Running(_) => {}
+        }
+        if entry.phase != Some(ActionPhase::Running) {
+            entry.phase = Some(ActionPhase::Running);
+            entry.start_timestamp = Some(Time(now));
+        }
+        let action = to_action(self.o, self.request, planned, &id, pod);
+        self.intents.push(Intent::Dispatch {
+            node,
+            action: Box::new(action),
+        });
+        self.counted.push(id);
+        Outcome::Running
+    }
+}
+
+/// The status entry for an action on a pod, created as New if missing.
+fn status_entry<'s>(
+    status: &'s mut BackupStatus,
+    name: &str,
+    pod: &str,
+    action_type: ActionType,
+) -> &'s mut ActionStatus {
+    let actions = status.actions.get_or_insert_with(Vec::new);
+    let found = actions
+        .iter()
+        .position(|a| a.name.as_deref() == Some(name) && a.target_pod_name.as_deref() == Some(pod));
+    let index = match found {
+        Some(index) => index,
+        None => {
+            actions.push(ActionStatus {
+                name: Some(name.into()),
+                target_pod_name: Some(pod.into()),
+                phase: Some(ActionPhase::New),
+                action_type: Some(action_type),
+                ..Default::default()
+            });
+            actions.len() - 1
+        }
+    };
+    &mut actions[index]
+}
+
+pub(super) fn action_type(action: &PlannedAction) -> ActionType {
+    match action.kind {
+        PlannedKind::Job { .. } => ActionType::Job,
+        PlannedKind::Exec { .. } => ActionType::None,
+    }
+}
+
+fn job_ref(pod: &Pod, job: Option<String>) -> Option<ObjectReference> {
+    job.filter(|j| !j.is_empty()).map(|name| ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        name: Some(name),
+        namespace: pod.metadata.namespace.clone(),
+        ..Default::default()
+    })
+}
+
+fn complete_entry(entry: &mut ActionStatus, report: &ReportedAction, pod: &Pod, now: Timestamp) {
+    entry.phase = Some(ActionPhase::Completed);
+    if entry.start_timestamp.is_none() {
+        entry.start_timestamp = Some(Time(report.started_at.unwrap_or(now)));
+    }
+    entry.completion_timestamp = Some(Time(report.finished_at.unwrap_or(now)));
+    entry.failure_reason = None;
+    if let Some(job) = job_ref(pod, report.job_name.clone()) {
+        entry.object_ref = Some(job);
+    }
+    if let Some(info) = report.backup_info_json.as_deref() {
+        backup_info::record_in_entry(entry, info);
+    }
+}
+
+fn fail_entry(
+    entry: &mut ActionStatus,
+    reason: String,
+    job: Option<String>,
+    pod: &Pod,
+    now: Timestamp,
+) {
+    entry.phase = Some(ActionPhase::Failed);
+    if entry.start_timestamp.is_none() {
+        entry.start_timestamp = Some(Time(now));
+    }
+    entry.completion_timestamp = Some(Time(now));
+    entry.failure_reason = Some(reason);
+    if let Some(job) = job_ref(pod, job) {
+        entry.object_ref = Some(job);
+    }
+}
+
+/// Builds the wire action for a planned action.
+fn to_action(
+    o: &Observed,
+    request: &Request<'_>,
+    planned: &PlannedAction,
+    id: &str,
+    pod: &Pod,
+) -> pb::Action {
+    let kind = match &planned.kind {
+        PlannedKind::Exec {
+            container,
+            command,
+            timeout_seconds,
+        } => ActionKind::Exec {
+            container: container.clone(),
+            command: command.clone(),
+            timeout_seconds: *timeout_seconds,
+        },
+        PlannedKind::Job { job, backup_data } => ActionKind::Job {
+            job: job.clone(),
+            storage: Some(grant(request, &o.backup, true)),
+            info: Some(InfoFile {
+                volume: actions::MANAGER_VOLUME.into(),
+                file: actions::INFO_FILE.into(),
+                collect: *backup_data,
+            }),
+        },
+    };
+    to_wire(id, &planned.name, owner(&o.backup), Some(pod), kind)
+}
+
+/// What the backup's actions may reach in the repository: its own path read-write and, with
+/// `siblings`, its siblings read-only.
+pub(super) fn grant(request: &Request<'_>, backup: &Backup, siblings: bool) -> pb::StorageGrant {
+    let read_only = if siblings {
+        std::slice::from_ref(&request.root_path)
+    } else {
+        &[]
+    };
+    action::grant(
+        request.access,
+        backup.metadata.namespace.as_deref().unwrap_or_default(),
+        Scope {
+            read_write: &request.backup_path,
+            read_only,
+            encryption: request
+                .policy
+                .spec
+                .encryption_config
+                .as_ref()
+                .zip(request.passphrase.as_deref()),
+        },
+    )
+}

@@ -1,0 +1,337 @@
+//! What a Backup asks for, resolved: its policy, method, ActionSet, repository (and how agents
+//! reach it), targets and pods, with KubeBlocks' checks and messages (kubeblocks-semantics §1.2
+//! "New", §3.4, §5.4).
+
+use std::collections::BTreeMap;
+
+use cairn_api::actionset::{ActionSet, BackupType};
+use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, BackupStatusTarget};
+use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
+use cairn_api::backup_repo::BackupRepo;
+use cairn_api::common::Phase;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::actions::{self, BackupContext, PlannedAction};
+use super::pods::action_type;
+use super::repo::{self, RepoAccess};
+use super::targets::{self, ResolvedTarget};
+use super::{
+    COPIED_POD_LABELS, LABEL_BACKUP_POLICY, LABEL_BACKUP_REPO, LABEL_BACKUP_TYPE, LABEL_MANAGED_BY,
+    MANAGED_BY, Observed, path,
+};
+use crate::plan::action::{self, AccessProblem};
+use crate::plan::intent::{Intent, Plan};
+
+/// Why the request could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Problem {
+    /// Fatal: the Backup fails with this reason.
+    Fail(String),
+    /// Not yet: look again later.
+    Wait(String),
+    /// A Mount repository has no PVC in the Backup's namespace yet: the Backup is labelled
+    /// `wait-repo-preparation=true` so that the repository's reconciler creates it (§5.3 step 9).
+    WaitForRepoClaim { repo: String, claim: String },
+}
+
+/// The resolved inputs of a backup.
+pub(super) struct Request<'a> {
+    pub policy: &'a BackupPolicy,
+    pub method: &'a BackupMethod,
+    pub actionset: &'a ActionSet,
+    pub repo: &'a BackupRepo,
+    pub access: &'a RepoAccess,
+    pub targets: Vec<ResolvedTarget>,
+    /// Whether the policy lists `targets` (recorded as `status.targets`) or has one `target`.
+    pub target_list: bool,
+    /// The labels the Backup carries once its metadata is patched.
+    pub labels: BTreeMap<String, String>,
+    /// The directory shared by the policy's backups (`DP_BACKUP_ROOT_PATH`).
+    pub root_path: String,
+    /// The backup's `status.path`.
+    pub backup_path: String,
+    pub passphrase: Option<String>,
+}
+
+/// Resolves policy, method, ActionSet, repository and targets (New-phase checks of §1.2).
+pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
+    let backup = &o.backup;
+    let namespace = backup.metadata.namespace.clone().unwrap_or_default();
+    let policy_name = &backup.spec.backup_policy_name;
+    let policy = o.policy.as_ref().ok_or_else(|| {
+        Problem::Fail(format!(
+            "backuppolicies.dataprotection.kubeblocks.io \"{policy_name}\" not found"
+        ))
+    })?;
+    if policy.status.as_ref().and_then(|s| s.phase) == Some(Phase::Unavailable) {
+        return Err(Problem::Fail(format!(
+            "phase of backupPolicy \"{policy_name}\" is Unavailable"
+        )));
+    }
+    let method_name = &backup.spec.backup_method;
+    let method = policy
+        .spec
+        .backup_methods
+        .iter()
+        .find(|m| &m.name == method_name)
+        .ok_or_else(|| Problem::Fail(format!("backupMethod: {method_name} not found")))?;
+    let snapshot = method.snapshot_volumes.unwrap_or(false);
+    let actionset_name = method.action_set_name.clone().unwrap_or_default();
+    if !snapshot && actionset_name.is_empty() {
+        return Err(Problem::Fail(format!(
+            "backup method {method_name} should specify snapshotVolumes or actionSetName"
+        )));
+    }
+    if snapshot {
+        return Err(Problem::Fail(format!(
+            "backup method {method_name} uses snapshotVolumes, and volume snapshot backups are not supported by Cairn yet; use a method with an actionSetName"
+        )));
+    }
+    let actionset = o.actionset.as_ref().ok_or_else(|| {
+        Problem::Fail(format!(
+            "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
+        ))
+    })?;
+    match actionset.spec.backup_type {
+        BackupType::Full | BackupType::Selective => {}
+        other => {
+            return Err(Problem::Fail(format!(
+                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective)"
+            )));
+        }
+    }
+    check_parameters(backup, actionset).map_err(|reason| {
+        Problem::Fail(format!(
+            "fails to validate parameters with actionset {actionset_name}: {reason}"
+        ))
+    })?;
+    let passphrase = match &o.encryption_passphrase {
+        None => None,
+        Some(Ok(passphrase)) => Some(passphrase.clone()),
+        Some(Err(reason)) => {
+            return Err(Problem::Fail(format!(
+                "failed to validate backupPolicy's encryption config: {reason}"
+            )));
+        }
+    };
+    let repo = repo::resolve(backup, policy, &o.repos).map_err(Problem::Fail)?;
+    let repo_name = repo.metadata.name.clone().unwrap_or_default();
+    let access =
+        action::access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
+            match problem {
+                AccessProblem::PreChecking { .. } | AccessProblem::NotRendered { .. } => {
+                    Problem::Wait(problem.to_string())
+                }
+                AccessProblem::NotReady { .. } => Problem::Fail(problem.to_string()),
+                AccessProblem::NoClaim { repo, claim } => Problem::WaitForRepoClaim { repo, claim },
+            }
+        })?;
+    let declared = targets::targets(policy, method);
+    if declared.is_empty() {
+        return Err(Problem::Fail(format!(
+            "backup target/targets can not be empty in backupPolicy \"{policy_name}\""
+        )));
+    }
+    let mut resolved = Vec::new();
+    for target in declared {
+        let pods = targets::select_pods(backup, policy, &target, &o.pods)
+            .map_err(|err| Problem::Fail(err.to_string()))?;
+        resolved.push(ResolvedTarget { target, pods });
+    }
+    let mut labels = backup.metadata.labels.clone().unwrap_or_default();
+    if let Some(first_pod) = resolved.first().and_then(|t| t.pods.first()) {
+        let pod_labels = first_pod.metadata.labels.clone().unwrap_or_default();
+        for key in COPIED_POD_LABELS {
+            if let Some(value) = pod_labels.get(key) {
+                labels.entry(key.to_string()).or_insert(value.clone());
+            }
+        }
+    }
+    labels
+        .entry(LABEL_MANAGED_BY.into())
+        .or_insert(MANAGED_BY.into());
+    labels.insert(
+        LABEL_BACKUP_TYPE.into(),
+        format!("{:?}", actionset.spec.backup_type),
+    );
+    labels.insert(LABEL_BACKUP_POLICY.into(), policy_name.clone());
+    labels.insert(LABEL_BACKUP_REPO.into(), repo_name);
+    let root_path = path::root_path(
+        repo.spec.path_prefix.as_deref().unwrap_or_default(),
+        &namespace,
+        policy.spec.path_prefix.as_deref().unwrap_or_default(),
+    );
+    let backup_path = path::backup_path(
+        &root_path,
+        backup.metadata.name.as_deref().unwrap_or_default(),
+    );
+    Ok(Request {
+        target_list: targets::uses_target_list(policy, method),
+        policy,
+        method,
+        actionset,
+        repo,
+        access,
+        targets: resolved,
+        labels,
+        root_path,
+        backup_path,
+        passphrase,
+    })
+}
+
+/// KubeBlocks' parameter checks (§3.4): every parameter declared in `withParameters`.
+fn check_parameters(backup: &Backup, actionset: &ActionSet) -> Result<(), String> {
+    let parameters = backup.spec.parameters.clone().unwrap_or_default();
+    if parameters.is_empty() {
+        return Ok(());
+    }
+    let actionset_name = actionset.metadata.name.clone().unwrap_or_default();
+    let declared = actionset
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.with_parameters.clone())
+        .unwrap_or_default();
+    if parameters.len() > declared.len() {
+        return Err(format!(
+            "some parameters are undeclared in withParameters of actionSet {actionset_name}"
+        ));
+    }
+    for parameter in &parameters {
+        if !declared.contains(&parameter.name) {
+            return Err(format!(
+                "parameter {} is undeclared in withParameters of actionSet {actionset_name}",
+                parameter.name
+            ));
+        }
+    }
+    let schema = actionset
+        .spec
+        .parameters_schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    let has_properties = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(|p| p.as_object())
+        .is_some_and(|p| !p.is_empty());
+    if !has_properties {
+        return Err(format!(
+            "the parametersSchema is invalid in actionSet {actionset_name}"
+        ));
+    }
+    Ok(())
+}
+
+impl Request<'_> {
+    /// The ordered actions of the `index`th pod of `target` (preBackup, backupData, postBackup).
+    pub(super) fn pod_actions(
+        &self,
+        backup: &Backup,
+        target: &ResolvedTarget,
+        pod: &Pod,
+        index: usize,
+    ) -> Result<Vec<PlannedAction>, String> {
+        let ctx = BackupContext {
+            backup,
+            policy: self.policy,
+            method: self.method,
+            actionset: self.actionset,
+            backup_path: &self.backup_path,
+            root_path: &self.root_path,
+            labels: &self.labels,
+            mount_repo: self
+                .access
+                .mount_claim
+                .as_deref()
+                .map(|claim| (claim, repo::MOUNT_PATH)),
+        };
+        actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string())
+    }
+
+    /// Writes what was resolved into the status: the targets and their pods, the path, the
+    /// copied method, the repository, the encryption and one `New` entry per action.
+    pub(super) fn record(&self, status: &mut BackupStatus, planned: &[(PlannedAction, String)]) {
+        let recorded_targets: Vec<BackupStatusTarget> = self
+            .targets
+            .iter()
+            .map(|t| BackupStatusTarget {
+                target: t.target.clone(),
+                selected_target_pods: Some(
+                    t.pods
+                        .iter()
+                        .filter_map(|p| p.metadata.name.clone())
+                        .collect(),
+                ),
+            })
+            .collect();
+        if self.target_list {
+            status.targets = Some(recorded_targets);
+        } else {
+            status.target = recorded_targets.into_iter().next();
+        }
+        status.format_version = Some("0.1.0".into());
+        status.path = Some(self.backup_path.clone());
+        status.backup_method = Some(self.method.clone());
+        status.backup_repo_name = self.repo.metadata.name.clone();
+        status.encryption_config = self.policy.spec.encryption_config.clone();
+        status.actions = Some(
+            planned
+                .iter()
+                .map(|(action, pod)| ActionStatus {
+                    name: Some(action.name.clone()),
+                    target_pod_name: Some(pod.clone()),
+                    phase: Some(ActionPhase::New),
+                    action_type: Some(action_type(action)),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    }
+
+    /// The labels the Backup lacks or carries with another value.
+    pub(super) fn label_changes(&self, backup: &Backup) -> BTreeMap<String, Option<String>> {
+        let current = backup.metadata.labels.clone().unwrap_or_default();
+        self.labels
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect()
+    }
+}
+
+/// Waits for a Mount repository's PVC in the Backup's namespace, labelling the Backup so that
+/// the repository's reconciler creates it (KubeBlocks' `wait-repo-preparation`).
+pub(super) fn wait_for_repo_claim(o: &Observed, repo: &str, claim: &str) -> Plan<BackupStatus> {
+    let namespace = o.backup.metadata.namespace.as_deref().unwrap_or_default();
+    let current = o.backup.metadata.labels.clone().unwrap_or_default();
+    let labels: BTreeMap<String, Option<String>> = [
+        (LABEL_BACKUP_REPO, repo),
+        (
+            crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION,
+            "true",
+        ),
+    ]
+    .into_iter()
+    .filter(|(key, value)| current.get(*key).map(String::as_str) != Some(*value))
+    .map(|(key, value)| (key.to_string(), Some(value.to_string())))
+    .collect();
+    let mut intents = Vec::new();
+    if !labels.is_empty() {
+        intents.push(Intent::PatchMeta {
+            labels,
+            annotations: BTreeMap::new(),
+        });
+        intents.push(Intent::normal(
+            "Waiting",
+            format!(
+                "waiting for backup repository {repo} to create its PVC {claim} in namespace {namespace}"
+            ),
+        ));
+    }
+    Plan {
+        status: None,
+        intents,
+        requeue: Some(o.settings.wait_requeue),
+    }
+}
