@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cairn_api::action::BaseJobActionSpec;
 use cairn_api::backup::{ActionPhase, BackupDeletionPolicy, BackupPhase, BackupStatus};
+use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
@@ -37,6 +39,47 @@ pub const RETRY_AT_ANNOTATION: &str = "cairn.io/deletion-retry-at";
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_secs(2);
 
+/// Where the deletion of a Backup stands in this reconcile.
+enum Stage<'o> {
+    /// Actions still run: they are being cancelled and their ends awaited.
+    Cancelling,
+    /// `deletionPolicy: Retain`: the files stay and the finalizer goes.
+    Retain,
+    /// Nothing to delete in a repository: a volume snapshot backup, no repository recorded, or a
+    /// path that is empty or lacks the backup's name (KubeBlocks' safety guard).
+    NothingToDelete,
+    /// The recorded repository no longer exists: the files are left in place.
+    RepoGone { repo: String, path: String },
+    /// The repository's access is not rendered (yet): wait for it.
+    RepoNotReady { repo: String, path: String },
+    /// No agent is connected to run the deletion.
+    NoAgent,
+    /// The last attempt failed; the next one starts after `wait`.
+    RetryLater { wait: Duration },
+    /// The ActionSet's preDelete Job runs (or just failed).
+    PreDelete {
+        attempt: Attempt,
+        spec: &'o BaseJobActionSpec,
+    },
+    /// An agent removes the files (the preDelete Job, if any, succeeded: `acknowledge` it).
+    DeleteFiles {
+        attempt: Attempt,
+        acknowledge: Option<String>,
+    },
+}
+
+/// One attempt at deleting the files.
+struct Attempt {
+    /// Counts failed attempts; part of the action names, so a retry gets new action ids.
+    number: u32,
+    /// The connected node whose agent runs it.
+    node: String,
+    /// The backup's `status.path`.
+    path: String,
+    /// Read-write access to `path` only.
+    storage: pb::StorageGrant,
+}
+
 /// Plans one reconcile of a Backup that is being deleted.
 pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
     let backup = &o.backup;
@@ -47,16 +90,73 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
     status.phase = Some(BackupPhase::Deleting);
     status.progress = None;
     let mut intents = Vec::new();
-    let uid = backup.metadata.uid.clone().unwrap_or_default();
-    let backup_name = backup.metadata.name.clone().unwrap_or_default();
+    let still_running = cancel_running(o, &mut status, now, &mut intents);
+    let stage = if still_running {
+        Stage::Cancelling
+    } else {
+        stage(o, &status, now)
+    };
+    match stage {
+        Stage::Cancelling => waiting(status, intents, POLL),
+        Stage::Retain => {
+            intents.push(Intent::normal(
+                "Retain",
+                format!(
+                    "deletionPolicy is Retain: the backup files under {} are kept in the repository",
+                    status.path.as_deref().unwrap_or("(no path)")
+                ),
+            ));
+            done(status, intents)
+        }
+        Stage::NothingToDelete => done(status, intents),
+        Stage::RepoGone { repo, path } => {
+            intents.push(Intent::warning(
+                "BackupRepoNotFound",
+                format!(
+                    "backup repository {repo} no longer exists; the files under {path} are left in place"
+                ),
+            ));
+            done(status, intents)
+        }
+        Stage::RepoNotReady { repo, path } => {
+            status.deletion_failure_reason = Some(format!(
+                "backup repository {repo} is not ready; the files under {path} will be deleted once it is"
+            ));
+            waiting(status, intents, RETRY_AFTER)
+        }
+        Stage::NoAgent => {
+            status.deletion_failure_reason =
+                Some("no node agent is connected to delete the backup files".into());
+            waiting(status, intents, POLL)
+        }
+        Stage::RetryLater { wait } => waiting(status, intents, wait),
+        Stage::PreDelete { attempt, spec } => pre_delete(o, status, intents, attempt, spec, now),
+        Stage::DeleteFiles {
+            attempt,
+            acknowledge,
+        } => {
+            intents.extend(acknowledge.map(|action_id| Intent::Acknowledge { action_id }));
+            delete_files(o, status, intents, attempt, now)
+        }
+    }
+}
 
+/// Cancels the actions still running; returns whether any has not ended yet. An action that
+/// ended, or whose node is lost, is marked Failed.
+fn cancel_running(
+    o: &Observed,
+    status: &mut BackupStatus,
+    now: Timestamp,
+    intents: &mut Vec<Intent>,
+) -> bool {
+    let uid = o.backup.metadata.uid.as_deref().unwrap_or_default();
     let mut still_running = false;
     for action in status.actions.iter_mut().flatten() {
         if action.phase != Some(ActionPhase::Running) {
             continue;
         }
         let pod = action.target_pod_name.clone().unwrap_or_default();
-        let id = action_id(&uid, action.name.as_deref().unwrap_or_default(), &pod);
+        let id = action_id(uid, action.name.as_deref().unwrap_or_default(), &pod);
         let node = o
             .pods
             .iter()
@@ -80,20 +180,16 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             still_running = true;
         }
     }
-    if still_running {
-        return waiting(status, intents, POLL);
-    }
+    still_running
+}
 
+/// The stage of a deletion whose actions have all ended.
+fn stage<'o>(o: &'o Observed, status: &BackupStatus, now: Timestamp) -> Stage<'o> {
+    let backup = &o.backup;
     if backup.spec.deletion_policy == Some(BackupDeletionPolicy::Retain) {
-        intents.push(Intent::normal(
-            "Retain",
-            format!(
-                "deletionPolicy is Retain: the backup files under {} are kept in the repository",
-                status.path.as_deref().unwrap_or("(no path)")
-            ),
-        ));
-        return done(status, intents);
+        return Stage::Retain;
     }
+    let backup_name = backup.metadata.name.clone().unwrap_or_default();
     let snapshot = status
         .backup_method
         .as_ref()
@@ -101,51 +197,37 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
         .unwrap_or(false);
     let path = status.path.clone().unwrap_or_default();
     if snapshot || path.is_empty() || !path.contains(backup_name.as_str()) {
-        return done(status, intents);
+        return Stage::NothingToDelete;
     }
-    let Some(repo_name) = status.backup_repo_name.clone() else {
-        return done(status, intents);
+    let Some(repo) = status.backup_repo_name.clone() else {
+        return Stage::NothingToDelete;
     };
     if !o
         .repos
         .iter()
-        .any(|r| r.metadata.name.as_deref() == Some(repo_name.as_str()))
+        .any(|r| r.metadata.name.as_deref() == Some(repo.as_str()))
     {
-        intents.push(Intent::warning(
-            "BackupRepoNotFound",
-            format!("backup repository {repo_name} no longer exists; the files under {path} are left in place"),
-        ));
-        return done(status, intents);
+        return Stage::RepoGone { repo, path };
     }
-    let Some(access) = o.repo_access.as_ref().filter(|a| a.repo_name == repo_name) else {
-        status.deletion_failure_reason = Some(format!(
-            "backup repository {repo_name} is not ready; the files under {path} will be deleted once it is"
-        ));
-        return waiting(status, intents, RETRY_AFTER);
+    let Some(access) = o.repo_access.as_ref().filter(|a| a.repo_name == repo) else {
+        return Stage::RepoNotReady { repo, path };
     };
     let Some(node) = o.agents.any_connected_node().map(str::to_string) else {
-        status.deletion_failure_reason =
-            Some("no node agent is connected to delete the backup files".into());
-        return waiting(status, intents, POLL);
+        return Stage::NoAgent;
     };
-    let attempt: u32 = backup
-        .metadata
-        .annotations
-        .as_ref()
+    let annotations = backup.metadata.annotations.as_ref();
+    let number: u32 = annotations
         .and_then(|a| a.get(ATTEMPT_ANNOTATION))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let retry_at = backup
-        .metadata
-        .annotations
-        .as_ref()
+    let retry_at = annotations
         .and_then(|a| a.get(RETRY_AT_ANNOTATION))
         .and_then(|v| v.parse::<Timestamp>().ok());
     if let Some(at) = retry_at
         && at > now
     {
         let wait = Duration::try_from(at.duration_since(now)).unwrap_or(POLL);
-        return waiting(status, intents, wait);
+        return Stage::RetryLater { wait };
     }
     let storage = grant(
         access,
@@ -155,95 +237,143 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             ..Scope::default()
         },
     );
-
+    let attempt = Attempt {
+        number,
+        node,
+        path,
+        storage,
+    };
     let pre_delete = o
         .actionset
         .as_ref()
         .and_then(|a| a.spec.backup.as_ref())
-        .and_then(|b| b.pre_delete.clone());
-    if let Some(pre_delete) = pre_delete {
-        let name = format!("dp-predelete-{attempt}");
-        let id = action_id(&uid, &name, "");
-        // Any connected agent runs it: no node to lose.
-        match step(&o.agents, &id, None, now) {
-            Step::Succeeded(_) => {
-                intents.push(Intent::Acknowledge { action_id: id });
-            }
-            Step::Failed(report) => {
-                let reason = &report.failure_reason;
-                intents.push(Intent::Acknowledge { action_id: id });
-                return retry(
-                    status,
-                    intents,
-                    attempt,
-                    now,
-                    format!(
-                        "pre-delete job of backup {backup_name} failed, it is retried in {}s: {reason}",
-                        RETRY_AFTER.as_secs()
-                    ),
-                );
-            }
-            Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
-                let mut env = vec![
-                    var("DP_BACKUP_BASE_PATH", path.clone()),
-                    var("DP_BACKUP_NAME", backup_name.clone()),
-                ];
-                merge(
-                    &mut env,
-                    o.actionset
-                        .as_ref()
-                        .and_then(|a| a.spec.env.clone())
-                        .unwrap_or_default(),
-                );
-                let job = Job {
-                    metadata: ObjectMeta {
-                        name: Some(cut_63(&format!(
-                            "{}-predelete-{backup_name}",
-                            uid.chars().take(8).collect::<String>()
-                        ))),
-                        namespace: backup.metadata.namespace.clone(),
-                        labels: Some(BTreeMap::from([(
-                            LABEL_MANAGED_BY.to_string(),
-                            "kubeblocks-dataprotection".to_string(),
-                        )])),
-                        ..Default::default()
-                    },
-                    spec: Some(JobSpec {
-                        backoff_limit: Some(2),
-                        template: PodTemplateSpec {
-                            metadata: None,
-                            spec: Some(PodSpec {
-                                restart_policy: Some("Never".into()),
-                                containers: vec![Container {
-                                    name: "deleter".into(),
-                                    image: Some(expand(&pre_delete.image, &env)),
-                                    command: Some(pre_delete.command.clone()),
-                                    env: Some(env),
-                                    ..Default::default()
-                                }],
-                                ..Default::default()
-                            }),
-                        },
-                        ..Default::default()
-                    }),
-                    status: None,
-                };
-                let kind = ActionKind::Job {
-                    job: Box::new(job),
-                    storage: Some(storage),
-                    info: None,
-                };
-                intents.push(Intent::Dispatch {
-                    node,
-                    action: Box::new(to_wire(&id, &name, owner(backup), None, kind)),
-                });
-                return waiting(status, intents, POLL);
-            }
+        .and_then(|b| b.pre_delete.as_ref());
+    let Some(spec) = pre_delete else {
+        return Stage::DeleteFiles {
+            attempt,
+            acknowledge: None,
+        };
+    };
+    let id = pre_delete_id(o, attempt.number);
+    // Any connected agent runs it: no node to lose.
+    match step(&o.agents, &id, None, now) {
+        Step::Succeeded(_) => Stage::DeleteFiles {
+            attempt,
+            acknowledge: Some(id),
+        },
+        Step::NotDispatched | Step::Running(_) | Step::Failed(_) | Step::NodeLost { .. } => {
+            Stage::PreDelete { attempt, spec }
         }
     }
+}
 
-    let name = format!("dp-delete-files-{attempt}");
-    let id = action_id(&uid, &name, "");
+fn pre_delete_name(attempt: u32) -> String {
+    format!("dp-predelete-{attempt}")
+}
+
+fn pre_delete_id(o: &Observed, attempt: u32) -> String {
+    let uid = o.backup.metadata.uid.as_deref().unwrap_or_default();
+    action_id(uid, &pre_delete_name(attempt), "")
+}
+
+/// The preDelete Job: dispatched until it ends; a failure is retried as a new attempt.
+fn pre_delete(
+    o: &Observed,
+    status: BackupStatus,
+    mut intents: Vec<Intent>,
+    attempt: Attempt,
+    spec: &BaseJobActionSpec,
+    now: Timestamp,
+) -> Plan<BackupStatus> {
+    let backup = &o.backup;
+    let backup_name = backup.metadata.name.clone().unwrap_or_default();
+    let uid = backup.metadata.uid.clone().unwrap_or_default();
+    let name = pre_delete_name(attempt.number);
+    let id = pre_delete_id(o, attempt.number);
+    if let Step::Failed(report) = step(&o.agents, &id, None, now) {
+        intents.push(Intent::Acknowledge { action_id: id });
+        return retry(
+            status,
+            intents,
+            attempt.number,
+            now,
+            format!(
+                "pre-delete job of backup {backup_name} failed, it is retried in {}s: {}",
+                RETRY_AFTER.as_secs(),
+                report.failure_reason
+            ),
+        );
+    }
+    let mut env = vec![
+        var("DP_BACKUP_BASE_PATH", attempt.path.clone()),
+        var("DP_BACKUP_NAME", backup_name.clone()),
+    ];
+    merge(
+        &mut env,
+        o.actionset
+            .as_ref()
+            .and_then(|a| a.spec.env.clone())
+            .unwrap_or_default(),
+    );
+    let job = Job {
+        metadata: ObjectMeta {
+            name: Some(cut_63(&format!(
+                "{}-predelete-{backup_name}",
+                uid.chars().take(8).collect::<String>()
+            ))),
+            namespace: backup.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([(
+                LABEL_MANAGED_BY.to_string(),
+                "kubeblocks-dataprotection".to_string(),
+            )])),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(2),
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: "deleter".into(),
+                        image: Some(expand(&spec.image, &env)),
+                        command: Some(spec.command.clone()),
+                        env: Some(env),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let kind = ActionKind::Job {
+        job: Box::new(job),
+        storage: Some(attempt.storage),
+        info: None,
+    };
+    intents.push(Intent::Dispatch {
+        node: attempt.node,
+        action: Box::new(to_wire(&id, &name, owner(backup), None, kind)),
+    });
+    waiting(status, intents, POLL)
+}
+
+/// Removing the files: dispatched until it ends; then the finalizer goes, or a failure is
+/// retried as a new attempt.
+fn delete_files(
+    o: &Observed,
+    mut status: BackupStatus,
+    mut intents: Vec<Intent>,
+    attempt: Attempt,
+    now: Timestamp,
+) -> Plan<BackupStatus> {
+    let uid = o.backup.metadata.uid.as_deref().unwrap_or_default();
+    let name = format!("dp-delete-files-{}", attempt.number);
+    let id = action_id(uid, &name, "");
+    let path = attempt.path;
+    // Any connected agent runs it: no node to lose.
     match step(&o.agents, &id, None, now) {
         Step::Succeeded(_) => {
             intents.push(Intent::Acknowledge { action_id: id });
@@ -255,24 +385,27 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             done(status, intents)
         }
         Step::Failed(report) => {
-            let reason = &report.failure_reason;
             intents.push(Intent::Acknowledge { action_id: id });
             retry(
                 status,
                 intents,
-                attempt,
+                attempt.number,
                 now,
                 format!(
-                    "deleting the backup files under {path} failed, it is retried in {}s: {reason}",
-                    RETRY_AFTER.as_secs()
+                    "deleting the backup files under {path} failed, it is retried in {}s: {}",
+                    RETRY_AFTER.as_secs(),
+                    report.failure_reason
                 ),
             )
         }
         Step::NotDispatched | Step::Running(_) | Step::NodeLost { .. } => {
-            let kind = ActionKind::DeletePath { storage, path };
+            let kind = ActionKind::DeletePath {
+                storage: attempt.storage,
+                path,
+            };
             intents.push(Intent::Dispatch {
-                node,
-                action: Box::new(to_wire(&id, &name, owner(backup), None, kind)),
+                node: attempt.node,
+                action: Box::new(to_wire(&id, &name, owner(&o.backup), None, kind)),
             });
             waiting(status, intents, POLL)
         }

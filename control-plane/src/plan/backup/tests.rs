@@ -1298,6 +1298,65 @@ fn pre_delete_job_runs_before_the_files_are_removed() {
 }
 
 #[test]
+fn a_failed_pre_delete_job_is_retried_as_a_new_attempt_before_any_file_is_removed() {
+    let mut o = observed();
+    o.actionset = Some(actionset(json!({"spec": {"backup": {
+        "preDelete": {"image": "tools:$(IMAGE_TAG)", "command": ["cleanup"]}}}})));
+    completed(&mut o);
+    deleting(&mut o, "Delete");
+    step(&mut o, later(101));
+    report(&mut o, "dp-predelete-0", "", ReportedPhase::Failed, None);
+    let plan = step(&mut o, later(102));
+    let reason = plan
+        .status
+        .clone()
+        .unwrap()
+        .deletion_failure_reason
+        .unwrap();
+    assert!(
+        reason.starts_with("pre-delete job of backup b1 failed, it is retried in 30s"),
+        "{reason}"
+    );
+    assert!(dispatched(&plan).is_empty());
+    assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
+    let plan = step(&mut o, later(140));
+    assert_eq!(dispatched(&plan)[0].1.name, "dp-predelete-1");
+}
+
+#[test]
+fn a_backup_whose_repository_is_gone_lets_go_and_leaves_the_files() {
+    let mut o = observed();
+    completed(&mut o);
+    deleting(&mut o, "Delete");
+    o.repos.clear();
+    let plan = step(&mut o, later(101));
+    assert!(dispatched(&plan).is_empty());
+    assert!(plan.intents.contains(&Intent::RemoveFinalizer));
+    assert!(plan.intents.iter().any(|i| matches!(
+        i,
+        Intent::Event { type_: EventType::Warning, reason, .. } if reason == "BackupRepoNotFound"
+    )));
+}
+
+#[test]
+fn a_backup_whose_repository_access_is_not_rendered_waits_and_says_why() {
+    let mut o = observed();
+    completed(&mut o);
+    deleting(&mut o, "Delete");
+    o.repo_access = None;
+    let plan = step(&mut o, later(101));
+    assert!(dispatched(&plan).is_empty());
+    assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
+    assert_eq!(plan.requeue, Some(deletion::RETRY_AFTER));
+    assert_eq!(
+        plan.status.unwrap().deletion_failure_reason.as_deref(),
+        Some(
+            "backup repository repo1 is not ready; the files under /prod/default/mycluster/postgresql/b1 will be deleted once it is"
+        )
+    );
+}
+
+#[test]
 fn deleting_a_running_backup_cancels_its_actions_first() {
     let mut o = observed();
     step(&mut o, now());
