@@ -20,3 +20,6 @@ pub mod storage_provider;
 pub use agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
 pub use intent::{EventType, Intent, Plan};
 pub mod time;
+
+#[cfg(test)]
+pub mod testing;

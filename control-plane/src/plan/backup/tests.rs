@@ -1,33 +1,21 @@
 //! Table tests of the Backup planner: one behaviour per test, named by what a user sees.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use cairn_api::backup::{ActionPhase, Backup, BackupPhase, BackupStatus};
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
-use super::repo::RepoAccess;
 use super::*;
-use crate::plan::agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
+use crate::plan::agent_view::{ReportedAction, ReportedPhase};
 use crate::plan::intent::{EventType, Intent};
+use crate::plan::testing::*;
 
 const UID: &str = "0123456789abcdef";
-
-fn now() -> Timestamp {
-    "2026-11-22T10:00:00Z".parse().unwrap()
-}
-
-fn later(secs: i64) -> Timestamp {
-    now()
-        .checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap()
-}
 
 fn backup(extra: serde_json::Value) -> Backup {
     let mut value = json!({
@@ -89,58 +77,19 @@ fn actionset(extra: serde_json::Value) -> ActionSet {
     serde_json::from_value(value).unwrap()
 }
 
-fn repo(name: &str, phase: &str, default: bool) -> BackupRepo {
-    serde_json::from_value(json!({
-        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-        "kind": "BackupRepo",
-        "metadata": {"name": name, "annotations": if default {
-            json!({"dataprotection.kubeblocks.io/is-default-repo": "true"})} else { json!({}) }},
-        "spec": {"storageProviderRef": "s3", "accessMethod": "Tool", "pvReclaimPolicy": "Retain",
-                 "pathPrefix": "prod"},
-        "status": {"phase": phase}
-    }))
-    .unwrap()
+/// A cluster member pod labelled with its `role` (the policy selects `secondary`, falling back
+/// to `primary`).
+fn member(name: &str, role: &str) -> Pod {
+    pod(name).labelled(&[
+        ("role", role),
+        ("kubeblocks.io/role", role),
+        ("app.kubernetes.io/instance", "mycluster"),
+    ])
 }
 
-fn pod(name: &str, role: &str, ready: bool) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
-                     "labels": {"app": "pg", "role": role, "kubeblocks.io/role": role,
-                                "app.kubernetes.io/instance": "mycluster"}},
-        "spec": {"nodeName": "node-a",
-                 "containers": [{"name": "postgresql", "image": "postgres",
-                                 "env": [{"name": "PGDATA", "value": "/var/lib/pg/data"}],
-                                 "ports": [{"containerPort": 5432}]}],
-                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{name}")}},
-                             {"name": "scratch", "emptyDir": {}}],
-                 "tolerations": [{"key": "dedicated", "operator": "Exists"}]},
-        "status": {"phase": "Running", "podIP": "10.0.0.7",
-                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-    }))
-    .unwrap()
-}
-
-fn access() -> RepoAccess {
-    RepoAccess {
-        repo_name: "repo1".into(),
-        datasafed_config: "[storage]\ntype = s3\nsecret_access_key = S3CR3T\n".into(),
-        ..Default::default()
-    }
-}
-
-fn agents() -> AgentView {
-    AgentView {
-        nodes: BTreeMap::from([(
-            "node-a".to_string(),
-            NodeState {
-                connected: true,
-                since: now(),
-            },
-        )]),
-        grace: Duration::from_secs(300),
-        hub_started: Some(now()),
-        ..Default::default()
-    }
+/// The default repository, Ready unless `phase` says otherwise, under `prod/`.
+fn default_repo(name: &str, phase: &str) -> BackupRepo {
+    repo(name, phase).path_prefix("prod").marked_default()
 }
 
 fn observed() -> Observed {
@@ -148,12 +97,12 @@ fn observed() -> Observed {
         backup: backup(json!({})),
         policy: Some(policy(json!({}))),
         actionset: Some(actionset(json!({}))),
-        repos: vec![repo("repo1", "Ready", true)],
-        repo_access: Some(access()),
+        repos: vec![default_repo("repo1", "Ready")],
+        repo_access: Some(tool_access("repo1")),
         encryption_passphrase: None,
-        pods: vec![pod("pg-0", "secondary", true), pod("pg-1", "primary", true)],
+        pods: vec![member("pg-0", "secondary"), member("pg-1", "primary")],
         claims: Vec::new(),
-        agents: agents(),
+        agents: agents(&["node-a"]),
         settings: Settings::default(),
     }
 }
@@ -201,32 +150,21 @@ fn step(o: &mut Observed, at: Timestamp) -> Plan<BackupStatus> {
     plan
 }
 
-fn dispatched(plan: &Plan<BackupStatus>) -> Vec<(&str, &pb::Action)> {
-    plan.intents
-        .iter()
-        .filter_map(|i| match i {
-            Intent::Dispatch { node, action } => Some((node.as_str(), action.as_ref())),
-            _ => None,
-        })
-        .collect()
-}
-
+/// The agent reports action `name` on `pod` in `phase` ("exit code 3" when it failed), with the
+/// info file `info`; it ran from `now()` to 5 s later in Job `<name>-b1-01234567`.
 fn report(o: &mut Observed, name: &str, pod: &str, phase: ReportedPhase, info: Option<&str>) {
-    o.agents.actions.insert(
+    let reason = if phase == ReportedPhase::Failed {
+        "exit code 3"
+    } else {
+        ""
+    };
+    o.agents.report(
         action_id(UID, name, pod),
-        ReportedAction {
-            phase: Some(phase),
-            failure_reason: if phase == ReportedPhase::Failed {
-                "exit code 3".into()
-            } else {
-                String::new()
-            },
-            backup_info_json: info.map(str::to_string),
-            job_name: Some(format!("{name}-b1-01234567")),
-            started_at: Some(now()),
-            finished_at: Some(later(5)),
-            ..Default::default()
-        },
+        reported(phase)
+            .because(reason)
+            .with_info(info)
+            .in_job(&format!("{name}-b1-01234567"))
+            .ran(now(), later(5)),
     );
 }
 
@@ -242,41 +180,6 @@ fn entry<'s>(status: &'s BackupStatus, name: &str) -> &'s cairn_api::backup::Act
         .flatten()
         .find(|a| a.name.as_deref() == Some(name))
         .unwrap()
-}
-
-fn job_of(action: &pb::Action) -> Job {
-    match &action.kind {
-        Some(pb::action::Kind::Job(job)) => serde_json::from_str(&job.job_json).unwrap(),
-        other => panic!("not a job: {other:?}"),
-    }
-}
-
-fn env_of(job: &Job) -> Vec<(String, String)> {
-    job.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .env
-        .iter()
-        .flatten()
-        .map(|e| {
-            let value = e.value.clone().unwrap_or_else(|| {
-                let key = e
-                    .value_from
-                    .as_ref()
-                    .unwrap()
-                    .secret_key_ref
-                    .as_ref()
-                    .unwrap();
-                format!("secret:{}/{}", key.name, key.key)
-            });
-            (e.name.clone(), value)
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- New phase: validation
@@ -300,7 +203,7 @@ fn missing_policy_fails_the_backup_with_the_api_servers_not_found_message() {
             ..
         }
     )));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 #[test]
@@ -384,7 +287,7 @@ fn declared_parameter_becomes_env_of_the_backup_job() {
         "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {"tables": {"type": "string"}}}}
     }})));
     let plan = step(&mut o, now());
-    let (_, action) = dispatched(&plan)[0];
+    let (_, action) = dispatched(&plan.intents)[0];
     assert!(env_of(&job_of(action)).contains(&("tables".into(), "t1".into())));
 }
 
@@ -401,18 +304,18 @@ fn missing_encryption_secret_fails_the_backup() {
 #[test]
 fn prechecking_repository_is_waited_for_instead_of_failing() {
     let mut o = observed();
-    o.repos = vec![repo("repo1", "PreChecking", true)];
+    o.repos = vec![default_repo("repo1", "PreChecking")];
     o.policy = Some(policy(json!({"spec": {"backupRepoName": "repo1"}})));
     let plan = step(&mut o, now());
     assert_eq!(plan.status, None);
     assert!(plan.requeue.is_some());
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 #[test]
 fn failed_repository_fails_the_backup() {
     let mut o = observed();
-    o.repos = vec![repo("repo1", "Failed", true)];
+    o.repos = vec![default_repo("repo1", "Failed")];
     o.policy = Some(policy(json!({"spec": {"backupRepoName": "repo1"}})));
     assert_eq!(
         failure(&step(&mut o, now())).1,
@@ -433,7 +336,7 @@ fn missing_named_repository_fails_the_backup() {
 #[test]
 fn no_default_repository_fails_the_backup() {
     let mut o = observed();
-    o.repos = vec![repo("repo1", "Ready", false)];
+    o.repos = vec![repo("repo1", "Ready").path_prefix("prod")];
     assert_eq!(
         failure(&step(&mut o, now())).1,
         "no default BackupRepo found"
@@ -443,7 +346,7 @@ fn no_default_repository_fails_the_backup() {
 #[test]
 fn two_default_repositories_fail_the_backup() {
     let mut o = observed();
-    o.repos = vec![repo("a", "Ready", true), repo("b", "Ready", true)];
+    o.repos = vec![default_repo("a", "Ready"), default_repo("b", "Ready")];
     assert_eq!(
         failure(&step(&mut o, now())).1,
         "multiple default BackupRepo found, both a and b are default"
@@ -459,25 +362,13 @@ fn repository_access_not_rendered_yet_is_waited_for() {
     assert!(plan.requeue.is_some());
 }
 
-fn mount_access() -> RepoAccess {
-    RepoAccess {
-        repo_name: "repo1".into(),
-        mount_claim: Some("pvc-repo1-abcdef".into()),
-        ..Default::default()
-    }
-}
-
-fn claim(name: &str) -> k8s_openapi::api::core::v1::PersistentVolumeClaim {
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}})).unwrap()
-}
-
 #[test]
 fn mount_repository_without_its_pvc_labels_the_backup_and_waits() {
     let mut o = observed();
-    o.repo_access = Some(mount_access());
+    o.repo_access = Some(mount_access("repo1", "pvc-repo1-abcdef"));
     let plan = step(&mut o, now());
     assert_eq!(plan.status, None, "the backup does not start yet");
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(plan.requeue.is_some());
     let labels = o.backup.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
@@ -506,10 +397,14 @@ fn mount_repository_without_its_pvc_labels_the_backup_and_waits() {
 #[test]
 fn mount_repository_backup_starts_once_its_pvc_exists_and_grants_the_claim() {
     let mut o = observed();
-    o.repo_access = Some(mount_access());
+    o.repo_access = Some(mount_access("repo1", "pvc-repo1-abcdef"));
     o.claims = vec![claim("pvc-repo1-abcdef")];
     let started = step(&mut o, now());
-    assert_eq!(dispatched(&started).len(), 1, "the pre-backup hook runs");
+    assert_eq!(
+        dispatched(&started.intents).len(),
+        1,
+        "the pre-backup hook runs"
+    );
     report(
         &mut o,
         "dp-prebackup-0-0",
@@ -518,7 +413,7 @@ fn mount_repository_backup_starts_once_its_pvc_exists_and_grants_the_claim() {
         None,
     );
     let plan = step(&mut o, later(1));
-    let actions = dispatched(&plan);
+    let actions = dispatched(&plan.intents);
     let Some(pb::action::Kind::Job(job)) = &actions[0].1.kind else {
         panic!("not a job");
     };
@@ -542,7 +437,7 @@ fn mount_repository_backup_starts_once_its_pvc_exists_and_grants_the_claim() {
 #[test]
 fn no_ready_pod_fails_with_the_policy_and_the_reason() {
     let mut o = observed();
-    o.pods = vec![pod("pg-0", "secondary", false)];
+    o.pods = vec![member("pg-0", "secondary").not_ready()];
     assert_eq!(
         failure(&step(&mut o, now())).1,
         "failed to get target pods by backup policy default/pg-policy: 1 pod(s) match the pod selector but none is Running and Ready"
@@ -553,8 +448,8 @@ fn no_ready_pod_fails_with_the_policy_and_the_reason() {
 fn fallback_selector_picks_the_primary_when_no_secondary_is_ready() {
     let mut o = observed();
     o.pods = vec![
-        pod("pg-0", "secondary", false),
-        pod("pg-1", "primary", true),
+        member("pg-0", "secondary").not_ready(),
+        member("pg-1", "primary"),
     ];
     let plan = step(&mut o, now());
     let status = plan.status.unwrap();
@@ -647,7 +542,7 @@ fn first_action_is_running_in_the_status_it_is_dispatched_with() {
         Some(ActionPhase::Running)
     );
     assert_eq!(entry(&status, "dp-backup-0").phase, Some(ActionPhase::New));
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent.len(), 1);
     let (node, action) = sent[0];
     assert_eq!(node, "node-a");
@@ -708,7 +603,7 @@ fn completed_hook_dispatches_the_backup_data_job_in_the_same_reconcile() {
     assert!(plan.intents.contains(&Intent::Acknowledge {
         action_id: action_id(UID, "dp-prebackup-0-0", "pg-0")
     }));
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1.name, "dp-backup-0");
 }
@@ -725,7 +620,7 @@ fn backup_data_job_is_built_as_kubeblocks_builds_it() {
         None,
     );
     let plan = step(&mut o, later(1));
-    let (_, action) = dispatched(&plan)[0];
+    let (_, action) = dispatched(&plan.intents)[0];
     let job = job_of(action);
     assert_eq!(
         job.metadata.name.as_deref(),
@@ -782,7 +677,7 @@ fn backup_data_env_follows_kubeblocks_order_with_later_values_winning() {
         None,
     );
     let plan = step(&mut o, later(1));
-    let env = env_of(&job_of(dispatched(&plan)[0].1));
+    let env = env_of(&job_of(dispatched(&plan.intents)[0].1));
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
     let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
     assert!(position("PGDATA") < position("DP_BACKUP_NAME"));
@@ -822,7 +717,7 @@ fn backup_data_job_gets_a_grant_for_its_own_path_and_reads_of_its_siblings() {
         None,
     );
     let plan = step(&mut o, later(1));
-    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan)[0].1.kind else {
+    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan.intents)[0].1.kind else {
         panic!("not a job")
     };
     let grant = job.storage.clone().unwrap();
@@ -865,7 +760,7 @@ fn failed_hook_with_on_error_continue_keeps_the_backup_running() {
         entry(&status, "dp-prebackup-0-0").failure_reason.as_deref(),
         Some("exit code 3")
     );
-    assert_eq!(dispatched(&plan)[0].1.name, "dp-backup-0");
+    assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-backup-0");
 }
 
 #[test]
@@ -889,7 +784,7 @@ fn failed_hook_with_on_error_fail_fails_the_backup_and_skips_the_rest() {
         )
     );
     assert_eq!(entry(&status, "dp-backup-0").phase, Some(ActionPhase::New));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(status.completion_timestamp.is_some());
 }
 
@@ -899,7 +794,7 @@ fn running_action_is_dispatched_again_after_a_control_plane_restart() {
     step(&mut o, now());
     // Nothing reported (the hub is empty after a restart): the action is re-sent, same id.
     let plan = step(&mut o, later(30));
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1.id, action_id(UID, "dp-prebackup-0-0", "pg-0"));
     let status = plan.status.unwrap();
@@ -913,13 +808,7 @@ fn running_action_is_dispatched_again_after_a_control_plane_restart() {
 fn agent_disconnected_within_the_grace_period_keeps_the_action_waiting() {
     let mut o = observed();
     step(&mut o, now());
-    o.agents.nodes.insert(
-        "node-a".into(),
-        NodeState {
-            connected: false,
-            since: later(10),
-        },
-    );
+    o.agents.disconnect("node-a", later(10));
     let plan = step(&mut o, later(60));
     assert_eq!(plan.status.unwrap().phase, Some(BackupPhase::Running));
 }
@@ -928,13 +817,7 @@ fn agent_disconnected_within_the_grace_period_keeps_the_action_waiting() {
 fn agent_lost_past_the_grace_period_fails_the_action_with_the_reason() {
     let mut o = observed();
     step(&mut o, now());
-    o.agents.nodes.insert(
-        "node-a".into(),
-        NodeState {
-            connected: false,
-            since: later(10),
-        },
-    );
+    o.agents.disconnect("node-a", later(10));
     let plan = step(&mut o, later(10 + 301));
     let status = plan.status.unwrap();
     assert_eq!(status.phase, Some(BackupPhase::Failed));
@@ -1067,7 +950,7 @@ fn finished_actions_write_kubeblocks_backup_json_before_completing() {
         plan.status.as_ref().unwrap().phase,
         Some(BackupPhase::Running)
     );
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent.len(), 1);
     let Some(pb::action::Kind::PutObject(put)) = &sent[0].1.kind else {
         panic!("expected put_object")
@@ -1152,7 +1035,7 @@ fn strategy_all_runs_every_pod_in_its_own_directory() {
         "matchLabels": {"app": "pg", "role": null}, "fallbackLabelSelector": null, "strategy": "All"}}}})));
     o.actionset = Some(actionset(json!({"spec": {"backup": {"preBackup": []}}})));
     let plan = step(&mut o, now());
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent.len(), 2);
     let paths: Vec<String> = sent
         .iter()
@@ -1221,7 +1104,7 @@ fn retain_policy_does_not_block_deletion_forever() {
     deleting(&mut o, "Retain");
     let plan = step(&mut o, later(101));
     assert!(plan.intents.contains(&Intent::RemoveFinalizer));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 #[test]
@@ -1235,7 +1118,7 @@ fn delete_policy_removes_the_backup_path_then_the_finalizer() {
         Some(BackupPhase::Deleting)
     );
     assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     let Some(pb::action::Kind::DeletePath(delete)) = &sent[0].1.kind else {
         panic!("expected delete_path")
     };
@@ -1273,9 +1156,9 @@ fn failed_file_deletion_is_reported_and_retried_later_with_a_new_action() {
     assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
     // Before the retry time nothing is dispatched; after it, attempt 1 goes out.
     let plan = step(&mut o, later(110));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     let plan = step(&mut o, later(140));
-    assert_eq!(dispatched(&plan)[0].1.name, "dp-delete-files-1");
+    assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-delete-files-1");
 }
 
 #[test]
@@ -1286,7 +1169,7 @@ fn pre_delete_job_runs_before_the_files_are_removed() {
     completed(&mut o);
     deleting(&mut o, "Delete");
     let plan = step(&mut o, later(101));
-    let sent = dispatched(&plan);
+    let sent = dispatched(&plan.intents);
     assert_eq!(sent[0].1.name, "dp-predelete-0");
     let job = job_of(sent[0].1);
     let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
@@ -1294,7 +1177,7 @@ fn pre_delete_job_runs_before_the_files_are_removed() {
     assert_eq!(container.image.as_deref(), Some("tools:14"));
     report(&mut o, "dp-predelete-0", "", ReportedPhase::Succeeded, None);
     let plan = step(&mut o, later(102));
-    assert_eq!(dispatched(&plan)[0].1.name, "dp-delete-files-0");
+    assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-delete-files-0");
 }
 
 #[test]
@@ -1317,25 +1200,10 @@ fn a_failed_pre_delete_job_is_retried_as_a_new_attempt_before_any_file_is_remove
         reason.starts_with("pre-delete job of backup b1 failed, it is retried in 30s"),
         "{reason}"
     );
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
     let plan = step(&mut o, later(140));
-    assert_eq!(dispatched(&plan)[0].1.name, "dp-predelete-1");
-}
-
-#[test]
-fn a_backup_whose_repository_is_gone_lets_go_and_leaves_the_files() {
-    let mut o = observed();
-    completed(&mut o);
-    deleting(&mut o, "Delete");
-    o.repos.clear();
-    let plan = step(&mut o, later(101));
-    assert!(dispatched(&plan).is_empty());
-    assert!(plan.intents.contains(&Intent::RemoveFinalizer));
-    assert!(plan.intents.iter().any(|i| matches!(
-        i,
-        Intent::Event { type_: EventType::Warning, reason, .. } if reason == "BackupRepoNotFound"
-    )));
+    assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-predelete-1");
 }
 
 #[test]
@@ -1345,7 +1213,7 @@ fn a_backup_whose_repository_access_is_not_rendered_waits_and_says_why() {
     deleting(&mut o, "Delete");
     o.repo_access = None;
     let plan = step(&mut o, later(101));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
     assert_eq!(plan.requeue, Some(deletion::RETRY_AFTER));
     assert_eq!(
@@ -1369,7 +1237,7 @@ fn deleting_a_running_backup_cancels_its_actions_first() {
             .any(|i| matches!(i, Intent::Cancel { action_id: id, .. }
         if *id == expected))
     );
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     report(
         &mut o,
         "dp-prebackup-0-0",
@@ -1379,7 +1247,7 @@ fn deleting_a_running_backup_cancels_its_actions_first() {
     );
     let plan = step(&mut o, later(102));
     assert!(matches!(
-        dispatched(&plan)[0].1.kind,
+        dispatched(&plan.intents)[0].1.kind,
         Some(pb::action::Kind::DeletePath(_))
     ));
 }
@@ -1409,7 +1277,7 @@ fn path_without_the_backup_name_is_never_deleted() {
     o.backup.status.as_mut().unwrap().path = Some("/prod/default".into());
     let plan = step(&mut o, later(101));
     assert!(plan.intents.contains(&Intent::RemoveFinalizer));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 #[test]
@@ -1419,7 +1287,7 @@ fn deletion_waits_for_a_connected_agent() {
     deleting(&mut o, "Delete");
     o.agents.nodes.clear();
     let plan = step(&mut o, later(101));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(
         plan.status
             .unwrap()

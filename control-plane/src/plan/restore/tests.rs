@@ -2,30 +2,19 @@
 //! behaviour per test, named by what a user sees. postReady and the probe: `tests_post_ready.rs`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use cairn_api::restore::{RestoreActionStatus, RestorePhase, RestoreStatus};
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 use super::*;
-use crate::plan::agent_view::{NodeState, ReportedAction, ReportedPhase};
+use crate::plan::agent_view::ReportedPhase;
 use crate::plan::intent::EventType;
+pub use crate::plan::testing::*;
 
 pub const UID: &str = "abcdef0123456789";
-
-pub fn now() -> Timestamp {
-    "2026-11-22T10:00:00Z".parse().unwrap()
-}
-
-pub fn later(secs: i64) -> Timestamp {
-    now()
-        .checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap()
-}
 
 fn merged<T: serde::de::DeserializeOwned>(
     mut value: serde_json::Value,
@@ -106,72 +95,16 @@ pub fn actionset(extra: serde_json::Value) -> ActionSet {
     )
 }
 
-pub fn repo(name: &str, phase: &str) -> BackupRepo {
-    serde_json::from_value(json!({
-        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-        "kind": "BackupRepo",
-        "metadata": {"name": name},
-        "spec": {"storageProviderRef": "s3", "accessMethod": "Tool", "pvReclaimPolicy": "Retain"},
-        "status": {"phase": phase}
-    }))
-    .unwrap()
-}
-
-pub fn pod(name: &str, node: &str, ready: bool) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
-                     "labels": {"app": "pg"}},
-        "spec": {"nodeName": node,
-                 "containers": [{"name": "postgresql", "image": "postgres",
-                                 "env": [{"name": "PGDATA", "value": "/var/lib/pg/data"}],
-                                 "ports": [{"containerPort": 5432}]}],
-                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{name}")}},
-                             {"name": "scratch", "emptyDir": {}}],
-                 "tolerations": [{"key": "dedicated", "operator": "Exists"}]},
-        "status": {"phase": "Running", "podIP": "10.0.0.7",
-                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-    }))
-    .unwrap()
-}
-
-pub fn access() -> RepoAccess {
-    RepoAccess {
-        repo_name: "repo1".into(),
-        datasafed_config: "[storage]\ntype = s3\n".into(),
-        ..Default::default()
-    }
-}
-
-pub fn agents(nodes: &[&str]) -> AgentView {
-    AgentView {
-        nodes: nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    NodeState {
-                        connected: true,
-                        since: now(),
-                    },
-                )
-            })
-            .collect(),
-        grace: Duration::from_secs(300),
-        hub_started: Some(now()),
-        ..Default::default()
-    }
-}
-
 pub fn observed() -> Observed {
     Observed {
         restore: restore(json!({})),
         backup: Some(backup(json!({}))),
         actionset: Some(actionset(json!({}))),
         repos: vec![repo("repo1", "Ready")],
-        repo_access: Some(access()),
+        repo_access: Some(tool_access("repo1")),
         encryption_passphrase: None,
         claims: Vec::new(),
-        pods: vec![pod("pg-0", "node-a", true), pod("pg-1", "node-b", true)],
+        pods: vec![pod("pg-0").on_node("node-a"), pod("pg-1").on_node("node-b")],
         nodes: Vec::new(),
         agents: agents(&["node-a"]),
         settings: Settings::default(),
@@ -217,73 +150,18 @@ pub fn step(o: &mut Observed, at: Timestamp) -> Plan<RestoreStatus> {
     plan
 }
 
-pub fn dispatched(plan: &Plan<RestoreStatus>) -> Vec<(&str, &pb::Action)> {
-    plan.intents
-        .iter()
-        .filter_map(|i| match i {
-            Intent::Dispatch { node, action } => Some((node.as_str(), action.as_ref())),
-            _ => None,
-        })
-        .collect()
-}
-
-pub fn events(plan: &Plan<RestoreStatus>) -> Vec<(EventType, String, String)> {
-    plan.intents
-        .iter()
-        .filter_map(|i| match i {
-            Intent::Event {
-                type_,
-                reason,
-                message,
-            } => Some((*type_, reason.clone(), message.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
+/// The agent reports the action of entry (`name`, `key`) in `phase` (with a Job's backoff
+/// message when it failed), finished 30 s after `now()`.
 pub fn report(o: &mut Observed, name: &str, key: &str, phase: ReportedPhase) {
-    o.agents.actions.insert(
+    let reason = if phase == ReportedPhase::Failed {
+        "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    } else {
+        ""
+    };
+    o.agents.report(
         work::entry_id(UID, name, key),
-        ReportedAction {
-            phase: Some(phase),
-            failure_reason: if phase == ReportedPhase::Failed {
-                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
-            } else {
-                String::new()
-            },
-            finished_at: Some(later(30)),
-            ..Default::default()
-        },
+        reported(phase).because(reason).finished(later(30)),
     );
-}
-
-pub fn job_of(action: &pb::Action) -> Job {
-    match &action.kind {
-        Some(pb::action::Kind::Job(job)) => serde_json::from_str(&job.job_json).unwrap(),
-        other => panic!("not a job: {other:?}"),
-    }
-}
-
-/// `(name, value or "secret:<name>/<key>")` of the first container's env.
-pub fn env_of(job: &Job) -> Vec<(String, String)> {
-    container_of(job)
-        .env
-        .iter()
-        .flatten()
-        .map(|e| {
-            let value = e.value.clone().unwrap_or_else(|| {
-                let key = e
-                    .value_from
-                    .as_ref()
-                    .unwrap()
-                    .secret_key_ref
-                    .as_ref()
-                    .unwrap();
-                format!("secret:{}/{}", key.name, key.key)
-            });
-            (e.name.clone(), value)
-        })
-        .collect()
 }
 
 pub fn env_value(job: &Job, name: &str) -> Option<String> {
@@ -292,17 +170,6 @@ pub fn env_value(job: &Job, name: &str) -> Option<String> {
         .rev()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v)
-}
-
-pub fn container_of(job: &Job) -> &k8s_openapi::api::core::v1::Container {
-    &job.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
 }
 
 pub fn pod_spec_of(job: &Job) -> &k8s_openapi::api::core::v1::PodSpec {
@@ -344,7 +211,7 @@ fn missing_backup_fails_the_restore_with_the_not_found_message() {
         )
     );
     assert!(
-        events(&plan)
+        events(&plan.intents)
             .iter()
             .any(|(t, r, _)| *t == EventType::Warning && r == "RestoreFailed")
     );
@@ -373,7 +240,7 @@ fn a_repository_still_pre_checking_is_waited_for() {
         "WaitForBackupRepo"
     );
     assert!(plan.requeue.is_some());
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 #[test]
@@ -492,7 +359,7 @@ fn declared_parameters_become_env_of_the_restore_jobs() {
         "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {"tables": {"type": "string"}}}}
     }})));
     let plan = step(&mut o, now());
-    let (_, action) = dispatched(&plan)[0];
+    let (_, action) = dispatched(&plan.intents)[0];
     assert_eq!(env_value(&job_of(action), "tables").as_deref(), Some("t1"));
 }
 
@@ -517,7 +384,7 @@ fn several_recorded_targets_need_a_source_target_name() {
     o.backup = Some(b);
     o.restore = restore(json!({"spec": {"backup": {"sourceTargetName": "t2"}}}));
     let plan = step(&mut o, now());
-    let (_, action) = dispatched(&plan)[0];
+    let (_, action) = dispatched(&plan.intents)[0];
     assert_eq!(
         env_value(&job_of(action), "DP_TARGET_RELATIVE_PATH").as_deref(),
         Some("t2")
@@ -531,7 +398,7 @@ fn a_single_named_target_gives_the_relative_path_even_without_source_target_name
         json!({"status": {"target": {"name": "data-target"}}}),
     ));
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     assert_eq!(
         env_value(&job, "DP_TARGET_RELATIVE_PATH").as_deref(),
         Some("data-target")
@@ -557,7 +424,7 @@ fn an_encrypted_backup_without_its_key_fails_and_with_it_the_grant_carries_it() 
     o.backup = Some(backup(encrypted));
     o.encryption_passphrase = Some(Ok("s3cret".into()));
     let plan = step(&mut o, now());
-    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan)[0].1.kind else {
+    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan.intents)[0].1.kind else {
         panic!("not a job");
     };
     let grant = job.storage.as_ref().unwrap();
@@ -585,7 +452,11 @@ fn a_valid_restore_starts_running_with_label_finalizer_conditions_and_event() {
         o.restore.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
         "kubeblocks-dataprotection"
     );
-    assert!(events(&plan).iter().any(|(_, r, _)| r == "RestoreStarting"));
+    assert!(
+        events(&plan.intents)
+            .iter()
+            .any(|(_, r, _)| r == "RestoreStarting")
+    );
 }
 
 // ---------------------------------------------------------------- prepareData
@@ -594,7 +465,10 @@ fn a_valid_restore_starts_running_with_label_finalizer_conditions_and_event() {
 fn prepare_data_runs_one_job_per_replica_each_mounting_its_templated_claim() {
     let mut o = observed();
     let plan = step(&mut o, now());
-    let jobs: Vec<Job> = dispatched(&plan).iter().map(|(_, a)| job_of(a)).collect();
+    let jobs: Vec<Job> = dispatched(&plan.intents)
+        .iter()
+        .map(|(_, a)| job_of(a))
+        .collect();
     let names: Vec<_> = jobs
         .iter()
         .map(|j| j.metadata.name.clone().unwrap())
@@ -649,7 +523,7 @@ fn starting_index_shifts_the_claim_names() {
         json!({"spec": {"prepareDataConfig": {"volumeClaimsTemplate": {"startingIndex": 3}}}}),
     );
     let plan = step(&mut o, now());
-    let claims: Vec<String> = dispatched(&plan)
+    let claims: Vec<String> = dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| {
             pod_spec_of(&job_of(a)).volumes.as_ref().unwrap()[0]
@@ -689,7 +563,7 @@ fn volume_claims_are_mounted_in_every_job_at_their_own_mount_path() {
         "volumeClaims": [{"metadata": {"name": "logs"}, "volumeClaimSpec": {}, "mountPath": "/logs"}]
     }}}));
     let plan = step(&mut o, now());
-    for (_, action) in dispatched(&plan) {
+    for (_, action) in dispatched(&plan.intents) {
         let job = job_of(action);
         let mounts = container_of(&job).volume_mounts.clone().unwrap();
         assert!(
@@ -737,7 +611,7 @@ fn restore_env_follows_kubeblocks_order_and_precedence() {
     o.backup = Some(backup(json!({"status": {"backupMethod": {"env": [
         {"name": "IMAGE_TAG", "value": "16"}, {"name": "DATA_DIR", "value": "/method"}]}}})));
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     let names: Vec<String> = env_of(&job).into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
@@ -782,7 +656,7 @@ fn dp_time_format_of_the_actionset_formats_the_stop_time() {
         {"name": "DP_TIME_FORMAT", "value": "2006-01-02 15:04:05 MST"}]}})));
     o.backup = Some(backup(json!({"status": {"timeRange": {"timeZone": null}}})));
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     assert_eq!(
         env_value(&job, "DP_BACKUP_STOP_TIME").as_deref(),
         Some("2026-11-22 09:00:00 UTC")
@@ -806,7 +680,7 @@ fn restore_jobs_have_kubeblocks_shape() {
             .unwrap(),
     ];
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     let labels = job.metadata.labels.clone().unwrap();
     assert_eq!(
         labels["app.kubernetes.io/managed-by"],
@@ -841,7 +715,7 @@ fn restore_jobs_have_kubeblocks_shape() {
 fn backoff_limit_defaults_to_two() {
     let mut o = observed();
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     assert_eq!(job.spec.as_ref().unwrap().backoff_limit, Some(2));
 }
 
@@ -849,7 +723,7 @@ fn backoff_limit_defaults_to_two() {
 fn restore_jobs_may_read_the_backup_and_its_siblings_and_write_nothing() {
     let mut o = observed();
     let plan = step(&mut o, now());
-    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan)[0].1.kind else {
+    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan.intents)[0].1.kind else {
         panic!("not a job");
     };
     let grant = job.storage.as_ref().unwrap();
@@ -872,7 +746,7 @@ fn a_mount_repository_without_its_pvc_in_the_namespace_labels_the_restore_and_wa
     let mut o = observed();
     o.repo_access = Some(mount_access());
     let plan = step(&mut o, now());
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert!(plan.requeue.is_some());
     let labels = o.restore.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
@@ -914,7 +788,7 @@ fn a_mount_repository_is_mounted_at_backupdata() {
         .unwrap(),
     );
     let plan = step(&mut o, now());
-    let (_, action) = dispatched(&plan)[0];
+    let (_, action) = dispatched(&plan.intents)[0];
     let Some(pb::action::Kind::Job(spec)) = &action.kind else {
         panic!("not a job");
     };
@@ -943,7 +817,7 @@ fn backup_extras_reach_the_job_through_the_downward_api() {
         json!({"status": {"extras": [{"lsn": "0/3000060"}]}}),
     ));
     let plan = step(&mut o, now());
-    let job = job_of(dispatched(&plan)[0].1);
+    let job = job_of(dispatched(&plan.intents)[0].1);
     let template = job
         .spec
         .as_ref()
@@ -970,7 +844,7 @@ fn a_restore_without_prepare_data_config_skips_the_stage_and_completes() {
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Completed));
     assert!(conditions::get(&status, conditions::PREPARE_DATA).is_none());
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
 }
 
 // ---------------------------------------------------------------- results
@@ -991,7 +865,7 @@ fn all_jobs_completed_completes_the_restore_and_deletes_the_jobs() {
         Some(RestorePhase::Running)
     );
     assert_eq!(
-        dispatched(&plan).len(),
+        dispatched(&plan.intents).len(),
         1,
         "the unfinished job is dispatched again"
     );
@@ -1018,7 +892,7 @@ fn all_jobs_completed_completes_the_restore_and_deletes_the_jobs() {
     );
     assert_eq!(entries[1].end_time.as_ref().map(|t| t.0), Some(later(30)));
     assert!(
-        events(&plan)
+        events(&plan.intents)
             .iter()
             .any(|(_, r, _)| r == "RestoreCompleted")
     );
@@ -1073,7 +947,7 @@ fn a_failed_job_in_parallel_waits_for_the_others_then_fails_with_kubeblocks_mess
         )
     );
     assert!(
-        events(&plan)
+        events(&plan.intents)
             .iter()
             .any(|(t, r, _)| *t == EventType::Warning && r == "RestoreFailed")
     );
@@ -1108,7 +982,7 @@ fn serial_policy_runs_one_job_at_a_time_and_deletes_each_finished_one() {
     o.restore =
         restore(json!({"spec": {"prepareDataConfig": {"volumeClaimRestorePolicy": "Serial"}}}));
     let plan = step(&mut o, now());
-    let names: Vec<_> = dispatched(&plan)
+    let names: Vec<_> = dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| job_of(a).metadata.name.unwrap())
         .collect();
@@ -1120,7 +994,7 @@ fn serial_policy_runs_one_job_at_a_time_and_deletes_each_finished_one() {
         ReportedPhase::Succeeded,
     );
     let plan = step(&mut o, later(10));
-    let names: Vec<_> = dispatched(&plan)
+    let names: Vec<_> = dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| job_of(a).metadata.name.unwrap())
         .collect();
@@ -1149,7 +1023,7 @@ fn serial_policy_stops_at_the_first_failure() {
         plan.status.as_ref().unwrap().phase,
         Some(RestorePhase::Failed)
     );
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert_eq!(prepare_entries(&o).len(), 1);
 }
 
@@ -1203,7 +1077,7 @@ fn one_to_one_restores_each_source_pod_into_its_own_instance_and_skips_the_rest(
         "requiredPolicyForAllPodSelection": {"dataRestorePolicy": "OneToOne"},
         "volumeClaimsTemplate": {"replicas": 3}}}}));
     let plan = step(&mut o, now());
-    let paths: Vec<_> = dispatched(&plan)
+    let paths: Vec<_> = dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| env_value(&job_of(a), "DP_TARGET_RELATIVE_PATH").unwrap())
         .collect();
@@ -1218,7 +1092,7 @@ fn one_to_many_restores_the_named_pod_into_every_instance() {
         "requiredPolicyForAllPodSelection": {"dataRestorePolicy": "OneToMany",
                                              "sourceOfOneToMany": {"targetPodName": "pg-1"}}}}}));
     let plan = step(&mut o, now());
-    let paths: Vec<_> = dispatched(&plan)
+    let paths: Vec<_> = dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| env_value(&job_of(a), "DP_BACKUP_BASE_PATH").unwrap())
         .collect();
@@ -1249,10 +1123,18 @@ fn the_chosen_node_is_recorded_before_dispatch_and_kept_when_more_agents_connect
         matches!(&plan.intents[0], Intent::PatchMeta { annotations, .. }
         if annotations.contains_key(placement::NODES_ANNOTATION))
     );
-    assert!(dispatched(&plan).iter().all(|(node, _)| *node == "node-a"));
+    assert!(
+        dispatched(&plan.intents)
+            .iter()
+            .all(|(node, _)| *node == "node-a")
+    );
     o.agents = agents(&["aaa-first", "node-a"]);
     let plan = step(&mut o, later(5));
-    assert!(dispatched(&plan).iter().all(|(node, _)| *node == "node-a"));
+    assert!(
+        dispatched(&plan.intents)
+            .iter()
+            .all(|(node, _)| *node == "node-a")
+    );
     assert!(
         !plan
             .intents
@@ -1267,8 +1149,12 @@ fn scheduling_node_name_pins_the_jobs() {
     o.restore =
         restore(json!({"spec": {"prepareDataConfig": {"schedulingSpec": {"nodeName": "node-z"}}}}));
     let plan = step(&mut o, now());
-    assert!(dispatched(&plan).iter().all(|(node, _)| *node == "node-z"));
-    let job = job_of(dispatched(&plan)[0].1);
+    assert!(
+        dispatched(&plan.intents)
+            .iter()
+            .all(|(node, _)| *node == "node-z")
+    );
+    let job = job_of(dispatched(&plan.intents)[0].1);
     assert_eq!(pod_spec_of(&job).node_name.as_deref(), Some("node-z"));
 }
 
@@ -1283,7 +1169,7 @@ fn a_claim_bound_to_a_node_pins_the_job_that_mounts_it() {
         .unwrap(),
     ];
     let plan = step(&mut o, now());
-    let nodes: Vec<_> = dispatched(&plan).iter().map(|(n, _)| *n).collect();
+    let nodes: Vec<_> = dispatched(&plan.intents).iter().map(|(n, _)| *n).collect();
     assert_eq!(nodes, ["node-a", "node-b"]);
 }
 

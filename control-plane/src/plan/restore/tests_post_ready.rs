@@ -44,7 +44,7 @@ fn an_exec_step_runs_in_every_selected_pod_on_its_node_with_its_timeout() {
         exec_ready(),
     );
     let plan = step(&mut o, now());
-    let runs: Vec<(&str, &pb::Action)> = dispatched(&plan);
+    let runs: Vec<(&str, &pb::Action)> = dispatched(&plan.intents);
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].0, "node-a");
     assert_eq!(runs[1].0, "node-b");
@@ -70,9 +70,12 @@ fn a_job_step_with_strategy_any_runs_once_on_the_first_ready_pod_with_its_volume
                         "runOnTargetPodNode": true}}]),
         job_ready(),
     );
-    o.pods = vec![pod("pg-0", "node-a", false), pod("pg-1", "node-b", true)];
+    o.pods = vec![
+        pod("pg-0").on_node("node-a").not_ready(),
+        pod("pg-1").on_node("node-b"),
+    ];
     let plan = step(&mut o, now());
-    let runs = dispatched(&plan);
+    let runs = dispatched(&plan.intents);
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].0, "node-b");
     let job = job_of(runs[0].1);
@@ -115,11 +118,11 @@ fn a_job_step_waits_while_no_selected_pod_is_ready() {
         json!([{"job": {"image": "x", "command": ["true"]}}]),
         job_ready(),
     );
-    o.pods = vec![pod("pg-0", "node-a", false)];
+    o.pods = vec![pod("pg-0").on_node("node-a").not_ready()];
     let plan = step(&mut o, now());
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Running));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert_eq!(
         condition(&status, conditions::POST_READY).2,
         "no pod selected by spec.readyConfig.jobAction.target.podSelector is Running and Ready"
@@ -168,12 +171,12 @@ fn steps_run_in_order_and_the_restore_completes_after_the_last() {
         json!([{"exec": {"command": ["first"]}}, {"exec": {"command": ["second"]}}]),
         exec_ready(),
     );
-    o.pods = vec![pod("pg-0", "node-a", true)];
+    o.pods = vec![pod("pg-0").on_node("node-a")];
     let plan = step(&mut o, now());
-    assert_eq!(dispatched(&plan).len(), 1);
+    assert_eq!(dispatched(&plan.intents).len(), 1);
     report(&mut o, "postReady-0", "Pod/pg-0", ReportedPhase::Succeeded);
     let plan = step(&mut o, later(5));
-    let Some(pb::action::Kind::Exec(exec)) = &dispatched(&plan)[0].1.kind else {
+    let Some(pb::action::Kind::Exec(exec)) = &dispatched(&plan.intents)[0].1.kind else {
         panic!("not an exec");
     };
     assert_eq!(exec.command, ["second"]);
@@ -194,7 +197,7 @@ fn a_failed_exec_with_on_error_continue_goes_on_and_with_fail_fails_the_restore(
             json!([{"exec": {"command": ["x"], "onError": mode}}]),
             exec_ready(),
         );
-        o.pods = vec![pod("pg-0", "node-a", true)];
+        o.pods = vec![pod("pg-0").on_node("node-a")];
         step(&mut o, now());
         report(&mut o, "postReady-0", "Pod/pg-0", ReportedPhase::Failed);
         let plan = step(&mut o, later(5));
@@ -211,14 +214,14 @@ fn an_action_of_a_pod_that_went_away_still_has_to_finish() {
     let mut o = post_ready_observed(json!([{"exec": {"command": ["x"]}}]), exec_ready());
     step(&mut o, now());
     report(&mut o, "postReady-0", "Pod/pg-0", ReportedPhase::Succeeded);
-    o.pods = vec![pod("pg-0", "node-a", true)];
+    o.pods = vec![pod("pg-0").on_node("node-a")];
     let plan = step(&mut o, later(5));
     assert_eq!(
         plan.status.as_ref().unwrap().phase,
         Some(RestorePhase::Running)
     );
     assert!(
-        dispatched(&plan).is_empty(),
+        dispatched(&plan.intents).is_empty(),
         "pg-1 is gone: not dispatched again"
     );
     report(&mut o, "postReady-0", "Pod/pg-1", ReportedPhase::Succeeded);
@@ -249,7 +252,7 @@ fn post_ready_runs_after_prepare_data_completed() {
     ));
     let plan = step(&mut o, now());
     assert!(
-        dispatched(&plan)
+        dispatched(&plan.intents)
             .iter()
             .all(|(_, a)| matches!(a.kind, Some(pb::action::Kind::Job(_))))
     );
@@ -267,7 +270,7 @@ fn post_ready_runs_after_prepare_data_completed() {
     );
     let plan = step(&mut o, later(5));
     assert_eq!(
-        dispatched(&plan)
+        dispatched(&plan.intents)
             .iter()
             .filter(|(_, a)| matches!(a.kind, Some(pb::action::Kind::Exec(_))))
             .count(),
@@ -301,7 +304,7 @@ fn probe_key(attempt: u32) -> (String, String) {
 fn the_readiness_probe_waits_its_initial_delay_before_the_first_attempt() {
     let mut o = probe_observed();
     let plan = step(&mut o, now());
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert_eq!(plan.requeue, Some(std::time::Duration::from_secs(10)));
     assert_eq!(
         condition(
@@ -312,7 +315,7 @@ fn the_readiness_probe_waits_its_initial_delay_before_the_first_attempt() {
         "Processing"
     );
     let plan = step(&mut o, later(10));
-    let runs = dispatched(&plan);
+    let runs = dispatched(&plan.intents);
     assert_eq!(runs.len(), 1);
     let job = job_of(runs[0].1);
     assert_eq!(
@@ -340,7 +343,7 @@ fn a_failed_probe_is_retried_after_its_period_with_a_new_attempt() {
     let (name, key) = probe_key(0);
     report(&mut o, &name, &key, ReportedPhase::Failed);
     let plan = step(&mut o, later(12));
-    assert!(dispatched(&plan).is_empty());
+    assert!(dispatched(&plan.intents).is_empty());
     assert_eq!(plan.requeue, Some(std::time::Duration::from_secs(7)));
     let (status, reason, message) = condition(
         o.restore.status.as_ref().unwrap(),
@@ -362,12 +365,15 @@ fn a_failed_probe_is_retried_after_its_period_with_a_new_attempt() {
         if name == "restore-readiness-probe-abcdef01-b1-0"))
     );
     assert!(
-        dispatched(&step(&mut o, later(15))).is_empty(),
+        dispatched(&step(&mut o, later(15)).intents).is_empty(),
         "not before the period"
     );
     let plan = step(&mut o, later(19));
     assert_eq!(
-        job_of(dispatched(&plan)[0].1).metadata.name.as_deref(),
+        job_of(dispatched(&plan.intents)[0].1)
+            .metadata
+            .name
+            .as_deref(),
         Some("restore-readiness-probe-abcdef01-b1-1")
     );
 }
@@ -389,7 +395,7 @@ fn a_passed_probe_opens_the_post_ready_steps() {
         "True"
     );
     assert_eq!(
-        dispatched(&plan)
+        dispatched(&plan.intents)
             .iter()
             .filter(|(_, a)| matches!(a.kind, Some(pb::action::Kind::Exec(_))))
             .count(),

@@ -1,0 +1,318 @@
+//! Builders the planner tests share: time, agents and their reports, pods, repositories and
+//! their access, and readers of the intents a plan returns. Each builder starts from a valid
+//! object and says what differs (`pod("pg-0").on_node("node-b").not_ready()`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_api::backup_repo::BackupRepo;
+use cairn_proto::agent::v1 as pb;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, PodCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+
+use super::action::RepoAccess;
+use super::agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
+use super::intent::{EventType, Intent};
+
+/// The time every planner test starts at.
+pub fn now() -> Timestamp {
+    "2026-11-22T10:00:00Z".parse().unwrap()
+}
+
+/// `secs` seconds after [`now`].
+pub fn later(secs: i64) -> Timestamp {
+    now()
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap()
+}
+
+/// The grace period of [`agents`]: a node gone longer than this loses its actions.
+pub const GRACE: Duration = Duration::from_secs(300);
+
+/// The agents of `nodes`, all connected since [`now`], with no reports yet.
+pub fn agents(nodes: &[&str]) -> AgentView {
+    AgentView {
+        nodes: nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    NodeState {
+                        connected: true,
+                        since: now(),
+                    },
+                )
+            })
+            .collect(),
+        grace: GRACE,
+        hub_started: Some(now()),
+        ..Default::default()
+    }
+}
+
+/// Changes to an [`AgentView`] as the hub would see them.
+pub trait AgentsExt {
+    /// The agent of `node` disconnected at `since`.
+    fn disconnect(&mut self, node: &str, since: Timestamp);
+    /// The agent reported `report` for action `id`.
+    fn report(&mut self, id: String, report: ReportedAction);
+}
+
+impl AgentsExt for AgentView {
+    fn disconnect(&mut self, node: &str, since: Timestamp) {
+        self.nodes.insert(
+            node.into(),
+            NodeState {
+                connected: false,
+                since,
+            },
+        );
+    }
+
+    fn report(&mut self, id: String, report: ReportedAction) {
+        self.actions.insert(id, report);
+    }
+}
+
+/// A report in `phase`, with nothing else said.
+pub fn reported(phase: ReportedPhase) -> ReportedAction {
+    ReportedAction {
+        phase: Some(phase),
+        ..Default::default()
+    }
+}
+
+/// What else a report says.
+pub trait ReportExt {
+    /// The agent's reason for a failure.
+    fn because(self, reason: &str) -> Self;
+    /// When the action started and finished.
+    fn ran(self, started: Timestamp, finished: Timestamp) -> Self;
+    /// When the action finished.
+    fn finished(self, at: Timestamp) -> Self;
+    /// The backup info file the action wrote.
+    fn with_info(self, json: Option<&str>) -> Self;
+    /// The Job the agent created for it.
+    fn in_job(self, name: &str) -> Self;
+}
+
+impl ReportExt for ReportedAction {
+    fn because(mut self, reason: &str) -> Self {
+        self.failure_reason = reason.into();
+        self
+    }
+
+    fn ran(mut self, started: Timestamp, finished: Timestamp) -> Self {
+        self.started_at = Some(started);
+        self.finished_at = Some(finished);
+        self
+    }
+
+    fn finished(mut self, at: Timestamp) -> Self {
+        self.finished_at = Some(at);
+        self
+    }
+
+    fn with_info(mut self, json: Option<&str>) -> Self {
+        self.backup_info_json = json.map(str::to_string);
+        self
+    }
+
+    fn in_job(mut self, name: &str) -> Self {
+        self.job_name = Some(name.into());
+        self
+    }
+}
+
+/// A Running and Ready database pod `name` in namespace `default` on `node-a`, labelled
+/// `app=pg`, with a `data` PVC volume and a `postgresql` container listening on 5432.
+pub fn pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                     "labels": {"app": "pg"}},
+        "spec": {"nodeName": "node-a",
+                 "containers": [{"name": "postgresql", "image": "postgres",
+                                 "env": [{"name": "PGDATA", "value": "/var/lib/pg/data"}],
+                                 "ports": [{"containerPort": 5432}]}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{name}")}},
+                             {"name": "scratch", "emptyDir": {}}],
+                 "tolerations": [{"key": "dedicated", "operator": "Exists"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.7",
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap()
+}
+
+/// What differs in a pod.
+pub trait PodExt {
+    fn on_node(self, node: &str) -> Self;
+    fn labelled(self, labels: &[(&str, &str)]) -> Self;
+    /// Running but not Ready.
+    fn not_ready(self) -> Self;
+}
+
+impl PodExt for Pod {
+    fn on_node(mut self, node: &str) -> Self {
+        if let Some(spec) = self.spec.as_mut() {
+            spec.node_name = Some(node.into());
+        }
+        self
+    }
+
+    fn labelled(mut self, labels: &[(&str, &str)]) -> Self {
+        let map = self.metadata.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in labels {
+            map.insert(k.to_string(), v.to_string());
+        }
+        self
+    }
+
+    fn not_ready(mut self) -> Self {
+        if let Some(status) = self.status.as_mut() {
+            status.conditions = Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                ..Default::default()
+            }]);
+        }
+        self
+    }
+}
+
+/// A Tool BackupRepo `name` on StorageProvider `s3`, in `phase`.
+pub fn repo(name: &str, phase: &str) -> BackupRepo {
+    serde_json::from_value(json!({
+        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+        "kind": "BackupRepo",
+        "metadata": {"name": name},
+        "spec": {"storageProviderRef": "s3", "accessMethod": "Tool", "pvReclaimPolicy": "Retain"},
+        "status": {"phase": phase}
+    }))
+    .unwrap()
+}
+
+/// What differs in a repository.
+pub trait RepoExt {
+    /// Annotated as the default repository.
+    fn marked_default(self) -> Self;
+    fn path_prefix(self, prefix: &str) -> Self;
+}
+
+impl RepoExt for BackupRepo {
+    fn marked_default(mut self) -> Self {
+        self.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                "dataprotection.kubeblocks.io/is-default-repo".into(),
+                "true".into(),
+            );
+        self
+    }
+
+    fn path_prefix(mut self, prefix: &str) -> Self {
+        self.spec.path_prefix = Some(prefix.into());
+        self
+    }
+}
+
+/// The rendered access of a Tool repository, its configuration holding `secret_access_key =
+/// S3CR3T` (so tests can check it never leaks).
+pub fn tool_access(repo: &str) -> RepoAccess {
+    RepoAccess {
+        repo_name: repo.into(),
+        datasafed_config: "[storage]\ntype = s3\nsecret_access_key = S3CR3T\n".into(),
+        ..Default::default()
+    }
+}
+
+/// The access of a Mount repository through PVC `claim`.
+pub fn mount_access(repo: &str, claim: &str) -> RepoAccess {
+    RepoAccess {
+        repo_name: repo.into(),
+        mount_claim: Some(claim.into()),
+        ..Default::default()
+    }
+}
+
+/// A PVC named `name` (its spec does not matter to the planners).
+pub fn claim(name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The `(node, action)` of every `Dispatch` intent, in order.
+pub fn dispatched(intents: &[Intent]) -> Vec<(&str, &pb::Action)> {
+    intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Dispatch { node, action } => Some((node.as_str(), action.as_ref())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `(type, reason, message)` of every `Event` intent, in order.
+pub fn events(intents: &[Intent]) -> Vec<(EventType, String, String)> {
+    intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event {
+                type_,
+                reason,
+                message,
+            } => Some((*type_, reason.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Job a Job action carries.
+pub fn job_of(action: &pb::Action) -> Job {
+    match &action.kind {
+        Some(pb::action::Kind::Job(job)) => serde_json::from_str(&job.job_json).unwrap(),
+        other => panic!("not a job: {other:?}"),
+    }
+}
+
+/// The first container of a Job.
+pub fn container_of(job: &Job) -> &Container {
+    &job.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+}
+
+/// `(name, value or "secret:<name>/<key>")` of the first container's env, in order.
+pub fn env_of(job: &Job) -> Vec<(String, String)> {
+    container_of(job)
+        .env
+        .iter()
+        .flatten()
+        .map(|e| {
+            let value = e.value.clone().unwrap_or_else(|| {
+                let key = e
+                    .value_from
+                    .as_ref()
+                    .unwrap()
+                    .secret_key_ref
+                    .as_ref()
+                    .unwrap();
+                format!("secret:{}/{}", key.name, key.key)
+            });
+            (e.name.clone(), value)
+        })
+        .collect()
+}
