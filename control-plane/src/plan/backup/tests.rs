@@ -830,6 +830,37 @@ fn agent_lost_past_the_grace_period_fails_the_action_with_the_reason() {
 }
 
 #[test]
+fn an_action_that_succeeded_before_its_agent_was_lost_still_counts_as_completed() {
+    let mut o = observed();
+    step(&mut o, now());
+    report(
+        &mut o,
+        "dp-prebackup-0-0",
+        "pg-0",
+        ReportedPhase::Succeeded,
+        None,
+    );
+    o.agents.disconnect("node-a", later(10));
+    let plan = step(&mut o, later(10 + 301));
+    let status = plan.status.unwrap();
+    assert_eq!(
+        entry(&status, "dp-prebackup-0-0").phase,
+        Some(ActionPhase::Completed)
+    );
+    assert!(plan.intents.contains(&Intent::Acknowledge {
+        action_id: action_id(UID, "dp-prebackup-0-0", "pg-0")
+    }));
+    // The next action is lost with its node at once: it fails, and the Backup with it.
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert_eq!(
+        entry(&status, "dp-backup-0").failure_reason.as_deref(),
+        Some(
+            "agent on node \"node-a\" has been disconnected for 5m1s; the action's outcome is unknown"
+        )
+    );
+}
+
+#[test]
 fn backup_info_is_merged_into_the_status() {
     let mut o = observed();
     step(&mut o, now());
