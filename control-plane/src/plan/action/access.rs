@@ -1,9 +1,14 @@
 //! How agents reach a repository, and the one check that it can be used now: every planner that
 //! hands an action the repository (backup, restore) resolves its access here.
 
+use std::collections::BTreeMap;
+
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase};
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+use crate::plan::backup::LABEL_BACKUP_REPO;
+use crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION;
 
 /// How agents reach a repository; rendered by the BackupRepo reconciler, never stored in a
 /// workload namespace. Its `Debug` output hides the configuration, which holds credentials.
@@ -99,6 +104,24 @@ pub fn resolve<'a>(
     Ok(access)
 }
 
+/// The labels an owner still needs while it waits for a Mount repository's PVC in its namespace
+/// (`AccessProblem::NoClaim`): `backup-repo-name=<repo>` and `wait-repo-preparation=true`, which
+/// make the repository's reconciler create the PVC there (kubeblocks-semantics §5.3 step 9).
+/// Empty once the owner carries both.
+pub fn claim_wait_labels(
+    current: Option<&BTreeMap<String, String>>,
+    repo: &str,
+) -> BTreeMap<String, Option<String>> {
+    [
+        (LABEL_BACKUP_REPO, repo),
+        (LABEL_WAIT_REPO_PREPARATION, "true"),
+    ]
+    .into_iter()
+    .filter(|(key, value)| current.and_then(|c| c.get(*key)).map(String::as_str) != Some(*value))
+    .map(|(key, value)| (key.to_string(), Some(value.to_string())))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +201,24 @@ mod tests {
                 claim: "pvc-repo1".into()
             })
         );
+    }
+
+    #[test]
+    fn an_owner_waiting_for_its_claim_gets_only_the_labels_it_lacks() {
+        let repo_label = "dataprotection.kubeblocks.io/backup-repo-name";
+        let wait_label = "dataprotection.kubeblocks.io/wait-repo-preparation";
+        let both = BTreeMap::from([
+            (repo_label.to_string(), Some("repo1".to_string())),
+            (wait_label.to_string(), Some("true".to_string())),
+        ]);
+        assert_eq!(claim_wait_labels(None, "repo1"), both);
+        let labelled = BTreeMap::from([
+            (repo_label.to_string(), "repo1".to_string()),
+            (wait_label.to_string(), "true".to_string()),
+        ]);
+        assert!(claim_wait_labels(Some(&labelled), "repo1").is_empty());
+        let other_repo = BTreeMap::from([(repo_label.to_string(), "repo2".to_string())]);
+        assert_eq!(claim_wait_labels(Some(&other_repo), "repo1"), both);
     }
 
     #[test]

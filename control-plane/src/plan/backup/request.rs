@@ -304,18 +304,7 @@ impl Request<'_> {
 /// the repository's reconciler creates it (KubeBlocks' `wait-repo-preparation`).
 pub(super) fn wait_for_repo_claim(o: &Observed, repo: &str, claim: &str) -> Plan<BackupStatus> {
     let namespace = o.backup.metadata.namespace.as_deref().unwrap_or_default();
-    let current = o.backup.metadata.labels.clone().unwrap_or_default();
-    let labels: BTreeMap<String, Option<String>> = [
-        (LABEL_BACKUP_REPO, repo),
-        (
-            crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION,
-            "true",
-        ),
-    ]
-    .into_iter()
-    .filter(|(key, value)| current.get(*key).map(String::as_str) != Some(*value))
-    .map(|(key, value)| (key.to_string(), Some(value.to_string())))
-    .collect();
+    let labels = action::access::claim_wait_labels(o.backup.metadata.labels.as_ref(), repo);
     let mut intents = Vec::new();
     if !labels.is_empty() {
         intents.push(Intent::PatchMeta {

@@ -64,6 +64,7 @@ use self::conditions::{CHECK_BACKUP_REPO, REASON_REPO_OK, REASON_VALIDATE_OK, VA
 use self::placement::Placements;
 use self::request::{Problem, Request};
 use self::work::{Run, entries, entry_id};
+use super::action::access::claim_wait_labels;
 use super::action::ended;
 use super::agent_view::AgentView;
 use super::backup::repo::RepoAccess;
@@ -228,18 +229,7 @@ fn problem_plan(
             let message = format!(
                 "waiting for backup repository {repo} to create its PVC {claim} in namespace {namespace}"
             );
-            let current = o.restore.metadata.labels.clone().unwrap_or_default();
-            let labels: BTreeMap<String, Option<String>> = [
-                (crate::plan::backup::LABEL_BACKUP_REPO, repo.as_str()),
-                (
-                    crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION,
-                    "true",
-                ),
-            ]
-            .into_iter()
-            .filter(|(key, value)| current.get(*key).map(String::as_str) != Some(*value))
-            .map(|(key, value)| (key.to_string(), Some(value.to_string())))
-            .collect();
+            let labels = claim_wait_labels(o.restore.metadata.labels.as_ref(), &repo);
             if !labels.is_empty() {
                 intents.push(Intent::PatchMeta {
                     labels,
