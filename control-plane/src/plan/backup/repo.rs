@@ -1,4 +1,5 @@
-//! Which repository a backup goes to (kubeblocks-semantics §5.4) and how agents reach it.
+//! Which repository a backup goes to (kubeblocks-semantics §5.4); how agents reach it is
+//! [`crate::plan::action::access`].
 
 use cairn_api::backup::Backup;
 use cairn_api::backup_policy::BackupPolicy;

@@ -104,7 +104,7 @@ pub fn gate(
     let id = action_id(&restore, attempt);
     let name = job_name(&restore, attempt);
     let period = seconds(probe.period_seconds.unwrap_or(5).max(1));
-    // The node is placed only once the probe has not ended.
+    // The report decides first: a node is placed only for a probe that has not ended.
     let failure = match step(&run.o.agents, &id, None, now) {
         Step::Succeeded(_) => {
             run.intents.push(Intent::Acknowledge { action_id: id });
