@@ -42,6 +42,54 @@ pub enum ActionKind {
     },
 }
 
+/// What a workload action runs in the owner's namespace: a command in a container of a pod, or
+/// a Job on the agent's node. Backup and restore actions are workloads; [`Workload::kind`] adds
+/// what only the wire needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// A command in a container of the action's pod.
+    Exec {
+        container: String,
+        command: Vec<String>,
+        /// 0: no timeout.
+        timeout_seconds: u32,
+    },
+    /// A Job the agent creates on its node.
+    Job(Box<Job>),
+}
+
+impl Workload {
+    /// The wire kind: a Job reaches the repository through `storage` (asked for only for a Job)
+    /// and, with `info`, has its backup info file read.
+    pub fn kind(
+        &self,
+        storage: impl FnOnce() -> pb::StorageGrant,
+        info: Option<InfoFile>,
+    ) -> ActionKind {
+        match self {
+            Workload::Exec {
+                container,
+                command,
+                timeout_seconds,
+            } => ActionKind::Exec {
+                container: container.clone(),
+                command: command.clone(),
+                timeout_seconds: *timeout_seconds,
+            },
+            Workload::Job(job) => ActionKind::Job {
+                job: job.clone(),
+                storage: Some(storage()),
+                info,
+            },
+        }
+    }
+
+    /// Whether it is a Job.
+    pub fn is_job(&self) -> bool {
+        matches!(self, Workload::Job(_))
+    }
+}
+
 /// The backup info file a Job writes (`DP_BACKUP_INFO_FILE`), in one of its volumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfoFile {
@@ -252,6 +300,23 @@ mod tests {
         assert_eq!((job.info_volume.as_str(), job.info_file.as_str()), ("", ""));
         assert!(job.job_json.starts_with('{'));
         assert!(action.pod.is_none());
+    }
+
+    #[test]
+    fn only_a_job_workload_gets_a_storage_grant() {
+        let exec = Workload::Exec {
+            container: "pg".into(),
+            command: vec!["true".into()],
+            timeout_seconds: 0,
+        };
+        let kind = exec.kind(|| panic!("an exec action asked for a grant"), None);
+        assert!(matches!(kind, ActionKind::Exec { .. }));
+        let job = Workload::Job(Box::default());
+        let ActionKind::Job { storage, info, .. } = job.kind(|| access().grant("ns"), None) else {
+            panic!("expected a job");
+        };
+        assert_eq!(storage.unwrap().repo_name, "repo1");
+        assert_eq!(info, None);
     }
 
     #[test]

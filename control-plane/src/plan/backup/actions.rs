@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use super::path;
 use super::targets::ResolvedTarget;
+use crate::plan::action::Workload;
 use crate::plan::env::{expand, merge, var};
 use crate::plan::names::backup_job_name;
 
@@ -45,24 +46,13 @@ pub struct BackupContext<'a> {
     pub mount_repo: Option<(&'a str, &'a str)>,
 }
 
-/// What an action does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlannedKind {
-    /// Exec in the target pod.
-    Exec {
-        container: String,
-        command: Vec<String>,
-        timeout_seconds: u32,
-    },
-    /// A Job; `backup_data` marks the action whose info file is collected.
-    Job { job: Box<Job>, backup_data: bool },
-}
-
 /// One action of a pod's list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedAction {
     pub name: String,
-    pub kind: PlannedKind,
+    pub work: Workload,
+    /// The backupData action: the agent reads its backup info file.
+    pub backup_data: bool,
     pub on_error: ActionErrorMode,
 }
 
@@ -114,10 +104,15 @@ pub fn pod_actions(
     let name = format!("dp-backup-{t}{pod_index}");
     let data = &backup_spec.backup_data.job;
     list.push(PlannedAction {
-        kind: PlannedKind::Job {
-            job: Box::new(build_job(ctx, target, pod, &name, "backupdata", data)),
-            backup_data: true,
-        },
+        work: Workload::Job(Box::new(build_job(
+            ctx,
+            target,
+            pod,
+            &name,
+            "backupdata",
+            data,
+        ))),
+        backup_data: true,
         on_error: ActionErrorMode::Fail,
         name,
     });
@@ -148,20 +143,19 @@ fn hook_action(
                     })?,
             };
             Ok(PlannedAction {
-                kind: PlannedKind::Exec {
+                work: Workload::Exec {
                     container: exec.container.clone().unwrap_or_default(),
                     command: exec.command.clone(),
                     timeout_seconds,
                 },
+                backup_data: false,
                 on_error: exec.on_error.unwrap_or(ActionErrorMode::Fail),
                 name,
             })
         }
         (None, Some(job)) => Ok(PlannedAction {
-            kind: PlannedKind::Job {
-                job: Box::new(build_job(ctx, target, pod, &name, &name, job)),
-                backup_data: false,
-            },
+            work: Workload::Job(Box::new(build_job(ctx, target, pod, &name, &name, job))),
+            backup_data: false,
             on_error: job.on_error.unwrap_or(ActionErrorMode::Fail),
             name,
         }),

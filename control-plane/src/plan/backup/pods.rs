@@ -10,11 +10,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::actions::{self, PlannedAction, PlannedKind};
+use super::actions::{self, PlannedAction};
 use super::request::Request;
 use super::{Observed, backup_info, owner};
 use crate::plan::action::{
-    self, ActionKind, InfoFile, Scope, Step, failure_reason, lost_message, step, to_wire,
+    self, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step, to_wire,
 };
 use crate::plan::agent_view::ReportedAction;
 use crate::plan::ids::action_id;
@@ -90,14 +90,8 @@ impl Walk<'_> {
                 complete_entry(entry, report, pod, now);
                 self.counted.push(id.clone());
                 self.intents.push(Intent::Acknowledge { action_id: id });
-                let is_data = matches!(
-                    planned.kind,
-                    PlannedKind::Job {
-                        backup_data: true,
-                        ..
-                    }
-                );
-                if is_data
+                if planned.backup_data
+                    && planned.work.is_job()
                     && let Some(info) = &report.backup_info_json
                     && let Err(reason) = backup_info::merge(&mut self.status, info)
                 {
@@ -168,9 +162,9 @@ fn status_entry<'s>(
 }
 
 pub(super) fn action_type(action: &PlannedAction) -> ActionType {
-    match action.kind {
-        PlannedKind::Job { .. } => ActionType::Job,
-        PlannedKind::Exec { .. } => ActionType::None,
+    match action.work {
+        Workload::Job(_) => ActionType::Job,
+        Workload::Exec { .. } => ActionType::None,
     }
 }
 
@@ -217,7 +211,8 @@ fn fail_entry(
     }
 }
 
-/// Builds the wire action for a planned action.
+/// Builds the wire action for a planned action: a Job writes to the backup's path and reads its
+/// siblings; every Job has the shared info file, which the agent reads for backupData.
 fn to_action(
     o: &Observed,
     request: &Request<'_>,
@@ -225,26 +220,14 @@ fn to_action(
     id: &str,
     pod: &Pod,
 ) -> pb::Action {
-    let kind = match &planned.kind {
-        PlannedKind::Exec {
-            container,
-            command,
-            timeout_seconds,
-        } => ActionKind::Exec {
-            container: container.clone(),
-            command: command.clone(),
-            timeout_seconds: *timeout_seconds,
-        },
-        PlannedKind::Job { job, backup_data } => ActionKind::Job {
-            job: job.clone(),
-            storage: Some(grant(request, &o.backup, true)),
-            info: Some(InfoFile {
-                volume: actions::MANAGER_VOLUME.into(),
-                file: actions::INFO_FILE.into(),
-                collect: *backup_data,
-            }),
-        },
+    let info = InfoFile {
+        volume: actions::MANAGER_VOLUME.into(),
+        file: actions::INFO_FILE.into(),
+        collect: planned.backup_data,
     };
+    let kind = planned
+        .work
+        .kind(|| grant(request, &o.backup, true), Some(info));
     to_wire(id, &planned.name, owner(&o.backup), Some(pod), kind)
 }
 

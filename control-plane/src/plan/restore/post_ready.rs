@@ -15,8 +15,9 @@ use kube::core::{Selector, SelectorExt};
 use super::conditions::{self, POST_READY, REASON_PROCESSING, REASON_SUCCEED};
 use super::jobs::{self, JobInput};
 use super::placement::Placement;
-use super::work::{Outcome, Run, Work, WorkKind, entries};
+use super::work::{Outcome, Run, Work, entries};
 use super::{StageResult, env, probe, uid8};
+use crate::plan::action::Workload;
 use crate::plan::backup::targets::is_running_and_ready;
 use crate::plan::names::restore_job_name;
 
@@ -181,7 +182,7 @@ fn step_works(
                         name: name.into(),
                         object_key: format!("Pod/{pod_name}"),
                         placement: Placement::Pinned(node_of(&pod)),
-                        kind: WorkKind::Exec {
+                        kind: Workload::Exec {
                             container,
                             command: exec.command.clone(),
                             timeout_seconds,
@@ -289,7 +290,7 @@ fn step_works(
                     name: name.into(),
                     object_key: format!("Job/{job_name}"),
                     placement,
-                    kind: WorkKind::Job(Box::new(job)),
+                    kind: Workload::Job(Box::new(job)),
                     on_error: job_spec.on_error.unwrap_or(ActionErrorMode::Fail),
                     pod: Some(pod),
                     claims: Vec::new(),

@@ -14,8 +14,9 @@ use serde_json::json;
 use super::conditions::{self, PREPARE_DATA, REASON_PROCESSING, REASON_SUCCEED};
 use super::jobs::{self, JobInput};
 use super::placement::{Placement, selected_node};
-use super::work::{Outcome, Run, Work, WorkKind};
+use super::work::{Outcome, Run, Work};
 use super::{StageResult, env, uid8};
+use crate::plan::action::Workload;
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
 
@@ -46,7 +47,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
                 // Serial restores free each finished job's claims for the next one (RWO volumes).
                 if serial
                     && just
-                    && let WorkKind::Job(job) = &work.kind
+                    && let Workload::Job(job) = &work.kind
                 {
                     run.intents.push(Intent::Delete {
                         api_version: "batch/v1".into(),
@@ -193,7 +194,7 @@ fn works(
             name: "prepareData-0".into(),
             object_key: format!("Job/{job_name}"),
             placement: placement(run, config, &claim_names),
-            kind: WorkKind::Job(Box::new(job)),
+            kind: Workload::Job(Box::new(job)),
             on_error: job_spec.on_error.unwrap_or(ActionErrorMode::Fail),
             pod: None,
             claims,

@@ -20,9 +20,9 @@ use jiff::Timestamp;
 use super::conditions::{self, READINESS_PROBE, REASON_FAILED, REASON_PROCESSING, REASON_SUCCEED};
 use super::jobs::{self, JobInput};
 use super::placement::Placement;
-use super::work::{Run, Work, WorkKind, entry_id};
+use super::work::{Run, Work, entry_id};
 use super::{StageResult, env, uid8};
-use crate::plan::action::{Step, failure_reason, lost_message, step};
+use crate::plan::action::{Step, Workload, failure_reason, lost_message, step};
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
 
@@ -225,7 +225,7 @@ fn probe_work(
         placement: Placement::Anywhere {
             node_selector: BTreeMap::new(),
         },
-        kind: WorkKind::Job(Box::new(job)),
+        kind: Workload::Job(Box::new(job)),
         on_error: ActionErrorMode::Fail,
         pod: None,
         claims: Vec::new(),

@@ -9,7 +9,6 @@ use cairn_api::action::ActionErrorMode;
 use cairn_api::restore::{RestoreActionStatus, RestoreStage, RestoreStatus, RestoreStatusAction};
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -17,23 +16,10 @@ use super::Observed;
 use super::placement::{Placement, Placements};
 use super::request::Request;
 use crate::plan::action::{
-    self, ActionKind, Scope, Step, failure_reason, grant, lost_message, step, to_wire,
+    self, Scope, Step, Workload, failure_reason, grant, lost_message, step, to_wire,
 };
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
-
-/// What an action runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WorkKind {
-    /// A Job reading the repository.
-    Job(Box<Job>),
-    /// A command in a pod's container.
-    Exec {
-        container: String,
-        command: Vec<String>,
-        timeout_seconds: u32,
-    },
-}
 
 /// One restore action as this reconcile derives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +30,7 @@ pub struct Work {
     /// `Job/<job>` or `Pod/<pod>` (exec actions): with `name`, identifies the status entry.
     pub object_key: String,
     pub placement: Placement,
-    pub kind: WorkKind,
+    pub kind: Workload,
     pub on_error: ActionErrorMode,
     /// The target pod, for exec actions and postReady jobs.
     pub pod: Option<Pod>,
@@ -296,7 +282,7 @@ impl Run<'_> {
             .clone()
             .unwrap_or_default();
         let event = match &work.kind {
-            WorkKind::Job(job) => Intent::normal(
+            Workload::Job(job) => Intent::normal(
                 "CreateRestoreJob",
                 format!(
                     "created job {namespace}/{} for {} on node {node}",
@@ -304,7 +290,7 @@ impl Run<'_> {
                     work.name
                 ),
             ),
-            WorkKind::Exec { .. } => Intent::normal(
+            Workload::Exec { .. } => Intent::normal(
                 "RunRestoreExec",
                 format!(
                     "running {} in pod {namespace}/{}",
@@ -323,28 +309,12 @@ impl Run<'_> {
     /// The wire action for `work`.
     pub fn wire_action(&self, work: &Work) -> pb::Action {
         let uid = self.uid();
-        let kind = match &work.kind {
-            WorkKind::Exec {
-                container,
-                command,
-                timeout_seconds,
-            } => ActionKind::Exec {
-                container: container.clone(),
-                command: command.clone(),
-                timeout_seconds: *timeout_seconds,
-            },
-            WorkKind::Job(job) => ActionKind::Job {
-                job: job.clone(),
-                storage: Some(self.grant()),
-                info: None,
-            },
-        };
         to_wire(
             &entry_id(&uid, &work.name, &work.object_key),
             &work.name,
             owner(self.o),
             work.pod.as_ref(),
-            kind,
+            work.kind.kind(|| self.grant(), None),
         )
     }
 
