@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod limits;
 pub mod patch;
 pub mod protobuf;
 pub mod resource;

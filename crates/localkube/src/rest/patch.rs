@@ -181,6 +181,7 @@ impl Api {
         };
         result.map_err(|e| match e {
             PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::TooLarge(m) => ApiError::request_entity_too_large(m),
             PatchError::Failed(m) => ApiError::invalid(
                 &rt.kind,
                 &rt.group,
