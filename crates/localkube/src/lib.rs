@@ -9,6 +9,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod limits;
 pub mod patch;
+pub mod private;
 pub mod protobuf;
 pub mod resource;
 pub mod rest;
