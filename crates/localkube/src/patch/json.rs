@@ -82,7 +82,7 @@ fn too_large(n: usize, count: usize, op: &PatchOperation, max_bytes: usize) -> P
 }
 
 /// The serialized size of `v` in bytes (compact JSON), without building the text.
-fn json_size(v: &Value) -> usize {
+pub fn json_size(v: &Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -6,7 +6,7 @@ mod json;
 mod strategic;
 
 pub use apply::apply_merge;
-pub use json::apply_json_patch;
+pub use json::{MAX_PATCHED_BYTES, apply_json_patch, json_size};
 pub use strategic::{ListStrategy, list_strategy, strategic_merge};
 
 use serde_json::Value;

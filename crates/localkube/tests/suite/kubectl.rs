@@ -461,6 +461,25 @@ async fn kubectl_json_patch_cannot_grow_an_object_past_the_request_limit() {
             k.ok(&["get", "cm", "big", "-o", "jsonpath={.data}"]).len(),
             600 * 1024 + r#"{"v":""}"#.len()
         );
+        // A merge patch cannot amplify, but with the object it may still cross the limit.
+        let merge = k.server.home.path().join("merge.json");
+        std::fs::write(
+            &merge,
+            format!(r#"{{"data":{{"m":"{}"}}}}"#, "y".repeat(2600 * 1024)),
+        )
+        .unwrap();
+        let err = k.fails(&[
+            "patch",
+            "cm",
+            "big",
+            "--type=merge",
+            "--patch-file",
+            merge.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains("RequestEntityTooLarge") && err.contains("larger than 3145728 bytes"),
+            "{err}"
+        );
         // Copying a parent into its child doubles it: 26 copies of 600 KiB would be 37 TiB.
         let doubling: Vec<String> = (0..26)
             .map(|i| format!(r#"{{"op":"copy","from":"/data","path":"/data/k{i}"}}"#))
