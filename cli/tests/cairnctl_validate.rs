@@ -181,3 +181,158 @@ fn crds_prints_every_crd_and_writes_the_committed_files() {
     assert_eq!(count, 10);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A temporary file with `text`, named `name`, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let dir = std::env::temp_dir().join(format!(
+            "cairn-validate-{}-{}",
+            std::process::id(),
+            name.replace('.', "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        TempFile(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn repo(name: &str) -> String {
+    format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: {name}\nspec:\n  storageProviderRef: s3\n  pvReclaimPolicy: Retain\n"
+    )
+}
+
+#[test]
+fn files_of_many_documents_and_large_documents_the_api_server_accepts_are_read() {
+    // 1,500 documents in one file: kubectl apply -f has no document limit.
+    let many: Vec<String> = (0..1500).map(|i| repo(&format!("r{i}"))).collect();
+    let out = cairnctl(&["validate", "-f", "-"], Some(&many.join("---\n")));
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "1500 objects, 0 errors, 0 warnings\n")
+    );
+    // One ConfigMap of 250,000 keys (2.6 MB, 500,000 nodes): under the API server's 3 MiB.
+    let mut big = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n");
+    for i in 0..250_000 {
+        big.push_str(&format!(" k{i}: v\n"));
+    }
+    assert!(big.len() < 3 * 1024 * 1024);
+    let out = cairnctl(&["validate", "-f", "-"], Some(&big));
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (
+            Some(0),
+            "<stdin>: ConfigMap/big: skipped: not a kind of this API (v1)\n0 objects, 0 errors, 0 warnings\n"
+        )
+    );
+}
+
+#[test]
+fn a_document_past_a_reading_limit_names_the_limit() {
+    // 100 levels: deeper than any manifest, within the limit.
+    let nested = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nested\ndata:\n  x: {}1{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let out = cairnctl(&["validate", "-f", "-"], Some(&nested));
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (
+            Some(0),
+            "<stdin>: ConfigMap/nested: skipped: not a kind of this API (v1)\n0 objects, 0 errors, 0 warnings\n"
+        )
+    );
+    let deep = format!(
+        "{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  x: {}1{}\n",
+        repo("first") + "---\n",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let out = cairnctl(&["validate", "-f", "-"], Some(&deep));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("<stdin>: too large at line 14 column ")
+            && text.contains(": a document nests lists and maps more than 128 levels deep\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn duplicate_json_keys_are_refused_like_duplicate_yaml_keys() {
+    let json = TempFile::new(
+        "dup.json",
+        "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n \"metadata\": {\"name\": \"a\", \"name\": \"b\"}}\n",
+    );
+    let out = cairnctl(&["validate", "-f", json.arg()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{}: syntax error at line 2 column 33: duplicate key \"name\"\n0 objects, 1 errors, 0 warnings\n",
+            json.arg()
+        )
+    );
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n";
+    let out = cairnctl(&["validate", "-f", "-"], Some(yaml));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("<stdin>: syntax error at line 5"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_list_whose_items_are_not_a_list_of_objects_is_an_error() {
+    let json = TempFile::new(
+        "list.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": "notalist"}"#,
+    );
+    let out = cairnctl(&["validate", "-f", json.arg()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{}: invalid List: List: items is a string, not a list of objects\n0 objects, 1 errors, 0 warnings\n",
+            json.arg()
+        )
+    );
+    let json = TempFile::new(
+        "scalars.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [1]}"#,
+    );
+    let out = cairnctl(&["validate", "-f", json.arg()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(": invalid List: List: items[0] is a number, not an object\n"),
+        "{}",
+        stdout(&out)
+    );
+    // A YAML List is read as kubectl reads it: its items are the objects.
+    let yaml = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}",
+        repo("in-a-list").replace('\n', "\n  ")
+    );
+    let out = cairnctl(&["validate", "-f", "-"], Some(yaml.trim_end()));
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "1 objects, 0 errors, 0 warnings\n")
+    );
+}

@@ -2,6 +2,9 @@
 //! (objects, the CA and certificates, the default repository), and the agent connects again.
 
 use std::collections::BTreeMap;
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use cairn_api::backup_repo::BackupRepo;
 use cairn_cli::standalone::{Stack, StackOptions};
@@ -31,6 +34,18 @@ async fn a_second_up_on_the_same_data_dir_resumes_with_everything_as_it_was() ->
     let ca_before = std::fs::read(data_dir.join("tls/ca.pem"))?;
     let kubeconfig = first.kubeconfig.clone();
     first.shutdown().await?;
+    assert_private(&data_dir)?;
+    // A data directory an older version left open to every user is closed again.
+    for (path, mode) in [
+        ("", 0o755),
+        ("kube", 0o755),
+        ("kubeconfig", 0o644),
+        ("stack.json", 0o644),
+        ("kube/store.db", 0o644),
+        ("logs/localkube.log", 0o644),
+    ] {
+        std::fs::set_permissions(data_dir.join(path), Permissions::from_mode(mode))?;
+    }
 
     let second = Stack::up(StackOptions::new(&data_dir)).await?;
     anyhow::ensure!(
@@ -65,5 +80,30 @@ async fn a_second_up_on_the_same_data_dir_resumes_with_everything_as_it_was() ->
         phase == "Ready",
         "BackupRepo local is {phase:?} after the restart"
     );
-    second.shutdown().await
+    second.shutdown().await?;
+    assert_private(&data_dir)
+}
+
+/// The store holds every Secret: the data directory is 0700, the files with the store, the
+/// credentials and the logs are 0600.
+fn assert_private(data_dir: &Path) -> anyhow::Result<()> {
+    let mode = |p: &str| -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(data_dir.join(p))?.permissions().mode() & 0o777)
+    };
+    for dir in ["", "kube", "tls", "logs"] {
+        anyhow::ensure!(mode(dir)? == 0o700, "{dir:?} is {:o}", mode(dir)?);
+    }
+    for file in [
+        "kubeconfig",
+        "stack.json",
+        "kube/store.db",
+        "kube/kubeconfig",
+        "kube/token",
+        "kube/pki/ca.key",
+        "logs/localkube.log",
+        "logs/agent.log",
+    ] {
+        anyhow::ensure!(mode(file)? == 0o600, "{file} is {:o}", mode(file)?);
+    }
+    Ok(())
 }

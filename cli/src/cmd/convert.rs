@@ -29,7 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for source in input::collect(&args.files)? {
         let documents = input::documents(&source).map_err(|e| {
             let at = e.line.map(|l| format!(" at line {l}")).unwrap_or_default();
-            anyhow::anyhow!("{}: syntax error{at}: {}", source.label, e.message)
+            anyhow::anyhow!("{}: {}{at}: {}", source.label, e.heading, e.message)
         })?;
         for document in documents {
             let values = match ApiObject::from_value(document.clone()) {

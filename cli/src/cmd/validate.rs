@@ -1,6 +1,8 @@
 //! `cairnctl validate`: check manifests as the API server and the controller would, offline.
 //!
-//! Reads YAML/JSON like the API server (multi-document, `-` for stdin, directories recursively),
+//! Reads YAML/JSON like the API server (multi-document, `-` for stdin, directories recursively,
+//! `kind: List` expanded, duplicate keys refused; any number of documents, each within limits
+//! that every object of the API server's 3 MiB fits, a breach naming the limit),
 //! then checks every object of this API for unknown fields (errors under strict field validation,
 //! warnings with `--allow-unknown-fields`), against the generated CRD schemas, the Rust types and
 //! the semantic checks, and across objects given together (schedule and Backup methods in their

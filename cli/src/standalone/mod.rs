@@ -12,6 +12,9 @@
 //! - `repo/`: the default local repository.
 //! - `logs/`: one log file per process.
 //! - `stack.json`: the ports in use, so that a second `up` keeps the same API server address.
+//!
+//! The data directory and `kube/`, `tls/` and `logs/` are 0700, `kubeconfig`, `stack.json` and
+//! the logs 0600, whatever the umask: the store under `kube/` holds every Secret.
 
 pub mod manifests;
 pub mod process;
@@ -106,7 +109,15 @@ impl Stack {
     /// repository is installed.
     pub async fn up(options: StackOptions) -> anyhow::Result<Stack> {
         let data_dir = absolute(&options.data_dir)?;
-        for sub in ["kube", "tls", "agent/state", "agent/node", "repo", "logs"] {
+        // The data directory holds the cluster's store, keys and kubeconfig: only this user
+        // may enter it (also one made by an older version), whatever the umask.
+        private_dir(&data_dir)?;
+        for sub in ["kube", "tls", "logs"] {
+            private_dir(&data_dir.join(sub))?;
+        }
+        // Shared with action pods through bind mounts (which ignore the modes above them):
+        // their owners set their modes.
+        for sub in ["agent/state", "agent/node", "repo"] {
             std::fs::create_dir_all(data_dir.join(sub))
                 .with_context(|| format!("creating {}", data_dir.join(sub).display()))?;
         }
@@ -148,7 +159,8 @@ impl Stack {
         let kube_kubeconfig = data_dir.join("kube/kubeconfig");
         wait_for_api(&mut localkube, &kube_kubeconfig).await?;
         let kubeconfig = data_dir.join("kubeconfig");
-        std::fs::copy(&kube_kubeconfig, &kubeconfig)
+        std::fs::read(&kube_kubeconfig)
+            .and_then(|bytes| private_file(&kubeconfig, &bytes))
             .with_context(|| format!("writing {}", kubeconfig.display()))?;
         let client = client_for(&kubeconfig).await?;
         install_crds(&client).await?;
@@ -299,6 +311,31 @@ impl Stack {
     }
 }
 
+/// Creates `dir` 0700 (and its missing parents), or sets an existing one to 0700.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("creating {} (mode 0700)", dir.display()))
+}
+
+/// Writes `contents` to `path` with mode 0600 (also when it existed).
+fn private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(contents)
+}
+
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
@@ -341,7 +378,7 @@ fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
             health: free_port()?,
         },
     };
-    std::fs::write(&file, serde_json::to_vec_pretty(&ports)?)
+    private_file(&file, &serde_json::to_vec_pretty(&ports)?)
         .with_context(|| format!("writing {}", file.display()))?;
     Ok(ports)
 }

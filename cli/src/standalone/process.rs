@@ -3,6 +3,7 @@
 //! SIGKILL for crash tests, and respawned with the same command line.
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -50,7 +51,12 @@ impl Child {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.log)
+            .and_then(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Ok(f)
+            })
             .with_context(|| format!("opening {}", self.log.display()))?;
         let err = log.try_clone()?;
         let child = Command::new(&self.program)

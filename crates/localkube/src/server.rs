@@ -134,10 +134,7 @@ impl ServerBuilder {
     /// Opens the store, starts controllers and the listener, and writes the kubeconfig.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         let data_dir = self.data_dir.clone().ok_or(ServerError::NoDataDir)?;
-        std::fs::create_dir_all(&data_dir).map_err(|source| ServerError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+        make_private(&data_dir)?;
         let node_name = self.node_name.clone().unwrap_or_else(default_node_name);
         let store = Arc::new(Store::open(
             &data_dir.join("store.db"),
@@ -219,21 +216,36 @@ impl ServerBuilder {
     }
 }
 
+/// The directories directly under the data directory, created 0700 at start so that nothing
+/// below them (pod directories, volumes, snapshots, process records) is reachable by other
+/// users, whatever modes the pods' own files need.
+const PRIVATE_DIRS: [&str; 4] = ["pki", "kubelet", "volumes", "snapshots"];
+
+/// The files directly under the data directory (the store's files are set by the store).
+const PRIVATE_FILES: [&str; 4] = ["token", "kubeconfig", "pki/ca.crt", "pki/ca.key"];
+
+/// Creates the data directory and its top-level directories 0700 and brings what an older
+/// version wrote there (0755 directories, a 0644 CA certificate) down to 0700 and 0600.
+fn make_private(data_dir: &Path) -> Result<(), ServerError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ServerError::DataDir { path, source }
+    };
+    crate::private::create_dir(data_dir).map_err(err(data_dir))?;
+    for dir in PRIVATE_DIRS {
+        let path = data_dir.join(dir);
+        crate::private::create_dir(&path).map_err(err(&path))?;
+    }
+    for file in PRIVATE_FILES {
+        let path = data_dir.join(file);
+        crate::private::restrict(&path, crate::private::FILE_MODE).map_err(err(&path))?;
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, contents: &str) -> Result<(), ServerError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|source| ServerError::DataDir {
-            path: tmp.clone(),
-            source,
-        })?;
-    f.write_all(contents.as_bytes())
+    crate::private::write_file(&tmp, contents.as_bytes())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|source| ServerError::DataDir {
             path: path.to_path_buf(),

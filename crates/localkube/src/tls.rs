@@ -36,16 +36,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(contents.as_bytes()).map_err(io(path))
+    crate::private::write_file(path, contents.as_bytes()).map_err(io(path))
 }
 
 /// Loads the CA from `dir` (creating it on first use) and issues a serving certificate
@@ -55,7 +46,7 @@ pub fn load_or_create(
     extra_ips: &[IpAddr],
     extra_names: &[String],
 ) -> Result<Pki, TlsError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::private::create_dir(dir).map_err(io(dir))?;
     let ca_cert_path = dir.join("ca.crt");
     let ca_key_path = dir.join("ca.key");
     let (ca_pem, ca_key) = if ca_cert_path.exists() && ca_key_path.exists() {
@@ -77,7 +68,7 @@ pub fn load_or_create(
         let cert = params.self_signed(&key)?;
         let pem = cert.pem();
         write_private(&ca_key_path, &key.serialize_pem())?;
-        std::fs::write(&ca_cert_path, &pem).map_err(io(&ca_cert_path))?;
+        write_private(&ca_cert_path, &pem)?;
         (pem, key)
     };
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key)?;

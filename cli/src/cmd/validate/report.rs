@@ -36,7 +36,7 @@ impl Entry {
         }
     }
 
-    /// A syntax error of a whole input.
+    /// An input that could not be read (syntax, size or a malformed List).
     pub fn syntax(file: &str, e: SyntaxError) -> Entry {
         let at = match (e.line, e.column) {
             (Some(l), Some(c)) => format!(" at line {l} column {c}"),
@@ -48,7 +48,7 @@ impl Entry {
             kind: String::new(),
             name: String::new(),
             path: String::new(),
-            message: format!("syntax error{at}: {}", e.message),
+            message: format!("{}{at}: {}", e.heading, e.message),
             severity: Severity::Error,
         }
     }

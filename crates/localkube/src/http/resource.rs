@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Request bodies larger than this are refused (the apiserver's limit is 3 MiB).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Request bodies larger than this are refused, as the apiserver refuses them.
+const MAX_BODY: usize = crate::limits::MAX_REQUEST_BYTES;
 
 /// The parts of a request a resource handler needs.
 pub struct Call {
@@ -91,9 +91,11 @@ fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|e| ApiError::request_entity_too_large(format!("reading the request body: {e}")))
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        ApiError::request_entity_too_large(format!(
+            "Request entity too large: limit is {MAX_BODY}: reading the request body: {e}"
+        ))
+    })
 }
 
 /// Decodes a JSON (or YAML) object body; other media types are 415.

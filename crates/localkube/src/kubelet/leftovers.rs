@@ -21,8 +21,8 @@ fn start_time(pid: u32) -> Option<u64> {
 
 pub fn record(path: &Path, pid: u32) {
     if let (Some(parent), Some(start)) = (path.parent(), start_time(pid)) {
-        let _ = std::fs::create_dir_all(parent);
-        let _ = std::fs::write(path, start.to_string());
+        let _ = crate::private::create_dir(parent);
+        let _ = crate::private::write_file(path, start.to_string().as_bytes());
     }
 }
 

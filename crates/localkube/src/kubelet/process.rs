@@ -129,7 +129,7 @@ impl Running {
         for p in self.pumps.drain(..) {
             let _ = p.await;
         }
-        let _ = tokio::fs::write(done_path(&self.log), b"").await;
+        let _ = crate::private::write_file(&done_path(&self.log), b"");
         match status {
             Ok(s) => Exit::from_status(s),
             Err(_) => Exit {
@@ -143,10 +143,12 @@ impl Running {
 /// Starts a container process whose output goes to `log`.
 pub async fn spawn_container(spec: &ProcessSpec, log: &Path) -> std::io::Result<Running> {
     if let Some(parent) = log.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+        crate::private::create_dir(parent)?;
     }
     let _ = tokio::fs::remove_file(done_path(log)).await;
-    let file = Arc::new(Mutex::new(tokio::fs::File::create(log).await?));
+    let file = Arc::new(Mutex::new(tokio::fs::File::from_std(
+        crate::private::create_file(log)?,
+    )));
     let mut cmd = command(spec)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -6,7 +6,7 @@ mod json;
 mod strategic;
 
 pub use apply::apply_merge;
-pub use json::apply_json_patch;
+pub use json::{MAX_PATCHED_BYTES, apply_json_patch, json_size};
 pub use strategic::{ListStrategy, list_strategy, strategic_merge};
 
 use serde_json::Value;
@@ -20,6 +20,10 @@ pub enum PatchError {
     /// A JSON patch operation failed (a `test` mismatch or a missing path).
     #[error("{0}")]
     Failed(String),
+    /// The patch has too many operations or makes the object larger than the API server
+    /// accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// JSON merge patch: maps merge, `null` deletes, everything else replaces.

@@ -5,8 +5,8 @@ use super::meta::meta_str;
 use super::{Api, Outcome, Target, WriteOptions, Written};
 use crate::error::{ApiError, FieldError};
 use crate::patch::{
-    ListStrategy, PatchError, apply_json_patch, apply_merge, list_strategy, merge_patch,
-    strategic_merge,
+    ListStrategy, MAX_PATCHED_BYTES, PatchError, apply_json_patch, apply_merge, json_size,
+    list_strategy, merge_patch, strategic_merge,
 };
 use crate::resource::ResourceType;
 use serde_json::{Value, json};
@@ -179,8 +179,21 @@ impl Api {
                 Ok(apply_merge(doc, patch, &keys))
             }
         };
+        // Merge, strategic and apply patches cannot amplify (the result is at most the
+        // object plus the body), but together they may still cross the bound.
+        let result = result.and_then(|patched| {
+            let size = json_size(&patched);
+            if size > MAX_PATCHED_BYTES && size > json_size(doc) {
+                Err(PatchError::TooLarge(format!(
+                    "the patched object would be {size} bytes, larger than {MAX_PATCHED_BYTES} bytes, the most the API server accepts"
+                )))
+            } else {
+                Ok(patched)
+            }
+        });
         result.map_err(|e| match e {
             PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::TooLarge(m) => ApiError::request_entity_too_large(m),
             PatchError::Failed(m) => ApiError::invalid(
                 &rt.kind,
                 &rt.group,

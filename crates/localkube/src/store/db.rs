@@ -17,6 +17,12 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("making the store database {path} private (mode 0600)")]
+    Private {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("preparing the store schema")]
     Schema(#[source] rusqlite::Error),
     #[error("writing to the store database")]
@@ -60,8 +66,33 @@ pub struct Db {
     conn: Connection,
 }
 
+/// Creates the database file 0600 if it is missing and sets it, its WAL and its shared-memory
+/// file to 0600.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(crate::private::FILE_MODE)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        crate::private::restrict(Path::new(&name), crate::private::FILE_MODE)?;
+    }
+    Ok(())
+}
+
 impl Db {
+    /// Opens (or creates) the database at `path`. Its files are 0600: SQLite creates the
+    /// `-wal` and `-shm` files with the mode of the database file, which is created here
+    /// first; files of an older data directory are brought down to 0600.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        private_files(path).map_err(|source| DbError::Private {
+            path: path.display().to_string(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(|source| DbError::Open {
             path: path.display().to_string(),
             source,

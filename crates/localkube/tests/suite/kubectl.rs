@@ -427,6 +427,87 @@ async fn kubectl_patch_merge_json_strategic_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_json_patch_cannot_grow_an_object_past_the_request_limit() {
+    for_each_kubectl(async |k| {
+        let value = k.server.home.path().join("v.txt");
+        std::fs::write(&value, "x".repeat(600 * 1024)).unwrap();
+        k.ok(&[
+            "create",
+            "configmap",
+            "big",
+            &format!("--from-file=v={}", value.display()),
+        ]);
+        // Six copies of 600 KiB: a 3.6 MiB object from a 300-byte patch.
+        let copies: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"op":"copy","from":"/data/v","path":"/data/c{i}"}}"#))
+            .collect();
+        let patch = format!("[{}]", copies.join(","));
+        for dry_run in [true, false] {
+            let mut args = vec!["patch", "cm", "big", "--type=json", "-p", &patch];
+            if dry_run {
+                args.push("--dry-run=server");
+            }
+            let o = k.run(&args);
+            let err = stderr(&o);
+            assert!(!o.status.success(), "dry run {dry_run}: {}", stdout(&o));
+            assert!(
+                err.contains("RequestEntityTooLarge")
+                    && err.contains("larger than 3145728 bytes")
+                    && err.contains("operation 5 of 5: copy /data/v to /data/c4"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            k.ok(&["get", "cm", "big", "-o", "jsonpath={.data}"]).len(),
+            600 * 1024 + r#"{"v":""}"#.len()
+        );
+        // A merge patch cannot amplify, but with the object it may still cross the limit.
+        let merge = k.server.home.path().join("merge.json");
+        std::fs::write(
+            &merge,
+            format!(r#"{{"data":{{"m":"{}"}}}}"#, "y".repeat(2600 * 1024)),
+        )
+        .unwrap();
+        let err = k.fails(&[
+            "patch",
+            "cm",
+            "big",
+            "--type=merge",
+            "--patch-file",
+            merge.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains("RequestEntityTooLarge") && err.contains("larger than 3145728 bytes"),
+            "{err}"
+        );
+        // Copying a parent into its child doubles it: 26 copies of 600 KiB would be 37 TiB.
+        let doubling: Vec<String> = (0..26)
+            .map(|i| format!(r#"{{"op":"copy","from":"/data","path":"/data/k{i}"}}"#))
+            .collect();
+        let patch = format!("[{}]", doubling.join(","));
+        let err = k.fails(&[
+            "patch",
+            "cm",
+            "big",
+            "--type=json",
+            "--dry-run=server",
+            "-p",
+            &patch,
+        ]);
+        assert!(
+            err.contains("RequestEntityTooLarge") && err.contains("operation 3 of 26"),
+            "{err}"
+        );
+        // The server is still there and answers the next request.
+        assert_eq!(
+            k.ok(&["get", "cm", "big", "-o", "jsonpath={.metadata.name}"]),
+            "big"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_edit_label_and_annotate() {
     for_each_kubectl(async |k| {
         install_crd(k);

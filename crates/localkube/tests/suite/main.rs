@@ -2,6 +2,7 @@
 //! servers (one per test, each on its own port and directory).
 
 mod common;
+mod data_dir;
 mod kube_api;
 mod kube_runtime;
 mod kube_watch;
