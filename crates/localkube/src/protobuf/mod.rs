@@ -737,6 +737,23 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_localkube_serves_can_be_sent_as_protobuf() {
+        let schema = SCHEMA.as_ref().unwrap();
+        for rt in crate::resource::builtin_types() {
+            let api_version = if rt.group.is_empty() {
+                rt.version.clone()
+            } else {
+                format!("{}/{}", rt.group, rt.version)
+            };
+            assert!(
+                schema.message_for(&api_version, &rt.kind).is_some(),
+                "{api_version} {} has no protobuf message",
+                rt.kind
+            );
+        }
+    }
+
+    #[test]
     fn a_configmap_decodes_with_metadata_data_and_labels() {
         let mut meta = Vec::new();
         len_field(1, b"c1", &mut meta);
