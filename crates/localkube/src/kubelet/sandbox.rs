@@ -743,6 +743,8 @@ impl Joiner {
             )
             .map_err(err)
         };
+        // Die with the kubelet rather than linger unsupervised.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(err)?;
         // Open both first: after joining the user namespace /proc may no longer be ours.
         let user = self.user_ns.as_ref().map(open).transpose()?;
         let mnt = open(&self.mnt_ns)?;
