@@ -71,8 +71,15 @@ pub fn claim(name: &str, bytes: u64) -> anyhow::Result<PersistentVolumeClaim> {
 }
 
 /// The file-writer pod: `cairnctl quickstart write-dataset` writes the data set into its PVC,
-/// then keeps running like a service; it is Ready once the manifest exists.
+/// then keeps running like a service; it is Ready once the manifest exists. `cairnctl`'s
+/// directory is a read-only hostPath volume at the same path: a container sees only its
+/// volumes and its own `/tmp`, so a `cairnctl` unpacked under `/tmp` would be missing.
 pub fn files_pod(cairnctl: &Path, bytes: u64, seed: u64) -> anyhow::Result<Pod> {
+    let bin_dir = cairnctl
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .display()
+        .to_string();
     typed(
         json!({
             "apiVersion": "v1",
@@ -87,13 +94,19 @@ pub fn files_pod(cairnctl: &Path, bytes: u64, seed: u64) -> anyhow::Result<Pod> 
                         cairnctl.display().to_string(), "quickstart", "write-dataset",
                         "--dir", DATA_MOUNT, "--bytes", bytes.to_string(), "--seed", seed.to_string()
                     ],
-                    "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}],
+                    "volumeMounts": [
+                        {"name": DATA_VOLUME, "mountPath": DATA_MOUNT},
+                        {"name": "cairn-bin", "mountPath": bin_dir, "readOnly": true}
+                    ],
                     "readinessProbe": {
                         "exec": {"command": ["test", "-f", format!("{DATA_MOUNT}/{}", super::dataset::MANIFEST)]},
                         "periodSeconds": 1
                     }
                 }],
-                "volumes": [{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": files::PVC}}]
+                "volumes": [
+                    {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": files::PVC}},
+                    {"name": "cairn-bin", "hostPath": {"path": bin_dir, "type": "Directory"}}
+                ]
             }
         }),
         "the file-writer pod",
@@ -478,6 +491,14 @@ mod tests {
                 "--seed",
                 "9"
             ])
+        );
+        assert_eq!(
+            pod["spec"]["volumes"][1]["hostPath"]["path"], "/bin",
+            "cairnctl's directory is a volume"
+        );
+        assert_eq!(
+            pod["spec"]["containers"][0]["volumeMounts"][1]["mountPath"],
+            "/bin"
         );
     }
 }

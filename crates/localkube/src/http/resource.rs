@@ -98,8 +98,8 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Decodes a JSON (or YAML) object body; other media types are 415.
-fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+/// Decodes a JSON, YAML or Kubernetes protobuf object body; other media types are 415.
+pub(crate) fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -111,11 +111,17 @@ fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"
             ))
         }),
-        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|e| {
-            ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"
-            ))
-        }),
+        "application/vnd.kubernetes.protobuf" => {
+            crate::protobuf::decode(body).map_err(|e| match e {
+                crate::protobuf::ProtobufError::Unsupported(_)
+                | crate::protobuf::ProtobufError::Encoding(_) => {
+                    ApiError::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"
+                    ))
+                }
+                _ => ApiError::bad_request(format!("decoding the protobuf request body: {e}")),
+            })
+        }
         "application/yaml" | "application/x-yaml" => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
@@ -497,10 +503,8 @@ async fn delete_options(call: Call) -> Result<(DeleteOptions, Query), ApiError> 
     if let Some(o) = q.non_empty("orphanDependents") {
         opts.orphan_dependents = Some(o == "true");
     }
-    let text = String::from_utf8_lossy(&body);
-    if !text.trim().is_empty() {
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?;
+    if !body.trim_ascii().is_empty() {
+        let v = decode_object(&call.headers, &body)?;
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(Propagation::parse(p)?);
         }

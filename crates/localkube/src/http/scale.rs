@@ -53,11 +53,11 @@ pub async fn serve(
             let body = axum::body::to_bytes(call.body, 1 << 20)
                 .await
                 .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-            let doc: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("decoding the Scale: {e}")))?;
             let updated = if call.method == Method::PUT {
-                doc
+                super::resource::decode_object(&call.headers, &body)?
             } else {
+                let doc: Value = serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("decoding the Scale: {e}")))?;
                 let ct = call
                     .headers
                     .get(header::CONTENT_TYPE)

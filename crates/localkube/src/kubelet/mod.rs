@@ -19,7 +19,7 @@ use crate::resource::Builtin;
 use crate::rest::{Api, DeleteOptions};
 use crate::store::WatchEvent;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub struct Kubelet {
     ctx: Arc<Ctx>,
     node: String,
     pods: Mutex<HashMap<(String, String), Handle>>,
+    /// Pods (by uid) whose worker still runs, even after their handle was dropped.
+    active: Arc<Mutex<HashSet<String>>>,
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -49,7 +51,7 @@ impl Kubelet {
         // Processes of a previous run (e.g. after kill -9) are gone on a rebooted node.
         leftovers::kill_recorded(&data_dir);
         let node = api.config.node_name.clone();
-        Kubelet {
+        let kubelet = Kubelet {
             ctx: Arc::new(Ctx {
                 api,
                 data_dir,
@@ -57,7 +59,11 @@ impl Kubelet {
             }),
             node,
             pods: Mutex::new(HashMap::new()),
-        }
+            active: Arc::new(Mutex::new(HashSet::new())),
+        };
+        // Pods deleted while localkube was down leave their directories behind.
+        kubelet.remove_gone_pod_dirs();
+        kubelet
     }
 
     fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Handle>> {
@@ -107,19 +113,84 @@ impl Kubelet {
         }
     }
 
+    /// Removes the directories (volumes, logs, the containers' writable layers and /tmp)
+    /// of pods that no longer exist and whose worker is done, as a node does.
+    fn remove_gone_pod_dirs(&self) {
+        let dir = self.ctx.data_dir.join("kubelet").join("pods");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut keep: HashSet<String> = self
+            .ctx
+            .api
+            .store()
+            .list("core/pods", None, None, 0, |_| true)
+            .items
+            .iter()
+            .map(|o| o.index.uid.clone())
+            .collect();
+        keep.extend(
+            self.active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        keep.extend(self.pods().values().map(|h| h.uid.clone()));
+        let gone: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .filter(|(uid, _)| !keep.contains(uid))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let remove = move || {
+            for (uid, path) in gone {
+                if let Err(error) = sandbox::remove_tree(&path) {
+                    tracing::warn!(pod_uid = uid, %error, "removing the directory of a deleted pod");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+
     fn start(&self, key: (String, String), pod: Value) {
         let (stop, rx) = watch::channel(None);
         let templates: Templates = Arc::new(Mutex::new(Default::default()));
-        let task = tokio::spawn(worker::run(
-            self.ctx.clone(),
-            pod.clone(),
-            rx,
-            templates.clone(),
-        ));
+        let uid = s(&pod, "/metadata/uid").to_string();
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.clone());
+        let run = worker::run(self.ctx.clone(), pod.clone(), rx, templates.clone());
+        let (ctx, active) = (self.ctx.clone(), self.active.clone());
+        let handle_uid = uid.clone();
+        let (ns, name) = key.clone();
+        let task = tokio::spawn(async move {
+            run.await;
+            active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&uid);
+            // A pod deleted while it ran: its directory goes with it.
+            let exists = ctx
+                .api
+                .store()
+                .get("core/pods", &ns, &name)
+                .is_some_and(|o| o.index.uid == uid);
+            if !exists {
+                let dir = volumes::pod_dir(&ctx.data_dir, &uid);
+                let _ = tokio::task::spawn_blocking(move || sandbox::remove_tree(&dir)).await;
+            }
+        });
         self.pods().insert(
             key,
             Handle {
-                uid: s(&pod, "/metadata/uid").to_string(),
+                uid: handle_uid,
                 stop,
                 task,
                 templates,
@@ -178,7 +249,10 @@ impl Reconciler for Kubelet {
                 pods.remove(key);
             }
         }
-        let Some(pod) = pod else { return Ok(None) };
+        let Some(pod) = pod else {
+            self.remove_gone_pod_dirs();
+            return Ok(None);
+        };
         let deleting = pod
             .pointer("/metadata/deletionTimestamp")
             .is_some_and(|d| !d.is_null());

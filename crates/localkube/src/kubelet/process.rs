@@ -10,6 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -20,6 +21,8 @@ pub struct ProcessSpec {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub sandbox: Arc<Sandbox>,
+    /// The pid of the container's running process (0 when none): `exec` joins it.
+    pub running: Arc<AtomicU32>,
 }
 
 /// How a process ended.
@@ -50,7 +53,9 @@ impl Exit {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn command(spec: &ProcessSpec) -> std::io::Result<Command> {
+/// The command for `spec`; `join` runs it inside the container's running process's
+/// namespaces (exec) instead of a new sandbox.
+fn command(spec: &ProcessSpec, join: bool) -> std::io::Result<Command> {
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -67,10 +72,22 @@ fn command(spec: &ProcessSpec) -> std::io::Result<Command> {
     }
     cmd.envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.process_group(0);
-    let sandbox = spec.sandbox.clone();
-    // SAFETY: `enter` only performs system calls on data prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || sandbox.enter());
+    let pid = spec.running.load(Ordering::SeqCst);
+    if join && pid != 0 {
+        let joiner = spec
+            .sandbox
+            .joiner(pid)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        // SAFETY: `enter` only performs system calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || joiner.enter());
+        }
+    } else {
+        let sandbox = spec.sandbox.clone();
+        // SAFETY: `enter` only performs system calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || sandbox.enter());
+        }
     }
     Ok(cmd)
 }
@@ -120,12 +137,16 @@ pub struct Running {
     pub child: Child,
     pumps: Vec<tokio::task::JoinHandle<()>>,
     log: PathBuf,
+    running: Arc<AtomicU32>,
 }
 
 impl Running {
     /// Waits for the process and its output, then marks the log complete.
     pub async fn wait(mut self) -> Exit {
         let status = self.child.wait().await;
+        let _ = self
+            .running
+            .compare_exchange(self.pid, 0, Ordering::SeqCst, Ordering::SeqCst);
         for p in self.pumps.drain(..) {
             let _ = p.await;
         }
@@ -149,12 +170,15 @@ pub async fn spawn_container(spec: &ProcessSpec, log: &Path) -> std::io::Result<
     let file = Arc::new(Mutex::new(tokio::fs::File::from_std(
         crate::private::create_file(log)?,
     )));
-    let mut cmd = command(spec)?;
+    // A (re)started container gets a fresh writable layer and /tmp.
+    spec.sandbox.scratch().reset()?;
+    let mut cmd = command(spec, false)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);
+    spec.running.store(pid, Ordering::SeqCst);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         pumps.push(tokio::spawn(pump(out, "stdout", file.clone())));
@@ -167,12 +191,13 @@ pub async fn spawn_container(spec: &ProcessSpec, log: &Path) -> std::io::Result<
         child,
         pumps,
         log: log.to_path_buf(),
+        running: spec.running.clone(),
     })
 }
 
 /// Starts an exec process with piped stdio.
 pub fn spawn_exec(spec: &ProcessSpec, stdin: bool) -> std::io::Result<Child> {
-    let mut cmd = command(spec)?;
+    let mut cmd = command(spec, true)?;
     cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

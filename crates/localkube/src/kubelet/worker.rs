@@ -265,6 +265,9 @@ fn template(
     let root = pod_dir(&ctx.data_dir, uid)
         .join("roots")
         .join(s(container, "/name"));
+    let scratch = pod_dir(&ctx.data_dir, uid)
+        .join("rootfs")
+        .join(s(container, "/name"));
     let workdir = match s(container, "/workingDir") {
         "" => "/",
         w => w,
@@ -277,17 +280,19 @@ fn template(
             .map(|v| v as u32)
     };
     let run_as = sec("runAsUser").map(|u| (u, sec("runAsGroup").unwrap_or(u)));
-    let sandbox = Sandbox::plan(&root, &mounts, Path::new(workdir), run_as).map_err(|e| {
-        (
-            "CreateContainerError".to_string(),
-            crate::rest::error_chain(&e),
-        )
-    })?;
+    let sandbox =
+        Sandbox::plan(&root, &scratch, &mounts, Path::new(workdir), run_as).map_err(|e| {
+            (
+                "CreateContainerError".to_string(),
+                crate::rest::error_chain(&e),
+            )
+        })?;
     Ok(Template {
         spec: ProcessSpec {
             argv,
             env,
             sandbox: Arc::new(sandbox),
+            running: Default::default(),
         },
     })
 }

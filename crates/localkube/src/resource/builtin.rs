@@ -34,6 +34,8 @@ pub enum Builtin {
     ClusterRoleBinding,
     PodDisruptionBudget,
     PriorityClass,
+    ResourceQuota,
+    Ingress,
 }
 
 const META: &[&str] = &["metadata.name", "metadata.namespace"];
@@ -464,6 +466,30 @@ const DEFS: &[Def] = &[
         categories: &[],
         subresources: &[],
         generation: false,
+    },
+    Def {
+        builtin: Builtin::ResourceQuota,
+        group: "",
+        version: "v1",
+        kind: "ResourceQuota",
+        plural: "resourcequotas",
+        namespaced: true,
+        short: &["quota"],
+        categories: &[],
+        subresources: STATUS,
+        generation: false,
+    },
+    Def {
+        builtin: Builtin::Ingress,
+        group: "networking.k8s.io",
+        version: "v1",
+        kind: "Ingress",
+        plural: "ingresses",
+        namespaced: true,
+        short: &["ing"],
+        categories: &[],
+        subresources: STATUS,
+        generation: true,
     },
 ];
 

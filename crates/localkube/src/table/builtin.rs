@@ -714,9 +714,11 @@ pub fn columns(b: Builtin) -> Vec<Column> {
                 "ServiceAccounts in the binding",
             ),
         ],
-        Builtin::Role | Builtin::ClusterRole | Builtin::CustomResourceDefinition => {
-            DEFAULT_COLUMNS.to_vec()
-        }
+        Builtin::Role
+        | Builtin::ClusterRole
+        | Builtin::CustomResourceDefinition
+        | Builtin::ResourceQuota
+        | Builtin::Ingress => DEFAULT_COLUMNS.to_vec(),
     }
 }
 
@@ -1143,7 +1145,11 @@ pub fn cells(b: Builtin, v: &Value, now: Timestamp) -> Vec<Value> {
                 json!(subjects("ServiceAccount")),
             ]
         }
-        Builtin::Role | Builtin::ClusterRole | Builtin::CustomResourceDefinition => {
+        Builtin::Role
+        | Builtin::ClusterRole
+        | Builtin::CustomResourceDefinition
+        | Builtin::ResourceQuota
+        | Builtin::Ingress => {
             vec![name(v), json!(s(v, "/metadata/creationTimestamp"))]
         }
     }
@@ -1511,6 +1517,8 @@ mod tests {
             Builtin::Role,
             Builtin::ClusterRole,
             Builtin::CustomResourceDefinition,
+            Builtin::ResourceQuota,
+            Builtin::Ingress,
         ] {
             assert_eq!(cells(b, &obj, now()).len(), columns(b).len(), "{b:?}");
         }

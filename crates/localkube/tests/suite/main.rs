@@ -7,6 +7,7 @@ mod kube_api;
 mod kube_runtime;
 mod kube_watch;
 mod kubectl;
+mod kubectl_create;
 mod pods;
 mod python;
 mod watch_consistency;

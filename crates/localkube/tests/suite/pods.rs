@@ -450,3 +450,124 @@ async fn kubectl_describe_shows_a_pod_with_the_events_a_recorder_wrote() {
         }
     }
 }
+
+/// What each of two concurrent pods runs: it writes its name to the same scratch paths in
+/// `/tmp` and in `/etc` (outside any volume) twenty times and checks it reads its own name
+/// back; it fails if a path already exists when it starts (a leftover of another pod).
+fn scratch_writer(tag: &str) -> String {
+    format!(
+        r#"set -e
+test ! -e /tmp/lk-scratch-{tag} || {{ echo "/tmp/lk-scratch-{tag} left by another pod"; exit 9; }}
+test ! -e /etc/lk-scratch-{tag} || {{ echo "/etc/lk-scratch-{tag} left by another pod"; exit 8; }}
+for i in $(seq 20); do
+  echo "$NAME" > /tmp/lk-scratch-{tag}
+  echo "$NAME" > /etc/lk-scratch-{tag}
+  sleep 0.1
+  [ "$(cat /tmp/lk-scratch-{tag})" = "$NAME" ] || {{ echo "collision in /tmp"; exit 1; }}
+  [ "$(cat /etc/lk-scratch-{tag})" = "$NAME" ] || {{ echo "collision in /etc"; exit 2; }}
+done
+echo "$NAME kept its scratch files"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_pods_writing_the_same_scratch_paths_do_not_collide() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    let tag = format!("{}-concurrent", std::process::id());
+    let script = scratch_writer(&tag);
+    for name in ["w1", "w2"] {
+        let manifest = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x",
+                "command": ["sh", "-c", script], "env": [{"name": "NAME", "value": name}]}]}});
+        k.apply(&manifest.to_string());
+    }
+    for name in ["w1", "w2"] {
+        eventually(Duration::from_secs(60), async || {
+            let phase = k.ok(&["get", "pod", name, "-o", "jsonpath={.status.phase}"]);
+            (phase == "Succeeded" || phase == "Failed").then_some(())
+        })
+        .await;
+        let phase = k.ok(&["get", "pod", name, "-o", "jsonpath={.status.phase}"]);
+        let logs = k.ok(&["logs", name]);
+        assert_eq!(phase, "Succeeded", "{name}: {logs}");
+        assert_eq!(logs, format!("{name} kept its scratch files\n"));
+    }
+    for p in [
+        format!("/tmp/lk-scratch-{tag}"),
+        format!("/etc/lk-scratch-{tag}"),
+    ] {
+        assert!(
+            !std::path::Path::new(&p).exists(),
+            "{p} was written to the host"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pods_tmp_is_its_own_seen_by_exec_and_probes_and_removed_with_the_pod() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    let tag = format!("{}-private", std::process::id());
+    let host_file = std::path::PathBuf::from(format!("/tmp/lk-host-{tag}"));
+    std::fs::write(&host_file, "host\n").unwrap();
+    let _cleanup = scopeguard(host_file.clone());
+    // The readiness marker exists only in the pod's own /tmp: the probe must look there.
+    let first = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "first"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "main", "image": "x",
+            "command": ["sh", "-c", format!(
+                "test ! -e /tmp/lk-host-{tag} || exit 7; echo one > /tmp/marker-{tag}; touch /tmp/ready-{tag}; sleep 1000")],
+            "readinessProbe": {"exec": {"command": ["test", "-e", format!("/tmp/ready-{tag}")]},
+                "periodSeconds": 1}}]}});
+    k.apply(&first.to_string());
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/first",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        k.ok(&["exec", "first", "--", "cat", &format!("/tmp/marker-{tag}")]),
+        "one\n",
+        "exec sees the container's own /tmp"
+    );
+    assert!(!std::path::Path::new(&format!("/tmp/marker-{tag}")).exists());
+    // A later pod does not see what the first one left in its /tmp.
+    let second = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "second"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x",
+            "command": ["sh", "-c", format!(
+                "if test -e /tmp/marker-{tag} || test -e /tmp/ready-{tag}; then echo seen; else echo clean; fi; ls -ld /tmp | cut -c1-10")]}]}});
+    k.apply(&second.to_string());
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/second",
+        "--timeout=60s",
+    ]);
+    assert_eq!(k.ok(&["logs", "second"]), "clean\ndrwxrwxrwt\n");
+    // Deleting the pod removes its directory: volumes, logs, /tmp and writable layer.
+    let uid = k.ok(&["get", "pod", "first", "-o", "jsonpath={.metadata.uid}"]);
+    let dir = t.server().data_dir().join("kubelet/pods").join(&uid);
+    assert!(
+        dir.join("rootfs/main/tmp")
+            .join(format!("marker-{tag}"))
+            .exists()
+    );
+    k.ok(&["delete", "pod", "first", "--wait=true", "--timeout=60s"]);
+    eventually(Duration::from_secs(30), async || {
+        (!dir.exists()).then_some(())
+    })
+    .await;
+}
+
+/// Removes a host file when the test ends.
+fn scopeguard(path: std::path::PathBuf) -> impl Drop {
+    struct Guard(std::path::PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    Guard(path)
+}
