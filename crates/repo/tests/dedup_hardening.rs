@@ -439,10 +439,10 @@ async fn a_restore_goes_on_past_damaged_blobs_and_reports_every_damaged_path() {
     // Everything intact is restored byte for byte.
     for i in (0..40).filter(|i| *i != 7) {
         let name = format!("f{i:02}");
-        assert_eq!(
-            std::fs::read(out.join(&name)).expect("intact file"),
-            std::fs::read(src.join(&name)).expect("source"),
-            "{name}"
+        assert!(
+            std::fs::read(out.join(&name)).expect("intact file")
+                == std::fs::read(src.join(&name)).expect("source"),
+            "{name} is restored byte for byte"
         );
     }
     assert_eq!(
@@ -457,7 +457,7 @@ async fn a_restore_goes_on_past_damaged_blobs_and_reports_every_damaged_path() {
     let kept = std::fs::read(&aside).expect("kept aside");
     let original = std::fs::read(src.join("big")).expect("source");
     assert_eq!(kept.len(), original.len());
-    assert_eq!(kept[..4096], original[..4096], "intact parts are there");
+    assert!(kept[..4096] == original[..4096], "intact parts are there");
     assert!(
         outcome
             .damaged
