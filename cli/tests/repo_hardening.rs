@@ -76,10 +76,12 @@ fn killed_push(store: &Path, key: &str, n: u32) -> std::path::PathBuf {
         .expect("datasafed runs");
     let staging = store.join(format!("{key}#{n}"));
     let mut stdin = child.stdin.take().expect("stdin");
-    // 20 MiB: more than one 16 MiB part, so the upload is under way; stdin stays open.
-    stdin.write_all(&noise(20 << 20, n as u64)).expect("feed");
+    // 80 MiB: five 16 MiB parts (a push becomes a multipart upload at its second part and
+    // writes parts once four are in flight), so part data is on disk; stdin stays open.
+    stdin.write_all(&noise(80 << 20, n as u64)).expect("feed");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !staging.exists() {
+    // Until it holds a whole part: space that would leak.
+    while std::fs::metadata(&staging).map_or(0, |m| m.len()) < 16 << 20 {
         assert!(Instant::now() < deadline, "no staging file {staging:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -98,7 +100,10 @@ fn staging_files_of_killed_datasafed_pushes_are_removed_by_the_next_push_and_by_
     let key = "ns/backup-1/dump.sql";
     let old = killed_push(&store, key, 1);
     let size = std::fs::metadata(&old).expect("meta").len();
-    assert!(size >= 16 << 20, "the staging file holds a part ({size})");
+    assert!(
+        size >= 16 << 20,
+        "the staging file holds a part ({size} bytes)"
+    );
     // Invisible to list: that is why it leaked.
     let listed = ok(
         datasafed(&store)
@@ -156,6 +161,7 @@ fn cairnctl_restore_goes_on_past_a_damaged_blob_names_every_damaged_path_and_fai
     for i in 0..30 {
         std::fs::write(src.join(format!("f{i:02}")), noise(10_000, i)).expect("write");
     }
+    std::fs::create_dir_all(&repo_dir).expect("mkdir");
     ok(cairnctl(&repo_dir, &[OsStr::new("init")]), "init");
     ok(
         cairnctl(&repo_dir, &[OsStr::new("backup"), src.as_os_str()]),
@@ -203,7 +209,10 @@ fn cairnctl_restore_goes_on_past_a_damaged_blob_names_every_damaged_path_and_fai
             stderr.contains(&out.join(name).display().to_string()),
             "{name} is named: {stderr}"
         );
-        assert!(!out.join(name).exists(), "{name} is not left looking complete");
+        assert!(
+            !out.join(name).exists(),
+            "{name} is not left looking complete"
+        );
     }
     for i in (0..30).filter(|i| *i != 3 && *i != 17) {
         let name = format!("f{i:02}");
@@ -228,6 +237,7 @@ fn cairnctl_backs_up_and_restores_names_that_are_not_utf8() {
     )
     .expect("write");
     std::fs::write(src.join("ok.txt"), b"utf-8").expect("write");
+    std::fs::create_dir_all(&repo_dir).expect("mkdir");
     ok(cairnctl(&repo_dir, &[OsStr::new("init")]), "init");
     ok(
         cairnctl(&repo_dir, &[OsStr::new("backup"), src.as_os_str()]),
