@@ -69,6 +69,21 @@ pub fn print(json: bool, r: &PruneReport) -> anyhow::Result<()> {
             r.tombstones
         );
     }
+    if !r.dead_sessions.is_empty() {
+        let sessions: Vec<String> = r.dead_sessions.iter().map(|s| s.short()).collect();
+        println!(
+            "removed the markers of {} dead sessions: {}",
+            r.dead_sessions.len(),
+            sessions.join(", ")
+        );
+    }
+    if r.staging_files > 0 {
+        println!(
+            "removed {} staging files of interrupted uploads ({:.1} MB)",
+            r.staging_files,
+            r.staging_bytes as f64 / 1e6
+        );
+    }
     if let Some(e) = &r.mark_error {
         println!("{e}");
     }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use cairn_repo::dedup::{NodeType, RestoreOptions, SnapshotKind, restore_stream, restore_tree};
+use cairn_repo::dedup::{
+    NodeType, RestoreOptions, SnapshotKind, restore_stream, restore_tree_outcome,
+};
 
 use super::open::{RepoArgs, print_json};
 use super::progress::bar;
@@ -59,7 +61,7 @@ pub async fn run(repo: &RepoArgs, args: Args) -> anyhow::Result<ExitCode> {
         owners: args.no_owners.then_some(false),
     };
     let started = std::time::Instant::now();
-    let summary = restore_tree(
+    let outcome = restore_tree_outcome(
         &opened,
         &snapshot,
         &PathBuf::from(&args.target),
@@ -70,9 +72,21 @@ pub async fn run(repo: &RepoArgs, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(b) = visible {
         b.finish_and_clear();
     }
+    let summary = outcome.summary;
+    let damaged: Vec<serde_json::Value> = outcome
+        .damaged
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "path": d.path.to_string_lossy(),
+                "reason": d.reason,
+                "kept_as": d.kept_as.as_ref().map(|p| p.to_string_lossy()),
+            })
+        })
+        .collect();
     if repo.json {
         print_json(
-            &serde_json::json!({ "snapshot": snapshot.id, "summary": summary, "seconds": started.elapsed().as_secs_f64() }),
+            &serde_json::json!({ "snapshot": snapshot.id, "summary": summary, "damaged": damaged, "seconds": started.elapsed().as_secs_f64() }),
         )?;
     } else {
         let secs = started.elapsed().as_secs_f64().max(0.001);
@@ -85,7 +99,27 @@ pub async fn run(repo: &RepoArgs, args: Args) -> anyhow::Result<ExitCode> {
             summary.bytes as f64 / 1e6 / secs
         );
     }
-    Ok(ExitCode::SUCCESS)
+    if outcome.damaged.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Every damaged path, after everything intact was restored; a non-zero exit.
+    eprintln!(
+        "error: {} paths of snapshot {} could not be restored intact (the repository is damaged; `cairnctl repo check` says which objects):",
+        outcome.damaged.len(),
+        snapshot.id.short()
+    );
+    for d in &outcome.damaged {
+        match &d.kept_as {
+            Some(kept) => eprintln!(
+                "  {}: {} (its intact parts are in {}; damaged ranges read as zeros)",
+                d.path.display(),
+                d.reason,
+                kept.display()
+            ),
+            None => eprintln!("  {}: {}", d.path.display(), d.reason),
+        }
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn find_file(
@@ -102,7 +136,7 @@ async fn find_file(
         node = tree
             .nodes
             .into_iter()
-            .find(|n| n.name == part)
+            .find(|n| n.raw_name() == part.as_bytes())
             .ok_or_else(|| anyhow::anyhow!("{path} is not in snapshot {}", snapshot.id.short()))?;
     }
     if node.kind != NodeType::File {

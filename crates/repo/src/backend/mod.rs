@@ -4,6 +4,7 @@
 
 mod build;
 mod retry;
+mod staging;
 mod transfer;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt
 use tokio::sync::Semaphore;
 
 pub use retry::RetryOptions;
+pub use staging::{STALE_STAGING, is_older as staging_is_older, is_staging_name};
 pub use transfer::Part;
 
 use crate::config::StorageConfig;

@@ -1,6 +1,8 @@
 //! Backing up a directory tree or a byte stream into a snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,8 +17,9 @@ use super::chunk::Mode;
 use super::id::Id;
 use super::keys::hostname;
 use super::repository::Repository;
+use super::restore::read_content_lists;
 use super::snapshot::{Node, NodeType, Snapshot, SnapshotKind, Tree};
-use super::writer::Writer;
+use super::writer::{Commit, Writer};
 use crate::progress::SharedProgress;
 use crate::{Error, Result};
 
@@ -59,6 +62,24 @@ pub async fn backup_tree(
         )));
     }
     let root_text = path_text(&root)?;
+    progress.set_phase("scanning");
+    progress.set_total(total_size(&root));
+    progress.set_phase("backing up");
+    // The marker first (W2): the parent is chosen, and its tree read, inside the session.
+    let writer = Writer::start(repo).await?;
+    let body = tree_body(&writer, root, root_text, meta, options, progress).await;
+    writer.finish(body).await
+}
+
+async fn tree_body(
+    writer: &Writer,
+    root: PathBuf,
+    root_text: String,
+    meta: std::fs::Metadata,
+    options: &BackupOptions,
+    progress: SharedProgress,
+) -> Result<Commit> {
+    let repo = writer.repo();
     let parent = match &options.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some(repo.load_snapshot(id).await?),
@@ -69,33 +90,27 @@ pub async fn backup_tree(
             })
         }
     };
-    progress.set_phase("scanning");
-    progress.set_total(total_size(&root));
-    progress.set_phase("backing up");
-    let writer = Writer::start(repo).await?;
     let parent_tree = match parent.as_ref().and_then(|p| p.root.subtree) {
         Some(r) => Some(repo.read_tree(&r).await?),
         None => None,
     };
     let walker = Walker {
-        writer: &writer,
+        writer,
         progress,
         files: Arc::new(Semaphore::new(4)),
         hardlinks: Mutex::new(HashMap::new()),
     };
-    let subtree = walker.dir(root.clone(), String::new(), parent_tree).await?;
-    let mut root_node = node_from_meta("", NodeType::Dir, &meta);
+    let subtree = walker.dir(root, Vec::new(), parent_tree).await?;
+    let mut root_node = node_from_meta(b"", NodeType::Dir, &meta);
     root_node.subtree = Some(subtree);
-    writer
-        .commit(
-            SnapshotKind::Tree,
-            vec![root_text],
-            options.tags.clone(),
-            root_node,
-            parent.map(|p| p.id),
-            None,
-        )
-        .await
+    Ok(Commit {
+        kind: SnapshotKind::Tree,
+        paths: vec![root_text],
+        tags: options.tags.clone(),
+        root: root_node,
+        parent: parent.map(|p| p.id),
+        stream_compression: None,
+    })
 }
 
 /// Backs up a byte stream as a snapshot whose root is a file node named `path`.
@@ -110,6 +125,24 @@ pub async fn backup_stream<R>(
 where
     R: AsyncRead + Send + Unpin + 'static,
 {
+    // The marker first (W2), then the parent.
+    let writer = Writer::start(repo).await?;
+    let body = stream_body(&writer, path, reader, options, stream_compression, progress).await;
+    writer.finish(body).await
+}
+
+async fn stream_body<R>(
+    writer: &Writer,
+    path: &str,
+    reader: R,
+    options: &BackupOptions,
+    stream_compression: Option<String>,
+    progress: SharedProgress,
+) -> Result<Commit>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let repo = writer.repo();
     let parent = match &options.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some(repo.load_snapshot(id).await?),
@@ -120,7 +153,6 @@ where
         .filter(|p| p.root.kind == NodeType::File)
         .map(|p| p.root.content.clone())
         .unwrap_or_default();
-    let writer = Writer::start(repo).await?;
     let input = SyncIoBridge::new(reader);
     let content = writer
         .write_content(Box::new(input), Mode::Stream, parent_content, progress)
@@ -130,16 +162,14 @@ where
     root.size = content.size;
     root.mtime_ns = jiff::Timestamp::now().as_nanosecond();
     root.content = content.content;
-    writer
-        .commit(
-            SnapshotKind::Stream,
-            vec![path.to_string()],
-            options.tags.clone(),
-            root,
-            parent.map(|p| p.id),
-            stream_compression,
-        )
-        .await
+    Ok(Commit {
+        kind: SnapshotKind::Stream,
+        paths: vec![path.to_string()],
+        tags: options.tags.clone(),
+        root,
+        parent: parent.map(|p| p.id),
+        stream_compression,
+    })
 }
 
 /// The snapshot a stream backup of `path` starts its dedup window from: the newest stream of
@@ -173,32 +203,57 @@ struct Walker<'a> {
     writer: &'a Writer,
     progress: SharedProgress,
     files: Arc<Semaphore>,
-    hardlinks: Mutex<HashMap<(u64, u64), String>>,
+    /// (device, inode) of files with several names → the path of the first name seen.
+    hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
+}
+
+/// `rel/name` (or `name` at the root), as bytes: names need not be UTF-8.
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        return name.to_vec();
+    }
+    let mut out = Vec::with_capacity(rel.len() + 1 + name.len());
+    out.extend_from_slice(rel);
+    out.push(b'/');
+    out.extend_from_slice(name);
+    out
 }
 
 impl Walker<'_> {
     fn dir<'s>(
         &'s self,
         abs: PathBuf,
-        rel: String,
+        rel: Vec<u8>,
         parent: Option<Tree>,
     ) -> futures::future::BoxFuture<'s, Result<BlobRef>> {
         Box::pin(async move {
             self.writer.count_dir();
             let entries = read_dir_sorted(&abs)?;
-            let parents: HashMap<String, Node> = parent
-                .map(|t| t.nodes.into_iter().map(|n| (n.name.clone(), n)).collect())
+            let parents: HashMap<Vec<u8>, Node> = parent
+                .map(|t| {
+                    t.nodes
+                        .into_iter()
+                        .map(|n| (n.raw_name().to_vec(), n))
+                        .collect()
+                })
                 .unwrap_or_default();
+            let verified = self.verify_unchanged(&entries, &parents).await;
             let nodes: Vec<Node> = futures::stream::iter(entries)
                 .map(|(name, meta)| {
-                    let child_rel = if rel.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{rel}/{name}")
-                    };
-                    let parent = parents.get(&name).cloned();
+                    let name_bytes = name.as_bytes().to_vec();
+                    let child_rel = join_rel(&rel, &name_bytes);
+                    let parent = parents.get(&name_bytes).cloned();
+                    let reusable = verified.contains(&name_bytes);
                     let hardlink = self.hardlink_of(&meta, &child_rel);
-                    self.entry(abs.join(&name), name, child_rel, meta, parent, hardlink)
+                    self.entry(
+                        abs.join(&name),
+                        name_bytes,
+                        child_rel,
+                        meta,
+                        parent,
+                        reusable,
+                        hardlink,
+                    )
                 })
                 .buffered(8)
                 .collect::<Vec<Result<Option<Node>>>>()
@@ -210,8 +265,52 @@ impl Walker<'_> {
         })
     }
 
+    /// The names of the files of this directory that are unchanged since the parent and whose
+    /// content lists may be reused (W3: every pack they name is committed and not condemned).
+    /// The content lists of small files are read together (a directory's lists are adjacent in
+    /// a metadata pack); a large file's lists are checked one file at a time.
+    async fn verify_unchanged(
+        &self,
+        entries: &[(OsString, std::fs::Metadata)],
+        parents: &HashMap<Vec<u8>, Node>,
+    ) -> HashSet<Vec<u8>> {
+        let candidates: Vec<(&Vec<u8>, &Node)> = entries
+            .iter()
+            .filter_map(|(name, meta)| {
+                let key = name.as_bytes();
+                let parent = parents.get(key)?;
+                let mut now = node_from_meta(key, NodeType::File, meta);
+                now.size = meta.len();
+                (meta.file_type().is_file() && unchanged(parent, &now))
+                    .then(|| parents.get_key_value(key))
+                    .flatten()
+            })
+            .collect();
+        let small: Vec<BlobRef> = candidates
+            .iter()
+            .filter(|(_, n)| n.content.len() <= SMALL_FILE_LISTS)
+            .flat_map(|(_, n)| n.content.iter().copied())
+            .filter(|r| self.writer.view().usable(&r.pack))
+            .collect();
+        let lists = if small.len() >= 2 {
+            // A damaged list among them: check file by file (the damaged one is read again).
+            read_content_lists(self.writer.repo(), small)
+                .await
+                .unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        let mut out = HashSet::new();
+        for (name, node) in candidates {
+            if self.writer.reusable(&node.content, Some(&lists)).await {
+                out.insert(name.clone());
+            }
+        }
+        out
+    }
+
     /// For a file with several names: the first name seen, or `None` (and remember this one).
-    fn hardlink_of(&self, meta: &std::fs::Metadata, rel: &str) -> Option<String> {
+    fn hardlink_of(&self, meta: &std::fs::Metadata, rel: &[u8]) -> Option<Vec<u8>> {
         if !meta.is_file() || meta.nlink() < 2 {
             return None;
         }
@@ -219,25 +318,27 @@ impl Walker<'_> {
         match links.get(&(meta.dev(), meta.ino())) {
             Some(first) => Some(first.clone()),
             None => {
-                links.insert((meta.dev(), meta.ino()), rel.to_string());
+                links.insert((meta.dev(), meta.ino()), rel.to_vec());
                 None
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn entry(
         &self,
         abs: PathBuf,
-        name: String,
-        rel: String,
+        name: Vec<u8>,
+        rel: Vec<u8>,
         meta: std::fs::Metadata,
         parent: Option<Node>,
-        hardlink: Option<String>,
+        reusable: bool,
+        hardlink: Option<Vec<u8>>,
     ) -> Result<Option<Node>> {
         let file_type = meta.file_type();
         if let Some(first) = hardlink {
             let mut node = node_from_meta(&name, NodeType::Hardlink, &meta);
-            node.link = Some(first);
+            node.set_raw_link(&first);
             return Ok(Some(node));
         }
         if file_type.is_dir() {
@@ -257,7 +358,7 @@ impl Walker<'_> {
             let target = std::fs::read_link(&abs)
                 .map_err(|e| Error::io(format!("reading link {}", abs.display()), e))?;
             let mut node = node_from_meta(&name, NodeType::Symlink, &meta);
-            node.target = Some(path_text(&target)?);
+            node.set_raw_target(target.as_os_str().as_bytes());
             return Ok(Some(node));
         }
         if file_type.is_fifo() || file_type.is_char_device() || file_type.is_block_device() {
@@ -279,8 +380,8 @@ impl Walker<'_> {
         let mut node = node_from_meta(&name, NodeType::File, &meta);
         node.size = meta.len();
         if let Some(p) = parent.as_ref()
+            && reusable
             && unchanged(p, &node)
-            && self.writer.view().condemned.is_empty()
         {
             node.content = p.content.clone();
             self.writer.count_unchanged(node.size);
@@ -314,6 +415,9 @@ impl Walker<'_> {
     }
 }
 
+/// Files with at most this many content lists have them read together per directory.
+const SMALL_FILE_LISTS: usize = 2;
+
 fn unchanged(parent: &Node, now: &Node) -> bool {
     parent.kind == NodeType::File
         && parent.size == now.size
@@ -322,8 +426,8 @@ fn unchanged(parent: &Node, now: &Node) -> bool {
         && parent.inode == now.inode
 }
 
-fn node_from_meta(name: &str, kind: NodeType, meta: &std::fs::Metadata) -> Node {
-    let mut node = Node::new(name, kind);
+fn node_from_meta(name: &[u8], kind: NodeType, meta: &std::fs::Metadata) -> Node {
+    let mut node = Node::with_raw_name(name, kind);
     node.mode = meta.mode();
     node.uid = meta.uid();
     node.gid = meta.gid();
@@ -337,29 +441,24 @@ fn node_from_meta(name: &str, kind: NodeType, meta: &std::fs::Metadata) -> Node 
 fn path_text(path: &Path) -> Result<String> {
     path.to_str().map(str::to_string).ok_or_else(|| {
         Error::unsupported(format!(
-            "{} is not valid UTF-8; such names are not supported",
+            "the backup root {} is not valid UTF-8 (names below it may be any bytes; the root path is recorded as text)",
             path.display()
         ))
     })
 }
 
-/// Directory entries with their `lstat`, sorted by name.
-fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, std::fs::Metadata)>> {
+/// Directory entries with their `lstat`, sorted by name (byte order). Names are kept as
+/// the file system gives them: they need not be UTF-8.
+fn read_dir_sorted(dir: &Path) -> Result<Vec<(OsString, std::fs::Metadata)>> {
     let mut out = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let name = entry.file_name().into_string().map_err(|n| {
-            Error::unsupported(format!(
-                "{}/{} is not valid UTF-8; such names are not supported",
-                dir.display(),
-                n.to_string_lossy()
-            ))
-        })?;
+        let name = entry.file_name();
         let meta = entry
             .metadata()
-            .map_err(|e| Error::io(format!("reading {}/{name}", dir.display()), e))?;
+            .map_err(|e| Error::io(format!("reading {}", dir.join(&name).display()), e))?;
         out.push((name, meta));
     }
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));

@@ -193,13 +193,10 @@ pub async fn check(
             pack_key(pack)
         ));
     }
-    for session in super::session::list_sessions(repo.store()).await? {
-        report.warnings.push(format!(
-            "session {} is open (last seen {})",
-            session.id.short(),
-            session.modified
-        ));
-    }
+    // Open and dead sessions, staging files of interrupted uploads (session.rs).
+    report.warnings.extend(
+        super::session::leftover_warnings(repo.store(), repo.options().session_timeout).await?,
+    );
 
     progress.set_phase("snapshots");
     let ids = repo.snapshot_ids().await?;

@@ -27,5 +27,8 @@ pub use config::{InitOptions, RepoConfig, RepoOptions};
 pub use files::DedupFiles;
 pub use id::Id;
 pub use repository::Repository;
-pub use restore::{RestoreOptions, RestoreSummary, restore_stream, restore_tree};
+pub use restore::{
+    Damaged, RestoreOptions, RestoreOutcome, RestoreSummary, restore_stream, restore_tree,
+    restore_tree_outcome,
+};
 pub use snapshot::{Node, NodeType, Snapshot, SnapshotKind, Summary, Tree};

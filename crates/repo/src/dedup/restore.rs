@@ -2,6 +2,8 @@
 //! order through a bounded reorder window (stream restores) (docs/FORMAT.md §6.3).
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,93 @@ pub struct RestoreSummary {
     pub bytes: u64,
     /// Bytes fetched from the store.
     pub fetched: u64,
+}
+
+/// A path of the snapshot that could not be restored intact because the repository is
+/// damaged (a blob, content list or tree that is missing or fails authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// The path under the target.
+    pub path: PathBuf,
+    /// What was wrong (the object and the failure).
+    pub reason: String,
+    /// Where a damaged file's intact parts were left: the file is renamed to
+    /// `<name>.cairn-damaged` (its damaged ranges read as zeros), so nothing under the
+    /// original name looks complete. `None` for directories and links.
+    pub kept_as: Option<PathBuf>,
+}
+
+/// What a tree restore did, including what it could not restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOutcome {
+    /// Counts.
+    pub summary: RestoreSummary,
+    /// Every path that could not be restored intact, in the order found.
+    pub damaged: Vec<Damaged>,
+}
+
+/// Suffix a damaged file is renamed with.
+pub const DAMAGED_SUFFIX: &str = ".cairn-damaged";
+
+/// Whether an error is damage of the repository's data (restore goes on with the rest and
+/// reports the path) rather than a failure of the store or the target (restore stops).
+fn is_damage(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Corrupt | ErrorKind::Crypto | ErrorKind::NotFound
+    )
+}
+
+/// An error with its causes, for a damage report.
+fn reason(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+type Damages = Arc<Mutex<Vec<Damaged>>>;
+
+fn record(damages: &Damages, path: PathBuf, reason: String, kept_as: Option<PathBuf>) {
+    damages
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Damaged {
+            path,
+            reason,
+            kept_as,
+        });
+}
+
+/// Renames a damaged file out of the way (`<name>.cairn-damaged`) and records it; when the
+/// rename fails the file is removed, so no file under the original name looks complete.
+fn set_aside(path: &Path, why: String, damages: &Damages) -> Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(DAMAGED_SUFFIX);
+    let aside = PathBuf::from(name);
+    remove_existing(&aside)?;
+    let kept = match std::fs::rename(path, &aside) {
+        Ok(()) => Some(aside),
+        Err(_) => {
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("removing damaged {}", path.display()), e))?;
+            None
+        }
+    };
+    record(damages, path.to_path_buf(), why, kept);
+    Ok(())
+}
+
+/// A file whose every fetch is written: applies its metadata, or sets it aside if damaged.
+fn finish_slot(slot: Slot, owners: bool, damages: &Damages) -> Result<()> {
+    match slot.damaged {
+        None => apply_meta(&slot.path, &slot.node, owners),
+        Some(why) => set_aside(&slot.path, why, damages),
+    }
 }
 
 /// One ranged read and the blobs it carries.
@@ -221,7 +310,7 @@ async fn fetch_joined(repo: &Repository, fetch: Fetch) -> Result<Vec<u8>> {
 }
 
 /// Reads content lists with as few requests as their placement allows.
-async fn read_content_lists(
+pub(crate) async fn read_content_lists(
     repo: &Repository,
     refs: Vec<BlobRef>,
 ) -> Result<HashMap<Id, Vec<BlobRef>>> {
@@ -392,6 +481,18 @@ struct Slot {
     pending: u64,
     /// Every fetch of this file has been sent (and counted in `pending`).
     produced: bool,
+    /// Why the file cannot be restored intact (the first damage found).
+    damaged: Option<String>,
+}
+
+impl Files {
+    fn damage(&mut self, id: u64, why: impl FnOnce() -> String) {
+        if let Some(slot) = self.slots.get_mut(&id)
+            && slot.damaged.is_none()
+        {
+            slot.damaged = Some(why());
+        }
+    }
 }
 
 #[derive(Default)]
@@ -430,7 +531,10 @@ fn apply_meta(path: &Path, node: &Node, owners: bool) -> Result<()> {
     Ok(())
 }
 
-/// Restores a snapshot (or the `include` part of it) under `target`.
+/// Restores a snapshot (or the `include` part of it) under `target`. Damaged parts of the
+/// repository do not stop it: everything intact is restored, and then, if anything was
+/// damaged, this fails with a `Corrupt` error naming the damaged paths
+/// ([`restore_tree_outcome`] returns them instead).
 pub async fn restore_tree(
     repo: &Repository,
     snapshot: &Snapshot,
@@ -438,29 +542,75 @@ pub async fn restore_tree(
     options: &RestoreOptions,
     progress: SharedProgress,
 ) -> Result<RestoreSummary> {
+    let outcome = restore_tree_outcome(repo, snapshot, target, options, progress).await?;
+    if outcome.damaged.is_empty() {
+        return Ok(outcome.summary);
+    }
+    Err(damage_error(&outcome.damaged))
+}
+
+/// The error of a restore that found damage: how many paths, and the first ones.
+pub fn damage_error(damaged: &[Damaged]) -> Error {
+    const SHOWN: usize = 10;
+    let mut text = format!(
+        "{} path{} could not be restored intact:",
+        damaged.len(),
+        if damaged.len() == 1 { "" } else { "s" }
+    );
+    for d in damaged.iter().take(SHOWN) {
+        text.push_str(&format!(" {} ({});", d.path.display(), d.reason));
+    }
+    if damaged.len() > SHOWN {
+        text.push_str(&format!(" and {} more", damaged.len() - SHOWN));
+    }
+    Error::corrupt(text.trim_end_matches(';').to_string())
+}
+
+/// Restores like [`restore_tree`] and returns what could not be restored intact rather
+/// than failing: files whose content is damaged are renamed `<name>.cairn-damaged`,
+/// directories whose listing is damaged are left empty, hard links to either are not made.
+pub async fn restore_tree_outcome(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    target: &Path,
+    options: &RestoreOptions,
+    progress: SharedProgress,
+) -> Result<RestoreOutcome> {
     let owners = options
         .owners
         .unwrap_or_else(|| nix::unistd::geteuid().is_root());
     std::fs::create_dir_all(target)
         .map_err(|e| Error::io(format!("creating {}", target.display()), e))?;
+    let damages: Damages = Arc::new(Mutex::new(Vec::new()));
     if snapshot.kind == SnapshotKind::Stream {
         let name = snapshot
             .root
             .name
             .rsplit('/')
             .next()
-            .filter(|n| !n.is_empty())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .unwrap_or("stream");
         let path = target.join(name);
         let file = tokio::fs::File::create(&path)
             .await
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let bytes = restore_stream(repo, &snapshot.root, file, progress).await?;
-        return Ok(RestoreSummary {
-            files: 1,
-            dirs: 0,
-            bytes,
-            fetched: 0,
+        let bytes = match restore_stream(repo, &snapshot.root, file, progress).await {
+            Ok(bytes) => bytes,
+            Err(e) if is_damage(&e) => {
+                // A stream restores in order: it stops at the damage, the file is short.
+                set_aside(&path, reason(&e), &damages)?;
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        return Ok(RestoreOutcome {
+            summary: RestoreSummary {
+                files: 1,
+                dirs: 0,
+                bytes,
+                fetched: 0,
+            },
+            damaged: take_damages(&damages),
         });
     }
     let (start_node, start_rel) = find_include(repo, snapshot, options.include.as_deref()).await?;
@@ -472,6 +622,7 @@ pub async fn restore_tree(
         repo: repo.clone(),
         files: files.clone(),
         summary: summary.clone(),
+        damages: damages.clone(),
         tx,
         owners,
         dirs: Vec::new(),
@@ -488,7 +639,8 @@ pub async fn restore_tree(
                 let repo = repo.clone();
                 let files = files.clone();
                 let progress = progress.clone();
-                async move { write_fetch(&repo, fetch?, &files, owners, &progress).await }
+                let damages = damages.clone();
+                async move { write_fetch(&repo, fetch?, &files, owners, &progress, &damages).await }
             })
             .buffer_unordered(repo.options().restore_fetches.max(1))
             .collect::<Vec<Result<u64>>>()
@@ -501,12 +653,25 @@ pub async fn restore_tree(
     let fetched = fetched?;
     let (dirs, hardlinks) = planned?;
     for (link, first) in hardlinks {
-        std::fs::hard_link(&first, &link).map_err(|e| {
-            Error::io(
-                format!("linking {} to {}", link.display(), first.display()),
-                e,
-            )
-        })?;
+        match std::fs::hard_link(&first, &link) {
+            Ok(()) => {}
+            // The first name was not restored (damaged, or under a damaged directory).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => record(
+                &damages,
+                link.clone(),
+                format!(
+                    "hard link to {}, which could not be restored",
+                    first.display()
+                ),
+                None,
+            ),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("linking {} to {}", link.display(), first.display()),
+                    e,
+                ));
+            }
+        }
     }
     // Directories last, deepest first, so writing into them does not change their times.
     for (path, node) in dirs.iter().rev() {
@@ -514,7 +679,14 @@ pub async fn restore_tree(
     }
     let mut result = *summary.lock().unwrap_or_else(|e| e.into_inner());
     result.fetched = fetched;
-    Ok(result)
+    Ok(RestoreOutcome {
+        summary: result,
+        damaged: take_damages(&damages),
+    })
+}
+
+fn take_damages(damages: &Damages) -> Vec<Damaged> {
+    std::mem::take(&mut *damages.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn subtree_size_hint(node: &Node) -> u64 {
@@ -554,7 +726,7 @@ async fn find_include(
         node = tree
             .nodes
             .into_iter()
-            .find(|n| n.name == *part)
+            .find(|n| n.raw_name() == part.as_bytes())
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "{include} is not in snapshot {}",
@@ -573,6 +745,7 @@ struct Planner {
     repo: Repository,
     files: Arc<Mutex<Files>>,
     summary: Arc<Mutex<RestoreSummary>>,
+    damages: Damages,
     tx: mpsc::Sender<Result<Fetch>>,
     owners: bool,
     dirs: Vec<(PathBuf, Node)>,
@@ -693,7 +866,7 @@ impl Planner {
             finished
         };
         for slot in finished {
-            apply_meta(&slot.path, &slot.node, self.owners)?;
+            finish_slot(slot, self.owners, &self.damages)?;
         }
         for fetch in fetches {
             self.tx
@@ -711,7 +884,20 @@ impl Planner {
         tree: BlobRef,
     ) -> futures::future::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let tree: Tree = self.repo.read_tree(&tree).await?;
+            let tree: Tree = match self.repo.read_tree(&tree).await {
+                Ok(tree) => tree,
+                Err(e) if is_damage(&e) => {
+                    // Left empty; its metadata is still applied. Reported, not fatal.
+                    record(
+                        &self.damages,
+                        path,
+                        format!("its listing could not be read: {}", reason(&e)),
+                        None,
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             let mut nodes = tree.nodes;
             while !nodes.is_empty() {
                 let rest = nodes.split_off(nodes.len().min(PREFETCH_ENTRIES));
@@ -736,19 +922,29 @@ impl Planner {
         if refs.len() < 2 {
             return Ok(());
         }
-        self.prefetched = read_content_lists(&self.repo, refs).await?;
+        self.prefetched = match read_content_lists(&self.repo, refs).await {
+            Ok(lists) => lists,
+            // Each file then reads its own lists, so the damage is reported per file.
+            Err(e) if is_damage(&e) => HashMap::new(),
+            Err(e) => return Err(e),
+        };
         Ok(())
     }
 
     async fn node(&mut self, root: &Path, dir: &Path, node: Node) -> Result<()> {
-        if node.name.contains('/') || node.name == ".." || node.name == "." || node.name.is_empty()
+        let name = node.raw_name();
+        if name.contains(&b'/')
+            || name.contains(&0)
+            || name == b".."
+            || name == b"."
+            || name.is_empty()
         {
             return Err(Error::corrupt(format!(
                 "tree entry {:?} is not a valid file name",
                 node.name
             )));
         }
-        let path = dir.join(&node.name);
+        let path = dir.join(OsStr::from_bytes(name));
         match node.kind {
             NodeType::Dir => {
                 std::fs::create_dir_all(&path)
@@ -762,21 +958,22 @@ impl Planner {
             }
             NodeType::File => self.file(path, node).await?,
             NodeType::Symlink => {
-                let target = node.target.clone().unwrap_or_default();
+                let target = OsStr::from_bytes(node.raw_target().unwrap_or_default()).to_owned();
                 remove_existing(&path)?;
                 std::os::unix::fs::symlink(&target, &path)
                     .map_err(|e| Error::io(format!("creating symlink {}", path.display()), e))?;
                 apply_meta(&path, &node, self.owners)?;
             }
             NodeType::Hardlink => {
-                let first = node.link.clone().unwrap_or_default();
-                if first.split('/').any(|p| p == "..") {
+                let first = node.raw_link().unwrap_or_default();
+                if first.split(|b| *b == b'/').any(|p| p == b"..") || first.starts_with(b"/") {
                     return Err(Error::corrupt(format!(
                         "hard link {} points outside the snapshot",
                         path.display()
                     )));
                 }
-                self.hardlinks.push((path, root.join(first)));
+                self.hardlinks
+                    .push((path, root.join(OsStr::from_bytes(first))));
             }
             NodeType::Fifo | NodeType::Chardev | NodeType::Blockdev => {
                 use nix::sys::stat::{Mode, SFlag, mknod};
@@ -832,6 +1029,7 @@ impl Planner {
                     node,
                     pending: 0,
                     produced: false,
+                    damaged: None,
                 },
             );
             id
@@ -855,8 +1053,27 @@ impl Planner {
             })
             .buffered(LIST_READ_AHEAD);
         let mut offset = 0u64;
+        let mut damaged = false;
         while let Some(refs) = lists.next().await {
-            for r in refs? {
+            let refs = match refs {
+                Ok(refs) => refs,
+                Err(e) if is_damage(&e) => {
+                    // The offsets of the lists after this one are unknown: the file stops
+                    // here; what was planned before it is still written.
+                    let why = format!(
+                        "a content list (from byte {offset} of {size}) could not be read: {}",
+                        reason(&e)
+                    );
+                    self.files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .damage(slot_id, || why);
+                    damaged = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            for r in refs {
                 if r.is_zero_run() {
                     self.progress.add(r.raw_len as u64);
                 } else {
@@ -874,11 +1091,14 @@ impl Planner {
                 self.batch.files += 1;
             }
         }
-        if offset != size {
-            return Err(Error::corrupt(format!(
-                "{}: content lists hold {offset} bytes but the node says {size}",
-                path.display()
-            )));
+        drop(lists);
+        if !damaged && offset != size {
+            self.files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .damage(slot_id, || {
+                    format!("its content lists hold {offset} bytes but the snapshot says {size}")
+                });
         }
         self.batch.complete.push(slot_id);
         if self.batch_full() {
@@ -902,61 +1122,37 @@ fn remove_existing(path: &Path) -> Result<()> {
 
 /// Fetches one range and writes its blobs at their offsets, one blob in memory at a time
 /// (a blob named by consecutive pieces is opened once); finalizes the files it completes.
+/// A missing range or a blob that fails to open marks the files it belongs to damaged; the
+/// other blobs are still written.
 async fn write_fetch(
     repo: &Repository,
     fetch: Fetch,
     files: &Arc<Mutex<Files>>,
     owners: bool,
     progress: &SharedProgress,
+    damages: &Damages,
 ) -> Result<u64> {
-    let bytes = read_range(repo, &fetch).await?;
-    let fetched = bytes.len() as u64;
+    let bytes = match read_range(repo, &fetch).await {
+        Ok(bytes) => Some(bytes),
+        Err(e) if is_damage(&e) => {
+            let why = reason(&e);
+            let mut guard = files.lock().unwrap_or_else(|e| e.into_inner());
+            for id in fetch.files() {
+                guard.damage(id, || why.clone());
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let fetched = bytes.as_ref().map_or(0, |b| b.len() as u64);
     let files = files.clone();
     let progress = progress.clone();
     let keys = repo.keys().clone();
+    let damages = damages.clone();
     tokio::task::spawn_blocking(move || -> Result<u64> {
-        let aead = keys.pack_aead(&fetch.pack);
-        let mut plain = Vec::new();
-        let mut last: Option<u32> = None;
-        // One file open at a time: a fetch may write to hundreds of small files.
-        let mut open: Option<(u64, std::fs::File, PathBuf)> = None;
-        for piece in &fetch.pieces {
-            if last != Some(piece.r.offset) {
-                let at = (piece.r.offset as u64 - fetch.start) as usize;
-                plain.clear();
-                open_blob_into(
-                    &aead,
-                    BlobType::Data,
-                    &piece.r,
-                    &bytes[at..at + piece.r.stored_len as usize],
-                    &mut plain,
-                )?;
-                last = Some(piece.r.offset);
-            }
-            if open.as_ref().is_none_or(|(id, _, _)| *id != piece.file) {
-                let path = files
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .slots
-                    .get(&piece.file)
-                    .map(|slot| slot.path.clone())
-                    .ok_or_else(|| {
-                        Error::corrupt("a restore job names a file that is already complete")
-                    })?;
-                drop(open.take());
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-                open = Some((piece.file, file, path));
-            }
-            if let Some((_, file, path)) = &open {
-                file.write_all_at(&plain, piece.offset)
-                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-            }
-            progress.add(plain.len() as u64);
+        if let Some(bytes) = bytes {
+            write_pieces(&keys, &fetch, &bytes, &files, &progress)?;
         }
-        drop(open);
         let mut done = Vec::new();
         {
             let mut guard = files.lock().unwrap_or_else(|e| e.into_inner());
@@ -974,12 +1170,86 @@ async fn write_fetch(
             }
         }
         for slot in done {
-            apply_meta(&slot.path, &slot.node, owners)?;
+            finish_slot(slot, owners, &damages)?;
         }
         Ok(fetched)
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Io, "a restore writer failed").with_source(e))?
+}
+
+/// Opens a fetch's blobs and writes them; a blob that does not open damages its files.
+fn write_pieces(
+    keys: &super::keys::MasterKeys,
+    fetch: &Fetch,
+    bytes: &[u8],
+    files: &Arc<Mutex<Files>>,
+    progress: &SharedProgress,
+) -> Result<()> {
+    let aead = keys.pack_aead(&fetch.pack);
+    let mut plain = Vec::new();
+    // The last blob opened: its offset and whether it opened.
+    let mut last: Option<(u32, std::result::Result<(), String>)> = None;
+    // One file open at a time: a fetch may write to hundreds of small files.
+    let mut open: Option<(u64, std::fs::File, PathBuf)> = None;
+    for piece in &fetch.pieces {
+        if last
+            .as_ref()
+            .is_none_or(|(offset, _)| *offset != piece.r.offset)
+        {
+            let at = (piece.r.offset as u64 - fetch.start) as usize;
+            plain.clear();
+            let opened = open_blob_into(
+                &aead,
+                BlobType::Data,
+                &piece.r,
+                &bytes[at..at + piece.r.stored_len as usize],
+                &mut plain,
+            );
+            let status = match opened {
+                Ok(()) => Ok(()),
+                Err(e) if is_damage(&e) => Err(reason(&e)),
+                Err(e) => return Err(e),
+            };
+            last = Some((piece.r.offset, status));
+        }
+        if let Some((_, Err(why))) = &last {
+            files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .damage(piece.file, || {
+                    format!(
+                        "bytes {}..{}: {why}",
+                        piece.offset,
+                        piece.offset + piece.r.raw_len as u64
+                    )
+                });
+            continue;
+        }
+        if open.as_ref().is_none_or(|(id, _, _)| *id != piece.file) {
+            let path = files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .slots
+                .get(&piece.file)
+                .map(|slot| slot.path.clone())
+                .ok_or_else(|| {
+                    Error::corrupt("a restore job names a file that is already complete")
+                })?;
+            drop(open.take());
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            open = Some((piece.file, file, path));
+        }
+        if let Some((_, file, path)) = &open {
+            file.write_all_at(&plain, piece.offset)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        progress.add(plain.len() as u64);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

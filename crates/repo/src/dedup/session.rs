@@ -42,6 +42,8 @@ pub struct Session {
     last_refresh: Arc<Mutex<Instant>>,
     timeout: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// The marker was deleted (or its deletion attempted) by [`Session::end`].
+    ended: bool,
 }
 
 impl Session {
@@ -92,6 +94,7 @@ impl Session {
             last_refresh,
             timeout,
             heartbeat,
+            ended: false,
         })
     }
 
@@ -123,15 +126,31 @@ impl Session {
     }
 
     /// Stops refreshing and deletes the marker.
-    pub async fn end(self) -> Result<()> {
+    pub async fn end(mut self) -> Result<()> {
         self.heartbeat.abort();
+        self.ended = true;
         self.store.delete(&session_key(&self.id)).await
     }
 }
 
 impl Drop for Session {
+    /// A session dropped without [`Session::end`] (a panic, or a caller that dropped the
+    /// backup future) still stops refreshing and deletes its marker in the background when a
+    /// runtime is there to run it; otherwise the marker goes stale and `prune` removes it.
     fn drop(&mut self) {
         self.heartbeat.abort();
+        if self.ended {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let key = session_key(&self.id);
+            runtime.spawn(async move {
+                if let Err(e) = store.delete(&key).await {
+                    tracing::warn!(error = %e, "removing the marker of an abandoned session failed; prune removes it once it is stale");
+                }
+            });
+        }
     }
 }
 
@@ -144,6 +163,14 @@ pub struct ListedSession {
     pub modified: Timestamp,
 }
 
+/// Whether a marker last modified at `modified` (store clock) is stale at `now` (local clock):
+/// older than `timeout`. The writer of a stale marker cannot commit any more (W2: it refuses
+/// once its last refresh is half the timeout old), so its session is provably dead.
+pub fn is_stale(modified: Timestamp, now: Timestamp, timeout: Duration) -> bool {
+    let timeout = jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX);
+    now.duration_since(modified) >= timeout
+}
+
 /// Lists session markers.
 pub async fn list_sessions(store: &Store) -> Result<Vec<ListedSession>> {
     let mut out = Vec::new();
@@ -154,6 +181,51 @@ pub async fn list_sessions(store: &Store) -> Result<Vec<ListedSession>> {
                 modified: info.modified,
             });
         }
+    }
+    Ok(out)
+}
+
+/// What `check` says about session markers and staging files: open sessions, dead ones
+/// (stale markers `prune` removes), and staging files of interrupted uploads (local stores),
+/// each naming the object.
+pub async fn leftover_warnings(store: &Store, timeout: Duration) -> Result<Vec<String>> {
+    let now = Timestamp::now();
+    let mut out = Vec::new();
+    for session in list_sessions(store).await? {
+        if is_stale(session.modified, now, timeout) {
+            out.push(format!(
+                "session {} is dead (marker {} last refreshed {}, more than {}s ago); `prune` removes the marker",
+                session.id.short(),
+                session_key(&session.id),
+                session.modified,
+                timeout.as_secs()
+            ));
+        } else {
+            out.push(format!(
+                "session {} is open (last seen {})",
+                session.id.short(),
+                session.modified
+            ));
+        }
+    }
+    let mut staging = store.list_staging("").await?;
+    staging.sort_by(|a, b| a.key.cmp(&b.key));
+    for file in staging {
+        let stale = crate::backend::staging_is_older(file.modified, now, timeout);
+        out.push(format!(
+            "staging file {} ({} bytes, last written {}) of an interrupted upload; {}",
+            file.key,
+            file.size,
+            file.modified,
+            if stale {
+                "`prune` removes it".to_string()
+            } else {
+                format!(
+                    "`prune` removes it once it is {}s old (it may be an upload in progress)",
+                    timeout.as_secs()
+                )
+            }
+        ));
     }
     Ok(out)
 }

@@ -31,8 +31,12 @@ pub enum NodeType {
 /// One entry of a tree (or the root of a stream snapshot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
-    /// File name (or stream path for a stream root).
+    /// File name (or stream path for a stream root). When the name is not UTF-8 this is a
+    /// lossy rendering for display and `name_bytes` holds the name; use [`Node::raw_name`].
     pub name: String,
+    /// The name's bytes, present only when they are not UTF-8 (docs/FORMAT.md §5.6).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_bytes")]
+    pub name_bytes: Option<Vec<u8>>,
     /// Kind.
     #[serde(rename = "type")]
     pub kind: NodeType,
@@ -66,12 +70,19 @@ pub struct Node {
     /// The child tree (directories).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<BlobRef>,
-    /// Symlink target.
+    /// Symlink target (lossy when not UTF-8; then `target_bytes` holds it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Hard link: path (from the snapshot root) of the first name of the file.
+    /// The symlink target's bytes, present only when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_bytes")]
+    pub target_bytes: Option<Vec<u8>>,
+    /// Hard link: path (from the snapshot root) of the first name of the file (lossy when
+    /// not UTF-8; then `link_bytes` holds it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The hard link path's bytes, present only when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_bytes")]
+    pub link_bytes: Option<Vec<u8>>,
     /// Device number (devices).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
@@ -86,6 +97,7 @@ impl Node {
     pub fn new(name: impl Into<String>, kind: NodeType) -> Node {
         Node {
             name: name.into(),
+            name_bytes: None,
             kind,
             mode: 0,
             uid: 0,
@@ -98,9 +110,81 @@ impl Node {
             content: Vec::new(),
             subtree: None,
             target: None,
+            target_bytes: None,
             link: None,
+            link_bytes: None,
             rdev: 0,
         }
+    }
+
+    /// A bare node named by arbitrary bytes (a file name need not be UTF-8).
+    pub fn with_raw_name(name: &[u8], kind: NodeType) -> Node {
+        let (text, bytes) = split_bytes(name);
+        let mut node = Node::new(text, kind);
+        node.name_bytes = bytes;
+        node
+    }
+
+    /// The name exactly as it was on the file system.
+    pub fn raw_name(&self) -> &[u8] {
+        self.name_bytes.as_deref().unwrap_or(self.name.as_bytes())
+    }
+
+    /// Sets the symlink target from its bytes.
+    pub fn set_raw_target(&mut self, target: &[u8]) {
+        let (text, bytes) = split_bytes(target);
+        self.target = Some(text);
+        self.target_bytes = bytes;
+    }
+
+    /// The symlink target exactly as it was.
+    pub fn raw_target(&self) -> Option<&[u8]> {
+        self.target_bytes
+            .as_deref()
+            .or(self.target.as_deref().map(str::as_bytes))
+    }
+
+    /// Sets the hard link path from its bytes.
+    pub fn set_raw_link(&mut self, link: &[u8]) {
+        let (text, bytes) = split_bytes(link);
+        self.link = Some(text);
+        self.link_bytes = bytes;
+    }
+
+    /// The hard link path exactly as it was.
+    pub fn raw_link(&self) -> Option<&[u8]> {
+        self.link_bytes
+            .as_deref()
+            .or(self.link.as_deref().map(str::as_bytes))
+    }
+}
+
+/// UTF-8 bytes as text and no raw copy; anything else as a lossy rendering and the bytes.
+fn split_bytes(bytes: &[u8]) -> (String, Option<Vec<u8>>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(bytes.to_vec()),
+        ),
+    }
+}
+
+/// `Option<Vec<u8>>` as lower-case hex.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => s.serialize_str(&hex::encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| hex::decode(t).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

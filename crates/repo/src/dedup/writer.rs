@@ -7,7 +7,7 @@
 //! and cuts content lists every `segment_refs` refs.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
@@ -342,9 +342,28 @@ impl Writer {
         self.session.end().await
     }
 
-    /// Commits: the last packs, then the index, then the snapshot (W1); ends the session.
+    /// Commits: the last packs, then the index, then the snapshot (W1); ends the session,
+    /// whether the commit succeeded or not.
     pub async fn commit(
         self,
+        kind: SnapshotKind,
+        paths: Vec<String>,
+        tags: BTreeMap<String, String>,
+        root: Node,
+        parent: Option<Id>,
+        stream_compression: Option<String>,
+    ) -> Result<Snapshot> {
+        let result = self
+            .write_commit(kind, paths, tags, root, parent, stream_compression)
+            .await;
+        if let Err(e) = self.session.end().await {
+            tracing::warn!(error = %e, "removing the session marker failed; it expires on its own");
+        }
+        result
+    }
+
+    async fn write_commit(
+        &self,
         kind: SnapshotKind,
         paths: Vec<String>,
         tags: BTreeMap<String, String>,
@@ -391,11 +410,92 @@ impl Writer {
         let snapshot_len = self.repo.save_snapshot(&snapshot).await?;
         let mut snapshot = snapshot;
         snapshot.summary.uploaded_bytes += snapshot_len;
-        if let Err(e) = self.session.end().await {
-            tracing::warn!(error = %e, "removing the session marker failed; it expires on its own");
-        }
         Ok(snapshot)
     }
+
+    /// Commits what a backup's body produced, or, when the body failed, ends the session
+    /// without committing and returns the body's error. Either way the session marker is
+    /// gone when this returns: a failed backup must not leave a marker that holds back prune.
+    pub async fn finish(self, body: Result<Commit>) -> Result<Snapshot> {
+        match body {
+            Ok(c) => {
+                self.commit(
+                    c.kind,
+                    c.paths,
+                    c.tags,
+                    c.root,
+                    c.parent,
+                    c.stream_compression,
+                )
+                .await
+            }
+            Err(e) => {
+                if let Err(abort) = self.abort().await {
+                    tracing::warn!(error = %abort, "removing the session marker of a failed backup failed; prune removes it once it is stale");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the content lists `content` of an unchanged file may be reused as they are
+    /// (W3): every pack they and the refs in them name is committed by a live index and not
+    /// condemned. `lists` are the decoded lists when already read; otherwise they are read
+    /// here. A list that cannot be read makes the file "changed", so it is read again.
+    pub(crate) async fn reusable(
+        &self,
+        content: &[BlobRef],
+        lists: Option<&HashMap<Id, Vec<BlobRef>>>,
+    ) -> bool {
+        if !content.iter().all(|r| self.view.usable(&r.pack)) {
+            return false;
+        }
+        let usable = |refs: &[BlobRef]| {
+            refs.iter()
+                .all(|r| r.is_zero_run() || self.view.usable(&r.pack))
+        };
+        let mut missing = Vec::new();
+        for r in content {
+            match lists.and_then(|l| l.get(&r.id)) {
+                Some(refs) => {
+                    if !usable(refs) {
+                        return false;
+                    }
+                }
+                None => missing.push(*r),
+            }
+        }
+        let mut reads = futures::stream::iter(missing)
+            .map(|r| {
+                let repo = self.repo.clone();
+                async move { repo.read_content_list(&r).await }
+            })
+            .buffered(8);
+        while let Some(read) = reads.next().await {
+            match read {
+                Ok(refs) if usable(&refs) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// What a backup body hands to [`Writer::run`] to commit.
+#[derive(Debug)]
+pub struct Commit {
+    /// Tree or stream.
+    pub kind: SnapshotKind,
+    /// Source paths.
+    pub paths: Vec<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// The root node.
+    pub root: Node,
+    /// The parent snapshot, if any.
+    pub parent: Option<Id>,
+    /// `push -z` name, if any.
+    pub stream_compression: Option<String>,
 }
 
 #[derive(Default)]

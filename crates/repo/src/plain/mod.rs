@@ -96,10 +96,21 @@ impl PlainRepo {
             Error::new(ErrorKind::Io, "the compression thread failed").with_source(e)
         })?;
         match (encoded, uploaded) {
-            (Ok(bytes_in), Ok(bytes_stored)) => Ok(PutSummary {
-                bytes_in,
-                bytes_stored,
-            }),
+            (Ok(bytes_in), Ok(bytes_stored)) => {
+                // Staging files of earlier pushes of this path that were killed (local
+                // stores): nothing else would ever see them.
+                if let Err(e) = self
+                    .store
+                    .sweep_staging(&key, crate::backend::STALE_STAGING)
+                    .await
+                {
+                    tracing::warn!(error = %e, "removing stale staging files of {key} failed");
+                }
+                Ok(PutSummary {
+                    bytes_in,
+                    bytes_stored,
+                })
+            }
             (Err(EncodeError::UploadStopped), Err(upload)) => Err(upload),
             (Err(EncodeError::UploadStopped), Ok(_)) => Err(Error::new(
                 ErrorKind::Backend,
@@ -270,6 +281,11 @@ impl PlainRepo {
             })
             .buffer_unordered(16)
             .try_collect::<Vec<()>>()
+            .await?;
+        // Staging files of killed pushes below the path (local stores; listings never show
+        // them): removing the path removes them too, whatever their age.
+        self.store
+            .sweep_staging(&key, std::time::Duration::ZERO)
             .await?;
         self.remove_empty_dirs(&key).await?;
         Ok(count)

@@ -16,7 +16,7 @@ use super::super::index::{
 use super::super::pack::pack_key;
 use super::super::repository::Repository;
 use super::super::sealed::{self, Kind};
-use super::super::session::list_sessions;
+use super::super::session::{is_stale, list_sessions, session_key};
 use super::super::snapshot::Node;
 use super::list::{GcList, gc_key, load_gc_lists};
 use crate::progress::SharedProgress;
@@ -60,6 +60,14 @@ pub struct PruneReport {
     pub tombstones: usize,
     /// Why phase 1 could not write its condemned list (the store rejected the write).
     pub mark_error: Option<String>,
+    /// Markers of dead sessions removed (stale: not refreshed for the session timeout, so
+    /// their writers can no longer commit, W2); with `dry_run`, the ones that would be.
+    pub dead_sessions: Vec<Id>,
+    /// Staging files of interrupted uploads removed (older than the session timeout; local
+    /// stores only); with `dry_run`, the ones that would be.
+    pub staging_files: usize,
+    /// Bytes of those staging files.
+    pub staging_bytes: u64,
 }
 
 /// Every pack some snapshot references (trees, content lists, chunks).
@@ -140,6 +148,8 @@ pub async fn prune(
 ) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let timeout = repo.options().session_timeout;
+    progress.set_phase("removing what dead writers left");
+    sweep_leftovers(repo, timeout, options.dry_run, &mut report).await?;
     progress.set_phase("reading condemned lists");
     let lists = load_gc_lists(repo).await?;
     let live = live_sessions(repo, timeout).await?;
@@ -220,6 +230,41 @@ pub async fn prune(
     report.blocking_sessions = blocking.into_iter().collect();
     report.blocking_sessions.sort();
     Ok(report)
+}
+
+/// Removes what killed or failed writers left behind: markers of sessions that are provably
+/// dead (stale), and staging files of interrupted uploads older than the session timeout (an
+/// upload in progress keeps writing its staging file).
+async fn sweep_leftovers(
+    repo: &Repository,
+    timeout: std::time::Duration,
+    dry_run: bool,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let now = Timestamp::now();
+    for session in list_sessions(repo.store()).await? {
+        if is_stale(session.modified, now, timeout) {
+            if !dry_run {
+                repo.store().delete(&session_key(&session.id)).await?;
+            }
+            report.dead_sessions.push(session.id);
+        }
+    }
+    report.dead_sessions.sort();
+    let staging = if dry_run {
+        let cutoff = |m| crate::backend::staging_is_older(m, now, timeout);
+        repo.store()
+            .list_staging("")
+            .await?
+            .into_iter()
+            .filter(|s| cutoff(s.modified))
+            .collect()
+    } else {
+        repo.store().sweep_staging("", timeout).await?
+    };
+    report.staging_files = staging.len();
+    report.staging_bytes = staging.iter().map(|s| s.size).sum();
+    Ok(())
 }
 
 async fn put_sealed(repo: &Repository, key: &str, list: &GcList) -> Result<()> {
