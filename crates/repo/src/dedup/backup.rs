@@ -73,6 +73,9 @@ pub async fn backup_tree(
     progress.set_total(total_size(&root));
     progress.set_phase("backing up");
     let writer = Writer::start(repo).await?;
+    if let Some(warning) = writer.view().unreadable_warning() {
+        progress.warn(&warning);
+    }
     let parent_tree = match parent.as_ref().and_then(|p| p.root.subtree) {
         Some(r) => Some(repo.read_tree(&r).await?),
         None => None,
@@ -121,6 +124,9 @@ where
         .map(|p| p.root.content.clone())
         .unwrap_or_default();
     let writer = Writer::start(repo).await?;
+    if let Some(warning) = writer.view().unreadable_warning() {
+        progress.warn(&warning);
+    }
     let input = SyncIoBridge::new(reader);
     let content = writer
         .write_content(Box::new(input), Mode::Stream, parent_content, progress)
