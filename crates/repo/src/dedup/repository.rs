@@ -241,6 +241,16 @@ impl Repository {
         Ok(list_key_files(&self.inner.store).await?.keys)
     }
 
+    /// Ids of every object under `keys/` named by an id, key files that parse or not.
+    pub async fn key_ids(&self) -> Result<Vec<Id>> {
+        Ok(list_ids(&self.inner.store, "keys")
+            .await?
+            .ids
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// What is under `keys/` but is not a usable key file, one message per object.
     pub async fn key_problems(&self) -> Result<Vec<String>> {
         Ok(list_key_files(&self.inner.store).await?.problems)
@@ -264,6 +274,10 @@ impl Repository {
     pub async fn remove_key(&self, id: &Id) -> Result<()> {
         let keys = self.list_keys().await?;
         if !keys.iter().any(|(k, _)| k == id) {
+            // A damaged key file (it never unlocks anything) may always be removed.
+            if self.inner.store.head(&key_key(id)).await?.is_some() {
+                return self.inner.store.delete(&key_key(id)).await;
+            }
             return Err(Error::not_found(format!("key {id} does not exist")));
         }
         if keys.len() == 1 {
