@@ -345,6 +345,18 @@ pub async fn check(
             session.id.short(),
             session.modified
         ));
+        // Prune goes by a marker's age, not its content; a damaged one is still worth naming.
+        let key = super::session::session_key(&session.id);
+        if let Err(e) = repo.store().get(&key).await.and_then(|b| {
+            sealed::open::<super::session::SessionMarker>(repo.keys(), Kind::Session, &key, &b)
+        }) && e.kind() != crate::ErrorKind::NotFound
+        {
+            report.warnings.push(format!(
+                "session marker {key} does not open ({}); its writer rewrites it at the next \
+                 heartbeat, and once it is older than the session timeout it is stale",
+                display_error(&e)
+            ));
+        }
     }
 
     progress.set_phase("snapshots");

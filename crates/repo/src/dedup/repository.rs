@@ -251,9 +251,10 @@ impl Repository {
             .collect())
     }
 
-    /// What is under `keys/` but is not a usable key file, one message per object.
+    /// Key files (objects under `keys/` named by an id) that do not parse, one message per
+    /// object; stray entries are in [`Repository::stray_objects`].
     pub async fn key_problems(&self) -> Result<Vec<String>> {
-        Ok(list_key_files(&self.inner.store).await?.problems)
+        Ok(list_key_files(&self.inner.store).await?.damaged)
     }
 
     /// Wraps the master key under another passphrase; returns the new key's id.
@@ -350,12 +351,34 @@ impl Repository {
     }
 
     /// Objects under the repository's id-named directories (`keys/`, `index/`, `snapshots/`,
-    /// `sessions/`, `gc/`, `forward/`) that are not named by an id: not repository objects,
+    /// `sessions/`, `gc/`, `forward/`, and `data/<xx>/`) that are not named by an id, and
+    /// objects at the root other than `config`: not repository objects,
     /// ignored by every command. Each entry is the object's key.
     pub async fn stray_objects(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = match self.inner.store.list_dir("").await {
+            Ok(root) => root
+                .objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| k != CONFIG)
+                .collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
         for dir in ["keys", "index", "snapshots", "sessions", "gc", "forward"] {
             out.extend(list_ids(&self.inner.store, dir).await?.strays);
+        }
+        // Packs live one level deeper: data/<first two hex digits>/<pack id>.
+        for info in self.inner.store.list_all("data").await? {
+            let is_pack = info
+                .key
+                .rsplit('/')
+                .next()
+                .and_then(|name| Id::parse(name).ok().filter(|id| id.to_hex() == name))
+                .is_some_and(|id| super::pack::pack_key(&id) == info.key);
+            if !is_pack {
+                out.push(info.key);
+            }
         }
         Ok(out)
     }
@@ -516,7 +539,10 @@ pub(crate) async fn list_ids(store: &Store, dir: &str) -> Result<IdListing> {
 /// Parsed key files, and one message per object under `keys/` that is not one.
 struct KeyListing {
     keys: Vec<(Id, KeyFile)>,
+    /// Strays and damaged key files.
     problems: Vec<String>,
+    /// Damaged key files only.
+    damaged: Vec<String>,
 }
 
 fn problems_suffix(problems: &[String]) -> String {
@@ -546,16 +572,22 @@ async fn list_key_files(store: &Store) -> Result<KeyListing> {
         .collect()
         .await;
     let mut keys = Vec::new();
+    let mut damaged = Vec::new();
     for result in results {
         match result {
             Ok(key) => keys.push(key),
             // A key deleted between list and get is simply gone.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) if matches!(e.kind(), ErrorKind::Corrupt) => problems.push(e.to_string()),
+            Err(e) if matches!(e.kind(), ErrorKind::Corrupt) => damaged.push(e.to_string()),
             Err(e) => return Err(e),
         }
     }
     keys.sort_by_key(|(id, _)| *id);
-    problems.sort();
-    Ok(KeyListing { keys, problems })
+    damaged.sort();
+    problems.extend(damaged.iter().cloned());
+    Ok(KeyListing {
+        keys,
+        problems,
+        damaged,
+    })
 }
