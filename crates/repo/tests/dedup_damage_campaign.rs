@@ -52,8 +52,11 @@ fn make_source(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
     std::fs::write(dir.join("big"), noise(3 << 20, 1)).expect("write");
     for i in 0..20u64 {
-        std::fs::write(dir.join(format!("sub/f{i}")), noise(3000 + i as usize * 97, i + 7))
-            .expect("write");
+        std::fs::write(
+            dir.join(format!("sub/f{i}")),
+            noise(3000 + i as usize * 97, i + 7),
+        )
+        .expect("write");
     }
 }
 
@@ -391,7 +394,9 @@ async fn item19_a_damaged_pack_header_is_one_line() {
         about.len()
     );
     assert!(
-        about.iter().any(|e| e.contains("header failed authentication")),
+        about
+            .iter()
+            .any(|e| e.contains("header failed authentication")),
         "{about:?}"
     );
 }
@@ -525,7 +530,9 @@ async fn killed_writer(repo: &Repository) {
 async fn condemned_list(repo: &Repository) {
     let stray = repo.list_snapshots().await.expect("list");
     let victim = stray.last().expect("a snapshot").id;
-    let _writer = Writer::start(repo).await.expect("writer keeps the list waiting");
+    let _writer = Writer::start(repo)
+        .await
+        .expect("writer keeps the list waiting");
     forget(repo, &[victim]).await.expect("forget");
     let report = prune(repo, &PruneOptions::default(), no_progress())
         .await
@@ -648,7 +655,10 @@ async fn run_case(pristine: &Path, work: &Path, case: &Case) -> Outcome {
         );
     }
     if case.damage == Damage::Stray {
-        assert!(report.is_ok(), "{case:?}: a stray file is no error: {report:?}");
+        assert!(
+            report.is_ok(),
+            "{case:?}: a stray file is no error: {report:?}"
+        );
         assert!(restored.is_empty(), "{case:?}: {restored:?}");
         backup_after(&repo, case).await.expect("backup works");
         return Outcome::Harmless;
@@ -704,7 +714,12 @@ async fn run_case(pristine: &Path, work: &Path, case: &Case) -> Outcome {
     let hinted = |prefix: &str| after.repairs.iter().any(|r| r.command.starts_with(prefix));
     if case.kind == Kind::Key {
         assert!(hinted("cairnctl repo key remove"), "{case:?}: {after:?}");
-        let id = target.rsplit('/').next().expect("id").parse().expect("key id");
+        let id = target
+            .rsplit('/')
+            .next()
+            .expect("id")
+            .parse()
+            .expect("key id");
         repo.remove_key(&id).await.expect("key remove");
         assert!(check_all(&repo).await.is_ok(), "{case:?}");
     }

@@ -26,8 +26,7 @@ pub async fn run(repo: &RepoArgs, command: Command) -> anyhow::Result<ExitCode> 
     match command {
         Command::Index { dry_run } => {
             let (progress, visible) = bar(repo.json, "repairing");
-            let report =
-                repair_index(&opened, &RepairIndexOptions { dry_run }, progress).await?;
+            let report = repair_index(&opened, &RepairIndexOptions { dry_run }, progress).await?;
             if let Some(b) = visible {
                 b.finish_and_clear();
             }

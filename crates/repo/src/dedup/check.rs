@@ -103,7 +103,11 @@ impl Findings {
                     "{} refs from {} snapshot{} ({}) need it, first {}",
                     affected.count,
                     affected.snapshots.len(),
-                    if affected.snapshots.len() == 1 { "" } else { "s" },
+                    if affected.snapshots.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
                     affected
                         .snapshots
                         .iter()
@@ -114,8 +118,14 @@ impl Findings {
                     affected.first
                 )
             };
-            let sep = if problem.starts_with("is ") { " " } else { ": " };
-            report.errors.push(format!("{object}{sep}{problem} ({refs})"));
+            let sep = if problem.starts_with("is ") {
+                " "
+            } else {
+                ": "
+            };
+            report
+                .errors
+                .push(format!("{object}{sep}{problem} ({refs})"));
         }
         if !self.damaged_snapshots.is_empty() {
             let ids: Vec<String> = self.damaged_snapshots.iter().map(Id::to_hex).collect();
@@ -331,7 +341,10 @@ pub async fn check(
             },
         }
     }
-    let mut uncommitted: Vec<&Id> = stored.keys().filter(|p| !committed.contains_key(*p)).collect();
+    let mut uncommitted: Vec<&Id> = stored
+        .keys()
+        .filter(|p| !committed.contains_key(*p))
+        .collect();
     uncommitted.sort();
     for pack in uncommitted {
         report.warnings.push(format!(
@@ -457,14 +470,12 @@ pub async fn check(
                             nodes.push((child_path, child));
                         }
                     }
-                    Err(e) => {
-                        found.by_ref(
-                            format!("pack {}", pack_key(&tree_ref.pack)),
-                            display_error(&e),
-                            &sid,
-                            &path,
-                        )
-                    }
+                    Err(e) => found.by_ref(
+                        format!("pack {}", pack_key(&tree_ref.pack)),
+                        display_error(&e),
+                        &sid,
+                        &path,
+                    ),
                 }
             }
         }
@@ -581,10 +592,7 @@ async fn verify_ref(
             object,
             "blobs do not match the entries of its header".to_string(),
         )),
-        None => Some((
-            object,
-            format!("its header has no entry {}", r.index),
-        )),
+        None => Some((object, format!("its header has no entry {}", r.index))),
     }
 }
 

@@ -237,7 +237,11 @@ impl IndexView {
             self.unreadable.len(),
             if self.unreadable.len() == 1 { "" } else { "s" },
             self.unreadable.join("; "),
-            if self.unreadable.len() == 1 { "it" } else { "they" },
+            if self.unreadable.len() == 1 {
+                "it"
+            } else {
+                "they"
+            },
         ))
     }
 

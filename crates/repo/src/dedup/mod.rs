@@ -27,7 +27,7 @@ pub use check::{CheckOptions, CheckReport, Repair, check};
 pub use config::{InitOptions, RepoConfig, RepoOptions};
 pub use files::DedupFiles;
 pub use id::Id;
-pub use repository::Repository;
 pub use repair::{RepairIndexOptions, RepairIndexReport, repair_index};
+pub use repository::Repository;
 pub use restore::{RestoreOptions, RestoreSummary, restore_stream, restore_tree};
 pub use snapshot::{Node, NodeType, Snapshot, SnapshotKind, Summary, Tree};

@@ -14,9 +14,7 @@ use super::blobref::BlobRef;
 use super::check::read_header;
 use super::gc::GcList;
 use super::id::Id;
-use super::index::{
-    IndexFile, PackRecord, SegmentRecord, decode_hooks, encode_hooks, index_key,
-};
+use super::index::{IndexFile, PackRecord, SegmentRecord, decode_hooks, encode_hooks, index_key};
 use super::pack::{BlobType, HeaderEntry, PackSummary, pack_key};
 use super::repository::{Repository, list_ids};
 use super::sealed::{self, Kind};
@@ -113,10 +111,9 @@ pub async fn repair_index(
         match opened {
             Ok(list) if list.id == id => condemned.extend(list.packs),
             Ok(list) => {
-                report.unreadable_gc_lists.push(format!(
-                    "{} holds condemned list {}",
-                    info.key, list.id
-                ));
+                report
+                    .unreadable_gc_lists
+                    .push(format!("{} holds condemned list {}", info.key, list.id));
                 damaged_lists.push(info.key);
             }
             Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Crypto) => {
