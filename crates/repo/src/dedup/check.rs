@@ -96,6 +96,15 @@ impl Findings {
     /// One error line per (object, problem), however many refs ran into it.
     fn finish(mut self, report: &mut CheckReport) {
         for ((object, problem), affected) in std::mem::take(&mut self.refs) {
+            let sep = if problem.starts_with("is ") {
+                " "
+            } else {
+                ": "
+            };
+            if affected.count == 0 {
+                report.errors.push(format!("{object}{sep}{problem}"));
+                continue;
+            }
             let refs = if affected.count == 1 {
                 format!("needed by snapshot {}", affected.first)
             } else {
@@ -117,11 +126,6 @@ impl Findings {
                         .join(", "),
                     affected.first
                 )
-            };
-            let sep = if problem.starts_with("is ") {
-                " "
-            } else {
-                ": "
             };
             report
                 .errors
@@ -271,9 +275,12 @@ pub async fn check(
             }
             Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
             Err(e) => {
-                report
-                    .errors
-                    .push(format!("index {}: {}", info.key, display_error(&e)));
+                let text = display_error(&e);
+                report.errors.push(if text.contains(&info.key) {
+                    text
+                } else {
+                    format!("index {}: {text}", info.key)
+                });
                 found.repair(
                     REPAIR_INDEX,
                     "index objects that do not open (backups skip them and store their data again)",
@@ -330,7 +337,9 @@ pub async fn check(
                     );
                 }
                 Err(e) => {
-                    report.errors.push(display_error(&e));
+                    // One line with the refs that need the pack, if any (below).
+                    let (object, problem) = split_pack_error(pack, &display_error(&e));
+                    found.refs.entry((object, problem)).or_default();
                     found.repair(
                         "no command rebuilds a pack header",
                         "a pack whose header is damaged or truncated: its blobs may still restore \
@@ -491,21 +500,23 @@ pub async fn check(
             .filter(|_| fraction >= 1.0 || rand::random::<f64>() < fraction)
             .collect();
         progress.set_total(chosen.iter().map(|(_, s)| s).sum());
-        let results: Vec<(Vec<String>, u64)> = futures::stream::iter(chosen)
+        let results: Vec<(Id, Vec<String>, u64)> = futures::stream::iter(chosen)
             .map(|(pack, size)| {
                 let progress = progress.clone();
                 async move {
-                    let out = read_pack_data(repo, &pack, size).await;
+                    let (errors, blobs) = read_pack_data(repo, &pack, size).await;
                     progress.add(size);
-                    Ok::<_, Error>(out)
+                    Ok::<_, Error>((pack, errors, blobs))
                 }
             })
             .buffer_unordered(4)
             .try_collect()
             .await?;
-        for (mut errors, blobs) in results {
+        for (pack, mut errors, blobs) in results {
             report.packs_read += 1;
             report.blobs_read += blobs;
+            // A header problem the structure pass reported already is not repeated.
+            errors.retain(|e| !found.refs.contains_key(&split_pack_error(&pack, e)));
             // One line per pack, however many of its blobs are damaged.
             if errors.len() > 1 {
                 let more = errors.len() - 1;
@@ -529,12 +540,30 @@ pub async fn check(
     Ok(report)
 }
 
+/// `("pack <key>", problem)` from an error message that may start with the pack's name.
+fn split_pack_error(pack: &Id, text: &str) -> (String, String) {
+    let object = format!("pack {}", pack_key(pack));
+    let problem = text
+        .strip_prefix(&format!("{object}: "))
+        .or_else(|| text.strip_prefix(&format!("{object} ")))
+        .unwrap_or(text)
+        .to_string();
+    (object, problem)
+}
+
 /// Records a ref's problem, and the repair it calls for.
 fn note_ref_problem(found: &mut Findings, object: String, problem: String, sid: &Id, path: &str) {
     if problem.contains("not committed by any index") {
         found.repair(
             REPAIR_INDEX,
             "packs snapshots use that no index commits (committed from their headers)",
+        );
+    } else if problem.contains("header") || problem.contains("trailer") {
+        found.repair(
+            "no command rebuilds a pack header",
+            "a pack whose header is damaged or truncated: its blobs may still restore \
+             (refs locate them), but nothing can verify them; back the data up again \
+             and forget the snapshots that need the pack",
         );
     }
     found.by_ref(object, problem, sid, path);
@@ -555,12 +584,7 @@ async fn verify_ref(
     let Some(size) = stored.get(&r.pack) else {
         return Some((object, "is missing".to_string()));
     };
-    if !committed.contains_key(&r.pack) {
-        return Some((
-            object,
-            "is referenced but not committed by any index".to_string(),
-        ));
-    }
+    let uncommitted = !committed.contains_key(&r.pack);
     if r.end() > *size {
         return Some((
             object,
@@ -568,15 +592,15 @@ async fn verify_ref(
         ));
     }
     let entries = match headers.get(repo, &r.pack, *size).await {
-        Ok(entries) => entries,
-        Err(e) => {
-            let problem = e
-                .strip_prefix(&format!("{object}: "))
-                .or_else(|| e.strip_prefix(&format!("{object} ")))
-                .unwrap_or(&e)
-                .to_string();
-            return Some((object, problem));
+        // A sound header: `repair index` can commit the pack.
+        Ok(_) if uncommitted => {
+            return Some((
+                object,
+                "is referenced but not committed by any index".to_string(),
+            ));
         }
+        Ok(entries) => entries,
+        Err(e) => return Some(split_pack_error(&r.pack, &e)),
     };
     match entries.get(r.index as usize) {
         Some(e)
