@@ -245,3 +245,92 @@ fn a_missing_repository_and_password_are_clear_errors() {
         "{out:?}"
     );
 }
+
+/// Issue 11 items 7 and 8 as a user meets them: a damaged index and stray files. `backup`
+/// warns and goes on, `check` fails and names `cairnctl repo repair index`, which rebuilds
+/// the index; afterwards `check` passes and the latest snapshot restores byte for byte.
+#[test]
+fn a_damaged_index_is_repaired_by_repair_index() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    make_source(&src);
+    let dir = work.path().join("repo");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let repo = format!("file://{}", dir.display());
+    let src_arg = src.to_str().expect("utf-8");
+    ok(cairnctl(&repo, &["init"], "pw"), "init");
+    ok(cairnctl(&repo, &["backup", src_arg], "pw"), "backup");
+    let index = std::fs::read_dir(dir.join("index"))
+        .expect("index dir")
+        .flatten()
+        .next()
+        .expect("an index")
+        .path();
+    let name = format!(
+        "index/{}",
+        index.file_name().expect("name").to_string_lossy()
+    );
+    let mut bytes = std::fs::read(&index).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&index, bytes).expect("write");
+    std::fs::write(dir.join("snapshots/readme.txt"), "notes").expect("stray");
+    std::fs::write(dir.join("keys/readme.txt"), "notes").expect("stray");
+
+    let out = cairnctl(&repo, &["backup", "--parent", "none", src_arg], "pw");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(out, "backup after index damage");
+    assert!(
+        stderr.contains("warning:") && stderr.contains(&name) && stderr.contains("repair index"),
+        "{stderr}"
+    );
+    ok(
+        cairnctl(&repo, &["snapshots"], "pw"),
+        "snapshots with a stray file",
+    );
+
+    let out = cairnctl(&repo, &["check"], "pw");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains(&name), "{stdout}");
+    assert!(
+        stdout.contains("repair: cairnctl repo repair index"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("snapshots/readme.txt"), "{stdout}");
+
+    let dry = ok(
+        cairnctl(&repo, &["repair", "index", "--dry-run"], "pw"),
+        "repair index --dry-run",
+    );
+    assert!(dry.contains("dry run"), "{dry}");
+    let repaired = ok(cairnctl(&repo, &["repair", "index"], "pw"), "repair index");
+    assert!(repaired.contains("wrote index"), "{repaired}");
+    let checked = ok(
+        cairnctl(&repo, &["check", "--read-data"], "pw"),
+        "check after repair",
+    );
+    assert!(checked.contains("no errors"), "{checked}");
+    let again = ok(
+        cairnctl(&repo, &["repair", "index"], "pw"),
+        "repair index again",
+    );
+    assert!(again.contains("nothing to repair"), "{again}");
+
+    let target = work.path().join("restored");
+    ok(
+        cairnctl(
+            &repo,
+            &[
+                "restore",
+                "latest",
+                "--target",
+                target.to_str().expect("utf-8"),
+                "--no-owners",
+            ],
+            "pw",
+        ),
+        "restore latest",
+    );
+    same_tree(&src, &target);
+}

@@ -1,5 +1,6 @@
 //! `cairnctl repo`: work with a deduplicating backup repository directly: init, backup,
-//! restore, snapshots, forget, prune, check, stat, keys (docs/FORMAT.md).
+//! restore, snapshots, forget, prune, check, repair, stat, keys
+//! (docs/FORMAT.md).
 //!
 //! The repository is named by `--repo URL` (`file:///p`, `s3://bucket/prefix?endpoint=..`,
 //! `gs://`, `az://`, `memory://`) or by a datasafed config (`-c datasafed.conf`, plus
@@ -14,6 +15,7 @@ mod key;
 mod open;
 mod progress;
 mod prune;
+mod repair;
 mod restore;
 mod snapshots;
 mod stat;
@@ -50,6 +52,9 @@ pub enum Command {
     Prune(Box<prune::Args>),
     /// Verify the repository structure, and with --read-data every blob.
     Check(Box<check::Args>),
+    /// Repair what `check` found: `repair index` rebuilds the index from the pack headers.
+    #[command(subcommand)]
+    Repair(repair::Command),
     /// Show repository totals.
     Stat(stat::Args),
     /// Manage the passwords (key files) that unlock the repository.
@@ -70,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Forget(a) => forget::run(&args.repo, *a).await,
         Command::Prune(a) => prune::run(&args.repo, *a).await,
         Command::Check(a) => check::run(&args.repo, *a).await,
+        Command::Repair(c) => repair::run(&args.repo, c).await,
         Command::Stat(a) => stat::run(&args.repo, a).await,
         Command::Key(c) => key::run(&args.repo, c).await,
         Command::List(a) => crate::cmd::backup::repo_list::run(a, args.repo.json).await,

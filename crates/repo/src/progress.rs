@@ -15,6 +15,11 @@ pub trait Progress: Send + Sync {
     fn add(&self, bytes: u64);
     /// A new phase started ("scanning", "uploading", "restoring").
     fn set_phase(&self, _phase: &str) {}
+    /// Something the user should know that does not stop the operation (an unreadable index
+    /// a backup skipped). The default logs it; `cairnctl` prints it.
+    fn warn(&self, message: &str) {
+        tracing::warn!(message, "repository warning");
+    }
 }
 
 /// A progress sink that ignores everything.

@@ -58,6 +58,9 @@ pub async fn run(repo: &RepoArgs, args: Args) -> anyhow::Result<ExitCode> {
         for e in &report.errors {
             println!("error: {e}");
         }
+        for r in &report.repairs {
+            println!("repair: {} ({})", r.command, r.fixes);
+        }
         println!(
             "{} snapshots, {} packs, {} packs read ({} blobs): {}",
             report.snapshots,

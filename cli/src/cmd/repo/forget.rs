@@ -94,7 +94,8 @@ pub async fn run(repo: &RepoArgs, args: Args) -> anyhow::Result<ExitCode> {
         }
         let mut ids = Vec::new();
         for spec in &args.ids {
-            ids.push(opened.find_snapshot(spec).await?.id);
+            // By id without opening it, so a damaged snapshot can be forgotten too.
+            ids.push(opened.resolve_snapshot_id(spec).await?);
         }
         ids
     } else {

@@ -49,10 +49,11 @@ pub async fn run(repo: &RepoArgs, command: Command) -> anyhow::Result<ExitCode> 
             }
         }
         Command::Remove { id } => {
-            let keys = opened.list_keys().await?;
-            let matches: Vec<Id> = keys
-                .iter()
-                .map(|(k, _)| *k)
+            // Damaged key files too, so what `check` reports can be removed.
+            let matches: Vec<Id> = opened
+                .key_ids()
+                .await?
+                .into_iter()
                 .filter(|k| k.to_hex().starts_with(&id.to_ascii_lowercase()))
                 .collect();
             let [target] = matches.as_slice() else {

@@ -11,7 +11,11 @@ pub struct Args {}
 /// Runs `snapshots`.
 pub async fn run(repo: &RepoArgs, _args: Args) -> anyhow::Result<ExitCode> {
     let opened = repo.open().await?;
-    let snapshots = opened.list_snapshots().await?;
+    // One damaged snapshot must not hide the others: list those that open, name the rest.
+    let (snapshots, damaged) = opened.list_snapshots_lenient().await?;
+    for e in &damaged {
+        eprintln!("warning: {e} (`cairnctl repo check` says what repairs it)");
+    }
     if repo.json {
         print_json(&snapshots)?;
         return Ok(ExitCode::SUCCESS);

@@ -67,6 +67,9 @@ pub async fn backup_tree(
     progress.set_phase("backing up");
     // The marker first (W2): the parent is chosen, and its tree read, inside the session.
     let writer = Writer::start(repo).await?;
+    if let Some(warning) = writer.view().unreadable_warning() {
+        progress.warn(&warning);
+    }
     let body = tree_body(&writer, root, root_text, meta, options, progress).await;
     writer.finish(body).await
 }
@@ -127,6 +130,9 @@ where
 {
     // The marker first (W2), then the parent.
     let writer = Writer::start(repo).await?;
+    if let Some(warning) = writer.view().unreadable_warning() {
+        progress.warn(&warning);
+    }
     let body = stream_body(&writer, path, reader, options, stream_compression, progress).await;
     writer.finish(body).await
 }

@@ -11,6 +11,7 @@ use super::blobref::BlobRef;
 use super::id::Id;
 use super::keys::MasterKeys;
 use super::pack::PackSummary;
+use super::repository::list_ids;
 use super::sealed::{self, Kind};
 use crate::backend::Store;
 use crate::{Error, ErrorKind, Result};
@@ -118,27 +119,25 @@ pub struct IndexView {
     pub indexes: Vec<Id>,
     /// Packs listed in condemned lists (gc/*).
     pub condemned: HashSet<Id>,
+    /// Index objects that did not open, one message each naming the object; their packs are
+    /// not in `packs`, so nothing is reused from them.
+    pub unreadable: Vec<String>,
 }
 
 impl IndexView {
     /// Loads every index object (16 at a time) and merges them; superseded ones are skipped.
+    ///
+    /// An index that does not open (damaged, truncated, written with another key) is skipped
+    /// and named in [`IndexView::unreadable`]: its packs are then unknown, so nothing is
+    /// reused from them and a backup stores their chunks again (a miss only makes a backup
+    /// bigger, never wrong). Because a skipped index may have superseded older ones that name
+    /// packs prune has since deleted, a view with unreadable indexes also drops every pack that
+    /// is not in `data/` (one listing). `cairnctl repo repair index` rebuilds what was skipped.
     pub async fn load(store: &Store, keys: &MasterKeys) -> Result<IndexView> {
-        let names: Vec<String> = store
-            .list_stream("index")
-            .map_ok(|info| info.key)
-            .try_collect::<Vec<_>>()
-            .await
-            .or_else(|e| {
-                if e.kind() == ErrorKind::NotFound {
-                    Ok(Vec::new())
-                } else {
-                    Err(e)
-                }
-            })?;
-        let files: Vec<(Id, IndexFile)> = futures::stream::iter(names)
-            .map(|key| async move {
-                let id = Id::parse(key.rsplit('/').next().unwrap_or(""))
-                    .map_err(|_| Error::corrupt(format!("{key} is not named by an id")))?;
+        let names = list_ids(store, "index").await?.ids;
+        let results: Vec<Result<Option<(Id, IndexFile)>>> = futures::stream::iter(names)
+            .map(|(id, info)| async move {
+                let key = info.key;
                 // An index replaced by a concurrent prune may vanish between list and get.
                 let bytes = match store.get(&key).await {
                     Ok(b) => b,
@@ -146,12 +145,23 @@ impl IndexView {
                     Err(e) => return Err(e),
                 };
                 let file: IndexFile = sealed::open(keys, Kind::Index, &key, &bytes)?;
-                Ok::<_, Error>(Some((id, file)))
+                Ok(Some((id, file)))
             })
             .buffer_unordered(16)
-            .try_filter_map(|x| async move { Ok(x) })
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for result in results {
+            match result {
+                Ok(Some(file)) => files.push(file),
+                Ok(None) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Crypto) => {
+                    unreadable.push(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut view = IndexView::default();
         let superseded: HashSet<Id> = files
             .iter()
@@ -161,15 +171,28 @@ impl IndexView {
             if superseded.contains(&id) {
                 continue;
             }
-            view.add(id, &file)?;
+            if let Err(e) = view.add(id, &file) {
+                unreadable.push(e.to_string());
+            }
         }
+        if !unreadable.is_empty() {
+            let stored: HashSet<Id> = list_pack_ids(store).await?;
+            view.packs.retain(|id, _| stored.contains(id));
+            view.pack_index.retain(|id, _| stored.contains(id));
+            unreadable.sort();
+            for problem in &unreadable {
+                tracing::warn!(%problem, "skipping an unreadable index; its packs count as unknown");
+            }
+        }
+        view.unreadable = unreadable;
         view.hooks.sort_unstable();
         Ok(view)
     }
 
-    /// Merges one index file.
+    /// Merges one index file (nothing of it when its hooks do not decode).
     pub fn add(&mut self, id: Id, file: &IndexFile) -> Result<()> {
         let name = index_key(&id);
+        let decoded = decode_hooks(&file.hooks, &name)?;
         for pack in &file.packs {
             self.packs.insert(pack.id, pack.summary);
             self.pack_index.insert(pack.id, id);
@@ -184,7 +207,7 @@ impl IndexView {
             };
             self.segments.push(ViewSegment { r: s.r, next });
         }
-        for (hook, segment) in decode_hooks(&file.hooks, &name)? {
+        for (hook, segment) in decoded {
             if (segment as usize) < file.segments.len() {
                 self.hooks.push((hook, base + segment));
             }
@@ -203,10 +226,51 @@ impl IndexView {
             .max()
     }
 
+    /// A message for the user when indexes were skipped, `None` when all opened.
+    pub fn unreadable_warning(&self) -> Option<String> {
+        if self.unreadable.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "skipped {} unreadable index object{} ({}); the packs {} committed count as unknown, \
+             so their chunks are stored again; `cairnctl repo repair index` rebuilds the index",
+            self.unreadable.len(),
+            if self.unreadable.len() == 1 { "" } else { "s" },
+            self.unreadable.join("; "),
+            if self.unreadable.len() == 1 {
+                "it"
+            } else {
+                "they"
+            },
+        ))
+    }
+
     /// Whether refs to this pack may be reused (committed and not condemned).
     pub fn usable(&self, pack: &Id) -> bool {
         self.packs.contains_key(pack) && !self.condemned.contains(pack)
     }
+}
+
+/// Ids of the pack objects under `data/`.
+pub(crate) async fn list_pack_ids(store: &Store) -> Result<HashSet<Id>> {
+    store
+        .list_stream("data")
+        .try_filter_map(|info| async move {
+            Ok(info
+                .key
+                .rsplit('/')
+                .next()
+                .and_then(|name| Id::parse(name).ok().filter(|id| id.to_hex() == name)))
+        })
+        .try_collect()
+        .await
+        .or_else(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Ok(HashSet::new())
+            } else {
+                Err(e)
+            }
+        })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod index;
 pub mod keys;
 pub mod pack;
 pub(crate) mod packer;
+pub mod repair;
 pub mod repository;
 pub mod restore;
 pub mod sealed;
@@ -22,10 +23,11 @@ pub(crate) mod window;
 pub mod writer;
 
 pub use backup::{BackupOptions, ParentChoice, backup_stream, backup_tree};
-pub use check::{CheckOptions, CheckReport, check};
+pub use check::{CheckOptions, CheckReport, Repair, check};
 pub use config::{InitOptions, RepoConfig, RepoOptions};
 pub use files::DedupFiles;
 pub use id::Id;
+pub use repair::{RepairIndexOptions, RepairIndexReport, repair_index};
 pub use repository::Repository;
 pub use restore::{
     Damaged, RestoreOptions, RestoreOutcome, RestoreSummary, restore_stream, restore_tree,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use jiff::Timestamp;
 
 use super::blobref::{BlobRef, decode_content_list};
@@ -12,7 +12,7 @@ use super::keys::{KeyFile, MasterKeys};
 use super::pack::{BlobType, open_blob, pack_key};
 use super::sealed::{self, Kind};
 use super::snapshot::{Snapshot, Tree};
-use crate::backend::Store;
+use crate::backend::{ObjectInfo, Store};
 use crate::config::Secret;
 use crate::crypto::KdfParams;
 use crate::{Error, ErrorKind, Result};
@@ -116,8 +116,12 @@ impl Repository {
         }
     }
 
-    /// Opens a repository with a passphrase; a wrong passphrase is a `Crypto` error naming
-    /// how many keys were tried.
+    /// Opens a repository with a passphrase. A key file that is not a key (a stray file under
+    /// `keys/`, a damaged key) is skipped, so one bad entry never hides a good key. When no
+    /// key opens the repository the error says why for each: a wrong password is `Crypto`
+    /// naming how many keys were tried; a key that the password unwraps but whose master key
+    /// does not open `config` (a damaged `config`, or a key file of another repository) is
+    /// `Corrupt` naming both objects; skipped files are listed.
     pub async fn open(store: Store, passphrase: &Secret) -> Result<Repository> {
         let config_bytes = match store.get(CONFIG).await {
             Ok(bytes) => bytes,
@@ -129,24 +133,40 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let key_files = list_key_files(&store).await?;
-        if key_files.is_empty() {
+        let listing = list_key_files(&store).await?;
+        let mut skipped = listing.problems;
+        if listing.keys.is_empty() {
             return Err(Error::corrupt(format!(
-                "repository {} has no key files under keys/",
-                store.describe("")
+                "repository {} has no usable key file under keys/{}",
+                store.describe(""),
+                problems_suffix(&skipped)
             )));
         }
-        let tried = key_files.len();
-        for (key_id, file) in key_files {
-            let Some(keys) = file.unwrap(passphrase, &key_key(&key_id))? else {
-                continue;
+        let tried = listing.keys.len();
+        // Keys the password unwraps but whose master key does not open `config`.
+        let mut config_failures = Vec::new();
+        for (key_id, file) in listing.keys {
+            let name = key_key(&key_id);
+            let keys = match file.unwrap(passphrase, &name) {
+                Ok(Some(keys)) => keys,
+                Ok(None) => continue,
+                Err(e) => {
+                    skipped.push(e.to_string());
+                    continue;
+                }
             };
             // A stale key of an interrupted init may open with the passphrase but not the config.
-            let Ok(config) = sealed::open::<RepoConfig>(&keys, Kind::Config, CONFIG, &config_bytes)
-            else {
-                continue;
-            };
-            config.check()?;
+            let config =
+                match sealed::open::<RepoConfig>(&keys, Kind::Config, CONFIG, &config_bytes) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        config_failures.push((name, e));
+                        continue;
+                    }
+                };
+            config
+                .check()
+                .map_err(|e| Error::new(e.kind(), format!("config: {e}")))?;
             return Ok(Repository {
                 inner: Arc::new(Inner {
                     store,
@@ -157,9 +177,22 @@ impl Repository {
                 }),
             });
         }
+        if let Some((name, e)) = config_failures.first() {
+            let others = if config_failures.len() > 1 {
+                format!(" (and {} more keys)", config_failures.len() - 1)
+            } else {
+                String::new()
+            };
+            return Err(Error::corrupt(format!(
+                "the password opens key {name}{others}, but its master key does not open config ({e}): \
+                 config is damaged, or {name} belongs to another repository{}",
+                problems_suffix(&skipped)
+            )));
+        }
         Err(Error::crypto(format!(
-            "wrong password: no key in keys/ matches it (tried {tried} key{})",
-            if tried == 1 { "" } else { "s" }
+            "wrong password: no key in keys/ matches it (tried {tried} key{}){}",
+            if tried == 1 { "" } else { "s" },
+            problems_suffix(&skipped)
         )))
     }
 
@@ -202,9 +235,26 @@ impl Repository {
         self.inner.key_id
     }
 
-    /// Key files.
+    /// Key files that parse; files under `keys/` that are not key files are skipped (see
+    /// [`Repository::key_problems`]).
     pub async fn list_keys(&self) -> Result<Vec<(Id, KeyFile)>> {
-        list_key_files(&self.inner.store).await
+        Ok(list_key_files(&self.inner.store).await?.keys)
+    }
+
+    /// Ids of every object under `keys/` named by an id, key files that parse or not.
+    pub async fn key_ids(&self) -> Result<Vec<Id>> {
+        Ok(list_ids(&self.inner.store, "keys")
+            .await?
+            .ids
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Key files (objects under `keys/` named by an id) that do not parse, one message per
+    /// object; stray entries are in [`Repository::stray_objects`].
+    pub async fn key_problems(&self) -> Result<Vec<String>> {
+        Ok(list_key_files(&self.inner.store).await?.damaged)
     }
 
     /// Wraps the master key under another passphrase; returns the new key's id.
@@ -225,6 +275,10 @@ impl Repository {
     pub async fn remove_key(&self, id: &Id) -> Result<()> {
         let keys = self.list_keys().await?;
         if !keys.iter().any(|(k, _)| k == id) {
+            // A damaged key file (it never unlocks anything) may always be removed.
+            if self.inner.store.head(&key_key(id)).await?.is_some() {
+                return self.inner.store.delete(&key_key(id)).await;
+            }
             return Err(Error::not_found(format!("key {id} does not exist")));
         }
         if keys.len() == 1 {
@@ -241,37 +295,121 @@ impl Repository {
         self.inner.store.delete(&key_key(id)).await
     }
 
-    /// Every snapshot, oldest first. A snapshot that cannot be read is an error naming it.
+    /// Every snapshot, oldest first. A snapshot that cannot be read is an error naming it
+    /// (what prune needs: it never deletes data because it could not read a snapshot).
     pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        let ids = self.snapshot_ids().await?;
-        // A snapshot forgotten between list and get is skipped; any other failure is an error.
-        let mut snapshots: Vec<Snapshot> = futures::stream::iter(ids)
-            .map(|id| async move {
-                match self.load_snapshot(&id).await {
-                    Ok(s) => Ok(Some(s)),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(16)
-            .try_filter_map(|s| async move { Ok(s) })
-            .try_collect()
-            .await?;
-        snapshots.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
-        Ok(snapshots)
+        let (snapshots, mut failures) = self.load_snapshots().await?;
+        match failures.pop() {
+            Some(e) => Err(e),
+            None => Ok(snapshots),
+        }
     }
 
-    /// Ids of the snapshot objects.
-    pub async fn snapshot_ids(&self) -> Result<Vec<Id>> {
-        let mut ids = Vec::new();
-        for info in self.inner.store.list_all("snapshots").await? {
-            let name = info.key.rsplit('/').next().unwrap_or("");
-            ids.push(
-                Id::parse(name)
-                    .map_err(|_| Error::corrupt(format!("{} is not named by an id", info.key)))?,
-            );
+    /// Every snapshot that opens, oldest first, and one error (naming the object) per snapshot
+    /// that does not: for listings, where one damaged snapshot must not hide the others.
+    pub async fn list_snapshots_lenient(&self) -> Result<(Vec<Snapshot>, Vec<Error>)> {
+        self.load_snapshots().await
+    }
+
+    async fn load_snapshots(&self) -> Result<(Vec<Snapshot>, Vec<Error>)> {
+        let ids = self.snapshot_ids().await?;
+        // A snapshot forgotten between list and get is skipped.
+        let results: Vec<Result<Snapshot>> = futures::stream::iter(ids)
+            .map(|id| async move { self.load_snapshot(&id).await })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut snapshots = Vec::new();
+        let mut failures = Vec::new();
+        for result in results {
+            match result {
+                Ok(s) => snapshots.push(s),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => failures.push(e),
+            }
         }
-        Ok(ids)
+        // Backend failures (the store is down) stay errors of the whole listing.
+        if let Some(pos) = failures
+            .iter()
+            .position(|e| !matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Crypto))
+        {
+            return Err(failures.swap_remove(pos));
+        }
+        snapshots.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        Ok((snapshots, failures))
+    }
+
+    /// Ids of the snapshot objects. Entries under `snapshots/` not named by an id are not
+    /// snapshots and are skipped ([`Repository::stray_objects`] reports them).
+    pub async fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        Ok(list_ids(&self.inner.store, "snapshots")
+            .await?
+            .ids
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Objects under the repository's id-named directories (`keys/`, `index/`, `snapshots/`,
+    /// `sessions/`, `gc/`, `forward/`, and `data/<xx>/`) that are not named by an id, and
+    /// objects at the root other than `config`: not repository objects,
+    /// ignored by every command. Each entry is the object's key.
+    pub async fn stray_objects(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = match self.inner.store.list_dir("").await {
+            Ok(root) => root
+                .objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| k != CONFIG)
+                .collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for dir in ["keys", "index", "snapshots", "sessions", "gc", "forward"] {
+            out.extend(list_ids(&self.inner.store, dir).await?.strays);
+        }
+        // Packs live one level deeper: data/<first two hex digits>/<pack id>.
+        for info in self.inner.store.list_all("data").await? {
+            let is_pack = info
+                .key
+                .rsplit('/')
+                .next()
+                .and_then(|name| Id::parse(name).ok().filter(|id| id.to_hex() == name))
+                .is_some_and(|id| super::pack::pack_key(&id) == info.key);
+            if !is_pack {
+                out.push(info.key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshot id a user means: a full id (even of a snapshot that no longer opens), a
+    /// unique prefix of an existing snapshot object's id. Does not open the snapshot, so a
+    /// damaged snapshot can still be forgotten.
+    pub async fn resolve_snapshot_id(&self, spec: &str) -> Result<Id> {
+        if let Ok(id) = Id::parse(spec) {
+            return match self.inner.store.head(&Snapshot::key(&id)).await? {
+                Some(_) => Ok(id),
+                None => Err(Error::not_found(format!("snapshot {id} does not exist"))),
+            };
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let matches: Vec<Id> = self
+            .snapshot_ids()
+            .await?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&spec_lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::not_found(format!(
+                "no snapshot id starts with {spec:?}"
+            ))),
+            _ => Err(Error::invalid(format!(
+                "{} snapshots start with {spec:?}; give more digits",
+                matches.len()
+            ))),
+        }
     }
 
     /// Loads one snapshot.
@@ -294,35 +432,31 @@ impl Repository {
         Ok(snapshot)
     }
 
-    /// Finds a snapshot by id, unique id prefix, or `latest` (newest of all).
+    /// Finds a snapshot by id, unique id prefix, or `latest` (newest of all). `latest`
+    /// refuses when a snapshot does not open, since that one may be the newest.
     pub async fn find_snapshot(&self, spec: &str) -> Result<Snapshot> {
         if spec == "latest" {
-            return self
-                .list_snapshots()
-                .await?
+            let (mut snapshots, failures) = self.list_snapshots_lenient().await?;
+            if let Some(e) = failures.first() {
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot tell which snapshot is the latest: {e}{}; name a snapshot by id \
+                         (`cairnctl repo snapshots` lists those that open), or forget the damaged one",
+                        if failures.len() > 1 {
+                            format!(" (and {} more snapshots do not open)", failures.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                ));
+            }
+            return snapshots
                 .pop()
                 .ok_or_else(|| Error::not_found("the repository has no snapshots"));
         }
-        if let Ok(id) = Id::parse(spec) {
-            return self.load_snapshot(&id).await;
-        }
-        let spec_lower = spec.to_ascii_lowercase();
-        let matches: Vec<Id> = self
-            .snapshot_ids()
-            .await?
-            .into_iter()
-            .filter(|id| id.to_hex().starts_with(&spec_lower))
-            .collect();
-        match matches.as_slice() {
-            [one] => self.load_snapshot(one).await,
-            [] => Err(Error::not_found(format!(
-                "no snapshot id starts with {spec:?}"
-            ))),
-            _ => Err(Error::invalid(format!(
-                "{} snapshots start with {spec:?}; give more digits",
-                matches.len()
-            ))),
-        }
+        let id = self.resolve_snapshot_id(spec).await?;
+        self.load_snapshot(&id).await
     }
 
     /// Writes a snapshot object (the last step of a backup).
@@ -378,19 +512,82 @@ impl Repository {
     }
 }
 
-async fn list_key_files(store: &Store) -> Result<Vec<(Id, KeyFile)>> {
-    let infos = store.list_all("keys").await?;
-    futures::stream::iter(infos)
-        .map(|info| async move {
-            let id = Id::parse(info.key.rsplit('/').next().unwrap_or(""))
-                .map_err(|_| Error::corrupt(format!("{} is not named by an id", info.key)))?;
+/// Objects of one directory named `<dir>/<id>`, and the keys of everything else there.
+pub(crate) struct IdListing {
+    /// Objects named by an id.
+    pub ids: Vec<(Id, ObjectInfo)>,
+    /// Keys of entries that are not repository objects.
+    pub strays: Vec<String>,
+}
+
+/// Lists `dir`, separating objects named by an id from stray entries.
+pub(crate) async fn list_ids(store: &Store, dir: &str) -> Result<IdListing> {
+    let mut listing = IdListing {
+        ids: Vec::new(),
+        strays: Vec::new(),
+    };
+    for info in store.list_all(dir).await? {
+        let rest = info.key.strip_prefix(dir).and_then(|r| r.strip_prefix('/'));
+        match rest.and_then(|name| Id::parse(name).ok().filter(|id| id.to_hex() == name)) {
+            Some(id) => listing.ids.push((id, info)),
+            None => listing.strays.push(info.key),
+        }
+    }
+    Ok(listing)
+}
+
+/// Parsed key files, and one message per object under `keys/` that is not one.
+struct KeyListing {
+    keys: Vec<(Id, KeyFile)>,
+    /// Strays and damaged key files.
+    problems: Vec<String>,
+    /// Damaged key files only.
+    damaged: Vec<String>,
+}
+
+fn problems_suffix(problems: &[String]) -> String {
+    if problems.is_empty() {
+        String::new()
+    } else {
+        format!("; skipped: {}", problems.join("; "))
+    }
+}
+
+async fn list_key_files(store: &Store) -> Result<KeyListing> {
+    let listing = list_ids(store, "keys").await?;
+    let mut problems: Vec<String> = listing
+        .strays
+        .iter()
+        .map(|key| format!("{key} is not a key file (not named by an id)"))
+        .collect();
+    let results: Vec<Result<(Id, KeyFile)>> = futures::stream::iter(listing.ids)
+        .map(|(id, info)| async move {
             let bytes = store.get(&info.key).await?;
             let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::corrupt(format!("key file {} is not valid JSON", info.key)).with_source(e)
+                Error::corrupt(format!("key file {} is not valid JSON: {e}", info.key))
             })?;
             Ok::<_, Error>((id, file))
         })
         .buffer_unordered(8)
-        .try_collect()
-        .await
+        .collect()
+        .await;
+    let mut keys = Vec::new();
+    let mut damaged = Vec::new();
+    for result in results {
+        match result {
+            Ok(key) => keys.push(key),
+            // A key deleted between list and get is simply gone.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Corrupt) => damaged.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    keys.sort_by_key(|(id, _)| *id);
+    damaged.sort();
+    problems.extend(damaged.iter().cloned());
+    Ok(KeyListing {
+        keys,
+        problems,
+        damaged,
+    })
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::super::id::Id;
-use super::super::repository::Repository;
+use super::super::repository::{Repository, list_ids};
 use super::super::sealed::{self, Kind};
 use crate::{Error, Result};
 
@@ -31,11 +31,13 @@ pub fn gc_key(id: &Id) -> String {
     format!("gc/{id}")
 }
 
-/// Every condemned list.
+/// Every condemned list. Entries under `gc/` not named by an id are not condemned lists and
+/// are skipped; a list that does not open is an error naming it (a writer that cannot read a
+/// condemned list cannot keep away from its packs, W3).
 pub async fn load_gc_lists(repo: &Repository) -> Result<Vec<GcList>> {
-    let infos = repo.store().list_all("gc").await?;
+    let infos = list_ids(repo.store(), "gc").await?.ids;
     futures::stream::iter(infos)
-        .map(|info| async move {
+        .map(|(_, info)| async move {
             let bytes = repo.store().get(&info.key).await?;
             let list: GcList = sealed::open(repo.keys(), Kind::GcList, &info.key, &bytes)?;
             if gc_key(&list.id) != info.key {
