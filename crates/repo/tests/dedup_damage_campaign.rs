@@ -527,8 +527,19 @@ async fn targets(repo: &Repository, repo_dir: &Path, kind: Kind) -> Vec<String> 
 }
 
 /// Leaves a session marker and uncommitted packs, as a killed backup does.
-async fn killed_writer(repo: &Repository) {
+async fn killed_writer(repo: &Repository, repo_dir: &Path) {
+    let before = objects(repo_dir, "sessions");
     let writer = Writer::start(repo).await.expect("writer");
+    let markers: Vec<(PathBuf, Vec<u8>)> = objects(repo_dir, "sessions")
+        .into_iter()
+        .filter(|name| !before.contains(name))
+        .map(|name| {
+            let path = repo_dir.join(&name);
+            let bytes = std::fs::read(&path).expect("read marker");
+            (path, bytes)
+        })
+        .collect();
+    assert!(!markers.is_empty(), "a started writer writes its session marker");
     writer
         .write_content(
             Box::new(std::io::Cursor::new(noise(3 << 20, 4242))),
@@ -538,8 +549,18 @@ async fn killed_writer(repo: &Repository) {
         )
         .await
         .expect("write");
-    // Dropped without commit: the process died here (the marker stays, the heartbeat stops).
+    // Dropped without commit. A dropped writer removes its marker in the background; a killed
+    // process cannot, so the marker is put back as the kill leaves it (no heartbeat).
     drop(writer);
+    for _ in 0..500 {
+        if markers.iter().all(|(path, _)| !path.exists()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for (path, bytes) in markers {
+        std::fs::write(&path, bytes).expect("put the marker back");
+    }
 }
 
 /// Writes a condemned list that a later damage can hit (prune with a live session leaves it).
@@ -568,7 +589,7 @@ async fn run_case(pristine: &Path, work: &Path, case: &Case) -> Outcome {
     let repo_dir = dir.join("repo");
     let repo = open(&repo_dir, "pw").await.expect("open pristine copy");
     match case.kind {
-        Kind::Session => killed_writer(&repo).await,
+        Kind::Session => killed_writer(&repo, &repo_dir).await,
         Kind::GcList => condemned_list(&repo).await,
         _ => {}
     }
