@@ -156,6 +156,12 @@ pub fn parse_storage_url(text: &str) -> Result<StorageConfig> {
         )));
     }
     let q = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+    // The store's client would quote the endpoint in its errors.
+    if redact_user_info(q("endpoint")) != q("endpoint") {
+        return Err(Error::invalid(format!(
+            "repository URL {shown:?}: the endpoint carries user information; give credentials as their own parameters"
+        )));
+    }
     let part_size = match q("part_size") {
         "" => None,
         v => Some(parse_size(v).map_err(|e| e.context("repository URL part_size"))?),
@@ -372,6 +378,8 @@ mod tests {
             "s3://b?s3cr3t",
             "s3://AK:S3CR3T@b/p",
             "s3://?endpoint=http://u:S3CR3T@h",
+            "s3://b?endpoint=http://u:S3CR3T@h",
+            "az://c?account=a&endpoint=http://u:S3CR3T@h",
             "az://?key=S3CR3T",
             "gs://?service_account=/sa.json&key=S3CR3T",
             "file://host/x?secret=S3CR3T",
