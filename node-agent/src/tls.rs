@@ -28,6 +28,18 @@ pub enum ClientTlsError {
     /// The key PEM has no private key.
     #[error("no PEM private key in the agent key")]
     NoPrivateKey,
+    /// The endpoint is not `https://HOST[:PORT]`. The agent protocol is mutual TLS only
+    /// (docs/PROTOCOL.md §2.1): an `http://` or scheme-less address is refused before any byte
+    /// is sent, since the agent's first message names its node, version and capabilities.
+    #[error(
+        "control plane address {endpoint:?} {problem}: the agent reaches the control plane only over mutual TLS; give --control-plane https://HOST:PORT"
+    )]
+    NotTls {
+        /// What was given (without any user information it carried).
+        endpoint: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The endpoint is not a URL tonic accepts.
     #[error("control plane address {endpoint:?} is invalid")]
     InvalidEndpoint {
@@ -123,23 +135,67 @@ pub struct Dial {
     pub connect_timeout: Duration,
 }
 
+/// Checks that `endpoint` is `https://HOST[:PORT]` (any case of `https`), with no user
+/// information, path, query or fragment: the agent never dials the control plane in plaintext.
+pub fn check_endpoint(endpoint: &str) -> Result<(), ClientTlsError> {
+    let refuse = |shown: &str, problem| ClientTlsError::NotTls {
+        endpoint: shown.to_owned(),
+        problem,
+    };
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Err(refuse(endpoint, "has no https:// scheme"));
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        // Never echo user information: it may be a password.
+        return Err(refuse(
+            &format!("{scheme}://<user information>@{host}{tail}"),
+            "carries user information",
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Err(refuse(endpoint, "is not an https:// URL"));
+    }
+    if authority.is_empty() {
+        return Err(refuse(endpoint, "has no host"));
+    }
+    if !tail.is_empty() && tail != "/" {
+        return Err(refuse(endpoint, "has a path, query or fragment"));
+    }
+    Ok(())
+}
+
 impl Dial {
-    /// Opens an HTTP/2 channel over mTLS to the control plane.
+    /// Refuses an endpoint that is not `https://HOST:PORT` (see [`check_endpoint`]).
+    pub fn check(&self) -> Result<(), ClientTlsError> {
+        check_endpoint(&self.endpoint)
+    }
+
+    /// The name the control plane's certificate must carry: `server_name`, else the endpoint's
+    /// host.
+    pub fn server_name(&self) -> String {
+        match &self.server_name {
+            Some(name) => name.clone(),
+            None => self
+                .endpoint
+                .parse::<tonic::transport::Uri>()
+                .ok()
+                .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Opens an HTTP/2 channel over mTLS to the control plane. Refuses, without connecting, an
+    /// endpoint that is not `https://`.
     pub async fn connect(&self) -> Result<Channel, ClientTlsError> {
+        self.check()?;
         let invalid = |source| ClientTlsError::InvalidEndpoint {
             endpoint: self.endpoint.clone(),
             source,
         };
         let endpoint = Endpoint::from_shared(self.endpoint.clone()).map_err(invalid)?;
-        let server_name = match &self.server_name {
-            Some(name) => name.clone(),
-            None => endpoint
-                .uri()
-                .host()
-                .unwrap_or_default()
-                .trim_matches(['[', ']'])
-                .to_owned(),
-        };
+        let server_name = self.server_name();
         endpoint
             .tls_config(self.tls.tonic_config(&server_name))
             .map_err(invalid)?
@@ -168,6 +224,38 @@ mod tests {
         assert_eq!(err.to_string(), "no PEM certificate in the CA certificate");
         let err = ClientTls::from_pem(ca.cert_pem(), &agent.cert_pem, &agent.cert_pem).unwrap_err();
         assert_eq!(err.to_string(), "no PEM private key in the agent key");
+    }
+
+    #[test]
+    fn only_https_endpoints_are_accepted() {
+        for ok in [
+            "https://127.0.0.1:9443",
+            "HTTPS://cairn.example:9443/",
+            "https://[::1]:9443",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for (bad, problem) in [
+            ("http://127.0.0.1:9443", "is not an https:// URL"),
+            ("HTTP://127.0.0.1:9443", "is not an https:// URL"),
+            ("grpc://127.0.0.1:9443", "is not an https:// URL"),
+            ("127.0.0.1:9443", "has no https:// scheme"),
+            ("https://", "has no host"),
+            ("https://h:1/agent", "has a path, query or fragment"),
+        ] {
+            let err = check_endpoint(bad).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "control plane address {bad:?} {problem}: the agent reaches the control plane only over mutual TLS; give --control-plane https://HOST:PORT"
+                )
+            );
+        }
+        let err = check_endpoint("https://agent:pa55word@h:9443")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("carries user information"), "{err}");
+        assert!(!err.contains("pa55word"), "{err}");
     }
 
     #[test]

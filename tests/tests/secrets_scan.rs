@@ -1,6 +1,7 @@
 //! No secret value leaks: after an S3 backup with a credential Secret, an encryption passphrase
-//! and a database password, a restore, a deletion and a repository whose pre-check fails on a
-//! wrong key, none of those values appears in any process log, pod log, object status, event,
+//! and a database password, a restore, a deletion, a repository whose pre-check fails on a
+//! wrong key, and repositories whose StorageProvider template fails on a credential (one listed
+//! in `credentialFields`, one only present in the Secret), none of those values appears in any process log, pod log, object status, event,
 //! Pod or Job spec (every version seen by a watch, so deleted action pods count), env (pod specs
 //! and the processes' own environments), ConfigMap, other Secret, or file of the data directory.
 //!
@@ -152,6 +153,43 @@ async fn other_secrets_holding(
     Ok(found)
 }
 
+/// A StorageProvider whose datasafed template fails on a credential parameter: on
+/// `sessionToken` (a Secret key the provider does not list as a credential) when `failOnToken`
+/// is set, else on `secretAccessKey`.
+const BROKEN_TEMPLATE_PROVIDER: &str = r#"
+apiVersion: dataprotection.kubeblocks.io/v1alpha1
+kind: StorageProvider
+metadata:
+  name: e2e-broken-template
+spec:
+  datasafedConfigTemplate: |
+    [storage]
+    type = s3
+    {{ if .Parameters.failOnToken }}{{ range .Parameters.sessionToken }}x{{ end }}{{ else }}{{ range .Parameters.secretAccessKey }}x{{ end }}{{ end }}
+  parametersSchema:
+    openAPIV3Schema:
+      type: object
+      properties:
+        secretAccessKey:
+          type: string
+    credentialFields: [secretAccessKey]
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: template-keys
+"#;
+
+/// A repository on [`BROKEN_TEMPLATE_PROVIDER`] whose credential Secret holds `key: value`.
+fn broken_template_repo(name: &str, key: &str, value: &str, config: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: template-keys\n\
+         stringData:\n  {key}: {value}\n---\n\
+         apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: {name}\n\
+         spec:\n  storageProviderRef: e2e-broken-template\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  config: {config}\n  credential:\n    name: {name}\n    namespace: template-keys\n"
+    )
+}
+
 #[test]
 fn needles_find_a_value_inside_longer_base64_at_any_alignment() {
     let value = "s3secret0123abcd";
@@ -173,9 +211,13 @@ async fn no_secret_value_appears_in_logs_statuses_events_pod_specs_or_env() -> a
         let wrong_key = random_word("wrongkey");
         let db_password = random_word("dbpw");
         let passphrase = random_word("passphrase");
+        let template_key = random_word("templatekey");
+        let template_token = random_word("templatetoken");
         let secrets: Vec<(&str, String)> = vec![
             ("S3 secret key", s3.secret_key.clone()),
             ("wrong S3 secret key", wrong_key.clone()),
+            ("secret key a template fails on", template_key.clone()),
+            ("session token a template fails on", template_token.clone()),
             ("database password", db_password.clone()),
             ("encryption passphrase", passphrase.clone()),
         ];
@@ -214,6 +256,41 @@ async fn no_secret_value_appears_in_logs_statuses_events_pod_specs_or_env() -> a
             },
         )
         .await?;
+
+        // Templates that fail on a credential: the engine's message would quote the value.
+        stack.kubectl.apply(BROKEN_TEMPLATE_PROVIDER).await?;
+        for (repo, key, value, config) in [
+            ("tmpl-key", "secretAccessKey", &template_key, "{}"),
+            ("tmpl-token", "sessionToken", &template_token, "{failOnToken: \"yes\"}"),
+        ] {
+            stack
+                .kubectl
+                .apply(&broken_template_repo(repo, key, value, config))
+                .await?;
+        }
+        for repo in ["tmpl-key", "tmpl-token"] {
+            until(
+                &format!("{repo} to fail its pre-check on the template"),
+                Duration::from_secs(60),
+                async || {
+                    let status = repos.get(repo).await?.status.unwrap_or_default();
+                    let message = status
+                        .conditions
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|c| c.type_ == "PreCheckPassed")
+                        .map(|c| c.message)
+                        .unwrap_or_default();
+                    Ok(
+                        match (status.phase, message.contains("rendering datasafedConfigTemplate")) {
+                            (Some(BackupRepoPhase::Failed), true) => Check::Done(()),
+                            (phase, _) => Check::Pending(format!("phase {phase:?}: {message}")),
+                        },
+                    )
+                },
+            )
+            .await?;
+        }
 
         let workload = scenario::workload(stack, NS, "db", 256 << 10).await?;
         let source = files::tree(&workload.data_dir)?;
@@ -286,6 +363,8 @@ async fn no_secret_value_appears_in_logs_statuses_events_pod_specs_or_env() -> a
         for expected in [
             "the S3 secret key is in Secret storage-keys/s3-credential",
             "the wrong S3 secret key is in Secret bad-keys/s3-credential",
+            "the secret key a template fails on is in Secret template-keys/tmpl-key",
+            "the session token a template fails on is in Secret template-keys/tmpl-token",
             "the database password is in Secret shop/db-credential",
             "the encryption passphrase is in Secret shop/backup-encryption",
         ] {
@@ -300,6 +379,8 @@ async fn no_secret_value_appears_in_logs_statuses_events_pod_specs_or_env() -> a
                 &[
                     ("storage-keys", "s3-credential"),
                     ("bad-keys", "s3-credential"),
+                    ("template-keys", "tmpl-key"),
+                    ("template-keys", "tmpl-token"),
                     (NS, "db-credential"),
                     (NS, "backup-encryption"),
                 ],

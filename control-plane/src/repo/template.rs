@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use gtmpl_ng::{Context, FuncError, Template, Value};
+use gtmpl_ng::{Context, ExecError, FuncError, Template, Value};
 
 /// What a template sees.
 #[derive(Debug, Clone, Default)]
@@ -18,8 +18,10 @@ pub struct TemplateContext {
     pub generated_storage_class_name: Option<String>,
 }
 
-/// A template that could not be rendered. The message never contains parameter values, since
-/// those include credentials.
+/// A template that could not be rendered. The message never contains a parameter value, nor
+/// anything computed from one, since parameters include credentials: parse errors only quote the
+/// template text, and a render error's message comes from a render that never saw the values
+/// (see [`render`]).
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     /// The template text does not parse.
@@ -37,6 +39,15 @@ pub enum TemplateError {
 }
 
 /// Renders `text` (the StorageProvider field named `field`, for error messages) with `context`.
+///
+/// The template engine's render errors quote values (`range can't iterate over S3CR3T`), and a
+/// template may have computed that value from a parameter in any way (`b64enc`, `substr`,
+/// `upper`…), so no message of a render that saw the parameters is ever returned. On failure
+/// the template is rendered again with every non-empty parameter replaced by `<value of KEY>`
+/// (every parameter, not only the provider's `credentialFields`: a Secret may hold more keys);
+/// if that render fails at the same place, its message is returned, and it can only quote the
+/// placeholders. Otherwise the message names the place and the construct there (template text,
+/// which is no secret) and says the engine's message is withheld.
 pub fn render(
     field: &'static str,
     text: &str,
@@ -54,8 +65,58 @@ pub fn render(
         .render(&Context::from(to_value(context)))
         .map_err(|err| TemplateError::Render {
             field,
-            message: err.to_string(),
+            message: value_free_message(&template, text, &err, context),
         })
+}
+
+/// A message for `err` that quotes no parameter value (see [`render`]).
+fn value_free_message(
+    template: &Template,
+    text: &str,
+    err: &ExecError,
+    context: &TemplateContext,
+) -> String {
+    let failed_at = place(err);
+    let masked = TemplateContext {
+        parameters: context
+            .parameters
+            .iter()
+            .map(|(key, value)| {
+                let shown = if value.is_empty() {
+                    String::new()
+                } else {
+                    format!("<value of {key}>")
+                };
+                (key.clone(), shown)
+            })
+            .collect(),
+        ..context.clone()
+    };
+    if let Err(again) = template.render(&Context::from(to_value(&masked)))
+        && place(&again) == failed_at
+    {
+        return again.to_string();
+    }
+    let withheld = "the template engine's message is withheld: it would quote a value computed from the parameters";
+    match failed_at {
+        Some((line, col, len)) => {
+            let construct = text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .and_then(|l| l.get(col.saturating_sub(1)..col.saturating_sub(1) + len))
+                .filter(|c| c.chars().count() <= 200)
+                .map(|c| format!(" `{c}`"))
+                .unwrap_or_default();
+            format!("line {line}, column {col}{construct} failed; {withheld}")
+        }
+        None => format!("the template failed; {withheld}"),
+    }
+}
+
+/// Where a render error happened: line, column and length of the failing construct.
+fn place(err: &ExecError) -> Option<(usize, usize, usize)> {
+    err.as_structured()
+        .map(|s| (s.context.line, s.context.col, s.context.len))
 }
 
 fn to_value(context: &TemplateContext) -> Value {
@@ -232,5 +293,66 @@ endpoint: {{ $endpoint }}"#;
         .to_string();
         assert!(err.starts_with("parsing datasafedConfigTemplate"), "{err}");
         assert!(!err.contains("S3CR3T"));
+    }
+
+    fn render_error(text: &str, pairs: &[(&str, &str)]) -> String {
+        render("datasafedConfigTemplate", text, &params(pairs))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_render_error_shows_a_placeholder_for_the_value_it_quotes() {
+        let err = render_error(
+            "a\n{{ range .Parameters.secretAccessKey }}x{{ end }}",
+            &[("secretAccessKey", "S3CR3T")],
+        );
+        assert!(!err.contains("S3CR3T"), "{err}");
+        assert!(
+            err.starts_with("rendering datasafedConfigTemplate: template: :2:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("range can't iterate over <value of secretAccessKey>"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_parameter_is_redacted_not_only_credentials() {
+        let err = render_error(
+            "{{ range .Parameters.bucket }}x{{ end }}",
+            &[("bucket", "private-bucket-name")],
+        );
+        assert!(!err.contains("private-bucket-name"), "{err}");
+        assert!(err.contains("<value of bucket>"), "{err}");
+    }
+
+    #[test]
+    fn values_computed_from_parameters_are_redacted_too() {
+        for text in [
+            "{{ range (b64enc .Parameters.secretAccessKey) }}x{{ end }}",
+            "{{ range (upper .Parameters.secretAccessKey) }}x{{ end }}",
+            "{{ range (substr 0 4 .Parameters.secretAccessKey) }}x{{ end }}",
+            "{{ fail (printf \"bad key %s\" .Parameters.secretAccessKey) }}",
+        ] {
+            let err = render_error(text, &[("secretAccessKey", "s3cr3tvalue")]);
+            for needle in ["s3cr3tvalue", "S3CR3TVALUE", "s3cr", "czNjcjN0dmFsdWU"] {
+                assert!(!err.contains(needle), "{text}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_that_depends_on_a_value_names_the_place_and_withholds_the_message() {
+        // The failing branch is only taken with the real value, so the render with
+        // placeholders does not fail there: only the place and the template text are shown.
+        let text = "k = v\n{{ if eq .Parameters.mode \"strict\" }}{{ range .Parameters.secretAccessKey }}x{{ end }}{{ end }}";
+        let err = render_error(text, &[("mode", "strict"), ("secretAccessKey", "S3CR3T")]);
+        assert!(!err.contains("S3CR3T"), "{err}");
+        assert_eq!(
+            err,
+            "rendering datasafedConfigTemplate: line 2, column 47 `.Parameters.secretAccessKey` failed; the template engine's message is withheld: it would quote a value computed from the parameters"
+        );
     }
 }

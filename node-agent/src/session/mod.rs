@@ -46,7 +46,7 @@ use self::core::{Core, Live, SharedJournal, chain};
 pub use self::reporter::{Outcome, ProgressUpdate, ReportError, Reporter};
 pub use self::runner::ActionRunner;
 use crate::journal::{Journal, JournalError};
-use crate::tls::Dial;
+use crate::tls::{ClientTlsError, Dial};
 pub use cairn_proto::redact::Redacted;
 
 /// Capabilities this agent announces in `Hello` unless configured otherwise.
@@ -116,11 +116,15 @@ pub enum SessionError {
     /// The journal could not be opened.
     #[error("opening the journal")]
     Journal(#[source] JournalError),
+    /// The control plane's address is not one the agent may dial (not `https://`).
+    #[error(transparent)]
+    Endpoint(ClientTlsError),
 }
 
 type Dialling = JoinHandle<Result<(Established, HashSet<String>), ConnectError>>;
 
-/// Runs the agent's session until `shutdown` completes; see the module documentation.
+/// Runs the agent's session until `shutdown` completes; see the module documentation. Returns
+/// at once, without dialling, if the endpoint is not `https://` ([`SessionError::Endpoint`]).
 pub async fn run(
     config: SessionConfig,
     runner: Arc<dyn ActionRunner>,
@@ -135,6 +139,7 @@ async fn run_session(
     runner: Arc<dyn ActionRunner>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SessionError> {
+    config.dial.check().map_err(SessionError::Endpoint)?;
     let state_dir = config.state_dir.clone();
     let journal = tokio::task::spawn_blocking(move || Journal::open(&state_dir))
         .await

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cairn_repo::config::Secret;
+use cairn_repo::config::{Secret, redact_url};
 use cairn_repo::dedup::Repository;
 use cairn_repo::{StorageConfig, Store, parse_datasafed_config, parse_storage_url};
 
@@ -33,7 +33,8 @@ impl RepoArgs {
     pub fn store(&self) -> anyhow::Result<Store> {
         let (config, sub): (StorageConfig, &str) = match (&self.repo, &self.config) {
             (Some(url), _) => (
-                parse_storage_url(url).with_context(|| format!("parsing --repo {url}"))?,
+                parse_storage_url(url)
+                    .with_context(|| format!("parsing --repo {}", redact_url(url)))?,
                 "",
             ),
             (None, Some(file)) => {

@@ -62,9 +62,10 @@ fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
+            // The line itself is never quoted: the config holds credentials.
             let name = name.strip_suffix(']').ok_or_else(|| {
                 Error::invalid(format!(
-                    "datasafed config line {}: {line:?} is not a [section] header",
+                    "datasafed config line {} starts with [ but is not a [section] header",
                     number + 1
                 ))
             })?;
@@ -75,7 +76,7 @@ fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
         }
         let (key, value) = line.split_once('=').ok_or_else(|| {
             Error::invalid(format!(
-                "datasafed config line {}: {line:?} is not key = value",
+                "datasafed config line {} is not key = value (it has no =; the line is not shown, as it may hold a credential)",
                 number + 1
             ))
         })?;
@@ -305,6 +306,24 @@ mod tests {
                 root: PathBuf::from("/tmp")
             }
         );
+    }
+
+    #[test]
+    fn malformed_lines_are_named_by_number_and_never_quoted() {
+        for (text, expected) in [
+            (
+                "[storage]\ntype = s3\nsecret_access_key: S3CR3T\n",
+                "datasafed config line 3 is not key = value",
+            ),
+            (
+                "[storage]\n[S3CR3T\n",
+                "datasafed config line 2 starts with [ but is not a [section] header",
+            ),
+        ] {
+            let err = parse_datasafed_config(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("S3CR3T"), "{err}");
+        }
     }
 
     proptest! {

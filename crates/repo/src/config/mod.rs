@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 pub use datasafed::parse_datasafed_config;
 pub use size::parse_size;
-pub use url::parse_storage_url;
+pub use url::{is_credential_name, parse_storage_url, redact_url};
 
 /// A secret string: `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq, Default)]

@@ -473,6 +473,73 @@ fn a_template_that_does_not_render_fails_the_pre_check_with_the_reason() {
 }
 
 #[test]
+fn a_template_that_fails_on_a_parameter_never_puts_its_value_in_the_status_or_an_event() {
+    // Every parameter counts, not only the provider's credentialFields: `sessionToken` is a key
+    // of the credential Secret the provider does not list, `bucket` comes from spec.config.
+    let token = "FQoGZXIvYXdzE-session-T0KEN";
+    for (template, value) in [
+        (
+            "{{ range .Parameters.secretAccessKey }}x{{ end }}",
+            SECRET_KEY,
+        ),
+        ("{{ range .Parameters.sessionToken }}x{{ end }}", token),
+        (
+            "{{ range (b64enc .Parameters.secretAccessKey) }}x{{ end }}",
+            SECRET_KEY,
+        ),
+        ("{{ .Parameters.secretAccessKey.field }}", SECRET_KEY),
+        (
+            "{{ range (upper (index .Parameters \"bucket\")) }}x{{ end }}",
+            "BACKUPS",
+        ),
+        (
+            "{{ if eq .Parameters.region \"eu-west-1\" }}{{ range .Parameters.secretAccessKey }}x{{ end }}{{ end }}",
+            SECRET_KEY,
+        ),
+    ] {
+        let mut o = observed();
+        o.credential
+            .as_mut()
+            .unwrap()
+            .insert("sessionToken".into(), token.into());
+        o.provider = Some(s3_provider(json!({"spec": {
+            "datasafedConfigTemplate": format!("[storage]\ntype = s3\n{template}\n")
+        }})));
+        let mut plans = Vec::new();
+        for i in 0..3 {
+            plans.push(step(&mut o, later(i)));
+        }
+        assert_eq!(phase(&o), Some(BackupRepoPhase::Failed), "{template}");
+        let message = &condition(&o, CONDITION_PRE_CHECK_PASSED).message;
+        assert!(
+            message.starts_with(
+                "failed to render tool config template: rendering datasafedConfigTemplate: "
+            ),
+            "{message}"
+        );
+        let status = serde_json::to_string(&o.repo.status).unwrap();
+        let event_text: Vec<String> = plans
+            .iter()
+            .flat_map(events)
+            .map(|(_, _, message)| message)
+            .collect();
+        assert!(
+            event_text
+                .iter()
+                .any(|m| m.contains("rendering datasafedConfigTemplate")),
+            "{template}: {event_text:?}"
+        );
+        // The start of SECRET_KEY in base64, as `b64enc` would show it.
+        let encoded = "d0phbHJYVXRuRkVN";
+        for text in std::iter::once(&status).chain(&event_text) {
+            for needle in [value, encoded] {
+                assert!(!text.contains(needle), "{template}: {needle} in {text}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_provider_only_in_the_deprecated_group_is_copied_and_used() {
     let mut o = observed();
     let legacy = s3_provider(json!({}));
