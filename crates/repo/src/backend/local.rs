@@ -1140,21 +1140,43 @@ pub fn read_confined(dir: &FsPath, rel: &str, limit: u64) -> Result<Vec<u8>, Loc
     Ok(out)
 }
 
-/// Whether a regular file exists at `rel` under `dir`, looked up without following links
-/// (a link or anything else is `false`).
-pub fn file_exists_confined(dir: &FsPath, rel: &str) -> bool {
+/// Whether anything (a file, a directory, even a link) is at `rel` under `dir`, looked up
+/// without following a link on the way or at `rel` itself.
+pub fn entry_exists_confined(dir: &FsPath, rel: &str) -> bool {
     let root = LocalRoot::new(dir.to_path_buf());
     let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
     let Ok((dir_fd, name)) = root.open_parent(&parts, false) else {
         return false;
     };
     let path = root.display_path(&parts);
-    matches!(
-        root.lstat(&dir_fd, name, &path)
-            .ok()
-            .flatten()
-            .as_ref()
-            .map(kind_of),
-        Some(Kind::File)
-    )
+    matches!(root.lstat(&dir_fd, name, &path), Ok(Some(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confined_reads_refuse_links_and_stop_at_the_limit() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret"), b"outside").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("info"), b"0123456789").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("file-link"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("dir-link")).expect("symlink");
+
+        assert_eq!(read_confined(dir.path(), "info", 4).expect("read"), b"0123");
+        for rel in ["file-link", "dir-link/secret"] {
+            let err = read_confined(dir.path(), rel, 100).expect_err(rel);
+            assert!(matches!(err, LocalError::Symlink { .. }), "{rel}: {err}");
+        }
+        assert!(entry_exists_confined(dir.path(), "info"));
+        assert!(
+            entry_exists_confined(dir.path(), "file-link"),
+            "the link itself"
+        );
+        assert!(!entry_exists_confined(dir.path(), "dir-link/secret"));
+        assert!(!entry_exists_confined(dir.path(), "missing"));
+    }
 }
