@@ -1152,6 +1152,18 @@ pub fn entry_exists_confined(dir: &FsPath, rel: &str) -> bool {
     matches!(root.lstat(&dir_fd, name, &path), Ok(Some(_)))
 }
 
+/// Sets the permission bits of `path` without following a link at `path` (a link there is an
+/// error, `EOPNOTSUPP`): for the agent's own files in directories pods can write.
+pub fn set_mode_no_follow(path: &FsPath, mode: u32) -> io::Result<()> {
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
