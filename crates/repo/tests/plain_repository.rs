@@ -435,9 +435,17 @@ async fn a_local_store_never_follows_a_symbolic_link_out_of_its_root() {
         );
     }
     assert!(repo.rmdir("link").await.is_err(), "rmdir of a link");
-    // A directory holding a link: its own files go, the link's target stays.
-    let _ = repo.remove("real", true).await;
+    // A directory holding a link: its own files go, the link's target stays, and the error
+    // says what is left.
+    let err = repo.remove("real", true).await.expect_err("a link is left");
     assert!(!base.join("real/inside.txt").exists());
+    assert!(
+        chain(&err).contains(
+            "real is not empty: it holds \"nested\", which a local repository does not list"
+        ),
+        "{}",
+        chain(&err)
+    );
 
     assert_eq!(snapshot(outside.path()), before, "nothing outside changed");
     assert!(

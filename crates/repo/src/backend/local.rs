@@ -76,6 +76,17 @@ pub enum LocalError {
         /// What it is (`FIFO`, `socket`, `device`).
         kind: &'static str,
     },
+    /// A directory that cannot be removed because it holds entries a listing does not show.
+    #[error(
+        "{} is not empty: it holds {entries}, which a local repository does not list (symbolic links, FIFOs, sockets, devices, unfinished uploads)",
+        path.display()
+    )]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+        /// Some of its entries (names, comma-separated).
+        entries: String,
+    },
     /// A key whose last segment is a staging name.
     #[error("{key:?} ends in \"#<digits>\", which a local repository keeps for unfinished uploads")]
     StagingName {
@@ -433,7 +444,39 @@ impl LocalRoot {
         match nix::unistd::unlinkat(&dir, name, UnlinkatFlags::RemoveDir) {
             Ok(()) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
+            Err(Errno::ENOTEMPTY) => Err(self.not_empty(parts, path)),
             Err(e) => Err(LocalError::io("removing directory", path, e)),
+        }
+    }
+
+    /// Why the directory `parts` is not empty: the first few of its entries, by name.
+    fn not_empty(&self, parts: &[&str], path: PathBuf) -> LocalError {
+        const SHOWN: usize = 5;
+        let names = self.open_dir(parts, false).ok().and_then(|fd| {
+            let mut reader = nix::dir::Dir::from_fd(fd).ok()?;
+            let mut names: Vec<String> = reader
+                .iter()
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "." && name != "..")
+                .collect();
+            names.sort();
+            Some(names)
+        });
+        match names {
+            Some(names) if !names.is_empty() => {
+                let mut entries = names
+                    .iter()
+                    .take(SHOWN)
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if names.len() > SHOWN {
+                    entries.push_str(&format!(" and {} more", names.len() - SHOWN));
+                }
+                LocalError::NotEmpty { path, entries }
+            }
+            _ => LocalError::io("removing directory", path, Errno::ENOTEMPTY),
         }
     }
 
