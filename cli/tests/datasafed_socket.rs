@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 const BACKUP: &str = "/ns/policy/b1";
 const ROOT: &str = "/ns/policy";
 
+/// A named way of running a script: `(mode, run)`.
+type Runner<'a> = (&'static str, Box<dyn Fn(&str) -> Output + 'a>);
+
 /// A storage socket served in this process over a temporary local repository.
 struct Agent {
     _runtime: tokio::runtime::Runtime,
@@ -89,6 +92,21 @@ impl Agent {
             ("DATASAFED_BACKEND_BASE_PATH", base.to_string()),
         ]);
         sh(script, &env).output().expect("sh runs")
+    }
+
+    /// `sh -c` runners over the same repository: through the agent socket with `token`, and
+    /// in direct mode, both at the backup's path.
+    fn modes<'a>(&'a self, token: &'a Token) -> [Runner<'a>; 2] {
+        [
+            (
+                "agent socket",
+                Box::new(move |script: &str| self.sh(token, BACKUP, script)),
+            ),
+            (
+                "direct",
+                Box::new(move |script: &str| self.sh_direct(BACKUP, script)),
+            ),
+        ]
     }
 
     /// A file of the repository, read directly.
@@ -569,4 +587,184 @@ fn byte_counters_advance_during_a_large_push() {
             bytes_out: 0
         })
     );
+}
+
+/// Everything under `dir` (relative path and bytes), not following links.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path.strip_prefix(dir).expect("under").display().to_string();
+            if meta.is_dir() {
+                pending.push(path);
+                out.push((rel, Vec::new()));
+            } else {
+                out.push((rel, std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_symbolic_link_planted_in_the_repository_is_never_followed() {
+    let agent = Agent::start();
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("s.txt"), b"outside the repository\n").expect("write");
+    std::fs::create_dir(outside.path().join("sub")).expect("mkdir");
+    std::fs::write(outside.path().join("sub/t.txt"), b"also outside\n").expect("write");
+    let before = tree(outside.path());
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("file.txt");
+    std::fs::write(&file, b"pushed\n").expect("write");
+
+    // What an action pod could do in a Mount repository's claim: plant links.
+    let backup = agent.repo.path().join("ns/policy/b1");
+    std::fs::create_dir_all(&backup).expect("mkdir");
+    std::fs::write(backup.join("inside.txt"), b"inside\n").expect("write");
+    std::os::unix::fs::symlink(outside.path(), backup.join("link")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path().join("s.txt"), backup.join("file-link"))
+        .expect("symlink");
+    let link = backup.join("link").display().to_string();
+
+    let token = agent.issue("a1", &agent.backup_grant());
+    for (mode, run) in agent.modes(&token) {
+        let refused = format!("{link} is a symbolic link");
+        for (script, message) in [
+            ("datasafed pull link/s.txt -".to_string(), refused.as_str()),
+            (
+                "datasafed pull link/sub/t.txt -".to_string(),
+                refused.as_str(),
+            ),
+            (
+                format!("datasafed push {} link/new.txt", file.display()),
+                refused.as_str(),
+            ),
+            (
+                format!("datasafed push {} link/sub/new.txt", file.display()),
+                refused.as_str(),
+            ),
+            ("datasafed rm -r link".to_string(), refused.as_str()),
+            ("datasafed rm link/s.txt".to_string(), refused.as_str()),
+            ("datasafed mkdir link/d".to_string(), refused.as_str()),
+            ("datasafed list link/".to_string(), refused.as_str()),
+            (
+                "datasafed pull file-link -".to_string(),
+                "file-link is a symbolic link",
+            ),
+            (
+                format!("datasafed push {} file-link", file.display()),
+                "file-link is a symbolic link",
+            ),
+        ] {
+            let output = run(&script);
+            assert_fails_with(&output, &format!("{mode}: {script}"), message);
+            assert!(
+                !stdout(&output).contains("outside"),
+                "{mode}: {script} printed outside data: {}",
+                stdout(&output)
+            );
+        }
+        // A listing shows the repository's own files and skips the links.
+        let list = run("datasafed list -r /");
+        assert_ok(&list, &format!("{mode}: list -r"));
+        assert_eq!(stdout(&list), "/inside.txt\n", "{mode}");
+        let stat = run("datasafed stat /");
+        assert_ok(&stat, &format!("{mode}: stat"));
+        assert!(
+            stdout(&stat).contains("Files: 1\n"),
+            "{mode}: {}",
+            stdout(&stat)
+        );
+        assert_eq!(
+            tree(outside.path()),
+            before,
+            "{mode}: something outside changed"
+        );
+    }
+    // rm -r of the directory holding the links removes its own files only.
+    let _ = agent.sh(&token, BACKUP, "datasafed rm -r /");
+    assert!(agent.stored("ns/policy/b1/inside.txt").is_none());
+    assert_eq!(tree(outside.path()), before, "rm -r / reached outside");
+}
+
+#[test]
+fn a_failed_pull_keeps_the_existing_local_file() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = work.path().join("keep.txt");
+    assert_ok(
+        &agent.sh(
+            &token,
+            BACKUP,
+            "printf 'new data' | datasafed push - /data.txt",
+        ),
+        "push",
+    );
+    for (mode, run) in agent.modes(&token) {
+        std::fs::write(&target, b"precious").expect("write");
+        let pull = run(&format!("datasafed pull missing.txt {}", target.display()));
+        assert_fails_with(
+            &pull,
+            &format!("{mode}: pull of a missing file"),
+            "does not exist",
+        );
+        assert_eq!(
+            std::fs::read(&target).ok().as_deref(),
+            Some(&b"precious"[..]),
+            "{mode}: a failed pull changed the existing file"
+        );
+        let pull = run(&format!("datasafed pull data.txt {}", target.display()));
+        assert_ok(&pull, &format!("{mode}: pull over an existing file"));
+        assert_eq!(std::fs::read(&target).expect("read"), b"new data");
+        let names: Vec<String> = std::fs::read_dir(work.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["keep.txt"], "{mode}: temporary files left behind");
+        // A destination that is not a regular file is written in place, never replaced.
+        let null = run("datasafed pull data.txt /dev/null");
+        assert_ok(&null, &format!("{mode}: pull into /dev/null"));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::metadata("/dev/null")
+                .expect("stat")
+                .file_type()
+                .is_char_device()
+        );
+    }
+}
+
+#[test]
+fn a_push_from_a_closed_stdin_fails_and_stores_nothing() {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    for (mode, run) in agent.modes(&token) {
+        let closed = run("datasafed push - /closed.txt <&-");
+        assert_fails_with(
+            &closed,
+            &format!("{mode}: push from a closed stdin"),
+            "stdin",
+        );
+        let unreadable = run("datasafed push - /unreadable.txt 0>/dev/null");
+        assert_fails_with(
+            &unreadable,
+            &format!("{mode}: push from a write-only stdin"),
+            "stdin",
+        );
+        assert!(agent.stored("ns/policy/b1/closed.txt").is_none(), "{mode}");
+        assert!(
+            agent.stored("ns/policy/b1/unreadable.txt").is_none(),
+            "{mode}"
+        );
+        // An empty but open stdin is an empty file, as with the Go client.
+        let empty = run("datasafed push - /empty.txt </dev/null");
+        assert_ok(&empty, &format!("{mode}: push of an empty stdin"));
+        assert_eq!(agent.stored("ns/policy/b1/empty.txt"), Some(Vec::new()));
+    }
 }

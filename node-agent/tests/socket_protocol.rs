@@ -534,3 +534,64 @@ async fn concurrent_actions_are_counted_apart() {
     assert!(stored.len() < 1024 * 1024, "compressed in the agent");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_symbolic_link_in_the_repository_is_refused_on_every_call() {
+    let server = Server::start().await;
+    let token = server.token();
+    let mut client = server.client().await;
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("s.txt"), b"outside").expect("write");
+    let backup = server.repo.path().join("ns/policy/b1");
+    std::fs::create_dir_all(&backup).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path(), backup.join("link")).expect("symlink");
+    let refused = format!("{} is a symbolic link", backup.join("link").display());
+
+    let read = get_chunks(&mut client, &token, "/ns/policy/b1/link/s.txt")
+        .await
+        .expect_err("read through a link");
+    assert_eq!(read.code(), Code::InvalidArgument, "{read:?}");
+    assert!(read.message().contains(&refused), "{}", read.message());
+
+    let write = put(
+        &mut client,
+        &token,
+        vec![header("/ns/policy/b1/link/new.txt", ""), data(b"planted")],
+    )
+    .await
+    .expect_err("write through a link");
+    assert_eq!(write.code(), Code::InvalidArgument, "{write:?}");
+    assert!(write.message().contains(&refused), "{}", write.message());
+
+    let remove = client
+        .remove(authed(
+            pb::RemoveRequest {
+                path: "/ns/policy/b1/link".into(),
+                recursive: true,
+                dir_only: false,
+            },
+            &token,
+        ))
+        .await
+        .expect_err("rm -r of a link");
+    assert_eq!(remove.code(), Code::InvalidArgument, "{remove:?}");
+    assert!(remove.message().contains(&refused), "{}", remove.message());
+
+    let stat = client
+        .stat(authed(
+            pb::StatRequest {
+                path: "/ns/policy/b1/link/s.txt".into(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("stat through a link");
+    assert_eq!(stat.code(), Code::InvalidArgument, "{stat:?}");
+
+    assert_eq!(
+        std::fs::read(outside.path().join("s.txt")).expect("still there"),
+        b"outside"
+    );
+    assert!(!outside.path().join("new.txt").exists());
+    server.stop().await;
+}

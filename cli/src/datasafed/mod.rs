@@ -71,7 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let compression = compress.as_deref();
             let bytes = if local == "-" {
-                files.put(&remote, tokio::io::stdin(), compression).await
+                let stdin = readable_stdin().with_context(|| format!("pushing {remote}"))?;
+                files.put(&remote, stdin, compression).await
             } else {
                 let file = tokio::fs::File::open(&local)
                     .await
@@ -93,15 +94,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("pulling {remote}"))?;
             } else {
-                let file = tokio::fs::File::create(&local)
+                pull_to_file(files, &remote, &local, decompression)
                     .await
-                    .with_context(|| format!("creating {local}"))?;
-                let result = files.get(&remote, file, decompression).await;
-                if let Err(err) = result {
-                    // Never leave a half-written file that looks like a good one.
-                    let _ = tokio::fs::remove_file(&local).await;
-                    return Err(err).with_context(|| format!("pulling {remote}"));
-                }
+                    .with_context(|| format!("pulling {remote}"))?;
             }
         }
         Command::List(list) => {
@@ -122,6 +117,99 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Getconf | Command::Version => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Standard input for `push -`, refused when it cannot be read: a closed stdin (which the Rust
+/// runtime replaces with `/dev/null` opened read-write before `main`, so it would otherwise
+/// read as an empty file) or one open for writing only.
+fn readable_stdin() -> anyhow::Result<tokio::io::Stdin> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::sys::stat::{SFlag, fstat, stat};
+    use std::os::fd::AsFd;
+
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    let flags = fcntl(fd, FcntlArg::F_GETFL)
+        .map(OFlag::from_bits_truncate)
+        .map_err(|e| {
+            anyhow::anyhow!("stdin is closed ({e}); give the data on stdin or a file to push")
+        })?;
+    let access = flags & OFlag::O_ACCMODE;
+    if access == OFlag::O_WRONLY {
+        anyhow::bail!("stdin is not open for reading; give the data on stdin or a file to push");
+    }
+    if access == OFlag::O_RDWR {
+        let is_null = match (fstat(fd), stat("/dev/null")) {
+            (Ok(ours), Ok(null)) => {
+                SFlag::from_bits_truncate(ours.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+                    && ours.st_rdev == null.st_rdev
+            }
+            _ => false,
+        };
+        if is_null {
+            anyhow::bail!(
+                "stdin is closed; give the data on stdin or a file to push (an empty file: push - NAME </dev/null)"
+            );
+        }
+    }
+    Ok(tokio::io::stdin())
+}
+
+/// `pull REMOTE LOCAL`: the data goes to a temporary file next to `LOCAL`, renamed over it only
+/// once the pull succeeded, so a failed pull leaves an existing file as it was. A destination
+/// that is not a regular file (`/dev/null`, a FIFO) is written in place.
+async fn pull_to_file(
+    files: &Backend,
+    remote: &str,
+    local: &str,
+    decompression: Option<&str>,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let named = std::path::Path::new(local);
+    // A link the user names is followed: the destination is the link's target.
+    let target = std::fs::canonicalize(named).unwrap_or_else(|_| named.to_path_buf());
+    let existing = std::fs::metadata(&target).ok();
+    if let Some(meta) = &existing
+        && !meta.is_file()
+    {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .await
+            .with_context(|| format!("opening {local}"))?;
+        files.get(remote, file, decompression).await?;
+        return Ok(());
+    }
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".datasafed-pull")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {} for {local}", dir.display()))?;
+    if let Some(meta) = &existing {
+        std::fs::set_permissions(temp.path(), meta.permissions())
+            .with_context(|| format!("copying the permissions of {local}"))?;
+    }
+    let file = tokio::fs::File::from_std(
+        temp.as_file()
+            .try_clone()
+            .with_context(|| format!("opening a temporary file for {local}"))?,
+    );
+    // On failure `temp` is dropped, which removes it; the existing file is untouched.
+    files.get(remote, file, decompression).await?;
+    temp.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("replacing {local}"))?;
+    Ok(())
 }
 
 fn list_options(list: &ListArgs) -> anyhow::Result<ListOptions> {

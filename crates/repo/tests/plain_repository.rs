@@ -310,3 +310,191 @@ async fn rm_rmdir_semantics_match_the_deletion_job() {
     repo.rmdir("e").await.expect("rmdir empty");
     assert!(!dir.path().join("ns/cluster/e").exists());
 }
+
+/// The error and its causes, as `datasafed` prints them.
+fn chain(err: &cairn_repo::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Everything under `dir`, as `(relative path, bytes)`, not following links.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path.strip_prefix(dir).expect("under").display().to_string();
+            if meta.is_dir() {
+                pending.push(path);
+                out.push((rel, Vec::new()));
+            } else {
+                out.push((rel, std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_local_store_never_follows_a_symbolic_link_out_of_its_root() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("s.txt"), b"outside the store").expect("write");
+    std::fs::create_dir(outside.path().join("deep")).expect("mkdir");
+    std::fs::write(outside.path().join("deep/t.txt"), b"also outside").expect("write");
+    let before = snapshot(outside.path());
+
+    let (dir, repo) = local_repo().await;
+    put(&repo, "real/inside.txt", b"inside".to_vec(), None).await;
+    let base = dir.path().join("ns/cluster");
+    std::os::unix::fs::symlink(outside.path(), base.join("link")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), base.join("real/nested")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path().join("s.txt"), base.join("file-link"))
+        .expect("symlink");
+
+    // Reads through a link, or of a link, are refused, naming the link.
+    for (path, link) in [
+        ("link/s.txt", "ns/cluster/link"),
+        ("link/deep/t.txt", "ns/cluster/link"),
+        ("real/nested/s.txt", "ns/cluster/real/nested"),
+        ("file-link", "ns/cluster/file-link"),
+    ] {
+        let err = get(&repo, path, None).await.expect_err(path);
+        let text = chain(&err);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{path}: {text}");
+        let link = dir.path().join(link).display().to_string();
+        assert!(
+            text.contains(&format!("{link} is a symbolic link")),
+            "{path}: {text}"
+        );
+        assert!(!text.contains("outside the store"), "{text}");
+    }
+
+    // Writes through a link, or over one, are refused.
+    for path in [
+        "link/new.txt",
+        "link/deep/new.txt",
+        "real/nested/new.txt",
+        "file-link",
+    ] {
+        let err = repo
+            .put(
+                path,
+                std::io::Cursor::new(b"planted".to_vec()),
+                None,
+                no_progress(),
+            )
+            .await
+            .expect_err(path);
+        assert!(
+            chain(&err).contains("is a symbolic link"),
+            "{path}: {err:?}"
+        );
+    }
+    assert!(
+        repo.mkdir("link/sub").await.is_err(),
+        "mkdir through a link"
+    );
+
+    // Listings show what is inside and skip the links; stat counts only the inside.
+    let all = repo
+        .list(
+            "/",
+            &ListOptions {
+                recursive: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["/real", "/real/inside.txt"]);
+    assert!(repo.list("link", &ListOptions::default()).await.is_err());
+    let stat = repo.stat("/").await.expect("stat");
+    assert_eq!((stat.files, stat.total_size), (1, 6));
+
+    // Deletions never reach through a link.
+    for (path, recursive) in [
+        ("link", true),
+        ("link", false),
+        ("link/s.txt", false),
+        ("file-link", false),
+    ] {
+        let err = repo.remove(path, recursive).await.expect_err(path);
+        assert!(
+            chain(&err).contains("is a symbolic link"),
+            "{path}: {err:?}"
+        );
+    }
+    assert!(repo.rmdir("link").await.is_err(), "rmdir of a link");
+    // A directory holding a link: its own files go, the link's target stays, and the error
+    // says what is left.
+    let err = repo.remove("real", true).await.expect_err("a link is left");
+    assert!(!base.join("real/inside.txt").exists());
+    assert!(
+        chain(&err).contains(
+            "real is not empty: it holds \"nested\", which a local repository does not list"
+        ),
+        "{}",
+        chain(&err)
+    );
+
+    assert_eq!(snapshot(outside.path()), before, "nothing outside changed");
+    assert!(
+        std::fs::symlink_metadata(base.join("link"))
+            .expect("the link is still there")
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[tokio::test]
+async fn a_fifo_or_socket_in_a_local_store_is_refused_without_blocking() {
+    let (dir, repo) = local_repo().await;
+    put(&repo, "b1/data.tar", b"data".to_vec(), None).await;
+    let base = dir.path().join("ns/cluster/b1");
+    nix::unistd::mkfifo(
+        &base.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
+    let _socket = std::os::unix::net::UnixListener::bind(base.join("sock")).expect("bind");
+    // A reader stuck opening the FIFO would hang the test: open its other end after the
+    // deadline, so such a reader fails the test instead.
+    let pipe = base.join("pipe");
+    std::thread::spawn(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::thread::sleep(std::time::Duration::from_secs(12));
+        loop {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                .open(&pipe);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    for path in ["b1/pipe", "b1/sock"] {
+        let err = tokio::time::timeout(std::time::Duration::from_secs(10), get(&repo, path, None))
+            .await
+            .unwrap_or_else(|_| panic!("reading {path} blocked"))
+            .expect_err(path);
+        assert!(
+            chain(&err).contains("not a regular file or directory"),
+            "{path}: {err:?}"
+        );
+    }
+    let entries = repo
+        .list("b1", &ListOptions::default())
+        .await
+        .expect("list");
+    let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["b1/data.tar"]);
+}

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cairn_repo::backend::local::{entry_exists_confined, read_confined};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{EnvVar, HostPathVolumeSource, Pod, PodSpec, Volume, VolumeMount};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
@@ -21,6 +22,9 @@ pub const SOCKET_MOUNT: &str = "/var/run/cairn";
 pub const SOCKET_FILE: &str = "storage.sock";
 
 const BIN_VOLUME: &str = "cairn-datasafed-bin";
+/// The most of a backup info file the agent reads (it goes into the Backup's status, which
+/// the API server limits to about this size anyway).
+const MAX_INFO_FILE: u64 = 1 << 20;
 const SOCKET_VOLUME: &str = "cairn-storage-socket";
 
 /// What this node adds to every Job it runs.
@@ -295,6 +299,25 @@ pub struct InfoFile<'a> {
     pub file: &'a str,
 }
 
+/// The `.exit` marker and the backup info file in a pod's volume directory. The pod writes
+/// that directory and the agent runs as root, so nothing is read through a link the pod may
+/// have planted (a link named like the info file is refused), and at most
+/// [`MAX_INFO_FILE`] bytes of it. The marker counts whatever it is (the pod declares failure).
+fn read_backup_info(dir: &Path, file: &str) -> (bool, Option<String>) {
+    let exit_marker = entry_exists_confined(dir, &format!("{file}.exit"));
+    let info = match read_confined(dir, file, MAX_INFO_FILE) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Some(text.trim().to_string()).filter(|t| !t.is_empty())
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "no backup info file");
+            None
+        }
+    };
+    (exit_marker, info)
+}
+
 /// Turns a finished Job into its outcome: reads the info file and `.exit` marker from the
 /// newest pod's volume and, on failure, the last lines of that pod's log.
 pub async fn outcome(
@@ -331,14 +354,11 @@ pub async fn outcome(
             .join(uid)
             .join("volumes/kubernetes.io~empty-dir")
             .join(info.volume);
-        exit_marker = tokio::fs::try_exists(dir.join(format!("{}.exit", info.file)))
-            .await
-            .unwrap_or(false);
-        if let Ok(text) = tokio::fs::read_to_string(dir.join(info.file)).await
-            && !text.trim().is_empty()
-        {
-            backup_info = Some(text.trim().to_string());
-        }
+        let file = info.file.to_string();
+        (exit_marker, backup_info) =
+            tokio::task::spawn_blocking(move || read_backup_info(&dir, &file))
+                .await
+                .unwrap_or((false, None));
     }
     if succeeded && exit_marker {
         succeeded = false;
@@ -413,6 +433,36 @@ pub async fn delete(client: kube::Client, namespace: &str, name: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backup_info_file_is_never_read_through_a_link_the_pod_planted() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("shadow"), b"root:secret-hash:").expect("write");
+        let volume = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(
+            outside.path().join("shadow"),
+            volume.path().join("backup.info"),
+        )
+        .expect("symlink");
+        assert_eq!(
+            read_backup_info(volume.path(), "backup.info"),
+            (false, None),
+            "a link's target must not become the Backup's status"
+        );
+
+        std::fs::remove_file(volume.path().join("backup.info")).expect("rm");
+        std::fs::write(
+            volume.path().join("backup.info"),
+            b" {\"totalSize\":\"3\"}\n",
+        )
+        .expect("write");
+        std::os::unix::fs::symlink("/nonexistent", volume.path().join("backup.info.exit"))
+            .expect("symlink");
+        assert_eq!(
+            read_backup_info(volume.path(), "backup.info"),
+            (true, Some("{\"totalSize\":\"3\"}".to_string()))
+        );
+    }
 
     fn node() -> NodeInjection {
         NodeInjection {

@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -104,6 +104,13 @@ pub enum ServeError {
     },
 }
 
+/// Mode 0666 on the socket, without following a link: action pods can write the socket's
+/// directory, and a link swapped in after `bind` must not make the agent (root) open its
+/// target to every uid.
+fn open_to_every_uid(path: &Path) -> io::Result<()> {
+    cairn_repo::backend::local::set_mode_no_follow(path, 0o666)
+}
+
 /// A bound storage socket, ready to [`run`](SocketServer::run).
 #[derive(Debug)]
 pub struct SocketServer {
@@ -133,12 +140,10 @@ impl SocketServer {
             path: path.clone(),
             source,
         })?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(
-            |source| ServeError::Permissions {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        open_to_every_uid(&path).map_err(|source| ServeError::Permissions {
+            path: path.clone(),
+            source,
+        })?;
         Ok(SocketServer { listener, path })
     }
 
@@ -403,5 +408,38 @@ impl Storage for StorageService {
         })
         .await
         .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_socket_mode_is_never_set_through_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, b"x").expect("write");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let link = dir.path().join(SOCKET_FILE);
+        std::os::unix::fs::symlink(&secret, &link).expect("symlink");
+        assert!(open_to_every_uid(&link).is_err(), "a link is refused");
+        let mode = std::fs::metadata(&secret)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the link's target kept its mode");
+
+        let socket = dir.path().join("real.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        open_to_every_uid(&socket).expect("chmod the socket");
+        let mode = std::fs::symlink_metadata(&socket)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o666);
     }
 }

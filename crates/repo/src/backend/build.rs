@@ -1,16 +1,15 @@
 //! Turns a [`StorageConfig`] into an `object_store` client.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::local::{ConfinedLocal, LocalRoot};
 use crate::config::{BackendConfig, StorageConfig};
 use crate::{Error, Result};
 
@@ -19,8 +18,8 @@ pub(crate) struct Built {
     pub store: Arc<dyn ObjectStore>,
     /// The key prefix inside the bucket or container.
     pub prefix: String,
-    /// For local stores, the directory (for `mkdir`/`rmdir`).
-    pub local_root: Option<PathBuf>,
+    /// For local stores, the confined directory (for `mkdir`/`rmdir`).
+    pub local_root: Option<Arc<LocalRoot>>,
 }
 
 /// Installs ring as the process-wide rustls provider when nobody did yet: object_store's
@@ -69,13 +68,12 @@ pub(crate) fn build_object_store(config: &StorageConfig) -> Result<Built> {
                     root.display()
                 )));
             }
-            let store = LocalFileSystem::new_with_prefix(root).map_err(|e| {
-                Error::invalid(format!("local storage root {}", root.display())).with_source(e)
-            })?;
+            // Every access below the root is confined to it: no symbolic link is followed.
+            let local = Arc::new(LocalRoot::new(root.clone()));
             Built {
-                store: Arc::new(store),
+                store: Arc::new(ConfinedLocal::new(Arc::clone(&local))),
                 prefix: String::new(),
-                local_root: Some(root.clone()),
+                local_root: Some(local),
             }
         }
         BackendConfig::Memory => Built {

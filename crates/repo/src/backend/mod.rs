@@ -3,13 +3,13 @@
 //! (docs/FORMAT.md §2.3).
 
 mod build;
+pub mod local;
 mod retry;
 mod staging;
 mod transfer;
 
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use backon::Retryable;
@@ -88,7 +88,7 @@ pub struct DirListing {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
-    local_root: Option<PathBuf>,
+    local_root: Option<Arc<local::LocalRoot>>,
     options: TransferOptions,
     permits: Arc<Semaphore>,
     description: String,
@@ -154,9 +154,6 @@ impl Store {
     pub fn sub(&self, sub: &str) -> Store {
         let mut store = self.clone();
         store.prefix = join_keys(&self.prefix, sub);
-        if let Some(root) = &self.local_root {
-            store.local_root = Some(root.clone());
-        }
         store
     }
 
@@ -378,12 +375,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a directory (local stores only; object stores have no directories).
+    /// Creates a directory (local stores only; object stores have no directories). No
+    /// symbolic link is followed on the way.
     pub async fn mkdir(&self, dir: &str) -> Result<()> {
-        if let Some(path) = self.local_path(dir)? {
-            tokio::fs::create_dir_all(&path)
+        if let Some((root, parts)) = self.local_parts(dir)? {
+            let what = self.describe(dir);
+            tokio::task::spawn_blocking(move || root.mkdir(&as_strs(&parts)))
                 .await
-                .map_err(|e| Error::io(format!("creating directory {}", path.display()), e))?;
+                .map_err(|e| {
+                    Error::new(ErrorKind::Io, format!("creating directory {what}")).with_source(e)
+                })?
+                .map_err(|e| local_error(format!("creating directory {what}"), e))?;
         }
         Ok(())
     }
@@ -391,24 +393,23 @@ impl Store {
     /// Removes an empty directory: a real one on local stores, the directory marker object
     /// (if any) elsewhere. `Ok(false)` if a local directory did not exist.
     pub async fn rmdir(&self, dir: &str) -> Result<bool> {
-        let Some(path) = self.local_path(dir)? else {
+        let Some((root, parts)) = self.local_parts(dir)? else {
             if !dir.is_empty() {
                 self.delete(dir).await?;
             }
             return Ok(true);
         };
-        match tokio::fs::remove_dir(&path).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(
-                format!("removing directory {}", path.display()),
-                e,
-            )),
-        }
+        let what = self.describe(dir);
+        tokio::task::spawn_blocking(move || root.rmdir(&as_strs(&parts)))
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, format!("removing directory {what}")).with_source(e)
+            })?
+            .map_err(|e| local_error(format!("removing directory {what}"), e))
     }
 
-    /// The file-system path of a key on a local store.
-    fn local_path(&self, key: &str) -> Result<Option<PathBuf>> {
+    /// The confined root and the path segments of a key on a local store.
+    fn local_parts(&self, key: &str) -> Result<Option<(Arc<local::LocalRoot>, Vec<String>)>> {
         let Some(root) = &self.local_root else {
             return Ok(None);
         };
@@ -416,18 +417,19 @@ impl Store {
         if full.split('/').any(|s| s == "..") {
             return Err(Error::invalid(format!("{key:?} escapes the store root")));
         }
-        Ok(Some(if full.is_empty() {
-            root.clone()
-        } else {
-            root.join(full)
-        }))
+        let parts = full
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(Some((Arc::clone(root), parts)))
     }
 
     /// The key as a user would recognise it in messages (`s3 bucket/prefix/key`).
     pub fn describe(&self, key: &str) -> String {
         let full = join_keys(&self.prefix, key);
         match &self.local_root {
-            Some(root) => root.join(full).display().to_string(),
+            Some(root) => root.path().join(full).display().to_string(),
             None => full,
         }
     }
@@ -442,8 +444,48 @@ pub(crate) fn join_keys(a: &str, b: &str) -> String {
         .join("/")
 }
 
-/// Maps an `object_store` error to ours, keeping it as the source.
+fn as_strs(parts: &[String]) -> Vec<&str> {
+    parts.iter().map(String::as_str).collect()
+}
+
+/// Maps a local store's error to ours: a refusal (a symbolic link, a special file) is invalid
+/// input, an I/O error keeps its kind.
+fn local_error(what: String, err: local::LocalError) -> Error {
+    let kind = match &err {
+        local::LocalError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            ErrorKind::NotFound
+        }
+        local::LocalError::Io { .. } => ErrorKind::Io,
+        _ => ErrorKind::InvalidInput,
+    };
+    let transient = err.is_transient();
+    Error::new(kind, what).with_source(err).transient(transient)
+}
+
+/// Maps an `object_store` error to ours, keeping it as the source (a local store's own error
+/// directly, without `object_store`'s wrapping).
 pub(crate) fn map_store_error(what: String, err: object_store::Error) -> Error {
+    let err = match err {
+        object_store::Error::Generic { store, source } if store == local::STORE_NAME => {
+            match source.downcast::<local::LocalError>() {
+                Ok(local) if local.is_refusal() => return local_error(what, *local),
+                Ok(local) => {
+                    let transient = local.is_transient();
+                    return Error::new(ErrorKind::Backend, what)
+                        .with_source(*local)
+                        .transient(transient);
+                }
+                Err(source) => object_store::Error::Generic { store, source },
+            }
+        }
+        object_store::Error::NotFound { path, source } => {
+            match source.downcast::<local::LocalError>() {
+                Ok(local) => return Error::new(ErrorKind::NotFound, what).with_source(*local),
+                Err(source) => object_store::Error::NotFound { path, source },
+            }
+        }
+        other => other,
+    };
     let transient = retry::is_transient(&err);
     let kind = match &err {
         object_store::Error::NotFound { .. } => ErrorKind::NotFound,

@@ -43,6 +43,12 @@ impl RetryOptions {
 /// errors are permanent.
 pub(crate) fn is_transient(err: &object_store::Error) -> bool {
     match err {
+        object_store::Error::Generic { store, source } if *store == super::local::STORE_NAME => {
+            match source.downcast_ref::<super::local::LocalError>() {
+                Some(local) => local.is_transient(),
+                None => chain_is_transient(source.as_ref()),
+            }
+        }
         object_store::Error::Generic { source, .. } => chain_is_transient(source.as_ref()),
         object_store::Error::JoinError { .. } => true,
         _ => false,
