@@ -539,7 +539,10 @@ async fn killed_writer(repo: &Repository, repo_dir: &Path) {
             (path, bytes)
         })
         .collect();
-    assert!(!markers.is_empty(), "a started writer writes its session marker");
+    assert!(
+        !markers.is_empty(),
+        "a started writer writes its session marker"
+    );
     writer
         .write_content(
             Box::new(std::io::Cursor::new(noise(3 << 20, 4242))),

@@ -492,6 +492,64 @@ impl LocalRoot {
             .map_err(|e| LocalError::io("deleting", path, e))
     }
 
+    /// The staging files of unfinished uploads (`<name>#<n>`) under the directory `parts`
+    /// (recursively), or beside the object `parts` when that is not a directory; never
+    /// through a link. Locations are relative to the root.
+    pub(crate) fn staging_files(&self, parts: &[&str]) -> LocalResult<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let (start, start_key, sibling_prefix) = match self.open_listed(parts)? {
+            Some(fd) => (fd, parts.join("/"), None),
+            None => {
+                let Some((name, dirs)) = parts.split_last() else {
+                    return Ok(out);
+                };
+                match self.open_listed(dirs)? {
+                    Some(fd) => (fd, dirs.join("/"), Some(format!("{name}#"))),
+                    None => return Ok(out),
+                }
+            }
+        };
+        let mut stack = vec![(start, start_key)];
+        while let Some((dir, key)) = stack.pop() {
+            let (_, entries) = read_dir(self, dir, &key, true)?;
+            for entry in entries {
+                match entry {
+                    Listed::File(meta) => {
+                        let name = meta.location.filename().unwrap_or_default();
+                        if sibling_prefix
+                            .as_deref()
+                            .is_none_or(|prefix| name.starts_with(prefix))
+                        {
+                            out.push(meta);
+                        }
+                    }
+                    Listed::Dir(child, _) if sibling_prefix.is_none() => {
+                        let child_parts: Vec<&str> =
+                            child.split('/').filter(|s| !s.is_empty()).collect();
+                        if let Some(fd) = self.open_listed(&child_parts)? {
+                            stack.push((fd, child.clone()));
+                        }
+                    }
+                    Listed::Dir(..) => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the staging file at `parts` (its name checked by the caller), never through a
+    /// link; a missing file is not an error.
+    pub(crate) fn delete_staging(&self, parts: &[&str]) -> LocalResult<()> {
+        match self.delete(parts) {
+            Err(LocalError::Io { source, .. })
+                if source.raw_os_error().map(Errno::from_raw) == Some(Errno::ENOENT) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Opens the directory a listing starts from: `None` if it does not exist or is a file.
     fn open_listed(&self, parts: &[&str]) -> LocalResult<Option<OwnedFd>> {
         match self.open_dir(parts, false) {
@@ -531,7 +589,14 @@ enum Listed {
 
 /// Reads the entries of one directory (sorted by name), without following links: regular
 /// files and directories are returned, everything else is skipped with a warning.
-fn read_dir(root: &LocalRoot, dir: OwnedFd, key: &str) -> LocalResult<(OwnedFd, Vec<Listed>)> {
+/// With `staging`, the files returned are the staging files of unfinished uploads instead of
+/// the objects.
+fn read_dir(
+    root: &LocalRoot,
+    dir: OwnedFd,
+    key: &str,
+    staging: bool,
+) -> LocalResult<(OwnedFd, Vec<Listed>)> {
     let key_parts: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
     let dir_path = root.display_path(&key_parts);
     let listing_fd = dir.try_clone().map_err(|source| LocalError::Io {
@@ -576,7 +641,7 @@ fn read_dir(root: &LocalRoot, dir: OwnedFd, key: &str) -> LocalResult<(OwnedFd, 
         };
         match kind_of(&stat) {
             Kind::Dir => out.push(Listed::Dir(child_key, location)),
-            Kind::File if is_staging_name(name) => {}
+            Kind::File if is_staging_name(name) != staging => {}
             Kind::File => out.push(Listed::File(ObjectMeta {
                 location,
                 last_modified: modified(&stat).into(),
@@ -645,7 +710,7 @@ impl Walk {
                             other => return Err(other),
                         },
                     };
-                    let (child, mut entries) = read_dir(&self.root, child, &key)?;
+                    let (child, mut entries) = read_dir(&self.root, child, &key, false)?;
                     entries.reverse();
                     self.stack.push((child, entries));
                 }
@@ -899,7 +964,7 @@ impl ObjectStore for ConfinedLocal {
                         return Ok(None);
                     };
                     let (dir, mut entries) =
-                        read_dir(&root, dir, &key).map_err(LocalError::into_store)?;
+                        read_dir(&root, dir, &key, false).map_err(LocalError::into_store)?;
                     entries.reverse();
                     Ok(Some(Walk {
                         root: Arc::clone(&root),
@@ -931,7 +996,7 @@ impl ObjectStore for ConfinedLocal {
             let Some(dir) = root.open_listed(&parts).map_err(LocalError::into_store)? else {
                 return Ok(result);
             };
-            let (_, entries) = read_dir(root, dir, &key).map_err(LocalError::into_store)?;
+            let (_, entries) = read_dir(root, dir, &key, false).map_err(LocalError::into_store)?;
             for entry in entries {
                 match entry {
                     Listed::File(meta) => result.objects.push(meta),
@@ -1210,6 +1275,51 @@ pub fn set_mode_no_follow(path: &FsPath, mode: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_files_are_found_and_deleted_only_inside_the_root() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("y#1"), b"outside").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
+        std::fs::write(dir.path().join("a/b/x#1"), b"left by a kill").expect("write");
+        std::fs::write(dir.path().join("a/b/x"), b"an object").expect("write");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("a/link")).expect("symlink");
+        let root = LocalRoot::new(dir.path().to_path_buf());
+
+        let found: Vec<String> = root
+            .staging_files(&[])
+            .expect("walk")
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        assert_eq!(found, ["a/b/x#1"], "the linked directory is not walked");
+        let beside: Vec<String> = root
+            .staging_files(&["a", "b", "x"])
+            .expect("beside an object")
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        assert_eq!(beside, ["a/b/x#1"]);
+        assert!(
+            root.staging_files(&["a", "link"])
+                .expect("a link")
+                .is_empty()
+        );
+
+        let err = root
+            .delete_staging(&["a", "link", "y#1"])
+            .expect_err("through a link");
+        assert!(matches!(err, LocalError::Symlink { .. }), "{err}");
+        assert!(
+            outside.path().join("y#1").exists(),
+            "nothing outside is deleted"
+        );
+        root.delete_staging(&["a", "b", "x#1"]).expect("delete");
+        root.delete_staging(&["a", "b", "x#1"])
+            .expect("a missing file is no error");
+        assert!(dir.path().join("a/b/x").exists(), "the object stays");
+    }
 
     #[test]
     fn confined_reads_refuse_links_and_stop_at_the_limit() {
