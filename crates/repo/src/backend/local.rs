@@ -1301,11 +1301,8 @@ mod tests {
             .map(|m| m.location.to_string())
             .collect();
         assert_eq!(beside, ["a/b/x#1"]);
-        assert!(
-            root.staging_files(&["a", "link"])
-                .expect("a link")
-                .is_empty()
-        );
+        let err = root.staging_files(&["a", "link"]).expect_err("a link");
+        assert!(matches!(err, LocalError::Symlink { .. }), "{err}");
 
         let err = root
             .delete_staging(&["a", "link", "y#1"])
