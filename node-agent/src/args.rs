@@ -15,7 +15,8 @@ pub struct Args {
     /// spec.nodeName.
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
-    /// The control plane's agent service, `https://HOST:PORT`.
+    /// The control plane's agent service, `https://HOST:PORT`; several control planes
+    /// separated by commas are tried in turn until one that leads accepts the session.
     #[arg(long, env = "CAIRN_CONTROL_PLANE")]
     pub control_plane: String,
     /// Name the control plane's certificate must carry (default: the endpoint's host).
