@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use crate::leader::Leadership;
-use crate::metrics::Metrics;
 
 /// `/readyz` fails when the API has not answered for this long.
 pub const READY_API_WINDOW: Duration = Duration::from_secs(15);

@@ -151,7 +151,7 @@ impl Leadership {
     }
 
     /// Records the outcome of one election round and publishes a change.
-    fn record(&self, until: Option<tokio::time::Instant>, holder: Option<String>) {
+    pub(crate) fn record(&self, until: Option<tokio::time::Instant>, holder: Option<String>) {
         {
             let mut term = self.term();
             if term.until.is_none() {
@@ -303,6 +303,45 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_term_that_ran_out_is_not_leadership_even_before_the_election_loop_runs_again() {
+        // A leader frozen (SIGSTOP) past its deadline resumes with nothing having updated the
+        // leadership; it must not consider itself leader.
+        let leadership = Leadership::elected();
+        assert!(!leadership.is_leading());
+        let now = tokio::time::Instant::now();
+        leadership.record(Some(now + Duration::from_secs(60)), Some("me".into()));
+        assert!(leadership.is_leading());
+        assert!(*leadership.subscribe().borrow());
+        leadership.record(Some(now - Duration::from_millis(1)), None);
+        assert!(!leadership.is_leading());
+        assert_eq!(leadership.holder().as_deref(), Some("me"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_publishes_the_end_of_a_term_without_a_renewal() {
+        let leadership = Leadership::elected();
+        leadership.record(
+            Some(tokio::time::Instant::now() + Duration::from_secs(3)),
+            Some("me".into()),
+        );
+        let mut changes = leadership.subscribe();
+        assert!(*changes.borrow_and_update());
+        tokio::spawn(leadership.clone().watchdog());
+        tokio::time::timeout(Duration::from_secs(4), changes.changed())
+            .await
+            .expect("the end of the term was published")
+            .expect("the sender lives");
+        assert!(!*changes.borrow());
+    }
+
+    #[test]
+    fn without_election_a_replica_always_leads() {
+        let leadership = Leadership::always();
+        leadership.record(None, Some("other".into()));
+        assert!(leadership.is_leading());
+    }
 
     fn lease(holder: &str, renewed: &str, seconds: i32) -> Lease {
         Lease {

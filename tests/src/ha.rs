@@ -80,7 +80,11 @@ pub async fn lose_the_leader_in_the_middle_of_a_backup(
     loss: Loss,
 ) -> anyhow::Result<()> {
     let addrs = stack.stack.health_addrs();
-    anyhow::ensure!(addrs.len() == 2, "the stack runs {} control planes", addrs.len());
+    anyhow::ensure!(
+        addrs.len() == 2,
+        "the stack runs {} control planes",
+        addrs.len()
+    );
     // Both replicas are Ready (healthy), whichever leads.
     for addr in &addrs {
         let ready = body_of(*addr, "/readyz").await.unwrap_or_default();
@@ -196,7 +200,9 @@ pub async fn lose_the_leader_in_the_middle_of_a_backup(
                 let agents = agents_on(addrs[old]).await;
                 Ok(match (ready.as_deref(), agents) {
                     (Some("following"), Some(0)) => Check::Done(()),
-                    other => Check::Pending(format!("/readyz and agents of the old leader: {other:?}")),
+                    other => {
+                        Check::Pending(format!("/readyz and agents of the old leader: {other:?}"))
+                    }
                 })
             },
         )
@@ -225,8 +231,14 @@ pub async fn lose_the_leader_in_the_middle_of_a_backup(
         completed.as_secs_f64(),
         LEASE.as_secs()
     );
+    // After a kill the agent's stream breaks at once; on a frozen leader the agent notices
+    // after three heartbeats (3 s) and a dial to the frozen process gives up after 5 s.
+    let limit = match loss {
+        Loss::Kill => Duration::from_secs(5),
+        Loss::Freeze => Duration::from_secs(10),
+    };
     anyhow::ensure!(
-        attached - elected < Duration::from_secs(5),
+        attached - elected < limit,
         "the agent took {:?} after the election to reach the new leader",
         attached - elected
     );

@@ -944,7 +944,11 @@ mod tests {
         hub.assign("n1", action("a1")).unwrap();
         hub.assign("n1", action("a2")).unwrap();
         hub.assign("n1", action("a3")).unwrap();
-        let mut session = open(&hub, "n1", &hello("n1", vec![running("a1"), finished("a2")]));
+        let mut session = open(
+            &hub,
+            "n1",
+            &hello("n1", vec![running("a1"), finished("a2")]),
+        );
         assert_eq!(kinds(&drain(&mut session)), ["welcome", "assign a3"]);
     }
 
@@ -1108,5 +1112,82 @@ mod tests {
         hub.close_session("n1", &session.session_id, "bye");
         let down = hub.node_state("n1");
         assert!(!down.connected && down.since >= up.since);
+    }
+
+    fn follower() -> (AgentHub, Leadership) {
+        let leadership = Leadership::elected();
+        leadership.record(None, Some("cp-0".into()));
+        (
+            AgentHub::with_leadership(HubConfig::default(), leadership.clone()),
+            leadership,
+        )
+    }
+
+    fn lead(leadership: &Leadership) {
+        leadership.record(
+            Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+            Some("cp-1".into()),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_follower_refuses_agents_naming_the_leader() {
+        let (hub, _) = follower();
+        let refusal = hub
+            .open_session("n1", &hello("n1", vec![running("a1")]))
+            .err()
+            .expect("a follower refuses the session");
+        let status = refusal.to_status();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "not the leader; the leader is \"cp-0\"");
+        assert!(!hub.node_state("n1").connected);
+        assert!(hub.action_state("a1").is_none());
+    }
+
+    #[tokio::test]
+    async fn losing_the_lease_ends_every_session_with_not_the_leader_and_forgets_reports() {
+        let (hub, leadership) = follower();
+        lead(&leadership);
+        let mut session = open(&hub, "n1", &hello("n1", vec![running("a1")]));
+        assert!(hub.node_state("n1").connected);
+        leadership.record(None, Some("cp-0".into()));
+        hub.step_down();
+        let mut ended = None;
+        while let Ok(message) = session.outbound.try_recv() {
+            if let Err(status) = message {
+                ended = Some(status);
+            }
+        }
+        let status = ended.expect("the session ended with a status");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status.message().starts_with("not the leader"),
+            "{}",
+            status.message()
+        );
+        assert!(session.replaced.is_cancelled());
+        assert!(!hub.node_state("n1").connected);
+        assert!(
+            hub.action_state("a1").is_none(),
+            "reports of the old term are forgotten"
+        );
+        assert!(hub.open_session("n1", &hello("n1", vec![])).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_gives_unseen_nodes_the_grace_period_from_its_election() {
+        let (hub, leadership) = follower();
+        let process_start = hub.node_state("n1").since;
+        std::thread::sleep(Duration::from_millis(20));
+        lead(&leadership);
+        hub.take_over();
+        let since = hub.node_state("n1").since;
+        assert!(
+            since > process_start,
+            "{since} is not after {process_start}"
+        );
+        assert_eq!(hub.snapshot().started, since);
+        assert!(!hub.node_state("n1").connected);
+        assert!(hub.open_session("n1", &hello("n1", vec![])).is_ok());
     }
 }

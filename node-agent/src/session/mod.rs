@@ -74,6 +74,9 @@ pub struct SessionConfig {
     pub capabilities: Vec<String>,
     /// How long to wait for `Welcome` after `Hello`.
     pub welcome_timeout: Duration,
+    /// Limit for one whole dial (TCP, TLS, HTTP/2, `Hello`, `Welcome`): a frozen control
+    /// plane accepts TCP connections in its kernel but never completes a handshake.
+    pub dial_timeout: Duration,
     /// First reconnect delay (jittered, doubling up to `reconnect_max_delay`).
     pub reconnect_min_delay: Duration,
     /// Longest reconnect delay.
@@ -101,6 +104,7 @@ impl SessionConfig {
                 .map(|c| (*c).to_owned())
                 .collect(),
             welcome_timeout: Duration::from_secs(10),
+            dial_timeout: Duration::from_secs(5),
             reconnect_min_delay: Duration::from_millis(500),
             reconnect_max_delay: Duration::from_secs(30),
             result_resend_interval: Duration::from_secs(30),
@@ -298,11 +302,15 @@ fn spawn_dial(config: &SessionConfig, endpoint: &str, core: &Core) -> Dialling {
     let mut dial = config.dial.clone();
     endpoint.clone_into(&mut dial.endpoint);
     let timeout = config.welcome_timeout;
+    let dial_timeout = config.dial_timeout;
     tracing::debug!(endpoint = %dial.endpoint, actions = hello.actions.len(), "dialling the control plane");
     tokio::spawn(
         async move {
-            establish(&dial, hello, timeout)
+            tokio::time::timeout(dial_timeout, establish(&dial, hello, timeout))
                 .await
+                .map_err(|_| ConnectError::NoWelcome {
+                    seconds: dial_timeout.as_secs(),
+                })?
                 .map(|established| (established, in_hello))
         }
         .in_current_span(),
@@ -331,5 +339,30 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod leader_tests {
+    use super::*;
+
+    #[test]
+    fn only_unavailable_not_the_leader_answers_count_as_a_follower() {
+        assert!(is_not_leader(&ConnectError::Refused {
+            code: tonic::Code::Unavailable,
+            message: "not the leader; the leader is \"cp-0\"".into(),
+        }));
+        assert!(is_not_leader_status(
+            tonic::Code::Unavailable,
+            "not the leader: this replica lost the leader lease; reconnect to the leader"
+        ));
+        assert!(!is_not_leader_status(
+            tonic::Code::Unavailable,
+            "the control plane is shutting down"
+        ));
+        assert!(!is_not_leader_status(
+            tonic::Code::PermissionDenied,
+            "not the leader"
+        ));
     }
 }
