@@ -319,17 +319,17 @@ mod tests {
         assert_eq!(leadership.holder().as_deref(), Some("me"));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_watchdog_publishes_the_end_of_a_term_without_a_renewal() {
         let leadership = Leadership::elected();
         leadership.record(
-            Some(tokio::time::Instant::now() + Duration::from_secs(3)),
+            Some(tokio::time::Instant::now() + Duration::from_millis(200)),
             Some("me".into()),
         );
         let mut changes = leadership.subscribe();
         assert!(*changes.borrow_and_update());
         tokio::spawn(leadership.clone().watchdog());
-        tokio::time::timeout(Duration::from_secs(4), changes.changed())
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
             .await
             .expect("the end of the term was published")
             .expect("the sender lives");
