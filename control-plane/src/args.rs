@@ -66,6 +66,17 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub leader_election_identity: Option<String>,
+    /// How long the Lease is valid after its last renewal: how long after a leader dies
+    /// (or freezes) another replica takes over (Go duration).
+    #[arg(long, default_value = "15s")]
+    pub leader_election_lease_duration: String,
+    /// A leader that could not renew the Lease for this long steps down; shorter than the
+    /// lease duration (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub leader_election_renew_deadline: String,
+    /// Time between two attempts to acquire or renew the Lease (Go duration).
+    #[arg(long, default_value = "2s")]
+    pub leader_election_retry_period: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

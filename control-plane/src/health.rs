@@ -1,36 +1,127 @@
 //! `/metrics`, `/healthz` and `/readyz` over plain HTTP (a cluster-internal port).
-//! `/readyz` is 200 only while this replica leads, so a Service sends agents to the leader.
+//!
+//! Both probes report this replica's health, never its role (ARCHITECTURE.md, HA): every
+//! healthy replica is Ready, so `kubectl rollout status`, `helm --wait` and Argo CD see a
+//! healthy Deployment; agents that reach a follower are refused and retry until they land on
+//! the leader (PROTOCOL.md §2.3.10).
+//! - `/readyz`: 200 when the agent service is serving and the Kubernetes API answered within
+//!   [`READY_API_WINDOW`]; the body says `leading` or `following`.
+//! - `/healthz`: 200 when the agent service is serving and the API answered within
+//!   [`LIVE_API_WINDOW`] (longer, so a short API outage makes the replica unready without
+//!   restarting it).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+/// `/readyz` fails when the API has not answered for this long.
+pub const READY_API_WINDOW: Duration = Duration::from_secs(15);
+/// `/healthz` fails when the API has not answered for this long.
+pub const LIVE_API_WINDOW: Duration = Duration::from_secs(60);
+/// How often the API is probed.
+pub const API_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the probes look at, updated by the parts they describe.
+#[derive(Clone, Debug, Default)]
+pub struct Vitals {
+    inner: Arc<VitalsInner>,
+}
+
+#[derive(Debug, Default)]
+struct VitalsInner {
+    agent_service: AtomicBool,
+    api_answered: Mutex<Option<Instant>>,
+}
+
+impl Vitals {
+    /// Records whether the agent service is serving.
+    pub fn set_agent_service(&self, serving: bool) {
+        self.inner.agent_service.store(serving, Ordering::SeqCst);
+    }
+
+    /// Records that the Kubernetes API answered now.
+    pub fn api_answered(&self) {
+        *self
+            .inner
+            .api_answered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Why the replica is not healthy, if the API has been silent longer than `window`.
+    pub fn problem(&self, window: Duration) -> Option<String> {
+        if !self.inner.agent_service.load(Ordering::SeqCst) {
+            return Some("the agent service is not serving".to_owned());
+        }
+        let answered = *self
+            .inner
+            .api_answered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match answered {
+            None => Some("the Kubernetes API has not answered yet".to_owned()),
+            Some(at) if at.elapsed() > window => Some(format!(
+                "the Kubernetes API has not answered for {} s",
+                at.elapsed().as_secs()
+            )),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Probes the API every [`API_PROBE_INTERVAL`] until `shutdown`.
+pub async fn probe_api(
+    client: kube::Client,
+    vitals: Vitals,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let probe = tokio::time::timeout(API_PROBE_INTERVAL, client.apiserver_version()).await;
+        match probe {
+            Ok(Ok(_)) => vitals.api_answered(),
+            Ok(Err(err)) => tracing::debug!(error = %err, "the Kubernetes API probe failed"),
+            Err(_) => tracing::debug!("the Kubernetes API probe timed out"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(API_PROBE_INTERVAL) => {}
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Health {
     metrics: Arc<Metrics>,
-    leading: watch::Receiver<bool>,
+    vitals: Vitals,
+    leadership: Leadership,
 }
 
 /// Serves the health endpoints on `addr` until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    leading: watch::Receiver<bool>,
+    vitals: Vitals,
+    leadership: Leadership,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(live))
         .route("/readyz", get(ready))
-        .with_state(Health { metrics, leading });
+        .with_state(Health {
+            metrics,
+            vitals,
+            leadership,
+        });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -47,10 +138,24 @@ async fn metrics_text(State(health): State<Health>) -> impl IntoResponse {
     )
 }
 
-async fn ready(State(health): State<Health>) -> impl IntoResponse {
-    if *health.leading.borrow() {
-        (StatusCode::OK, "leading")
+fn role(health: &Health) -> &'static str {
+    if health.leadership.is_leading() {
+        "leading"
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not the leader")
+        "following"
+    }
+}
+
+async fn ready(State(health): State<Health>) -> impl IntoResponse {
+    match health.vitals.problem(READY_API_WINDOW) {
+        None => (StatusCode::OK, role(&health).to_owned()),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem),
+    }
+}
+
+async fn live(State(health): State<Health>) -> impl IntoResponse {
+    match health.vitals.problem(LIVE_API_WINDOW) {
+        None => (StatusCode::OK, format!("ok ({})", role(&health))),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem),
     }
 }

@@ -71,41 +71,193 @@ pub fn decide(lease: Option<&Lease>, identity: &str, now: Timestamp) -> Decision
     }
 }
 
-/// Runs the election until the receiver side is dropped; publishes whether we lead.
-pub async fn run(client: kube::Client, config: LeaseConfig, leading: watch::Sender<bool>) {
+/// Whether this replica leads, shared by everything that must act only on the leader.
+///
+/// Leadership is a deadline, not a flag: a replica leads until `renew_deadline` after the start
+/// of its last successful renewal. [`Leadership::is_leading`] compares that deadline with the
+/// monotonic clock at the moment of asking, so a process that was paused (SIGSTOP, a long GC
+/// pause of the node, a frozen VM) past its deadline knows it no longer leads the instant it
+/// resumes, before the election loop has run again. [`Leadership::subscribe`] publishes the
+/// changes for the tasks that start and stop with leadership (reconcilers, the agent hub).
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    inner: std::sync::Arc<LeadershipInner>,
+}
+
+#[derive(Debug)]
+struct LeadershipInner {
+    state: std::sync::Mutex<Term>,
+    changes: watch::Sender<bool>,
+}
+
+#[derive(Debug, Clone)]
+struct Term {
+    /// `None`: no election, this replica always leads.
+    until: Option<Option<tokio::time::Instant>>,
+    /// The holder of the Lease as last read (for refusals: who leads instead).
+    holder: Option<String>,
+}
+
+impl Leadership {
+    /// A replica that always leads (no election: one replica).
+    pub fn always() -> Leadership {
+        Leadership::with(None)
+    }
+
+    /// A replica that does not lead until [`run`] wins the Lease.
+    pub fn elected() -> Leadership {
+        Leadership::with(Some(None))
+    }
+
+    fn with(until: Option<Option<tokio::time::Instant>>) -> Leadership {
+        let leading = until.is_none();
+        let (changes, _) = watch::channel(leading);
+        Leadership {
+            inner: std::sync::Arc::new(LeadershipInner {
+                state: std::sync::Mutex::new(Term {
+                    until,
+                    holder: None,
+                }),
+                changes,
+            }),
+        }
+    }
+
+    fn term(&self) -> std::sync::MutexGuard<'_, Term> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether this replica leads now (checked against the deadline at every call).
+    pub fn is_leading(&self) -> bool {
+        match self.term().until {
+            None => true,
+            Some(until) => until.is_some_and(|t| tokio::time::Instant::now() < t),
+        }
+    }
+
+    /// The identity holding the Lease as last read (`None` before the first read or without
+    /// election).
+    pub fn holder(&self) -> Option<String> {
+        self.term().holder.clone()
+    }
+
+    /// Leadership changes (`true` while leading). The value is published by the election loop
+    /// and by [`Leadership::watchdog`]; [`Leadership::is_leading`] is always exact.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Records the outcome of one election round and publishes a change.
+    pub(crate) fn record(&self, until: Option<tokio::time::Instant>, holder: Option<String>) {
+        {
+            let mut term = self.term();
+            if term.until.is_none() {
+                return;
+            }
+            term.until = Some(until);
+            if holder.is_some() {
+                term.holder = holder;
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let lead = self.is_leading();
+        self.inner.changes.send_if_modified(|current| {
+            if *current == lead {
+                return false;
+            }
+            tracing::info!(leading = lead, "leadership changed");
+            *current = lead;
+            true
+        });
+    }
+
+    /// The instant this replica's term ends, if it leads under election.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.term().until.flatten()
+    }
+
+    /// Publishes `false` the moment the deadline passes without a renewal, even when the
+    /// election loop is stuck in an API call. Runs until the receivers are all dropped.
+    pub async fn watchdog(self) {
+        loop {
+            match self.deadline() {
+                Some(deadline) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep_until(deadline).await;
+                }
+                _ => {
+                    let mut changes = self.subscribe();
+                    self.publish();
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            self.publish();
+        }
+    }
+}
+
+/// Runs the election forever; records every round in `leadership`.
+///
+/// A round that wins (creates, renews or takes over the Lease) extends the term to
+/// `renew_deadline` after the round *started* (the Lease records that start as its renew
+/// time, so the term ends `lease_duration - renew_deadline` before any other replica may take
+/// over). A round that finds another valid holder ends the term at once; a round that fails
+/// (API unreachable, conflict) leaves the term as it was, to run out by itself.
+pub async fn run(client: kube::Client, config: LeaseConfig, leadership: Leadership) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
-    let mut last_success: Option<tokio::time::Instant> = None;
+    tokio::spawn(leadership.clone().watchdog());
     loop {
+        let started = tokio::time::Instant::now();
         let now = Timestamp::now();
-        let result = attempt(&api, &config, now).await;
-        match result {
-            Ok(true) => last_success = Some(tokio::time::Instant::now()),
-            Ok(false) => last_success = None,
-            Err(err) => tracing::debug!(error = %err, "lease attempt failed"),
-        }
-        let lead = last_success.is_some_and(|t| t.elapsed() < config.renew_deadline);
-        if *leading.borrow() != lead {
-            tracing::info!(identity = %config.identity, leading = lead, "leadership changed");
-        }
-        if leading.send(lead).is_err() {
-            return;
+        let round = tokio::time::timeout(config.renew_deadline, attempt(&api, &config, now)).await;
+        match round {
+            Ok(Ok(Round::Leading)) => leadership.record(
+                Some(started + config.renew_deadline),
+                Some(config.identity.clone()),
+            ),
+            Ok(Ok(Round::Following { holder })) => leadership.record(None, Some(holder)),
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "lease attempt failed");
+                leadership.record(leadership.deadline(), None);
+            }
+            Err(_) => {
+                tracing::debug!("lease attempt timed out");
+                leadership.record(leadership.deadline(), None);
+            }
         }
         tokio::time::sleep(config.retry_period).await;
     }
 }
 
-/// One read-decide-write round; `Ok(true)` when the Lease now names us.
+/// What one round found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Round {
+    /// The Lease names us now.
+    Leading,
+    /// Another replica holds a valid Lease.
+    Following { holder: String },
+}
+
+/// One read-decide-write round.
 async fn attempt(
     api: &Api<Lease>,
     config: &LeaseConfig,
     now: Timestamp,
-) -> Result<bool, kube::Error> {
+) -> Result<Round, kube::Error> {
     let current = api.get_opt(&config.name).await?;
     let decision = decide(current.as_ref(), &config.identity, now);
     let micro = MicroTime(now);
     let duration = i32::try_from(config.lease_duration.as_secs()).unwrap_or(15);
     match decision {
-        Decision::Follow { .. } => Ok(false),
+        Decision::Follow { holder } => Ok(Round::Following { holder }),
         Decision::Create => {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -124,11 +276,13 @@ async fn attempt(
             };
             api.create(&PostParams::default(), &lease)
                 .await
-                .map(|_| true)
+                .map(|_| Round::Leading)
         }
         Decision::Renew | Decision::TakeOver => {
             let Some(mut lease) = current else {
-                return Ok(false);
+                return Ok(Round::Following {
+                    holder: String::new(),
+                });
             };
             let spec = lease.spec.get_or_insert_with(Default::default);
             if decision == Decision::TakeOver {
@@ -141,7 +295,7 @@ async fn attempt(
             // replace() sends the resourceVersion we read: a concurrent writer makes this fail.
             api.replace(&config.name, &PostParams::default(), &lease)
                 .await
-                .map(|_| true)
+                .map(|_| Round::Leading)
         }
     }
 }
@@ -149,6 +303,45 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_term_that_ran_out_is_not_leadership_even_before_the_election_loop_runs_again() {
+        // A leader frozen (SIGSTOP) past its deadline resumes with nothing having updated the
+        // leadership; it must not consider itself leader.
+        let leadership = Leadership::elected();
+        assert!(!leadership.is_leading());
+        let now = tokio::time::Instant::now();
+        leadership.record(Some(now + Duration::from_secs(60)), Some("me".into()));
+        assert!(leadership.is_leading());
+        assert!(*leadership.subscribe().borrow());
+        leadership.record(Some(now - Duration::from_millis(1)), None);
+        assert!(!leadership.is_leading());
+        assert_eq!(leadership.holder().as_deref(), Some("me"));
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_publishes_the_end_of_a_term_without_a_renewal() {
+        let leadership = Leadership::elected();
+        leadership.record(
+            Some(tokio::time::Instant::now() + Duration::from_millis(200)),
+            Some("me".into()),
+        );
+        let mut changes = leadership.subscribe();
+        assert!(*changes.borrow_and_update());
+        tokio::spawn(leadership.clone().watchdog());
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
+            .await
+            .expect("the end of the term was published")
+            .expect("the sender lives");
+        assert!(!*changes.borrow());
+    }
+
+    #[test]
+    fn without_election_a_replica_always_leads() {
+        let leadership = Leadership::always();
+        leadership.record(None, Some("other".into()));
+        assert!(leadership.is_leading());
+    }
 
     fn lease(holder: &str, renewed: &str, seconds: i32) -> Lease {
         Lease {

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::RunArgs;
 use crate::grpc::hub::{AgentHub, HubConfig};
-use crate::leader::{self, LeaseConfig};
+use crate::health::Vitals;
+use crate::leader::{self, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile;
 use crate::shell::{Context, ShellSettings};
@@ -41,13 +42,29 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let tls_config = tls::server_config::server_config_from_files(&ca, &cert, &key)
         .context("loading the agent service's TLS configuration")?;
 
+    let lease = if args.leader_elect {
+        let config = lease_config(&args)?;
+        tracing::info!(identity = %config.identity, "electing a leader");
+        Some(config)
+    } else {
+        None
+    };
+    let leadership = if lease.is_some() {
+        Leadership::elected()
+    } else {
+        Leadership::always()
+    };
+
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-    let hub = AgentHub::new(HubConfig {
-        heartbeat_interval: heartbeat,
-        ..HubConfig::default()
-    });
+    let hub = AgentHub::with_leadership(
+        HubConfig {
+            heartbeat_interval: heartbeat,
+            ..HubConfig::default()
+        },
+        leadership.clone(),
+    );
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -67,47 +84,42 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         .await
         .with_context(|| format!("listening on {}", args.agent_listen))?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(args.agent_listen), "agent service listening (mutual TLS)");
+    let vitals = Vitals::default();
     let grpc_shutdown = shutdown.clone();
-    let grpc = tokio::spawn(crate::grpc::server::serve(
-        listener,
-        tls_config,
-        hub.clone(),
-        async move { grpc_shutdown.cancelled().await },
+    let grpc_vitals = vitals.clone();
+    let grpc_hub = hub.clone();
+    vitals.set_agent_service(true);
+    let grpc = tokio::spawn(async move {
+        let served = crate::grpc::server::serve(listener, tls_config, grpc_hub, async move {
+            grpc_shutdown.cancelled().await
+        })
+        .await;
+        grpc_vitals.set_agent_service(false);
+        served
+    });
+    tokio::spawn(crate::health::probe_api(
+        client.clone(),
+        vitals.clone(),
+        shutdown.clone(),
     ));
 
-    let (leading_tx, leading) = watch::channel(!args.leader_elect);
-    if args.leader_elect {
-        let identity = args.leader_election_identity.clone().unwrap_or_else(|| {
-            format!(
-                "{}-{}",
-                hostname(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            )
-        });
-        let config = LeaseConfig {
-            namespace: args.leader_election_namespace.clone(),
-            name: args.leader_election_name.clone(),
-            identity,
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-        };
-        tokio::spawn(leader::run(client.clone(), config, leading_tx));
-    } else {
-        // Without election this replica always leads: keep the sender alive until shutdown.
-        let always = shutdown.clone();
-        tokio::spawn(async move {
-            always.cancelled().await;
-            drop(leading_tx);
-        });
+    let leading = leadership.subscribe();
+    if let Some(config) = lease {
+        tokio::spawn(leader::run(client.clone(), config, leadership.clone()));
     }
+    tokio::spawn(follow_leadership(
+        hub.clone(),
+        leadership.subscribe(),
+        shutdown.clone(),
+    ));
     tokio::spawn(count_agents(hub.clone(), metrics.clone(), shutdown.clone()));
 
     let health_shutdown = shutdown.clone();
     let health = tokio::spawn(crate::health::serve(
         args.health_listen,
         metrics,
-        leading.clone(),
+        vitals,
+        leadership,
         async move { health_shutdown.cancelled().await },
     ));
 
@@ -123,6 +135,80 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     }
     let _ = health.await;
     Ok(())
+}
+
+fn lease_config(args: &RunArgs) -> anyhow::Result<LeaseConfig> {
+    let identity = args.leader_election_identity.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            hostname(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    let lease_duration = duration(
+        "leader-election-lease-duration",
+        &args.leader_election_lease_duration,
+    )?;
+    let renew_deadline = duration(
+        "leader-election-renew-deadline",
+        &args.leader_election_renew_deadline,
+    )?;
+    let retry_period = duration(
+        "leader-election-retry-period",
+        &args.leader_election_retry_period,
+    )?;
+    anyhow::ensure!(
+        lease_duration.as_secs() >= 1,
+        "--leader-election-lease-duration: {:?} is shorter than one second (the Lease counts whole seconds)",
+        args.leader_election_lease_duration
+    );
+    anyhow::ensure!(
+        renew_deadline < lease_duration,
+        "--leader-election-renew-deadline ({:?}) must be shorter than --leader-election-lease-duration ({:?}), so that a leader steps down before another may take over",
+        args.leader_election_renew_deadline,
+        args.leader_election_lease_duration
+    );
+    anyhow::ensure!(
+        retry_period < renew_deadline,
+        "--leader-election-retry-period ({:?}) must be shorter than --leader-election-renew-deadline ({:?}), or a leader could never renew in time",
+        args.leader_election_retry_period,
+        args.leader_election_renew_deadline
+    );
+    Ok(LeaseConfig {
+        namespace: args.leader_election_namespace.clone(),
+        name: args.leader_election_name.clone(),
+        identity,
+        lease_duration,
+        renew_deadline,
+        retry_period,
+    })
+}
+
+/// Makes the agent hub follow leadership: a replica that stops leading drops every agent
+/// session at once (agents move to the new leader) and one that starts leading restarts the
+/// grace period of the nodes it has not seen.
+async fn follow_leadership(
+    hub: AgentHub,
+    mut leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut was = *leading.borrow_and_update();
+    if was {
+        hub.take_over();
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = leading.changed() => if changed.is_err() { return },
+        }
+        let now = *leading.borrow_and_update();
+        match (was, now) {
+            (false, true) => hub.take_over(),
+            (true, false) => hub.step_down(),
+            _ => {}
+        }
+        was = now;
+    }
 }
 
 /// Keeps the connected-agents gauge and the action-result counters current, whether or not

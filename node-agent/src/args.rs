@@ -15,9 +15,10 @@ pub struct Args {
     /// spec.nodeName.
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
-    /// The control plane's agent service, `https://HOST:PORT`. Anything else (`http://`, no
-    /// scheme) is refused at start-up: the agent speaks to the control plane only over mutual
-    /// TLS.
+    /// The control plane's agent service, `https://HOST:PORT`; several control planes
+    /// separated by commas are tried in turn until one that leads accepts the session.
+    /// Anything but `https://` (`http://`, no scheme) is refused at start-up: the agent speaks
+    /// to the control plane only over mutual TLS.
     #[arg(long, env = "CAIRN_CONTROL_PLANE")]
     pub control_plane: String,
     /// Name the control plane's certificate must carry (default: the endpoint's host).

@@ -21,7 +21,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         anyhow::bail!("--node-name: must not be empty");
     }
     // Before anything else: the agent never dials the control plane in plaintext.
-    crate::tls::check_endpoint(&args.control_plane)?;
+    crate::tls::check_endpoints(&args.control_plane)?;
     let bin_dir = args.agent_dir.join("bin");
     let socket_dir = args.agent_dir.join("sock");
     for dir in [&bin_dir, &socket_dir, &args.state_dir] {

@@ -166,10 +166,31 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), ClientTlsError> {
     Ok(())
 }
 
+/// Checks every endpoint of a comma-separated list (`--control-plane` names one control plane
+/// or several replicas) as [`check_endpoint`] does; an empty list is refused like an empty
+/// endpoint.
+pub fn check_endpoints(endpoints: &str) -> Result<(), ClientTlsError> {
+    let mut any = false;
+    for endpoint in endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        check_endpoint(endpoint)?;
+        any = true;
+    }
+    if any {
+        Ok(())
+    } else {
+        check_endpoint(endpoints)
+    }
+}
+
 impl Dial {
-    /// Refuses an endpoint that is not `https://HOST:PORT` (see [`check_endpoint`]).
+    /// Refuses an endpoint that is not `https://HOST:PORT`, or a list with one such endpoint
+    /// (see [`check_endpoints`]).
     pub fn check(&self) -> Result<(), ClientTlsError> {
-        check_endpoint(&self.endpoint)
+        check_endpoints(&self.endpoint)
     }
 
     /// The name the control plane's certificate must carry: `server_name`, else the endpoint's
@@ -264,5 +285,19 @@ mod tests {
         let agent = ca.issue_agent("n1", Validity::days(1)).unwrap();
         let tls = ClientTls::from_pem(ca.cert_pem(), &agent.cert_pem, &agent.key_pem).unwrap();
         assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn every_endpoint_of_a_list_must_be_https() {
+        assert!(check_endpoints("https://cp-0:9443,https://cp-1:9443").is_ok());
+        assert!(check_endpoints(" https://cp-0:9443 , https://cp-1:9443 ").is_ok());
+        for bad in [
+            "https://cp-0:9443,http://cp-1:9443",
+            "http://cp-0:9443,https://cp-1:9443",
+            ",",
+            "",
+        ] {
+            assert!(check_endpoints(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -12,7 +12,12 @@ use crate::kubectl::Kubectl;
 /// Lines of each log printed when a test fails.
 const LOG_TAIL: usize = 40;
 /// Logs of the processes of a stack, in `<data>/logs`.
-pub const LOGS: [&str; 3] = ["localkube.log", "control-plane.log", "agent.log"];
+pub const LOGS: [&str; 4] = [
+    "localkube.log",
+    "control-plane.log",
+    "control-plane-1.log",
+    "agent.log",
+];
 
 /// A running stack and the tools to drive it.
 pub struct TestStack {

@@ -1300,7 +1300,7 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
         &pods_file.display().to_string(),
     ])?;
 
-    // Ready means /readyz answered 200: this replica holds the Lease under its pod name.
+    // Ready means /readyz answered 200: the replica is healthy (leading or following).
     kube.wait_for(
         "the control plane to be Ready",
         Duration::from_secs(90),
@@ -1314,12 +1314,18 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
             Ok(ready.then_some(()))
         },
     )?;
-    let lease = kube.get(&["get", "lease", "-n", NAMESPACE, "cairn-control-plane"])?;
-    ensure!(
-        lease["spec"]["holderIdentity"] == "cairn-control-plane-0",
-        "Lease holder {} is not the pod name (POD_NAME)",
-        lease["spec"]["holderIdentity"]
-    );
+    // The only replica takes the Lease under its pod name.
+    kube.wait_for(
+        "the control plane to hold the Lease under its pod name (POD_NAME)",
+        Duration::from_secs(30),
+        || {
+            let lease = kube.get(&["get", "lease", "-n", NAMESPACE, "cairn-control-plane"]);
+            Ok(lease
+                .ok()
+                .filter(|l| l["spec"]["holderIdentity"] == "cairn-control-plane-0")
+                .map(|_| ()))
+        },
+    )?;
 
     // The agent's certificate was issued by its init container for spec.nodeName, and the
     // control plane accepted it.

@@ -43,7 +43,27 @@ pub struct StackOptions {
     pub agent_grace_period: String,
     /// Extra `RUST_LOG` for the children.
     pub log_filter: String,
+    /// Run two control planes that elect a leader (high-availability tests); `None`: one
+    /// control plane without election.
+    pub ha: Option<HaOptions>,
 }
+
+/// Two control planes, `cp-0` and `cp-1`, electing a leader through the Lease
+/// `default/cairn-control-plane`; the agent is given both addresses and finds the leader.
+#[derive(Debug, Clone)]
+pub struct HaOptions {
+    /// `--leader-election-lease-duration`.
+    pub lease_duration: String,
+    /// `--leader-election-renew-deadline`.
+    pub renew_deadline: String,
+    /// `--leader-election-retry-period`.
+    pub retry_period: String,
+    /// `--heartbeat-interval` (an agent on a frozen leader notices after three of them).
+    pub heartbeat_interval: String,
+}
+
+/// The name of the Lease the control planes of an HA stack elect their leader with.
+pub const HA_LEASE: &str = "cairn-control-plane";
 
 impl StackOptions {
     /// Defaults for `data_dir`.
@@ -54,6 +74,7 @@ impl StackOptions {
             node_name: None,
             agent_grace_period: "5m".into(),
             log_filter: "info".into(),
+            ha: None,
         }
     }
 }
@@ -76,6 +97,8 @@ pub struct Stack {
     pub api_addr: SocketAddr,
     localkube: Child,
     control_plane: Child,
+    /// The second control plane of an HA stack (`cp-1`) and its health address.
+    standby: Option<(Child, SocketAddr)>,
     agent: Child,
     options: StackOptions,
 }
@@ -175,23 +198,56 @@ impl Stack {
         let agent_addr = SocketAddr::from(([127, 0, 0, 1], ports.agent));
         let health_addr = SocketAddr::from(([127, 0, 0, 1], ports.health));
         let kube_env = ("KUBECONFIG", kubeconfig.display().to_string());
-        let control_plane = Child::spawn(
-            "cairn-control-plane",
-            &bin_dir.join("cairn-control-plane"),
-            &[
+        let control_plane_args = |identity: &str, agent: SocketAddr, health: SocketAddr| {
+            let mut args: Vec<String> = vec![
                 "--tls-dir".into(),
                 tls_dir.display().to_string(),
                 "--agent-listen".into(),
-                agent_addr.to_string(),
+                agent.to_string(),
                 "--health-listen".into(),
-                health_addr.to_string(),
-                "--leader-elect=false".into(),
+                health.to_string(),
                 "--agent-grace-period".into(),
                 options.agent_grace_period.clone(),
-            ],
+            ];
+            match &options.ha {
+                None => args.push("--leader-elect=false".into()),
+                Some(ha) => args.extend([
+                    "--leader-elect=true".into(),
+                    "--leader-election-namespace=default".into(),
+                    format!("--leader-election-name={HA_LEASE}"),
+                    format!("--leader-election-identity={identity}"),
+                    format!("--leader-election-lease-duration={}", ha.lease_duration),
+                    format!("--leader-election-renew-deadline={}", ha.renew_deadline),
+                    format!("--leader-election-retry-period={}", ha.retry_period),
+                    format!("--heartbeat-interval={}", ha.heartbeat_interval),
+                ]),
+            }
+            args
+        };
+        let control_plane = Child::spawn(
+            "cairn-control-plane",
+            &bin_dir.join("cairn-control-plane"),
+            &control_plane_args("cp-0", agent_addr, health_addr),
             &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
             &data_dir.join("logs/control-plane.log"),
         )?;
+        let mut endpoints = format!("https://{agent_addr}");
+        let standby = match &options.ha {
+            None => None,
+            Some(_) => {
+                let agent = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                let health = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+                let child = Child::spawn(
+                    "cairn-control-plane",
+                    &bin_dir.join("cairn-control-plane"),
+                    &control_plane_args("cp-1", agent, health),
+                    &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
+                    &data_dir.join("logs/control-plane-1.log"),
+                )?;
+                endpoints.push_str(&format!(",https://{agent}"));
+                Some((child, health))
+            }
+        };
         let agent = Child::spawn(
             "cairn-agent",
             &bin_dir.join("cairn-agent"),
@@ -199,7 +255,7 @@ impl Stack {
                 "--node-name".into(),
                 node_name.clone(),
                 "--control-plane".into(),
-                format!("https://{agent_addr}"),
+                endpoints,
                 "--server-name".into(),
                 "localhost".into(),
                 "--tls-ca".into(),
@@ -229,6 +285,7 @@ impl Stack {
             api_addr,
             localkube,
             control_plane,
+            standby,
             agent,
             options,
             data_dir,
@@ -250,12 +307,13 @@ impl Stack {
             self.control_plane.check_alive()?;
             self.agent.check_alive()?;
             self.localkube.check_alive()?;
-            if let Some(text) = http_get(self.health_addr, "/metrics").await
-                && text
-                    .lines()
-                    .any(|l| l.starts_with("cairn_connected_agents ") && !l.ends_with(" 0"))
-            {
-                return Ok(());
+            if let Some((standby, _)) = &mut self.standby {
+                standby.check_alive()?;
+            }
+            for addr in self.health_addrs() {
+                if connected_agents(addr).await.unwrap_or(0) > 0 {
+                    return Ok(());
+                }
             }
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!(
@@ -271,6 +329,22 @@ impl Stack {
     /// The control plane child (for crash tests).
     pub fn control_plane(&mut self) -> &mut Child {
         &mut self.control_plane
+    }
+
+    /// The health addresses of the control planes (`cp-0` first, then `cp-1` in an HA stack).
+    pub fn health_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.health_addr];
+        addrs.extend(self.standby.as_ref().map(|(_, addr)| *addr));
+        addrs
+    }
+
+    /// Control plane `index` (0: `cp-0`, 1: `cp-1` of an HA stack) and its health address.
+    pub fn control_plane_at(&mut self, index: usize) -> Option<(&mut Child, SocketAddr)> {
+        match index {
+            0 => Some((&mut self.control_plane, self.health_addr)),
+            1 => self.standby.as_mut().map(|(child, addr)| (child, *addr)),
+            _ => None,
+        }
     }
 
     /// The agent child (for crash tests).
@@ -294,6 +368,9 @@ impl Stack {
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         self.localkube.check_alive()?;
         self.control_plane.check_alive()?;
+        if let Some((standby, _)) = &mut self.standby {
+            standby.check_alive()?;
+        }
         self.agent.check_alive()
     }
 
@@ -305,6 +382,9 @@ impl Stack {
     /// Stops the agent, the control plane and localkube, in that order, with SIGTERM.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.agent.terminate(Duration::from_secs(10)).await;
+        if let Some((standby, _)) = &mut self.standby {
+            standby.terminate(Duration::from_secs(10)).await;
+        }
         self.control_plane.terminate(Duration::from_secs(10)).await;
         self.localkube.terminate(Duration::from_secs(30)).await;
         Ok(())
@@ -458,4 +538,17 @@ async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
 /// The control plane's metrics text.
 pub async fn metrics(addr: SocketAddr) -> Option<String> {
     http_get(addr, "/metrics").await
+}
+
+/// The body of a control plane's `/healthz` or `/readyz` (`None` when it does not answer).
+pub async fn probe(addr: SocketAddr, path: &str) -> Option<String> {
+    http_get(addr, path).await
+}
+
+/// `cairn_connected_agents` of the control plane at `addr` (`None` when it does not answer).
+pub async fn connected_agents(addr: SocketAddr) -> Option<i64> {
+    let text = http_get(addr, "/metrics").await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("cairn_connected_agents "))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -47,6 +47,9 @@ use tonic::Status;
 
 use cairn_proto::redact::Redacted;
 
+use super::status::SessionRefusal;
+use crate::leader::Leadership;
+
 /// Tunables of the hub and of every session it holds.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
@@ -199,7 +202,7 @@ impl std::fmt::Debug for AgentHub {
 
 struct Inner {
     config: HubConfig,
-    started: Timestamp,
+    leadership: Leadership,
     events: broadcast::Sender<HubEvent>,
     state: Mutex<State>,
 }
@@ -226,8 +229,10 @@ struct Wanted {
     action: Action,
 }
 
-#[derive(Default)]
 struct State {
+    /// When the hub started, or this replica last became the leader: the moment from which a
+    /// node that never connected counts as disconnected.
+    started: Timestamp,
     nodes: HashMap<String, Node>,
     wanted: HashMap<String, Wanted>,
     reported: HashMap<String, ActionState>,
@@ -236,16 +241,83 @@ struct State {
 }
 
 impl AgentHub {
-    /// A hub with no sessions; nodes count as disconnected since now.
+    /// A hub with no sessions that always accepts them (one replica, no election); nodes
+    /// count as disconnected since now.
     pub fn new(config: HubConfig) -> AgentHub {
+        AgentHub::with_leadership(config, Leadership::always())
+    }
+
+    /// A hub that accepts sessions only while `leadership` says this replica leads; see
+    /// [`AgentHub::step_down`] and [`AgentHub::take_over`].
+    pub fn with_leadership(config: HubConfig, leadership: Leadership) -> AgentHub {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         AgentHub {
             inner: Arc::new(Inner {
                 config,
-                started: Timestamp::now(),
+                leadership,
                 events,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    started: Timestamp::now(),
+                    nodes: HashMap::new(),
+                    wanted: HashMap::new(),
+                    reported: HashMap::new(),
+                    progress: HashMap::new(),
+                    action_node: HashMap::new(),
+                }),
             }),
+        }
+    }
+
+    /// The leadership the hub follows.
+    pub fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
+    }
+
+    /// This replica stopped leading: ends every session with `UNAVAILABLE "not the leader:
+    /// ..."` (agents reconnect to the leader at once, PROTOCOL.md §2.3.10) and forgets
+    /// everything agents reported and every wanted action. Nothing is failed: the actions keep
+    /// running on their agents, which report them to the new leader in their next `Hello`.
+    pub fn step_down(&self) {
+        let mut state = self.lock();
+        let now = Timestamp::now();
+        let mut closed = Vec::new();
+        for (name, entry) in &mut state.nodes {
+            if let Some(session) = entry.session.take() {
+                let _ = session.tx.send(Err(super::status::stepped_down_status()));
+                session.replaced.cancel();
+                closed.push(name.clone());
+            }
+        }
+        state.nodes.clear();
+        state.wanted.clear();
+        state.reported.clear();
+        state.progress.clear();
+        state.action_node.clear();
+        state.started = now;
+        drop(state);
+        tracing::info!(
+            sessions = closed.len(),
+            "not the leader any more: agent sessions closed"
+        );
+        for node in closed {
+            self.emit(HubEvent::Disconnected {
+                node,
+                reason: "this replica lost the leader lease".to_owned(),
+            });
+        }
+    }
+
+    /// This replica became the leader: a node that has no session counts as disconnected
+    /// from now on, not from when the process started, so a follower that waited for hours
+    /// gives agents the full grace period to find it.
+    pub fn take_over(&self) {
+        let mut state = self.lock();
+        let now = Timestamp::now();
+        state.started = now;
+        for entry in state.nodes.values_mut() {
+            if entry.session.is_none() {
+                entry.since = now;
+            }
         }
     }
 
@@ -303,7 +375,7 @@ impl AgentHub {
             .is_some_and(|tx| tx.send(Ok(message)).is_ok());
         if !sent {
             state
-                .node_mut(node, self.inner.started)
+                .node_mut(node)
                 .pending_cancels
                 .insert(action_id.to_owned(), reason.to_owned());
         }
@@ -343,7 +415,7 @@ impl AgentHub {
             .is_some_and(|tx| tx.send(Ok(message)).is_ok());
         if !sent {
             state
-                .node_mut(&node, self.inner.started)
+                .node_mut(&node)
                 .pending_acks
                 .insert(action_id.to_owned());
         }
@@ -365,7 +437,7 @@ impl AgentHub {
             },
             None => NodeState {
                 connected: false,
-                since: self.inner.started,
+                since: state.started,
             },
         }
     }
@@ -413,19 +485,32 @@ impl AgentHub {
                     )
                 })
                 .collect(),
-            started: self.inner.started,
+            started: state.started,
         }
     }
 
     /// Opens a session for `node` after an accepted `Hello`: replaces any older session, queues
     /// `Welcome`, pending acks and cancels, and the wanted actions the agent did not report.
-    pub(crate) fn open_session(&self, node: &str, hello: &Hello) -> OpenedSession {
+    ///
+    /// Refused with [`SessionRefusal::NotLeader`] while this replica does not lead; the check
+    /// is made under the hub's lock, so [`AgentHub::step_down`] closes every session opened
+    /// before it and none is opened after.
+    pub(crate) fn open_session(
+        &self,
+        node: &str,
+        hello: &Hello,
+    ) -> Result<OpenedSession, SessionRefusal> {
         let (tx, outbound) = mpsc::unbounded_channel();
         let session_id = uuid::Uuid::new_v4().to_string();
         let replaced = CancellationToken::new();
         let mut state = self.lock();
+        if !self.inner.leadership.is_leading() {
+            return Err(SessionRefusal::NotLeader {
+                holder: self.inner.leadership.holder(),
+            });
+        }
         let now = Timestamp::now();
-        let entry = state.node_mut(node, self.inner.started);
+        let entry = state.node_mut(node);
         if let Some(old) = entry.session.take() {
             tracing::info!(agent.node = node, old.session = %old.id, "agent session replaced by a newer session");
             let _ = old
@@ -504,11 +589,11 @@ impl AgentHub {
         for result in results {
             self.emit(result);
         }
-        OpenedSession {
+        Ok(OpenedSession {
             session_id,
             outbound,
             replaced,
-        }
+        })
     }
 
     /// Ends `session_id` of `node` if it is still the node's session; emits `Disconnected`.
@@ -685,7 +770,8 @@ impl AgentHub {
 }
 
 impl State {
-    fn node_mut(&mut self, node: &str, started: Timestamp) -> &mut Node {
+    fn node_mut(&mut self, node: &str) -> &mut Node {
+        let started = self.started;
         self.nodes.entry(node.to_owned()).or_insert_with(|| Node {
             session: None,
             since: started,
@@ -758,6 +844,11 @@ mod tests {
     use super::*;
     use cairn_proto::agent::v1::Accepted;
 
+    fn open(hub: &AgentHub, node: &str, hello: &Hello) -> OpenedSession {
+        hub.open_session(node, hello)
+            .unwrap_or_else(|refusal| panic!("session refused: {refusal}"))
+    }
+
     fn hub() -> AgentHub {
         AgentHub::new(HubConfig::default())
     }
@@ -828,14 +919,14 @@ mod tests {
         let hub = hub();
         hub.assign("n1", action("a1")).unwrap();
         hub.assign("n2", action("b1")).unwrap();
-        let mut session = hub.open_session("n1", &hello("n1", vec![]));
+        let mut session = open(&hub, "n1", &hello("n1", vec![]));
         assert_eq!(kinds(&drain(&mut session)), ["welcome", "assign a1"]);
     }
 
     #[test]
     fn assigning_the_same_id_twice_sends_it_once() {
         let hub = hub();
-        let mut session = hub.open_session("n1", &hello("n1", vec![]));
+        let mut session = open(&hub, "n1", &hello("n1", vec![]));
         hub.assign("n1", action("a1")).unwrap();
         hub.assign("n1", action("a1")).unwrap();
         assert_eq!(kinds(&drain(&mut session)), ["welcome", "assign a1"]);
@@ -853,7 +944,11 @@ mod tests {
         hub.assign("n1", action("a1")).unwrap();
         hub.assign("n1", action("a2")).unwrap();
         hub.assign("n1", action("a3")).unwrap();
-        let mut session = hub.open_session("n1", &hello("n1", vec![running("a1"), finished("a2")]));
+        let mut session = open(
+            &hub,
+            "n1",
+            &hello("n1", vec![running("a1"), finished("a2")]),
+        );
         assert_eq!(kinds(&drain(&mut session)), ["welcome", "assign a3"]);
     }
 
@@ -862,7 +957,7 @@ mod tests {
         let hub = hub();
         let mut events = hub.events();
         hub.assign("n1", action("a1")).unwrap();
-        hub.open_session("n1", &hello("n1", vec![finished("a1")]));
+        open(&hub, "n1", &hello("n1", vec![finished("a1")]));
         assert!(matches!(events.try_recv(), Ok(HubEvent::Connected { .. })));
         let event = events.try_recv().unwrap();
         let HubEvent::Result { node, state, owner } = event else {
@@ -879,8 +974,8 @@ mod tests {
     #[test]
     fn a_newer_session_replaces_the_older_which_ends_aborted() {
         let hub = hub();
-        let mut first = hub.open_session("n1", &hello("n1", vec![]));
-        let second = hub.open_session("n1", &hello("n1", vec![]));
+        let mut first = open(&hub, "n1", &hello("n1", vec![]));
+        let second = open(&hub, "n1", &hello("n1", vec![]));
         assert!(first.replaced.is_cancelled());
         assert!(first.outbound.try_recv().unwrap().is_ok()); // Welcome
         let status = first.outbound.try_recv().unwrap().unwrap_err();
@@ -904,12 +999,12 @@ mod tests {
     #[test]
     fn ack_for_a_disconnected_node_is_sent_after_its_next_hello() {
         let hub = hub();
-        let first = hub.open_session("n1", &hello("n1", vec![finished("a1")]));
+        let first = open(&hub, "n1", &hello("n1", vec![finished("a1")]));
         hub.close_session("n1", &first.session_id, "gone");
         hub.ack("a1").unwrap();
-        let mut second = hub.open_session("n1", &hello("n1", vec![finished("a1")]));
+        let mut second = open(&hub, "n1", &hello("n1", vec![finished("a1")]));
         assert_eq!(kinds(&drain(&mut second)), ["welcome", "ack a1"]);
-        let mut third = hub.open_session("n1", &hello("n1", vec![]));
+        let mut third = open(&hub, "n1", &hello("n1", vec![]));
         assert_eq!(kinds(&drain(&mut third)), ["welcome"]);
     }
 
@@ -930,7 +1025,7 @@ mod tests {
         hub.assign("n1", action("a2")).unwrap();
         hub.cancel("n1", "a1", "owner deleted");
         hub.cancel("n1", "a2", "owner deleted");
-        let mut session = hub.open_session("n1", &hello("n1", vec![running("a1")]));
+        let mut session = open(&hub, "n1", &hello("n1", vec![running("a1")]));
         assert_eq!(kinds(&drain(&mut session)), ["welcome", "cancel a1"]);
     }
 
@@ -938,7 +1033,7 @@ mod tests {
     fn forgotten_actions_are_not_reassigned_and_lose_their_state() {
         let hub = hub();
         hub.assign("n1", action("a1")).unwrap();
-        let first = hub.open_session("n1", &hello("n1", vec![]));
+        let first = open(&hub, "n1", &hello("n1", vec![]));
         hub.handle_message(
             "n1",
             &first.session_id,
@@ -954,14 +1049,14 @@ mod tests {
         );
         hub.forget("a1");
         assert!(hub.action_state("a1").is_none());
-        let mut second = hub.open_session("n1", &hello("n1", vec![]));
+        let mut second = open(&hub, "n1", &hello("n1", vec![]));
         assert_eq!(kinds(&drain(&mut second)), ["welcome"]);
     }
 
     #[test]
     fn result_for_an_unwanted_action_is_still_emitted() {
         let hub = hub();
-        let session = hub.open_session("n1", &hello("n1", vec![]));
+        let session = open(&hub, "n1", &hello("n1", vec![]));
         let mut events = hub.events();
         let mut result = finished("stray");
         result.owner = Some(ObjectRef {
@@ -987,7 +1082,7 @@ mod tests {
     #[test]
     fn protocol_violations_end_the_session() {
         let hub = hub();
-        let session = hub.open_session("n1", &hello("n1", vec![]));
+        let session = open(&hub, "n1", &hello("n1", vec![]));
         let second_hello = hub.handle_message(
             "n1",
             &session.session_id,
@@ -1009,13 +1104,90 @@ mod tests {
         let hub = hub();
         let never = hub.node_state("n1");
         assert!(!never.connected);
-        assert_eq!(never.since, hub.inner.started);
-        let session = hub.open_session("n1", &hello("n1", vec![]));
+        assert_eq!(never.since, hub.lock().started);
+        let session = open(&hub, "n1", &hello("n1", vec![]));
         let up = hub.node_state("n1");
         assert!(up.connected && up.since >= never.since);
         assert_eq!(hub.connected_nodes(), ["n1"]);
         hub.close_session("n1", &session.session_id, "bye");
         let down = hub.node_state("n1");
         assert!(!down.connected && down.since >= up.since);
+    }
+
+    fn follower() -> (AgentHub, Leadership) {
+        let leadership = Leadership::elected();
+        leadership.record(None, Some("cp-0".into()));
+        (
+            AgentHub::with_leadership(HubConfig::default(), leadership.clone()),
+            leadership,
+        )
+    }
+
+    fn lead(leadership: &Leadership) {
+        leadership.record(
+            Some(tokio::time::Instant::now() + Duration::from_secs(60)),
+            Some("cp-1".into()),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_follower_refuses_agents_naming_the_leader() {
+        let (hub, _) = follower();
+        let refusal = hub
+            .open_session("n1", &hello("n1", vec![running("a1")]))
+            .err()
+            .expect("a follower refuses the session");
+        let status = refusal.to_status();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "not the leader; the leader is \"cp-0\"");
+        assert!(!hub.node_state("n1").connected);
+        assert!(hub.action_state("a1").is_none());
+    }
+
+    #[tokio::test]
+    async fn losing_the_lease_ends_every_session_with_not_the_leader_and_forgets_reports() {
+        let (hub, leadership) = follower();
+        lead(&leadership);
+        let mut session = open(&hub, "n1", &hello("n1", vec![running("a1")]));
+        assert!(hub.node_state("n1").connected);
+        leadership.record(None, Some("cp-0".into()));
+        hub.step_down();
+        let mut ended = None;
+        while let Ok(message) = session.outbound.try_recv() {
+            if let Err(status) = message {
+                ended = Some(status);
+            }
+        }
+        let status = ended.expect("the session ended with a status");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status.message().starts_with("not the leader"),
+            "{}",
+            status.message()
+        );
+        assert!(session.replaced.is_cancelled());
+        assert!(!hub.node_state("n1").connected);
+        assert!(
+            hub.action_state("a1").is_none(),
+            "reports of the old term are forgotten"
+        );
+        assert!(hub.open_session("n1", &hello("n1", vec![])).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_gives_unseen_nodes_the_grace_period_from_its_election() {
+        let (hub, leadership) = follower();
+        let process_start = hub.node_state("n1").since;
+        std::thread::sleep(Duration::from_millis(20));
+        lead(&leadership);
+        hub.take_over();
+        let since = hub.node_state("n1").since;
+        assert!(
+            since > process_start,
+            "{since} is not after {process_start}"
+        );
+        assert_eq!(hub.snapshot().started, since);
+        assert!(!hub.node_state("n1").connected);
+        assert!(hub.open_session("n1", &hello("n1", vec![])).is_ok());
     }
 }

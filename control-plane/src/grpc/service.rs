@@ -109,7 +109,14 @@ impl AgentService for AgentGrpc {
                 return Err(refusal.to_status());
             }
         };
-        let opened = self.hub.open_session(&node, &hello);
+        let opened = match self.hub.open_session(&node, &hello) {
+            Ok(opened) => opened,
+            Err(refusal) => {
+                // Not a fault: agents that reach a follower retry until they find the leader.
+                tracing::info!(peer.addr = %peer, agent.node = %node, "agent refused: {}", error_chain(&refusal));
+                return Err(refusal.to_status());
+            }
+        };
         let span = tracing::info_span!(
             "agent_session",
             agent.node = %node,

@@ -44,6 +44,30 @@ pub enum SessionRefusal {
     /// Reading `Hello` failed.
     #[error("reading Hello")]
     Receive(#[source] Status),
+    /// This replica does not hold the leader Lease (PROTOCOL.md §2.3.10); the message starts
+    /// with [`NOT_LEADER`] so that agents recognise it and retry promptly.
+    #[error("{NOT_LEADER}; {}", leader_hint(holder.as_deref()))]
+    NotLeader {
+        /// The Lease holder's identity as this replica last read it.
+        holder: Option<String>,
+    },
+}
+
+/// How every refusal and session end for lack of leadership starts (PROTOCOL.md §2.3.10).
+pub const NOT_LEADER: &str = "not the leader";
+
+fn leader_hint(holder: Option<&str>) -> String {
+    match holder {
+        Some(holder) if !holder.is_empty() => format!("the leader is {holder:?}"),
+        _ => "no leader is known yet".to_owned(),
+    }
+}
+
+/// The status that ends every session when this replica stops leading.
+pub fn stepped_down_status() -> Status {
+    Status::unavailable(format!(
+        "{NOT_LEADER}: this replica lost the leader lease; reconnect to the leader"
+    ))
 }
 
 impl SessionRefusal {
@@ -61,6 +85,7 @@ impl SessionRefusal {
             SessionRefusal::HelloTimeout { .. } => Status::deadline_exceeded(message),
             SessionRefusal::ClosedBeforeHello => Status::cancelled(message),
             SessionRefusal::Receive(status) => status.clone(),
+            SessionRefusal::NotLeader { .. } => Status::unavailable(message),
         }
     }
 }

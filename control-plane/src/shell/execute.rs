@@ -56,6 +56,11 @@ pub enum ExecuteError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// This replica does not lead (any more): nothing is written. Checked against the lease
+    /// deadline before every plan, so a leader that was paused past its lease and resumed
+    /// never acts on what it planned before the pause.
+    #[error("not carrying out the plan for {object}: this replica is not the leader")]
+    NotLeading { object: String },
     /// A created object lacks apiVersion, kind or name.
     #[error("an object to create has no {0}")]
     Incomplete(&'static str),
@@ -77,6 +82,7 @@ impl ExecuteError {
             ExecuteError::Create { .. } => "create",
             ExecuteError::Delete { .. } => "delete",
             ExecuteError::Incomplete(_) => "incomplete",
+            ExecuteError::NotLeading { .. } => "not_leading",
             ExecuteError::Serialize { .. } => "serialize",
         }
     }
@@ -102,6 +108,9 @@ where
     S: Serialize,
 {
     let object = describe(obj);
+    if !ctx.hub.leadership().is_leading() {
+        return Err(ExecuteError::NotLeading { object });
+    }
     let name = obj.name_any();
     let mut resource_version = obj.meta().resource_version.clone();
     let mut remove_finalizer = false;

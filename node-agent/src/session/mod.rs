@@ -15,6 +15,12 @@
 //!    [`SessionConfig::result_resend_interval`] and after every reconnect until `ResultAck`.
 //! 5. Heartbeats go out when nothing else was sent for a heartbeat interval (from `Welcome`);
 //!    three intervals without a word from the control plane drop the session.
+//! 6. High availability (PROTOCOL.md §2.3.10): the endpoint may list several control planes
+//!    separated by commas; every failed dial and every ended session moves to the next one.
+//!    A control plane that is not the leader refuses (or ends) the session with `UNAVAILABLE
+//!    "not the leader..."`; the agent then retries after a short jittered delay
+//!    ([`SessionConfig::leader_retry_delay`]) instead of the growing backoff, so it lands on
+//!    the leader within a second or two of the leader being elected.
 //!
 //! # Guarantees
 //! - At most once per id, across reconnects and agent restarts (the journal is written
@@ -68,6 +74,9 @@ pub struct SessionConfig {
     pub capabilities: Vec<String>,
     /// How long to wait for `Welcome` after `Hello`.
     pub welcome_timeout: Duration,
+    /// Limit for one whole dial (TCP, TLS, HTTP/2, `Hello`, `Welcome`): a frozen control
+    /// plane accepts TCP connections in its kernel but never completes a handshake.
+    pub dial_timeout: Duration,
     /// First reconnect delay (jittered, doubling up to `reconnect_max_delay`).
     pub reconnect_min_delay: Duration,
     /// Longest reconnect delay.
@@ -76,6 +85,9 @@ pub struct SessionConfig {
     pub result_resend_interval: Duration,
     /// Minimum spacing of progress reports per action.
     pub progress_interval: Duration,
+    /// Base delay before retrying after a control plane said it is not the leader; the
+    /// actual delay is between one and two times this.
+    pub leader_retry_delay: Duration,
 }
 
 impl SessionConfig {
@@ -92,11 +104,37 @@ impl SessionConfig {
                 .map(|c| (*c).to_owned())
                 .collect(),
             welcome_timeout: Duration::from_secs(10),
+            dial_timeout: Duration::from_secs(5),
             reconnect_min_delay: Duration::from_millis(500),
             reconnect_max_delay: Duration::from_secs(30),
             result_resend_interval: Duration::from_secs(30),
             progress_interval: Duration::from_secs(1),
+            leader_retry_delay: Duration::from_millis(200),
         }
+    }
+
+    /// The control planes to try in turn (the endpoint split at commas).
+    fn endpoints(&self) -> Vec<String> {
+        let endpoints: Vec<String> = self
+            .dial
+            .endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if endpoints.is_empty() {
+            vec![self.dial.endpoint.clone()]
+        } else {
+            endpoints
+        }
+    }
+
+    /// The short jittered delay after a "not the leader" answer.
+    fn leader_retry(&self) -> Duration {
+        let base = self.leader_retry_delay;
+        let jitter_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
+        base + Duration::from_millis(rand::random_range(0..jitter_ms))
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
@@ -151,6 +189,8 @@ async fn run_session(
     core.adopt_running();
 
     let mut backoff = config.backoff();
+    let endpoints = config.endpoints();
+    let mut next_endpoint = 0usize;
     let mut live: Option<Live> = None;
     let mut dialling: Option<Dialling> = None;
     let mut redial_at = Some(Instant::now());
@@ -160,12 +200,14 @@ async fn run_session(
         if live.is_none() && dialling.is_none() && redial_at.is_some_and(|at| at <= Instant::now())
         {
             redial_at = None;
-            dialling = Some(spawn_dial(&config, &core));
+            let endpoint = &endpoints[next_endpoint % endpoints.len()];
+            dialling = Some(spawn_dial(&config, endpoint, &core));
         }
         let deadline = [core.next_deadline(live.as_ref()), redial_at]
             .into_iter()
             .flatten()
             .min();
+        let mut stepped_down = false;
         let drop_reason: Option<String> = tokio::select! {
             () = &mut shutdown => break,
             Some(event) = events.recv() => core.on_event(live.as_mut(), event).await.err(),
@@ -182,8 +224,19 @@ async fn run_session(
                         outcome.err()
                     }
                     Ok(Err(err)) => {
-                        let delay = backoff.next().unwrap_or(config.reconnect_max_delay);
-                        tracing::warn!(retry_in_ms = delay.as_millis() as u64, "connecting to the control plane failed: {}", chain(&err));
+                        next_endpoint = next_endpoint.wrapping_add(1);
+                        let delay = if is_not_leader(&err) {
+                            // A live control plane that is not the leader: an election is under
+                            // way or the other replica leads. Retry promptly.
+                            backoff = config.backoff();
+                            let delay = config.leader_retry();
+                            tracing::info!(retry_in_ms = delay.as_millis() as u64, "the control plane is not the leader: {}", chain(&err));
+                            delay
+                        } else {
+                            let delay = backoff.next().unwrap_or(config.reconnect_max_delay);
+                            tracing::warn!(retry_in_ms = delay.as_millis() as u64, "connecting to the control plane failed: {}", chain(&err));
+                            delay
+                        };
                         redial_at = Some(Instant::now() + delay);
                         None
                     }
@@ -205,7 +258,10 @@ async fn run_session(
                     }
                 }
                 (Ok(None), _) => Some("the control plane closed the session".to_owned()),
-                (Err(status), _) => Some(format!("the session ended: {:?}: {}", status.code(), status.message())),
+                (Err(status), _) => {
+                    stepped_down = is_not_leader_status(status.code(), status.message());
+                    Some(format!("the session ended: {:?}: {}", status.code(), status.message()))
+                }
                 (Ok(Some(_)), None) => None,
             },
             () = sleep_until(deadline) => core.on_tick(live.as_mut(), Instant::now()).err(),
@@ -213,7 +269,13 @@ async fn run_session(
         if let Some(reason) = drop_reason
             && live.take().is_some()
         {
-            let delay = backoff.next().unwrap_or(config.reconnect_max_delay);
+            next_endpoint = next_endpoint.wrapping_add(1);
+            let delay = if stepped_down {
+                backoff = config.backoff();
+                config.leader_retry()
+            } else {
+                backoff.next().unwrap_or(config.reconnect_max_delay)
+            };
             tracing::warn!(
                 retry_in_ms = delay.as_millis() as u64,
                 "disconnected from the control plane: {reason}"
@@ -228,15 +290,32 @@ async fn run_session(
     Ok(())
 }
 
-fn spawn_dial(config: &SessionConfig, core: &Core) -> Dialling {
+/// How a control plane that does not hold the leader Lease starts its refusal
+/// (PROTOCOL.md §2.3.10).
+const NOT_LEADER: &str = "not the leader";
+
+fn is_not_leader_status(code: tonic::Code, message: &str) -> bool {
+    code == tonic::Code::Unavailable && message.starts_with(NOT_LEADER)
+}
+
+fn is_not_leader(err: &ConnectError) -> bool {
+    matches!(err, ConnectError::Refused { code, message } if is_not_leader_status(*code, message))
+}
+
+fn spawn_dial(config: &SessionConfig, endpoint: &str, core: &Core) -> Dialling {
     let (hello, in_hello) = core.hello();
-    let dial = config.dial.clone();
+    let mut dial = config.dial.clone();
+    endpoint.clone_into(&mut dial.endpoint);
     let timeout = config.welcome_timeout;
+    let dial_timeout = config.dial_timeout;
     tracing::debug!(endpoint = %dial.endpoint, actions = hello.actions.len(), "dialling the control plane");
     tokio::spawn(
         async move {
-            establish(&dial, hello, timeout)
+            tokio::time::timeout(dial_timeout, establish(&dial, hello, timeout))
                 .await
+                .map_err(|_| ConnectError::NoWelcome {
+                    seconds: dial_timeout.as_secs(),
+                })?
                 .map(|established| (established, in_hello))
         }
         .in_current_span(),
@@ -265,5 +344,30 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod leader_tests {
+    use super::*;
+
+    #[test]
+    fn only_unavailable_not_the_leader_answers_count_as_a_follower() {
+        assert!(is_not_leader(&ConnectError::Refused {
+            code: tonic::Code::Unavailable,
+            message: "not the leader; the leader is \"cp-0\"".into(),
+        }));
+        assert!(is_not_leader_status(
+            tonic::Code::Unavailable,
+            "not the leader: this replica lost the leader lease; reconnect to the leader"
+        ));
+        assert!(!is_not_leader_status(
+            tonic::Code::Unavailable,
+            "the control plane is shutting down"
+        ));
+        assert!(!is_not_leader_status(
+            tonic::Code::PermissionDenied,
+            "not the leader"
+        ));
     }
 }
