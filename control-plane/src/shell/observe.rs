@@ -1,13 +1,16 @@
 //! Reads what each planner needs. Reads only: every decision is the planner's.
+//!
+//! Objects come from the reflector caches (`super::cache`), so a reconcile makes no API
+//! request to observe, except a GET of the one Secret holding an encryption passphrase.
 
 use std::collections::BTreeMap;
 
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup::Backup;
-use cairn_api::backup_policy::BackupPolicy;
-use cairn_api::backup_repo::BackupRepo;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+
+use super::cache::NotRunning;
 
 use super::Context;
 use crate::plan::backup;
@@ -21,6 +24,8 @@ pub enum ObserveError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error("reading the caches")]
+    Cache(#[from] NotRunning),
 }
 
 fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
@@ -33,13 +38,12 @@ fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
 
 /// Everything the Backup planner reads.
 pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, ObserveError> {
+    let caches = &ctx.caches;
+    caches.ready().await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let policies: Api<BackupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let policy_name = &obj.spec.backup_policy_name;
-    let policy = policies
-        .get_opt(policy_name)
-        .await
-        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let policy = caches
+        .policies
+        .get_in(&namespace, &obj.spec.backup_policy_name);
     let actionset_name = obj
         .status
         .as_ref()
@@ -55,18 +59,10 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
             })
         })
         .filter(|n| !n.is_empty());
-    let actionset = match &actionset_name {
-        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?,
-        None => None,
-    };
-    let repos = Api::<BackupRepo>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("BackupRepos"))?
-        .items;
+    let actionset = actionset_name
+        .as_deref()
+        .and_then(|name| caches.actionsets.get(name));
+    let repos = caches.repos.all();
     let repo_name = obj
         .status
         .as_ref()
@@ -88,22 +84,9 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
             Some(secret_value(ctx, &namespace, &selector.name, &selector.key).await?)
         }
     };
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("pods in {namespace}")))?
-        .items;
+    let pods = caches.pods.in_namespace(&namespace);
     let claims = match repo_access.as_ref().filter(|a| a.mount_claim.is_some()) {
-        Some(_) => {
-            Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
-                ctx.client.clone(),
-                &namespace,
-            )
-            .list(&ListParams::default())
-            .await
-            .map_err(read(format!("PVCs in {namespace}")))?
-            .items
-        }
+        Some(_) => caches.claims.in_namespace(&namespace),
         None => Vec::new(),
     };
     Ok(backup::Observed {
@@ -158,34 +141,24 @@ pub async fn restore(
     ctx: &Context,
     obj: &cairn_api::restore::Restore,
 ) -> Result<crate::plan::restore::Observed, ObserveError> {
-    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
+    let caches = &ctx.caches;
+    caches.ready().await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
     let source_namespace = Some(obj.spec.backup.namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| namespace.clone());
     let source_name = obj.spec.backup.name.clone();
-    let backup = Api::<Backup>::namespaced(ctx.client.clone(), &source_namespace)
-        .get_opt(&source_name)
-        .await
-        .map_err(read(format!("Backup {source_namespace}/{source_name}")))?;
+    let backup = caches.backups.get_in(&source_namespace, &source_name);
     let actionset_name = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
         .and_then(|s| s.backup_method.as_ref())
         .and_then(|m| m.action_set_name.clone())
         .filter(|n| !n.is_empty());
-    let actionset = match &actionset_name {
-        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?,
-        None => None,
-    };
-    let repos = Api::<BackupRepo>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("BackupRepos"))?
-        .items;
+    let actionset = actionset_name
+        .as_deref()
+        .and_then(|name| caches.actionsets.get(name));
+    let repos = caches.repos.all();
     let repo_access = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
@@ -202,21 +175,9 @@ pub async fn restore(
             Some(secret_value(ctx, &source_namespace, &selector.name, &selector.key).await?)
         }
     };
-    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("PVCs in {namespace}")))?
-        .items;
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("pods in {namespace}")))?
-        .items;
-    let nodes = Api::<Node>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("nodes"))?
-        .items;
+    let claims = caches.claims.in_namespace(&namespace);
+    let pods = caches.pods.in_namespace(&namespace);
+    let nodes = caches.nodes.all();
     Ok(crate::plan::restore::Observed {
         restore: obj.clone(),
         backup,
@@ -237,12 +198,12 @@ pub async fn schedule(
     ctx: &Context,
     obj: &cairn_api::backup_schedule::BackupSchedule,
 ) -> Result<crate::plan::schedule::Observed, ObserveError> {
+    let caches = &ctx.caches;
+    caches.ready().await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let policy_name = obj.spec.backup_policy_name.clone();
-    let policy = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&policy_name)
-        .await
-        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let policy = caches
+        .policies
+        .get_in(&namespace, &obj.spec.backup_policy_name);
     let mut actionsets = Vec::new();
     for method in policy.iter().flat_map(|p| p.spec.backup_methods.iter()) {
         let Some(name) = method.action_set_name.as_deref().filter(|n| !n.is_empty()) else {
@@ -254,18 +215,17 @@ pub async fn schedule(
         {
             continue;
         }
-        if let Some(actionset) = Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?
-        {
+        if let Some(actionset) = caches.actionsets.get(name) {
             actionsets.push(actionset);
         }
     }
     let name = obj.metadata.name.clone().unwrap_or_default();
+    // Read from the API, not the cache: the planner creates these Backups and must see the
+    // one it created a moment ago (schedules reconcile rarely).
     let backups = Api::<Backup>::namespaced(ctx.client.clone(), &namespace)
         .list(&ListParams::default().labels(&format!(
-            "dataprotection.kubeblocks.io/backup-schedule={name}"
+            "{}={name}",
+            crate::reconcile::schedule::SCHEDULE_LABEL
         )))
         .await
         .map_err(read(format!("Backups of schedule {namespace}/{name}")))?
