@@ -17,6 +17,9 @@ use crate::reconcile;
 use crate::shell::{Context, ShellSettings};
 use crate::tls;
 
+/// The `User-Agent` of the control plane's Kubernetes API requests.
+pub const USER_AGENT: &str = concat!("cairn-control-plane/", env!("CARGO_PKG_VERSION"));
+
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     crate::plan::time::go_duration(text)
         .map_err(|err| anyhow::anyhow!("--{flag}: invalid duration {text:?}: {err}"))
@@ -55,8 +58,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         Leadership::always()
     };
 
-    let client = kube::Client::try_default()
-        .await
+    let mut config = kube::Config::infer().await.context(
+        "configuring the Kubernetes API client (KUBECONFIG, ~/.kube/config or in-cluster)",
+    )?;
+    // API servers' audit logs (and localkube's request counts) name the control plane.
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let client = kube::Client::try_from(config)
         .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     let hub = AgentHub::with_leadership(
         HubConfig {
@@ -78,6 +88,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 ..Default::default()
             },
         },
+        // Every replica keeps its caches warm, so a new leader reconciles at once.
+        crate::shell::cache::Caches::spawn(&client, &shutdown),
     ));
 
     let listener = tokio::net::TcpListener::bind(args.agent_listen)

@@ -455,6 +455,19 @@ impl AgentHub {
         nodes
     }
 
+    /// The ids of the actions assigned to or reported by `node`, sorted.
+    pub fn actions_on(&self, node: &str) -> Vec<String> {
+        let state = self.lock();
+        let mut ids: Vec<String> = state
+            .action_node
+            .iter()
+            .filter(|(_, n)| n.as_str() == node)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// The newest state an agent reported for `action_id` (from `Hello`, `Accepted`, `Result`).
     pub fn action_state(&self, action_id: &str) -> Option<ActionState> {
         self.lock().reported.get(action_id).cloned()

@@ -16,14 +16,24 @@ use kube::{Resource, ResourceExt};
 use super::common::{self, Error};
 use crate::plan::backup;
 use crate::shell::Context;
-use crate::shell::observe;
+use crate::shell::observe::{self, Source};
 
 /// Reconciles one Backup.
 #[tracing::instrument(skip_all, fields(backup.uid = %backup.uid().unwrap_or_default(), backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any())))]
 pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let observed = observe::backup(&ctx, &backup).await?;
-    let plan = backup::plan(&observed, Timestamp::now());
+    let observed = observe::backup(&ctx, &backup, Source::Cache).await?;
+    let mut plan = backup::plan(&observed, Timestamp::now());
+    let fails = |plan: &crate::plan::Plan<cairn_api::backup::BackupStatus>| {
+        plan.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed)
+            && backup.status.as_ref().and_then(|s| s.phase) != Some(BackupPhase::Failed)
+    };
+    if fails(&plan) {
+        // A cache may lag the API (a policy applied a moment before its Backup): confirm a
+        // failure with a fresh read before writing it.
+        let fresh = observe::backup(&ctx, &backup, Source::Api).await?;
+        plan = backup::plan(&fresh, Timestamp::now());
+    }
     let completed = plan
         .status
         .as_ref()

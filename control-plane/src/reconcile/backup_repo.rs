@@ -9,16 +9,15 @@ use std::time::Instant;
 use cairn_api::backup::Backup;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
-use cairn_api::storage_provider::{LegacyStorageProvider, StorageProvider};
+use cairn_api::storage_provider::LegacyStorageProvider;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::common::{self, Error};
 use crate::plan::backup_repo::{self, Derived};
@@ -37,12 +36,11 @@ fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
 }
 
 async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observed, ObserveError> {
+    let caches = &ctx.caches;
+    caches.ready().await?;
     let name = repo.name_any();
     let provider_name = repo.spec.storage_provider_ref.clone();
-    let provider = Api::<StorageProvider>::all(ctx.client.clone())
-        .get_opt(&provider_name)
-        .await
-        .map_err(read(format!("StorageProvider {provider_name}")))?;
+    let provider = caches.providers.get(&provider_name);
     let legacy_provider = if provider.is_none() {
         Api::<LegacyStorageProvider>::all(ctx.client.clone())
             .get_opt(&provider_name)
@@ -67,29 +65,12 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
         }
         None => Some(Default::default()),
     };
-    let labelled = ListParams::default().labels(&format!("{REPO_LABEL}={name}"));
-    let backups = Api::<Backup>::all(ctx.client.clone())
-        .list(&labelled)
-        .await
-        .map_err(read("Backups of the repository"))?
-        .items;
-    let restores = Api::<Restore>::all(ctx.client.clone())
-        .list(&labelled)
-        .await
-        .map_err(read("Restores of the repository"))?
-        .items;
-    let pvcs = Api::<PersistentVolumeClaim>::all(ctx.client.clone())
-        .list(&labelled)
-        .await
-        .map_err(read("PVCs of the repository"))?
-        .items;
+    let backups = caches.backups.labelled(REPO_LABEL, &name);
+    let restores = caches.restores.labelled(REPO_LABEL, &name);
+    let pvcs = caches.claims.labelled(REPO_LABEL, &name);
     let status = repo.status.clone().unwrap_or_default();
     let storage_class = match status.generated_storage_class_name.as_deref() {
-        Some(class) if !class.is_empty() => Api::<StorageClass>::all(ctx.client.clone())
-            .get_opt(class)
-            .await
-            .map_err(read(format!("StorageClass {class}")))?
-            .is_some(),
+        Some(class) if !class.is_empty() => caches.storage_classes.get(class).is_some(),
         _ => false,
     };
     let csi_secret_digest = match &status.generated_csi_driver_secret {
@@ -128,6 +109,17 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
             ..Default::default()
         },
     })
+}
+
+/// A hash of what the repository planner reads of a Backup or Restore: its labels, its phase
+/// and whether it is being deleted.
+fn relevant<K: kube::Resource, P: std::fmt::Debug>(obj: &K, phase: Option<P>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    obj.meta().labels.hash(&mut hasher);
+    format!("{phase:?}").hash(&mut hasher);
+    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Reconciles one BackupRepo.
@@ -170,20 +162,29 @@ pub async fn run(
     let to_repo = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(REPO_LABEL).map(|repo| ObjectRef::new(repo))
     };
+    let labelled = || watcher::Config::default().labels(REPO_LABEL);
+    // Only what the repository planner reads of a Backup or Restore (its labels, phase and
+    // deletion) triggers it: a running Backup's progress writes do not.
+    let backups = watcher(Api::<Backup>::all(ctx.client.clone()), labelled())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(
+            |b: &Backup| Some(relevant(b, b.status.as_ref().and_then(|s| s.phase))),
+            Default::default(),
+        );
+    let restores = watcher(Api::<Restore>::all(ctx.client.clone()), labelled())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(
+            |r: &Restore| Some(relevant(r, r.status.as_ref().and_then(|s| s.phase))),
+            Default::default(),
+        );
     Controller::new(
         Api::<BackupRepo>::all(ctx.client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .watches(
-        Api::<Backup>::all(ctx.client.clone()),
-        watcher::Config::default().labels(REPO_LABEL),
-        move |backup: Backup| to_repo(backup.labels()),
-    )
-    .watches(
-        Api::<Restore>::all(ctx.client.clone()),
-        watcher::Config::default().labels(REPO_LABEL),
-        move |restore: Restore| to_repo(restore.labels()),
-    )
+    .watches_stream(backups, move |backup: Backup| to_repo(backup.labels()))
+    .watches_stream(restores, move |restore: Restore| to_repo(restore.labels()))
     .reconcile_on(owners)
     .graceful_shutdown_on(shutdown)
     .run(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cairn_api::backup::Backup;
 use jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use crate::plan::retention;
 use crate::shell::Context;
@@ -37,12 +37,19 @@ pub async fn run(
     }
 }
 
-/// One pass: deletes expired Backups; returns the next expiration.
-async fn pass(ctx: &Context) -> Result<Option<Timestamp>, kube::Error> {
-    let backups: Vec<Backup> = Api::<Backup>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+/// Why a retention pass failed.
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("reading the Backups")]
+    Cache(#[from] crate::shell::cache::NotRunning),
+    #[error("deleting an expired Backup")]
+    Delete(#[from] kube::Error),
+}
+
+/// One pass: deletes expired Backups (read from the cache); returns the next expiration.
+async fn pass(ctx: &Context) -> Result<Option<Timestamp>, PassError> {
+    ctx.caches.backups.ready().await?;
+    let backups: Vec<Backup> = ctx.caches.backups.all();
     let plan = retention::plan(&backups, Timestamp::now());
     for intent in plan.intents {
         if let crate::plan::Intent::Delete {
@@ -55,7 +62,7 @@ async fn pass(ctx: &Context) -> Result<Option<Timestamp>, kube::Error> {
             match api.delete(&name, &Default::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(err) => return Err(err),
+                Err(err) => return Err(err.into()),
             }
         }
     }

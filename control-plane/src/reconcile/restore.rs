@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cairn_api::restore::Restore;
+use cairn_api::restore::{Restore, RestorePhase};
 use futures::Stream;
 use jiff::Timestamp;
 use kube::api::Api;
@@ -15,14 +15,23 @@ use kube::{Resource, ResourceExt};
 use super::common::{self, Error};
 use crate::plan::restore;
 use crate::shell::Context;
-use crate::shell::observe;
+use crate::shell::observe::{self, Source};
 
 /// Reconciles one Restore.
 #[tracing::instrument(skip_all, fields(restore.uid = %obj.uid().unwrap_or_default(), restore = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
 pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let observed = observe::restore(&ctx, &obj).await?;
-    let plan = restore::plan(&observed, Timestamp::now());
+    let observed = observe::restore(&ctx, &obj, Source::Cache).await?;
+    let mut plan = restore::plan(&observed, Timestamp::now());
+    let failed = |phase: Option<RestorePhase>| phase == Some(RestorePhase::Failed);
+    if failed(plan.status.as_ref().and_then(|s| s.phase))
+        && !failed(obj.status.as_ref().and_then(|s| s.phase))
+    {
+        // A cache may lag the API (a Backup or PVC created a moment before the Restore):
+        // confirm a failure with a fresh read before writing it.
+        let fresh = observe::restore(&ctx, &obj, Source::Api).await?;
+        plan = restore::plan(&fresh, Timestamp::now());
+    }
     let api: Api<Restore> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     common::apply(

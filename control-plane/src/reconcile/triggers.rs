@@ -45,34 +45,55 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                 }
                 Err(RecvError::Closed) => break,
             };
-            let owner = match &event {
+            let owners: Vec<(String, String, String)> = match &event {
                 HubEvent::Result {
                     owner: Some(owner), ..
-                } => Some((
+                } => vec![(
                     owner.kind.clone(),
                     owner.namespace.clone(),
                     owner.name.clone(),
-                )),
-                HubEvent::Result { state, .. } => ctx.owner_of(&state.action_id).map(to_triple),
-                HubEvent::Progress { progress, .. } => {
-                    ctx.owner_of(&progress.action_id).map(to_triple)
+                )],
+                HubEvent::Result { state, .. } => ctx
+                    .owner_of(&state.action_id)
+                    .map(to_triple)
+                    .into_iter()
+                    .collect(),
+                // Progress only moves a count: the planners write it on their own interval
+                // (they requeue while an action runs), so a report costs no reconcile.
+                HubEvent::Progress { .. } => Vec::new(),
+                HubEvent::Accepted { action_id, .. } => {
+                    ctx.owner_of(action_id).map(to_triple).into_iter().collect()
                 }
-                HubEvent::Accepted { action_id, .. } => ctx.owner_of(action_id).map(to_triple),
-                HubEvent::Connected { .. } | HubEvent::Disconnected { .. } => None,
+                // The owners of the node's actions: a lost agent starts their grace period, a
+                // returning one brings their outcome.
+                HubEvent::Connected { node, .. } | HubEvent::Disconnected { node, .. } => {
+                    let mut owners: Vec<_> = ctx
+                        .hub
+                        .actions_on(node)
+                        .iter()
+                        .filter_map(|id| ctx.owner_of(id))
+                        .map(to_triple)
+                        .collect();
+                    owners.sort();
+                    owners.dedup();
+                    owners
+                }
             };
-            let Some((kind, namespace, name)) = owner else {
-                continue;
-            };
-            let sent = if let Some(reference) = super::backup::backup_ref(&kind, &namespace, &name)
-            {
-                backups_tx.send(reference).is_ok()
-            } else if let Some(reference) = super::restore::restore_ref(&kind, &namespace, &name) {
-                restores_tx.send(reference).is_ok()
-            } else if kind == "BackupRepo" {
-                repos_tx.send(ObjectRef::new(&name)).is_ok()
-            } else {
-                true
-            };
+            let mut sent = true;
+            for (kind, namespace, name) in owners {
+                sent &= if let Some(reference) = super::backup::backup_ref(&kind, &namespace, &name)
+                {
+                    backups_tx.send(reference).is_ok()
+                } else if let Some(reference) =
+                    super::restore::restore_ref(&kind, &namespace, &name)
+                {
+                    restores_tx.send(reference).is_ok()
+                } else if kind == "BackupRepo" {
+                    repos_tx.send(ObjectRef::new(&name)).is_ok()
+                } else {
+                    true
+                };
+            }
             if !sent {
                 break;
             }

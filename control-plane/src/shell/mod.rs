@@ -2,6 +2,7 @@
 //! and holds what reconcilers share (`Context`). No decision lives here.
 
 pub mod agent_view;
+pub mod cache;
 pub mod execute;
 pub mod observe;
 
@@ -35,6 +36,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: ShellSettings,
+    /// What the planners read, from watches (`observe` reads these, never a LIST).
+    pub caches: cache::Caches,
     /// Rendered repository access by repo name (written by the BackupRepo reconciler; holds
     /// credentials, so it lives only in memory and goes only to agents).
     repo_access: RwLock<BTreeMap<String, RepoAccess>>,
@@ -49,6 +52,7 @@ impl Context {
         hub: AgentHub,
         metrics: Arc<Metrics>,
         settings: ShellSettings,
+        caches: cache::Caches,
     ) -> Context {
         let reporter = Reporter {
             controller: "cairn-control-plane".into(),
@@ -60,6 +64,7 @@ impl Context {
             hub,
             metrics,
             settings,
+            caches,
             repo_access: RwLock::new(BTreeMap::new()),
             owners: Mutex::new(HashMap::new()),
         }

@@ -1,13 +1,23 @@
 //! Reads what each planner needs. Reads only: every decision is the planner's.
+//!
+//! Objects come from the reflector caches (`super::cache`), so a reconcile makes no API
+//! request to observe, except a GET of the one Secret holding an encryption passphrase. A cache
+//! can lag the API by a moment (a BackupPolicy applied just before its Backup), so a reconcile
+//! whose plan would fail its object observes again from the API ([`Source::Api`]) before it
+//! believes a missing object.
 
 use std::collections::BTreeMap;
 
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup::Backup;
-use cairn_api::backup_policy::BackupPolicy;
-use cairn_api::backup_repo::BackupRepo;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+
+use super::cache::{Cache, NotRunning};
 
 use super::Context;
 use crate::plan::backup;
@@ -21,6 +31,8 @@ pub enum ObserveError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error("reading the caches")]
+    Cache(#[from] NotRunning),
 }
 
 fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
@@ -31,15 +43,117 @@ fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
     }
 }
 
+/// Where observation reads objects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The reflector caches (every reconcile).
+    Cache,
+    /// The API server (to confirm a plan that would fail its object).
+    Api,
+}
+
+/// Reads objects from `source`.
+struct Reader<'a> {
+    ctx: &'a Context,
+    source: Source,
+}
+
+impl Reader<'_> {
+    async fn new(ctx: &Context, source: Source) -> Result<Reader<'_>, ObserveError> {
+        if source == Source::Cache {
+            ctx.caches.ready().await?;
+        }
+        Ok(Reader { ctx, source })
+    }
+
+    /// The cluster-scoped object `name`.
+    async fn get<K>(&self, cache: &Cache<K>, name: &str) -> Result<Option<K>, ObserveError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + 'static,
+    {
+        match self.source {
+            Source::Cache => Ok(cache.get(name)),
+            Source::Api => Api::<K>::all(self.ctx.client.clone())
+                .get_opt(name)
+                .await
+                .map_err(read(format!("{} {name}", K::kind(&())))),
+        }
+    }
+
+    /// The object `namespace/name`.
+    async fn get_in<K>(
+        &self,
+        cache: &Cache<K>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<K>, ObserveError>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
+    {
+        match self.source {
+            Source::Cache => Ok(cache.get_in(namespace, name)),
+            Source::Api => Api::<K>::namespaced(self.ctx.client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(read(format!("{} {namespace}/{name}", K::kind(&())))),
+        }
+    }
+
+    /// Every object of a cluster-scoped kind.
+    async fn all<K>(&self, cache: &Cache<K>) -> Result<Vec<K>, ObserveError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + 'static,
+    {
+        match self.source {
+            Source::Cache => Ok(cache.all()),
+            Source::Api => Ok(Api::<K>::all(self.ctx.client.clone())
+                .list(&ListParams::default())
+                .await
+                .map_err(read(K::plural(&()).to_string()))?
+                .items),
+        }
+    }
+
+    /// The objects of `namespace`.
+    async fn in_namespace<K>(
+        &self,
+        cache: &Cache<K>,
+        namespace: &str,
+    ) -> Result<Vec<K>, ObserveError>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
+    {
+        match self.source {
+            Source::Cache => Ok(cache.in_namespace(namespace)),
+            Source::Api => Ok(Api::<K>::namespaced(self.ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(read(format!("{} in {namespace}", K::plural(&()))))?
+                .items),
+        }
+    }
+}
+
 /// Everything the Backup planner reads.
-pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, ObserveError> {
+pub async fn backup(
+    ctx: &Context,
+    obj: &Backup,
+    source: Source,
+) -> Result<backup::Observed, ObserveError> {
+    let caches = &ctx.caches;
+    let reader = Reader::new(ctx, source).await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let policies: Api<BackupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let policy_name = &obj.spec.backup_policy_name;
-    let policy = policies
-        .get_opt(policy_name)
-        .await
-        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let policy = reader
+        .get_in(&caches.policies, &namespace, &obj.spec.backup_policy_name)
+        .await?;
     let actionset_name = obj
         .status
         .as_ref()
@@ -56,17 +170,10 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
         })
         .filter(|n| !n.is_empty());
     let actionset = match &actionset_name {
-        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?,
+        Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
     };
-    let repos = Api::<BackupRepo>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("BackupRepos"))?
-        .items;
+    let repos = reader.all(&caches.repos).await?;
     let repo_name = obj
         .status
         .as_ref()
@@ -88,22 +195,9 @@ pub async fn backup(ctx: &Context, obj: &Backup) -> Result<backup::Observed, Obs
             Some(secret_value(ctx, &namespace, &selector.name, &selector.key).await?)
         }
     };
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("pods in {namespace}")))?
-        .items;
+    let pods = reader.in_namespace(&caches.pods, &namespace).await?;
     let claims = match repo_access.as_ref().filter(|a| a.mount_claim.is_some()) {
-        Some(_) => {
-            Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
-                ctx.client.clone(),
-                &namespace,
-            )
-            .list(&ListParams::default())
-            .await
-            .map_err(read(format!("PVCs in {namespace}")))?
-            .items
-        }
+        Some(_) => reader.in_namespace(&caches.claims, &namespace).await?,
         None => Vec::new(),
     };
     Ok(backup::Observed {
@@ -157,17 +251,18 @@ pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
 pub async fn restore(
     ctx: &Context,
     obj: &cairn_api::restore::Restore,
+    source: Source,
 ) -> Result<crate::plan::restore::Observed, ObserveError> {
-    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
+    let caches = &ctx.caches;
+    let reader = Reader::new(ctx, source).await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
     let source_namespace = Some(obj.spec.backup.namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| namespace.clone());
     let source_name = obj.spec.backup.name.clone();
-    let backup = Api::<Backup>::namespaced(ctx.client.clone(), &source_namespace)
-        .get_opt(&source_name)
-        .await
-        .map_err(read(format!("Backup {source_namespace}/{source_name}")))?;
+    let backup = reader
+        .get_in(&caches.backups, &source_namespace, &source_name)
+        .await?;
     let actionset_name = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
@@ -175,17 +270,10 @@ pub async fn restore(
         .and_then(|m| m.action_set_name.clone())
         .filter(|n| !n.is_empty());
     let actionset = match &actionset_name {
-        Some(name) => Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?,
+        Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
     };
-    let repos = Api::<BackupRepo>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("BackupRepos"))?
-        .items;
+    let repos = reader.all(&caches.repos).await?;
     let repo_access = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
@@ -202,21 +290,9 @@ pub async fn restore(
             Some(secret_value(ctx, &source_namespace, &selector.name, &selector.key).await?)
         }
     };
-    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("PVCs in {namespace}")))?
-        .items;
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(read(format!("pods in {namespace}")))?
-        .items;
-    let nodes = Api::<Node>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("nodes"))?
-        .items;
+    let claims = reader.in_namespace(&caches.claims, &namespace).await?;
+    let pods = reader.in_namespace(&caches.pods, &namespace).await?;
+    let nodes = reader.all(&caches.nodes).await?;
     Ok(crate::plan::restore::Observed {
         restore: obj.clone(),
         backup,
@@ -237,12 +313,12 @@ pub async fn schedule(
     ctx: &Context,
     obj: &cairn_api::backup_schedule::BackupSchedule,
 ) -> Result<crate::plan::schedule::Observed, ObserveError> {
+    let caches = &ctx.caches;
+    caches.ready().await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let policy_name = obj.spec.backup_policy_name.clone();
-    let policy = Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&policy_name)
-        .await
-        .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?;
+    let policy = caches
+        .policies
+        .get_in(&namespace, &obj.spec.backup_policy_name);
     let mut actionsets = Vec::new();
     for method in policy.iter().flat_map(|p| p.spec.backup_methods.iter()) {
         let Some(name) = method.action_set_name.as_deref().filter(|n| !n.is_empty()) else {
@@ -254,18 +330,17 @@ pub async fn schedule(
         {
             continue;
         }
-        if let Some(actionset) = Api::<ActionSet>::all(ctx.client.clone())
-            .get_opt(name)
-            .await
-            .map_err(read(format!("ActionSet {name}")))?
-        {
+        if let Some(actionset) = caches.actionsets.get(name) {
             actionsets.push(actionset);
         }
     }
     let name = obj.metadata.name.clone().unwrap_or_default();
+    // Read from the API, not the cache: the planner creates these Backups and must see the
+    // one it created a moment ago (schedules reconcile rarely).
     let backups = Api::<Backup>::namespaced(ctx.client.clone(), &namespace)
         .list(&ListParams::default().labels(&format!(
-            "dataprotection.kubeblocks.io/backup-schedule={name}"
+            "{}={name}",
+            crate::reconcile::schedule::SCHEDULE_LABEL
         )))
         .await
         .map_err(read(format!("Backups of schedule {namespace}/{name}")))?

@@ -244,10 +244,11 @@ fn advance(
     } = walk;
     progress::update(o, &mut status, &counted, now);
     if outcomes.contains(&PodProgress::Waiting) {
+        let waiting = o.settings.wait_requeue.max(Duration::from_secs(5));
         return Plan {
             status: Some(status),
             intents,
-            requeue: Some(o.settings.wait_requeue.max(Duration::from_secs(5))),
+            requeue: Some(progress::next_update(o, &counted).map_or(waiting, |p| p.min(waiting))),
         };
     }
     if outcomes.contains(&PodProgress::Failed) {

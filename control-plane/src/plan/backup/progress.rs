@@ -1,5 +1,9 @@
 //! `status.progress`: the bytes the agents count for a Backup's running actions, written at most
-//! once per `progress_interval` (a field Cairn adds to the Backup status).
+//! once per `progress_interval` (a field Cairn adds to the Backup status). Agents' progress
+//! reports trigger no reconcile: while an action reports, the planner asks to be looked at
+//! again after `progress_interval` ([`next_update`]), which is what keeps the status live.
+
+use std::time::Duration;
 
 use cairn_api::backup::{BackupProgress, BackupStatus};
 use jiff::Timestamp;
@@ -63,4 +67,13 @@ pub(super) fn update(o: &Observed, status: &mut BackupStatus, running: &[String]
     if !unchanged {
         status.progress = Some(progress);
     }
+}
+
+/// When the status should next be looked at for progress: after `progress_interval` while an
+/// agent reports on one of the `running` actions, else never (for progress).
+pub(super) fn next_update(o: &Observed, running: &[String]) -> Option<Duration> {
+    running
+        .iter()
+        .any(|id| o.agents.action(id).is_some())
+        .then_some(o.settings.progress_interval)
 }

@@ -1417,6 +1417,42 @@ fn the_final_count_of_a_job_finishing_within_the_progress_interval_is_kept() {
 }
 
 #[test]
+fn a_reporting_action_is_looked_at_again_after_the_progress_interval() {
+    // Progress reports trigger no reconcile: the planner's requeue keeps status.progress live.
+    let mut o = observed();
+    o.actionset = Some(actionset(
+        json!({"spec": {"backup": {"preBackup": [], "postBackup": []}}}),
+    ));
+    o.settings.progress_interval = std::time::Duration::from_millis(700);
+    step(&mut o, now());
+    let plan = step(&mut o, later(1));
+    assert_eq!(
+        plan.requeue,
+        Some(
+            o.settings
+                .wait_requeue
+                .max(std::time::Duration::from_secs(5))
+        ),
+        "dispatched, nothing reported yet: the ordinary wait"
+    );
+    let id = action_id(UID, "dp-backup-0", "pg-0");
+    o.agents.actions.insert(
+        id.clone(),
+        ReportedAction {
+            phase: Some(ReportedPhase::Running),
+            bytes_done: 1000,
+            ..Default::default()
+        },
+    );
+    let plan = step(&mut o, later(2));
+    assert_eq!(plan.requeue, Some(std::time::Duration::from_millis(700)));
+    assert_eq!(plan.status.unwrap().progress.unwrap().bytes_done, 1000);
+    o.agents.actions.get_mut(&id).unwrap().bytes_done = 3000;
+    let plan = step(&mut o, later(3));
+    assert_eq!(plan.status.unwrap().progress.unwrap().bytes_done, 3000);
+}
+
+#[test]
 fn progress_without_any_report_claims_no_total() {
     let mut o = observed();
     o.actionset = Some(actionset(json!({"spec": {"backup": {"preBackup": []}}})));

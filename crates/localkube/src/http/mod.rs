@@ -1,5 +1,6 @@
 //! The HTTP API: authentication, routing, discovery, OpenAPI and resource handlers.
 
+pub mod audit;
 mod discovery;
 mod negotiate;
 mod openapi;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Serves `pods/log` and `pods/exec` when pods run.
     pub kubelet: Option<Arc<crate::kubelet::Kubelet>>,
+    /// Requests served, by client, verb and resource (`GET /debug/requests`).
+    pub requests: audit::Counts,
     openapi: Mutex<Option<(u64, Arc<OpenApi>)>>,
 }
 
@@ -57,6 +60,7 @@ impl AppState {
             shutdown,
             bookmark_interval,
             kubelet,
+            requests: audit::Counts::default(),
             openapi: Mutex::new(None),
         }
     }
@@ -108,6 +112,17 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let query = Query::parse(req.uri().query());
     let method = req.method().clone();
     let reads = method == Method::GET || method == Method::HEAD;
+    if path == audit::PATH && method == Method::GET {
+        return response::json(200, &state.requests.to_json());
+    }
+    if let Route::Resource(resource) = &target {
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        state.requests.count(user_agent, &method, resource, &query);
+    }
     match target {
         Route::Health => response::text(200, "ok"),
         Route::Version => response::json(
