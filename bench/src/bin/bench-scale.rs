@@ -121,6 +121,10 @@ impl Shared {
     }
 }
 
+/// A mark of the steady-state window: when, the API request counts (total per second and by
+/// resource) and the control plane's RSS.
+type WindowMark = (Instant, Option<(f64, Vec<(String, f64)>)>, f64);
+
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -852,7 +856,7 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     let list = names("b", backups);
     let first = backups / 5;
     let last = backups * 4 / 5;
-    let mut window: Vec<(Instant, Option<(f64, Vec<(String, f64)>)>, f64)> = Vec::new();
+    let mut window: Vec<WindowMark> = Vec::new();
     eprintln!("creating {backups} backups at {}/s", args.rate);
     let health = scenario.health;
     create_backups(&client, &shared, &list, args.rate, async |i| {
