@@ -2,6 +2,7 @@
 //! binaries: a `datasafed push` killed with SIGKILL, `cairnctl repo restore` of a damaged
 //! snapshot, and file names that are not UTF-8 (hardening issue 11, items 9, 11, 12).
 
+use cairn_repo::testing::noise;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -50,18 +51,6 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
 }
 
 /// Starts `datasafed push - KEY`, feeds it more than one multipart part, waits until its

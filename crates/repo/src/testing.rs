@@ -269,3 +269,16 @@ fn bucket_ready(port: u16, bucket: &str) -> bool {
     let text = String::from_utf8_lossy(&response[..n]);
     matches!(text.split_whitespace().nth(1), Some("200" | "403"))
 }
+
+/// Deterministic incompressible test data: `len` bytes of xorshift noise from `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 16) as u8
+        })
+        .collect()
+}

@@ -2,6 +2,7 @@
 //! backups restored byte for byte (with modes, links, holes), incremental cost of page
 //! rewrites, and several concurrent writers.
 
+use cairn_repo::testing::noise;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -65,18 +66,6 @@ async fn restore_all(
     )
     .await
     .expect("restore")
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
 }
 
 /// Table-like pages: compressible, each page different.

@@ -2,6 +2,7 @@
 //! snapshot. Each gives a clear error naming the object from `check` and from restore;
 //! nothing panics and no restore writes data it could not authenticate.
 
+use cairn_repo::testing::noise;
 use std::sync::Arc;
 
 use cairn_repo::config::Secret;
@@ -14,18 +15,6 @@ use cairn_repo::dedup::{
 use cairn_repo::progress::no_progress;
 use cairn_repo::{ErrorKind, KdfParams, Store};
 use object_store::memory::InMemory;
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
-}
 
 async fn setup() -> (Store, Repository, Snapshot, Vec<u8>) {
     let store = Store::from_object_store(Arc::new(InMemory::new()));

@@ -8,6 +8,7 @@
 //!
 //! The first tests are the regressions of hardening issue 11 items 7, 8, 14 and 19.
 
+use cairn_repo::testing::noise;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,18 +24,6 @@ use cairn_repo::dedup::{
 };
 use cairn_repo::progress::{Progress, no_progress};
 use cairn_repo::{ErrorKind, KdfParams, Store};
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
-}
 
 fn disk_store(dir: &Path) -> Store {
     std::fs::create_dir_all(dir).expect("mkdir");

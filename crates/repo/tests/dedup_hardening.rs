@@ -3,6 +3,7 @@
 //! backups, file names that are not UTF-8, restores through damaged blobs, and backups that
 //! must not reuse refs into packs no index commits.
 
+use cairn_repo::testing::noise;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -39,18 +40,6 @@ fn options() -> InitOptions {
         pack_size: 1 << 20,
         ..InitOptions::default()
     }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
 }
 
 async fn memory_repo() -> (Store, Repository) {

@@ -9,19 +9,8 @@ use cairn_repo::dedup::{
 };
 use cairn_repo::progress::no_progress;
 use cairn_repo::testing::SeaweedFs;
+use cairn_repo::testing::noise;
 use cairn_repo::{KdfParams, Store};
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u8
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_back_up_into_one_s3_repository_and_prune_keeps_what_is_needed() {
