@@ -105,6 +105,10 @@ impl TestStack {
         let scratch = temp.path().join("scratch");
         std::fs::create_dir_all(&scratch).context("creating the scratch directory")?;
         let mut options = StackOptions::new(&data_dir);
+        // `CAIRN_E2E_LOG=debug,kube=info` turns up the children's logs while chasing a failure.
+        if let Ok(filter) = std::env::var("CAIRN_E2E_LOG") {
+            options.log_filter = filter;
+        }
         configure(&mut options);
         let stack = match Stack::up(options).await {
             Ok(stack) => stack,

@@ -54,6 +54,13 @@ where
     S: Serialize,
 {
     let requeue = plan.requeue;
+    tracing::debug!(
+        kind,
+        writes_status = plan.status.is_some(),
+        intents = plan.intents.len(),
+        requeue_ms = requeue.map(|r| r.as_millis() as u64),
+        "planned"
+    );
     let dispatched = plan
         .intents
         .iter()

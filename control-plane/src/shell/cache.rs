@@ -21,6 +21,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// A cache was not ready to read (its watch never started: the process is shutting down).
@@ -35,17 +36,41 @@ pub struct NotRunning {
 pub struct Cache<K: Resource<DynamicType = ()> + Clone + 'static> {
     kind: &'static str,
     store: Store<K>,
+    /// Whether the initial list has been read: `Store::wait_until_ready` wakes only the last of
+    /// several tasks waiting at once (it polls a oneshot receiver, which keeps a single waker),
+    /// so exactly one task waits on it and every reconciler waits on this channel instead.
+    ready: watch::Receiver<bool>,
+}
+
+impl<K> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    /// A cache over `store`, whose readiness one background task watches.
+    fn new(kind: &'static str, store: Store<K>) -> Cache<K> {
+        let (ready_tx, ready) = watch::channel(false);
+        let watched = store.clone();
+        tokio::spawn(async move {
+            if watched.wait_until_ready().await.is_ok() {
+                ready_tx.send_replace(true);
+            }
+        });
+        Cache { kind, store, ready }
+    }
 }
 
 impl<K> Cache<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    /// Waits until the initial list has been read (once; immediate afterwards).
+    /// Waits until the initial list has been read (once; immediate afterwards). Any number of
+    /// tasks may wait at the same time.
     pub async fn ready(&self) -> Result<(), NotRunning> {
-        self.store
-            .wait_until_ready()
+        let mut ready = self.ready.clone();
+        ready
+            .wait_for(|ready| *ready)
             .await
+            .map(|_| ())
             .map_err(|_| NotRunning { kind: self.kind })
     }
 
@@ -163,5 +188,50 @@ where
             _ = events => {}
         }
     });
-    Cache { kind, store }
+    Cache::new(kind, store)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_reconciler_waiting_for_a_cache_wakes_when_it_is_ready() {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let cache = Cache::new("ConfigMaps", store);
+        // The reconcilers of several kinds start together and wait for the same caches.
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.ready().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.apply_watcher_event(&Event::InitDone);
+        for waiter in waiters {
+            let woke = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(
+                matches!(woke, Ok(Ok(Ok(())))),
+                "a waiter was never woken: {woke:?}"
+            );
+        }
+        assert!(cache.ready().await.is_ok(), "ready stays ready");
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_cache_whose_watch_ended_is_an_error() {
+        let (store, writer) = reflector::store::<ConfigMap>();
+        let cache = Cache::new("ConfigMaps", store);
+        drop(writer);
+        let waited = tokio::time::timeout(Duration::from_secs(5), cache.ready()).await;
+        assert!(
+            matches!(waited, Ok(Err(NotRunning { kind: "ConfigMaps" }))),
+            "{waited:?}"
+        );
+    }
 }
