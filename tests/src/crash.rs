@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use cairn_api::well_known;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 
@@ -103,9 +104,9 @@ pub async fn kill_in_the_middle_of_a_backup(
 async fn job_token(client: &kube::Client, backup: &str) -> anyhow::Result<Option<String>> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let list = jobs
-        .list(&ListParams::default().labels(&format!(
-            "dataprotection.kubeblocks.io/backup-name={backup}"
-        )))
+        .list(
+            &ListParams::default().labels(&format!("{}={backup}", well_known::label::BACKUP_NAME)),
+        )
         .await
         .context("listing the backup's Jobs")?;
     Ok(list.items.iter().find_map(|job| {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cairn_api::backup::Backup;
 use cairn_api::backup_schedule::BackupSchedule;
+use cairn_api::well_known;
 use cairn_e2e::wait::{Check, until};
 use cairn_e2e::{dp, manifests, run, scenario};
 use kube::api::{Api, ListParams};
@@ -32,8 +33,10 @@ async fn an_every_minute_schedule_fires_twice_and_both_backups_complete() -> any
         let created = jiff::Timestamp::now();
 
         let backups: Api<Backup> = Api::namespaced(stack.client.clone(), NS);
-        let selector = ListParams::default()
-            .labels("dataprotection.kubeblocks.io/backup-schedule=db-schedule");
+        let selector = ListParams::default().labels(&format!(
+            "{}=db-schedule",
+            well_known::label::BACKUP_SCHEDULE
+        ));
         // At most 60 s to the first boundary, 60 s to the second, and time to finish.
         let fired = until(
             "two scheduled backups to complete",
@@ -76,7 +79,7 @@ async fn an_every_minute_schedule_fires_twice_and_both_backups_complete() -> any
             let labels = backup.metadata.labels.clone().unwrap_or_default();
             anyhow::ensure!(
                 labels
-                    .get("dataprotection.kubeblocks.io/autobackup")
+                    .get(well_known::label::AUTOBACKUP)
                     .map(String::as_str)
                     == Some("true"),
                 "a scheduled backup is labelled autobackup: {labels:?}"

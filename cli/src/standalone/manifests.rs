@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::storage_provider::StorageProvider;
+use cairn_api::well_known;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -18,7 +19,7 @@ pub fn local_provider() -> anyhow::Result<StorageProvider> {
     serde_json::from_value(json!({
         "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
         "kind": "StorageProvider",
-        "metadata": {"name": LOCAL, "labels": {"app.kubernetes.io/managed-by": "cairn"}},
+        "metadata": {"name": LOCAL, "labels": {well_known::label::MANAGED_BY: "cairn"}},
         "spec": {
             "datasafedConfigTemplate": "[storage]\ntype = local\nroot = {{ index .Parameters \"path\" }}\n",
             "parametersSchema": {
@@ -42,8 +43,8 @@ pub fn local_repo(dir: &Path) -> anyhow::Result<BackupRepo> {
         "kind": "BackupRepo",
         "metadata": {
             "name": LOCAL,
-            "labels": {"app.kubernetes.io/managed-by": "cairn"},
-            "annotations": {"dataprotection.kubeblocks.io/is-default-repo": "true"}
+            "labels": {well_known::label::MANAGED_BY: "cairn"},
+            "annotations": {well_known::annotation::DEFAULT_REPO: "true"}
         },
         "spec": {
             "storageProviderRef": LOCAL,

@@ -20,9 +20,9 @@
 use cairn_api::actionset::{ActionSet, ActionSetStatus};
 use cairn_api::common::Phase;
 use cairn_api::validate::{self, Problem, Severity};
+use cairn_api::well_known;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::backup::FINALIZER;
 use super::intent::{Intent, Plan};
 
 /// Everything the ActionSet planner reads.
@@ -69,7 +69,11 @@ pub fn plan_validated(
     validate: impl FnOnce() -> Vec<Problem>,
 ) -> Plan<Verdict> {
     let name = meta.name.as_deref().unwrap_or_default();
-    let has_finalizer = meta.finalizers.iter().flatten().any(|f| f == FINALIZER);
+    let has_finalizer = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == well_known::FINALIZER);
     if meta.deletion_timestamp.is_some() {
         if !has_finalizer {
             return Plan::nothing();
@@ -169,7 +173,7 @@ mod tests {
             "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
             "kind": "ActionSet",
             "metadata": {"name": "pg-basebackup", "generation": 1,
-                         "finalizers": [FINALIZER]},
+                         "finalizers": [well_known::FINALIZER]},
             "spec": {
                 "backupType": "Full",
                 "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {

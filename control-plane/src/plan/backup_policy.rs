@@ -57,7 +57,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::backup::FINALIZER;
     use crate::plan::intent::{EventType, Intent};
 
     fn policy(extra: serde_json::Value) -> Observed {
@@ -65,7 +64,7 @@ mod tests {
             "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
             "kind": "BackupPolicy",
             "metadata": {"name": "pg-policy", "namespace": "default", "generation": 1,
-                         "finalizers": [FINALIZER]},
+                         "finalizers": [cairn_api::well_known::FINALIZER]},
             "spec": {
                 "backupRepoName": "repo1",
                 "targets": [

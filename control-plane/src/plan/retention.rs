@@ -43,7 +43,7 @@ pub fn plan(backups: &[Backup], now: Timestamp) -> GcPlan {
         );
         if finished {
             intents.push(Intent::Delete {
-                api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
+                api_version: cairn_api::API_VERSION.into(),
                 kind: "Backup".into(),
                 namespace: backup.metadata.namespace.clone(),
                 name: backup.metadata.name.clone().unwrap_or_default(),
@@ -65,7 +65,7 @@ mod tests {
 
     fn backup(name: &str, phase: &str, expiration: Option<&str>) -> Backup {
         serde_json::from_value(json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "apiVersion": cairn_api::API_VERSION,
             "kind": "Backup",
             "metadata": {"name": name, "namespace": "ns1"},
             "spec": {"backupPolicyName": "p", "backupMethod": "m"},
@@ -106,7 +106,7 @@ mod tests {
         };
         assert_eq!(
             (api_version.as_str(), kind.as_str()),
-            ("dataprotection.kubeblocks.io/v1alpha1", "Backup")
+            (cairn_api::API_VERSION, "Backup")
         );
     }
 

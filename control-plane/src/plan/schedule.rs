@@ -49,20 +49,12 @@ use cairn_api::backup_schedule::{
     ScheduleStatus,
 };
 use cairn_api::parse::cron;
+use cairn_api::well_known;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::intent::{Intent, Plan};
 
-/// Finalizer Cairn puts on BackupSchedules (KubeBlocks' DP finalizer).
-pub const FINALIZER: &str = "dataprotection.kubeblocks.io/finalizer";
-/// Label naming the schedule on the Backups it creates.
-pub const SCHEDULE_LABEL: &str = "dataprotection.kubeblocks.io/backup-schedule";
-/// Label marking scheduled Backups.
-pub const AUTOBACKUP_LABEL: &str = "dataprotection.kubeblocks.io/autobackup";
-/// Label naming the policy on the schedule.
-pub const POLICY_LABEL: &str = "dataprotection.kubeblocks.io/backup-policy";
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 const DEFAULT_RETENTION: &str = "7d";
 const FAILED_EVENT: &str = "HandleBackupScheduleFailed";
 
@@ -105,7 +97,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupScheduleStatus> {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER);
+        .any(|f| f == well_known::FINALIZER);
     if schedule.metadata.deletion_timestamp.is_some() {
         // Created Backups are not owned by the schedule and stay.
         return Plan {
@@ -127,10 +119,13 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupScheduleStatus> {
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(POLICY_LABEL));
+        .and_then(|l| l.get(well_known::label::BACKUP_POLICY));
     if labelled != Some(policy_name) {
         intents.push(Intent::PatchMeta {
-            labels: BTreeMap::from([(POLICY_LABEL.to_string(), Some(policy_name.clone()))]),
+            labels: BTreeMap::from([(
+                well_known::label::BACKUP_POLICY.to_string(),
+                Some(policy_name.clone()),
+            )]),
             annotations: BTreeMap::new(),
         });
     }
@@ -279,7 +274,7 @@ fn name_prefix(schedule: &BackupSchedule, policy: &BackupPolicy) -> String {
         .or_else(|| policy.spec.targets.as_ref().and_then(|t| t.first()))
         .and_then(|t| t.pod_selector.as_ref())
         .and_then(|s| s.label_selector.match_labels.as_ref())
-        .and_then(|l| l.get(INSTANCE_LABEL))
+        .and_then(|l| l.get(well_known::label::INSTANCE))
         .filter(|c| !c.is_empty())
         .cloned()
         .unwrap_or_else(|| schedule.metadata.name.clone().unwrap_or_default())
@@ -322,7 +317,7 @@ fn plan_entry(
             b.metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get(SCHEDULE_LABEL))
+                .and_then(|l| l.get(well_known::label::BACKUP_SCHEDULE))
                 == Some(&schedule_name)
         })
         .filter_map(|b| fire_time_of(b, prefix, name).map(|t| (t, b)))
@@ -481,9 +476,12 @@ fn new_backup(o: &Observed, entry: &SchedulePolicy, name: &str) -> serde_json::V
             name: Some(name.into()),
             namespace: schedule.metadata.namespace.clone(),
             labels: Some(BTreeMap::from([
-                (AUTOBACKUP_LABEL.to_string(), "true".to_string()),
                 (
-                    SCHEDULE_LABEL.to_string(),
+                    well_known::label::AUTOBACKUP.to_string(),
+                    "true".to_string(),
+                ),
+                (
+                    well_known::label::BACKUP_SCHEDULE.to_string(),
                     schedule.metadata.name.clone().unwrap_or_default(),
                 ),
             ])),

@@ -1,5 +1,6 @@
 //! Table tests of the BackupSchedule planner: one behaviour per test, named by what a user sees.
 
+use cairn_api::well_known;
 use serde_json::json;
 
 use super::*;
@@ -24,8 +25,8 @@ fn schedule(extra: serde_json::Value) -> BackupSchedule {
             "kind": "BackupSchedule",
             "metadata": {"name": "pg-schedule", "namespace": "default", "generation": 3,
                          "creationTimestamp": "2026-11-22T09:05:00Z",
-                         "finalizers": [FINALIZER],
-                         "labels": {POLICY_LABEL: "pg-policy"}},
+                         "finalizers": [well_known::FINALIZER],
+                         "labels": {well_known::label::BACKUP_POLICY: "pg-policy"}},
             "spec": {
                 "backupPolicyName": "pg-policy",
                 "schedules": [{"name": "hourly", "backupMethod": "basebackup",
@@ -74,7 +75,7 @@ fn backup(name: &str, phase: Option<&str>, completed: Option<&str>) -> Backup {
         "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
         "kind": "Backup",
         "metadata": {"name": name, "namespace": "default",
-                     "labels": {SCHEDULE_LABEL: "pg-schedule", AUTOBACKUP_LABEL: "true"}},
+                     "labels": {well_known::label::BACKUP_SCHEDULE: "pg-schedule", well_known::label::AUTOBACKUP: "true"}},
         "spec": {"backupPolicyName": "pg-policy", "backupMethod": "basebackup"},
         "status": {"phase": phase, "completionTimestamp": completed,
                    "failureReason": if phase == Some("Failed") { json!("exit code 1") } else { json!(null) }}
@@ -257,7 +258,7 @@ fn a_valid_schedule_is_available_with_its_generation_label_and_finalizer() {
         plan.intents
             .iter()
             .any(|i| matches!(i, Intent::PatchMeta { labels, .. }
-        if labels[POLICY_LABEL].as_deref() == Some("pg-policy")))
+        if labels[well_known::label::BACKUP_POLICY].as_deref() == Some("pg-policy")))
     );
 }
 
@@ -285,7 +286,7 @@ fn a_due_run_creates_its_backup_like_the_kubeblocks_cronjob_would() {
     assert_eq!(b["metadata"]["namespace"], "default");
     assert_eq!(
         b["metadata"]["labels"],
-        json!({AUTOBACKUP_LABEL: "true", SCHEDULE_LABEL: "pg-schedule"})
+        json!({well_known::label::AUTOBACKUP: "true", well_known::label::BACKUP_SCHEDULE: "pg-schedule"})
     );
     assert_eq!(
         b["metadata"].get("ownerReferences"),
@@ -448,7 +449,7 @@ fn backups_of_other_entries_and_schedules_are_not_counted() {
         .labels
         .as_mut()
         .unwrap()
-        .insert(SCHEDULE_LABEL.into(), "other".into());
+        .insert(well_known::label::BACKUP_SCHEDULE.into(), "other".into());
     o.backups = vec![
         foreign,
         backup("mycluster-daily-20261122000000", Some("Running"), None),

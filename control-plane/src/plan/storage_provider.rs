@@ -16,6 +16,10 @@
 //! KubeBlocks patches the status only when the phase changes, so a changed error message or a
 //! missing condition is never written; Cairn writes whatever differs.
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::storage_provider::{
+    CONDITION_CSI_DRIVER_INSTALLED, REASON_CHECK_CSI_DRIVER_FAILED, REASON_CSI_DRIVER_OBJECT_FOUND,
+};
 use std::time::Duration;
 
 use cairn_api::storage_provider::{
@@ -25,16 +29,9 @@ use cairn_api::storage_provider::{
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::backup::FINALIZER;
 use super::backup_repo::conditions::{self, Status, Update};
 use super::intent::{Intent, Plan};
 
-/// The condition type a StorageProvider reports.
-pub const CONDITION_CSI_DRIVER_INSTALLED: &str = "CSIDriverInstalled";
-/// Reason: the CSIDriver exists (or none is needed).
-pub const REASON_CSI_DRIVER_OBJECT_FOUND: &str = "CSIDriverObjectFound";
-/// Reason: the CSIDriver could not be found.
-pub const REASON_CHECK_CSI_DRIVER_FAILED: &str = "CheckCSIDriverFailed";
 /// How soon a NotReady provider is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(30);
 
@@ -87,7 +84,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<StorageProviderStatus> {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER)
+        .any(|f| f == well_known::FINALIZER)
     {
         intents.push(Intent::RemoveFinalizer);
     }
@@ -280,7 +277,7 @@ mod tests {
 
     #[test]
     fn the_data_protection_finalizer_is_removed_and_never_added() {
-        let with = provider(json!({"metadata": {"finalizers": [FINALIZER]}}));
+        let with = provider(json!({"metadata": {"finalizers": [well_known::FINALIZER]}}));
         let plan1 = plan(&Observed::current(&with, CsiDriverLookup::Found), now());
         assert_eq!(plan1.intents[0], Intent::RemoveFinalizer);
         let without = provider(json!({}));
@@ -296,7 +293,7 @@ mod tests {
     #[test]
     fn a_provider_being_deleted_only_loses_the_finalizer() {
         let p = provider(json!({"metadata": {
-            "finalizers": [FINALIZER], "deletionTimestamp": "2026-11-22T09:00:00Z"}}));
+            "finalizers": [well_known::FINALIZER], "deletionTimestamp": "2026-11-22T09:00:00Z"}}));
         let plan = plan(&Observed::current(&p, CsiDriverLookup::NotFound), now());
         assert_eq!(plan.status, None);
         assert_eq!(plan.intents, vec![Intent::RemoveFinalizer]);
@@ -346,7 +343,7 @@ mod tests {
         let legacy: LegacyStorageProvider = serde_json::from_value(json!({
             "apiVersion": "storage.kubeblocks.io/v1alpha1",
             "kind": "StorageProvider",
-            "metadata": {"name": "minio", "finalizers": [FINALIZER]},
+            "metadata": {"name": "minio", "finalizers": [well_known::FINALIZER]},
             "spec": {"csiDriverName": "ru.yandex.s3.csi"}
         }))
         .unwrap();

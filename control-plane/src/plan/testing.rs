@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -206,10 +207,7 @@ impl RepoExt for BackupRepo {
         self.metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
-            .insert(
-                "dataprotection.kubeblocks.io/is-default-repo".into(),
-                "true".into(),
-            );
+            .insert(well_known::annotation::DEFAULT_REPO.into(), "true".into());
         self
     }
 

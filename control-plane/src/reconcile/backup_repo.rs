@@ -10,6 +10,7 @@ use cairn_api::backup::Backup;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::LegacyStorageProvider;
+use cairn_api::well_known;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
@@ -23,9 +24,6 @@ use super::common::{self, Error};
 use crate::plan::backup_repo::{self, Derived};
 use crate::shell::Context;
 use crate::shell::observe::{ObserveError, secret_data};
-
-/// Label linking objects to their repository.
-pub const REPO_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
 
 fn read(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ObserveError {
     let what = what.into();
@@ -65,9 +63,15 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
         }
         None => Some(Default::default()),
     };
-    let backups = caches.backups.labelled(REPO_LABEL, &name);
-    let restores = caches.restores.labelled(REPO_LABEL, &name);
-    let pvcs = caches.claims.labelled(REPO_LABEL, &name);
+    let backups = caches
+        .backups
+        .labelled(well_known::label::BACKUP_REPO, &name);
+    let restores = caches
+        .restores
+        .labelled(well_known::label::BACKUP_REPO, &name);
+    let pvcs = caches
+        .claims
+        .labelled(well_known::label::BACKUP_REPO, &name);
     let status = repo.status.clone().unwrap_or_default();
     let storage_class = match status.generated_storage_class_name.as_deref() {
         Some(class) if !class.is_empty() => caches.storage_classes.get(class).is_some(),
@@ -84,7 +88,7 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
                 .map(|secret| {
                     secret
                         .annotations()
-                        .get("dataprotection.kubeblocks.io/backup-repo-digest")
+                        .get(well_known::annotation::BACKUP_REPO_DIGEST)
                         .cloned()
                         .unwrap_or_default()
                 })
@@ -160,9 +164,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let to_repo = |labels: &std::collections::BTreeMap<String, String>| {
-        labels.get(REPO_LABEL).map(|repo| ObjectRef::new(repo))
+        labels
+            .get(well_known::label::BACKUP_REPO)
+            .map(|repo| ObjectRef::new(repo))
     };
-    let labelled = || watcher::Config::default().labels(REPO_LABEL);
+    let labelled = || watcher::Config::default().labels(well_known::label::BACKUP_REPO);
     // Only what the repository planner reads of a Backup or Restore (its labels, phase and
     // deletion) triggers it: a running Backup's progress writes do not.
     let backups = watcher(Api::<Backup>::all(ctx.client.clone()), labelled())

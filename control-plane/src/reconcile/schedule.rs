@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use cairn_api::backup::Backup;
 use cairn_api::backup_schedule::BackupSchedule;
+use cairn_api::well_known;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::ResourceExt;
@@ -18,9 +19,6 @@ use super::common::{self, Error};
 use crate::plan::schedule;
 use crate::shell::Context;
 use crate::shell::observe;
-
-/// Label Cairn's scheduled Backups carry.
-pub const SCHEDULE_LABEL: &str = "dataprotection.kubeblocks.io/backup-schedule";
 
 /// Reconciles one BackupSchedule.
 #[tracing::instrument(skip_all, fields(schedule = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
@@ -52,10 +50,13 @@ pub async fn run(
     Controller::new(api, watcher::Config::default().any_semantic())
         .watches(
             backups,
-            watcher::Config::default().labels(SCHEDULE_LABEL),
+            watcher::Config::default().labels(well_known::label::BACKUP_SCHEDULE),
             |backup: Backup| {
                 let namespace = backup.namespace()?;
-                let schedule = backup.labels().get(SCHEDULE_LABEL)?.clone();
+                let schedule = backup
+                    .labels()
+                    .get(well_known::label::BACKUP_SCHEDULE)?
+                    .clone();
                 Some(ObjectRef::new(&schedule).within(&namespace))
             },
         )

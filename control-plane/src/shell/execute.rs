@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use cairn_api::well_known;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy,
 };
@@ -19,9 +20,6 @@ use serde_json::{Value, json};
 
 use super::Context;
 use crate::plan::{EventType, Intent, Plan};
-
-/// Finalizer on every object Cairn reconciles.
-pub const FINALIZER: &str = "dataprotection.kubeblocks.io/finalizer";
 
 /// A step of a plan that failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +122,8 @@ where
             } => {
                 json!({"metadata": {"labels": nullable(labels), "annotations": nullable(annotations)}})
             }
-            Intent::AddFinalizer if !finalizers.iter().any(|f| f == FINALIZER) => {
-                finalizers.push(FINALIZER.to_string());
+            Intent::AddFinalizer if !finalizers.iter().any(|f| f == well_known::FINALIZER) => {
+                finalizers.push(well_known::FINALIZER.to_string());
                 json!({"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}})
             }
             Intent::RemoveFinalizer => {
@@ -239,10 +237,13 @@ where
         }
     }
 
-    if remove_finalizer && finalizers.iter().any(|f| f == FINALIZER) {
-        let index = finalizers.iter().position(|f| f == FINALIZER).unwrap_or(0);
+    if remove_finalizer && finalizers.iter().any(|f| f == well_known::FINALIZER) {
+        let index = finalizers
+            .iter()
+            .position(|f| f == well_known::FINALIZER)
+            .unwrap_or(0);
         let patch = json!([
-            {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER},
+            {"op": "test", "path": format!("/metadata/finalizers/{index}"), "value": well_known::FINALIZER},
             {"op": "remove", "path": format!("/metadata/finalizers/{index}")},
         ]);
         let patch: json_patch::Patch =

@@ -340,7 +340,7 @@ pub async fn schedule(
     let backups = Api::<Backup>::namespaced(ctx.client.clone(), &namespace)
         .list(&ListParams::default().labels(&format!(
             "{}={name}",
-            crate::reconcile::schedule::SCHEDULE_LABEL
+            cairn_api::well_known::label::BACKUP_SCHEDULE
         )))
         .await
         .map_err(read(format!("Backups of schedule {namespace}/{name}")))?

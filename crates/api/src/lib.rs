@@ -17,7 +17,9 @@
 //!   [`validate::Problem`]s with Kubernetes field paths, and [`validate::manifest::Checker`], which
 //!   runs metadata, unknown-field, schema, type and semantic checks on raw objects;
 //! - [`legacy`]: the old (≤ 0.6) API and its conversion to this one;
-//! - [`object`]: any object of the API read from JSON by `apiVersion` and `kind`.
+//! - [`object`]: any object of the API read from JSON by `apiVersion` and `kind`;
+//! - [`well_known`]: the labels, annotations, finalizer and condition types and reasons Cairn
+//!   reads and writes, each defined once.
 
 // kube-derive takes one `printcolumn(...)`/`category` per entry, so their keys repeat by design.
 #![allow(clippy::duplicated_attributes)]
@@ -38,6 +40,7 @@ pub mod schema;
 pub mod storage_provider;
 pub mod target;
 pub mod validate;
+pub mod well_known;
 
 pub use actionset::{ActionSet, ActionSetSpec, ActionSetStatus, BackupType};
 pub use backup::{Backup, BackupSpec, BackupStatus};

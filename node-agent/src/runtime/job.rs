@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cairn_api::well_known;
 use cairn_repo::backend::local::{entry_exists_confined, read_confined};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{EnvVar, HostPathVolumeSource, Pod, PodSpec, Volume, VolumeMount};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 use kube::runtime::wait::{Condition, await_condition};
 
-/// Label that ties a Job to the action that created it.
-pub const ACTION_ID_LABEL: &str = "cairn.io/action-id";
 /// Where the `datasafed` binary appears in action containers (KubeBlocks' `DP_DATASAFED_BIN_PATH`).
 pub const DATASAFED_BIN_MOUNT: &str = "/bin/datasafed";
 /// Where the storage socket directory appears in action containers.
@@ -119,14 +118,14 @@ pub fn prepare(
     job.metadata
         .labels
         .get_or_insert_with(BTreeMap::new)
-        .insert(ACTION_ID_LABEL.into(), action.action_id.into());
+        .insert(well_known::label::ACTION_ID.into(), action.action_id.into());
     let spec = job.spec.get_or_insert_with(Default::default);
     spec.template
         .metadata
         .get_or_insert_with(Default::default)
         .labels
         .get_or_insert_with(BTreeMap::new)
-        .insert(ACTION_ID_LABEL.into(), action.action_id.into());
+        .insert(well_known::label::ACTION_ID.into(), action.action_id.into());
     let pod = spec.template.spec.get_or_insert_with(PodSpec::default);
     inject_into_pod(pod, node, action);
     Ok(job)
@@ -222,7 +221,7 @@ pub async fn create_or_adopt(
                 .metadata
                 .labels
                 .as_ref()
-                .and_then(|labels| labels.get(ACTION_ID_LABEL))
+                .and_then(|labels| labels.get(well_known::label::ACTION_ID))
                 .cloned();
             if owner.as_deref() == Some(action_id) {
                 Ok(name)
@@ -493,7 +492,7 @@ mod tests {
         )
         .unwrap();
         let labels = job.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels[ACTION_ID_LABEL], "abc");
+        assert_eq!(labels[well_known::label::ACTION_ID], "abc");
         let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         assert_eq!(
             pod.node_selector.as_ref().unwrap()["kubernetes.io/hostname"],

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cairn_api::well_known;
 use cairn_proto::agent::v1::{Action, StorageGrant, action};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
@@ -245,7 +246,7 @@ impl Runtime {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(job::ACTION_ID_LABEL))?;
+            .and_then(|l| l.get(well_known::label::ACTION_ID))?;
         if owner != id {
             return None;
         }

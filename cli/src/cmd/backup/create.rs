@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use cairn_api::backup::Backup;
 use cairn_api::backup_policy::BackupPolicy;
+use cairn_api::well_known;
 use jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -14,9 +15,6 @@ use serde_json::json;
 use super::Scope;
 use super::wait::{WaitOptions, completed_line, until_done};
 use crate::progress::{Mode, Reporter};
-
-/// Annotation marking the BackupPolicy tools use when none is named.
-pub const DEFAULT_POLICY_ANNOTATION: &str = "dataprotection.kubeblocks.io/is-default-policy";
 
 /// Arguments of `cairnctl backup create`.
 #[derive(Debug, clap::Args)]
@@ -86,7 +84,7 @@ pub fn choose_policy<'a>(
             p.metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get(DEFAULT_POLICY_ANNOTATION))
+                .and_then(|a| a.get(well_known::annotation::DEFAULT_POLICY))
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         })
         .collect();
@@ -228,7 +226,7 @@ mod tests {
     fn policy(name: &str, default: bool, methods: &[&str]) -> BackupPolicy {
         let mut metadata = json!({"name": name, "namespace": "ns"});
         if default {
-            metadata["annotations"] = json!({DEFAULT_POLICY_ANNOTATION: "true"});
+            metadata["annotations"] = json!({well_known::annotation::DEFAULT_POLICY: "true"});
         }
         serde_json::from_value(json!({
             "apiVersion": cairn_api::API_VERSION,

@@ -5,14 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase};
+use cairn_api::well_known;
 use jiff::Timestamp;
 use kube::api::{Api, ListParams};
 
 use super::kube::KubeArgs;
 use super::table::{age, render};
-
-/// Annotation marking the default repository.
-const DEFAULT_REPO_ANNOTATION: &str = "dataprotection.kubeblocks.io/is-default-repo";
 
 /// Arguments of `cairnctl repo list`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +28,7 @@ fn is_default(repo: &BackupRepo) -> bool {
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(DEFAULT_REPO_ANNOTATION))
+            .and_then(|a| a.get(well_known::annotation::DEFAULT_REPO))
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
@@ -114,7 +112,8 @@ mod tests {
             let mut metadata =
                 serde_json::json!({"name": name, "creationTimestamp": "2026-01-10T11:00:00Z"});
             if default {
-                metadata["annotations"] = serde_json::json!({DEFAULT_REPO_ANNOTATION: "true"});
+                metadata["annotations"] =
+                    serde_json::json!({well_known::annotation::DEFAULT_REPO: "true"});
             }
             serde_json::from_value(serde_json::json!({
                 "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup_policy::BackupPolicy;
+use cairn_api::well_known;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -147,7 +148,7 @@ pub fn files_actionset() -> anyhow::Result<ActionSet> {
         json!({
             "apiVersion": cairn_api::API_VERSION,
             "kind": "ActionSet",
-            "metadata": {"name": files::ACTIONSET, "labels": {"app.kubernetes.io/part-of": "cairn-quickstart"}},
+            "metadata": {"name": files::ACTIONSET, "labels": {well_known::label::PART_OF: "cairn-quickstart"}},
             "spec": {
                 "backupType": "Full",
                 "env": [{"name": "DATA_DIR", "value": DATA_MOUNT}],
@@ -185,7 +186,7 @@ pub fn postgres_actionset(bin_dir: &Path) -> anyhow::Result<ActionSet> {
         json!({
             "apiVersion": cairn_api::API_VERSION,
             "kind": "ActionSet",
-            "metadata": {"name": postgres::ACTIONSET, "labels": {"app.kubernetes.io/part-of": "cairn-quickstart"}},
+            "metadata": {"name": postgres::ACTIONSET, "labels": {well_known::label::PART_OF: "cairn-quickstart"}},
             "spec": {
                 "backupType": "Full",
                 "env": [
@@ -231,7 +232,7 @@ pub fn policy(
             "metadata": {
                 "name": name,
                 "namespace": NAMESPACE,
-                "annotations": {"dataprotection.kubeblocks.io/is-default-policy": "true"}
+                "annotations": {well_known::annotation::DEFAULT_POLICY: "true"}
             },
             "spec": {
                 "backupRepoName": crate::standalone::manifests::LOCAL,

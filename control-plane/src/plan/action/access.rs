@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase};
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-
-use crate::plan::backup::LABEL_BACKUP_REPO;
-use crate::plan::backup_repo::LABEL_WAIT_REPO_PREPARATION;
 
 /// How agents reach a repository; rendered by the BackupRepo reconciler, never stored in a
 /// workload namespace. Its `Debug` output hides the configuration, which holds credentials.
@@ -113,8 +111,8 @@ pub fn claim_wait_labels(
     repo: &str,
 ) -> BTreeMap<String, Option<String>> {
     [
-        (LABEL_BACKUP_REPO, repo),
-        (LABEL_WAIT_REPO_PREPARATION, "true"),
+        (well_known::label::BACKUP_REPO, repo),
+        (well_known::label::WAIT_REPO_PREPARATION, "true"),
     ]
     .into_iter()
     .filter(|(key, value)| current.and_then(|c| c.get(*key)).map(String::as_str) != Some(*value))
@@ -205,8 +203,8 @@ mod tests {
 
     #[test]
     fn an_owner_waiting_for_its_claim_gets_only_the_labels_it_lacks() {
-        let repo_label = "dataprotection.kubeblocks.io/backup-repo-name";
-        let wait_label = "dataprotection.kubeblocks.io/wait-repo-preparation";
+        let repo_label = well_known::label::BACKUP_REPO;
+        let wait_label = well_known::label::WAIT_REPO_PREPARATION;
         let both = BTreeMap::from([
             (repo_label.to_string(), Some("repo1".to_string())),
             (wait_label.to_string(), Some("true".to_string())),

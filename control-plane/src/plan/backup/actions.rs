@@ -7,6 +7,7 @@ use cairn_api::action::{ActionErrorMode, ActionSpec, JobActionSpec};
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup::Backup;
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
+use cairn_api::well_known;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, PodSpec, PodTemplateSpec,
@@ -24,10 +25,6 @@ use crate::plan::names::backup_job_name;
 pub const MANAGER_VOLUME: &str = "manager-shared-volume";
 pub const MANAGER_MOUNT: &str = "/dp-manager";
 pub const INFO_FILE: &str = "backup.info";
-/// Label on every object Cairn creates for a backup.
-pub const BACKUP_NAME_LABEL: &str = "dataprotection.kubeblocks.io/backup-name";
-const COMPONENT_LABEL: &str = "apps.kubeblocks.io/component-name";
-const ROLE_LABEL: &str = "kubeblocks.io/role";
 
 /// Everything the action builders read.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +186,7 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(ROLE_LABEL))
+        .and_then(|l| l.get(well_known::label::ROLE))
         .cloned()
         .unwrap_or_default();
     env.extend([
@@ -217,9 +214,9 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
         env.push(var(&parameter.name, parameter.value.clone()));
     }
     for (label, name) in [
-        ("dataprotection.kubeblocks.io/cluster-uid", "KB_CLUSTER_UID"),
-        ("app.kubernetes.io/instance", "KB_CLUSTER_NAME"),
-        (COMPONENT_LABEL, "KB_COMP_NAME"),
+        (well_known::label::CLUSTER_UID, "KB_CLUSTER_UID"),
+        (well_known::label::INSTANCE, "KB_CLUSTER_NAME"),
+        (well_known::label::COMPONENT_NAME, "KB_COMP_NAME"),
     ] {
         if let Some(value) = ctx.labels.get(label) {
             env.push(var(name, value.clone()));
@@ -393,10 +390,10 @@ pub fn build_job(
     let mut labels: BTreeMap<String, String> = ctx
         .labels
         .iter()
-        .filter(|(k, _)| k.as_str() != COMPONENT_LABEL)
+        .filter(|(k, _)| k.as_str() != well_known::label::COMPONENT_NAME)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    labels.insert(BACKUP_NAME_LABEL.into(), backup_name.clone());
+    labels.insert(well_known::label::BACKUP_NAME.into(), backup_name.clone());
     Job {
         metadata: ObjectMeta {
             name: Some(backup_job_name(

@@ -18,23 +18,20 @@ use std::time::Duration;
 
 use cairn_api::action::BaseJobActionSpec;
 use cairn_api::backup::{ActionPhase, BackupDeletionPolicy, BackupPhase, BackupStatus};
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{LABEL_MANAGED_BY, Observed, has_finalizer, owner};
+use super::{Observed, has_finalizer, owner};
 use crate::plan::action::{ActionKind, Scope, Step, grant, step, to_wire};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
 use crate::plan::names::cut_63;
 
-/// Annotation counting failed deletion attempts.
-pub const ATTEMPT_ANNOTATION: &str = "cairn.io/deletion-attempt";
-/// Annotation holding the earliest time of the next attempt (RFC 3339).
-pub const RETRY_AT_ANNOTATION: &str = "cairn.io/deletion-retry-at";
 /// How long to wait before retrying a failed deletion.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_secs(2);
@@ -217,11 +214,11 @@ fn stage<'o>(o: &'o Observed, status: &BackupStatus, now: Timestamp) -> Stage<'o
     };
     let annotations = backup.metadata.annotations.as_ref();
     let number: u32 = annotations
-        .and_then(|a| a.get(ATTEMPT_ANNOTATION))
+        .and_then(|a| a.get(well_known::annotation::DELETION_ATTEMPT))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let retry_at = annotations
-        .and_then(|a| a.get(RETRY_AT_ANNOTATION))
+        .and_then(|a| a.get(well_known::annotation::DELETION_RETRY_AT))
         .and_then(|v| v.parse::<Timestamp>().ok());
     if let Some(at) = retry_at
         && at > now
@@ -323,8 +320,8 @@ fn pre_delete(
             ))),
             namespace: backup.metadata.namespace.clone(),
             labels: Some(BTreeMap::from([(
-                LABEL_MANAGED_BY.to_string(),
-                "kubeblocks-dataprotection".to_string(),
+                well_known::label::MANAGED_BY.to_string(),
+                well_known::label::MANAGED_BY_DATA_PROTECTION.to_string(),
             )])),
             ..Default::default()
         },
@@ -446,10 +443,13 @@ fn retry(
         labels: BTreeMap::new(),
         annotations: BTreeMap::from([
             (
-                ATTEMPT_ANNOTATION.to_string(),
+                well_known::annotation::DELETION_ATTEMPT.to_string(),
                 Some((attempt + 1).to_string()),
             ),
-            (RETRY_AT_ANNOTATION.to_string(), Some(retry_at.to_string())),
+            (
+                well_known::annotation::DELETION_RETRY_AT.to_string(),
+                Some(retry_at.to_string()),
+            ),
         ]),
     });
     Plan {

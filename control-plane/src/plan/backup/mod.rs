@@ -41,6 +41,7 @@ use cairn_api::actionset::ActionSet;
 use cairn_api::backup::{Backup, BackupPhase, BackupStatus};
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -54,18 +55,10 @@ use super::agent_view::AgentView;
 use super::ids::action_id;
 use super::intent::{Intent, Plan};
 
-/// Finalizer Cairn puts on Backups (KubeBlocks' DP finalizer, so both tools agree).
-pub const FINALIZER: &str = "dataprotection.kubeblocks.io/finalizer";
-const SKIP_RECONCILIATION: &str = "dataprotection.kubeblocks.io/skip-reconciliation";
-pub const LABEL_BACKUP_TYPE: &str = "dataprotection.kubeblocks.io/backup-type";
-pub const LABEL_BACKUP_POLICY: &str = "dataprotection.kubeblocks.io/backup-policy";
-pub const LABEL_BACKUP_REPO: &str = "dataprotection.kubeblocks.io/backup-repo-name";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub(super) const MANAGED_BY: &str = "kubeblocks-dataprotection";
 pub(super) const COPIED_POD_LABELS: [&str; 3] = [
-    "app.kubernetes.io/instance",
-    "apps.kubeblocks.io/component-name",
-    "apps.kubeblocks.io/sharding-name",
+    well_known::label::INSTANCE,
+    well_known::label::COMPONENT_NAME,
+    well_known::label::SHARDING_NAME,
 ];
 /// Name of the action that writes `kubeblocks-backup.json`.
 pub const MANIFEST_ACTION: &str = "dp-backup-manifest";
@@ -121,7 +114,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(SKIP_RECONCILIATION))
+        .and_then(|a| a.get(well_known::annotation::SKIP_RECONCILIATION))
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if skip {
         return Plan::nothing();
@@ -339,7 +332,7 @@ pub(super) fn has_finalizer(backup: &Backup) -> bool {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER)
+        .any(|f| f == well_known::FINALIZER)
 }
 
 /// The Backup as the owner of its actions.

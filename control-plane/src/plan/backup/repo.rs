@@ -4,11 +4,8 @@
 use cairn_api::backup::Backup;
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase};
+use cairn_api::well_known;
 
-use super::LABEL_BACKUP_REPO;
-
-/// Annotation that marks the default repository.
-pub const DEFAULT_REPO_ANNOTATION: &str = "dataprotection.kubeblocks.io/is-default-repo";
 /// Where a Mount repository's PVC appears in action containers.
 pub const MOUNT_PATH: &str = "/backupdata";
 
@@ -26,7 +23,7 @@ pub fn resolve<'r>(
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(LABEL_BACKUP_REPO))
+        .and_then(|l| l.get(well_known::label::BACKUP_REPO))
         .filter(|n| !n.is_empty())
         .cloned()
         .or_else(|| {
@@ -63,6 +60,6 @@ pub fn is_default(repo: &BackupRepo) -> bool {
     repo.metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(DEFAULT_REPO_ANNOTATION))
+        .and_then(|a| a.get(well_known::annotation::DEFAULT_REPO))
         .is_some_and(|v| v == "true")
 }

@@ -9,16 +9,14 @@ use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, BackupS
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::common::Phase;
+use cairn_api::well_known;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::actions::{self, BackupContext, PlannedAction};
 use super::pods::action_type;
 use super::repo::{self, RepoAccess};
 use super::targets::{self, ResolvedTarget};
-use super::{
-    COPIED_POD_LABELS, LABEL_BACKUP_POLICY, LABEL_BACKUP_REPO, LABEL_BACKUP_TYPE, LABEL_MANAGED_BY,
-    MANAGED_BY, Observed, path,
-};
+use super::{COPIED_POD_LABELS, Observed, path};
 use crate::plan::action::{self, AccessProblem};
 use crate::plan::intent::{Intent, Plan};
 
@@ -148,14 +146,14 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         }
     }
     labels
-        .entry(LABEL_MANAGED_BY.into())
-        .or_insert(MANAGED_BY.into());
+        .entry(well_known::label::MANAGED_BY.into())
+        .or_insert(well_known::label::MANAGED_BY_DATA_PROTECTION.into());
     labels.insert(
-        LABEL_BACKUP_TYPE.into(),
+        well_known::label::BACKUP_TYPE.into(),
         format!("{:?}", actionset.spec.backup_type),
     );
-    labels.insert(LABEL_BACKUP_POLICY.into(), policy_name.clone());
-    labels.insert(LABEL_BACKUP_REPO.into(), repo_name);
+    labels.insert(well_known::label::BACKUP_POLICY.into(), policy_name.clone());
+    labels.insert(well_known::label::BACKUP_REPO.into(), repo_name);
     let root_path = path::root_path(
         repo.spec.path_prefix.as_deref().unwrap_or_default(),
         &namespace,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use cairn_api::backup::{ActionPhase, Backup, BackupPhase, BackupStatus};
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -82,8 +83,8 @@ fn actionset(extra: serde_json::Value) -> ActionSet {
 fn member(name: &str, role: &str) -> Pod {
     pod(name).labelled(&[
         ("role", role),
-        ("kubeblocks.io/role", role),
-        ("app.kubernetes.io/instance", "mycluster"),
+        (well_known::label::ROLE, role),
+        (well_known::label::INSTANCE, "mycluster"),
     ])
 }
 
@@ -120,7 +121,7 @@ fn step(o: &mut Observed, at: Timestamp) -> Plan<BackupStatus> {
                 .metadata
                 .finalizers
                 .get_or_insert_with(Vec::new)
-                .push(FINALIZER.into()),
+                .push(well_known::FINALIZER.into()),
             Intent::PatchMeta {
                 labels,
                 annotations,
@@ -373,13 +374,13 @@ fn mount_repository_without_its_pvc_labels_the_backup_and_waits() {
     let labels = o.backup.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels
-            .get("dataprotection.kubeblocks.io/wait-repo-preparation")
+            .get(well_known::label::WAIT_REPO_PREPARATION)
             .map(String::as_str),
         Some("true")
     );
     assert_eq!(
         labels
-            .get("dataprotection.kubeblocks.io/backup-repo-name")
+            .get(well_known::label::BACKUP_REPO)
             .map(String::as_str),
         Some("repo1")
     );
@@ -516,20 +517,14 @@ fn new_backup_gets_labels_and_the_finalizer() {
     let plan = step(&mut o, now());
     assert!(plan.intents.contains(&Intent::AddFinalizer));
     let labels = o.backup.metadata.labels.clone().unwrap();
-    assert_eq!(labels["dataprotection.kubeblocks.io/backup-type"], "Full");
+    assert_eq!(labels[well_known::label::BACKUP_TYPE], "Full");
+    assert_eq!(labels[well_known::label::BACKUP_POLICY], "pg-policy");
+    assert_eq!(labels[well_known::label::BACKUP_REPO], "repo1");
     assert_eq!(
-        labels["dataprotection.kubeblocks.io/backup-policy"],
-        "pg-policy"
-    );
-    assert_eq!(
-        labels["dataprotection.kubeblocks.io/backup-repo-name"],
-        "repo1"
-    );
-    assert_eq!(
-        labels["app.kubernetes.io/managed-by"],
+        labels[well_known::label::MANAGED_BY],
         "kubeblocks-dataprotection"
     );
-    assert_eq!(labels["app.kubernetes.io/instance"], "mycluster");
+    assert_eq!(labels[well_known::label::INSTANCE], "mycluster");
 }
 
 #[test]
@@ -628,7 +623,7 @@ fn backup_data_job_is_built_as_kubeblocks_builds_it() {
     );
     assert_eq!(job.metadata.namespace.as_deref(), Some("default"));
     let labels = job.metadata.labels.clone().unwrap();
-    assert_eq!(labels["dataprotection.kubeblocks.io/backup-name"], "b1");
+    assert_eq!(labels[well_known::label::BACKUP_NAME], "b1");
     let owner = &job.metadata.owner_references.clone().unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Backup", UID));
     let spec = job.spec.as_ref().unwrap();

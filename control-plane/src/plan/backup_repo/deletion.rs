@@ -16,16 +16,16 @@
 
 use cairn_api::backup::BackupPhase;
 use cairn_api::backup_repo::{AccessMethod, BackupRepoPhase, BackupRepoStatus};
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    CONDITION_DERIVED_OBJECTS_DELETED, REASON_DERIVED_OBJECTS_DELETED,
+    REASON_HAVE_ASSOCIATED_BACKUPS, REASON_HAVE_RESIDUAL_PVCS,
+};
 use jiff::Timestamp;
 
 use super::conditions::{self, Status, Update};
 use super::precheck::acknowledge_if_ended;
-use super::{
-    ANNOTATION_DIGEST, CONDITION_DERIVED_OBJECTS_DELETED, LABEL_BACKUP_REPO, Observed,
-    REASON_DERIVED_OBJECTS_DELETED, REASON_HAVE_ASSOCIATED_BACKUPS, REASON_HAVE_RESIDUAL_PVCS,
-    access_method, has_finalizer, names, owned_by,
-};
-use crate::plan::backup::LABEL_BACKUP_TYPE;
+use super::{Observed, access_method, has_finalizer, names, owned_by};
 use crate::plan::intent::{Intent, Plan};
 
 /// Plans one reconcile of a BackupRepo being deleted.
@@ -63,12 +63,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupRepoStatus> {
     let blocking = o.backups.iter().any(|backup| {
         let labels = backup.metadata.labels.as_ref();
         let uses = labels
-            .and_then(|l| l.get(LABEL_BACKUP_REPO))
+            .and_then(|l| l.get(well_known::label::BACKUP_REPO))
             .map(String::as_str)
             == Some(name);
         let failed = backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed);
         let continuous = labels
-            .and_then(|l| l.get(LABEL_BACKUP_TYPE))
+            .and_then(|l| l.get(well_known::label::BACKUP_TYPE))
             .is_some_and(|t| t == "Continuous");
         uses && (!failed || continuous)
     });
@@ -88,7 +88,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupRepoStatus> {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_DIGEST))
+        .and_then(|a| a.get(well_known::annotation::BACKUP_REPO_DIGEST))
         .cloned()
         .unwrap_or_default();
     if !digest.is_empty() {

@@ -42,6 +42,16 @@ pub mod precheck;
 #[cfg(test)]
 mod tests;
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    CONDITION_PARAMETERS_CHECKED, CONDITION_PRE_CHECK_PASSED, CONDITION_PVC_TEMPLATE_CHECKED,
+    CONDITION_STORAGE_CLASS_CREATED, CONDITION_STORAGE_PROVIDER_READY, REASON_BAD_PVC_TEMPLATE,
+    REASON_CREDENTIAL_SECRET_NOT_FOUND, REASON_INVALID_STORAGE_PROVIDER, REASON_PARAMETERS_CHECKED,
+    REASON_PVC_TEMPLATE_CHECKED, REASON_SKIPPED, REASON_STORAGE_CLASS_CREATED,
+    REASON_STORAGE_PROVIDER_NOT_FOUND, REASON_STORAGE_PROVIDER_NOT_READY,
+    REASON_STORAGE_PROVIDER_READY,
+};
+use cairn_api::well_known::conditions::storage_provider::CONDITION_CSI_DRIVER_INSTALLED;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -57,46 +67,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Owne
 
 use self::conditions::{Status, Update};
 use super::agent_view::AgentView;
-use super::backup::FINALIZER;
 use super::backup::repo::RepoAccess;
 use super::intent::{Intent, Plan};
-use super::storage_provider::CONDITION_CSI_DRIVER_INSTALLED;
 use crate::repo::access::{self, AccessError};
 
-pub use super::backup::LABEL_BACKUP_REPO;
-
-/// Label on a Backup or Restore waiting for the repository to be prepared in its namespace.
-pub const LABEL_WAIT_REPO_PREPARATION: &str = "dataprotection.kubeblocks.io/wait-repo-preparation";
-/// Annotation holding the digest the last pre-check was started for.
-pub const ANNOTATION_DIGEST: &str = "dataprotection.kubeblocks.io/backup-repo-digest";
-
-pub const CONDITION_STORAGE_PROVIDER_READY: &str = "StorageProviderReady";
-pub const CONDITION_PARAMETERS_CHECKED: &str = "ParametersChecked";
-pub const CONDITION_STORAGE_CLASS_CREATED: &str = "StorageClassCreated";
-pub const CONDITION_PVC_TEMPLATE_CHECKED: &str = "PVCTemplateChecked";
-pub const CONDITION_PRE_CHECK_PASSED: &str = "PreCheckPassed";
-pub const CONDITION_DERIVED_OBJECTS_DELETED: &str = "DerivedObjectsDeleted";
-
-pub const REASON_STORAGE_PROVIDER_READY: &str = "StorageProviderReady";
-pub const REASON_STORAGE_PROVIDER_NOT_READY: &str = "StorageProviderNotReady";
-pub const REASON_STORAGE_PROVIDER_NOT_FOUND: &str = "StorageProviderNotFound";
-pub const REASON_INVALID_STORAGE_PROVIDER: &str = "InvalidStorageProvider";
-pub const REASON_PARAMETERS_CHECKED: &str = "ParametersChecked";
-pub const REASON_CREDENTIAL_SECRET_NOT_FOUND: &str = "CredentialSecretNotFound";
-pub const REASON_PREPARE_CSI_SECRET_FAILED: &str = "PrepareCSISecretFailed";
-pub const REASON_PREPARE_STORAGE_CLASS_FAILED: &str = "PrepareStorageClassFailed";
-pub const REASON_STORAGE_CLASS_CREATED: &str = "StorageClassCreated";
-pub const REASON_BAD_PVC_TEMPLATE: &str = "BadPVCTemplate";
-pub const REASON_PVC_TEMPLATE_CHECKED: &str = "PVCTemplateChecked";
-pub const REASON_SKIPPED: &str = "Skipped";
-pub const REASON_DIGEST_CHANGED: &str = "DigestChanged";
-pub const REASON_PRE_CHECK_PASSED: &str = "PreCheckPassed";
-pub const REASON_PRE_CHECK_FAILED: &str = "PreCheckFailed";
-pub const REASON_HAVE_ASSOCIATED_BACKUPS: &str = "HaveAssociatedBackups";
-pub const REASON_HAVE_RESIDUAL_PVCS: &str = "HaveResidualPVCs";
-pub const REASON_DERIVED_OBJECTS_DELETED: &str = "DerivedObjectsDeleted";
-
-const API_VERSION: &str = "dataprotection.kubeblocks.io/v1alpha1";
 /// The longest event message Cairn writes (Kubernetes caps them at 1 KiB).
 const EVENT_MESSAGE_LIMIT: usize = 1024;
 
@@ -452,7 +426,7 @@ fn resolve_provider<'o>(
         status: None,
     };
     if let Ok(mut object) = serde_json::to_value(&copy) {
-        object["apiVersion"] = API_VERSION.into();
+        object["apiVersion"] = cairn_api::API_VERSION.into();
         object["kind"] = "StorageProvider".into();
         intents.push(Intent::Create { object });
     }
@@ -559,7 +533,7 @@ fn has_finalizer(repo: &BackupRepo) -> bool {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER)
+        .any(|f| f == well_known::FINALIZER)
 }
 
 fn blank(text: &Option<String>) -> bool {
@@ -587,7 +561,7 @@ fn failed<'a>(type_: &'a str, reason: &'a str, message: String) -> Update<'a> {
 /// The repository as the controlling owner of an object it derives.
 pub fn owner_reference(repo: &BackupRepo) -> OwnerReference {
     OwnerReference {
-        api_version: API_VERSION.into(),
+        api_version: cairn_api::API_VERSION.into(),
         kind: "BackupRepo".into(),
         name: repo.metadata.name.clone().unwrap_or_default(),
         uid: repo.metadata.uid.clone().unwrap_or_default(),

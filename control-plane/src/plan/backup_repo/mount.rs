@@ -9,6 +9,10 @@
 //! - The StorageClass and the repository PVCs are created once and never updated, as in
 //!   KubeBlocks.
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    REASON_PREPARE_CSI_SECRET_FAILED, REASON_PREPARE_STORAGE_CLASS_FAILED,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_api::backup::BackupPhase;
@@ -21,12 +25,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{
-    ANNOTATION_DIGEST, LABEL_BACKUP_REPO, LABEL_WAIT_REPO_PREPARATION, Observed,
-    REASON_PREPARE_CSI_SECRET_FAILED, REASON_PREPARE_STORAGE_CLASS_FAILED, Resolved, blank, names,
-    owner_reference,
-};
-use crate::plan::backup::LABEL_BACKUP_TYPE;
+use super::{Observed, Resolved, blank, names, owner_reference};
 use crate::plan::intent::Intent;
 use crate::repo::access;
 
@@ -115,7 +114,7 @@ fn csi_secret(
             namespace: reference.namespace.clone(),
             labels: Some(repo_label(o)),
             annotations: Some(BTreeMap::from([(
-                ANNOTATION_DIGEST.into(),
+                well_known::annotation::BACKUP_REPO_DIGEST.into(),
                 resolved.digest.clone(),
             )])),
             owner_references: Some(vec![owner_reference(&o.repo)]),
@@ -229,11 +228,11 @@ pub(super) fn prepare_waiting(
     let waits = |meta: &ObjectMeta| {
         let labels = meta.labels.as_ref();
         labels
-            .and_then(|l| l.get(LABEL_BACKUP_REPO))
+            .and_then(|l| l.get(well_known::label::BACKUP_REPO))
             .map(String::as_str)
             == Some(repo_name)
             && labels
-                .and_then(|l| l.get(LABEL_WAIT_REPO_PREPARATION))
+                .and_then(|l| l.get(well_known::label::WAIT_REPO_PREPARATION))
                 .map(String::as_str)
                 == Some("true")
     };
@@ -244,7 +243,7 @@ pub(super) fn prepare_waiting(
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(LABEL_BACKUP_TYPE))
+            .and_then(|l| l.get(well_known::label::BACKUP_TYPE))
             .is_some_and(|t| t == "Continuous");
         if waits(&backup.metadata) && (!failed || continuous) {
             waiting.push(("Backup", &backup.metadata));
@@ -283,14 +282,14 @@ pub(super) fn prepare_waiting(
             kind: kind.into(),
             namespace: Some(namespace),
             name,
-            labels: BTreeMap::from([(LABEL_WAIT_REPO_PREPARATION.to_string(), None)]),
+            labels: BTreeMap::from([(well_known::label::WAIT_REPO_PREPARATION.to_string(), None)]),
         });
     }
 }
 
 fn repo_label(o: &Observed) -> BTreeMap<String, String> {
     BTreeMap::from([(
-        LABEL_BACKUP_REPO.to_string(),
+        well_known::label::BACKUP_REPO.to_string(),
         o.repo.metadata.name.clone().unwrap_or_default(),
     )])
 }

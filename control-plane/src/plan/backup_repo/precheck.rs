@@ -26,6 +26,11 @@
 //!   different action id and is ignored (and acknowledged).
 //! - The datasafed configuration never leaves the `Dispatch` intent.
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    CONDITION_PRE_CHECK_PASSED, REASON_DIGEST_CHANGED, REASON_PRE_CHECK_FAILED,
+    REASON_PRE_CHECK_PASSED,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -40,11 +45,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
 use super::conditions::{self, Status, Update};
-use super::{
-    ANNOTATION_DIGEST, CONDITION_PRE_CHECK_PASSED, LABEL_BACKUP_REPO, Observed,
-    REASON_DIGEST_CHANGED, REASON_PRE_CHECK_FAILED, REASON_PRE_CHECK_PASSED, Resolved, cap, mount,
-    names, owner_reference,
-};
+use super::{Observed, Resolved, cap, mount, names, owner_reference};
 use crate::plan::action::{
     self, ActionKind, Scope, Step, ended, failure_reason, grant, step, to_wire,
 };
@@ -76,7 +77,7 @@ pub(super) fn plan(
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_DIGEST))
+        .and_then(|a| a.get(well_known::annotation::BACKUP_REPO_DIGEST))
         .cloned()
         .unwrap_or_default();
     let digest = resolved.digest.as_str();
@@ -104,7 +105,10 @@ pub(super) fn plan(
         if annotation != digest {
             intents.push(Intent::PatchMeta {
                 labels: BTreeMap::new(),
-                annotations: BTreeMap::from([(ANNOTATION_DIGEST.to_string(), Some(digest.into()))]),
+                annotations: BTreeMap::from([(
+                    well_known::annotation::BACKUP_REPO_DIGEST.to_string(),
+                    Some(digest.into()),
+                )]),
             });
         }
     }
@@ -286,8 +290,10 @@ fn mount_check(
     let name = names::pre_check_name(&o.repo, &resolved.digest);
     let namespace = o.settings.namespace.as_str();
     if !mount::pvc_exists(o, namespace, &name) {
-        let annotations =
-            BTreeMap::from([(ANNOTATION_DIGEST.to_string(), resolved.digest.clone())]);
+        let annotations = BTreeMap::from([(
+            well_known::annotation::BACKUP_REPO_DIGEST.to_string(),
+            resolved.digest.clone(),
+        )]);
         let pvc = mount::repo_pvc(o, resolved, &name, namespace, annotations)?;
         intents.push(Intent::Create { object: pvc });
         return Ok(None);
@@ -309,9 +315,12 @@ fn pre_check_job(o: &Observed, resolved: &Resolved<'_>, name: &str) -> Job {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some(o.settings.namespace.clone()),
-            labels: Some(BTreeMap::from([(LABEL_BACKUP_REPO.into(), repo_name)])),
+            labels: Some(BTreeMap::from([(
+                well_known::label::BACKUP_REPO.into(),
+                repo_name,
+            )])),
             annotations: Some(BTreeMap::from([(
-                ANNOTATION_DIGEST.into(),
+                well_known::annotation::BACKUP_REPO_DIGEST.into(),
                 resolved.digest.clone(),
             )])),
             owner_references: Some(vec![owner_reference(&o.repo)]),

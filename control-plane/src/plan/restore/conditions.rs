@@ -2,23 +2,11 @@
 //! keeping its transition time when its status does not change (`meta.SetStatusCondition`).
 
 use cairn_api::restore::RestoreStatus;
+use cairn_api::well_known::conditions::restore::{
+    REASON_REPO_OK, REASON_SUCCEED, REASON_VALIDATE_OK,
+};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-
-pub const CHECK_BACKUP_REPO: &str = "CheckBackupRepo";
-pub const VALIDATION_PASSED: &str = "ValidationPassed";
-pub const PREPARE_DATA: &str = "PrepareData";
-pub const POST_READY: &str = "PostReady";
-pub const READINESS_PROBE: &str = "ReadinessProbe";
-
-pub const REASON_REPO_OK: &str = "CheckBackupRepoSuccessfully";
-pub const REASON_WAIT_FOR_REPO: &str = "WaitForBackupRepo";
-pub const REASON_REPO_FAILED: &str = "CheckBackupRepoFailed";
-pub const REASON_VALIDATE_OK: &str = "ValidateSuccessfully";
-pub const REASON_VALIDATE_FAILED: &str = "ValidateFailed";
-pub const REASON_PROCESSING: &str = "Processing";
-pub const REASON_SUCCEED: &str = "Succeed";
-pub const REASON_FAILED: &str = "Failed";
 
 /// Sets condition `type_`: `True` when `reason` is one of the success reasons, else `False`.
 pub fn set(status: &mut RestoreStatus, type_: &str, reason: &str, message: &str, now: Timestamp) {
@@ -65,6 +53,9 @@ pub fn get<'s>(status: &'s RestoreStatus, type_: &str) -> Option<&'s Condition> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_api::well_known::conditions::restore::{
+        CONDITION_PREPARE_DATA, REASON_FAILED, REASON_PROCESSING,
+    };
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
@@ -73,21 +64,39 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_the_status_flips() {
         let mut status = RestoreStatus::default();
-        set(&mut status, PREPARE_DATA, REASON_PROCESSING, "a", t(1));
-        set(&mut status, PREPARE_DATA, REASON_FAILED, "b", t(2));
-        let c = get(&status, PREPARE_DATA).unwrap();
+        set(
+            &mut status,
+            CONDITION_PREPARE_DATA,
+            REASON_PROCESSING,
+            "a",
+            t(1),
+        );
+        set(
+            &mut status,
+            CONDITION_PREPARE_DATA,
+            REASON_FAILED,
+            "b",
+            t(2),
+        );
+        let c = get(&status, CONDITION_PREPARE_DATA).unwrap();
         assert_eq!(
             (c.status.as_str(), c.last_transition_time.0),
             ("False", t(1))
         );
         assert_eq!(c.message, "b");
-        set(&mut status, PREPARE_DATA, REASON_SUCCEED, "c", t(3));
-        let c = get(&status, PREPARE_DATA).unwrap();
+        set(
+            &mut status,
+            CONDITION_PREPARE_DATA,
+            REASON_SUCCEED,
+            "c",
+            t(3),
+        );
+        let c = get(&status, CONDITION_PREPARE_DATA).unwrap();
         assert_eq!(
             (c.status.as_str(), c.last_transition_time.0),
             ("True", t(3))
         );
-        assert!(is_true(&status, PREPARE_DATA));
+        assert!(is_true(&status, CONDITION_PREPARE_DATA));
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
     }
 }

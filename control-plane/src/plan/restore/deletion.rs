@@ -3,6 +3,7 @@
 //! then lets go. Claims it created stay (kubeblocks-semantics §1.5 "Deletion").
 
 use cairn_api::restore::{RestoreActionStatus, RestoreStage, RestoreStatus};
+use cairn_api::well_known::conditions::restore::CONDITION_READINESS_PROBE;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -104,7 +105,7 @@ fn stop(
         .ready_config
         .as_ref()
         .is_some_and(|r| r.readiness_probe.is_some())
-        && !conditions::is_true(status, conditions::READINESS_PROBE)
+        && !conditions::is_true(status, CONDITION_READINESS_PROBE)
         && let Some(node) = placements.recorded(probe::NODE_KEY)
     {
         let id = probe::action_id(&o.restore, probe::attempt(&o.restore));

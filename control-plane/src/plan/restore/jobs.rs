@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use cairn_api::restore::{Restore, SchedulingSpec};
+use cairn_api::well_known;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, DownwardAPIVolumeFile, DownwardAPIVolumeSource, EnvFromSource, EnvVar,
@@ -17,11 +18,6 @@ use super::request::Request;
 use crate::plan::backup::repo::MOUNT_PATH;
 use crate::plan::env::expand;
 
-/// Label naming the Restore on every object it creates.
-pub const RESTORE_LABEL: &str = "dataprotection.kubeblocks.io/restore";
-const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-const MANAGED_BY: &str = "kubeblocks-dataprotection";
-const EXTRAS_ANNOTATION: &str = "dataprotection.kubeblocks.io/backup-extras";
 const DOWNWARD_VOLUME: &str = "downward-volume";
 const DOWNWARD_MOUNT: &str = "/dp_downward";
 const REPO_VOLUME: &str = "dp-backup-data";
@@ -48,8 +44,11 @@ pub struct JobInput {
 pub fn build(req: &Request<'_>, restore: &Restore, input: JobInput) -> Job {
     let restore_name = restore.metadata.name.clone().unwrap_or_default();
     let mut labels = input.labels;
-    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-    labels.insert(RESTORE_LABEL.into(), restore_name.clone());
+    labels.insert(
+        well_known::label::MANAGED_BY.into(),
+        well_known::label::MANAGED_BY_DATA_PROTECTION.into(),
+    );
+    labels.insert(well_known::label::RESTORE.into(), restore_name.clone());
     let mut volumes = input.volumes;
     let mut mounts = input.mounts;
     if let Some(claim) = &req.access.mount_claim {
@@ -76,7 +75,7 @@ pub fn build(req: &Request<'_>, restore: &Restore, input: JobInput) -> Job {
         .filter(|e| !e.is_empty());
     if let Some(extras) = extras {
         annotations.insert(
-            EXTRAS_ANNOTATION.to_string(),
+            well_known::annotation::BACKUP_EXTRAS.to_string(),
             serde_json::to_string(&extras).unwrap_or_default(),
         );
         volumes.push(Volume {
@@ -85,7 +84,10 @@ pub fn build(req: &Request<'_>, restore: &Restore, input: JobInput) -> Job {
                 items: Some(vec![DownwardAPIVolumeFile {
                     path: "status_extras".into(),
                     field_ref: Some(ObjectFieldSelector {
-                        field_path: format!("metadata.annotations['{EXTRAS_ANNOTATION}']"),
+                        field_path: format!(
+                            "metadata.annotations['{}']",
+                            well_known::annotation::BACKUP_EXTRAS
+                        ),
                         api_version: None,
                     }),
                     ..Default::default()

@@ -49,6 +49,12 @@ mod tests;
 #[cfg(test)]
 mod tests_post_ready;
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_CHECK_BACKUP_REPO, CONDITION_POST_READY, CONDITION_PREPARE_DATA,
+    CONDITION_VALIDATION_PASSED, REASON_FAILED, REASON_REPO_OK, REASON_VALIDATE_OK,
+    REASON_WAIT_FOR_REPO,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -60,7 +66,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use self::conditions::{CHECK_BACKUP_REPO, REASON_REPO_OK, REASON_VALIDATE_OK, VALIDATION_PASSED};
 use self::placement::Placements;
 use self::request::{Problem, Request};
 use self::work::{Run, entries, entry_id};
@@ -69,11 +74,6 @@ use super::action::ended;
 use super::agent_view::AgentView;
 use super::backup::repo::RepoAccess;
 use super::intent::{Intent, Plan};
-
-/// Finalizer Cairn puts on Restores (KubeBlocks' DP finalizer).
-pub const FINALIZER: &str = "dataprotection.kubeblocks.io/finalizer";
-const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-const MANAGED_BY: &str = "kubeblocks-dataprotection";
 
 /// Knobs of the Restore planner.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,9 +157,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<RestoreStatus> {
 fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<RestoreStatus> {
     let mut intents = Vec::new();
     let labels = o.restore.metadata.labels.clone().unwrap_or_default();
-    if !labels.contains_key(MANAGED_BY_LABEL) {
+    if !labels.contains_key(well_known::label::MANAGED_BY) {
         intents.push(Intent::PatchMeta {
-            labels: BTreeMap::from([(MANAGED_BY_LABEL.to_string(), Some(MANAGED_BY.to_string()))]),
+            labels: BTreeMap::from([(
+                well_known::label::MANAGED_BY.to_string(),
+                Some(well_known::label::MANAGED_BY_DATA_PROTECTION.to_string()),
+            )]),
             annotations: BTreeMap::new(),
         });
     }
@@ -172,14 +175,14 @@ fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<Restor
     };
     conditions::set(
         &mut status,
-        CHECK_BACKUP_REPO,
+        CONDITION_CHECK_BACKUP_REPO,
         REASON_REPO_OK,
         "check backup repo successfully",
         now,
     );
     conditions::set(
         &mut status,
-        VALIDATION_PASSED,
+        CONDITION_VALIDATION_PASSED,
         REASON_VALIDATE_OK,
         "validate restore spec successfully",
         now,
@@ -216,7 +219,13 @@ fn problem_plan(
 ) -> Plan<RestoreStatus> {
     match problem {
         Problem::Wait { reason, message } => {
-            conditions::set(&mut status, CHECK_BACKUP_REPO, reason, &message, now);
+            conditions::set(
+                &mut status,
+                CONDITION_CHECK_BACKUP_REPO,
+                reason,
+                &message,
+                now,
+            );
             Plan {
                 status: Some(status),
                 intents,
@@ -238,8 +247,8 @@ fn problem_plan(
             }
             conditions::set(
                 &mut status,
-                CHECK_BACKUP_REPO,
-                conditions::REASON_WAIT_FOR_REPO,
+                CONDITION_CHECK_BACKUP_REPO,
+                REASON_WAIT_FOR_REPO,
                 &message,
                 now,
             );
@@ -276,10 +285,10 @@ fn advance(
         requeue: None,
     };
     let mut result = prepare::run(&mut run);
-    let mut stage = conditions::PREPARE_DATA;
+    let mut stage = CONDITION_PREPARE_DATA;
     if result == StageResult::Done {
         result = post_ready::run(&mut run);
-        stage = conditions::POST_READY;
+        stage = CONDITION_POST_READY;
     }
     let Run {
         status,
@@ -307,15 +316,9 @@ fn advance(
             intents,
             requeue: requeue.or(Some(o.settings.poll)),
         },
-        StageResult::Failed(message) => fail(
-            o,
-            status,
-            stage,
-            conditions::REASON_FAILED,
-            message,
-            now,
-            intents,
-        ),
+        StageResult::Failed(message) => {
+            fail(o, status, stage, REASON_FAILED, message, now, intents)
+        }
         StageResult::Done => complete(o, status, now, intents),
     }
 }
@@ -418,5 +421,5 @@ fn has_finalizer(restore: &Restore) -> bool {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == FINALIZER)
+        .any(|f| f == well_known::FINALIZER)
 }

@@ -3,7 +3,7 @@
 //! A restore Job needs no particular node unless something pins it, yet a re-derived plan must
 //! dispatch it to the same agent (the agent deduplicates by action id only on its own node). So
 //! the first dispatch records `objectKey -> node` in the Restore annotation
-//! [`NODES_ANNOTATION`] (a JSON object), written with the metadata *before* the status and the
+//! [`well_known::annotation::RESTORE_NODES`] (a JSON object), written with the metadata *before* the status and the
 //! dispatch (intent order), and every later reconcile reads it back.
 //!
 //! Choice on first dispatch, in order: the node the action is pinned to (`schedulingSpec.nodeName`,
@@ -13,14 +13,10 @@
 
 use std::collections::BTreeMap;
 
+use cairn_api::well_known;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim};
 
 use crate::plan::agent_view::AgentView;
-
-/// Annotation holding the JSON map `objectKey -> node`.
-pub const NODES_ANNOTATION: &str = "cairn.io/restore-nodes";
-/// Annotation the scheduler puts on a claim bound to a node (WaitForFirstConsumer).
-pub const SELECTED_NODE_ANNOTATION: &str = "volume.kubernetes.io/selected-node";
 
 /// How an action may be placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +40,7 @@ impl Placements {
     /// Reads the annotation; a missing or unreadable one is empty.
     pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Self {
         let nodes = annotations
-            .and_then(|a| a.get(NODES_ANNOTATION))
+            .and_then(|a| a.get(well_known::annotation::RESTORE_NODES))
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         Self {
@@ -96,7 +92,7 @@ impl Placements {
     pub fn patch(&self) -> Option<(String, String)> {
         self.changed.then(|| {
             (
-                NODES_ANNOTATION.to_string(),
+                well_known::annotation::RESTORE_NODES.to_string(),
                 serde_json::to_string(&self.nodes).unwrap_or_default(),
             )
         })
@@ -123,7 +119,7 @@ pub fn selected_node(claims: &[PersistentVolumeClaim], name: &str) -> Option<Str
         .iter()
         .find(|c| c.metadata.name.as_deref() == Some(name))
         .and_then(|c| c.metadata.annotations.as_ref())
-        .and_then(|a| a.get(SELECTED_NODE_ANNOTATION))
+        .and_then(|a| a.get(well_known::annotation::SELECTED_NODE))
         .filter(|n| !n.is_empty())
         .cloned()
 }
@@ -230,7 +226,10 @@ mod tests {
 
     #[test]
     fn an_unreadable_annotation_counts_as_empty() {
-        let annotations = BTreeMap::from([(NODES_ANNOTATION.to_string(), "not json".to_string())]);
+        let annotations = BTreeMap::from([(
+            well_known::annotation::RESTORE_NODES.to_string(),
+            "not json".to_string(),
+        )]);
         assert_eq!(Placements::read(Some(&annotations)).recorded("Job/j"), None);
     }
 }

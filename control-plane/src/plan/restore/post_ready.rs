@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 use cairn_api::action::{ActionErrorMode, ActionSpec};
 use cairn_api::restore::{ReadyConfig, RestoreStage};
 use cairn_api::target::PodSelectionStrategy;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_POST_READY, REASON_PROCESSING, REASON_SUCCEED,
+};
 use k8s_openapi::api::core::v1::{Pod, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
-use super::conditions::{self, POST_READY, REASON_PROCESSING, REASON_SUCCEED};
+use super::conditions::{self};
 use super::jobs::{self, JobInput};
 use super::placement::Placement;
 use super::work::{Outcome, Run, Work, entries};
@@ -33,7 +36,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     let Some(ready) = run.o.restore.spec.ready_config.clone() else {
         return StageResult::Done;
     };
-    if steps.is_empty() || conditions::is_true(&run.status, POST_READY) {
+    if steps.is_empty() || conditions::is_true(&run.status, CONDITION_POST_READY) {
         return StageResult::Done;
     }
     let now = run.now;
@@ -43,7 +46,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
             StageResult::Running => {
                 conditions::set(
                     &mut run.status,
-                    POST_READY,
+                    CONDITION_POST_READY,
                     REASON_PROCESSING,
                     "waiting for the readiness probe to pass",
                     now,
@@ -61,7 +64,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
             Err(StepProblem::Wait(message)) => {
                 conditions::set(
                     &mut run.status,
-                    POST_READY,
+                    CONDITION_POST_READY,
                     REASON_PROCESSING,
                     &message,
                     now,
@@ -97,7 +100,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
             };
             conditions::set(
                 &mut run.status,
-                POST_READY,
+                CONDITION_POST_READY,
                 REASON_PROCESSING,
                 &message,
                 now,
@@ -114,7 +117,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     }
     conditions::set(
         &mut run.status,
-        POST_READY,
+        CONDITION_POST_READY,
         REASON_SUCCEED,
         "restore in PostReady phase successfully",
         now,

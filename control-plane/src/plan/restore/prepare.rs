@@ -8,10 +8,13 @@ use cairn_api::actionset::ActionSet;
 use cairn_api::restore::{
     PrepareDataConfig, RestoreStage, RestoreVolumeClaim, VolumeClaimRestorePolicy,
 };
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_PREPARE_DATA, REASON_PROCESSING, REASON_SUCCEED,
+};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume, VolumeMount};
 use serde_json::json;
 
-use super::conditions::{self, PREPARE_DATA, REASON_PROCESSING, REASON_SUCCEED};
+use super::conditions::{self};
 use super::jobs::{self, JobInput};
 use super::placement::{Placement, selected_node};
 use super::work::{Outcome, Run, Work};
@@ -30,7 +33,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     };
     let has_claims = config.volume_claims.as_ref().is_some_and(|c| !c.is_empty())
         || config.volume_claims_template.is_some();
-    if !has_claims || conditions::is_true(&run.status, PREPARE_DATA) {
+    if !has_claims || conditions::is_true(&run.status, CONDITION_PREPARE_DATA) {
         return StageResult::Done;
     }
     let works = match works(run, &config, &job_spec) {
@@ -75,7 +78,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
         };
         conditions::set(
             &mut run.status,
-            PREPARE_DATA,
+            CONDITION_PREPARE_DATA,
             REASON_PROCESSING,
             &message,
             now,
@@ -91,7 +94,7 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     }
     conditions::set(
         &mut run.status,
-        PREPARE_DATA,
+        CONDITION_PREPARE_DATA,
         REASON_SUCCEED,
         "prepare data successfully",
         now,

@@ -9,6 +9,10 @@
 //! new attempt number and so a new action id. There is no failure threshold in the API, so a probe
 //! that never passes keeps the Restore Running with the last failure in the condition's message.
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_READINESS_PROBE, REASON_FAILED, REASON_PROCESSING, REASON_SUCCEED,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,7 +21,7 @@ use cairn_api::common::ConnectionCredential;
 use cairn_api::restore::{ReadinessProbe, Restore, RestoreStage};
 use jiff::Timestamp;
 
-use super::conditions::{self, READINESS_PROBE, REASON_FAILED, REASON_PROCESSING, REASON_SUCCEED};
+use super::conditions::{self};
 use super::jobs::{self, JobInput};
 use super::placement::Placement;
 use super::work::{Run, Work, entry_id};
@@ -26,16 +30,12 @@ use crate::plan::action::{Step, Workload, failure_reason, lost_message, step};
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
 
-/// Annotation counting the probe's attempts.
-pub const ATTEMPT_ANNOTATION: &str = "cairn.io/readiness-probe-attempt";
-/// Annotation holding when the next attempt may start (RFC 3339).
-pub const RETRY_AT_ANNOTATION: &str = "cairn.io/readiness-probe-retry-at";
 /// Placement key of the probe's Jobs.
 pub const NODE_KEY: &str = "ReadinessProbe";
 
 /// The current attempt number.
 pub fn attempt(restore: &Restore) -> u32 {
-    annotation(restore, ATTEMPT_ANNOTATION)
+    annotation(restore, well_known::annotation::READINESS_PROBE_ATTEMPT)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
@@ -72,20 +72,20 @@ pub fn gate(
     probe: &ReadinessProbe,
     credential: Option<&ConnectionCredential>,
 ) -> StageResult {
-    if conditions::is_true(&run.status, READINESS_PROBE) {
+    if conditions::is_true(&run.status, CONDITION_READINESS_PROBE) {
         return StageResult::Done;
     }
     let now = run.now;
-    if conditions::get(&run.status, READINESS_PROBE).is_none() {
+    if conditions::get(&run.status, CONDITION_READINESS_PROBE).is_none() {
         conditions::set(
             &mut run.status,
-            READINESS_PROBE,
+            CONDITION_READINESS_PROBE,
             REASON_PROCESSING,
             "waiting for the restored service to pass its readiness probe",
             now,
         );
     }
-    let opened = conditions::get(&run.status, READINESS_PROBE)
+    let opened = conditions::get(&run.status, CONDITION_READINESS_PROBE)
         .map(|c| c.last_transition_time.0)
         .unwrap_or(now);
     let delay = seconds(probe.initial_delay_seconds.unwrap_or(0).max(0));
@@ -93,8 +93,11 @@ pub fn gate(
         run.requeue_within(wait);
         return StageResult::Running;
     }
-    let retry_at =
-        annotation(&run.o.restore, RETRY_AT_ANNOTATION).and_then(|v| v.parse::<Timestamp>().ok());
+    let retry_at = annotation(
+        &run.o.restore,
+        well_known::annotation::READINESS_PROBE_RETRY_AT,
+    )
+    .and_then(|v| v.parse::<Timestamp>().ok());
     if let Some(wait) = retry_at.and_then(|at| remaining(at, Duration::ZERO, now)) {
         run.requeue_within(wait);
         return StageResult::Running;
@@ -111,7 +114,7 @@ pub fn gate(
             delete_job(run, &name);
             conditions::set(
                 &mut run.status,
-                READINESS_PROBE,
+                CONDITION_READINESS_PROBE,
                 REASON_SUCCEED,
                 &format!("the readiness probe passed (attempt {attempt})"),
                 now,
@@ -135,7 +138,7 @@ pub fn gate(
             ) else {
                 conditions::set(
                     &mut run.status,
-                    READINESS_PROBE,
+                    CONDITION_READINESS_PROBE,
                     REASON_PROCESSING,
                     "waiting for a connected node agent to run the readiness probe",
                     now,
@@ -167,7 +170,7 @@ pub fn gate(
         .unwrap_or(now);
     conditions::set(
         &mut run.status,
-        READINESS_PROBE,
+        CONDITION_READINESS_PROBE,
         REASON_FAILED,
         &format!(
             "readiness probe attempt {attempt} failed, retrying in {}s: {failure}",
@@ -175,10 +178,14 @@ pub fn gate(
         ),
         now,
     );
-    run.annotations
-        .insert(ATTEMPT_ANNOTATION.into(), Some((attempt + 1).to_string()));
-    run.annotations
-        .insert(RETRY_AT_ANNOTATION.into(), Some(retry_at.to_string()));
+    run.annotations.insert(
+        well_known::annotation::READINESS_PROBE_ATTEMPT.into(),
+        Some((attempt + 1).to_string()),
+    );
+    run.annotations.insert(
+        well_known::annotation::READINESS_PROBE_RETRY_AT.into(),
+        Some(retry_at.to_string()),
+    );
     run.requeue_within(period);
     StageResult::Running
 }

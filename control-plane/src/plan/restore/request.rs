@@ -6,12 +6,12 @@ use cairn_api::backup::{Backup, BackupPhase, BackupStatusTarget};
 use cairn_api::backup_policy::BackupMethod;
 use cairn_api::restore::{DataRestorePolicy, RequiredPolicyForAllPodSelection};
 use cairn_api::target::PodSelectionStrategy;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_CHECK_BACKUP_REPO, CONDITION_VALIDATION_PASSED, REASON_REPO_FAILED,
+    REASON_VALIDATE_FAILED, REASON_WAIT_FOR_REPO,
+};
 
 use super::Observed;
-use super::conditions::{
-    CHECK_BACKUP_REPO, REASON_REPO_FAILED, REASON_VALIDATE_FAILED, REASON_WAIT_FOR_REPO,
-    VALIDATION_PASSED,
-};
 use crate::plan::action::access::{self, AccessProblem, RepoAccess};
 use crate::plan::backup::path;
 
@@ -37,7 +37,7 @@ pub enum Problem {
 impl Problem {
     fn repo(message: String) -> Self {
         Problem::Fail {
-            condition: CHECK_BACKUP_REPO,
+            condition: CONDITION_CHECK_BACKUP_REPO,
             reason: REASON_REPO_FAILED,
             message,
         }
@@ -45,7 +45,7 @@ impl Problem {
 
     fn invalid(message: String) -> Self {
         Problem::Fail {
-            condition: VALIDATION_PASSED,
+            condition: CONDITION_VALIDATION_PASSED,
             reason: REASON_VALIDATE_FAILED,
             message,
         }

@@ -1,6 +1,10 @@
 //! Table tests of the Restore planner (validation, prepareData, completion, deletion): one
 //! behaviour per test, named by what a user sees. postReady and the probe: `tests_post_ready.rs`.
 
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_CHECK_BACKUP_REPO, CONDITION_PREPARE_DATA, CONDITION_VALIDATION_PASSED,
+};
 use std::collections::BTreeMap;
 
 use cairn_api::restore::{RestoreActionStatus, RestorePhase, RestoreStatus};
@@ -124,7 +128,7 @@ pub fn step(o: &mut Observed, at: Timestamp) -> Plan<RestoreStatus> {
                 .metadata
                 .finalizers
                 .get_or_insert_with(Vec::new)
-                .push(FINALIZER.into()),
+                .push(well_known::FINALIZER.into()),
             Intent::RemoveFinalizer => o.restore.metadata.finalizers = None,
             Intent::PatchMeta {
                 labels,
@@ -203,7 +207,7 @@ fn missing_backup_fails_the_restore_with_the_not_found_message() {
     o.backup = None;
     let plan = step(&mut o, now());
     assert_eq!(
-        failed_with(&plan, conditions::CHECK_BACKUP_REPO),
+        failed_with(&plan, CONDITION_CHECK_BACKUP_REPO),
         (
             Some(RestorePhase::Failed),
             "CheckBackupRepoFailed".into(),
@@ -223,7 +227,7 @@ fn missing_repository_fails_the_restore() {
     let mut o = observed();
     o.repos = Vec::new();
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::CHECK_BACKUP_REPO).2,
+        failed_with(&step(&mut o, now()), CONDITION_CHECK_BACKUP_REPO).2,
         "backup repo repo1 not found"
     );
 }
@@ -236,7 +240,7 @@ fn a_repository_still_pre_checking_is_waited_for() {
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, None);
     assert_eq!(
-        condition(&status, conditions::CHECK_BACKUP_REPO).1,
+        condition(&status, CONDITION_CHECK_BACKUP_REPO).1,
         "WaitForBackupRepo"
     );
     assert!(plan.requeue.is_some());
@@ -251,7 +255,7 @@ fn a_failed_repository_is_retried_not_fatal() {
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, None);
     assert_eq!(
-        condition(&status, conditions::CHECK_BACKUP_REPO),
+        condition(&status, CONDITION_CHECK_BACKUP_REPO),
         (
             "False".into(),
             "CheckBackupRepoFailed".into(),
@@ -275,7 +279,7 @@ fn a_backup_that_is_not_completed_fails_with_kubeblocks_message() {
     let mut o = observed();
     o.backup = Some(backup(json!({"status": {"phase": "Running"}})));
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED),
+        failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED),
         (
             Some(RestorePhase::Failed),
             "ValidateFailed".into(),
@@ -289,7 +293,7 @@ fn incremental_and_continuous_backups_fail_as_not_supported_yet() {
     for kind in ["Incremental", "Continuous", "Differential"] {
         let mut o = observed();
         o.actionset = Some(actionset(json!({"spec": {"backupType": kind}})));
-        let message = failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2;
+        let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
         assert!(
             message.contains(kind) && message.contains("not supported"),
             "{message}"
@@ -301,7 +305,7 @@ fn incremental_and_continuous_backups_fail_as_not_supported_yet() {
 fn restore_time_fails_as_not_supported_yet() {
     let mut o = observed();
     o.restore = restore(json!({"spec": {"restoreTime": "2026-11-22T09:00:00Z"}}));
-    let message = failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2;
+    let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
     assert!(
         message.contains("restoreTime") && message.contains("not supported"),
         "{message}"
@@ -313,7 +317,7 @@ fn data_source_ref_fails_as_not_supported_yet() {
     let mut o = observed();
     o.restore = restore(json!({"spec": {"prepareDataConfig": {
         "dataSourceRef": {"volumeSource": "data", "mountPath": "/data"}}}}));
-    let message = failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2;
+    let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
     assert!(
         message.contains("dataSourceRef") && message.contains("not supported"),
         "{message}"
@@ -326,7 +330,7 @@ fn snapshot_backups_fail_as_not_restorable_yet() {
     o.backup = Some(backup(
         json!({"status": {"backupMethod": {"snapshotVolumes": true}}}),
     ));
-    let message = failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2;
+    let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
     assert!(message.contains("snapshot"), "{message}");
 }
 
@@ -335,7 +339,7 @@ fn missing_actionset_fails_with_the_not_found_message() {
     let mut o = observed();
     o.actionset = None;
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2,
+        failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2,
         "actionsets.dataprotection.kubeblocks.io \"pg-basebackup\" not found"
     );
 }
@@ -345,7 +349,7 @@ fn undeclared_parameter_fails_with_kubeblocks_message() {
     let mut o = observed();
     o.restore = restore(json!({"spec": {"parameters": [{"name": "tables", "value": "t1"}]}}));
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2,
+        failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2,
         "fails to validate parameters with actionset pg-basebackup: some parameters are undeclared in withParameters of actionSet pg-basebackup"
     );
 }
@@ -377,7 +381,7 @@ fn several_recorded_targets_need_a_source_target_name() {
     status.targets = Some(vec![named("t1"), named("t2")]);
     o.backup = Some(b.clone());
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2,
+        failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2,
         "backup \"b1\" has several targets (t1, t2); set spec.backup.sourceTargetName to one of them"
     );
     let mut o = observed();
@@ -417,7 +421,7 @@ fn an_encrypted_backup_without_its_key_fails_and_with_it_the_grant_carries_it() 
     o.backup = Some(backup(encrypted.clone()));
     o.encryption_passphrase = Some(Err("secret default/enc has no key passphrase".into()));
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::VALIDATION_PASSED).2,
+        failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2,
         "failed to read the encryption key of backup \"b1\": secret default/enc has no key passphrase"
     );
     let mut o = observed();
@@ -441,15 +445,15 @@ fn a_valid_restore_starts_running_with_label_finalizer_conditions_and_event() {
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Running));
     assert_eq!(status.start_timestamp.as_ref().map(|t| t.0), Some(now()));
-    assert_eq!(condition(&status, conditions::CHECK_BACKUP_REPO).0, "True");
+    assert_eq!(condition(&status, CONDITION_CHECK_BACKUP_REPO).0, "True");
     assert_eq!(
-        condition(&status, conditions::VALIDATION_PASSED).1,
+        condition(&status, CONDITION_VALIDATION_PASSED).1,
         "ValidateSuccessfully"
     );
-    assert_eq!(condition(&status, conditions::PREPARE_DATA).1, "Processing");
+    assert_eq!(condition(&status, CONDITION_PREPARE_DATA).1, "Processing");
     assert!(plan.intents.contains(&Intent::AddFinalizer));
     assert_eq!(
-        o.restore.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        o.restore.metadata.labels.as_ref().unwrap()[well_known::label::MANAGED_BY],
         "kubeblocks-dataprotection"
     );
     assert!(
@@ -582,7 +586,7 @@ fn a_claim_without_mount_path_or_known_volume_source_fails_the_restore() {
         json!({"spec": {"prepareDataConfig": {"volumeClaimsTemplate": {
         "templates": [{"metadata": {"name": "data"}, "volumeClaimSpec": {}, "volumeSource": "nope"}]}}}}),
     );
-    let (phase, reason, message) = failed_with(&step(&mut o, now()), conditions::PREPARE_DATA);
+    let (phase, reason, message) = failed_with(&step(&mut o, now()), CONDITION_PREPARE_DATA);
     assert_eq!(
         (phase, reason.as_str()),
         (Some(RestorePhase::Failed), "Failed")
@@ -599,7 +603,7 @@ fn zero_replicas_fail_the_restore_naming_the_field() {
     o.restore =
         restore(json!({"spec": {"prepareDataConfig": {"volumeClaimsTemplate": {"replicas": 0}}}}));
     assert_eq!(
-        failed_with(&step(&mut o, now()), conditions::PREPARE_DATA).2,
+        failed_with(&step(&mut o, now()), CONDITION_PREPARE_DATA).2,
         "spec.prepareDataConfig.volumeClaimsTemplate.replicas must be at least 1, got 0"
     );
 }
@@ -683,10 +687,10 @@ fn restore_jobs_have_kubeblocks_shape() {
     let job = job_of(dispatched(&plan.intents)[0].1);
     let labels = job.metadata.labels.clone().unwrap();
     assert_eq!(
-        labels["app.kubernetes.io/managed-by"],
+        labels[well_known::label::MANAGED_BY],
         "kubeblocks-dataprotection"
     );
-    assert_eq!(labels["dataprotection.kubeblocks.io/restore"], "r1");
+    assert_eq!(labels[well_known::label::RESTORE], "r1");
     let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
@@ -751,13 +755,13 @@ fn a_mount_repository_without_its_pvc_in_the_namespace_labels_the_restore_and_wa
     let labels = o.restore.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels
-            .get("dataprotection.kubeblocks.io/wait-repo-preparation")
+            .get(well_known::label::WAIT_REPO_PREPARATION)
             .map(String::as_str),
         Some("true")
     );
     assert_eq!(
         labels
-            .get("dataprotection.kubeblocks.io/backup-repo-name")
+            .get(well_known::label::BACKUP_REPO)
             .map(String::as_str),
         Some("repo1")
     );
@@ -827,7 +831,7 @@ fn backup_extras_reach_the_job_through_the_downward_api() {
         .clone()
         .unwrap();
     assert_eq!(
-        template.annotations.unwrap()["dataprotection.kubeblocks.io/backup-extras"],
+        template.annotations.unwrap()[well_known::annotation::BACKUP_EXTRAS],
         r#"[{"lsn":"0/3000060"}]"#
     );
     let mounts = container_of(&job).volume_mounts.clone().unwrap();
@@ -843,7 +847,7 @@ fn a_restore_without_prepare_data_config_skips_the_stage_and_completes() {
     let plan = step(&mut o, now());
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Completed));
-    assert!(conditions::get(&status, conditions::PREPARE_DATA).is_none());
+    assert!(conditions::get(&status, CONDITION_PREPARE_DATA).is_none());
     assert!(dispatched(&plan.intents).is_empty());
 }
 
@@ -879,7 +883,7 @@ fn all_jobs_completed_completes_the_restore_and_deletes_the_jobs() {
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Completed));
     assert_eq!(status.duration.as_deref(), Some("1m5s"));
-    assert_eq!(condition(&status, conditions::PREPARE_DATA).0, "True");
+    assert_eq!(condition(&status, CONDITION_PREPARE_DATA).0, "True");
     let entries = prepare_entries(&o);
     assert!(
         entries
@@ -939,7 +943,7 @@ fn a_failed_job_in_parallel_waits_for_the_others_then_fails_with_kubeblocks_mess
     );
     let plan = step(&mut o, later(20));
     assert_eq!(
-        failed_with(&plan, conditions::PREPARE_DATA),
+        failed_with(&plan, CONDITION_PREPARE_DATA),
         (
             Some(RestorePhase::Failed),
             "Failed".into(),
@@ -1062,7 +1066,7 @@ fn all_backup(pods: &[&str]) -> Backup {
 fn strategy_all_without_a_pod_restore_policy_fails() {
     let mut o = observed();
     o.backup = Some(all_backup(&["pg-0", "pg-1"]));
-    let message = failed_with(&step(&mut o, now()), conditions::PREPARE_DATA).2;
+    let message = failed_with(&step(&mut o, now()), CONDITION_PREPARE_DATA).2;
     assert!(
         message.starts_with("spec.prepareDataConfig.requiredPolicyForAllPodSelection is required"),
         "{message}"
@@ -1106,7 +1110,7 @@ fn one_to_many_from_a_pod_the_backup_did_not_read_fails() {
     o.restore = restore(json!({"spec": {"prepareDataConfig": {
         "requiredPolicyForAllPodSelection": {"dataRestorePolicy": "OneToMany",
                                              "sourceOfOneToMany": {"targetPodName": "pg-9"}}}}}));
-    let message = failed_with(&step(&mut o, now()), conditions::PREPARE_DATA).2;
+    let message = failed_with(&step(&mut o, now()), CONDITION_PREPARE_DATA).2;
     assert!(
         message.contains("\"pg-9\" is not a pod backup \"b1\" read (pg-0)"),
         "{message}"
@@ -1121,7 +1125,7 @@ fn the_chosen_node_is_recorded_before_dispatch_and_kept_when_more_agents_connect
     let plan = step(&mut o, now());
     assert!(
         matches!(&plan.intents[0], Intent::PatchMeta { annotations, .. }
-        if annotations.contains_key(placement::NODES_ANNOTATION))
+        if annotations.contains_key(well_known::annotation::RESTORE_NODES))
     );
     assert!(
         dispatched(&plan.intents)
@@ -1182,7 +1186,7 @@ fn without_a_connected_agent_the_restore_waits_without_recording_actions() {
     assert_eq!(status.phase, Some(RestorePhase::Running));
     assert!(prepare_entries(&o).is_empty());
     assert!(
-        condition(&status, conditions::PREPARE_DATA)
+        condition(&status, CONDITION_PREPARE_DATA)
             .2
             .contains("waiting for a connected node agent")
     );

@@ -1,6 +1,10 @@
 //! Table tests of the Restore planner's postReady stage and readiness probe.
 
 use cairn_api::restore::{RestoreActionStatus, RestorePhase, RestoreStage};
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::restore::{
+    CONDITION_POST_READY, CONDITION_PREPARE_DATA, CONDITION_READINESS_PROBE,
+};
 use cairn_proto::agent::v1 as pb;
 use serde_json::json;
 
@@ -58,7 +62,7 @@ fn an_exec_step_runs_in_every_selected_pod_on_its_node_with_its_timeout() {
     let keys: Vec<_> = post_entries(&o).into_iter().map(|e| e.object_key).collect();
     assert_eq!(keys, ["Pod/pg-0", "Pod/pg-1"]);
     assert_eq!(
-        condition(o.restore.status.as_ref().unwrap(), conditions::POST_READY).1,
+        condition(o.restore.status.as_ref().unwrap(), CONDITION_POST_READY).1,
         "Processing"
     );
 }
@@ -124,7 +128,7 @@ fn a_job_step_waits_while_no_selected_pod_is_ready() {
     assert_eq!(status.phase, Some(RestorePhase::Running));
     assert!(dispatched(&plan.intents).is_empty());
     assert_eq!(
-        condition(&status, conditions::POST_READY).2,
+        condition(&status, CONDITION_POST_READY).2,
         "no pod selected by spec.readyConfig.jobAction.target.podSelector is Running and Ready"
     );
 }
@@ -135,7 +139,7 @@ fn a_step_waits_while_no_pod_matches_its_selector() {
     o.pods = Vec::new();
     let plan = step(&mut o, now());
     assert_eq!(
-        condition(plan.status.as_ref().unwrap(), conditions::POST_READY).2,
+        condition(plan.status.as_ref().unwrap(), CONDITION_POST_READY).2,
         "can not found any pod by spec.readyConfig.execAction.target.podSelector"
     );
 }
@@ -147,7 +151,7 @@ fn an_exec_step_without_an_exec_action_config_fails_with_kubeblocks_message() {
     let status = plan.status.unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Failed));
     assert_eq!(
-        condition(&status, conditions::POST_READY).2,
+        condition(&status, CONDITION_POST_READY).2,
         "spec.readyConfig.execAction can not be empty"
     );
 }
@@ -160,7 +164,7 @@ fn a_job_step_without_a_job_action_config_fails_with_kubeblocks_message() {
     );
     let plan = step(&mut o, now());
     assert_eq!(
-        condition(plan.status.as_ref().unwrap(), conditions::POST_READY).2,
+        condition(plan.status.as_ref().unwrap(), CONDITION_POST_READY).2,
         "spec.readyConfig.jobAction can not be empty"
     );
 }
@@ -184,7 +188,7 @@ fn steps_run_in_order_and_the_restore_completes_after_the_last() {
     let plan = step(&mut o, later(10));
     let status = plan.status.unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Completed));
-    assert_eq!(condition(&status, conditions::POST_READY).0, "True");
+    assert_eq!(condition(&status, CONDITION_POST_READY).0, "True");
 }
 
 #[test]
@@ -236,7 +240,7 @@ fn an_invalid_exec_timeout_fails_naming_the_value() {
         exec_ready(),
     );
     let plan = step(&mut o, now());
-    let message = condition(plan.status.as_ref().unwrap(), conditions::POST_READY).2;
+    let message = condition(plan.status.as_ref().unwrap(), CONDITION_POST_READY).2;
     assert!(
         message.starts_with("action postReady-0: invalid exec timeout \"soon\""),
         "{message}"
@@ -277,7 +281,7 @@ fn post_ready_runs_after_prepare_data_completed() {
         2
     );
     assert_eq!(
-        condition(plan.status.as_ref().unwrap(), conditions::PREPARE_DATA).0,
+        condition(plan.status.as_ref().unwrap(), CONDITION_PREPARE_DATA).0,
         "True"
     );
 }
@@ -309,7 +313,7 @@ fn the_readiness_probe_waits_its_initial_delay_before_the_first_attempt() {
     assert_eq!(
         condition(
             o.restore.status.as_ref().unwrap(),
-            conditions::READINESS_PROBE
+            CONDITION_READINESS_PROBE
         )
         .1,
         "Processing"
@@ -347,7 +351,7 @@ fn a_failed_probe_is_retried_after_its_period_with_a_new_attempt() {
     assert_eq!(plan.requeue, Some(std::time::Duration::from_secs(7)));
     let (status, reason, message) = condition(
         o.restore.status.as_ref().unwrap(),
-        conditions::READINESS_PROBE,
+        CONDITION_READINESS_PROBE,
     );
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Failed"));
     assert!(
@@ -355,7 +359,8 @@ fn a_failed_probe_is_retried_after_its_period_with_a_new_attempt() {
         "{message}"
     );
     assert_eq!(
-        o.restore.metadata.annotations.as_ref().unwrap()[probe::ATTEMPT_ANNOTATION],
+        o.restore.metadata.annotations.as_ref().unwrap()
+            [well_known::annotation::READINESS_PROBE_ATTEMPT],
         "1"
     );
     assert!(
@@ -389,7 +394,7 @@ fn a_passed_probe_opens_the_post_ready_steps() {
     assert_eq!(
         condition(
             o.restore.status.as_ref().unwrap(),
-            conditions::READINESS_PROBE
+            CONDITION_READINESS_PROBE
         )
         .0,
         "True"

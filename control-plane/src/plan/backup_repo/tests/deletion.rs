@@ -1,6 +1,8 @@
 //! Deleting a BackupRepo.
 
 use cairn_api::backup_repo::BackupRepoPhase;
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::CONDITION_DERIVED_OBJECTS_DELETED;
 use serde_json::json;
 
 use super::*;
@@ -88,7 +90,7 @@ fn owned_pvcs_are_deleted_and_waited_for() {
     ready.backups.clear();
     // A PVC of another owner with the label stays.
     ready.derived.pvcs.push(serde_json::from_value(json!({
-        "metadata": {"name": "foreign", "namespace": "team-a", "labels": {LABEL_BACKUP_REPO: "repo1"},
+        "metadata": {"name": "foreign", "namespace": "team-a", "labels": {well_known::label::BACKUP_REPO: "repo1"},
                      "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "other"}]}
     })).unwrap());
     let mut o = deleting(ready);

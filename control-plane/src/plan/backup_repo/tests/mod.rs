@@ -12,6 +12,7 @@ use cairn_api::backup::Backup;
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase, BackupRepoStatus};
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::StorageProvider;
+use cairn_api::well_known;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -19,7 +20,6 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::plan::agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
-use crate::plan::backup::FINALIZER;
 use crate::plan::intent::{EventType, Intent};
 
 pub(super) const UID: &str = "5b7c1c0e-aaaa-4000-8000-000000000001";
@@ -48,7 +48,7 @@ pub(super) fn repo(extra: Value) -> BackupRepo {
             "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
             "kind": "BackupRepo",
             "metadata": {"name": "repo1", "uid": UID, "generation": 1,
-                         "finalizers": [FINALIZER]},
+                         "finalizers": [well_known::FINALIZER]},
             "spec": {
                 "storageProviderRef": "s3",
                 "accessMethod": "Tool",
@@ -234,13 +234,13 @@ pub(super) fn step(o: &mut Observed, at: Timestamp) -> Plan<BackupRepoStatus> {
                 .metadata
                 .finalizers
                 .get_or_insert_with(Vec::new)
-                .push(FINALIZER.into()),
+                .push(well_known::FINALIZER.into()),
             Intent::RemoveFinalizer => o
                 .repo
                 .metadata
                 .finalizers
                 .get_or_insert_with(Vec::new)
-                .retain(|f| f != FINALIZER),
+                .retain(|f| f != well_known::FINALIZER),
             Intent::PatchMeta { annotations, .. } => {
                 let map = o
                     .repo
@@ -263,7 +263,7 @@ pub(super) fn step(o: &mut Observed, at: Timestamp) -> Plan<BackupRepoStatus> {
             }
             Intent::Create { object } if object["kind"] == "Secret" => {
                 o.derived.csi_secret_digest = Some(
-                    object["metadata"]["annotations"][ANNOTATION_DIGEST]
+                    object["metadata"]["annotations"][well_known::annotation::BACKUP_REPO_DIGEST]
                         .as_str()
                         .unwrap_or_default()
                         .to_string(),
@@ -304,7 +304,9 @@ pub(super) fn until_dispatched(o: &mut Observed) -> Plan<BackupRepoStatus> {
 
 /// The pre-check action id for the repository's current digest annotation.
 pub(super) fn current_check_id(o: &Observed) -> String {
-    let digest = o.repo.metadata.annotations.as_ref().unwrap()[ANNOTATION_DIGEST].clone();
+    let digest = o.repo.metadata.annotations.as_ref().unwrap()
+        [well_known::annotation::BACKUP_REPO_DIGEST]
+        .clone();
     precheck::pre_check_id(UID, &digest)
 }
 

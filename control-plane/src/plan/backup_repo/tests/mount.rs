@@ -2,6 +2,11 @@
 //! the repository PVC in waiting namespaces.
 
 use cairn_api::backup_repo::BackupRepoPhase;
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    CONDITION_PRE_CHECK_PASSED, CONDITION_PVC_TEMPLATE_CHECKED, CONDITION_STORAGE_CLASS_CREATED,
+    CONDITION_STORAGE_PROVIDER_READY,
+};
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::json;
@@ -16,7 +21,9 @@ fn observed_csi() -> Observed {
 }
 
 fn pre_check_pvc_name(o: &Observed) -> String {
-    let digest = o.repo.metadata.annotations.as_ref().unwrap()[ANNOTATION_DIGEST].clone();
+    let digest = o.repo.metadata.annotations.as_ref().unwrap()
+        [well_known::annotation::BACKUP_REPO_DIGEST]
+        .clone();
     names::pre_check_name(&o.repo, &digest)
 }
 
@@ -58,9 +65,12 @@ fn the_mount_pre_check_creates_its_pvc_first_then_hands_the_job_to_an_agent() {
     let pvc = pvcs[0];
     assert_eq!(pvc["metadata"]["name"], name.as_str());
     assert_eq!(pvc["metadata"]["namespace"], CONTROL_NS);
-    assert_eq!(pvc["metadata"]["labels"][LABEL_BACKUP_REPO], "repo1");
     assert_eq!(
-        pvc["metadata"]["annotations"][ANNOTATION_DIGEST]
+        pvc["metadata"]["labels"][well_known::label::BACKUP_REPO],
+        "repo1"
+    );
+    assert_eq!(
+        pvc["metadata"]["annotations"][well_known::annotation::BACKUP_REPO_DIGEST]
             .as_str()
             .map(str::len),
         Some(32)
@@ -166,16 +176,14 @@ fn a_leftover_pre_check_pvc_of_an_old_digest_is_removed() {
     o.derived.pvcs.push(
         serde_json::from_value(json!({
             "metadata": {"name": stale, "namespace": CONTROL_NS,
-                         "labels": {LABEL_BACKUP_REPO: "repo1"}}
+                         "labels": {well_known::label::BACKUP_REPO: "repo1"}}
         }))
         .unwrap(),
     );
-    o.repo
-        .metadata
-        .annotations
-        .as_mut()
-        .unwrap()
-        .insert(ANNOTATION_DIGEST.into(), stale_digest.into());
+    o.repo.metadata.annotations.as_mut().unwrap().insert(
+        well_known::annotation::BACKUP_REPO_DIGEST.into(),
+        stale_digest.into(),
+    );
     let plan = step(&mut o, later(50));
     assert!(deleted(&plan, "PersistentVolumeClaim").contains(&stale.as_str()));
     assert!(deleted(&plan, "Job").contains(&stale.as_str()));
@@ -253,7 +261,10 @@ fn a_csi_provider_gets_its_secret_in_the_control_plane_namespace_and_a_storage_c
     let secret: k8s_openapi::api::core::v1::Secret =
         serde_json::from_value(secrets[0].clone()).unwrap();
     assert_eq!(secret.metadata.namespace.as_deref(), Some(CONTROL_NS));
-    assert_eq!(secret.metadata.labels.unwrap()[LABEL_BACKUP_REPO], "repo1");
+    assert_eq!(
+        secret.metadata.labels.unwrap()[well_known::label::BACKUP_REPO],
+        "repo1"
+    );
     assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, UID);
     let data = secret.data.unwrap();
     assert_eq!(data["secretAccessKey"].0, SECRET_KEY.as_bytes());
@@ -407,7 +418,10 @@ fn waiting_backups_get_the_repository_pvc_in_their_namespace_once() {
         .unwrap();
     let pvc: PersistentVolumeClaim = serde_json::from_value((*a).clone()).unwrap();
     assert_eq!(pvc.metadata.name.as_deref(), Some(claim.as_str()));
-    assert_eq!(pvc.metadata.labels.unwrap()[LABEL_BACKUP_REPO], "repo1");
+    assert_eq!(
+        pvc.metadata.labels.unwrap()[well_known::label::BACKUP_REPO],
+        "repo1"
+    );
     let owner = &pvc.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
@@ -457,7 +471,7 @@ fn a_namespace_that_already_has_the_repository_pvc_gets_no_new_one() {
         .clone()
         .unwrap();
     o.derived.pvcs.push(serde_json::from_value(json!({
-        "metadata": {"name": claim, "namespace": "team-a", "labels": {LABEL_BACKUP_REPO: "repo1"}}
+        "metadata": {"name": claim, "namespace": "team-a", "labels": {well_known::label::BACKUP_REPO: "repo1"}}
     })).unwrap());
     o.backups = vec![backup("b1", "team-a", waiting())];
     let plan = step(&mut o, later(600));

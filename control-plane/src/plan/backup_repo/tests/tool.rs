@@ -1,6 +1,11 @@
 //! Tool repositories: checks, the agent pre-check, phases, waiting Backups and the access.
 
 use cairn_api::backup_repo::BackupRepoPhase;
+use cairn_api::well_known;
+use cairn_api::well_known::conditions::backup_repo::{
+    CONDITION_PARAMETERS_CHECKED, CONDITION_PRE_CHECK_PASSED, CONDITION_PVC_TEMPLATE_CHECKED,
+    CONDITION_STORAGE_CLASS_CREATED, CONDITION_STORAGE_PROVIDER_READY,
+};
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
@@ -64,7 +69,9 @@ fn the_digest_annotation_is_written_only_after_the_unknown_condition_is_recorded
         })
         .collect();
     assert_eq!(annotations.len(), 1);
-    let digest = annotations[0][ANNOTATION_DIGEST].clone().unwrap();
+    let digest = annotations[0][well_known::annotation::BACKUP_REPO_DIGEST]
+        .clone()
+        .unwrap();
     assert_eq!(digest.len(), 32);
     assert_eq!(
         dispatched(&second).len(),
@@ -574,7 +581,7 @@ fn a_provider_only_in_the_deprecated_group_is_copied_and_used() {
 fn the_default_annotation_sets_is_default() {
     let mut o = observed();
     o.repo.metadata.annotations = Some(BTreeMap::from([(
-        "dataprotection.kubeblocks.io/is-default-repo".to_string(),
+        well_known::annotation::DEFAULT_REPO.to_string(),
         "true".to_string(),
     )]));
     step(&mut o, now());
@@ -637,7 +644,7 @@ fn waiting_backups_and_restores_of_a_ready_tool_repository_just_lose_the_wait_la
             _ => None,
         })
         .collect();
-    let removal = BTreeMap::from([(LABEL_WAIT_REPO_PREPARATION.to_string(), None)]);
+    let removal = BTreeMap::from([(well_known::label::WAIT_REPO_PREPARATION.to_string(), None)]);
     assert_eq!(
         patched,
         vec![

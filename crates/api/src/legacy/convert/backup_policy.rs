@@ -1,6 +1,7 @@
 //! Old BackupPolicy → BackupPolicy (methods and target) + BackupSchedule (schedules and retention),
 //! as KubeBlocks' 0.7 upgrade transformer did (semantics §8.3).
 
+use crate::well_known;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::backup_policy::{BackupMethod, BackupPolicy, BackupPolicySpec};
@@ -12,9 +13,6 @@ use crate::legacy::convert::{
 };
 use crate::legacy::target::TargetCluster;
 use crate::target::{BackupTarget, PodSelector};
-
-/// The annotation old policies used for the repository path prefix.
-pub const PATH_PREFIX_ANNOTATION: &str = "dataprotection.kubeblocks.io/path-prefix";
 
 /// The name of the BackupSchedule made from a policy: `…-backup-policy` becomes `…-backup-schedule`.
 pub fn schedule_name(policy: &str) -> String {
@@ -116,7 +114,7 @@ pub fn convert(p: &old::BackupPolicy) -> (BackupPolicy, Option<BackupSchedule>, 
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(PATH_PREFIX_ANNOTATION))
+        .and_then(|a| a.get(well_known::annotation::PATH_PREFIX))
         .cloned();
     if p.status.is_some() {
         w.add(
