@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::tls::ca::{Ca, LEAF_DEFAULT_DAYS, Validity};
-use crate::tls::pem_files::CertFiles;
+use cairn_certs::ca::{Ca, LEAF_DEFAULT_DAYS, Validity};
+use cairn_certs::pem_files::CertFiles;
 
 /// `ca`: the certificate authority of the agent protocol (docs/PROTOCOL.md §2.1).
 #[derive(Debug, clap::Args)]
@@ -121,7 +121,7 @@ fn load(dir: &std::path::Path) -> anyhow::Result<Ca> {
 }
 
 fn write(
-    issued: &crate::tls::IssuedCert,
+    issued: &cairn_certs::IssuedCert,
     stem: PathBuf,
     what: &'static str,
 ) -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
@@ -152,7 +152,7 @@ fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::cert_info::CertInfo;
+    use cairn_certs::cert_info::CertInfo;
     use clap::Parser;
 
     #[derive(Debug, Parser)]

@@ -15,7 +15,6 @@ use crate::leader::{self, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile;
 use crate::shell::{Context, ShellSettings};
-use crate::tls;
 
 /// The `User-Agent` of the control plane's Kubernetes API requests.
 pub const USER_AGENT: &str = concat!("cairn-control-plane/", env!("CARGO_PKG_VERSION"));
@@ -32,7 +31,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let progress = duration("progress-interval", &args.progress_interval)?;
 
     let (ca, cert, key) = if args.tls_generate {
-        let files = tls::ensure::ensure_server_cert(&args.tls_dir, &args.tls_server_names)
+        let files = cairn_certs::ensure_server_cert(&args.tls_dir, &args.tls_server_names)
             .with_context(|| format!("creating certificates in {}", args.tls_dir.display()))?;
         (args.tls_dir.join("ca.pem"), files.cert, files.key)
     } else {
@@ -42,7 +41,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             args.tls_dir.join("server-key.pem"),
         )
     };
-    let tls_config = tls::server_config::server_config_from_files(&ca, &cert, &key)
+    let tls_config = cairn_certs::server_config_from_files(&ca, &cert, &key)
         .context("loading the agent service's TLS configuration")?;
 
     let lease = if args.leader_elect {

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cairn_certs::{Ca, IssuedCert, Validity, server_config};
 use cairn_control_plane::grpc::{AgentHub, HubConfig, HubEvent, serve};
-use cairn_control_plane::tls::{Ca, IssuedCert, Validity, server_config};
 use cairn_proto::agent::v1::agent_service_client::AgentServiceClient;
 use cairn_proto::agent::v1::{
     Accepted, Action, ActionPhase, ActionState, AgentMessage, ControlMessage, Hello, ObjectRef,

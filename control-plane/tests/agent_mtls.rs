@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_certs::{Ca, IssuedCert, Validity, server_config};
 use cairn_control_plane::grpc::{AgentHub, HubConfig, serve};
-use cairn_control_plane::tls::{Ca, IssuedCert, Validity, server_config};
 use cairn_proto::agent::v1::agent_service_client::AgentServiceClient;
 use cairn_proto::agent::v1::{AgentMessage, ControlMessage, Heartbeat, Hello, agent_message};
 use jiff::Timestamp;

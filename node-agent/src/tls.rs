@@ -234,7 +234,7 @@ impl Dial {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_control_plane::tls::{Ca, Validity};
+    use cairn_certs::{Ca, Validity};
 
     #[test]
     fn mixed_up_pem_inputs_are_named() {

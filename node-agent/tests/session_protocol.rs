@@ -14,8 +14,8 @@ use cairn_agent::session::{
     self, ActionRunner, Outcome, ProgressUpdate, ReportError, Reporter, SessionConfig, SessionError,
 };
 use cairn_agent::tls::{ClientTls, Dial};
+use cairn_certs::{Ca, Validity, server_config};
 use cairn_control_plane::grpc::{AgentHub, HubConfig, HubEvent, serve};
-use cairn_control_plane::tls::{Ca, Validity, server_config};
 use cairn_proto::agent::v1::{Action, ActionPhase, ObjectRef};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};

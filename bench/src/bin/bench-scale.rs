@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cairn_api::backup::{Backup, BackupPhase};
+use cairn_certs::{Ca, Validity};
 use cairn_cli::standalone::process::Child;
 use cairn_cli::standalone::{install_crds, manifests, metrics};
-use cairn_control_plane::tls::{Ca, Validity};
 use cairn_proto::agent::v1::agent_service_client::AgentServiceClient;
 use cairn_proto::agent::v1::{
     ActionPhase, ActionState, AgentMessage, Heartbeat, Hello, Result as ResultMsg, agent_message,
@@ -464,7 +464,7 @@ async fn start(bin_dir: &Path, localkube: &Path, keep: bool) -> anyhow::Result<S
     };
     install_crds(&client).await?;
     let tls_dir = data.join("tls");
-    cairn_control_plane::tls::ensure::ensure_server_cert(
+    cairn_certs::ensure::ensure_server_cert(
         &tls_dir,
         &["localhost".to_string(), "127.0.0.1".to_string()],
     )

@@ -190,9 +190,9 @@ impl Stack {
 
         let tls_dir = data_dir.join("tls");
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        cairn_control_plane::tls::ensure::ensure_server_cert(&tls_dir, &names)
+        cairn_certs::ensure_server_cert(&tls_dir, &names)
             .context("creating the control plane's certificate")?;
-        let agent_cert = cairn_control_plane::tls::ensure::ensure_agent_cert(&tls_dir, &node_name)
+        let agent_cert = cairn_certs::ensure_agent_cert(&tls_dir, &node_name)
             .context("creating the agent's certificate")?;
 
         let agent_addr = SocketAddr::from(([127, 0, 0, 1], ports.agent));

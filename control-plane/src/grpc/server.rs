@@ -24,7 +24,7 @@ pub enum ServeError {
 }
 
 /// Serves the agent service on `listener` with `tls` (from
-/// [`crate::tls::server_config::server_config`]) until `shutdown` completes.
+/// [`cairn_certs::server_config`]) until `shutdown` completes.
 ///
 /// Every refused connection (plaintext, no certificate, other CA, expired certificate) is
 /// logged once with the peer address by the accept loop; identity and version refusals are

@@ -14,7 +14,7 @@ use super::hub::AgentHub;
 use super::session::run_session;
 use super::status::{SessionRefusal, error_chain};
 use super::version::check_compatible;
-use crate::tls::identity::AgentIdentity;
+use cairn_certs::identity::AgentIdentity;
 
 /// The agent service; every accepted session is registered in the [`AgentHub`].
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@ use tonic::Status;
 
 use super::hub::SessionEnd;
 use super::version::VersionMismatch;
-use crate::tls::identity::IdentityError;
+use cairn_certs::identity::IdentityError;
 
 /// Why a `Session` stream was refused before it was registered (PROTOCOL.md §2.1, §2.3.1, §4).
 #[derive(Debug, thiserror::Error)]

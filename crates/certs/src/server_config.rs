@@ -105,7 +105,7 @@ fn pem_certificates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::ca::{Ca, Validity};
+    use crate::ca::{Ca, Validity};
 
     #[test]
     fn server_config_builds_from_issued_pems_and_offers_h2() {

@@ -413,8 +413,8 @@ fn ia5(name: &str) -> Result<rcgen::string::Ia5String, CaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::cert_info::{first_pem_certificate, is_signed_by};
-    use crate::tls::identity::AgentIdentity;
+    use crate::cert_info::{first_pem_certificate, is_signed_by};
+    use crate::identity::AgentIdentity;
 
     #[test]
     fn agent_certificate_names_its_node_in_cn_and_uri() {
