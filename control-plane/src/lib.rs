@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod ca_cmd;
+pub mod dispatch;
 pub mod grpc;
 pub mod health;
 pub mod leader;

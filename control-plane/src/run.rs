@@ -77,7 +77,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context::new(
         client.clone(),
-        hub.clone(),
+        Arc::new(hub.clone()),
+        leadership.clone(),
         metrics.clone(),
         ShellSettings {
             agent_grace: grace,

@@ -1,17 +1,16 @@
-//! `AgentHub`: the in-memory registry of agent sessions and of the actions they carry.
-//!
-//! The reconcilers talk to agents only through this type; it has no kube and no tonic server in
-//! it, so the planners' shell can be tested against it directly.
+//! `AgentHub`: the gRPC session transport of the [`Dispatcher`]: one session per node, its
+//! outbound stream, heartbeats and replacement. What is owed to whom (wanted actions, reports,
+//! pending acks and cancels) is decided by the pure [`Ledger`] it holds; the hub only delivers.
 //!
 //! # Expected flow
 //! 1. A reconciler writes an action as `Running` into its owner's status, then calls
-//!    [`AgentHub::assign`]. The hub remembers the action as *wanted* on that node and sends
-//!    `Assign` at once if the node has a session, else right after the node's next `Hello`.
+//!    [`Dispatcher::dispatch`]. The ledger remembers the action as *wanted* on that node and the
+//!    hub sends `Assign` at once if the node has a session, else right after the node's next
+//!    `Hello`.
 //! 2. The agent answers `Accepted`, `Progress` (≤ 1/s) and finally `Result`; each becomes a
 //!    [`HubEvent`] and updates [`AgentHub::action_state`] / [`AgentHub::progress`].
-//! 3. The reconciler applies the `Result` to the owner's status, then calls [`AgentHub::ack`]
-//!    (the agent stops resending it) and, once the status shows the action finished,
-//!    [`AgentHub::forget`] (the hub stops re-assigning it).
+//! 3. The reconciler applies the `Result` to the owner's status, then calls
+//!    [`Dispatcher::acknowledge`] (the agent stops resending it, the hub stops re-assigning it).
 //!
 //! # Guarantees
 //! - One session per node: a newer session replaces the older, whose stream ends with
@@ -32,13 +31,13 @@
 //! - Nothing here is durable: after a restart the CRs are the truth and wanted actions are
 //!   re-assigned by the reconcilers (PROTOCOL.md §2.3.4).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use cairn_proto::agent::v1::{
-    Action, ActionPhase, ActionState, Assign, Cancel, ControlMessage, Heartbeat, Hello, ObjectRef,
-    Progress, Result as ResultMsg, ResultAck, Welcome, agent_message, control_message,
+    Action, ActionState, ControlMessage, Heartbeat, Hello, ObjectRef, Progress, Welcome,
+    agent_message, control_message,
 };
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc};
@@ -48,7 +47,11 @@ use tonic::Status;
 use cairn_proto::redact::Redacted;
 
 use super::status::SessionRefusal;
+pub(crate) use crate::dispatch::SessionEnd;
+use crate::dispatch::{DispatchError, Dispatcher, Ledger, Snapshot};
 use crate::leader::Leadership;
+// Where the session's values have always been named from (`run.rs`, `reconcile/`).
+pub use crate::dispatch::{HubEvent, NodeState};
 
 /// Tunables of the hub and of every session it holds.
 #[derive(Clone, Debug)]
@@ -84,98 +87,6 @@ impl HubConfig {
     }
 }
 
-/// Whether a node has a session, and since when that is so.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeState {
-    /// A session is open.
-    pub connected: bool,
-    /// When the node connected or disconnected; for a node never seen, when the hub started.
-    pub since: Timestamp,
-}
-
-/// A copy of the hub's knowledge at one instant (see [`AgentHub::snapshot`]).
-#[derive(Clone, Debug, Default)]
-pub struct HubSnapshot {
-    /// Newest reported state per action id.
-    pub reported: HashMap<String, ActionState>,
-    /// Newest progress per action id.
-    pub progress: HashMap<String, Progress>,
-    /// Session state per node ever seen.
-    pub nodes: HashMap<String, NodeState>,
-    /// When the hub started.
-    pub started: Timestamp,
-}
-
-/// Something an agent did, as the reconcilers see it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum HubEvent {
-    /// A session was opened (or replaced an older one) for `node`.
-    Connected {
-        /// The node.
-        node: String,
-        /// The new session's id (as sent in `Welcome`).
-        session_id: String,
-    },
-    /// The node's session ended and no newer one replaced it.
-    Disconnected {
-        /// The node.
-        node: String,
-        /// Why the session ended.
-        reason: String,
-    },
-    /// The agent journaled an assigned action (or already had it).
-    Accepted {
-        /// The node.
-        node: String,
-        /// The action.
-        action_id: String,
-        /// The agent had the id already and did not start it again.
-        already_known: bool,
-    },
-    /// Progress of a running action (advisory; PROTOCOL.md §2.3.7).
-    Progress {
-        /// The node.
-        node: String,
-        /// The report.
-        progress: Progress,
-    },
-    /// A final state, from a `Result` or from a `Hello` listing a finished action.
-    Result {
-        /// The node.
-        node: String,
-        /// The final state (boxed: it is much larger than the other events).
-        state: Box<ActionState>,
-        /// The owner: from the state, else from the wanted action; `None` if neither knows.
-        owner: Option<ObjectRef>,
-    },
-}
-
-/// A misuse of the hub API.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum HubError {
-    /// An action without id cannot be tracked.
-    #[error("action {name:?} has an empty id")]
-    EmptyActionId {
-        /// The action's human name.
-        name: String,
-    },
-    /// `ack` for an action no agent reported and nobody assigned.
-    #[error("no node is known for action {action_id:?}; it was never assigned nor reported")]
-    UnknownAction {
-        /// The action.
-        action_id: String,
-    },
-}
-
-/// Why a session's message loop must stop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SessionEnd {
-    /// A newer session for the node took over.
-    Replaced,
-    /// The agent broke the protocol (message text for `FAILED_PRECONDITION`).
-    Protocol(String),
-}
-
 /// What the gRPC layer gets for a newly opened session.
 pub(crate) struct OpenedSession {
     /// The session id sent in `Welcome`.
@@ -186,7 +97,7 @@ pub(crate) struct OpenedSession {
     pub replaced: CancellationToken,
 }
 
-/// The registry; cheap to clone (all clones share one state).
+/// The transport; cheap to clone (all clones share one state).
 #[derive(Clone)]
 pub struct AgentHub {
     inner: Arc<Inner>,
@@ -217,27 +128,27 @@ struct Session {
     replaced: CancellationToken,
 }
 
-struct Node {
-    session: Option<Session>,
-    since: Timestamp,
-    pending_acks: BTreeSet<String>,
-    pending_cancels: BTreeMap<String, String>,
-}
-
-struct Wanted {
-    node: String,
-    action: Action,
-}
-
+/// The ledger and the open sessions, under one lock so a message is never sent on a session
+/// the ledger does not count as connected.
 struct State {
-    /// When the hub started, or this replica last became the leader: the moment from which a
-    /// node that never connected counts as disconnected.
-    started: Timestamp,
-    nodes: HashMap<String, Node>,
-    wanted: HashMap<String, Wanted>,
-    reported: HashMap<String, ActionState>,
-    progress: HashMap<String, Progress>,
-    action_node: HashMap<String, String>,
+    ledger: Ledger,
+    sessions: HashMap<String, Session>,
+}
+
+impl State {
+    /// Sends `message` on `node`'s session; false if it has none or its stream is gone.
+    fn deliver(&self, node: &str, message: ControlMessage) -> bool {
+        self.sessions
+            .get(node)
+            .is_some_and(|session| session.tx.send(Ok(message)).is_ok())
+    }
+
+    fn current_tx(&self, node: &str, session_id: &str) -> Option<Outbound> {
+        self.sessions
+            .get(node)
+            .filter(|session| session.id == session_id)
+            .map(|session| session.tx.clone())
+    }
 }
 
 impl AgentHub {
@@ -257,12 +168,8 @@ impl AgentHub {
                 leadership,
                 events,
                 state: Mutex::new(State {
-                    started: Timestamp::now(),
-                    nodes: HashMap::new(),
-                    wanted: HashMap::new(),
-                    reported: HashMap::new(),
-                    progress: HashMap::new(),
-                    action_node: HashMap::new(),
+                    ledger: Ledger::new(Timestamp::now()),
+                    sessions: HashMap::new(),
                 }),
             }),
         }
@@ -279,21 +186,13 @@ impl AgentHub {
     /// running on their agents, which report them to the new leader in their next `Hello`.
     pub fn step_down(&self) {
         let mut state = self.lock();
-        let now = Timestamp::now();
         let mut closed = Vec::new();
-        for (name, entry) in &mut state.nodes {
-            if let Some(session) = entry.session.take() {
-                let _ = session.tx.send(Err(super::status::stepped_down_status()));
-                session.replaced.cancel();
-                closed.push(name.clone());
-            }
+        for (name, session) in std::mem::take(&mut state.sessions) {
+            let _ = session.tx.send(Err(super::status::stepped_down_status()));
+            session.replaced.cancel();
+            closed.push(name);
         }
-        state.nodes.clear();
-        state.wanted.clear();
-        state.reported.clear();
-        state.progress.clear();
-        state.action_node.clear();
-        state.started = now;
+        state.ledger = Ledger::new(Timestamp::now());
         drop(state);
         tracing::info!(
             sessions = closed.len(),
@@ -311,14 +210,7 @@ impl AgentHub {
     /// from now on, not from when the process started, so a follower that waited for hours
     /// gives agents the full grace period to find it.
     pub fn take_over(&self) {
-        let mut state = self.lock();
-        let now = Timestamp::now();
-        state.started = now;
-        for entry in state.nodes.values_mut() {
-            if entry.session.is_none() {
-                entry.since = now;
-            }
-        }
+        self.lock().ledger.take_over(Timestamp::now());
     }
 
     /// The configuration the hub was made with.
@@ -331,179 +223,82 @@ impl AgentHub {
         self.inner.events.subscribe()
     }
 
-    /// Wants `action` to run on `node`: sends `Assign` now if the node has a session, else
-    /// after its next `Hello`. Calling it again with a wanted id does nothing (moving an id to
-    /// another node re-sends it there).
-    pub fn assign(&self, node: &str, action: Action) -> Result<(), HubError> {
-        if action.id.is_empty() {
-            return Err(HubError::EmptyActionId { name: action.name });
-        }
+    /// Wants `action` to run on `node` (see [`Dispatcher::dispatch`]).
+    pub fn assign(&self, node: &str, action: Action) -> Result<(), DispatchError> {
         let mut state = self.lock();
-        if state
-            .wanted
-            .get(&action.id)
-            .is_some_and(|wanted| wanted.node == node)
-        {
-            return Ok(());
+        let id = action.id.clone();
+        let redacted = format!("{:?}", Redacted(&action));
+        if let Some(message) = state.ledger.assign(node, action)? {
+            tracing::debug!(agent.node = node, action.id = %id, action = %redacted, "assigning action");
+            // A dead stream is fine: the next Hello re-assigns every wanted action.
+            state.deliver(node, message);
         }
-        tracing::debug!(agent.node = node, action.id = %action.id, action = ?Redacted(&action), "assigning action");
-        state.action_node.insert(action.id.clone(), node.to_owned());
-        if let Some(tx) = state.session_tx(node) {
-            send(&tx, assign_message(&action));
-        }
-        state.wanted.insert(
-            action.id.clone(),
-            Wanted {
-                node: node.to_owned(),
-                action,
-            },
-        );
         Ok(())
     }
 
-    /// Tells `node` to cancel `action_id` (now, or after its next `Hello` if it still runs the
-    /// action then) and stops wanting it.
+    /// Tells `node` to cancel `action_id` and stops wanting it (see [`Dispatcher::cancel`]).
     pub fn cancel(&self, node: &str, action_id: &str, reason: &str) {
         let mut state = self.lock();
-        state.wanted.remove(action_id);
-        let message = control(control_message::Msg::Cancel(Cancel {
-            action_id: action_id.to_owned(),
-            reason: reason.to_owned(),
-        }));
-        let sent = state
-            .session_tx(node)
-            .is_some_and(|tx| tx.send(Ok(message)).is_ok());
-        if !sent {
-            state
-                .node_mut(node)
-                .pending_cancels
-                .insert(action_id.to_owned(), reason.to_owned());
+        if let Some(message) = state.ledger.cancel(node, action_id, reason)
+            && !state.deliver(node, message)
+        {
+            state.ledger.queue_cancel(node, action_id, reason);
         }
     }
 
     /// Stops tracking `action_id`: it is no longer (re-)assigned, and its reported state and
     /// progress are dropped. Call it when the owner's status shows the action finished.
     pub fn forget(&self, action_id: &str) {
-        let mut state = self.lock();
-        state.wanted.remove(action_id);
-        state.reported.remove(action_id);
-        state.progress.remove(action_id);
-        state.action_node.remove(action_id);
-        for node in state.nodes.values_mut() {
-            node.pending_cancels.remove(action_id);
-        }
+        self.lock().ledger.forget(action_id);
     }
 
     /// The control plane has durably applied the `Result` of `action_id`: sends `ResultAck` to
     /// the node that runs it, now or after its next `Hello`. An action that is not wanted is
     /// forgotten too.
-    pub fn ack(&self, action_id: &str) -> Result<(), HubError> {
+    pub fn ack(&self, action_id: &str) -> Result<(), DispatchError> {
         let mut state = self.lock();
-        let node =
-            state
-                .action_node
-                .get(action_id)
-                .cloned()
-                .ok_or_else(|| HubError::UnknownAction {
-                    action_id: action_id.to_owned(),
-                })?;
-        let message = control(control_message::Msg::ResultAck(ResultAck {
-            action_id: action_id.to_owned(),
-        }));
-        let sent = state
-            .session_tx(&node)
-            .is_some_and(|tx| tx.send(Ok(message)).is_ok());
-        if !sent {
-            state
-                .node_mut(&node)
-                .pending_acks
-                .insert(action_id.to_owned());
-        }
-        if !state.wanted.contains_key(action_id) {
-            state.reported.remove(action_id);
-            state.progress.remove(action_id);
-            state.action_node.remove(action_id);
+        let (node, message) = state.ledger.ack(action_id)?;
+        if let Some(message) = message
+            && !state.deliver(&node, message)
+        {
+            state.ledger.queue_ack(&node, action_id);
         }
         Ok(())
     }
 
     /// Whether `node` has a session and since when.
     pub fn node_state(&self, node: &str) -> NodeState {
-        let state = self.lock();
-        match state.nodes.get(node) {
-            Some(entry) => NodeState {
-                connected: entry.session.is_some(),
-                since: entry.since,
-            },
-            None => NodeState {
-                connected: false,
-                since: state.started,
-            },
-        }
+        self.lock().ledger.node_state(node)
     }
 
     /// The nodes that have a session now, sorted.
     pub fn connected_nodes(&self) -> Vec<String> {
-        let state = self.lock();
-        let mut nodes: Vec<String> = state
-            .nodes
-            .iter()
-            .filter(|(_, node)| node.session.is_some())
-            .map(|(name, _)| name.clone())
-            .collect();
-        nodes.sort();
-        nodes
+        self.lock().ledger.connected_nodes()
     }
 
     /// The ids of the actions assigned to or reported by `node`, sorted.
     pub fn actions_on(&self, node: &str) -> Vec<String> {
-        let state = self.lock();
-        let mut ids: Vec<String> = state
-            .action_node
-            .iter()
-            .filter(|(_, n)| n.as_str() == node)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        ids
+        self.lock().ledger.actions_on(node)
     }
 
     /// The newest state an agent reported for `action_id` (from `Hello`, `Accepted`, `Result`).
     pub fn action_state(&self, action_id: &str) -> Option<ActionState> {
-        self.lock().reported.get(action_id).cloned()
+        self.lock().ledger.action_state(action_id).cloned()
     }
 
     /// The newest progress report for `action_id`.
     pub fn progress(&self, action_id: &str) -> Option<Progress> {
-        self.lock().progress.get(action_id).cloned()
+        self.lock().ledger.progress(action_id).cloned()
     }
 
     /// Everything agents have reported, and every node's session state, at one instant: the
     /// input reconcilers hand to their pure planners.
-    pub fn snapshot(&self) -> HubSnapshot {
-        let state = self.lock();
-        HubSnapshot {
-            reported: state.reported.clone(),
-            progress: state.progress.clone(),
-            nodes: state
-                .nodes
-                .iter()
-                .map(|(name, node)| {
-                    (
-                        name.clone(),
-                        NodeState {
-                            connected: node.session.is_some(),
-                            since: node.since,
-                        },
-                    )
-                })
-                .collect(),
-            started: state.started,
-        }
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().ledger.snapshot()
     }
 
     /// Opens a session for `node` after an accepted `Hello`: replaces any older session, queues
-    /// `Welcome`, pending acks and cancels, and the wanted actions the agent did not report.
+    /// `Welcome`, then what the ledger says the node is owed.
     ///
     /// Refused with [`SessionRefusal::NotLeader`] while this replica does not lead; the check
     /// is made under the hub's lock, so [`AgentHub::step_down`] closes every session opened
@@ -522,24 +317,13 @@ impl AgentHub {
                 holder: self.inner.leadership.holder(),
             });
         }
-        let now = Timestamp::now();
-        let entry = state.node_mut(node);
-        if let Some(old) = entry.session.take() {
+        if let Some(old) = state.sessions.remove(node) {
             tracing::info!(agent.node = node, old.session = %old.id, "agent session replaced by a newer session");
             let _ = old
                 .tx
                 .send(Err(Status::aborted("replaced by a newer session")));
             old.replaced.cancel();
         }
-        entry.since = now;
-        let pending_acks = std::mem::take(&mut entry.pending_acks);
-        let pending_cancels = std::mem::take(&mut entry.pending_cancels);
-        entry.session = Some(Session {
-            id: session_id.clone(),
-            tx: tx.clone(),
-            replaced: replaced.clone(),
-        });
-
         send(
             &tx,
             control(control_message::Msg::Welcome(Welcome {
@@ -551,49 +335,18 @@ impl AgentHub {
                 control_plane_version: self.inner.config.version.clone(),
             })),
         );
-        let mut reported_ids = BTreeSet::new();
-        let mut running_ids = BTreeSet::new();
-        let mut results = Vec::new();
-        for action_state in &hello.actions {
-            if action_state.action_id.is_empty() {
-                continue;
-            }
-            reported_ids.insert(action_state.action_id.clone());
-            if is_final(action_state) {
-                results.push(record_result(&mut state, node, action_state.clone()));
-            } else {
-                running_ids.insert(action_state.action_id.clone());
-                state
-                    .action_node
-                    .insert(action_state.action_id.clone(), node.to_owned());
-                state
-                    .reported
-                    .insert(action_state.action_id.clone(), action_state.clone());
-            }
+        let (messages, results) = state.ledger.connected(node, hello, Timestamp::now());
+        for message in messages {
+            send(&tx, message);
         }
-        for action_id in pending_acks {
-            send(
-                &tx,
-                control(control_message::Msg::ResultAck(ResultAck { action_id })),
-            );
-        }
-        for (action_id, reason) in pending_cancels {
-            if running_ids.contains(&action_id) {
-                send(
-                    &tx,
-                    control(control_message::Msg::Cancel(Cancel { action_id, reason })),
-                );
-            }
-        }
-        let mut to_assign: Vec<&Wanted> = state
-            .wanted
-            .values()
-            .filter(|w| w.node == node && !reported_ids.contains(&w.action.id))
-            .collect();
-        to_assign.sort_by(|a, b| a.action.id.cmp(&b.action.id));
-        for wanted in to_assign {
-            send(&tx, assign_message(&wanted.action));
-        }
+        state.sessions.insert(
+            node.to_owned(),
+            Session {
+                id: session_id.clone(),
+                tx,
+                replaced: replaced.clone(),
+            },
+        );
         drop(state);
         self.emit(HubEvent::Connected {
             node: node.to_owned(),
@@ -612,18 +365,11 @@ impl AgentHub {
     /// Ends `session_id` of `node` if it is still the node's session; emits `Disconnected`.
     pub(crate) fn close_session(&self, node: &str, session_id: &str, reason: &str) {
         let mut state = self.lock();
-        let Some(entry) = state.nodes.get_mut(node) else {
-            return;
-        };
-        if entry
-            .session
-            .as_ref()
-            .is_none_or(|session| session.id != session_id)
-        {
+        if state.current_tx(node, session_id).is_none() {
             return;
         }
-        entry.session = None;
-        entry.since = Timestamp::now();
+        state.sessions.remove(node);
+        state.ledger.disconnected(node, Timestamp::now());
         drop(state);
         self.emit(HubEvent::Disconnected {
             node: node.to_owned(),
@@ -636,14 +382,14 @@ impl AgentHub {
     pub fn close_all(&self, reason: &str) {
         let mut state = self.lock();
         let now = Timestamp::now();
-        let mut closed = Vec::new();
-        for (name, entry) in &mut state.nodes {
-            if let Some(session) = entry.session.take() {
-                let _ = session.tx.send(Err(Status::unavailable(reason.to_owned())));
-                session.replaced.cancel();
-                entry.since = now;
-                closed.push(name.clone());
-            }
+        let mut closed: Vec<String> = Vec::new();
+        for (name, session) in std::mem::take(&mut state.sessions) {
+            let _ = session.tx.send(Err(Status::unavailable(reason.to_owned())));
+            session.replaced.cancel();
+            closed.push(name);
+        }
+        for name in &closed {
+            state.ledger.disconnected(name, now);
         }
         drop(state);
         if !closed.is_empty() {
@@ -692,77 +438,10 @@ impl AgentHub {
         if state.current_tx(node, session_id).is_none() {
             return Err(SessionEnd::Replaced);
         }
-        match msg {
-            agent_message::Msg::Hello(_) => {
-                return Err(SessionEnd::Protocol(
-                    "Hello is only allowed as the first message of a session".to_owned(),
-                ));
-            }
-            agent_message::Msg::Heartbeat(_) => {}
-            agent_message::Msg::Accepted(accepted) => {
-                if accepted.action_id.is_empty() {
-                    return Err(SessionEnd::Protocol(
-                        "Accepted without action_id".to_owned(),
-                    ));
-                }
-                let id = accepted.action_id.clone();
-                state.action_node.insert(id.clone(), node.to_owned());
-                if !state.reported.get(&id).is_some_and(is_final) {
-                    let owner = state.wanted.get(&id).and_then(|w| w.action.owner.clone());
-                    let entry = state.reported.entry(id.clone()).or_insert(ActionState {
-                        action_id: id.clone(),
-                        exit_code: -1,
-                        owner,
-                        ..ActionState::default()
-                    });
-                    entry.phase = ActionPhase::Running as i32;
-                }
-                drop(state);
-                self.emit(HubEvent::Accepted {
-                    node: node.to_owned(),
-                    action_id: id,
-                    already_known: accepted.already_known,
-                });
-            }
-            agent_message::Msg::Progress(progress) => {
-                if progress.action_id.is_empty() {
-                    return Err(SessionEnd::Protocol(
-                        "Progress without action_id".to_owned(),
-                    ));
-                }
-                state
-                    .action_node
-                    .insert(progress.action_id.clone(), node.to_owned());
-                if let Some(reported) = state.reported.get_mut(&progress.action_id)
-                    && !is_final(reported)
-                {
-                    reported.bytes_done = progress.bytes_done;
-                }
-                state
-                    .progress
-                    .insert(progress.action_id.clone(), progress.clone());
-                drop(state);
-                self.emit(HubEvent::Progress {
-                    node: node.to_owned(),
-                    progress,
-                });
-            }
-            agent_message::Msg::Result(ResultMsg { state: result }) => {
-                let Some(result) = result.filter(|s| !s.action_id.is_empty()) else {
-                    return Err(SessionEnd::Protocol(
-                        "Result without action state".to_owned(),
-                    ));
-                };
-                if !is_final(&result) {
-                    return Err(SessionEnd::Protocol(format!(
-                        "Result for action {:?} is not final (phase {})",
-                        result.action_id, result.phase
-                    )));
-                }
-                let event = record_result(&mut state, node, result);
-                drop(state);
-                self.emit(event);
-            }
+        let event = state.ledger.apply(node, msg)?;
+        drop(state);
+        if let Some(event) = event {
+            self.emit(event);
         }
         Ok(())
     }
@@ -782,68 +461,53 @@ impl AgentHub {
     }
 }
 
-impl State {
-    fn node_mut(&mut self, node: &str) -> &mut Node {
-        let started = self.started;
-        self.nodes.entry(node.to_owned()).or_insert_with(|| Node {
-            session: None,
-            since: started,
-            pending_acks: BTreeSet::new(),
-            pending_cancels: BTreeMap::new(),
-        })
+impl Dispatcher for AgentHub {
+    fn dispatch(&self, node: &str, action: Action) -> Result<(), DispatchError> {
+        self.assign(node, action)
     }
 
-    fn session_tx(&self, node: &str) -> Option<Outbound> {
-        self.nodes
-            .get(node)
-            .and_then(|entry| entry.session.as_ref())
-            .map(|session| session.tx.clone())
+    fn cancel(&self, node: &str, action_id: &str, reason: &str) {
+        AgentHub::cancel(self, node, action_id, reason);
     }
 
-    fn current_tx(&self, node: &str, session_id: &str) -> Option<Outbound> {
-        self.nodes
-            .get(node)
-            .and_then(|entry| entry.session.as_ref())
-            .filter(|session| session.id == session_id)
-            .map(|session| session.tx.clone())
+    fn acknowledge(&self, action_id: &str) {
+        // An id nobody reported has nothing to acknowledge; forgetting it is all there is.
+        let _ = self.ack(action_id);
+        self.forget(action_id);
     }
-}
 
-/// Records a final state reported by `node`; returns the event to emit once the lock is released.
-fn record_result(state: &mut State, node: &str, result: ActionState) -> HubEvent {
-    let id = result.action_id.clone();
-    let owner = result
-        .owner
-        .clone()
-        .or_else(|| state.wanted.get(&id).and_then(|w| w.action.owner.clone()));
-    state.action_node.insert(id.clone(), node.to_owned());
-    state.reported.insert(id.clone(), result.clone());
-    if let Some(entry) = state.nodes.get_mut(node) {
-        entry.pending_cancels.remove(&id);
+    fn owner_gone(&self, owner: &ObjectRef) {
+        let mut state = self.lock();
+        for (node, message) in state.ledger.owner_gone(owner) {
+            let id = match &message.msg {
+                Some(control_message::Msg::ResultAck(ack)) => ack.action_id.clone(),
+                _ => continue,
+            };
+            if !state.deliver(&node, message) {
+                state.ledger.queue_ack(&node, &id);
+            }
+        }
     }
-    HubEvent::Result {
-        node: node.to_owned(),
-        state: Box::new(result),
-        owner,
-    }
-}
 
-/// Whether a state is final (succeeded, failed or cancelled).
-pub fn is_final(state: &ActionState) -> bool {
-    matches!(
-        ActionPhase::try_from(state.phase),
-        Ok(ActionPhase::Succeeded | ActionPhase::Failed | ActionPhase::Cancelled)
-    )
+    fn owner_of(&self, action_id: &str) -> Option<ObjectRef> {
+        self.lock().ledger.owner_of(action_id).cloned()
+    }
+
+    fn actions_on(&self, node: &str) -> Vec<String> {
+        AgentHub::actions_on(self, node)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        AgentHub::snapshot(self)
+    }
+
+    fn events(&self) -> broadcast::Receiver<HubEvent> {
+        AgentHub::events(self)
+    }
 }
 
 fn control(msg: control_message::Msg) -> ControlMessage {
     ControlMessage { msg: Some(msg) }
-}
-
-fn assign_message(action: &Action) -> ControlMessage {
-    control(control_message::Msg::Assign(Assign {
-        action: Some(action.clone()),
-    }))
 }
 
 fn send(tx: &Outbound, message: ControlMessage) {
@@ -855,7 +519,7 @@ fn send(tx: &Outbound, message: ControlMessage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::agent::v1::Accepted;
+    use cairn_proto::agent::v1::{Accepted, ActionPhase, Result as ResultMsg};
 
     fn open(hub: &AgentHub, node: &str, hello: &Hello) -> OpenedSession {
         hub.open_session(node, hello)
@@ -1025,7 +689,7 @@ mod tests {
     fn ack_of_an_action_nobody_reported_is_an_error() {
         assert_eq!(
             hub().ack("zzz"),
-            Err(HubError::UnknownAction {
+            Err(DispatchError::UnknownAction {
                 action_id: "zzz".into()
             })
         );
@@ -1117,7 +781,7 @@ mod tests {
         let hub = hub();
         let never = hub.node_state("n1");
         assert!(!never.connected);
-        assert_eq!(never.since, hub.lock().started);
+        assert_eq!(never.since, hub.snapshot().started);
         let session = open(&hub, "n1", &hello("n1", vec![]));
         let up = hub.node_state("n1");
         assert!(up.connected && up.since >= never.since);

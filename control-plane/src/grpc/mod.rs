@@ -8,7 +8,8 @@ mod session;
 pub mod status;
 pub mod version;
 
+pub use crate::dispatch::{DispatchError, HubEvent, NodeState};
 pub use cairn_proto::redact::Redacted;
-pub use hub::{AgentHub, HubConfig, HubError, HubEvent, NodeState};
+pub use hub::{AgentHub, HubConfig};
 pub use server::serve;
 pub use service::AgentGrpc;

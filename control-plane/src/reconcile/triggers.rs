@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::grpc::hub::HubEvent;
+use crate::dispatch::HubEvent;
 use crate::shell::Context;
 
 /// Reconcile triggers by owner kind.
@@ -27,7 +27,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
     let (backups_tx, backups) = mpsc::unbounded_channel();
     let (restores_tx, restores) = mpsc::unbounded_channel();
     let (repos_tx, repos) = mpsc::unbounded_channel();
-    let mut events = ctx.hub.events();
+    let mut events = ctx.dispatcher.events();
     tokio::spawn(async move {
         loop {
             let event = tokio::select! {
@@ -68,7 +68,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                 // returning one brings their outcome.
                 HubEvent::Connected { node, .. } | HubEvent::Disconnected { node, .. } => {
                     let mut owners: Vec<_> = ctx
-                        .hub
+                        .dispatcher
                         .actions_on(node)
                         .iter()
                         .filter_map(|id| ctx.owner_of(id))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use cairn_proto::agent::v1::{ActionPhase, ActionState, Progress};
 use jiff::Timestamp;
 
-use crate::grpc::hub::HubSnapshot;
+use crate::dispatch::Snapshot as HubSnapshot;
 use crate::plan::{AgentView, NodeState, ReportedAction, ReportedPhase};
 
 /// The planners' view of a hub snapshot.

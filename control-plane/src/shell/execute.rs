@@ -106,7 +106,7 @@ where
     S: Serialize,
 {
     let object = describe(obj);
-    if !ctx.hub.leadership().is_leading() {
+    if !ctx.leadership.is_leading() {
         return Err(ExecuteError::NotLeading { object });
     }
     let name = obj.name_any();
@@ -176,20 +176,22 @@ where
                     tracing::warn!(action.id = %action.id, "action has no node to run on; not dispatched");
                     continue;
                 }
-                ctx.remember_owner(&action.id, &reference);
-                if let Err(err) = ctx.hub.assign(&node, *action) {
-                    tracing::warn!(error = %err, "dispatch refused by the agent hub");
+                let mut action = *action;
+                // Results are routed to the owner the action names (and the agent reports it
+                // back after a restart); the object reconciled is the owner when none is set.
+                if action.owner.is_none() {
+                    action.owner = Some(owner_ref(&reference));
+                }
+                if let Err(err) = ctx.dispatcher.dispatch(&node, action) {
+                    tracing::warn!(error = %err, "dispatch refused");
                 }
             }
             Intent::Cancel {
                 node,
                 action_id,
                 reason,
-            } => ctx.hub.cancel(&node, &action_id, &reason),
-            Intent::Acknowledge { action_id } => {
-                let _ = ctx.hub.ack(&action_id);
-                ctx.hub.forget(&action_id);
-            }
+            } => ctx.dispatcher.cancel(&node, &action_id, &reason),
+            Intent::Acknowledge { action_id } => ctx.dispatcher.acknowledge(&action_id),
             Intent::Event {
                 type_,
                 reason,
@@ -255,8 +257,11 @@ where
             .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
         {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            // The object is gone or going: nobody will record its actions any more.
+            Ok(_) => ctx.dispatcher.owner_gone(&owner_ref(&reference)),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                ctx.dispatcher.owner_gone(&owner_ref(&reference))
+            }
             Err(source) => {
                 return Err(ExecuteError::PatchMeta {
                     object,
@@ -267,6 +272,19 @@ where
     }
     let _ = resource_version;
     Ok(())
+}
+
+/// The agent protocol's reference to `reference`'s object.
+fn owner_ref(
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> cairn_proto::agent::v1::ObjectRef {
+    cairn_proto::agent::v1::ObjectRef {
+        api_version: reference.api_version.clone().unwrap_or_default(),
+        kind: reference.kind.clone().unwrap_or_default(),
+        namespace: reference.namespace.clone().unwrap_or_default(),
+        name: reference.name.clone().unwrap_or_default(),
+        uid: reference.uid.clone().unwrap_or_default(),
+    }
 }
 
 fn nullable(map: &BTreeMap<String, Option<String>>) -> Value {

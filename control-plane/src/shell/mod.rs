@@ -6,14 +6,15 @@ pub mod cache;
 pub mod execute;
 pub mod observe;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::grpc::hub::AgentHub;
+use crate::dispatch::Dispatcher;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::plan::AgentView;
 use crate::plan::backup::repo::RepoAccess;
@@ -32,7 +33,10 @@ pub struct ShellSettings {
 /// What every reconciler shares.
 pub struct Context {
     pub client: kube::Client,
-    pub hub: AgentHub,
+    /// Hands actions to the agents and reads their reports back.
+    pub dispatcher: Arc<dyn Dispatcher>,
+    /// Whether this replica leads (only the leader carries out plans).
+    pub leadership: Leadership,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: ShellSettings,
@@ -41,15 +45,15 @@ pub struct Context {
     /// Rendered repository access by repo name (written by the BackupRepo reconciler; holds
     /// credentials, so it lives only in memory and goes only to agents).
     repo_access: RwLock<BTreeMap<String, RepoAccess>>,
-    /// Owner of every dispatched action, to route agent progress to its reconciler.
-    owners: Mutex<HashMap<String, ObjectReference>>,
 }
 
 impl Context {
-    /// A context for reconcilers talking to `client` and `hub`.
+    /// A context for reconcilers talking to `client`, and to agents through `dispatcher`
+    /// while `leadership` says this replica leads.
     pub fn new(
         client: kube::Client,
-        hub: AgentHub,
+        dispatcher: Arc<dyn Dispatcher>,
+        leadership: Leadership,
         metrics: Arc<Metrics>,
         settings: ShellSettings,
         caches: cache::Caches,
@@ -61,18 +65,18 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            hub,
+            dispatcher,
+            leadership,
             metrics,
             settings,
             caches,
             repo_access: RwLock::new(BTreeMap::new()),
-            owners: Mutex::new(HashMap::new()),
         }
     }
 
     /// The agents' reports and sessions now.
     pub fn agent_view(&self) -> AgentView {
-        agent_view::from_snapshot(self.hub.snapshot(), self.settings.agent_grace)
+        agent_view::from_snapshot(self.dispatcher.snapshot(), self.settings.agent_grace)
     }
 
     /// The rendered access of a repository, if its reconciler has produced one.
@@ -96,21 +100,20 @@ impl Context {
         };
     }
 
-    /// Remembers which object an action belongs to.
-    pub fn remember_owner(&self, action_id: &str, owner: &ObjectReference) {
-        self.owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(action_id.to_string(), owner.clone());
-    }
-
-    /// The object an action belongs to, when it was dispatched by this process.
+    /// The object an action belongs to: from the dispatched action while it is wanted, else
+    /// from the agent's report (so also after a restart or a change of leader). Nothing is
+    /// kept once the action is acknowledged or its owner is gone.
     pub fn owner_of(&self, action_id: &str) -> Option<ObjectReference> {
-        self.owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(action_id)
-            .cloned()
+        self.dispatcher
+            .owner_of(action_id)
+            .map(|owner| ObjectReference {
+                api_version: Some(owner.api_version).filter(|v| !v.is_empty()),
+                kind: Some(owner.kind),
+                namespace: Some(owner.namespace).filter(|ns| !ns.is_empty()),
+                name: Some(owner.name),
+                uid: Some(owner.uid).filter(|uid| !uid.is_empty()),
+                ..ObjectReference::default()
+            })
     }
 }
 
