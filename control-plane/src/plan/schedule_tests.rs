@@ -10,51 +10,138 @@ fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
 
-fn merged<T: serde::de::DeserializeOwned>(
-    mut value: serde_json::Value,
-    extra: serde_json::Value,
-) -> T {
-    json_patch::merge(&mut value, &extra);
-    serde_json::from_value(value).unwrap()
+/// BackupSchedule `pg-schedule` of policy `pg-policy` (generation 3, with its finalizer and
+/// policy label): one enabled entry `hourly` running `basebackup` at every full hour, kept 3d.
+fn schedule() -> BackupSchedule {
+    serde_json::from_value::<BackupSchedule>(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "BackupSchedule",
+        "metadata": {"name": "pg-schedule", "namespace": "default", "generation": 3,
+                     "creationTimestamp": "2026-11-22T09:05:00Z",
+                     "finalizers": [well_known::FINALIZER],
+                     "labels": {well_known::label::BACKUP_POLICY: "pg-policy"}},
+        "spec": {"backupPolicyName": "pg-policy", "schedules": []}
+    }))
+    .unwrap()
+    .with_entries(vec![
+        run("basebackup", "0 * * * *")
+            .named("hourly")
+            .enabled()
+            .kept("3d"),
+    ])
 }
 
-fn schedule(extra: serde_json::Value) -> BackupSchedule {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "BackupSchedule",
-            "metadata": {"name": "pg-schedule", "namespace": "default", "generation": 3,
-                         "creationTimestamp": "2026-11-22T09:05:00Z",
-                         "finalizers": [well_known::FINALIZER],
-                         "labels": {well_known::label::BACKUP_POLICY: "pg-policy"}},
-            "spec": {
-                "backupPolicyName": "pg-policy",
-                "schedules": [{"name": "hourly", "backupMethod": "basebackup",
-                               "cronExpression": "0 * * * *", "enabled": true,
-                               "retentionPeriod": "3d"}]
-            }
-        }),
-        extra,
-    )
+/// An entry of a schedule: `method` on `cron`, no name, neither enabled nor disabled.
+fn run(method: &str, cron: &str) -> SchedulePolicy {
+    SchedulePolicy {
+        backup_method: method.into(),
+        cron_expression: cron.into(),
+        ..Default::default()
+    }
 }
 
-fn policy(extra: serde_json::Value) -> BackupPolicy {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "BackupPolicy",
-            "metadata": {"name": "pg-policy", "namespace": "default"},
-            "spec": {
-                "target": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "mycluster"}}},
-                "backupMethods": [
-                    {"name": "basebackup", "actionSetName": "pg-basebackup"},
-                    {"name": "snap", "snapshotVolumes": true},
-                    {"name": "pitr", "actionSetName": "pg-pitr"}
-                ]
-            }
-        }),
-        extra,
-    )
+/// What differs in a schedule entry.
+trait EntryExt {
+    fn named(self, name: &str) -> Self;
+    fn enabled(self) -> Self;
+    fn disabled(self) -> Self;
+    /// Backups it creates are kept `retention` (e.g. `3d`).
+    fn kept(self, retention: &str) -> Self;
+    fn with_parameter(self, name: &str, value: &str) -> Self;
+}
+
+impl EntryExt for SchedulePolicy {
+    fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn enabled(mut self) -> Self {
+        self.enabled = Some(true);
+        self
+    }
+
+    fn disabled(mut self) -> Self {
+        self.enabled = Some(false);
+        self
+    }
+
+    fn kept(mut self, retention: &str) -> Self {
+        self.retention_period = Some(serde_json::from_value(json!(retention)).unwrap());
+        self
+    }
+
+    fn with_parameter(mut self, name: &str, value: &str) -> Self {
+        self.parameters
+            .get_or_insert_with(Vec::new)
+            .push(cairn_api::common::ParameterPair {
+                name: name.into(),
+                value: value.into(),
+            });
+        self
+    }
+}
+
+/// What differs in a schedule.
+trait ScheduleExt {
+    /// Its entries are exactly `entries`.
+    fn with_entries(self, entries: Vec<SchedulePolicy>) -> Self;
+    /// Runs more than `minutes` late are skipped.
+    fn starting_deadline(self, minutes: i64) -> Self;
+    /// Never reconciled: no finalizer, no labels.
+    fn never_reconciled(self) -> Self;
+}
+
+impl ScheduleExt for BackupSchedule {
+    fn with_entries(mut self, entries: Vec<SchedulePolicy>) -> Self {
+        self.spec.schedules = entries;
+        self
+    }
+
+    fn starting_deadline(mut self, minutes: i64) -> Self {
+        self.spec.starting_deadline_minutes = Some(minutes);
+        self
+    }
+
+    fn never_reconciled(mut self) -> Self {
+        self.metadata.finalizers = None;
+        self.metadata.labels = None;
+        self
+    }
+}
+
+/// BackupPolicy `pg-policy` whose target is the pods of cluster `mycluster`, with methods
+/// `basebackup` (ActionSet `pg-basebackup`), `snap` (volume snapshots) and `pitr` (ActionSet
+/// `pg-pitr`).
+fn policy() -> BackupPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "BackupPolicy",
+        "metadata": {"name": "pg-policy", "namespace": "default"},
+        "spec": {
+            "target": {"podSelector": {"matchLabels": {well_known::label::INSTANCE: "mycluster"}}},
+            "backupMethods": [
+                {"name": "basebackup", "actionSetName": "pg-basebackup"},
+                {"name": "snap", "snapshotVolumes": true},
+                {"name": "pitr", "actionSetName": "pg-pitr"}
+            ]
+        }
+    }))
+    .unwrap()
+}
+
+/// The same policy with a target selector that names no cluster.
+fn policy_without_cluster_label() -> BackupPolicy {
+    let mut policy = policy();
+    if let Some(selector) = policy
+        .spec
+        .target
+        .as_mut()
+        .and_then(|t| t.pod_selector.as_mut())
+    {
+        selector.label_selector.match_labels = None;
+    }
+    policy
 }
 
 fn actionset(name: &str, kind: &str) -> ActionSet {
@@ -85,8 +172,8 @@ fn backup(name: &str, phase: Option<&str>, completed: Option<&str>) -> Backup {
 
 fn observed() -> Observed {
     Observed {
-        schedule: schedule(json!({})),
-        policy: Some(policy(json!({}))),
+        schedule: schedule(),
+        policy: Some(policy()),
         actionsets: vec![
             actionset("pg-basebackup", "Full"),
             actionset("pg-pitr", "Continuous"),
@@ -180,9 +267,10 @@ fn the_same_failure_is_not_announced_twice() {
 #[test]
 fn duplicate_schedule_names_fail_with_kubeblocks_message() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "basebackup", "cronExpression": "0 * * * *"},
-        {"backupMethod": "basebackup", "cronExpression": "0 0 * * *"}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 * * * *"),
+        run("basebackup", "0 0 * * *"),
+    ]);
     let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
     assert_eq!(
         status.failure_reason.as_deref(),
@@ -193,8 +281,7 @@ fn duplicate_schedule_names_fail_with_kubeblocks_message() {
 #[test]
 fn a_method_missing_from_the_policy_fails_with_kubeblocks_message() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "nope", "cronExpression": "0 * * * *"}]}}));
+    o.schedule = schedule().with_entries(vec![run("nope", "0 * * * *")]);
     let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
     assert_eq!(
         status.failure_reason.as_deref(),
@@ -205,8 +292,7 @@ fn a_method_missing_from_the_policy_fails_with_kubeblocks_message() {
 #[test]
 fn an_invalid_cron_expression_fails_quoting_it() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "basebackup", "cronExpression": "every hour"}]}}));
+    o.schedule = schedule().with_entries(vec![run("basebackup", "every hour")]);
     let reason = step(&mut o, at("2026-11-22T10:00:00Z"))
         .status
         .unwrap()
@@ -218,9 +304,9 @@ fn an_invalid_cron_expression_fails_quoting_it() {
 #[test]
 fn parameters_are_checked_against_the_methods_actionset() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "basebackup", "cronExpression": "0 * * * *",
-         "parameters": [{"name": "tables", "value": "t1"}]}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 * * * *").with_parameter("tables", "t1"),
+    ]);
     let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
     assert_eq!(
         status.failure_reason.as_deref(),
@@ -234,9 +320,9 @@ fn parameters_are_checked_against_the_methods_actionset() {
 fn parameters_of_a_method_without_actionset_fail_with_actionset_is_empty() {
     let mut o = observed();
     o.actionsets.clear();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "basebackup", "cronExpression": "0 * * * *",
-         "parameters": [{"name": "level", "value": "1"}]}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 * * * *").with_parameter("level", "1"),
+    ]);
     let status = step(&mut o, at("2026-11-22T10:00:00Z")).status.unwrap();
     assert_eq!(
         status.failure_reason.as_deref(),
@@ -247,7 +333,7 @@ fn parameters_of_a_method_without_actionset_fail_with_actionset_is_empty() {
 #[test]
 fn a_valid_schedule_is_available_with_its_generation_label_and_finalizer() {
     let mut o = observed();
-    o.schedule = schedule(json!({"metadata": {"finalizers": null, "labels": null}}));
+    o.schedule = schedule().never_reconciled();
     let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
     let status = plan.status.clone().unwrap();
     assert_eq!(status.phase, Some(BackupSchedulePhase::Available));
@@ -321,11 +407,8 @@ fn the_run_is_recorded_only_once_its_backup_is_observed_and_never_created_twice(
 #[test]
 fn without_a_cluster_label_backups_are_named_after_the_schedule_and_method() {
     let mut o = observed();
-    o.policy = Some(policy(
-        json!({"spec": {"target": {"podSelector": {"matchLabels": null}}}}),
-    ));
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true}]}}));
+    o.policy = Some(policy_without_cluster_label());
+    o.schedule = schedule().with_entries(vec![run("basebackup", "0 * * * *").enabled()]);
     let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
     assert_eq!(
         created_names(&plan),
@@ -344,7 +427,7 @@ fn after_downtime_only_the_latest_missed_run_is_created() {
 #[test]
 fn a_run_later_than_the_starting_deadline_is_skipped_and_says_so() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"startingDeadlineMinutes": 10}}));
+    o.schedule = schedule().starting_deadline(10);
     let plan = step(&mut o, at("2026-11-22T10:20:00Z"));
     assert!(created(&plan).is_empty());
     let reason = entry(&o, "hourly").failure_reason.unwrap();
@@ -362,7 +445,7 @@ fn a_run_later_than_the_starting_deadline_is_skipped_and_says_so() {
 #[test]
 fn a_zero_starting_deadline_does_not_skip_every_run() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"startingDeadlineMinutes": 0}}));
+    o.schedule = schedule().starting_deadline(0);
     let plan = step(&mut o, at("2026-11-22T10:00:02Z"));
     assert_eq!(created(&plan).len(), 1);
 }
@@ -461,8 +544,9 @@ fn backups_of_other_entries_and_schedules_are_not_counted() {
 #[test]
 fn disabled_entries_create_nothing_and_keep_their_times() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"name": "hourly", "backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": false}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 * * * *").named("hourly").disabled(),
+    ]);
     o.schedule.status = Some(BackupScheduleStatus {
         schedules: Some(BTreeMap::from([(
             "hourly".to_string(),
@@ -488,10 +572,11 @@ fn disabled_entries_create_nothing_and_keep_their_times() {
 #[test]
 fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"backupMethod": "pitr", "cronExpression": "*/5 * * * *", "enabled": true},
-        {"backupMethod": "snap", "cronExpression": "0 * * * *", "enabled": true},
-        {"backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("pitr", "*/5 * * * *").enabled(),
+        run("snap", "0 * * * *").enabled(),
+        run("basebackup", "0 * * * *").enabled(),
+    ]);
     let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
     assert_eq!(
         created_names(&plan),
@@ -517,10 +602,13 @@ fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
 #[test]
 fn each_entry_fires_on_its_own_cron_and_the_requeue_is_the_nearest() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"name": "hourly", "backupMethod": "basebackup", "cronExpression": "0 * * * *", "enabled": true},
-        {"name": "quarter", "backupMethod": "basebackup", "cronExpression": "15 * * * *", "enabled": true,
-         "parameters": [{"name": "level", "value": "2"}]}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 * * * *").named("hourly").enabled(),
+        run("basebackup", "15 * * * *")
+            .named("quarter")
+            .enabled()
+            .with_parameter("level", "2"),
+    ]);
     let plan = step(&mut o, at("2026-11-22T10:15:00Z"));
     assert_eq!(
         created_names(&plan),
@@ -538,9 +626,11 @@ fn each_entry_fires_on_its_own_cron_and_the_requeue_is_the_nearest() {
 #[test]
 fn a_cron_time_zone_prefix_is_honoured() {
     let mut o = observed();
-    o.schedule = schedule(json!({"spec": {"schedules": [
-        {"name": "daily", "backupMethod": "basebackup",
-         "cronExpression": "CRON_TZ=Asia/Shanghai 0 18 * * *", "enabled": true}]}}));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "CRON_TZ=Asia/Shanghai 0 18 * * *")
+            .named("daily")
+            .enabled(),
+    ]);
     let plan = step(&mut o, at("2026-11-22T10:00:01Z"));
     assert_eq!(created_names(&plan), ["mycluster-daily-20261122100000"]);
 }

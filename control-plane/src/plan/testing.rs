@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cairn_api::backup::{Backup, BackupPhase};
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::restore::{Restore, RestorePhase};
+use cairn_api::storage_provider::StorageProvider;
 use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
 
 use super::action::RepoAccess;
@@ -313,4 +316,269 @@ pub fn env_of(job: &Job) -> Vec<(String, String)> {
             (e.name.clone(), value)
         })
         .collect()
+}
+
+/// A StorageProvider `s3` as KubeBlocks ships it, Ready: its CSI driver (`ru.yandex.s3.csi`) is
+/// installed, and it has datasafed, CSI Secret and StorageClass templates over the parameters
+/// `bucket`, `region`, `accessKeyId`, `secretAccessKey` (credentials) and `insecure`.
+pub fn s3_provider() -> StorageProvider {
+    serde_json::from_value::<StorageProvider>(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "StorageProvider",
+        "metadata": {"name": "s3"},
+        "spec": {
+            "csiDriverName": "ru.yandex.s3.csi",
+            "datasafedConfigTemplate": concat!(
+                "[storage]\n",
+                "type = s3\n",
+                "provider = AWS\n",
+                "access_key_id = {{ index .Parameters \"accessKeyId\" }}\n",
+                "secret_access_key = {{ index .Parameters \"secretAccessKey\" }}\n",
+                "region = {{ index .Parameters \"region\" }}\n",
+                "root = {{ index .Parameters \"bucket\" }}\n",
+                "no_check_certificate = {{ index .Parameters \"insecure\" }}\n"),
+            "csiDriverSecretTemplate": concat!(
+                "accessKeyID: {{ index .Parameters \"accessKeyId\" }}\n",
+                "secretAccessKey: {{ index .Parameters \"secretAccessKey\" }}\n"),
+            "storageClassTemplate": concat!(
+                "provisioner: ru.yandex.s3.csi\n",
+                "parameters:\n",
+                "  bucket: {{ index .Parameters \"bucket\" }}\n",
+                "  csi.storage.k8s.io/node-publish-secret-name: {{ .CSIDriverSecretRef.Name }}\n",
+                "  csi.storage.k8s.io/node-publish-secret-namespace: {{ .CSIDriverSecretRef.Namespace }}\n"),
+            "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "bucket": {"type": "string"},
+                "region": {"type": "string"},
+                "accessKeyId": {"type": "string"},
+                "secretAccessKey": {"type": "string"},
+                "insecure": {"type": "boolean", "default": false}
+            }}, "credentialFields": ["accessKeyId", "secretAccessKey"]}
+        }
+    }))
+    .unwrap()
+    .csi_driver_installed()
+}
+
+/// A StorageProvider `pvc` with only a PVC template (no CSI driver), as standalone Mount
+/// repositories use: parameters `storageClassName` and `accessMode` (default ReadWriteMany).
+pub fn pvc_provider() -> StorageProvider {
+    serde_json::from_value::<StorageProvider>(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "StorageProvider",
+        "metadata": {"name": "pvc"},
+        "spec": {
+            "persistentVolumeClaimTemplate": concat!(
+                "spec:\n",
+                "  storageClassName: {{ .Parameters.storageClassName | default \"\" }}\n",
+                "  accessModes:\n",
+                "    - {{ .Parameters.accessMode | default \"ReadWriteOnce\" }}\n"),
+            "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "storageClassName": {"type": "string"},
+                "accessMode": {"type": "string", "default": "ReadWriteMany"}
+            }}}
+        }
+    }))
+    .unwrap()
+    .csi_driver_installed()
+}
+
+/// What differs in a StorageProvider.
+pub trait ProviderExt {
+    /// Its datasafed template is `template` (`None`: it has none).
+    fn datasafed_template(self, template: Option<&str>) -> Self;
+    /// Its CSI driver Secret template is `template`.
+    fn csi_secret_template(self, template: &str) -> Self;
+    /// Its StorageClass template is `template`.
+    fn storage_class_template(self, template: &str) -> Self;
+    /// Its PVC template is `template` (`None`: it has none).
+    fn pvc_template(self, template: Option<&str>) -> Self;
+    /// Its controller found the CSI driver: phase Ready, `CSIDriverInstalled` True.
+    fn csi_driver_installed(self) -> Self;
+    /// Its controller did not find the CSI driver: phase NotReady, `CSIDriverInstalled`
+    /// Unknown (`CheckCSIDriverFailed`).
+    fn csi_driver_missing(self) -> Self;
+    /// Its controller has not looked at it yet (no status).
+    fn never_checked(self) -> Self;
+}
+
+impl ProviderExt for StorageProvider {
+    fn datasafed_template(mut self, template: Option<&str>) -> Self {
+        self.spec.datasafed_config_template = template.map(str::to_string);
+        self
+    }
+
+    fn csi_secret_template(mut self, template: &str) -> Self {
+        self.spec.csi_driver_secret_template = Some(template.into());
+        self
+    }
+
+    fn storage_class_template(mut self, template: &str) -> Self {
+        self.spec.storage_class_template = Some(template.into());
+        self
+    }
+
+    fn pvc_template(mut self, template: Option<&str>) -> Self {
+        self.spec.persistent_volume_claim_template = template.map(str::to_string);
+        self
+    }
+
+    fn csi_driver_installed(self) -> Self {
+        self.csi_driver("Ready", "True", "CSIDriverObjectFound", "")
+    }
+
+    fn csi_driver_missing(self) -> Self {
+        self.csi_driver("NotReady", "Unknown", "CheckCSIDriverFailed", "not found")
+    }
+
+    fn never_checked(mut self) -> Self {
+        self.status = None;
+        self
+    }
+}
+
+trait CsiDriverCheck {
+    fn csi_driver(self, phase: &str, status: &str, reason: &str, message: &str) -> Self;
+}
+
+impl CsiDriverCheck for StorageProvider {
+    fn csi_driver(mut self, phase: &str, status: &str, reason: &str, message: &str) -> Self {
+        self.status = serde_json::from_value(json!({
+            "phase": phase,
+            "conditions": [{"type": well_known::conditions::storage_provider::CONDITION_CSI_DRIVER_INSTALLED,
+                            "status": status, "reason": reason, "message": message,
+                            "lastTransitionTime": "2026-11-22T09:00:00Z"}]
+        }))
+        .unwrap();
+        self
+    }
+}
+
+/// A Backup `name` in `namespace` (policy `p`, method `m`) that has not started.
+pub fn backup_in(name: &str, namespace: &str) -> Backup {
+    serde_json::from_value(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"backupPolicyName": "p", "backupMethod": "m"}
+    }))
+    .unwrap()
+}
+
+/// A Restore `name` in `namespace` of Backup `b1` in the same namespace, not started.
+pub fn restore_in(name: &str, namespace: &str) -> Restore {
+    serde_json::from_value(json!({
+        "apiVersion": cairn_api::API_VERSION,
+        "kind": "Restore",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"backup": {"name": "b1", "namespace": namespace}}
+    }))
+    .unwrap()
+}
+
+/// How a Backup or Restore relates to its repository, as the labels say.
+pub trait RepoLabelsExt {
+    /// Labelled as using repository `repo`.
+    fn of_repo(self, repo: &str) -> Self;
+    /// Labelled as waiting for its repository's PVC or configuration in its namespace.
+    fn waiting_for_its_repo(self) -> Self;
+}
+
+macro_rules! repo_labels {
+    ($kind:ty) => {
+        impl RepoLabelsExt for $kind {
+            fn of_repo(mut self, repo: &str) -> Self {
+                label(&mut self.metadata, well_known::label::BACKUP_REPO, repo);
+                self
+            }
+
+            fn waiting_for_its_repo(mut self) -> Self {
+                label(
+                    &mut self.metadata,
+                    well_known::label::WAIT_REPO_PREPARATION,
+                    "true",
+                );
+                self
+            }
+        }
+    };
+}
+repo_labels!(Backup);
+repo_labels!(Restore);
+
+/// What differs in a Backup.
+pub trait BackupExt {
+    /// In `phase`.
+    fn in_phase(self, phase: BackupPhase) -> Self;
+    /// Of a Continuous ActionSet (labelled so).
+    fn continuous(self) -> Self;
+}
+
+impl BackupExt for Backup {
+    fn in_phase(mut self, phase: BackupPhase) -> Self {
+        self.status.get_or_insert_with(Default::default).phase = Some(phase);
+        self
+    }
+
+    fn continuous(mut self) -> Self {
+        label(
+            &mut self.metadata,
+            well_known::label::BACKUP_TYPE,
+            "Continuous",
+        );
+        self
+    }
+}
+
+/// What differs in a Restore.
+pub trait RestoreExt {
+    /// In `phase`.
+    fn in_phase(self, phase: RestorePhase) -> Self;
+}
+
+impl RestoreExt for Restore {
+    fn in_phase(mut self, phase: RestorePhase) -> Self {
+        self.status.get_or_insert_with(Default::default).phase = Some(phase);
+        self
+    }
+}
+
+/// What differs in a PVC.
+pub trait ClaimExt {
+    /// In `namespace`.
+    fn in_namespace(self, namespace: &str) -> Self;
+    /// Labelled as repository `repo`'s.
+    fn of_repo(self, repo: &str) -> Self;
+    /// Owned by an object that is not the repository.
+    fn owned_by_someone_else(self) -> Self;
+}
+
+impl ClaimExt for PersistentVolumeClaim {
+    fn in_namespace(mut self, namespace: &str) -> Self {
+        self.metadata.namespace = Some(namespace.into());
+        self
+    }
+
+    fn of_repo(mut self, repo: &str) -> Self {
+        label(&mut self.metadata, well_known::label::BACKUP_REPO, repo);
+        self
+    }
+
+    fn owned_by_someone_else(mut self) -> Self {
+        self.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "X".into(),
+            name: "x".into(),
+            uid: "other".into(),
+            ..Default::default()
+        }]);
+        self
+    }
+}
+
+/// Sets label `key` to `value` on an object.
+fn label(metadata: &mut ObjectMeta, key: &str, value: &str) {
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(key.into(), value.into());
 }

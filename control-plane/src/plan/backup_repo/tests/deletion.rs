@@ -1,9 +1,7 @@
 //! Deleting a BackupRepo.
 
 use cairn_api::backup_repo::BackupRepoPhase;
-use cairn_api::well_known;
 use cairn_api::well_known::conditions::backup_repo::CONDITION_DERIVED_OBJECTS_DELETED;
-use serde_json::json;
 
 use super::*;
 
@@ -19,11 +17,7 @@ fn deletion_is_blocked_while_a_backup_uses_the_repository() {
     let mut ready = observed();
     make_ready(&mut ready);
     let mut o = deleting(ready);
-    o.backups = vec![backup(
-        "b1",
-        "team-a",
-        json!({"status": {"phase": "Completed"}}),
-    )];
+    o.backups = vec![backup("b1", "team-a").in_phase(BackupPhase::Completed)];
     let plan = step(&mut o, later(1001));
     assert_eq!(phase(&o), Some(BackupRepoPhase::Deleting));
     let c = condition(&o, CONDITION_DERIVED_OBJECTS_DELETED);
@@ -45,21 +39,16 @@ fn deletion_is_blocked_while_a_backup_uses_the_repository() {
 #[test]
 fn failed_backups_do_not_block_deletion_but_failed_continuous_ones_do() {
     let mut o = deleting(observed());
-    o.backups = vec![backup(
-        "b1",
-        "team-a",
-        json!({"status": {"phase": "Failed"}}),
-    )];
+    o.backups = vec![backup("b1", "team-a").in_phase(BackupPhase::Failed)];
     let plan = step(&mut o, later(1001));
     assert!(plan.intents.contains(&Intent::RemoveFinalizer));
 
     let mut o = deleting(observed());
-    o.backups = vec![backup(
-        "pitr",
-        "team-a",
-        json!({"metadata": {"labels": {"dataprotection.kubeblocks.io/backup-type": "Continuous"}},
-               "status": {"phase": "Failed"}}),
-    )];
+    o.backups = vec![
+        backup("pitr", "team-a")
+            .continuous()
+            .in_phase(BackupPhase::Failed),
+    ];
     let plan = step(&mut o, later(1001));
     assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
 }
@@ -85,14 +74,16 @@ fn a_tool_repository_without_derived_objects_is_released_at_once() {
 fn owned_pvcs_are_deleted_and_waited_for() {
     let mut ready = observed_mount();
     make_ready(&mut ready);
-    ready.backups = vec![backup("b1", "team-a", waiting())];
+    ready.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     step(&mut ready, later(600));
     ready.backups.clear();
     // A PVC of another owner with the label stays.
-    ready.derived.pvcs.push(serde_json::from_value(json!({
-        "metadata": {"name": "foreign", "namespace": "team-a", "labels": {well_known::label::BACKUP_REPO: "repo1"},
-                     "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "other"}]}
-    })).unwrap());
+    ready.derived.pvcs.push(
+        claim("foreign")
+            .in_namespace("team-a")
+            .of_repo("repo1")
+            .owned_by_someone_else(),
+    );
     let mut o = deleting(ready);
     let pvc_name = o
         .repo

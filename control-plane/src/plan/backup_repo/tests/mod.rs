@@ -6,130 +6,57 @@ mod mount;
 mod tool;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use cairn_api::backup::Backup;
-use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase, BackupRepoStatus};
-use cairn_api::restore::Restore;
-use cairn_api::storage_provider::StorageProvider;
+use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::backup_repo::{
+    AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec, BackupRepoStatus,
+};
+use cairn_api::restore::{Restore, RestorePhase};
 use cairn_api::well_known;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::*;
-use crate::plan::agent_view::{AgentView, NodeState, ReportedAction, ReportedPhase};
+use crate::plan::agent_view::{NodeState, ReportedAction, ReportedPhase};
 use crate::plan::intent::{EventType, Intent};
+pub(super) use crate::plan::testing::{
+    BackupExt, ClaimExt, ProviderExt, RepoLabelsExt, RestoreExt, agents, claim, later, now,
+    pvc_provider, s3_provider,
+};
 
 pub(super) const UID: &str = "5b7c1c0e-aaaa-4000-8000-000000000001";
 pub(super) const SECRET_KEY: &str = "wJalrXUtnFEMI-K7MDENG-S3CR3T";
 pub(super) const CONTROL_NS: &str = "cairn-system";
 
-pub(super) fn now() -> Timestamp {
-    "2026-11-22T10:00:00Z".parse().unwrap()
-}
-
-pub(super) fn later(secs: i64) -> Timestamp {
-    now()
-        .checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap()
-}
-
-pub(super) fn merged<T: serde::de::DeserializeOwned>(mut base: Value, extra: Value) -> T {
-    json_patch::merge(&mut base, &extra);
-    serde_json::from_value(base).unwrap()
-}
-
-/// A Tool repository on the `s3` provider, with a credential Secret.
-pub(super) fn repo(extra: Value) -> BackupRepo {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "BackupRepo",
-            "metadata": {"name": "repo1", "uid": UID, "generation": 1,
-                         "finalizers": [well_known::FINALIZER]},
-            "spec": {
-                "storageProviderRef": "s3",
-                "accessMethod": "Tool",
-                "pvReclaimPolicy": "Retain",
-                "volumeCapacity": "20Gi",
-                "pathPrefix": "prod",
-                "config": {"bucket": "backups", "region": "eu-west-1"},
-                "credential": {"name": "s3-credential", "namespace": CONTROL_NS}
-            }
-        }),
-        extra,
-    )
-}
-
-/// An S3 provider written for these tests: datasafed, CSI Secret and StorageClass templates.
-pub(super) fn s3_provider(extra: Value) -> StorageProvider {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "StorageProvider",
-            "metadata": {"name": "s3"},
-            "spec": {
-                "csiDriverName": "ru.yandex.s3.csi",
-                "datasafedConfigTemplate": concat!(
-                    "[storage]\n",
-                    "type = s3\n",
-                    "provider = AWS\n",
-                    "access_key_id = {{ index .Parameters \"accessKeyId\" }}\n",
-                    "secret_access_key = {{ index .Parameters \"secretAccessKey\" }}\n",
-                    "region = {{ index .Parameters \"region\" }}\n",
-                    "root = {{ index .Parameters \"bucket\" }}\n",
-                    "no_check_certificate = {{ index .Parameters \"insecure\" }}\n"),
-                "csiDriverSecretTemplate": concat!(
-                    "accessKeyID: {{ index .Parameters \"accessKeyId\" }}\n",
-                    "secretAccessKey: {{ index .Parameters \"secretAccessKey\" }}\n"),
-                "storageClassTemplate": concat!(
-                    "provisioner: ru.yandex.s3.csi\n",
-                    "parameters:\n",
-                    "  bucket: {{ index .Parameters \"bucket\" }}\n",
-                    "  csi.storage.k8s.io/node-publish-secret-name: {{ .CSIDriverSecretRef.Name }}\n",
-                    "  csi.storage.k8s.io/node-publish-secret-namespace: {{ .CSIDriverSecretRef.Namespace }}\n"),
-                "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "bucket": {"type": "string"},
-                    "region": {"type": "string"},
-                    "accessKeyId": {"type": "string"},
-                    "secretAccessKey": {"type": "string"},
-                    "insecure": {"type": "boolean", "default": false}
-                }}, "credentialFields": ["accessKeyId", "secretAccessKey"]}
-            },
-            "status": {"phase": "Ready", "conditions": [{
-                "type": "CSIDriverInstalled", "status": "True", "reason": "CSIDriverObjectFound",
-                "message": "", "lastTransitionTime": "2026-11-22T09:00:00Z"}]}
-        }),
-        extra,
-    )
-}
-
-/// A PVC-template provider (no CSI driver), as standalone Mount repositories use.
-pub(super) fn pvc_provider(extra: Value) -> StorageProvider {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "StorageProvider",
-            "metadata": {"name": "pvc"},
-            "spec": {
-                "persistentVolumeClaimTemplate": concat!(
-                    "spec:\n",
-                    "  storageClassName: {{ .Parameters.storageClassName | default \"\" }}\n",
-                    "  accessModes:\n",
-                    "    - {{ .Parameters.accessMode | default \"ReadWriteOnce\" }}\n"),
-                "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "storageClassName": {"type": "string"},
-                    "accessMode": {"type": "string", "default": "ReadWriteMany"}
-                }}}
-            },
-            "status": {"phase": "Ready", "conditions": [{
-                "type": "CSIDriverInstalled", "status": "True", "reason": "CSIDriverObjectFound",
-                "message": "", "lastTransitionTime": "2026-11-22T09:00:00Z"}]}
-        }),
-        extra,
-    )
+/// Tool repository `repo1` on the `s3` provider (bucket `backups` in `eu-west-1`, path prefix
+/// `prod`, 20Gi for Mount PVCs), with credential Secret `cairn-system/s3-credential`.
+pub(super) fn repo1() -> BackupRepo {
+    let mut repo = BackupRepo::new(
+        "repo1",
+        BackupRepoSpec {
+            storage_provider_ref: "s3".into(),
+            access_method: Some(AccessMethod::Tool),
+            pv_reclaim_policy: cairn_api::backup_repo::PersistentVolumeReclaimPolicy::Retain,
+            volume_capacity: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                "20Gi".into(),
+            )),
+            path_prefix: Some("prod".into()),
+            config: Some(BTreeMap::from([
+                ("bucket".to_string(), "backups".to_string()),
+                ("region".to_string(), "eu-west-1".to_string()),
+            ])),
+            credential: Some(k8s_openapi::api::core::v1::SecretReference {
+                name: Some("s3-credential".into()),
+                namespace: Some(CONTROL_NS.into()),
+            }),
+        },
+    );
+    repo.metadata.uid = Some(UID.into());
+    repo.metadata.generation = Some(1);
+    repo.metadata.finalizers = Some(vec![well_known::FINALIZER.into()]);
+    repo
 }
 
 pub(super) fn credential() -> BTreeMap<String, String> {
@@ -137,26 +64,6 @@ pub(super) fn credential() -> BTreeMap<String, String> {
         ("accessKeyId".to_string(), "AKIAEXAMPLE".to_string()),
         ("secretAccessKey".to_string(), SECRET_KEY.to_string()),
     ])
-}
-
-pub(super) fn agents(connected: &[&str]) -> AgentView {
-    AgentView {
-        nodes: connected
-            .iter()
-            .map(|n| {
-                (
-                    n.to_string(),
-                    NodeState {
-                        connected: true,
-                        since: now(),
-                    },
-                )
-            })
-            .collect(),
-        grace: Duration::from_secs(300),
-        hub_started: Some(now()),
-        ..Default::default()
-    }
 }
 
 pub(super) fn settings() -> Settings {
@@ -169,8 +76,8 @@ pub(super) fn settings() -> Settings {
 /// A Tool repository whose provider, Secret and agent are all there.
 pub(super) fn observed() -> Observed {
     Observed {
-        repo: repo(json!({})),
-        provider: Some(s3_provider(json!({}))),
+        repo: repo1(),
+        provider: Some(s3_provider()),
         legacy_provider: None,
         credential: Some(credential()),
         backups: Vec::new(),
@@ -184,43 +91,23 @@ pub(super) fn observed() -> Observed {
 /// A Mount repository on the PVC provider.
 pub(super) fn observed_mount() -> Observed {
     let mut o = observed();
-    o.repo = repo(
-        json!({"spec": {"storageProviderRef": "pvc", "accessMethod": "Mount",
-                                  "config": null, "credential": null}}),
-    );
-    o.provider = Some(pvc_provider(json!({})));
+    o.repo.spec.storage_provider_ref = "pvc".into();
+    o.repo.spec.access_method = Some(AccessMethod::Mount);
+    o.repo.spec.config = None;
+    o.repo.spec.credential = None;
+    o.provider = Some(pvc_provider());
     o.credential = None;
     o
 }
 
-pub(super) fn backup(name: &str, namespace: &str, extra: Value) -> Backup {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "Backup",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {"dataprotection.kubeblocks.io/backup-repo-name": "repo1"}},
-            "spec": {"backupPolicyName": "p", "backupMethod": "m"}
-        }),
-        extra,
-    )
+/// Backup `name` in `namespace`, labelled as using `repo1`.
+pub(super) fn backup(name: &str, namespace: &str) -> Backup {
+    crate::plan::testing::backup_in(name, namespace).of_repo("repo1")
 }
 
-pub(super) fn restore(name: &str, namespace: &str, extra: Value) -> Restore {
-    merged(
-        json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "Restore",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {"dataprotection.kubeblocks.io/backup-repo-name": "repo1"}},
-            "spec": {"backup": {"name": "b1", "namespace": namespace}}
-        }),
-        extra,
-    )
-}
-
-pub(super) fn waiting() -> Value {
-    json!({"metadata": {"labels": {"dataprotection.kubeblocks.io/wait-repo-preparation": "true"}}})
+/// Restore `name` in `namespace`, labelled as using `repo1`.
+pub(super) fn restore(name: &str, namespace: &str) -> Restore {
+    crate::plan::testing::restore_in(name, namespace).of_repo("repo1")
 }
 
 /// Runs the planner, then applies what the API server would: the status, annotations,

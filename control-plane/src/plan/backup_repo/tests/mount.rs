@@ -9,7 +9,6 @@ use cairn_api::well_known::conditions::backup_repo::{
 };
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::batch::v1::Job;
-use serde_json::json;
 
 use super::*;
 
@@ -173,13 +172,9 @@ fn a_leftover_pre_check_pvc_of_an_old_digest_is_removed() {
     // A PVC from an older check is still there (e.g. the delete failed).
     let stale_digest = "ffffffffffffffffffffffffffffffff";
     let stale = names::pre_check_name(&o.repo, stale_digest);
-    o.derived.pvcs.push(
-        serde_json::from_value(json!({
-            "metadata": {"name": stale, "namespace": CONTROL_NS,
-                         "labels": {well_known::label::BACKUP_REPO: "repo1"}}
-        }))
-        .unwrap(),
-    );
+    o.derived
+        .pvcs
+        .push(claim(&stale).in_namespace(CONTROL_NS).of_repo("repo1"));
     o.repo.metadata.annotations.as_mut().unwrap().insert(
         well_known::annotation::BACKUP_REPO_DIGEST.into(),
         stale_digest.into(),
@@ -193,9 +188,7 @@ fn a_leftover_pre_check_pvc_of_an_old_digest_is_removed() {
 #[test]
 fn a_provider_with_neither_storage_class_nor_pvc_template_is_invalid_for_mount() {
     let mut o = observed_mount();
-    o.provider = Some(pvc_provider(
-        json!({"spec": {"persistentVolumeClaimTemplate": null}}),
-    ));
+    o.provider = Some(pvc_provider().pvc_template(None));
     step(&mut o, now());
     let c = condition(&o, CONDITION_STORAGE_PROVIDER_READY);
     assert_eq!(
@@ -212,11 +205,7 @@ fn a_provider_with_neither_storage_class_nor_pvc_template_is_invalid_for_mount()
 #[test]
 fn mount_needs_the_providers_csi_driver_installed() {
     let mut o = observed_csi();
-    o.provider = Some(s3_provider(
-        json!({"status": {"phase": "NotReady", "conditions": [{
-        "type": "CSIDriverInstalled", "status": "Unknown", "reason": "CheckCSIDriverFailed",
-        "message": "not found", "lastTransitionTime": "2026-11-22T09:00:00Z"}]}}),
-    ));
+    o.provider = Some(s3_provider().csi_driver_missing());
     let plan = step(&mut o, now());
     let c = condition(&o, CONDITION_STORAGE_PROVIDER_READY);
     assert_eq!(
@@ -231,7 +220,7 @@ fn mount_needs_the_providers_csi_driver_installed() {
 #[test]
 fn a_deprecated_provider_copy_is_not_ready_for_mount_until_its_csi_driver_is_checked() {
     let mut o = observed_csi();
-    let spec = s3_provider(json!({})).spec;
+    let spec = s3_provider().spec;
     o.provider = None;
     o.legacy_provider = Some(cairn_api::storage_provider::LegacyStorageProvider::new(
         "s3",
@@ -340,9 +329,7 @@ fn the_delete_reclaim_policy_is_copied_to_the_storage_class() {
 #[test]
 fn a_storage_class_template_that_does_not_render_fails_storage_class_created() {
     let mut o = observed_csi();
-    o.provider = Some(s3_provider(
-        json!({"spec": {"storageClassTemplate": "provisioner: {{ .Nope.X "}}),
-    ));
+    o.provider = Some(s3_provider().storage_class_template("provisioner: {{ .Nope.X "));
     step(&mut o, now());
     let c = condition(&o, CONDITION_STORAGE_CLASS_CREATED);
     assert_eq!(
@@ -361,8 +348,8 @@ fn a_storage_class_template_that_does_not_render_fails_storage_class_created() {
 #[test]
 fn a_csi_secret_template_that_is_not_a_map_fails_with_prepare_csi_secret_failed() {
     let mut o = observed_csi();
-    o.provider = Some(s3_provider(json!({"spec": {
-        "csiDriverSecretTemplate": "- {{ index .Parameters \"secretAccessKey\" }}\n"}})));
+    o.provider =
+        Some(s3_provider().csi_secret_template("- {{ index .Parameters \"secretAccessKey\" }}\n"));
     let plan = step(&mut o, now());
     let c = condition(&o, CONDITION_STORAGE_CLASS_CREATED);
     assert_eq!(
@@ -376,8 +363,7 @@ fn a_csi_secret_template_that_is_not_a_map_fails_with_prepare_csi_secret_failed(
 #[test]
 fn a_pvc_template_that_is_not_a_pvc_fails_the_template_check() {
     let mut o = observed_mount();
-    o.provider = Some(pvc_provider(json!({"spec": {
-        "persistentVolumeClaimTemplate": "spec:\n  accessModes: ReadWriteOnce\n"}})));
+    o.provider = Some(pvc_provider().pvc_template(Some("spec:\n  accessModes: ReadWriteOnce\n")));
     let plan = step(&mut o, now());
     let c = condition(&o, CONDITION_PVC_TEMPLATE_CHECKED);
     assert_eq!(
@@ -405,10 +391,10 @@ fn waiting_backups_get_the_repository_pvc_in_their_namespace_once() {
         .clone()
         .unwrap();
     o.backups = vec![
-        backup("b1", "team-a", waiting()),
-        backup("b2", "team-a", waiting()),
+        backup("b1", "team-a").waiting_for_its_repo(),
+        backup("b2", "team-a").waiting_for_its_repo(),
     ];
-    o.restores = vec![restore("r1", "team-b", waiting())];
+    o.restores = vec![restore("r1", "team-b").waiting_for_its_repo()];
     let plan = step(&mut o, later(600));
     let pvcs = created(&plan, "PersistentVolumeClaim");
     assert_eq!(pvcs.len(), 2);
@@ -462,7 +448,7 @@ fn waiting_backups_get_the_repository_pvc_in_their_namespace_once() {
 fn a_namespace_that_already_has_the_repository_pvc_gets_no_new_one() {
     let mut o = observed_mount();
     make_ready(&mut o);
-    let claim = o
+    let name = o
         .repo
         .status
         .as_ref()
@@ -470,10 +456,10 @@ fn a_namespace_that_already_has_the_repository_pvc_gets_no_new_one() {
         .backup_pvc_name
         .clone()
         .unwrap();
-    o.derived.pvcs.push(serde_json::from_value(json!({
-        "metadata": {"name": claim, "namespace": "team-a", "labels": {well_known::label::BACKUP_REPO: "repo1"}}
-    })).unwrap());
-    o.backups = vec![backup("b1", "team-a", waiting())];
+    o.derived
+        .pvcs
+        .push(claim(&name).in_namespace("team-a").of_repo("repo1"));
+    o.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     let plan = step(&mut o, later(600));
     assert!(created(&plan, "PersistentVolumeClaim").is_empty());
     assert!(
@@ -495,7 +481,7 @@ fn a_csi_repository_pvc_uses_the_generated_storage_class_and_the_capacity() {
         .generated_storage_class_name
         .clone()
         .unwrap();
-    o.backups = vec![backup("b1", "team-a", waiting())];
+    o.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     let plan = step(&mut o, later(600));
     let pvc: PersistentVolumeClaim =
         serde_json::from_value(created(&plan, "PersistentVolumeClaim")[0].clone()).unwrap();
@@ -511,12 +497,11 @@ fn a_csi_repository_pvc_uses_the_generated_storage_class_and_the_capacity() {
 #[test]
 fn a_template_request_is_kept_and_no_capacity_means_no_request() {
     let mut o = observed_mount();
-    o.provider = Some(pvc_provider(
-        json!({"spec": {"persistentVolumeClaimTemplate":
-        "spec:\n  resources:\n    requests:\n      storage: 5Gi\n"}}),
-    ));
+    o.provider = Some(pvc_provider().pvc_template(Some(
+        "spec:\n  resources:\n    requests:\n      storage: 5Gi\n",
+    )));
     make_ready(&mut o);
-    o.backups = vec![backup("b1", "team-a", waiting())];
+    o.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     let plan = step(&mut o, later(600));
     let pvc = created(&plan, "PersistentVolumeClaim")[0];
     assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
@@ -524,7 +509,7 @@ fn a_template_request_is_kept_and_no_capacity_means_no_request() {
     let mut bare = observed_mount();
     bare.repo.spec.volume_capacity = None;
     make_ready(&mut bare);
-    bare.backups = vec![backup("b1", "team-a", waiting())];
+    bare.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     let plan = step(&mut bare, later(600));
     let pvc = created(&plan, "PersistentVolumeClaim")[0];
     assert!(

@@ -8,7 +8,6 @@ use cairn_api::well_known::conditions::backup_repo::{
 };
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::json;
 
 use super::*;
 
@@ -394,16 +393,14 @@ fn a_provider_appearing_later_lets_the_repository_recover() {
     let mut o = observed();
     o.provider = None;
     step(&mut o, now());
-    o.provider = Some(s3_provider(json!({})));
+    o.provider = Some(s3_provider());
     make_ready(&mut o);
 }
 
 #[test]
 fn a_provider_without_a_datasafed_template_is_invalid_for_tool_access() {
     let mut o = observed();
-    o.provider = Some(s3_provider(
-        json!({"spec": {"datasafedConfigTemplate": null}}),
-    ));
+    o.provider = Some(s3_provider().datasafed_template(None));
     step(&mut o, now());
     let c = condition(&o, CONDITION_STORAGE_PROVIDER_READY);
     assert_eq!(
@@ -417,7 +414,7 @@ fn a_provider_without_a_datasafed_template_is_invalid_for_tool_access() {
 #[test]
 fn tool_access_does_not_need_the_csi_driver() {
     let mut o = observed();
-    o.provider = Some(s3_provider(json!({"status": null})));
+    o.provider = Some(s3_provider().never_checked());
     make_ready(&mut o);
 }
 
@@ -461,9 +458,8 @@ fn a_repository_without_a_credential_reference_needs_no_secret() {
 #[test]
 fn a_template_that_does_not_render_fails_the_pre_check_with_the_reason() {
     let mut o = observed();
-    o.provider = Some(s3_provider(json!({"spec": {
-        "datasafedConfigTemplate": "[storage]\ntype = {{ index .Parameters "
-    }})));
+    o.provider =
+        Some(s3_provider().datasafed_template(Some("[storage]\ntype = {{ index .Parameters ")));
     for i in 0..3 {
         let plan = step(&mut o, later(i));
         assert!(dispatched(&plan).is_empty());
@@ -509,9 +505,9 @@ fn a_template_that_fails_on_a_parameter_never_puts_its_value_in_the_status_or_an
             .as_mut()
             .unwrap()
             .insert("sessionToken".into(), token.into());
-        o.provider = Some(s3_provider(json!({"spec": {
-            "datasafedConfigTemplate": format!("[storage]\ntype = s3\n{template}\n")
-        }})));
+        o.provider = Some(
+            s3_provider().datasafed_template(Some(&format!("[storage]\ntype = s3\n{template}\n"))),
+        );
         let mut plans = Vec::new();
         for i in 0..3 {
             plans.push(step(&mut o, later(i)));
@@ -549,17 +545,13 @@ fn a_template_that_fails_on_a_parameter_never_puts_its_value_in_the_status_or_an
 #[test]
 fn a_provider_only_in_the_deprecated_group_is_copied_and_used() {
     let mut o = observed();
-    let legacy = s3_provider(json!({}));
-    o.provider = None;
-    o.legacy_provider = Some(
-        serde_json::from_value(json!({
-            "apiVersion": "storage.kubeblocks.io/v1alpha1",
-            "kind": "StorageProvider",
-            "metadata": {"name": "s3", "labels": {"team": "storage"}},
-            "spec": serde_json::to_value(&legacy.spec).unwrap()
-        }))
-        .unwrap(),
+    let mut legacy = cairn_api::storage_provider::LegacyStorageProvider::new(
+        "s3",
+        cairn_api::storage_provider::LegacyStorageProviderSpec(s3_provider().spec),
     );
+    legacy.metadata.labels = Some(BTreeMap::from([("team".into(), "storage".into())]));
+    o.provider = None;
+    o.legacy_provider = Some(legacy);
     let plan = step(&mut o, now());
     let copies = created(&plan, "StorageProvider");
     assert_eq!(copies.len(), 1);
@@ -619,10 +611,10 @@ fn waiting_backups_and_restores_of_a_ready_tool_repository_just_lose_the_wait_la
     let mut o = observed();
     make_ready(&mut o);
     o.backups = vec![
-        backup("b1", "team-a", waiting()),
-        backup("b2", "team-a", json!({})),
+        backup("b1", "team-a").waiting_for_its_repo(),
+        backup("b2", "team-a"),
     ];
-    o.restores = vec![restore("r1", "team-b", waiting())];
+    o.restores = vec![restore("r1", "team-b").waiting_for_its_repo()];
     let plan = step(&mut o, later(600));
     assert!(created(&plan, "PersistentVolumeClaim").is_empty());
     let patched: Vec<_> = plan
@@ -657,7 +649,7 @@ fn waiting_backups_and_restores_of_a_ready_tool_repository_just_lose_the_wait_la
 #[test]
 fn waiting_objects_are_left_waiting_until_the_repository_is_ready() {
     let mut o = observed();
-    o.backups = vec![backup("b1", "team-a", waiting())];
+    o.backups = vec![backup("b1", "team-a").waiting_for_its_repo()];
     let plan = step(&mut o, now());
     assert!(
         !plan
@@ -671,19 +663,20 @@ fn waiting_objects_are_left_waiting_until_the_repository_is_ready() {
 fn failed_backups_and_restores_are_not_prepared_but_failed_continuous_backups_are() {
     let mut o = observed();
     make_ready(&mut o);
-    let mut continuous = waiting();
-    json_patch::merge(
-        &mut continuous,
-        &json!({"metadata": {"labels": {"dataprotection.kubeblocks.io/backup-type": "Continuous"}},
-                "status": {"phase": "Failed"}}),
-    );
-    let mut failed = waiting();
-    json_patch::merge(&mut failed, &json!({"status": {"phase": "Failed"}}));
     o.backups = vec![
-        backup("failed", "team-a", failed.clone()),
-        backup("pitr", "team-a", continuous),
+        backup("failed", "team-a")
+            .waiting_for_its_repo()
+            .in_phase(BackupPhase::Failed),
+        backup("pitr", "team-a")
+            .waiting_for_its_repo()
+            .continuous()
+            .in_phase(BackupPhase::Failed),
     ];
-    o.restores = vec![restore("r-failed", "team-a", failed)];
+    o.restores = vec![
+        restore("r-failed", "team-a")
+            .waiting_for_its_repo()
+            .in_phase(RestorePhase::Failed),
+    ];
     let plan = step(&mut o, later(600));
     let names: Vec<_> = plan
         .intents
@@ -700,12 +693,11 @@ fn failed_backups_and_restores_are_not_prepared_but_failed_continuous_backups_ar
 fn objects_of_another_repository_are_not_touched() {
     let mut o = observed();
     make_ready(&mut o);
-    let mut other = waiting();
-    json_patch::merge(
-        &mut other,
-        &json!({"metadata": {"labels": {"dataprotection.kubeblocks.io/backup-repo-name": "repo2"}}}),
-    );
-    o.backups = vec![backup("b1", "team-a", other)];
+    o.backups = vec![
+        backup("b1", "team-a")
+            .of_repo("repo2")
+            .waiting_for_its_repo(),
+    ];
     let plan = step(&mut o, later(600));
     assert_eq!(plan, Plan::nothing());
 }
@@ -738,9 +730,7 @@ fn access_says_why_it_is_unavailable() {
         "storage provider s3 not found"
     );
     let mut broken = observed();
-    broken.provider = Some(s3_provider(
-        json!({"spec": {"datasafedConfigTemplate": "{{ x"}}),
-    ));
+    broken.provider = Some(s3_provider().datasafed_template(Some("{{ x")));
     let err = access(&broken).unwrap_err();
     assert_eq!(
         err.to_string(),
