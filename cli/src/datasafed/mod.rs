@@ -1,5 +1,5 @@
 //! `datasafed`: the storage client KubeBlocks action scripts call, with the same commands,
-//! flags, config file, environment and output formats (kubeblocks-semantics §5.6).
+//! flags, config file, environment and output formats (ARCHITECTURE.md §K5.6).
 
 pub mod args;
 pub mod backend;

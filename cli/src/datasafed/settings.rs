@@ -1,5 +1,5 @@
 //! Where operations go, from the config file and the KubeBlocks environment contract
-//! (kubeblocks-semantics §5.6, docs/FORMAT.md §2.2).
+//! (ARCHITECTURE.md §K5.6, docs/FORMAT.md §2.2).
 
 use std::path::{Path, PathBuf};
 

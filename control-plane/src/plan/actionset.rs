@@ -1,4 +1,4 @@
-//! What happens when an ActionSet is created, changed or deleted (kubeblocks-semantics §1.1).
+//! What happens when an ActionSet is created, changed or deleted (ARCHITECTURE.md §K1.1).
 //!
 //! # Expected flow
 //! 1. The data-protection finalizer is added on the first reconcile.

@@ -1,4 +1,4 @@
-//! What happens when a BackupPolicy is created, changed or deleted (kubeblocks-semantics §1.3).
+//! What happens when a BackupPolicy is created, changed or deleted (ARCHITECTURE.md §K1.3).
 //!
 //! # Expected flow
 //! 1. The data-protection finalizer is added on the first reconcile.

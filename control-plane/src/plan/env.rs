@@ -1,5 +1,5 @@
 //! Environment lists for action containers: ordered merges with "later wins", and Kubernetes
-//! `$(VAR)` expansion (kubeblocks-semantics §2.3, §3.1).
+//! `$(VAR)` expansion (ARCHITECTURE.md §K2.3, §K3.1).
 
 use k8s_openapi::api::core::v1::EnvVar;
 

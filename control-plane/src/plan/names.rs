@@ -1,4 +1,4 @@
-//! Object names the way KubeBlocks builds them (kubeblocks-semantics §2.2, §4.2), within
+//! Object names the way KubeBlocks builds them (ARCHITECTURE.md §K2.2, §K4.2), within
 //! Kubernetes' 63-character limit.
 
 /// Job name of a backup action: `<action>-<backup>-<uid[:8]>`, cut to 63 characters with any

@@ -1,10 +1,10 @@
-//! Retention garbage collection (kubeblocks-semantics §1.2c, §6.4, §7.1): a finished Backup whose
+//! Retention garbage collection (ARCHITECTURE.md §K1.2c, §K6.4, §K7.1): a finished Backup whose
 //! `status.expiration` has passed is deleted; the Backup planner then removes its files
 //! according to its `deletionPolicy`.
 //!
 //! # Departure from KubeBlocks
 //! KubeBlocks 0.9 deletes any expired Backup whatever its phase, so a long backup can be deleted
-//! while it runs (Surprise 14). Cairn deletes only `Completed` and `Failed` Backups, as KubeBlocks
+//! while it runs (ARCHITECTURE.md §K8 S14). Cairn deletes only `Completed` and `Failed` Backups, as KubeBlocks
 //! 1.x does; a Running backup's expiration is recomputed from its completion when it finishes.
 
 use cairn_api::backup::{Backup, BackupPhase};

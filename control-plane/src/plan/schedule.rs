@@ -1,4 +1,4 @@
-//! What happens when a BackupSchedule exists (kubeblocks-semantics §1.4, §6.1, §6.2, §6.4): the
+//! What happens when a BackupSchedule exists (ARCHITECTURE.md §K1.4, §K6.1, §K6.2, §K6.4): the
 //! control plane itself creates each scheduled Backup at its cron time; there are no CronJobs.
 //!
 //! # Expected flow
@@ -24,7 +24,7 @@
 //!   A Backup deleted before the next reconcile observed it is created again.
 //!
 //! # Departures from KubeBlocks (where the API reference is followed instead)
-//! - `status.schedules` is written (Surprise 6): per entry `phase` (`Running`, or `Failed` for a
+//! - `status.schedules` is written (ARCHITECTURE.md §K8 S6): per entry `phase` (`Running`, or `Failed` for a
 //!   method Cairn cannot back up yet), `lastScheduleTime`, `lastSuccessfulTime` (newest Completed
 //!   backup of the entry) and `failureReason` (a skipped run, or the failure of the entry's newest
 //!   backup). Disabled entries keep their times and have no phase.

@@ -1,5 +1,5 @@
 //! What happens when a StorageProvider is created or changed, or the CSIDriver it names comes or
-//! goes (kubeblocks-semantics §5.1). The deprecated `storage.kubeblocks.io` StorageProvider goes
+//! goes (ARCHITECTURE.md §K5.1). The deprecated `storage.kubeblocks.io` StorageProvider goes
 //! through the same planner ([`Observed::legacy`]).
 //!
 //! # Expected flow

@@ -1,5 +1,5 @@
 //! The ActionSet and BackupPolicy reconcilers: validation, phase and message
-//! (kubeblocks-semantics §1.1, §1.3; `plan::actionset`, `plan::backup_policy`).
+//! (ARCHITECTURE.md §K1.1, §K1.3; `plan::actionset`, `plan::backup_policy`).
 
 use std::sync::Arc;
 use std::time::Instant;

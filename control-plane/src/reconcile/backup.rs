@@ -1,6 +1,6 @@
 //! The Backup reconciler: triggered by Backup changes, by agent reports on its actions and by
 //! its planner's requeue hints; reads through `shell::observe::backup`, decides with
-//! `plan::backup::plan` (kubeblocks-semantics §1.2, §2), writes through `shell::execute`.
+//! `plan::backup::plan` (ARCHITECTURE.md §K1.2, §K2), writes through `shell::execute`.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! The BackupRepo reconciler: provider, parameters, access rendering, the agent pre-check,
 //! phases, the default annotation, Mount PVCs for waiting Backups and Restores, and deletion
-//! blocked while backups use the repo (kubeblocks-semantics §5; `plan::backup_repo`).
+//! blocked while backups use the repo (ARCHITECTURE.md §K5; `plan::backup_repo`).
 //! The rendered access (credentials) is kept only in memory, for dispatches to agents.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Retention garbage collection: a periodic pass (not a watch, like KubeBlocks' GC controller,
 //! but woken at the earliest expiration) deleting expired Completed or Failed Backups, never
-//! running ones (`plan::retention`; kubeblocks-semantics §1.2c, Surprise 14).
+//! running ones (`plan::retention`; ARCHITECTURE.md §K1.2c).
 
 use std::sync::Arc;
 use std::time::Duration;

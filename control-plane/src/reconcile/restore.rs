@@ -1,5 +1,5 @@
 //! The Restore reconciler: triggered by Restore changes, agent reports on its actions and its
-//! planner's requeue hints; decides with `plan::restore::plan` (kubeblocks-semantics §1.5, §4).
+//! planner's requeue hints; decides with `plan::restore::plan` (ARCHITECTURE.md §K1.5, §K4).
 
 use std::sync::Arc;
 use std::time::Instant;

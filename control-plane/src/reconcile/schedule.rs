@@ -1,5 +1,5 @@
 //! The BackupSchedule reconciler: creates each scheduled Backup itself at its cron time, with no
-//! CronJobs (kubeblocks-semantics §1.4, §6; `plan::schedule`). Backups it created re-trigger it.
+//! CronJobs (ARCHITECTURE.md §K1.4, §K6; `plan::schedule`). Backups it created re-trigger it.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! The StorageProvider reconciler, for both API groups: is the CSI driver installed
-//! (kubeblocks-semantics §5.1; `plan::storage_provider`).
+//! (ARCHITECTURE.md §K5.1; `plan::storage_provider`).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! How a BackupRepo is reached, rendered from its StorageProvider (kubeblocks-semantics §5.2):
+//! How a BackupRepo is reached, rendered from its StorageProvider (ARCHITECTURE.md §K5.2):
 //! the parameters, their digest, the datasafed configuration agents use (Tool access), and the
 //! CSI Secret, StorageClass and PVC a Mount repository needs.
 //!

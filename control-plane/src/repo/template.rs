@@ -1,6 +1,6 @@
 //! Renders a StorageProvider's Go templates (`datasafedConfigTemplate`, `csiDriverSecretTemplate`,
 //! `storageClassTemplate`, `persistentVolumeClaimTemplate`) the way KubeBlocks does
-//! (kubeblocks-semantics §5.2): Go `text/template` with the sprig functions, through gtmpl-ng and
+//! (ARCHITECTURE.md §K5.2): Go `text/template` with the sprig functions, through gtmpl-ng and
 //! its Helm function set, plus `nindent`, which that set lacks.
 
 use std::collections::{BTreeMap, HashMap};

@@ -132,7 +132,7 @@ pub mod conditions {
         pub const REASON_DERIVED_OBJECTS_DELETED: &str = "DerivedObjectsDeleted";
     }
 
-    /// A Restore's conditions (kubeblocks-semantics §1.5).
+    /// A Restore's conditions (ARCHITECTURE.md §K1.5).
     pub mod restore {
         /// Type: the Backup's repository is usable.
         pub const CONDITION_CHECK_BACKUP_REPO: &str = "CheckBackupRepo";

@@ -1,5 +1,5 @@
 //! Exec actions: run a command in a container of the target pod through the `pods/exec`
-//! subresource, with a timeout (kubeblocks-semantics §2.4; unlike KubeBlocks, `timeout` is
+//! subresource, with a timeout (ARCHITECTURE.md §K2.4; unlike KubeBlocks, `timeout` is
 //! honoured and no Job in another namespace is needed).
 
 use std::time::Duration;

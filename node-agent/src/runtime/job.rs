@@ -1,7 +1,7 @@
 //! Job actions: create the Job the control plane built, pinned to this node, with the
 //! `datasafed` client and the storage socket mounted; wait for it; collect the backup info file,
-//! the `.exit` marker and, on failure, the last lines of the pod's log (kubeblocks-semantics
-//! §2.3, §2.6). A restarted agent re-adopts its Job through the `cairn.io/action-id` label.
+//! the `.exit` marker and, on failure, the last lines of the pod's log (ARCHITECTURE.md
+//! §K2.3, §K2.6). A restarted agent re-adopts its Job through the `cairn.io/action-id` label.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! How the agent reaches a Mount repository (kubeblocks-semantics §5.3, §5.5): the grant names
+//! How the agent reaches a Mount repository (ARCHITECTURE.md §K5.3, §K5.5): the grant names
 //! the repository PVC, which resolves to its bound PersistentVolume and that volume's `local`
 //! or `hostPath` directory on this node. The agent then uses the directory as a local
 //! repository, so what it writes (`kubeblocks-backup.json`), deletes, or serves to `datasafed`

@@ -1,5 +1,5 @@
 //! Repository actions the agent carries out itself: the BackupRepo pre-check, deleting a
-//! backup's files (kubeblocks-semantics §2.8), and writing `kubeblocks-backup.json`.
+//! backup's files (ARCHITECTURE.md §K2.8), and writing `kubeblocks-backup.json`.
 //! Errors become failure reasons with their causes, never with credentials.
 
 use std::io::Cursor;

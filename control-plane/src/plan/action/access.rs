@@ -104,7 +104,7 @@ pub fn resolve<'a>(
 
 /// The labels an owner still needs while it waits for a Mount repository's PVC in its namespace
 /// (`AccessProblem::NoClaim`): `backup-repo-name=<repo>` and `wait-repo-preparation=true`, which
-/// make the repository's reconciler create the PVC there (kubeblocks-semantics §5.3 step 9).
+/// make the repository's reconciler create the PVC there (ARCHITECTURE.md §K5.3 step 9).
 /// Empty once the owner carries both.
 pub fn claim_wait_labels(
     current: Option<&BTreeMap<String, String>>,

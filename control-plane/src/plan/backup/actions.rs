@@ -1,5 +1,5 @@
 //! The ordered actions a backup runs for one target pod, and the Jobs and env they get
-//! (kubeblocks-semantics §2.2, §2.3, §3.1). The agent adds only what is node-specific.
+//! (ARCHITECTURE.md §K2.2, §K2.3, §K3.1). The agent adds only what is node-specific.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The backup info file (`DP_BACKUP_INFO_FILE`) the backupData action writes: a subset of the
-//! Backup status (kubeblocks-semantics §2.6), which the agent reads and reports with the result.
+//! Backup status (ARCHITECTURE.md §K2.6), which the agent reads and reports with the result.
 
 use cairn_api::backup::{ActionStatus, BackupStatus};
 

@@ -1,9 +1,9 @@
-//! What happens when a Backup is deleted (kubeblocks-semantics §1.2 "Deleting", §2.8).
+//! What happens when a Backup is deleted (ARCHITECTURE.md §K1.2 "Deleting", §K2.8).
 //!
 //! # Expected flow
 //! 1. Running actions are cancelled and their ends awaited (or their node declared lost).
 //! 2. `deletionPolicy: Retain`: the files stay and the finalizer goes (the API reference's
-//!    meaning; KubeBlocks instead keeps the object in Deleting forever, Surprise 1).
+//!    meaning; KubeBlocks instead keeps the object in Deleting forever, ARCHITECTURE.md §K8 S1).
 //! 3. `Delete`: the ActionSet's `preDelete` Job runs first when it has one, then an agent removes
 //!    `status.path` and every parent that became empty; then the finalizer goes.
 //!

@@ -1,6 +1,6 @@
 //! The end of a Backup: once every pod is done, an agent writes `kubeblocks-backup.json` (the
 //! Backup as completed) beside the data, and only then is the Backup `Completed`
-//! (kubeblocks-semantics §2.6).
+//! (ARCHITECTURE.md §K2.6).
 
 use std::time::Duration;
 

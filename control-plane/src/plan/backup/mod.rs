@@ -1,4 +1,4 @@
-//! What happens when a Backup is created, runs and finishes (kubeblocks-semantics §1.2, §2).
+//! What happens when a Backup is created, runs and finishes (ARCHITECTURE.md §K1.2, §K2).
 //!
 //! # Expected flow
 //! 1. New: the policy, method, ActionSet and repository are resolved and checked, targets and
@@ -16,8 +16,8 @@
 //!    [`deletion`].
 //!
 //! # Departures from KubeBlocks (where the API reference is followed instead)
-//! - `onError: Continue` and exec `timeout` are honoured (Surprises 2, 3).
-//! - A repository still pre-checking is waited for instead of failing the Backup (Surprise 13).
+//! - `onError: Continue` and exec `timeout` are honoured (ARCHITECTURE.md §K8 S2, S3).
+//! - A repository still pre-checking is waited for instead of failing the Backup (ARCHITECTURE.md §K8 S13).
 //! - No progress sidecar: the agent reads the backup info file itself and reports live bytes.
 
 pub mod actions;

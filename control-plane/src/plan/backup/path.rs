@@ -1,4 +1,4 @@
-//! Where a backup's files live in its repository (kubeblocks-semantics §2.7).
+//! Where a backup's files live in its repository (ARCHITECTURE.md §K2.7).
 
 use cairn_api::target::PodSelectionStrategy;
 

@@ -1,7 +1,7 @@
 //! Running: each pod's actions in order (preBackup, backupData, postBackup), pods and targets in
 //! parallel, through the action engine ([`crate::plan::action`]). An action is written `Running`
 //! before it is dispatched to the agent on its pod's node; the agent's result completes or fails
-//! it, and a node lost for longer than the grace period fails it (kubeblocks-semantics §2.2).
+//! it, and a node lost for longer than the grace period fails it (ARCHITECTURE.md §K2.2).
 
 use cairn_api::action::ActionErrorMode;
 use cairn_api::backup::{ActionPhase, ActionStatus, ActionType, Backup, BackupStatus};

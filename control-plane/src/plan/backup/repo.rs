@@ -1,4 +1,4 @@
-//! Which repository a backup goes to (kubeblocks-semantics §5.4); how agents reach it is
+//! Which repository a backup goes to (ARCHITECTURE.md §K5.4); how agents reach it is
 //! [`crate::plan::action::access`].
 
 use cairn_api::backup::Backup;

@@ -1,6 +1,6 @@
 //! What a Backup asks for, resolved: its policy, method, ActionSet, repository (and how agents
-//! reach it), targets and pods, with KubeBlocks' checks and messages (kubeblocks-semantics §1.2
-//! "New", §3.4, §5.4).
+//! reach it), targets and pods, with KubeBlocks' checks and messages (ARCHITECTURE.md §K1.2
+//! "New", §K3.4, §K5.4).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Which targets a backup reads and which of their pods it uses (kubeblocks-semantics §2.1).
+//! Which targets a backup reads and which of their pods it uses (ARCHITECTURE.md §K2.1).
 
 use std::collections::BTreeMap;
 

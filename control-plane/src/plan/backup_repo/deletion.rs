@@ -1,4 +1,4 @@
-//! What happens when a BackupRepo is deleted (kubeblocks-semantics §5.8).
+//! What happens when a BackupRepo is deleted (ARCHITECTURE.md §K5.8).
 //!
 //! # Expected flow
 //! 1. `phase: Deleting`, so no new Backup picks the repository (announced by `DeletingCR`).

@@ -1,5 +1,5 @@
-//! What happens when a BackupRepo is created, changed, used and deleted (kubeblocks-semantics
-//! §5.2-§5.8).
+//! What happens when a BackupRepo is created, changed, used and deleted (ARCHITECTURE.md
+//! §K5.2-§K5.8).
 //!
 //! # Expected flow
 //! 1. The data-protection finalizer is added.
@@ -405,7 +405,7 @@ fn basic_checks<'o>(
 }
 
 /// The provider's spec (from either group) and status; a provider only found in the deprecated
-/// group is copied into the dataprotection group, as KubeBlocks does (Surprise 18: later edits to
+/// group is copied into the dataprotection group, as KubeBlocks does (ARCHITECTURE.md §K8 S18: later edits to
 /// the old object are not copied).
 fn resolve_provider<'o>(
     o: &'o Observed,

@@ -1,4 +1,4 @@
-//! The objects a Mount repository needs (kubeblocks-semantics §5.3 steps 4, 5 and 9): the CSI
+//! The objects a Mount repository needs (ARCHITECTURE.md §K5.3 steps 4, 5 and 9): the CSI
 //! driver Secret (in the control plane's namespace) and the StorageClass rendered from the
 //! provider, the PVC template check, and the repository PVC in every namespace where a Backup or
 //! Restore waits for it. In standalone mode localkube's local-path provisioner binds the PVCs.

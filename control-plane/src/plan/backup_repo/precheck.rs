@@ -1,4 +1,4 @@
-//! The repository pre-check (kubeblocks-semantics §5.3 step 6), run by a node agent instead of
+//! The repository pre-check (ARCHITECTURE.md §K5.3 step 6), run by a node agent instead of
 //! a Job in the control plane's namespace.
 //!
 //! # Expected flow

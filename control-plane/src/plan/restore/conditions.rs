@@ -1,4 +1,4 @@
-//! The Restore's conditions (kubeblocks-semantics §1.5): types, reasons, and setting one while
+//! The Restore's conditions (ARCHITECTURE.md §K1.5): types, reasons, and setting one while
 //! keeping its transition time when its status does not change (`meta.SetStatusCondition`).
 
 use cairn_api::restore::RestoreStatus;

@@ -1,6 +1,6 @@
 //! What happens when a Restore is deleted, or fails while actions run: running actions are
 //! cancelled; a deleted Restore keeps its finalizer until they ended (or their agent is lost),
-//! then lets go. Claims it created stay (kubeblocks-semantics §1.5 "Deletion").
+//! then lets go. Claims it created stay (ARCHITECTURE.md §K1.5 "Deletion").
 
 use cairn_api::restore::{RestoreActionStatus, RestoreStage, RestoreStatus};
 use cairn_api::well_known::conditions::restore::CONDITION_READINESS_PROBE;

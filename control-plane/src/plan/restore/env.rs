@@ -1,4 +1,4 @@
-//! The env of restore containers, in KubeBlocks' order (kubeblocks-semantics §3.2): backup
+//! The env of restore containers, in KubeBlocks' order (ARCHITECTURE.md §K3.2): backup
 //! paths, times in the backup's zone, Restore parameters, ActionSet env, then the backup method's
 //! and the Restore's env merged over them (precedence Restore > method > ActionSet).
 

@@ -1,5 +1,5 @@
 //! Formats a time with a Go layout (`2006-01-02T15:04:05Z07:00`), the way restore jobs get
-//! `DP_BACKUP_STOP_TIME` (kubeblocks-semantics §3.2: ActionSet env `DP_TIME_FORMAT`, default RFC 3339).
+//! `DP_BACKUP_STOP_TIME` (ARCHITECTURE.md §K3.2: ActionSet env `DP_TIME_FORMAT`, default RFC 3339).
 //!
 //! Hand-written because no maintained crate formats Go layouts; the token table follows Go's
 //! `time.nextStdChunk` (same tokens, same precedence), so a layout means what it means in Go.

@@ -1,4 +1,4 @@
-//! The common shape of restore Jobs (kubeblocks-semantics §4.4): labels, the `restore` container
+//! The common shape of restore Jobs (ARCHITECTURE.md §K4.4): labels, the `restore` container
 //! running as root, the Restore as owner, the repository mount, backup extras through the
 //! downward API, and the scheduling of prepareData pods.
 

@@ -1,4 +1,4 @@
-//! What happens when a Restore is created, runs and finishes (kubeblocks-semantics §1.5, §4).
+//! What happens when a Restore is created, runs and finishes (ARCHITECTURE.md §K1.5, §K4).
 //!
 //! # Expected flow
 //! 1. New (`""`): the Restore gets the managed-by label and the finalizer. The source Backup and
@@ -18,9 +18,9 @@
 //!
 //! # Departures from KubeBlocks (where the API reference is followed instead)
 //! - `onError: Continue` and exec `timeout` are honoured in postReady and prepareData
-//!   (Surprises 2, 3); `readinessProbe` gates postReady (Surprise 7).
+//!   (ARCHITECTURE.md §K8 S2, S3); `readinessProbe` gates postReady (ARCHITECTURE.md §K8 S7).
 //! - `DP_TARGET_RELATIVE_PATH` comes from the target the backup recorded; `sourceTargetName` only
-//!   chooses among several (Surprise 20).
+//!   chooses among several (ARCHITECTURE.md §K8 S20).
 //! - Exec actions run through the agent on the pod's node (`pods/exec`), not as `kubectl exec`
 //!   Jobs in the controller namespace; their `objectKey` is `Pod/<pod>`.
 //! - A failed action's message carries the agent's reason after KubeBlocks' default text.

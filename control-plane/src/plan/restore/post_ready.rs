@@ -1,7 +1,7 @@
-//! The postReady stage (kubeblocks-semantics §4.3): once the restored workload runs, the
+//! The postReady stage (ARCHITECTURE.md §K4.3): once the restored workload runs, the
 //! ActionSet's `restore.postReady` steps run in order; a job step runs one Job per selected pod,
 //! an exec step runs the command in every selected pod. `onError` and exec `timeout` are
-//! honoured (KubeBlocks ignores them, Surprises 2 and 3).
+//! honoured (KubeBlocks ignores them, ARCHITECTURE.md §K8 S2 and S3).
 
 use std::collections::BTreeMap;
 

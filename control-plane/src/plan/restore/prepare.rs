@@ -1,4 +1,4 @@
-//! The prepareData stage (kubeblocks-semantics §4.2): one Job per restored instance writes the
+//! The prepareData stage (ARCHITECTURE.md §K4.2): one Job per restored instance writes the
 //! backup into freshly created volume claims, in parallel or one after another.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! `readyConfig.readinessProbe`: a gate before the postReady steps, as the API reference
-//! describes it (KubeBlocks never evaluates it, Surprise 7).
+//! describes it (KubeBlocks never evaluates it, ARCHITECTURE.md §K8 S7).
 //!
 //! The probe is a Job running `exec.image` + `exec.command` with the restore env and the
 //! `readyConfig.connectionCredential` env (`DP_DB_USER`, `DP_DB_PASSWORD`, ...). The first attempt

@@ -1,5 +1,5 @@
 //! Resolving what a Restore restores: the source Backup, its ActionSet, repository and recorded
-//! target, with KubeBlocks' checks and messages (kubeblocks-semantics §1.5 "New", §4.1).
+//! target, with KubeBlocks' checks and messages (ARCHITECTURE.md §K1.5 "New", §K4.1).
 
 use cairn_api::actionset::{ActionSet, BackupType, RestoreActionSpec};
 use cairn_api::backup::{Backup, BackupPhase, BackupStatusTarget};
@@ -304,7 +304,7 @@ fn check_parameters(
 }
 
 /// The target the backup recorded: its only one, or the one named `sourceTargetName` among
-/// several. The name the Restore gives is only used to choose (Surprise 20).
+/// several. The name the Restore gives is only used to choose (ARCHITECTURE.md §K8 S20).
 fn recorded_target(
     backup: &Backup,
     backup_name: &str,

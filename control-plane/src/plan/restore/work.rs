@@ -1,6 +1,6 @@
 //! One reconcile's bookkeeping of restore actions: an action is recorded `Processing` in
 //! `status.actions.<stage>[]` and placed on a node before it is dispatched, and the agent's
-//! result (or the loss of its agent) completes or fails the entry (kubeblocks-semantics §1.5, §4.2).
+//! result (or the loss of its agent) completes or fails the entry (ARCHITECTURE.md §K1.5, §K4.2).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `timeRange.timeZone`: a UTC offset `±HH:MM`, in the documented range -12:59 .. +13:00.
 //!
 //! KubeBlocks' CRD pattern accepts ±00:00..±13:59 and its restore helper silently ignores other
-//! forms (semantics, Surprise 11); Cairn enforces the documented range and reports the rest.
+//! forms (ARCHITECTURE.md §K8 S11); Cairn enforces the documented range and reports the rest.
 
 use std::fmt;
 

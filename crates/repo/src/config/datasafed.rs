@@ -1,6 +1,6 @@
 //! Parses the datasafed config text a StorageProvider's `datasafedConfigTemplate` renders to.
 //!
-//! The format is rclone's INI subset (kubeblocks-semantics §5.6): one `[storage]` section of
+//! The format is rclone's INI subset (ARCHITECTURE.md §K5.6): one `[storage]` section of
 //! `key = value` lines. Hand-written because it is twenty lines and the exact rules (values
 //! verbatim, unknown keys ignored, `.need_obscure` rejected) matter more than INI generality.
 

@@ -1,6 +1,6 @@
 //! The datasafed view of a deduplicating repository: every pushed stream is a snapshot
 //! named by its path; `list`/`stat` show the newest snapshot of each path as a file;
-//! `rm` forgets snapshots (docs/FORMAT.md §2.2, kubeblocks-semantics §5.6 kopia mode).
+//! `rm` forgets snapshots (docs/FORMAT.md §2.2, ARCHITECTURE.md §K5.6 kopia mode).
 
 use std::collections::BTreeMap;
 use std::io::Write;
