@@ -42,6 +42,14 @@ pub struct RunArgs {
     /// DNS names or IPs the server certificate is issued for with --tls-generate (repeatable).
     #[arg(long = "tls-server-name", default_values = ["localhost", "127.0.0.1"])]
     pub tls_server_names: Vec<String>,
+    /// Address of the public gRPC API for orchestrators (TLS with the server certificate of
+    /// --tls-dir; docs/API.md). Without it the API is not served.
+    #[arg(long, env = "CAIRN_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// PEM CA whose client certificates authenticate API callers (subject CN = user,
+    /// O = groups). Without it, API callers authenticate with bearer tokens only.
+    #[arg(long, env = "CAIRN_API_CLIENT_CA")]
+    pub api_client_ca: Option<PathBuf>,
     /// Address of /metrics, /healthz and /readyz (plain HTTP).
     #[arg(long, default_value = "0.0.0.0:8080", env = "CAIRN_HEALTH_LISTEN")]
     pub health_listen: SocketAddr,

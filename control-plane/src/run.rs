@@ -43,6 +43,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     };
     let tls_config = cairn_certs::server_config_from_files(&ca, &cert, &key)
         .context("loading the agent service's TLS configuration")?;
+    let api_tls = match args.api_listen {
+        Some(_) => Some(api_tls_config(&args, &cert, &key)?),
+        None => None,
+    };
 
     let lease = if args.leader_elect {
         let config = lease_config(&args)?;
@@ -109,6 +113,25 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         grpc_vitals.set_agent_service(false);
         served
     });
+    let api = match (args.api_listen, api_tls) {
+        (Some(addr), Some(api_tls)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (--api-listen)"))?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "public API listening (TLS)");
+            let checker = cairn_api::validate::manifest::Checker::new()
+                .context("compiling the CRD schemas for the API's checks")?;
+            let state = crate::api::ApiState::new(client.clone(), Arc::new(checker));
+            let api_shutdown = shutdown.clone();
+            Some(tokio::spawn(async move {
+                crate::api::serve(listener, api_tls, state, async move {
+                    api_shutdown.cancelled().await
+                })
+                .await
+            }))
+        }
+        _ => None,
+    };
     tokio::spawn(crate::health::probe_api(
         client.clone(),
         vitals.clone(),
@@ -145,8 +168,34 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         }
         Err(err) => tracing::warn!(error = %err, "agent service task failed"),
     }
+    if let Some(api) = api {
+        match api.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %crate::shell::chain(&err), "the public API ended with an error")
+            }
+            Err(err) => tracing::warn!(error = %err, "the public API task failed"),
+        }
+    }
     let _ = health.await;
     Ok(())
+}
+
+/// The API port's TLS: the server certificate of the agent port, optional client certificates.
+fn api_tls_config(
+    args: &RunArgs,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let client_ca = match &args.api_client_ca {
+        Some(path) => Some(read(path).context("--api-client-ca")?),
+        None => None,
+    };
+    crate::api::tls::api_server_config(&read(cert)?, &read(key)?, client_ca.as_deref())
+        .context("loading the public API's TLS configuration")
 }
 
 fn lease_config(args: &RunArgs) -> anyhow::Result<LeaseConfig> {

@@ -13,6 +13,7 @@ pub mod crash;
 pub mod db;
 pub mod dp;
 pub mod files;
+pub mod grpc_api;
 pub mod ha;
 pub mod kubectl;
 pub mod manifests;

@@ -102,6 +102,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- $svc := include "cairn.controlPlane.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) -}}
+{{- if .Values.controlPlane.api.enabled -}}
+{{- $api := printf "%s-api" (include "cairn.fullname" .) -}}
+{{- $names = concat $names (list $api (printf "%s.%s" $api $ns) (printf "%s.%s.svc" $api $ns) (printf "%s.%s.svc.%s" $api $ns .Values.clusterDomain)) -}}
+{{- end -}}
 {{- toJson (concat $names .Values.tls.extraServerNames) -}}
 {{- end -}}
 

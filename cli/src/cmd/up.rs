@@ -36,6 +36,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("  kubectl get backuprepos,actionsets,backuppolicies,backups,restores");
     println!();
     println!(
+        "gRPC API (docs/API.md): {} (endpoint in {}, CA in {})",
+        stack.public_api_addr,
+        stack.data_dir.join("api/endpoint").display(),
+        stack.data_dir.join("api/ca.crt").display()
+    );
+    println!();
+    println!(
         "Logs: {}/logs. Press Ctrl-C to stop.",
         stack.data_dir.display()
     );

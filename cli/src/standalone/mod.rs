@@ -11,6 +11,8 @@
 //!   (`node/bin/datasafed`, `node/sock/storage.sock`).
 //! - `repo/`: the default local repository.
 //! - `logs/`: one log file per process.
+//! - `api/`: how to reach the public gRPC API (docs/API.md): `endpoint` (`host:port`) and
+//!   `ca.crt` (the CA of its server certificate).
 //! - `stack.json`: the ports in use, so that a second `up` keeps the same API server address.
 //!
 //! The data directory and `kube/`, `tls/` and `logs/` are 0700, `kubeconfig`, `stack.json` and
@@ -84,6 +86,9 @@ struct Ports {
     api: u16,
     agent: u16,
     health: u16,
+    /// The public gRPC API (0 in a `stack.json` written before it existed).
+    #[serde(default)]
+    grpc_api: u16,
 }
 
 /// A running stack. Dropping it kills the children; `shutdown` stops them gracefully.
@@ -95,6 +100,8 @@ pub struct Stack {
     pub health_addr: SocketAddr,
     pub agent_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    /// The public gRPC API of the control plane `cp-0` (docs/API.md).
+    pub public_api_addr: SocketAddr,
     localkube: Child,
     control_plane: Child,
     /// The second control plane of an HA stack (`cp-1`) and its health address.
@@ -197,6 +204,8 @@ impl Stack {
 
         let agent_addr = SocketAddr::from(([127, 0, 0, 1], ports.agent));
         let health_addr = SocketAddr::from(([127, 0, 0, 1], ports.health));
+        let public_api_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc_api));
+        write_api_files(&data_dir, &tls_dir, public_api_addr)?;
         let kube_env = ("KUBECONFIG", kubeconfig.display().to_string());
         let control_plane_args = |identity: &str, agent: SocketAddr, health: SocketAddr| {
             let mut args: Vec<String> = vec![
@@ -224,10 +233,12 @@ impl Stack {
             }
             args
         };
+        let mut cp0_args = control_plane_args("cp-0", agent_addr, health_addr);
+        cp0_args.extend(["--api-listen".into(), public_api_addr.to_string()]);
         let control_plane = Child::spawn(
             "cairn-control-plane",
             &bin_dir.join("cairn-control-plane"),
-            &control_plane_args("cp-0", agent_addr, health_addr),
+            &cp0_args,
             &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
             &data_dir.join("logs/control-plane.log"),
         )?;
@@ -283,6 +294,7 @@ impl Stack {
             health_addr,
             agent_addr,
             api_addr,
+            public_api_addr,
             localkube,
             control_plane,
             standby,
@@ -433,6 +445,25 @@ fn default_node_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Writes `<data-dir>/api/endpoint` and `<data-dir>/api/ca.crt` (the Cairn CA, which issued the
+/// control plane's server certificate).
+fn write_api_files(data_dir: &Path, tls_dir: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let dir = data_dir.join("api");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let endpoint = dir.join("endpoint");
+    std::fs::write(&endpoint, format!("{addr}\n"))
+        .with_context(|| format!("writing {}", endpoint.display()))?;
+    let ca = tls_dir.join("ca.pem");
+    std::fs::copy(&ca, dir.join("ca.crt")).with_context(|| {
+        format!(
+            "copying {} to {}",
+            ca.display(),
+            dir.join("ca.crt").display()
+        )
+    })?;
+    Ok(())
+}
+
 fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
     let file = data_dir.join("stack.json");
     let saved: Option<Ports> = std::fs::read(&file)
@@ -441,6 +472,11 @@ fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
     let ports = match saved {
         Some(ports) if port_is_free(ports.api) => Ports {
             api: ports.api,
+            grpc_api: if ports.grpc_api != 0 && port_is_free(ports.grpc_api) {
+                ports.grpc_api
+            } else {
+                free_port()?
+            },
             agent: if port_is_free(ports.agent) {
                 ports.agent
             } else {
@@ -454,6 +490,7 @@ fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
         },
         _ => Ports {
             api: free_port()?,
+            grpc_api: free_port()?,
             agent: free_port()?,
             health: free_port()?,
         },

@@ -34,6 +34,16 @@ pub fn tls_incoming(
     config: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
 ) -> ReceiverStream<Result<TlsConnection, io::Error>> {
+    tls_incoming_for("agent", listener, config, handshake_timeout)
+}
+
+/// [`tls_incoming`] for the peers of another port: refusals are logged as `<peer> refused`.
+pub fn tls_incoming_for(
+    what: &'static str,
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+) -> ReceiverStream<Result<TlsConnection, io::Error>> {
     let (tx, rx) = mpsc::channel(ESTABLISHED_BACKLOG);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -47,13 +57,15 @@ pub fn tls_incoming(
                     let acceptor = acceptor.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        if let Some(tls) = handshake(tcp, peer, acceptor, handshake_timeout).await {
+                        if let Some(tls) =
+                            handshake(what, tcp, peer, acceptor, handshake_timeout).await
+                        {
                             let _ = tx.send(Ok(tls)).await;
                         }
                     });
                 }
                 Err(err) => {
-                    tracing::warn!("accepting a connection on the agent port failed: {err}");
+                    tracing::warn!("accepting a connection on the {what} port failed: {err}");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             }
@@ -63,6 +75,7 @@ pub fn tls_incoming(
 }
 
 async fn handshake(
+    what: &'static str,
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
@@ -91,17 +104,17 @@ async fn handshake(
             tracing::debug!(peer.addr = %peer, "TLS session established");
             Some(tls)
         }
-        // Connected and closed without a byte: a TCP probe or a port scan, not an agent.
+        // Connected and closed without a byte: a TCP probe or a port scan, not a client.
         Ok(Err(None)) => {
             tracing::debug!(peer.addr = %peer, "connection closed before TLS started");
             None
         }
         Ok(Err(Some(refusal))) => {
-            tracing::warn!(peer.addr = %peer, "agent refused: {refusal}");
+            tracing::warn!(peer.addr = %peer, "{what} refused: {refusal}");
             None
         }
         Err(_) => {
-            tracing::warn!(peer.addr = %peer, "agent refused: {}", HandshakeRefusal::TimedOut);
+            tracing::warn!(peer.addr = %peer, "{what} refused: {}", HandshakeRefusal::TimedOut);
             None
         }
     }

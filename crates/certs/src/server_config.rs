@@ -89,7 +89,8 @@ pub fn server_config_from_files(
     server_config(&read(ca)?, &read(cert)?, &read(key)?)
 }
 
-fn pem_certificates(
+/// The certificates of a PEM text; `what` names the input in the error.
+pub fn pem_certificates(
     pem: &str,
     what: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, ServerConfigError> {

@@ -2,6 +2,7 @@
 //! process kubelet. See `docs` in the crate README and `Server::builder`.
 
 pub mod admission;
+pub mod auth;
 pub mod controllers;
 pub mod error;
 pub mod http;

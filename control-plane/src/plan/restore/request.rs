@@ -142,6 +142,38 @@ impl Request<'_> {
     }
 }
 
+/// The annotation of a Backup naming the namespaces whose Restores may read it (comma-separated
+/// names, or `*` for every namespace): a Restore in another namespace than its Backup needs the
+/// source side's consent (docs/API.md §9).
+pub const RESTORE_ALLOWED_NAMESPACES: &str = "cairn.io/restore-allowed-namespaces";
+
+/// Ok when the Restore is in the Backup's namespace, or the Backup allows restores into the
+/// Restore's namespace; otherwise what is missing.
+pub fn consent(restore: &cairn_api::Restore, backup: &Backup) -> Result<(), String> {
+    let into = restore.metadata.namespace.as_deref().unwrap_or("default");
+    let from = backup.metadata.namespace.as_deref().unwrap_or("default");
+    if into == from {
+        return Ok(());
+    }
+    let allowed = backup
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESTORE_ALLOWED_NAMESPACES))
+        .is_some_and(|list| {
+            list.split(',')
+                .map(str::trim)
+                .any(|n| n == "*" || n == into)
+        });
+    if allowed {
+        return Ok(());
+    }
+    let name = backup.metadata.name.as_deref().unwrap_or_default();
+    Err(format!(
+        "backup {from}/{name} does not allow restores into namespace {into:?}: the source side consents by annotating the Backup with {RESTORE_ALLOWED_NAMESPACES}={into} (comma-separated namespaces, or *)"
+    ))
+}
+
 /// Resolves and checks everything; the repository checks come first (KubeBlocks' order).
 pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
     let restore = &o.restore;
@@ -152,6 +184,7 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "backups.dataprotection.kubeblocks.io \"{backup_name}\" not found"
         ))
     })?;
+    consent(restore, backup).map_err(Problem::invalid)?;
     let status = backup.status.clone().unwrap_or_default();
     let repo_name = status
         .backup_repo_name
@@ -363,5 +396,55 @@ mod tests {
         assert_eq!(parent("/ns/b1/"), "/ns");
         assert_eq!(parent("/b1"), "/");
         assert_eq!(parent("b1"), "/");
+    }
+}
+
+#[cfg(test)]
+mod consent_tests {
+    use cairn_api::well_known::conditions::restore::CONDITION_VALIDATION_PASSED as VALIDATION_PASSED;
+    use super::super::tests::{now, observed, step};
+    use super::RESTORE_ALLOWED_NAMESPACES;
+    use cairn_api::restore::RestorePhase;
+
+    fn failure(o: &mut super::super::Observed) -> Option<String> {
+        let plan = step(o, now());
+        let status = plan.status?;
+        if status.phase != Some(RestorePhase::Failed) {
+            return None;
+        }
+        status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == VALIDATION_PASSED)
+            .map(|c| c.message)
+    }
+
+    #[test]
+    fn a_restore_from_another_namespace_fails_without_the_sources_consent() {
+        let mut o = observed();
+        o.restore.metadata.namespace = Some("team-b".into());
+        let message = failure(&mut o).expect("the restore fails");
+        assert!(
+            message.contains("backup default/b1 does not allow restores into namespace \"team-b\"")
+                && message.contains(&format!("{RESTORE_ALLOWED_NAMESPACES}=team-b")),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_backups_annotation_grants_named_namespaces_or_all() {
+        for grant in ["team-c, team-b", "*"] {
+            let mut o = observed();
+            o.restore.metadata.namespace = Some("team-b".into());
+            o.backup.as_mut().unwrap().metadata.annotations =
+                Some([(RESTORE_ALLOWED_NAMESPACES.to_string(), grant.to_string())].into());
+            assert_eq!(failure(&mut o), None, "granted by {grant:?}");
+        }
+        let mut o = observed();
+        o.restore.metadata.namespace = Some("team-b".into());
+        o.backup.as_mut().unwrap().metadata.annotations =
+            Some([(RESTORE_ALLOWED_NAMESPACES.to_string(), "team-c".to_string())].into());
+        assert!(failure(&mut o).is_some(), "team-c only");
     }
 }

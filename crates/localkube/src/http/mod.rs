@@ -84,26 +84,21 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-fn authorized(state: &AppState, req: &Request) -> bool {
-    let Some(value) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    value
-        .strip_prefix("Bearer ")
-        .is_some_and(|t| t.trim() == state.token)
+/// The user of a request: the admin token's, or a ServiceAccount token's (`crate::auth`).
+fn authenticate(state: &AppState, req: &Request) -> Option<crate::auth::Identity> {
+    let token = crate::auth::review::bearer(req.headers())?;
+    crate::auth::review::identify(&state.api, &state.token, token).ok()
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let target = route(&path);
     let public = matches!(target, Route::Health | Route::Version);
-    if !public && !authorized(&state, &req) {
-        return response::error(&ApiError::unauthorized());
-    }
+    let who = match authenticate(&state, &req) {
+        Some(who) => who,
+        None if public => crate::auth::Identity::admin(),
+        None => return response::error(&ApiError::unauthorized()),
+    };
     let format = negotiate(
         req.headers()
             .get(header::ACCEPT)
@@ -157,7 +152,42 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         },
         Route::OpenApiV2 => response::error(&ApiError::route_not_found()),
         Route::NotFound => response::error(&ApiError::route_not_found()),
-        Route::Resource(path) => serve_resource(&state, path, query, format, req).await,
+        Route::Resource(path) => {
+            if method == Method::POST
+                && let Some(review) = crate::auth::review::review_of(&path)
+            {
+                return serve_review(&state, &who, &review, req).await;
+            }
+            if !who.is_master() {
+                let verb = audit::verb(&method, &path, &query);
+                let attrs = crate::auth::review::attributes(verb, &path);
+                if let Err(e) = crate::auth::review::require(&state.api, &who, &attrs) {
+                    return response::error(&e);
+                }
+            }
+            serve_resource(&state, path, query, format, req).await
+        }
+    }
+}
+
+/// TokenRequest and the review APIs (`crate::auth::review`).
+async fn serve_review(
+    state: &AppState,
+    who: &crate::auth::Identity,
+    review: &crate::auth::review::Review,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let answer = async {
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let body = resource::decode_object(&parts.headers, &body)?;
+        crate::auth::review::serve(&state.api, &state.token, who, review, body)
+    };
+    match answer.await {
+        Ok(value) => response::json(201, &value),
+        Err(e) => response::error(&e),
     }
 }
 

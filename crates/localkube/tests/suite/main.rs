@@ -1,6 +1,7 @@
 //! localkube's integration suite: kube-rs, kubectl and Python clients against in-process
 //! servers (one per test, each on its own port and directory).
 
+mod auth;
 mod common;
 mod data_dir;
 mod kube_api;
