@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::well_known;
 use cairn_cli::standalone::{Stack, StackOptions};
 use clap::Parser;
 use futures::StreamExt;
@@ -33,7 +34,6 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 const NS: &str = "bench";
-const JOB_BACKUP_LABEL: &str = "dataprotection.kubeblocks.io/backup-name";
 const FLOOR_LABEL: &str = "bench.cairn.io/floor";
 
 /// Dispatch benchmark.
@@ -136,7 +136,7 @@ async fn watch_jobs(api: Api<Job>, shared: Shared) {
         };
         let labels = job.metadata.labels.clone().unwrap_or_default();
         let mut seen = lock(&shared);
-        if let Some(backup) = labels.get(JOB_BACKUP_LABEL) {
+        if let Some(backup) = labels.get(well_known::label::BACKUP_NAME) {
             seen.job_created.entry(backup.clone()).or_insert(now);
         }
         if labels.contains_key(FLOOR_LABEL) {
@@ -172,7 +172,7 @@ async fn watch_pods(api: Api<Pod>, shared: Shared) {
         }
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let mut seen = lock(&shared);
-        if let Some(backup) = labels.get(JOB_BACKUP_LABEL) {
+        if let Some(backup) = labels.get(well_known::label::BACKUP_NAME) {
             seen.pod_running.entry(backup.clone()).or_insert(now);
         }
         if let Some(job) = labels.get("job-name")
