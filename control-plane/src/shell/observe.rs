@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_api::actionset::ActionSet;
+use cairn_api::actionset::{ActionSet, BackupType};
 use cairn_api::backup::Backup;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -200,6 +200,32 @@ pub async fn backup(
         Some(_) => reader.in_namespace(&caches.claims, &namespace).await?,
         None => Vec::new(),
     };
+    // A chain links to older backups and keeps their encryption: read those (and their
+    // secrets) only for the backup types that have a parent.
+    let chained = actionset.as_ref().is_some_and(|a| {
+        matches!(
+            a.spec.backup_type,
+            BackupType::Incremental | BackupType::Differential
+        )
+    });
+    let (backups, passphrases) = if chained {
+        let backups = reader.in_namespace(&caches.backups, &namespace).await?;
+        let mut passphrases = BTreeMap::new();
+        let configs = backups
+            .iter()
+            .filter(|b| b.spec.backup_policy_name == obj.spec.backup_policy_name)
+            .filter_map(|b| b.status.as_ref()?.encryption_config.as_ref());
+        for config in configs {
+            let selector = &config.pass_phrase_secret_key_ref;
+            let key = (selector.name.clone(), selector.key.clone());
+            if let std::collections::btree_map::Entry::Vacant(slot) = passphrases.entry(key) {
+                slot.insert(secret_value(ctx, &namespace, &selector.name, &selector.key).await?);
+            }
+        }
+        (backups, passphrases)
+    } else {
+        (Vec::new(), BTreeMap::new())
+    };
     Ok(backup::Observed {
         backup: obj.clone(),
         policy,
@@ -207,6 +233,8 @@ pub async fn backup(
         repos,
         repo_access,
         encryption_passphrase,
+        passphrases,
+        backups,
         pods,
         claims,
         agents: ctx.agent_view(),
