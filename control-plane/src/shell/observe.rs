@@ -301,6 +301,16 @@ pub async fn restore(
         Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
     };
+    let backups = if actionset
+        .as_ref()
+        .is_some_and(|a| a.spec.backup_type == BackupType::Incremental)
+    {
+        reader
+            .in_namespace(&caches.backups, &source_namespace)
+            .await?
+    } else {
+        Vec::new()
+    };
     let repos = reader.all(&caches.repos).await?;
     let repo_access = backup
         .as_ref()
@@ -325,6 +335,7 @@ pub async fn restore(
         restore: obj.clone(),
         backup,
         actionset,
+        backups,
         repos,
         repo_access,
         encryption_passphrase,

@@ -109,6 +109,17 @@ pub fn end_time(backup: &Backup) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
+/// KubeBlocks' `GetStartTime`: the start of the time range, else the start time.
+pub fn start_time(backup: &Backup) -> Option<Timestamp> {
+    let status = backup.status.as_ref()?;
+    status
+        .time_range
+        .as_ref()
+        .and_then(|r| r.start.as_ref())
+        .or(status.start_timestamp.as_ref())
+        .map(|t| t.0)
+}
+
 /// The order of "newer": end time, then name.
 pub fn sort_key(backup: &Backup) -> (Option<Timestamp>, &str) {
     (end_time(backup), name(backup))
