@@ -485,6 +485,45 @@ fn disabled_entries_create_nothing_and_keep_their_times() {
 }
 
 #[test]
+fn incremental_and_differential_entries_create_backups_beside_the_full_entry() {
+    let mut o = observed();
+    o.policy = Some(policy(json!({"spec": {"backupMethods": [
+        {"name": "basebackup", "actionSetName": "pg-basebackup"},
+        {"name": "inc", "actionSetName": "pg-inc", "compatibleMethod": "basebackup"},
+        {"name": "diff", "actionSetName": "pg-diff", "compatibleMethod": "basebackup"}
+    ]}})));
+    o.actionsets.push(actionset("pg-inc", "Incremental"));
+    o.actionsets.push(actionset("pg-diff", "Differential"));
+    o.schedule = schedule(json!({"spec": {"schedules": [
+        {"backupMethod": "basebackup", "cronExpression": "0 0 * * *", "enabled": true},
+        {"backupMethod": "inc", "cronExpression": "0 * * * *", "enabled": true},
+        {"backupMethod": "diff", "cronExpression": "0 */6 * * *", "enabled": true}]}}));
+    let plan = step(&mut o, at("2026-11-22T12:00:03Z"));
+    assert_eq!(
+        created_names(&plan),
+        [
+            "mycluster-inc-20261122120000",
+            "mycluster-diff-20261122120000"
+        ]
+    );
+    for backup in created(&plan) {
+        // A schedule never names a parent: the Backup finds the newest of its chain.
+        assert!(backup["spec"].get("parentBackupName").is_none(), "{backup}");
+        assert_eq!(
+            backup["metadata"]["labels"][SCHEDULE_LABEL].as_str(),
+            Some("pg-schedule")
+        );
+    }
+    for name in ["inc", "diff"] {
+        assert_eq!(
+            entry(&o, name).phase,
+            Some(SchedulePhase::Running),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
     let mut o = observed();
     o.schedule = schedule(json!({"spec": {"schedules": [

@@ -208,8 +208,13 @@ pub async fn backup(
             BackupType::Incremental | BackupType::Differential
         )
     });
-    let (backups, passphrases) = if chained {
-        let backups = reader.in_namespace(&caches.backups, &namespace).await?;
+    // A Backup being deleted deletes the backups of its chain first.
+    let backups = if chained || obj.metadata.deletion_timestamp.is_some() {
+        reader.in_namespace(&caches.backups, &namespace).await?
+    } else {
+        Vec::new()
+    };
+    let passphrases = if chained {
         let mut passphrases = BTreeMap::new();
         let configs = backups
             .iter()
@@ -222,9 +227,9 @@ pub async fn backup(
                 slot.insert(secret_value(ctx, &namespace, &selector.name, &selector.key).await?);
             }
         }
-        (backups, passphrases)
+        passphrases
     } else {
-        (Vec::new(), BTreeMap::new())
+        BTreeMap::new()
     };
     Ok(backup::Observed {
         backup: obj.clone(),

@@ -4,7 +4,7 @@ use cairn_api::backup::{Backup, BackupPhase};
 use serde_json::json;
 
 use super::*;
-use crate::plan::backup::chain::testing::{completed, with};
+use crate::plan::backup::chain::testing::{completed as stored, with};
 
 /// The policy with a full method `basebackup` and an incremental method `inc` compatible with it.
 fn chain_policy() -> BackupPolicy {
@@ -16,7 +16,7 @@ fn chain_policy() -> BackupPolicy {
 }
 
 fn older(name: &str, kind: &str, method: &str, end: u32, path: &str) -> Backup {
-    completed(name, kind, method, "basebackup", Some(end), path)
+    stored(name, kind, method, "basebackup", Some(end), path)
 }
 
 fn with_status(backup: Backup, extra: serde_json::Value) -> Backup {
@@ -180,4 +180,74 @@ fn full_backup_has_no_parent_even_when_it_names_one() {
     assert_eq!(status.parent_backup_name, None);
     assert_eq!(status.base_backup_name, None);
     assert_eq!(status.encryption_config, None);
+}
+
+// ---------------------------------------------------------------- deletion of a chain
+
+/// Full b1 (completed, being deleted with `policy`), incremental i1 on it and i2 on i1 (both
+/// with b1 as base), and an unrelated full.
+fn deleting_a_base(policy: &str) -> Observed {
+    let mut o = observed();
+    completed(&mut o);
+    deleting(&mut o, policy);
+    let child = |name: &str, parent: &str| {
+        with_status(
+            older(name, "Incremental", "inc", 40, &format!("/p/{name}")),
+            json!({"parentBackupName": parent, "baseBackupName": "b1"}),
+        )
+    };
+    o.backups = vec![
+        o.backup.clone(),
+        child("i1", "b1"),
+        child("i2", "i1"),
+        older("other", "Full", "basebackup", 3, "/p/other"),
+    ];
+    o
+}
+
+fn deleted(plan: &Plan<BackupStatus>) -> Vec<String> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Delete { kind, name, .. } if kind == "Backup" => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn deleting_a_base_deletes_its_chain_first_and_keeps_its_own_files_until_then() {
+    let mut o = deleting_a_base("Delete");
+    let plan = step(&mut o, later(101));
+    assert_eq!(deleted(&plan), ["i1", "i2"]);
+    assert!(dispatched(&plan.intents).is_empty(), "no file deleted yet");
+    assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
+    assert_eq!(
+        plan.status.unwrap().deletion_failure_reason.as_deref(),
+        Some("waiting for the backups that depend on this one to be deleted first: i1, i2")
+    );
+    // A child already being deleted is not deleted again, only waited for.
+    o.backups[1].metadata.deletion_timestamp = o.backup.metadata.deletion_timestamp.clone();
+    o.backups.remove(2);
+    let plan = step(&mut o, later(102));
+    assert!(deleted(&plan).is_empty());
+    assert!(plan.requeue.is_some());
+    // Once they are gone, the base's own files go.
+    o.backups.remove(1);
+    let plan = step(&mut o, later(103));
+    let Some(pb::action::Kind::DeletePath(delete)) = &dispatched(&plan.intents)[0].1.kind else {
+        panic!("expected delete_path")
+    };
+    assert_eq!(delete.path, "/prod/default/mycluster/postgresql/b1");
+}
+
+#[test]
+fn a_retained_base_still_deletes_its_chain_each_with_its_own_policy() {
+    let mut o = deleting_a_base("Retain");
+    let plan = step(&mut o, later(101));
+    assert_eq!(deleted(&plan), ["i1", "i2"]);
+    assert!(!plan.intents.contains(&Intent::RemoveFinalizer));
+    o.backups.truncate(1);
+    let plan = step(&mut o, later(102));
+    assert!(plan.intents.contains(&Intent::RemoveFinalizer));
 }
