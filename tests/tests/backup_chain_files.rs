@@ -1,8 +1,9 @@
 //! A file-level backup chain (GNU tar `--listed-incremental`, the tar state carried from parent
 //! to child through the repository): a Full, then Incrementals with files added, changed and
 //! deleted in between, each finding its parent itself; the Restore of the last one replays the
-//! chain into a new PVC, byte for byte, the deleted files absent. Real kubectl, localkube,
-//! control plane and agent, each its own process.
+//! chain into a new PVC, byte for byte, the deleted files absent; deleting the base then deletes
+//! the whole chain and its files. Real kubectl, localkube, control plane and agent, each its own
+//! process.
 
 use std::path::Path;
 use std::time::Duration;
@@ -141,7 +142,29 @@ async fn an_incremental_chain_of_files_restores_the_last_state_exactly() -> anyh
             "the restored PVC differs from the last state:\n{}",
             differences.join("\n")
         );
-        dp::nothing_left_behind(&stack.client, NS, &[&workload.pod], Duration::from_secs(30)).await
+        dp::nothing_left_behind(&stack.client, NS, &[&workload.pod], Duration::from_secs(30))
+            .await?;
+
+        // Deleting the base deletes its chain first, then its own files: nothing is left.
+        let stored: Vec<_> = [&full, &inc1, &inc2, &inc3]
+            .iter()
+            .map(|b| {
+                let path = b.status.as_ref().and_then(|s| s.path.clone()).unwrap_or_default();
+                stack.local_repo().join(path.trim_start_matches('/'))
+            })
+            .collect();
+        stack
+            .kubectl
+            .run(&["delete", "backup", "full-1", "-n", NS, "--wait=false"])
+            .await?;
+        let api: kube::Api<Backup> = kube::Api::namespaced(stack.client.clone(), NS);
+        for name in ["inc-3", "inc-2", "inc-1", "full-1"] {
+            dp::gone(&api, name, WAIT).await?;
+        }
+        for dir in stored {
+            anyhow::ensure!(!dir.exists(), "{} was not deleted", dir.display());
+        }
+        Ok(())
     })
     .await
 }
