@@ -2,14 +2,21 @@
 //! `status.expiration` has passed is deleted; the Backup planner then removes its files
 //! according to its `deletionPolicy`.
 //!
-//! # Departure from KubeBlocks
-//! KubeBlocks 0.9 deletes any expired Backup whatever its phase, so a long backup can be deleted
-//! while it runs (ARCHITECTURE.md §K8 S14). Cairn deletes only `Completed` and `Failed` Backups, as KubeBlocks
-//! 1.x does; a Running backup's expiration is recomputed from its completion when it finishes.
+//! # Departures from KubeBlocks
+//! - KubeBlocks 0.9 deletes any expired Backup whatever its phase, so a long backup can be
+//!   deleted while it runs (ARCHITECTURE.md §K8 S14). Cairn deletes only `Completed` and `Failed` Backups, as
+//!   KubeBlocks 1.x does; a Running backup's expiration is recomputed from its completion when it
+//!   finishes.
+//! - KubeBlocks expires the base or parent of an incremental chain on its own date, and the
+//!   cascade (ARCHITECTURE.md §K1.2 Deleting step 1) then takes every backup built on it, however young. Cairn
+//!   never strands a chain: a backup that others depend on (as `parentBackupName` or
+//!   `baseBackupName`) is held until the latest of them expires (forever while one has no
+//!   expiration); the hold is written into its `status.expiration`, and the event says why.
 
 use cairn_api::backup::{Backup, BackupPhase};
 use jiff::Timestamp;
 
+use super::backup::chain;
 use super::intent::Intent;
 
 /// What the collector should do now, and when to look again.
@@ -19,11 +26,71 @@ pub struct GcPlan {
     pub intents: Vec<Intent>,
     /// The earliest expiration still ahead (of any Backup not being deleted), if any.
     pub next_wake: Option<Timestamp>,
+    /// Expired Backups kept because younger backups depend on them.
+    pub holds: Vec<Hold>,
+}
+
+/// An expired Backup kept for the backups built on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    pub namespace: String,
+    pub name: String,
+    /// Its new expiration: that of the latest dependent; `None`: a dependent never expires.
+    pub until: Option<Timestamp>,
+    /// Why, for its event: which backup needs it.
+    pub reason: String,
+}
+
+fn key(backup: &Backup) -> (&str, &str) {
+    (
+        backup.metadata.namespace.as_deref().unwrap_or_default(),
+        chain::name(backup),
+    )
+}
+
+/// An expiration as an order where "never" (`None`) is the latest.
+fn order(expiration: Option<Timestamp>) -> (bool, Option<Timestamp>) {
+    (expiration.is_none(), expiration)
+}
+
+/// The expiration a backup really has: its own, pushed to the latest of the backups that
+/// depend on it, directly or through others (`None`: never). Returns the backup whose
+/// expiration that is, when one holds it past its own.
+fn effective<'b>(
+    backup: &'b Backup,
+    backups: &'b [Backup],
+    depth: usize,
+) -> (Option<Timestamp>, Option<&'b Backup>) {
+    let own = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.expiration.as_ref())
+        .map(|t| t.0);
+    let mut result = (own, None);
+    if depth > chain::MAX_LINKS {
+        return result;
+    }
+    let (namespace, name) = key(backup);
+    let dependents = backups.iter().filter(|b| {
+        key(b).0 == namespace
+            && chain::name(b) != name
+            && b.metadata.deletion_timestamp.is_none()
+            && chain::policy(b) == chain::policy(backup)
+            && (chain::parent_name(b) == name || chain::base_name(b) == name)
+    });
+    for dependent in dependents {
+        let (until, holder) = effective(dependent, backups, depth + 1);
+        if order(until) > order(result.0) {
+            result = (until, Some(holder.unwrap_or(dependent)));
+        }
+    }
+    result
 }
 
 /// Plans one pass over `backups` (all namespaces) at `now`.
 pub fn plan(backups: &[Backup], now: Timestamp) -> GcPlan {
     let mut intents = Vec::new();
+    let mut holds = Vec::new();
     let mut next_wake: Option<Timestamp> = None;
     for backup in backups {
         if backup.metadata.deletion_timestamp.is_some() {
@@ -35,6 +102,26 @@ pub fn plan(backups: &[Backup], now: Timestamp) -> GcPlan {
         };
         if expiration > now {
             next_wake = Some(next_wake.map_or(expiration, |w| w.min(expiration)));
+            continue;
+        }
+        if let (until, Some(dependent)) = effective(backup, backups, 0)
+            && until.is_none_or(|u| u > now)
+        {
+            let (namespace, name) = key(backup);
+            let needed = chain::name(dependent);
+            holds.push(Hold {
+                namespace: namespace.into(),
+                name: name.into(),
+                until,
+                reason: match until {
+                    Some(until) => format!(
+                        "expiration moved to {until}: backup {needed} depends on this one and expires then"
+                    ),
+                    None => format!(
+                        "kept past its expiration: backup {needed} depends on this one and has no expiration"
+                    ),
+                },
+            });
             continue;
         }
         let finished = matches!(
@@ -50,7 +137,11 @@ pub fn plan(backups: &[Backup], now: Timestamp) -> GcPlan {
             });
         }
     }
-    GcPlan { intents, next_wake }
+    GcPlan {
+        intents,
+        next_wake,
+        holds,
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +221,8 @@ mod tests {
             plan,
             GcPlan {
                 intents: Vec::new(),
-                next_wake: None
+                next_wake: None,
+                holds: Vec::new(),
             }
         );
     }
@@ -156,5 +248,80 @@ mod tests {
         );
         assert_eq!(deleted(&plan), ["ns1/past"]);
         assert_eq!(plan.next_wake, Some(at("2026-11-22T12:00:00Z")));
+    }
+
+    /// A backup of chain policy `p` in ns1, Completed, expiring at `expiration`, with `parent`
+    /// and `base` ("" for none).
+    fn linked(name: &str, expiration: Option<&str>, parent: &str, base: &str) -> Backup {
+        let mut b = backup(name, "Completed", expiration);
+        let status = b.status.get_or_insert_with(Default::default);
+        status.parent_backup_name = Some(parent.to_string()).filter(|p| !p.is_empty());
+        status.base_backup_name = Some(base.to_string()).filter(|b| !b.is_empty());
+        b
+    }
+
+    const PAST: &str = "2026-11-22T09:00:00Z";
+
+    #[test]
+    fn an_expired_base_is_held_until_the_latest_backup_of_its_chain_expires() {
+        let plan = plan(
+            &[
+                linked("full", Some(PAST), "", ""),
+                linked("inc-1", Some(PAST), "full", "full"),
+                linked("inc-2", Some("2026-11-25T00:00:00Z"), "inc-1", "full"),
+                linked("inc-3", Some("2026-11-24T00:00:00Z"), "inc-2", "full"),
+            ],
+            at(NOW),
+        );
+        assert!(deleted(&plan).is_empty(), "nothing of the chain goes");
+        let held: Vec<(&str, Option<Timestamp>)> = plan
+            .holds
+            .iter()
+            .map(|h| (h.name.as_str(), h.until))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("full", Some(at("2026-11-25T00:00:00Z"))),
+                ("inc-1", Some(at("2026-11-25T00:00:00Z")))
+            ]
+        );
+        assert_eq!(
+            plan.holds[0].reason,
+            "expiration moved to 2026-11-25T00:00:00Z: backup inc-2 depends on this one and expires then"
+        );
+    }
+
+    #[test]
+    fn a_dependent_without_expiration_keeps_its_base_forever() {
+        let plan = plan(
+            &[
+                linked("full", Some(PAST), "", ""),
+                linked("inc-1", None, "full", "full"),
+            ],
+            at(NOW),
+        );
+        assert!(deleted(&plan).is_empty());
+        assert_eq!(plan.holds[0].until, None);
+        assert_eq!(
+            plan.holds[0].reason,
+            "kept past its expiration: backup inc-1 depends on this one and has no expiration"
+        );
+    }
+
+    #[test]
+    fn a_chain_whose_every_link_expired_goes_and_other_chains_do_not_hold_it() {
+        let mut other_policy = linked("elsewhere", Some("2026-11-30T00:00:00Z"), "full", "full");
+        other_policy.spec.backup_policy_name = "q".into();
+        let plan = plan(
+            &[
+                linked("full", Some(PAST), "", ""),
+                linked("inc-1", Some(PAST), "full", "full"),
+                other_policy,
+            ],
+            at(NOW),
+        );
+        assert_eq!(deleted(&plan), ["ns1/full", "ns1/inc-1"]);
+        assert!(plan.holds.is_empty());
     }
 }

@@ -28,9 +28,10 @@
 //!   method Cairn cannot back up yet), `lastScheduleTime`, `lastSuccessfulTime` (newest Completed
 //!   backup of the entry) and `failureReason` (a skipped run, or the failure of the entry's newest
 //!   backup). Disabled entries keep their times and have no phase.
-//! - Continuous methods (which KubeBlocks turns into a StatefulSet backup), snapshot methods and
-//!   Incremental/Differential ActionSets make their entry `Failed` with a "not supported yet"
-//!   reason instead of creating Backups that would fail.
+//! - Continuous methods (which KubeBlocks turns into a StatefulSet backup) and snapshot methods
+//!   make their entry `Failed` with a "not supported yet" reason instead of creating Backups that
+//!   would fail. Incremental and Differential entries create Backups without a parent, which
+//!   find theirs (the newest of the chain) when they start.
 //! - `startingDeadlineMinutes: 0` is treated as unset: a deadline of zero would skip every run by
 //!   the reconcile's own latency.
 
@@ -429,12 +430,14 @@ fn unsupported(o: &Observed, policy: &BackupPolicy, method_name: &str) -> Option
     }
     let kind = actionset_of(o, policy, method_name)?.spec.backup_type;
     match kind {
-        BackupType::Full | BackupType::Selective => None,
+        // Incremental and Differential backups of a schedule find their parent themselves
+        // (kubeblocks-semantics §2.9; a schedule may not name one).
+        BackupType::Full
+        | BackupType::Selective
+        | BackupType::Incremental
+        | BackupType::Differential => None,
         BackupType::Continuous => Some(format!(
             "backup method {method_name} is Continuous; continuous backups are not supported by Cairn yet"
-        )),
-        other => Some(format!(
-            "backup method {method_name} is {other:?}; {other:?} backups are not supported by Cairn yet"
         )),
     }
 }

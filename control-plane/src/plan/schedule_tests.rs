@@ -570,6 +570,51 @@ fn disabled_entries_create_nothing_and_keep_their_times() {
 }
 
 #[test]
+fn incremental_and_differential_entries_create_backups_beside_the_full_entry() {
+    let mut o = observed();
+    let mut policy = policy();
+    for (name, actionset) in [("inc", "pg-inc"), ("diff", "pg-diff")] {
+        policy.spec.backup_methods.push(
+            serde_json::from_value(json!({
+                "name": name, "actionSetName": actionset, "compatibleMethod": "basebackup"
+            }))
+            .unwrap(),
+        );
+    }
+    o.policy = Some(policy);
+    o.actionsets.push(actionset("pg-inc", "Incremental"));
+    o.actionsets.push(actionset("pg-diff", "Differential"));
+    o.schedule = schedule().with_entries(vec![
+        run("basebackup", "0 0 * * *").enabled(),
+        run("inc", "0 * * * *").enabled(),
+        run("diff", "0 */6 * * *").enabled(),
+    ]);
+    let plan = step(&mut o, at("2026-11-22T12:00:03Z"));
+    assert_eq!(
+        created_names(&plan),
+        [
+            "mycluster-inc-20261122120000",
+            "mycluster-diff-20261122120000"
+        ]
+    );
+    for backup in created(&plan) {
+        // A schedule never names a parent: the Backup finds the newest of its chain.
+        assert!(backup["spec"].get("parentBackupName").is_none(), "{backup}");
+        assert_eq!(
+            backup["metadata"]["labels"][well_known::label::BACKUP_SCHEDULE].as_str(),
+            Some("pg-schedule")
+        );
+    }
+    for name in ["inc", "diff"] {
+        assert_eq!(
+            entry(&o, name).phase,
+            Some(SchedulePhase::Running),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
     let mut o = observed();
     o.schedule = schedule().with_entries(vec![

@@ -42,7 +42,7 @@ pub async fn run(
 enum PassError {
     #[error("reading the Backups")]
     Cache(#[from] crate::shell::cache::NotRunning),
-    #[error("deleting an expired Backup")]
+    #[error("deleting or holding an expired Backup")]
     Delete(#[from] kube::Error),
 }
 
@@ -66,5 +66,39 @@ async fn pass(ctx: &Context) -> Result<Option<Timestamp>, PassError> {
             }
         }
     }
+    for hold in &plan.holds {
+        keep(ctx, &backups, hold).await?;
+    }
     Ok(plan.next_wake)
+}
+
+/// Annotation saying why an expired Backup is kept (a younger backup depends on it).
+pub const RETENTION_HOLD_ANNOTATION: &str = "cairn.io/retention-hold";
+
+/// Records a hold on its Backup, once: the reason in [`RETENTION_HOLD_ANNOTATION`] and, when the
+/// dependent expires, `status.expiration` moved to that time.
+async fn keep(ctx: &Context, backups: &[Backup], hold: &retention::Hold) -> Result<(), PassError> {
+    let current = backups.iter().find(|b| {
+        b.metadata.namespace.as_deref() == Some(hold.namespace.as_str())
+            && b.metadata.name.as_deref() == Some(hold.name.as_str())
+    });
+    let noted = current
+        .and_then(|b| b.metadata.annotations.as_ref())
+        .and_then(|a| a.get(RETENTION_HOLD_ANNOTATION));
+    if noted == Some(&hold.reason) {
+        return Ok(());
+    }
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &hold.namespace);
+    let params = kube::api::PatchParams::default();
+    if let Some(until) = hold.until {
+        let status = serde_json::json!({"status": {"expiration": until.to_string()}});
+        api.patch_status(&hold.name, &params, &kube::api::Patch::Merge(status))
+            .await?;
+    }
+    let meta =
+        serde_json::json!({"metadata": {"annotations": {RETENTION_HOLD_ANNOTATION: hold.reason}}});
+    api.patch(&hold.name, &params, &kube::api::Patch::Merge(meta))
+        .await?;
+    tracing::info!(backup = %format!("{}/{}", hold.namespace, hold.name), reason = %hold.reason, "expired backup kept for its chain");
+    Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_api::actionset::ActionSet;
+use cairn_api::actionset::{ActionSet, BackupType};
 use cairn_api::backup::Backup;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -200,6 +200,37 @@ pub async fn backup(
         Some(_) => reader.in_namespace(&caches.claims, &namespace).await?,
         None => Vec::new(),
     };
+    // A chain links to older backups and keeps their encryption: read those (and their
+    // secrets) only for the backup types that have a parent.
+    let chained = actionset.as_ref().is_some_and(|a| {
+        matches!(
+            a.spec.backup_type,
+            BackupType::Incremental | BackupType::Differential
+        )
+    });
+    // A Backup being deleted deletes the backups of its chain first.
+    let backups = if chained || obj.metadata.deletion_timestamp.is_some() {
+        reader.in_namespace(&caches.backups, &namespace).await?
+    } else {
+        Vec::new()
+    };
+    let passphrases = if chained {
+        let mut passphrases = BTreeMap::new();
+        let configs = backups
+            .iter()
+            .filter(|b| b.spec.backup_policy_name == obj.spec.backup_policy_name)
+            .filter_map(|b| b.status.as_ref()?.encryption_config.as_ref());
+        for config in configs {
+            let selector = &config.pass_phrase_secret_key_ref;
+            let key = (selector.name.clone(), selector.key.clone());
+            if let std::collections::btree_map::Entry::Vacant(slot) = passphrases.entry(key) {
+                slot.insert(secret_value(ctx, &namespace, &selector.name, &selector.key).await?);
+            }
+        }
+        passphrases
+    } else {
+        BTreeMap::new()
+    };
     Ok(backup::Observed {
         backup: obj.clone(),
         policy,
@@ -207,6 +238,8 @@ pub async fn backup(
         repos,
         repo_access,
         encryption_passphrase,
+        passphrases,
+        backups,
         pods,
         claims,
         agents: ctx.agent_view(),
@@ -273,6 +306,16 @@ pub async fn restore(
         Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
     };
+    let backups = if actionset
+        .as_ref()
+        .is_some_and(|a| a.spec.backup_type == BackupType::Incremental)
+    {
+        reader
+            .in_namespace(&caches.backups, &source_namespace)
+            .await?
+    } else {
+        Vec::new()
+    };
     let repos = reader.all(&caches.repos).await?;
     let repo_access = backup
         .as_ref()
@@ -297,6 +340,7 @@ pub async fn restore(
         restore: obj.clone(),
         backup,
         actionset,
+        backups,
         repos,
         repo_access,
         encryption_passphrase,

@@ -23,8 +23,55 @@ fn time(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Str
     t.map(|t| t.0.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// The text `backup describe` prints.
-pub fn text(backup: &Backup) -> String {
+/// The chain of an incremental or differential backup, oldest first (base, ancestors, the
+/// backup itself), followed through `status.parentBackupName` among `others`; a missing link
+/// or a cycle ends it, marked.
+pub fn chain(backup: &Backup, others: &[Backup]) -> Vec<String> {
+    let size = |b: &Backup| {
+        let status = b.status.clone().unwrap_or_default();
+        let size = status
+            .total_size
+            .as_deref()
+            .and_then(|s| cairn_api::parse::quantity::parse_bytes(s).ok())
+            .map(|bytes| HumanBytes(bytes).to_string())
+            .unwrap_or_else(|| "size unknown".into());
+        format!(
+            "{} ({}, {size})",
+            b.metadata.name.clone().unwrap_or_default(),
+            phase_text(b)
+        )
+    };
+    let parent_of = |b: &Backup| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.parent_backup_name.clone())
+            .filter(|p| !p.is_empty())
+    };
+    let mut links = vec![size(backup)];
+    let mut seen = vec![backup.metadata.name.clone().unwrap_or_default()];
+    let mut current = backup;
+    while let Some(parent) = parent_of(current) {
+        if seen.contains(&parent) {
+            links.push(format!("{parent} (cycle)"));
+            break;
+        }
+        let Some(found) = others
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(parent.as_str()))
+        else {
+            links.push(format!("{parent} (missing)"));
+            break;
+        };
+        links.push(size(found));
+        seen.push(parent);
+        current = found;
+    }
+    links.reverse();
+    links
+}
+
+/// The text `backup describe` prints; `others` are the Backups of its namespace (its chain).
+pub fn text(backup: &Backup, others: &[Backup]) -> String {
     let status = backup.status.clone().unwrap_or_default();
     let mut out = String::new();
     let mut field = |label: &str, value: String| {
@@ -45,6 +92,17 @@ pub fn text(backup: &Backup) -> String {
         field("ActionSet", action_set);
     }
     field("Phase", phase_text(backup));
+    if let Some(parent) = &status.parent_backup_name {
+        field("Parent", parent.clone());
+        field(
+            "Base",
+            status
+                .base_backup_name
+                .clone()
+                .unwrap_or_else(|| "-".into()),
+        );
+        field("Chain", chain(backup, others).join(" -> "));
+    }
     field(
         "Repository",
         status
@@ -166,7 +224,19 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
     if scope.json {
         println!("{}", serde_json::to_string(&backup)?);
     } else {
-        print!("{}", text(&backup));
+        let chained = backup
+            .status
+            .as_ref()
+            .is_some_and(|s| s.parent_backup_name.is_some());
+        let others = if chained {
+            api.list(&Default::default())
+                .await
+                .with_context(|| format!("listing the Backups of {}", scope.namespace))?
+                .items
+        } else {
+            Vec::new()
+        };
+        print!("{}", text(&backup, &others));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,7 +267,7 @@ mod tests {
             }
         }))
         .expect("backup");
-        let text = text(&backup);
+        let text = text(&backup, &[]);
         for expected in [
             "Phase:        Failed",
             "Repository:   local",
@@ -210,5 +280,44 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected:?} missing in\n{text}");
         }
+    }
+
+    fn linked(name: &str, parent: Option<&str>, size: &str) -> Backup {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "Backup",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"backupPolicyName": "pol", "backupMethod": "inc"},
+            "status": {"phase": "Completed", "totalSize": size,
+                       "parentBackupName": parent, "baseBackupName": parent.map(|_| "full")}
+        }))
+        .expect("backup")
+    }
+
+    #[test]
+    fn describe_of_an_incremental_shows_its_whole_chain_with_sizes() {
+        let others = [
+            linked("full", None, "10485760"),
+            linked("inc-1", Some("full"), "2048"),
+            linked("inc-2", Some("inc-1"), "1024"),
+        ];
+        let text = text(&others[2], &others);
+        for expected in [
+            "Parent:       inc-1",
+            "Base:         full",
+            "Chain:        full (Completed, 10.00 MiB) -> inc-1 (Completed, 2.00 KiB) -> inc-2 (Completed, 1.00 KiB)",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing in\n{text}");
+        }
+        let broken = text_of_missing();
+        assert!(
+            broken.contains("Chain:        inc-1 (missing) -> inc-2"),
+            "{broken}"
+        );
+    }
+
+    fn text_of_missing() -> String {
+        let lone = linked("inc-2", Some("inc-1"), "1024");
+        text(&lone, &[])
     }
 }

@@ -1,5 +1,5 @@
-//! `cairnctl backup list`: one line per Backup (policy, method, repository, phase, stored size,
-//! duration, age), or a JSON array of the objects with `--json`.
+//! `cairnctl backup list`: one line per Backup (policy, method, parent in its chain, repository,
+//! phase, stored size, duration, age), or a JSON array of the objects with `--json`.
 
 use std::process::ExitCode;
 
@@ -39,6 +39,7 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
                 b.metadata.name.clone().unwrap_or_default(),
                 b.spec.backup_policy_name.clone(),
                 b.spec.backup_method.clone(),
+                cell(status.parent_backup_name.as_deref()),
                 cell(status.backup_repo_name.as_deref()),
                 phase_text(b),
                 cell(status.total_size.as_deref()),
@@ -56,6 +57,7 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
         "NAME",
         "POLICY",
         "METHOD",
+        "PARENT",
         "REPO",
         "STATUS",
         "TOTAL-SIZE",
@@ -111,6 +113,7 @@ mod tests {
                 "NAME",
                 "POLICY",
                 "METHOD",
+                "PARENT",
                 "REPO",
                 "STATUS",
                 "TOTAL-SIZE",
@@ -124,6 +127,7 @@ mod tests {
                 "old",
                 "pol",
                 "tar",
+                "<none>",
                 "local",
                 "Completed",
                 "1234",
@@ -134,7 +138,7 @@ mod tests {
         assert_eq!(
             lines[2],
             [
-                "new", "pol", "tar", "local", "Running", "<none>", "<none>", "30s"
+                "new", "pol", "tar", "<none>", "local", "Running", "<none>", "<none>", "30s"
             ]
         );
         let all = table(&items, true, now);

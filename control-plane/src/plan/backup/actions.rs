@@ -39,8 +39,17 @@ pub struct BackupContext<'a> {
     pub root_path: &'a str,
     /// The labels the Backup carries once its metadata is patched.
     pub labels: &'a BTreeMap<String, String>,
+    /// The parent and base of an Incremental or Differential backup.
+    pub chain: Option<ChainEnv<'a>>,
     /// `Some(mount path)` for Mount repositories: the repository PVC is mounted there.
     pub mount_repo: Option<(&'a str, &'a str)>,
+}
+
+/// The links of a chain a backup action is told about (§3.1 item 6).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainEnv<'a> {
+    pub parent: &'a str,
+    pub base: &'a str,
 }
 
 /// One action of a pod's list.
@@ -205,9 +214,15 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
             "DP_TTL",
             backup.spec.retention_period.clone().unwrap_or_default(),
         ),
+    ]);
+    let paths = [
         var("DP_TARGET_RELATIVE_PATH", relative_path(target, pod)),
         var("DP_BACKUP_ROOT_PATH", ctx.root_path.to_string()),
-    ]);
+    ];
+    if ctx.chain.is_none() {
+        // Cairn gives every backup its paths; KubeBlocks only incrementals (item 6 below).
+        env.extend(paths.clone());
+    }
     env.extend(connection_env(target, pod));
     env.extend(ctx.actionset.spec.env.clone().unwrap_or_default());
     for parameter in backup.spec.parameters.iter().flatten() {
@@ -226,6 +241,11 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
         "KB_NAMESPACE",
         backup.metadata.namespace.clone().unwrap_or_default(),
     ));
+    if let Some(chain) = ctx.chain {
+        env.push(var("DP_PARENT_BACKUP_NAME", chain.parent));
+        env.push(var("DP_BASE_BACKUP_NAME", chain.base));
+        env.extend(paths);
+    }
     merge(&mut env, ctx.method.env.clone().unwrap_or_default());
     if let Some((_, mount_path)) = ctx.mount_repo {
         merge(&mut env, [var("DATASAFED_LOCAL_BACKEND_PATH", mount_path)]);

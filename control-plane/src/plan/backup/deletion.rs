@@ -1,7 +1,8 @@
 //! What happens when a Backup is deleted (ARCHITECTURE.md §K1.2 "Deleting", §K2.8).
 //!
 //! # Expected flow
-//! 1. Running actions are cancelled and their ends awaited (or their node declared lost).
+//! 1. Running actions are cancelled and their ends awaited (or their node declared lost). The
+//!    Backups whose parent or base it is are deleted, and their ends awaited (§1.2 step 1).
 //! 2. `deletionPolicy: Retain`: the files stay and the finalizer goes (the API reference's
 //!    meaning; KubeBlocks instead keeps the object in Deleting forever, ARCHITECTURE.md §K8 S1).
 //! 3. `Delete`: the ActionSet's `preDelete` Job runs first when it has one, then an agent removes
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::action::BaseJobActionSpec;
-use cairn_api::backup::{ActionPhase, BackupDeletionPolicy, BackupPhase, BackupStatus};
+use cairn_api::backup::{ActionPhase, Backup, BackupDeletionPolicy, BackupPhase, BackupStatus};
 use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
@@ -25,7 +26,7 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Observed, has_finalizer, owner};
+use super::{Observed, chain, has_finalizer, owner};
 use crate::plan::action::{ActionKind, Scope, Step, grant, step, to_wire};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
@@ -40,6 +41,9 @@ const POLL: Duration = Duration::from_secs(2);
 enum Stage<'o> {
     /// Actions still run: they are being cancelled and their ends awaited.
     Cancelling,
+    /// Backups of its chain (whose parent or base it is) exist: they are deleted first (§1.2
+    /// Deleting step 1), each with its own deletionPolicy.
+    Children(Vec<&'o Backup>),
     /// `deletionPolicy: Retain`: the files stay and the finalizer goes.
     Retain,
     /// Nothing to delete in a repository: a volume snapshot backup, no repository recorded, or a
@@ -88,13 +92,36 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
     status.progress = None;
     let mut intents = Vec::new();
     let still_running = cancel_running(o, &mut status, now, &mut intents);
+    let children = children(o);
     let stage = if still_running {
         Stage::Cancelling
+    } else if !children.is_empty() {
+        Stage::Children(children)
     } else {
         stage(o, &status, now)
     };
     match stage {
         Stage::Cancelling => waiting(status, intents, POLL),
+        Stage::Children(children) => {
+            let mut names = Vec::new();
+            for child in children {
+                let name = child.metadata.name.clone().unwrap_or_default();
+                if child.metadata.deletion_timestamp.is_none() {
+                    intents.push(Intent::Delete {
+                        api_version: "dataprotection.kubeblocks.io/v1alpha1".into(),
+                        kind: "Backup".into(),
+                        namespace: child.metadata.namespace.clone(),
+                        name: name.clone(),
+                    });
+                }
+                names.push(name);
+            }
+            status.deletion_failure_reason = Some(format!(
+                "waiting for the backups that depend on this one to be deleted first: {}",
+                names.join(", ")
+            ));
+            waiting(status, intents, POLL)
+        }
         Stage::Retain => {
             intents.push(Intent::normal(
                 "Retain",
@@ -178,6 +205,17 @@ fn cancel_running(
         }
     }
     still_running
+}
+
+/// The Backups of the same policy whose parent or base this Backup is.
+fn children(o: &Observed) -> Vec<&Backup> {
+    let me = chain::name(&o.backup);
+    let policy = chain::policy(&o.backup);
+    o.backups
+        .iter()
+        .filter(|b| chain::name(b) != me && chain::policy(b) == policy)
+        .filter(|b| chain::parent_name(b) == me || chain::base_name(b) == me)
+        .collect()
 }
 
 /// The stage of a deletion whose actions have all ended.

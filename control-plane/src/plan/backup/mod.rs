@@ -2,7 +2,8 @@
 //!
 //! # Expected flow
 //! 1. New: the policy, method, ActionSet and repository are resolved and checked, targets and
-//!    pods selected (`request.rs`); the Backup gets its labels, finalizer and a status with `path`,
+//!    pods selected (`request.rs`); an Incremental or Differential backup's parent and base are
+//!    found (`parent.rs`, §2.9), its env names them and its Jobs may read their paths; the Backup gets its labels, finalizer and a status with `path`,
 //!    the copied method, the targets and one `New` entry per action (`start`).
 //! 2. Running: per pod, actions run in order (preBackup, backupData, postBackup), pods and
 //!    targets in parallel (`pods.rs`). An action is written `Running` before it is dispatched to
@@ -22,8 +23,10 @@
 
 pub mod actions;
 pub mod backup_info;
+pub mod chain;
 pub mod deletion;
 mod manifest;
+pub mod parent;
 pub mod path;
 mod pods;
 mod progress;
@@ -99,6 +102,12 @@ pub struct Observed {
     /// The policy's encryption passphrase: `None` when not configured, `Some(Err)` when the
     /// Secret or key is missing.
     pub encryption_passphrase: Option<Result<String, String>>,
+    /// Passphrases of the encryption secrets older backups of the policy use, by (Secret name,
+    /// key), read for Incremental and Differential backups (a chain keeps its parent's
+    /// encryption): `Err` when the Secret or key is missing.
+    pub passphrases: BTreeMap<(String, String), Result<String, String>>,
+    /// The Backups of the Backup's namespace (parents of Incremental and Differential backups).
+    pub backups: Vec<Backup>,
     /// Pods of the Backup's namespace.
     pub pods: Vec<Pod>,
     /// PersistentVolumeClaims of the Backup's namespace (a Mount repository's PVC).

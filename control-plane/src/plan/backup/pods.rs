@@ -232,25 +232,25 @@ fn to_action(
 }
 
 /// What the backup's actions may reach in the repository: its own path read-write and, with
-/// `siblings`, its siblings read-only.
+/// `siblings`, its siblings and the paths of its chain (parent, ancestors, base) read-only: an
+/// incremental action pulls its parent's state, and never writes there.
 pub(super) fn grant(request: &Request<'_>, backup: &Backup, siblings: bool) -> pb::StorageGrant {
-    let read_only = if siblings {
-        std::slice::from_ref(&request.root_path)
-    } else {
-        &[]
-    };
+    let mut read_only = Vec::new();
+    if siblings {
+        read_only.push(request.root_path.clone());
+        for path in request.parent.iter().flat_map(|p| p.paths()) {
+            if !read_only.contains(&path) {
+                read_only.push(path);
+            }
+        }
+    }
     action::grant(
         request.access,
         backup.metadata.namespace.as_deref().unwrap_or_default(),
         Scope {
             read_write: &request.backup_path,
-            read_only,
-            encryption: request
-                .policy
-                .spec
-                .encryption_config
-                .as_ref()
-                .zip(request.passphrase.as_deref()),
+            read_only: &read_only,
+            encryption: request.encryption.zip(request.passphrase.as_deref()),
         },
     )
 }

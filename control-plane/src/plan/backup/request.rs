@@ -12,7 +12,10 @@ use cairn_api::common::Phase;
 use cairn_api::well_known;
 use k8s_openapi::api::core::v1::Pod;
 
-use super::actions::{self, BackupContext, PlannedAction};
+use cairn_api::common::EncryptionConfig;
+
+use super::actions::{self, BackupContext, ChainEnv, PlannedAction};
+use super::parent::{self, Parent};
 use super::pods::action_type;
 use super::repo::{self, RepoAccess};
 use super::targets::{self, ResolvedTarget};
@@ -48,7 +51,11 @@ pub(super) struct Request<'a> {
     pub root_path: String,
     /// The backup's `status.path`.
     pub backup_path: String,
+    /// The encryption of the backup's data: the parent's for a chain, else the policy's.
+    pub encryption: Option<&'a EncryptionConfig>,
     pub passphrase: Option<String>,
+    /// The parent and base of an Incremental or Differential backup.
+    pub parent: Option<Parent<'a>>,
 }
 
 /// Resolves policy, method, ActionSet, repository and targets (New-phase checks of §1.2).
@@ -91,10 +98,13 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         ))
     })?;
     match actionset.spec.backup_type {
-        BackupType::Full | BackupType::Selective => {}
+        BackupType::Full
+        | BackupType::Selective
+        | BackupType::Incremental
+        | BackupType::Differential => {}
         other => {
             return Err(Problem::Fail(format!(
-                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective)"
+                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective, Incremental, Differential)"
             )));
         }
     }
@@ -103,17 +113,37 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "fails to validate parameters with actionset {actionset_name}: {reason}"
         ))
     })?;
-    let passphrase = match &o.encryption_passphrase {
+    if let Some(Err(reason)) = &o.encryption_passphrase {
+        return Err(Problem::Fail(format!(
+            "failed to validate backupPolicy's encryption config: {reason}"
+        )));
+    }
+    let repo = repo::resolve(backup, policy, &o.repos).map_err(Problem::Fail)?;
+    let repo_name = repo.metadata.name.clone().unwrap_or_default();
+    let parent = parent::resolve(&parent::Query {
+        backup,
+        backup_type: actionset.spec.backup_type,
+        method,
+        policy: policy_name,
+        repo: &repo_name,
+        backups: &o.backups,
+        encryption_usable: &|config| passphrase_for(o, Some(config)).is_some_and(|p| p.is_ok()),
+    })
+    .map_err(Problem::Fail)?;
+    // A chain keeps the encryption of its parent (§1.2 New step 10), else the policy's.
+    let encryption: Option<&EncryptionConfig> = match &parent {
+        Some(parent) => parent.encryption(),
+        None => policy.spec.encryption_config.as_ref(),
+    };
+    let passphrase = match passphrase_for(o, encryption) {
         None => None,
-        Some(Ok(passphrase)) => Some(passphrase.clone()),
+        Some(Ok(passphrase)) => Some(passphrase),
         Some(Err(reason)) => {
             return Err(Problem::Fail(format!(
-                "failed to validate backupPolicy's encryption config: {reason}"
+                "failed to validate the parent backup's encryption config: {reason}"
             )));
         }
     };
-    let repo = repo::resolve(backup, policy, &o.repos).map_err(Problem::Fail)?;
-    let repo_name = repo.metadata.name.clone().unwrap_or_default();
     let access =
         action::access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
             match problem {
@@ -153,7 +183,7 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         format!("{:?}", actionset.spec.backup_type),
     );
     labels.insert(well_known::label::BACKUP_POLICY.into(), policy_name.clone());
-    labels.insert(well_known::label::BACKUP_REPO.into(), repo_name);
+    labels.insert(well_known::label::BACKUP_REPO.into(), repo_name.clone());
     let root_path = path::root_path(
         repo.spec.path_prefix.as_deref().unwrap_or_default(),
         &namespace,
@@ -174,8 +204,40 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         labels,
         root_path,
         backup_path,
+        encryption,
         passphrase,
+        parent,
     })
+}
+
+/// The passphrase of `config`: the policy's (read for every backup) or one of an older backup's
+/// (read for chains); `None` without encryption.
+fn passphrase_for(
+    o: &Observed,
+    config: Option<&EncryptionConfig>,
+) -> Option<Result<String, String>> {
+    let config = config?;
+    let policy_config = o
+        .policy
+        .as_ref()
+        .and_then(|p| p.spec.encryption_config.as_ref());
+    let selector = &config.pass_phrase_secret_key_ref;
+    if policy_config.map(|c| &c.pass_phrase_secret_key_ref) == Some(selector)
+        && let Some(found) = &o.encryption_passphrase
+    {
+        return Some(found.clone());
+    }
+    Some(
+        o.passphrases
+            .get(&(selector.name.clone(), selector.key.clone()))
+            .cloned()
+            .unwrap_or_else(|| {
+                Err(format!(
+                    "the passphrase in secret {}/{} was not read",
+                    selector.name, selector.key
+                ))
+            }),
+    )
 }
 
 /// KubeBlocks' parameter checks (§3.4): every parameter declared in `withParameters`.
@@ -238,6 +300,10 @@ impl Request<'_> {
             backup_path: &self.backup_path,
             root_path: &self.root_path,
             labels: &self.labels,
+            chain: self.parent.as_ref().map(|p| ChainEnv {
+                parent: p.parent_name(),
+                base: &p.base,
+            }),
             mount_repo: self
                 .access
                 .mount_claim
@@ -272,7 +338,9 @@ impl Request<'_> {
         status.path = Some(self.backup_path.clone());
         status.backup_method = Some(self.method.clone());
         status.backup_repo_name = self.repo.metadata.name.clone();
-        status.encryption_config = self.policy.spec.encryption_config.clone();
+        status.encryption_config = self.encryption.cloned();
+        status.parent_backup_name = self.parent.as_ref().map(|p| p.parent_name().to_string());
+        status.base_backup_name = self.parent.as_ref().map(|p| p.base.clone());
         status.actions = Some(
             planned
                 .iter()

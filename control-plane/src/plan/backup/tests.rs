@@ -16,6 +16,9 @@ use crate::plan::agent_view::{ReportedAction, ReportedPhase};
 use crate::plan::intent::{EventType, Intent};
 use crate::plan::testing::*;
 
+#[path = "tests_chain.rs"]
+mod chain_tests;
+
 const UID: &str = "0123456789abcdef";
 
 fn backup(extra: serde_json::Value) -> Backup {
@@ -101,6 +104,8 @@ fn observed() -> Observed {
         repos: vec![default_repo("repo1", "Ready")],
         repo_access: Some(tool_access("repo1")),
         encryption_passphrase: None,
+        passphrases: BTreeMap::new(),
+        backups: Vec::new(),
         pods: vec![member("pg-0", "secondary"), member("pg-1", "primary")],
         claims: Vec::new(),
         agents: agents(&["node-a"]),
@@ -167,6 +172,14 @@ fn report(o: &mut Observed, name: &str, pod: &str, phase: ReportedPhase, info: O
             .in_job(&format!("{name}-b1-01234567"))
             .ran(now(), later(5)),
     );
+}
+
+/// The storage grant of a dispatched Job action.
+fn grant_of(action: &pb::Action) -> pb::StorageGrant {
+    let Some(pb::action::Kind::Job(job)) = &action.kind else {
+        panic!("not a job: {action:?}")
+    };
+    job.storage.clone().unwrap()
 }
 
 fn failure(plan: &Plan<BackupStatus>) -> (Option<BackupPhase>, String) {
@@ -255,17 +268,6 @@ fn missing_actionset_fails_the_backup() {
     assert_eq!(
         failure(&step(&mut o, now())).1,
         "actionsets.dataprotection.kubeblocks.io \"pg-basebackup\" not found"
-    );
-}
-
-#[test]
-fn incremental_actionset_fails_as_not_supported_yet() {
-    let mut o = observed();
-    o.actionset = Some(actionset(json!({"spec": {"backupType": "Incremental"}})));
-    let reason = failure(&step(&mut o, now())).1;
-    assert!(
-        reason.contains("Incremental") && reason.contains("not supported"),
-        "{reason}"
     );
 }
 

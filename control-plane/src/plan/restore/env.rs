@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Pod, SecretKeySelector};
 
 use super::go_time;
 use super::request::Request;
+use crate::plan::backup::chain::{self, name};
 use crate::plan::backup::path;
 use crate::plan::backup::repo::MOUNT_PATH;
 use crate::plan::env::{merge, var};
@@ -41,11 +42,38 @@ pub fn common(
         .and_then(|e| e.value.clone())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| go_time::RFC3339.to_string());
-    if let Some(stop) = end_time(req.backup) {
+    if let Some(chain) = &req.chain {
+        env.push(var("DP_BASE_BACKUP_NAME", name(chain.base)));
+        let ancestors: Vec<&str> = chain.ancestors.iter().map(|b| name(b)).collect();
         env.push(var(
-            "DP_BACKUP_STOP_TIME",
-            go_time::format(&stop.to_zoned(backup_zone(req.backup)), &layout),
+            "DP_ANCESTOR_INCREMENTAL_BACKUP_NAMES",
+            ancestors.join(","),
         ));
+    }
+    let zone = backup_zone(req.backup);
+    let format = |time: Timestamp| go_time::format(&time.to_zoned(zone.clone()), &layout);
+    if let Some(stop) = end_time(req.backup) {
+        env.push(var("DP_BACKUP_STOP_TIME", format(stop)));
+    }
+    if let Some(base) = req.chain.as_ref().map(|c| c.base) {
+        let times = [
+            (
+                "DP_BASE_BACKUP_START_TIME",
+                "DP_BASE_BACKUP_START_TIMESTAMP",
+                start_time(base),
+            ),
+            (
+                "DP_BASE_BACKUP_STOP_TIME",
+                "DP_BASE_BACKUP_STOP_TIMESTAMP",
+                end_time(base),
+            ),
+        ];
+        for (text, unix, time) in times {
+            if let Some(time) = time {
+                env.push(var(text, format(time)));
+                env.push(var(unix, time.as_second().to_string()));
+            }
+        }
     }
     env.extend(params.iter().map(|(name, value)| var(name, value.clone())));
     env.extend(actionset_env);
@@ -57,16 +85,14 @@ pub fn common(
     env
 }
 
-/// `timeRange.end`, else the completion time (KubeBlocks' `GetEndTime`).
+/// KubeBlocks' `GetEndTime`, a zero time left out.
 fn end_time(backup: &Backup) -> Option<Timestamp> {
-    let status = backup.status.as_ref()?;
-    status
-        .time_range
-        .as_ref()
-        .and_then(|r| r.end.clone())
-        .or_else(|| status.completion_timestamp.clone())
-        .map(|t| t.0)
-        .filter(|t| *t != Timestamp::UNIX_EPOCH)
+    chain::end_time(backup).filter(|t| *t != Timestamp::UNIX_EPOCH)
+}
+
+/// KubeBlocks' `GetStartTime`, a zero time left out.
+fn start_time(backup: &Backup) -> Option<Timestamp> {
+    chain::start_time(backup).filter(|t| *t != Timestamp::UNIX_EPOCH)
 }
 
 /// The backup's `timeRange.timeZone` as a fixed offset; UTC when absent or not `±HH:MM`.

@@ -101,6 +101,9 @@ pub struct Observed {
     pub backup: Option<Backup>,
     /// The ActionSet the backup's method names, if it exists.
     pub actionset: Option<ActionSet>,
+    /// The Backups of the source Backup's namespace, read when it is Incremental: the chain
+    /// from its base full is replayed (§4.1).
+    pub backups: Vec<Backup>,
     /// All BackupRepos (cluster-scoped; few).
     pub repos: Vec<BackupRepo>,
     /// How agents reach the backup's repository from the Restore's namespace.

@@ -13,6 +13,7 @@ use cairn_api::well_known::conditions::restore::{
 
 use super::Observed;
 use crate::plan::action::access::{self, AccessProblem, RepoAccess};
+use crate::plan::backup::chain::{self, Links};
 use crate::plan::backup::path;
 
 /// Why the restore cannot go on now.
@@ -70,6 +71,8 @@ pub struct Request<'a> {
     pub root_path: String,
     pub access: &'a RepoAccess,
     pub passphrase: Option<String>,
+    /// An Incremental backup's base full and intermediate incrementals (oldest first).
+    pub chain: Option<Links<'a>>,
 }
 
 impl Request<'_> {
@@ -130,6 +133,25 @@ impl Request<'_> {
             }
             DataRestorePolicy::OneToOne => Ok(self.source_pods().get(index).cloned().map(Some)),
         }
+    }
+
+    /// The prefixes the restore's actions may read: the backups' directory and the paths of the
+    /// chain's links (which may lie elsewhere when a prefix changed).
+    pub fn read_only(&self) -> Vec<String> {
+        let mut prefixes = vec![self.root_path.clone()];
+        let links = self
+            .chain
+            .iter()
+            .flat_map(|c| std::iter::once(c.base).chain(c.ancestors.iter().copied()));
+        for link in links {
+            if let Some(path) = link.status.as_ref().and_then(|s| s.path.clone())
+                && !path.is_empty()
+                && !prefixes.contains(&path)
+            {
+                prefixes.push(path);
+            }
+        }
+        prefixes
     }
 
     /// `DP_TARGET_RELATIVE_PATH` for a source pod (the pod only for strategy All).
@@ -252,11 +274,20 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "phase of backup \"{backup_name}\" is not completed"
         )));
     }
-    if !matches!(backup_type, BackupType::Full | BackupType::Selective) {
-        return Err(Problem::invalid(format!(
-            "restoring a {backup_type:?} backup (\"{backup_name}\") is not supported by Cairn yet; only Full and Selective backups can be restored"
-        )));
-    }
+    let chain = match backup_type {
+        BackupType::Full | BackupType::Selective => None,
+        // One set: the incremental with its base and ancestors; its ActionSet pulls them.
+        BackupType::Incremental => Some(chain::walk(backup, &o.backups).map_err(|problem| {
+            Problem::invalid(format!(
+                "the chain of incremental backup \"{backup_name}\" is broken: {problem}"
+            ))
+        })?),
+        other => {
+            return Err(Problem::invalid(format!(
+                "restoring a {other:?} backup (\"{backup_name}\") is not supported by Cairn yet; only Full, Selective and Incremental backups can be restored"
+            )));
+        }
+    };
     if let Some(time) = restore
         .spec
         .restore_time
@@ -304,6 +335,7 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         root_path,
         access,
         passphrase,
+        chain,
     })
 }
 

@@ -18,6 +18,9 @@ use crate::plan::agent_view::ReportedPhase;
 use crate::plan::intent::EventType;
 pub use crate::plan::testing::*;
 
+#[path = "tests_chain.rs"]
+mod chain_tests;
+
 pub const UID: &str = "abcdef0123456789";
 
 fn merged<T: serde::de::DeserializeOwned>(
@@ -104,6 +107,7 @@ pub fn observed() -> Observed {
         restore: restore(json!({})),
         backup: Some(backup(json!({}))),
         actionset: Some(actionset(json!({}))),
+        backups: Vec::new(),
         repos: vec![repo("repo1", "Ready")],
         repo_access: Some(tool_access("repo1")),
         encryption_passphrase: None,
@@ -289,8 +293,8 @@ fn a_backup_that_is_not_completed_fails_with_kubeblocks_message() {
 }
 
 #[test]
-fn incremental_and_continuous_backups_fail_as_not_supported_yet() {
-    for kind in ["Incremental", "Continuous", "Differential"] {
+fn continuous_and_differential_backups_fail_as_not_supported_yet() {
+    for kind in ["Continuous", "Differential"] {
         let mut o = observed();
         o.actionset = Some(actionset(json!({"spec": {"backupType": kind}})));
         let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;

@@ -318,8 +318,9 @@ impl Run<'_> {
         )
     }
 
-    /// Read-only access to the backup and its siblings (incremental chains live there).
+    /// Read-only access to the backup, its siblings and the links of its chain.
     pub fn grant(&self) -> pb::StorageGrant {
+        let read_only = self.req.read_only();
         // A Mount repository's PVC is the one in the Restore's namespace (§5.3 step 9).
         let namespace = self.o.restore.metadata.namespace.as_deref();
         let config = self
@@ -333,7 +334,7 @@ impl Run<'_> {
             namespace.unwrap_or_default(),
             Scope {
                 read_write: "",
-                read_only: std::slice::from_ref(&self.req.root_path),
+                read_only: &read_only,
                 encryption: config.zip(self.req.passphrase.as_deref()),
             },
         )
