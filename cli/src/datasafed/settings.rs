@@ -107,7 +107,7 @@ pub fn resolve(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
             let encryption = match get(env::ENCRYPTION_ALGORITHM) {
                 None => None,
                 Some(algorithm) => {
-                    let cipher = CipherKind::parse(&algorithm)
+                    CipherKind::parse(&algorithm)
                         .with_context(|| format!("reading {}", env::ENCRYPTION_ALGORITHM))?;
                     let passphrase = get(env::ENCRYPTION_PASS_PHRASE).with_context(|| {
                         format!(
@@ -116,7 +116,10 @@ pub fn resolve(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
                             env::ENCRYPTION_PASS_PHRASE
                         )
                     })?;
-                    Some(StreamKey::new(Secret::new(passphrase), cipher))
+                    Some(
+                        StreamKey::for_algorithm(Secret::new(passphrase), &algorithm)
+                            .with_context(|| format!("reading {}", env::ENCRYPTION_ALGORITHM))?,
+                    )
                 }
             };
             Mode::Plain { encryption }
