@@ -344,8 +344,8 @@ fn errors_are_clear_and_exit_non_zero() {
     let cases = [
         ("datasafed pull missing.tar -", "missing.tar does not exist"),
         (
-            "echo x | datasafed push -z s2-better - a",
-            "\"s2-better\" is not supported",
+            "echo x | datasafed push -z brotli - a",
+            "compression \"brotli\" is not known",
         ),
         (
             "datasafed list -o yaml /",
