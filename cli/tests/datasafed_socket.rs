@@ -895,6 +895,15 @@ fn kubeblocks_cfb_encrypted_files_restore_in_socket_and_direct_mode() {
         let stored = agent.stored("ns/policy/b1/new.txt").expect("stored");
         assert_eq!(&stored[..8], b"CAIRNSE1");
         std::fs::remove_file(dir.join("new.txt")).expect("rm");
+        // `rm FILE` removes KubeBlocks' `FILE.enc` (deletion jobs name the file as pushed).
+        std::fs::write(
+            dir.join("old.info.enc"),
+            kubeblocks_cfb_object(bits, passphrase, &iv, b"{}"),
+        )
+        .expect("write");
+        let out = socket("datasafed rm old.info");
+        assert_ok(&out, "rm of a CFB file");
+        assert!(!dir.join("old.info.enc").exists(), "old.info.enc removed");
     }
     // Without a CFB algorithm, `.enc` objects are ordinary files.
     let token = agent.issue("plain", &agent.backup_grant());
