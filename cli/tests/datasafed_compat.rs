@@ -9,13 +9,15 @@
 //! - the invocations whose output the scripts parse are run with the script's own pipeline
 //!   (jq, awk, grep, sort) over a seeded repository and give what the script expects.
 
+#[path = "support/agent.rs"]
+mod support_agent;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cairn_agent::socket::{Grants, SocketServer};
 use cairn_proto::agent::v1::StorageGrant;
-use tokio::sync::oneshot;
+use support_agent::SocketAgent;
 
 const BASE: &str = "/ns/policy/b1";
 
@@ -113,39 +115,23 @@ fn variables(command: &str) -> BTreeMap<String, String> {
 }
 
 struct Agent {
-    _runtime: tokio::runtime::Runtime,
-    grants: Grants,
-    socket: PathBuf,
+    server: SocketAgent,
     repo: tempfile::TempDir,
-    _socket_dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Agent {
+    type Target = SocketAgent;
+
+    fn deref(&self) -> &SocketAgent {
+        &self.server
+    }
 }
 
 impl Agent {
     fn start() -> Agent {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let socket_dir = tempfile::tempdir().expect("tempdir");
-        let repo = tempfile::tempdir().expect("tempdir");
-        let grants = Grants::new();
-        let server = runtime
-            .block_on(async { SocketServer::bind(socket_dir.path()) })
-            .expect("bind");
-        let socket = server.path().to_path_buf();
-        let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(server.run(grants.clone(), async {
-            let _ = stopped.await;
-        }));
         Agent {
-            _runtime: runtime,
-            grants,
-            socket,
-            repo,
-            _socket_dir: socket_dir,
-            stop: Some(stop),
+            server: SocketAgent::start(),
+            repo: tempfile::tempdir().expect("tempdir"),
         }
     }
 
@@ -176,14 +162,6 @@ impl Agent {
             command.env("DATASAFED_LOCAL_BACKEND_PATH", self.repo.path());
         }
         command.output().expect("bash runs")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

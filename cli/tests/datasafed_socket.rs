@@ -3,15 +3,18 @@
 //! `CAIRN_STORAGE_SOCKET`, `CAIRN_STORAGE_TOKEN` and `DATASAFED_BACKEND_BASE_PATH` in the
 //! environment (no config file, no credentials), over a local repository.
 
+#[path = "support/agent.rs"]
+mod support_agent;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_agent::socket::{Grants, SocketServer, Token, Transferred};
+use cairn_agent::socket::{Token, Transferred};
 use cairn_proto::agent::v1::StorageGrant;
+use support_agent::SocketAgent;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 const BACKUP: &str = "/ns/policy/b1";
 const ROOT: &str = "/ns/policy";
@@ -21,39 +24,23 @@ type Runner<'a> = (&'static str, Box<dyn Fn(&str) -> Output + 'a>);
 
 /// A storage socket served in this process over a temporary local repository.
 struct Agent {
-    _runtime: tokio::runtime::Runtime,
-    grants: Grants,
-    socket: PathBuf,
+    server: SocketAgent,
     repo: TempDir,
-    _socket_dir: TempDir,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Agent {
+    type Target = SocketAgent;
+
+    fn deref(&self) -> &SocketAgent {
+        &self.server
+    }
 }
 
 impl Agent {
     fn start() -> Agent {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let socket_dir = tempfile::tempdir().expect("tempdir");
-        let repo = tempfile::tempdir().expect("tempdir");
-        let grants = Grants::new();
-        let server = runtime
-            .block_on(async { SocketServer::bind(socket_dir.path()) })
-            .expect("bind the socket");
-        let socket = server.path().to_path_buf();
-        let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(server.run(grants.clone(), async {
-            let _ = stopped.await;
-        }));
         Agent {
-            _runtime: runtime,
-            grants,
-            socket,
-            repo,
-            _socket_dir: socket_dir,
-            stop: Some(stop),
+            server: SocketAgent::start(),
+            repo: tempfile::tempdir().expect("tempdir"),
         }
     }
 
@@ -112,14 +99,6 @@ impl Agent {
     /// A file of the repository, read directly.
     fn stored(&self, path: &str) -> Option<Vec<u8>> {
         std::fs::read(self.repo.path().join(path.trim_start_matches('/'))).ok()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

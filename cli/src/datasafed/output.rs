@@ -48,10 +48,11 @@ struct JsonEntry<'a> {
     is_dir: bool,
 }
 
-/// The time shown for an entry: its own, or (object-store directories have none) the time of
-/// the listing, which is what rclone, under datasafed, reports for them.
-fn shown_time(entry: &Entry, now: Timestamp) -> Timestamp {
-    entry.modified.unwrap_or(now)
+/// The time shown for an entry: its own, or for a directory without one (object stores have
+/// no directory times) the Unix epoch, so that two listings of the same tree print the same
+/// bytes. (rclone under datasafed shows the time of the listing there; no script reads it.)
+fn shown_time(entry: &Entry) -> Timestamp {
+    entry.modified.unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Go's `time.RFC3339` in UTC: seconds, no fraction, `Z`.
@@ -87,8 +88,8 @@ fn go_escaped(json: &str) -> String {
 
 /// One entry as datasafed's JSON printer writes it: Go's `json.Encoder` with prefix and indent
 /// of two spaces (the first line unprefixed, the closing brace indented by the prefix).
-fn json_item(entry: &Entry, now: Timestamp) -> anyhow::Result<String> {
-    let time = shown_time(entry, now);
+fn json_item(entry: &Entry) -> anyhow::Result<String> {
+    let time = shown_time(entry);
     let item = JsonEntry {
         path: &entry.path,
         size: entry.size,
@@ -102,7 +103,6 @@ fn json_item(entry: &Entry, now: Timestamp) -> anyhow::Result<String> {
 
 /// Renders a listing.
 pub fn render_list(entries: &[Entry], format: ListFormat) -> anyhow::Result<String> {
-    let now = Timestamp::now();
     Ok(match format {
         ListFormat::Short => entries
             .iter()
@@ -110,21 +110,14 @@ pub fn render_list(entries: &[Entry], format: ListFormat) -> anyhow::Result<Stri
             .collect(),
         ListFormat::Long => entries
             .iter()
-            .map(|e| {
-                format!(
-                    "{}\t{}\t{}\n",
-                    rfc3339(shown_time(e, now)),
-                    e.size,
-                    slashed(e)
-                )
-            })
+            .map(|e| format!("{}\t{}\t{}\n", rfc3339(shown_time(e)), e.size, slashed(e)))
             .collect(),
         ListFormat::Json => {
             let mut out = String::from("[");
             for (i, entry) in entries.iter().enumerate() {
                 out.push_str(if i == 0 { "\n" } else { "  ,\n" });
                 out.push_str("  ");
-                out.push_str(&json_item(entry, now)?);
+                out.push_str(&json_item(entry)?);
                 out.push('\n');
             }
             out.push_str("]\n");
@@ -224,10 +217,9 @@ mod tests {
             value[1]["path"], "b1/sub",
             "no slash on directories in json"
         );
-        // A directory without a time shows the time of the listing, as rclone does.
-        let now = Timestamp::now().as_second();
-        let mtime = value[1]["mtime"].as_i64().expect("mtime");
-        assert!((now - mtime).abs() < 60, "{mtime} vs {now}");
+        // A directory without a time shows the epoch: the same bytes on every listing.
+        assert_eq!(value[1]["mtime"], 0);
+        assert_eq!(value[1]["mtime_str"], "1970-01-01T00:00:00Z");
         assert_eq!(render_list(&[], ListFormat::Json).expect("render"), "[]\n");
     }
 
