@@ -344,10 +344,13 @@ fn errors_are_clear_and_exit_non_zero() {
     let cases = [
         ("datasafed pull missing.tar -", "missing.tar does not exist"),
         (
-            "echo x | datasafed push -z s2-better - a",
-            "\"s2-better\" is not supported",
+            "echo x | datasafed push -z brotli - a",
+            "compression \"brotli\" is not known",
         ),
-        ("datasafed list -o yaml /", "output format \"yaml\""),
+        (
+            "datasafed list -o yaml /",
+            "invalid argument \"yaml\" for \"-o, --output-format\" flag",
+        ),
     ];
     for (script, expected) in cases {
         let out = bash(script, &env);
@@ -409,7 +412,7 @@ echo "--conf"; ds getconf
     );
     assert!(text.contains("--files\nd/two.log\nd/one.txt\n"), "{text}");
     assert!(text.contains("--name\n/d/two.log\n"), "{text}");
-    assert!(text.contains("\"path\":\"d/one.txt\""), "{text}");
+    assert!(text.contains("\"path\": \"d/one.txt\""), "{text}");
     assert!(text.contains("\"entries\":4"), "{text}");
     assert!(
         !text.contains("do-not-print-me"),

@@ -3,15 +3,18 @@
 //! `CAIRN_STORAGE_SOCKET`, `CAIRN_STORAGE_TOKEN` and `DATASAFED_BACKEND_BASE_PATH` in the
 //! environment (no config file, no credentials), over a local repository.
 
+#[path = "support/agent.rs"]
+mod support_agent;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_agent::socket::{Grants, SocketServer, Token, Transferred};
+use cairn_agent::socket::{Token, Transferred};
 use cairn_proto::agent::v1::StorageGrant;
+use support_agent::SocketAgent;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 const BACKUP: &str = "/ns/policy/b1";
 const ROOT: &str = "/ns/policy";
@@ -21,39 +24,23 @@ type Runner<'a> = (&'static str, Box<dyn Fn(&str) -> Output + 'a>);
 
 /// A storage socket served in this process over a temporary local repository.
 struct Agent {
-    _runtime: tokio::runtime::Runtime,
-    grants: Grants,
-    socket: PathBuf,
+    server: SocketAgent,
     repo: TempDir,
-    _socket_dir: TempDir,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for Agent {
+    type Target = SocketAgent;
+
+    fn deref(&self) -> &SocketAgent {
+        &self.server
+    }
 }
 
 impl Agent {
     fn start() -> Agent {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let socket_dir = tempfile::tempdir().expect("tempdir");
-        let repo = tempfile::tempdir().expect("tempdir");
-        let grants = Grants::new();
-        let server = runtime
-            .block_on(async { SocketServer::bind(socket_dir.path()) })
-            .expect("bind the socket");
-        let socket = server.path().to_path_buf();
-        let (stop, stopped) = oneshot::channel::<()>();
-        runtime.spawn(server.run(grants.clone(), async {
-            let _ = stopped.await;
-        }));
         Agent {
-            _runtime: runtime,
-            grants,
-            socket,
-            repo,
-            _socket_dir: socket_dir,
-            stop: Some(stop),
+            server: SocketAgent::start(),
+            repo: tempfile::tempdir().expect("tempdir"),
         }
     }
 
@@ -112,14 +99,6 @@ impl Agent {
     /// A file of the repository, read directly.
     fn stored(&self, path: &str) -> Option<Vec<u8>> {
         std::fs::read(self.repo.path().join(path.trim_start_matches('/'))).ok()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -767,4 +746,148 @@ fn a_push_from_a_closed_stdin_fails_and_stores_nothing() {
         assert_ok(&empty, &format!("{mode}: push of an empty stdin"));
         assert_eq!(agent.stored("ns/policy/b1/empty.txt"), Some(Vec::new()));
     }
+}
+
+/// A file as KubeBlocks' datasafed encrypts it (FORMAT.md §3.3.1), made by the `openssl` CLI
+/// (an independent implementation): the key is `openssl kdf ... HKDF` of the passphrase with
+/// salt "encryption", the body `openssl enc -aes-N-cfb` (128-bit feedback), the IV in front.
+fn kubeblocks_cfb_object(bits: u32, passphrase: &str, iv: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+    let kdf = Command::new("openssl")
+        .args([
+            "kdf",
+            "-keylen",
+            "32",
+            "-kdfopt",
+            "digest:SHA256",
+            "-kdfopt",
+        ])
+        .arg(format!("key:{passphrase}"))
+        .args(["-kdfopt", "salt:encryption", "HKDF"])
+        .output()
+        .expect("openssl kdf runs");
+    assert!(kdf.status.success(), "openssl kdf: {kdf:?}");
+    let key: String = stdout(&kdf)
+        .trim()
+        .replace(':', "")
+        .to_ascii_lowercase()
+        .chars()
+        .take(bits as usize / 4)
+        .collect();
+    let iv_hex: String = iv.iter().map(|b| format!("{b:02x}")).collect();
+    let mut enc = Command::new("openssl")
+        .args([
+            "enc",
+            &format!("-aes-{bits}-cfb"),
+            "-nosalt",
+            "-K",
+            &key,
+            "-iv",
+            &iv_hex,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl enc runs");
+    let mut stdin = enc.stdin.take().expect("stdin");
+    let input = plain.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&input).expect("write plaintext");
+    });
+    let out = enc.wait_with_output().expect("openssl enc");
+    writer.join().expect("writer");
+    assert!(out.status.success(), "openssl enc failed");
+    assert_eq!(out.stdout.len(), plain.len(), "CFB keeps the length");
+    let mut object = iv.to_vec();
+    object.extend_from_slice(&out.stdout);
+    object
+}
+
+fn zstd_compress(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 1).expect("zstd")
+}
+
+#[test]
+fn kubeblocks_cfb_encrypted_files_restore_in_socket_and_direct_mode() {
+    let agent = Agent::start();
+    let data = random_bytes(300_000, 7);
+    let mut compressible = b"-- dump --\n".repeat(20_000);
+    compressible.extend_from_slice(&data[..1000]);
+    let dir = agent.repo.path().join("ns/policy/b1");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (bits, passphrase) in [
+        (128u32, "kb-pass-128"),
+        (192, "kb-pass-192"),
+        (256, "kb-pass-256"),
+    ] {
+        let algorithm = format!("AES-{bits}-CFB");
+        let iv: [u8; 16] = std::array::from_fn(|i| (i as u8).wrapping_mul(bits as u8) ^ 0x5a);
+        std::fs::write(
+            dir.join("mysql.xbstream.enc"),
+            kubeblocks_cfb_object(bits, passphrase, &iv, &data),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("dump.sql.zst.enc"),
+            kubeblocks_cfb_object(bits, passphrase, &iv, &zstd_compress(&compressible)),
+        )
+        .expect("write");
+        let mut grant = agent.backup_grant();
+        grant.encryption_algorithm = algorithm.to_lowercase();
+        grant.encryption_passphrase = passphrase.into();
+        let token = agent.issue(&format!("cfb-{bits}"), &grant);
+        let direct_env = BTreeMap::from([
+            (
+                "DATASAFED_LOCAL_BACKEND_PATH",
+                agent.repo.path().display().to_string(),
+            ),
+            ("DATASAFED_BACKEND_BASE_PATH", BACKUP.to_string()),
+            ("DATASAFED_ENCRYPTION_ALGORITHM", algorithm.clone()),
+            ("DATASAFED_ENCRYPTION_PASS_PHRASE", passphrase.to_string()),
+        ]);
+        let socket = |script: &str| agent.sh(&token, BACKUP, script);
+        let direct = |script: &str| sh(script, &direct_env).output().expect("sh runs");
+        let runners: [Runner<'_>; 2] = [
+            ("agent socket", Box::new(socket)),
+            ("direct", Box::new(direct)),
+        ];
+        for (mode, run) in runners {
+            let what = format!("{algorithm} {mode}");
+            let out = run("datasafed pull mysql.xbstream -");
+            assert_ok(&out, &what);
+            assert!(out.stdout == data, "{what}: the plaintext differs");
+            let out = run("datasafed pull -d zstd-fastest dump.sql.zst -");
+            assert_ok(&out, &what);
+            assert!(out.stdout == compressible, "{what}: the dump differs");
+            // The scripts' existence check and size: the file as it was pushed.
+            let out = run("datasafed list mysql.xbstream");
+            assert_eq!(stdout(&out), "mysql.xbstream\n", "{what}");
+            let out = run("datasafed stat mysql.xbstream | grep TotalSize | awk '{print $2}'");
+            assert_eq!(stdout(&out), format!("{}\n", data.len()), "{what}");
+            let out = run("datasafed list -f / | sort");
+            assert_eq!(stdout(&out), "/dump.sql.zst\n/mysql.xbstream\n", "{what}");
+        }
+        // New data is still written in Cairn's authenticated format, without the suffix.
+        let out = socket("echo new | datasafed push - new.txt && datasafed pull new.txt -");
+        assert_ok(&out, "push with a CFB grant");
+        assert_eq!(stdout(&out), "new\n");
+        let stored = agent.stored("ns/policy/b1/new.txt").expect("stored");
+        assert_eq!(&stored[..8], b"CAIRNSE1");
+        std::fs::remove_file(dir.join("new.txt")).expect("rm");
+        // `rm FILE` removes KubeBlocks' `FILE.enc` (deletion jobs name the file as pushed).
+        std::fs::write(
+            dir.join("old.info.enc"),
+            kubeblocks_cfb_object(bits, passphrase, &iv, b"{}"),
+        )
+        .expect("write");
+        let out = socket("datasafed rm old.info");
+        assert_ok(&out, "rm of a CFB file");
+        assert!(!dir.join("old.info.enc").exists(), "old.info.enc removed");
+    }
+    // Without a CFB algorithm, `.enc` objects are ordinary files.
+    let token = agent.issue("plain", &agent.backup_grant());
+    let out = agent.sh(&token, BACKUP, "datasafed pull mysql.xbstream -");
+    assert_fails_with(&out, "plain pull", "does not exist");
+    let out = agent.sh(&token, BACKUP, "datasafed list -f / | sort");
+    assert_eq!(stdout(&out), "/dump.sql.zst.enc\n/mysql.xbstream.enc\n");
 }

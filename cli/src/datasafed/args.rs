@@ -72,10 +72,19 @@ pub enum Command {
         /// Remote path.
         path: String,
     },
-    /// Print the effective configuration (secrets redacted).
-    Getconf,
+    /// Print the value of a configuration item `section.field` (datasafed's form, e.g.
+    /// `storage.type`), or without an item the whole effective configuration (secrets
+    /// redacted).
+    Getconf {
+        /// `section.field`.
+        item: Option<String>,
+    },
     /// Print the version.
-    Version,
+    Version {
+        /// Also the build details.
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
 }
 
 /// `list` flags.
@@ -109,7 +118,12 @@ pub struct ListArgs {
     #[arg(long = "name")]
     pub name: Option<String>,
     /// Output format: short, long or json.
-    #[arg(short = 'o', long = "output", default_value = "short")]
+    #[arg(
+        short = 'o',
+        long = "output-format",
+        visible_alias = "output",
+        default_value = "short"
+    )]
     pub output: String,
     /// Remote path (default: the base path).
     #[arg(default_value = "/")]

@@ -20,7 +20,10 @@ use output::{ListFormat, parse_time, render_list, render_stat};
 
 /// The process entry point of the `datasafed` binary.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => return usage_error(&err),
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,22 +44,40 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A command line clap refused, or `--help`: datasafed (cobra) prints help on stdout and exits
+/// 0, and exits 1 for every usage error, as for any other failure.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Runs one command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Command::Version = args.command {
-        println!("datasafed version {} (cairn)", env!("CARGO_PKG_VERSION"));
+    if let Command::Version { verbose } = args.command {
+        print!("{}", version_text(verbose));
         return Ok(ExitCode::SUCCESS);
     }
     let env = |name: &str| std::env::var(name).ok();
     let backend = if let Some(agent) = socket::SocketSettings::from_env(&env)? {
-        if let Command::Getconf = args.command {
-            print!("{}", agent.describe());
+        if let Command::Getconf { item } = &args.command {
+            match item {
+                None => print!("{}", agent.describe()),
+                Some(item) => println!("{}", agent.getconf(item)?),
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Backend::Socket(socket::SocketClient::connect(&agent).await?)
     } else {
+        if let Command::Getconf { item: Some(item) } = &args.command {
+            println!("{}", settings::getconf(&args.config, &env, item)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         let settings = settings::resolve(&args.config, &env)?;
-        if let Command::Getconf = args.command {
+        if let Command::Getconf { item: None } = args.command {
             print!("{}", settings.describe());
             return Ok(ExitCode::SUCCESS);
         }
@@ -114,9 +135,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Rmdir { path } => files.rmdir(&path).await?,
         Command::Mkdir { path } => files.mkdir(&path).await?,
-        Command::Getconf | Command::Version => {}
+        Command::Getconf { .. } | Command::Version { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `version [-v]`: datasafed's first line (`datasafed: VERSION`), and with `-v` the build
+/// details in its layout.
+fn version_text(verbose: bool) -> String {
+    let mut out = format!("datasafed: {}-cairn\n", env!("CARGO_PKG_VERSION"));
+    if verbose {
+        out.push_str(&format!(
+            "  Implementation: Cairn\n  Platform: {}/{}\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ));
+    }
+    out
 }
 
 /// Standard input for `push -`, refused when it cannot be read: a closed stdin (which the Rust

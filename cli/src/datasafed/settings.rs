@@ -107,7 +107,7 @@ pub fn resolve(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
             let encryption = match get(env::ENCRYPTION_ALGORITHM) {
                 None => None,
                 Some(algorithm) => {
-                    let cipher = CipherKind::parse(&algorithm)
+                    CipherKind::parse(&algorithm)
                         .with_context(|| format!("reading {}", env::ENCRYPTION_ALGORITHM))?;
                     let passphrase = get(env::ENCRYPTION_PASS_PHRASE).with_context(|| {
                         format!(
@@ -116,7 +116,10 @@ pub fn resolve(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
                             env::ENCRYPTION_PASS_PHRASE
                         )
                     })?;
-                    Some(StreamKey::new(Secret::new(passphrase), cipher))
+                    Some(
+                        StreamKey::for_algorithm(Secret::new(passphrase), &algorithm)
+                            .with_context(|| format!("reading {}", env::ENCRYPTION_ALGORITHM))?,
+                    )
                 }
             };
             Mode::Plain { encryption }
@@ -128,6 +131,47 @@ pub fn resolve(config: &Path, env: &dyn Fn(&str) -> Option<String>) -> anyhow::R
         base_path,
         mode,
     })
+}
+
+/// `getconf section.field`: the value of one configuration item, read as datasafed reads it:
+/// from the config file, or, when `DATASAFED_LOCAL_BACKEND_PATH` is set, from the
+/// configuration that variable stands for (`type = local`, `copy_links = true`, `root`).
+/// The value is printed as written, as datasafed prints it: the caller asked for this item of
+/// a file it can read.
+pub fn getconf(
+    config: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    item: &str,
+) -> anyhow::Result<String> {
+    let Some((section, field)) = item.split_once('.') else {
+        bail!("invalid config item name {item:?}");
+    };
+    let value = match env(env::LOCAL_BACKEND_PATH).filter(|v| !v.trim().is_empty()) {
+        Some(path) => {
+            let root = std::path::absolute(&path)
+                .with_context(|| format!("reading {}", env::LOCAL_BACKEND_PATH))?;
+            if !root.is_dir() {
+                bail!(
+                    "the path {:?} specified by {} is not an existing directory",
+                    root.display().to_string(),
+                    env::LOCAL_BACKEND_PATH
+                );
+            }
+            match (section, field) {
+                ("storage", "type") => Some("local".to_string()),
+                ("storage", "copy_links") => Some("true".to_string()),
+                ("storage", "root") => Some(root.display().to_string()),
+                _ => None,
+            }
+        }
+        None => {
+            let text = std::fs::read_to_string(config)
+                .with_context(|| format!("reading datasafed config {}", config.display()))?;
+            cairn_repo::datasafed_config_value(&text, section, field)
+                .with_context(|| format!("parsing datasafed config {}", config.display()))?
+        }
+    };
+    value.with_context(|| format!("config item {item:?} not found"))
 }
 
 impl Settings {
@@ -165,6 +209,46 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn getconf_prints_one_item_like_datasafed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("datasafed.conf");
+        std::fs::write(
+            &conf,
+            "[storage]\ntype = s3\nprovider = Minio\nroot = bucket/kb\n",
+        )
+        .expect("write");
+        let empty: [(&str, &str); 0] = [];
+        let none = env_of(&empty);
+        let none = &none;
+        assert_eq!(getconf(&conf, none, "storage.type").expect("type"), "s3");
+        assert_eq!(
+            getconf(&conf, none, "storage.root").expect("root"),
+            "bucket/kb"
+        );
+        assert_eq!(
+            getconf(&conf, none, "storage.region")
+                .expect_err("absent")
+                .to_string(),
+            "config item \"storage.region\" not found"
+        );
+        assert_eq!(
+            getconf(&conf, none, "type").expect_err("bad").to_string(),
+            "invalid config item name \"type\""
+        );
+        let path = dir.path().to_string_lossy().to_string();
+        let pairs = [(env::LOCAL_BACKEND_PATH, path.as_str())];
+        let local = env_of(&pairs);
+        assert_eq!(
+            getconf(Path::new("/nonexistent"), &local, "storage.type").expect("type"),
+            "local"
+        );
+        assert_eq!(
+            getconf(Path::new("/nonexistent"), &local, "storage.root").expect("root"),
+            path
+        );
     }
 
     #[test]

@@ -70,6 +70,17 @@ impl SocketSettings {
         }))
     }
 
+    /// `getconf section.field` in agent-socket mode: the storage configuration is the node
+    /// agent's, so no storage item is known here; the error says so.
+    pub fn getconf(&self, item: &str) -> anyhow::Result<String> {
+        if !item.contains('.') {
+            bail!("invalid config item name {item:?}");
+        }
+        bail!(
+            "config item {item:?} not found: in agent-socket mode the node agent holds the storage configuration"
+        )
+    }
+
     /// What `getconf` prints in this mode (the token redacted).
     pub fn describe(&self) -> String {
         format!(

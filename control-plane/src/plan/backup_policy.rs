@@ -19,10 +19,11 @@
 //! The flow is the ActionSet planner's ([`super::actionset::plan_validated`]).
 
 use cairn_api::backup_policy::{BackupPolicy, BackupPolicyStatus};
+use cairn_api::common::EncryptionAlgorithm;
 use cairn_api::validate;
 
 use super::actionset::{Verdict, plan_validated};
-use super::intent::Plan;
+use super::intent::{Intent, Plan};
 
 /// Everything the BackupPolicy planner reads.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ pub struct Observed {
 pub fn plan(o: &Observed) -> Plan<BackupPolicyStatus> {
     let policy = &o.policy;
     let current = policy.status.clone().unwrap_or_default();
-    plan_validated(
+    let mut plan = plan_validated(
         &policy.metadata,
         "backuppolicy",
         &Verdict {
@@ -48,7 +49,32 @@ pub fn plan(o: &Observed) -> Plan<BackupPolicyStatus> {
         phase: v.phase,
         message: v.message,
         observed_generation: v.observed_generation,
-    })
+    });
+    // Once per generation (when the policy is validated): say which format encrypted backups
+    // get, since every algorithm KubeBlocks names is AES-CFB (docs/FORMAT.md §3.3, §3.3.1).
+    if let Some(config) = &policy.spec.encryption_config
+        && policy.metadata.deletion_timestamp.is_none()
+        && current.observed_generation != policy.metadata.generation
+        && plan.status.is_some()
+    {
+        plan.intents.push(Intent::warning(
+            "EncryptionFormat",
+            encryption_format_message(config.algorithm),
+        ));
+    }
+    plan
+}
+
+/// What the `EncryptionFormat` Warning says about a policy's encryption algorithm.
+fn encryption_format_message(algorithm: EncryptionAlgorithm) -> String {
+    let name = match algorithm {
+        EncryptionAlgorithm::Aes128Cfb => "AES-128-CFB",
+        EncryptionAlgorithm::Aes192Cfb => "AES-192-CFB",
+        EncryptionAlgorithm::Aes256Cfb => "AES-256-CFB",
+    };
+    format!(
+        "spec.encryptionConfig.algorithm is {name}: Cairn writes new backups encrypted with AES-256-GCM in its authenticated format (CAIRNSE1), not {name}, so KubeBlocks' datasafed cannot read them; backups KubeBlocks wrote with {name} are still read"
+    )
 }
 
 #[cfg(test)]
@@ -100,6 +126,42 @@ mod tests {
                 "Created backuppolicy: pg-policy"
             )]
         );
+    }
+
+    #[test]
+    fn an_encrypted_policy_gets_a_warning_naming_the_format_cairn_writes_once_per_generation() {
+        let encrypted = json!({"spec": {"encryptionConfig": {"algorithm": "AES-128-CFB",
+            "passPhraseSecretKeyRef": {"name": "s", "key": "k"}}}});
+        let plan = plan(&policy(encrypted.clone()));
+        let warning = plan
+            .intents
+            .iter()
+            .find_map(|i| match i {
+                Intent::Event {
+                    type_: EventType::Warning,
+                    reason,
+                    message,
+                } if reason == "EncryptionFormat" => Some(message.clone()),
+                _ => None,
+            })
+            .expect("an EncryptionFormat warning");
+        assert!(warning.contains("AES-128-CFB"), "{warning}");
+        assert!(warning.contains("AES-256-GCM"), "{warning}");
+        // The next reconcile of the same generation says nothing again.
+        let mut again = policy(encrypted);
+        again.policy.status = plan.status.clone();
+        assert!(super::plan(&again).intents.is_empty());
+        // Without encryption there is no such warning.
+        assert!(!plan_has_reason(
+            &super::plan(&policy(json!({}))),
+            "EncryptionFormat"
+        ));
+    }
+
+    fn plan_has_reason(plan: &Plan<BackupPolicyStatus>, wanted: &str) -> bool {
+        plan.intents
+            .iter()
+            .any(|i| matches!(i, Intent::Event { reason, .. } if reason == wanted))
     }
 
     #[test]

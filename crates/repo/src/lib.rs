@@ -22,7 +22,9 @@ pub mod testing;
 pub use backend::Store;
 pub use codec::compression::Compression;
 pub use codec::sealed_stream::StreamKey;
-pub use config::{StorageConfig, parse_datasafed_config, parse_storage_url};
+pub use config::{
+    StorageConfig, datasafed_config_value, parse_datasafed_config, parse_storage_url,
+};
 pub use crypto::{CipherKind, KdfParams};
 pub use error::{Error, ErrorKind, Result};
 pub use files::RepoFiles;

@@ -17,6 +17,7 @@ fn key() -> StreamKey {
         passphrase: Secret::new("pass phrase"),
         cipher: CipherKind::Aes256Gcm,
         kdf: KdfParams::INSECURE_FAST,
+        legacy_cfb: None,
     }
 }
 

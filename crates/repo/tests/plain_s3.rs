@@ -13,6 +13,7 @@ fn repo(name: &str, encrypted: bool) -> PlainRepo {
         passphrase: Secret::new("pw"),
         cipher: CipherKind::ChaCha20Poly1305,
         kdf: KdfParams::INSECURE_FAST,
+        legacy_cfb: None,
     });
     PlainRepo::new(store.sub("ns/backup-1"), key)
 }

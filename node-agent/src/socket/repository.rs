@@ -198,10 +198,11 @@ impl GrantStorage {
                 algorithm: algorithm.to_string(),
             });
         }
-        Ok(Some(StreamKey::new(
-            self.encryption_passphrase.clone(),
-            cipher,
-        )))
+        // A CFB name also reads KubeBlocks' CFB files (FORMAT.md §3.3.1).
+        Ok(Some(StreamKey {
+            legacy_cfb: cairn_repo::codec::legacy_cfb::CfbKeySize::from_algorithm(algorithm),
+            ..StreamKey::new(self.encryption_passphrase.clone(), cipher)
+        }))
     }
 
     /// Opens a plain repository without I/O, addressed from its root (request paths are

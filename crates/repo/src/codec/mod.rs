@@ -2,4 +2,5 @@
 //! stream.
 
 pub mod compression;
+pub mod legacy_cfb;
 pub mod sealed_stream;

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::codec::legacy_cfb::{CfbKey, CfbKeySize};
 use crate::config::Secret;
 use crate::crypto::{Aead, CipherKind, KdfParams, NONCE_LEN, TAG_LEN, random_bytes};
 use crate::{Error, Result};
@@ -25,6 +26,10 @@ pub struct StreamKey {
     pub cipher: CipherKind,
     /// Argon2id cost for new objects.
     pub kdf: KdfParams,
+    /// The configured algorithm was one of KubeBlocks' AES-CFB names: files KubeBlocks'
+    /// datasafed encrypted (`P.enc`) are read with this key length (FORMAT.md §3.3.1). New
+    /// objects are still written with `cipher`.
+    pub legacy_cfb: Option<CfbKeySize>,
 }
 
 impl StreamKey {
@@ -34,7 +39,27 @@ impl StreamKey {
             passphrase,
             cipher,
             kdf: KdfParams::PLAIN_FILE,
+            legacy_cfb: None,
         }
+    }
+
+    /// The key for an algorithm as KubeBlocks names it (`DATASAFED_ENCRYPTION_ALGORITHM`, a
+    /// BackupPolicy's `encryptionConfig.algorithm`): a CFB name writes AES-256-GCM and reads
+    /// KubeBlocks' CFB files with its own key length.
+    pub fn for_algorithm(passphrase: Secret, algorithm: &str) -> Result<Self> {
+        let cipher = CipherKind::parse(algorithm)?;
+        Ok(StreamKey {
+            legacy_cfb: CfbKeySize::from_algorithm(algorithm),
+            ..StreamKey::new(passphrase, cipher)
+        })
+    }
+
+    /// The key of KubeBlocks' CFB files, when the configured algorithm is a CFB name.
+    pub fn cfb(&self) -> Option<CfbKey> {
+        self.legacy_cfb.map(|size| CfbKey {
+            size,
+            passphrase: self.passphrase.clone(),
+        })
     }
 }
 
@@ -333,6 +358,7 @@ mod tests {
             passphrase: Secret::new("correct horse"),
             cipher: CipherKind::Aes256Gcm,
             kdf: KdfParams::INSECURE_FAST,
+            legacy_cfb: None,
         }
     }
 

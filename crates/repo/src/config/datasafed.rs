@@ -53,9 +53,23 @@ pub fn parse_datasafed_config(text: &str) -> Result<StorageConfig> {
 
 /// The `key = value` pairs of the `[storage]` section; keys lower-cased.
 fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
-    let mut keys = BTreeMap::new();
+    parse_sections(text)?
+        .remove("storage")
+        .ok_or_else(|| Error::invalid("datasafed config has no [storage] section"))
+}
+
+/// The value of `key` in `[section]` of a datasafed config (`datasafed getconf section.key`);
+/// section and key names are matched without regard to case, as the parser lower-cases them.
+pub fn datasafed_config_value(text: &str, section: &str, key: &str) -> Result<Option<String>> {
+    Ok(parse_sections(text)?
+        .remove(&section.trim().to_ascii_lowercase())
+        .and_then(|mut keys| keys.remove(&key.trim().to_ascii_lowercase())))
+}
+
+/// Every section's `key = value` pairs; section and key names lower-cased.
+fn parse_sections(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut section: Option<String> = None;
-    let mut saw_storage = false;
     for (number, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -70,7 +84,7 @@ fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
                 ))
             })?;
             let name = name.trim().to_ascii_lowercase();
-            saw_storage |= name == "storage";
+            sections.entry(name.clone()).or_default();
             section = Some(name);
             continue;
         }
@@ -80,14 +94,14 @@ fn parse_storage_section(text: &str) -> Result<BTreeMap<String, String>> {
                 number + 1
             ))
         })?;
-        if section.as_deref() == Some("storage") {
-            keys.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+        if let Some(name) = &section {
+            sections
+                .entry(name.clone())
+                .or_default()
+                .insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
         }
     }
-    if !saw_storage {
-        return Err(Error::invalid("datasafed config has no [storage] section"));
-    }
-    Ok(keys)
+    Ok(sections)
 }
 
 /// Providers that need virtual-hosted addressing (`bucket.endpoint`); the others, like
@@ -294,6 +308,17 @@ mod tests {
         )
         .expect_err("bad bool");
         assert!(err.to_string().contains("no_check_certificate"), "{err}");
+    }
+
+    #[test]
+    fn getconf_reads_any_section_and_key() {
+        let text = "[storage]\ntype = s3\nRoot = bucket/x\n[other]\nk = v\n";
+        let get = |s: &str, k: &str| datasafed_config_value(text, s, k).expect("parses");
+        assert_eq!(get("storage", "type").as_deref(), Some("s3"));
+        assert_eq!(get("storage", "root").as_deref(), Some("bucket/x"));
+        assert_eq!(get("other", "k").as_deref(), Some("v"));
+        assert_eq!(get("storage", "missing"), None);
+        assert_eq!(get("nosuch", "type"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod url;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use datasafed::parse_datasafed_config;
+pub use datasafed::{datasafed_config_value, parse_datasafed_config};
 pub use size::parse_size;
 pub use url::{is_credential_name, parse_storage_url, redact_url};
 

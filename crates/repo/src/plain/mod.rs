@@ -20,6 +20,7 @@ pub use path::normalize;
 
 use crate::backend::{ObjectInfo, Store};
 use crate::codec::compression::Compression;
+use crate::codec::legacy_cfb::{self, CfbKey, CfbReader};
 use crate::codec::sealed_stream::{OpenReader, SealWriter, StreamKey};
 use crate::progress::SharedProgress;
 use crate::{Error, ErrorKind, Result};
@@ -136,28 +137,47 @@ impl PlainRepo {
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let key = path::normalize(path)?;
-        let name = self.store.describe(&key);
+        let mut name = self.store.describe(&key);
+        let mut sealing = match &self.encryption {
+            Some(key) => Sealing::Cairn(key.clone()),
+            None => Sealing::None,
+        };
         let (size, stream) = match self.store.download(&key).await {
             Ok(found) => found,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(Error::not_found(format!("{path} does not exist")));
+                // KubeBlocks' datasafed stored the file encrypted as `P.enc` (FORMAT.md §3.3.1).
+                let legacy = self.encryption.as_ref().and_then(StreamKey::cfb);
+                match legacy {
+                    Some(cfb) if !key.is_empty() => {
+                        let enc = format!("{key}{}", legacy_cfb::SUFFIX);
+                        match self.store.download(&enc).await {
+                            Ok(found) => {
+                                name = self.store.describe(&enc);
+                                sealing = Sealing::Cfb(cfb);
+                                found
+                            }
+                            Err(e) if e.kind() == ErrorKind::NotFound => {
+                                return Err(Error::not_found(format!(
+                                    "{path} does not exist (nor {path}{})",
+                                    legacy_cfb::SUFFIX
+                                )));
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    _ => return Err(Error::not_found(format!("{path} does not exist"))),
+                }
             }
             Err(e) => return Err(e),
         };
         progress.set_total(size);
-        let encryption = self.encryption.clone();
         let handle = tokio::runtime::Handle::current();
         let decode = tokio::task::spawn_blocking(move || -> Result<GetSummary> {
             let mut source = StreamReader::new(stream, handle);
             let mut sink = SyncIoBridge::new(writer);
-            let bytes_out = decode(
-                &mut source,
-                &mut sink,
-                decompression,
-                encryption.as_ref(),
-                &name,
-                |n| progress.add(n),
-            )?;
+            let bytes_out = decode(&mut source, &mut sink, decompression, sealing, &name, |n| {
+                progress.add(n)
+            })?;
             sink.flush()
                 .and_then(|()| sink.shutdown())
                 .map_err(|e| Error::from_io(format!("writing {name} to its destination"), e))?;
@@ -190,12 +210,19 @@ impl PlainRepo {
     /// Entries at or below `path`, `depth` levels deep, paths shown as the user typed them.
     async fn walk(&self, path: &str, depth: usize) -> Result<Vec<Entry>> {
         let key = path::normalize(path)?;
-        if let Some(info) = self.file(&key).await? {
+        let single = match self.file(&key).await? {
+            Some(info) => Some((info.size, info)),
+            None => match self.legacy_object(&key).await? {
+                Some(info) => Some((info.size.saturating_sub(legacy_cfb::OVERHEAD), info)),
+                None => None,
+            },
+        };
+        if let Some((size, info)) = single {
             return Ok(vec![Entry {
                 path: path.to_string(),
                 name: key.rsplit('/').next().unwrap_or(&key).to_string(),
                 is_dir: false,
-                size: info.size,
+                size,
                 modified: Some(info.modified),
             }]);
         }
@@ -232,13 +259,45 @@ impl PlainRepo {
             .strip_prefix(base)
             .map(|r| r.trim_start_matches('/'))
             .unwrap_or(key);
+        let mut size = info.map_or(0, |i| i.size);
+        let mut relative = relative;
+        let mut name = key.rsplit('/').next().unwrap_or(key);
+        // A KubeBlocks CFB file shows as the file that was pushed (FORMAT.md §3.3.1).
+        if !is_dir
+            && self.reads_legacy_cfb()
+            && let (Some(r), Some(n)) = (
+                relative.strip_suffix(legacy_cfb::SUFFIX),
+                name.strip_suffix(legacy_cfb::SUFFIX),
+            )
+            && !n.is_empty()
+        {
+            relative = r;
+            name = n;
+            size = size.saturating_sub(legacy_cfb::OVERHEAD);
+        }
         Entry {
             path: path::display(listed, relative),
-            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            name: name.to_string(),
             is_dir,
-            size: info.map_or(0, |i| i.size),
+            size,
             modified: info.map(|i| i.modified),
         }
+    }
+
+    /// Whether the configured algorithm is a KubeBlocks CFB name, so `.enc` objects are
+    /// KubeBlocks' encrypted files (FORMAT.md §3.3.1).
+    fn reads_legacy_cfb(&self) -> bool {
+        self.encryption
+            .as_ref()
+            .is_some_and(|k| k.legacy_cfb.is_some())
+    }
+
+    /// The object `key.enc` when KubeBlocks' CFB files are read and it is a file.
+    async fn legacy_object(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        if key.is_empty() || !self.reads_legacy_cfb() {
+            return Ok(None);
+        }
+        self.file(&format!("{key}{}", legacy_cfb::SUFFIX)).await
     }
 
     /// Removes a file, or with `recursive` everything under a directory (then empty local
@@ -248,6 +307,12 @@ impl PlainRepo {
         let key = path::normalize(path)?;
         if self.file(&key).await?.is_some() {
             self.store.delete(&key).await?;
+            return Ok(1);
+        }
+        if self.legacy_object(&key).await?.is_some() {
+            self.store
+                .delete(&format!("{key}{}", legacy_cfb::SUFFIX))
+                .await?;
             return Ok(1);
         }
         if !recursive {
@@ -435,11 +500,21 @@ fn is_upload_stopped(e: &std::io::Error) -> bool {
 }
 
 /// stored bytes → [open] → [decompress] → sink. Returns the bytes written.
+/// How a stored object is encrypted.
+enum Sealing {
+    /// Not at all.
+    None,
+    /// Cairn's segmented AEAD stream (FORMAT.md §3.3).
+    Cairn(StreamKey),
+    /// KubeBlocks' AES-CFB (`P.enc`, FORMAT.md §3.3.1).
+    Cfb(CfbKey),
+}
+
 fn decode(
     source: &mut StreamReader,
     sink: &mut dyn Write,
     decompression: Option<Compression>,
-    encryption: Option<&StreamKey>,
+    sealing: Sealing,
     name: &str,
     on_bytes: impl FnMut(u64),
 ) -> Result<u64> {
@@ -458,17 +533,30 @@ fn decode(
         }
     };
     let read_err = |e: std::io::Error| map(CopyError::Read(e));
-    let written = match (decompression, encryption) {
-        (None, None) => copy_with_progress(source, sink, on_bytes).map_err(map)?,
-        (Some(c), None) => {
+    let written = match (decompression, sealing) {
+        (None, Sealing::None) => copy_with_progress(source, sink, on_bytes).map_err(map)?,
+        (Some(c), Sealing::None) => {
             let mut dec = c.decoder(source).map_err(read_err)?;
             copy_with_progress(&mut dec, sink, on_bytes).map_err(map)?
         }
-        (None, Some(key)) => {
+        (None, Sealing::Cfb(key)) => {
+            let mut open = CfbReader::new(source, key);
+            copy_with_progress(&mut open, sink, on_bytes).map_err(map)?
+        }
+        (Some(c), Sealing::Cfb(key)) => {
+            let mut dec = c
+                .decoder(BufReader::with_capacity(
+                    1 << 16,
+                    CfbReader::new(source, key),
+                ))
+                .map_err(read_err)?;
+            copy_with_progress(&mut dec, sink, on_bytes).map_err(map)?
+        }
+        (None, Sealing::Cairn(key)) => {
             let mut open = OpenReader::new(source, &key.passphrase, name)?;
             copy_with_progress(&mut open, sink, on_bytes).map_err(map)?
         }
-        (Some(c), Some(key)) => {
+        (Some(c), Sealing::Cairn(key)) => {
             let open = OpenReader::new(source, &key.passphrase, name)?;
             let mut dec = c
                 .decoder(BufReader::with_capacity(1 << 16, open))
