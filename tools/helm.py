@@ -7,7 +7,7 @@ rendered YAML and the releases are Helm's. Only what Cairn's checks need is here
     tools/helm.py lint charts/cairn [-f values.yaml]... [--set a.b=c]... [--strict]
     tools/helm.py template charts/cairn [--name R] [--namespace NS] [-f values.yaml]...
                           [--set a.b=c]... [--set-string a=b]... [--include-crds]
-                          [--output yaml|json]
+                          [--output yaml|json|notes]
     tools/helm.py install charts/cairn --name R --namespace NS [--create-namespace]
                           [--kubeconfig FILE] [-f values.yaml]... [--set a.b=c]...
     tools/helm.py upgrade charts/cairn --name R --namespace NS [--kubeconfig FILE] [-f ...]...
@@ -130,6 +130,9 @@ def template(helm, args: argparse.Namespace) -> int:
             namespace=args.namespace,
             is_install=True,
         )
+    if args.output == "notes":
+        sys.stdout.write("".join(text for path, text in rendered.items() if path.endswith("NOTES.txt")))
+        return 0
     for path in sorted(rendered):
         if path.endswith("NOTES.txt") or is_blank(rendered[path]):
             continue
@@ -193,7 +196,7 @@ def parser() -> argparse.ArgumentParser:
         elif name == "template":
             sub.add_argument("--name", default="release-name", help="release name")
             sub.add_argument("--include-crds", action="store_true")
-            sub.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+            sub.add_argument("-o", "--output", choices=["yaml", "json", "notes"], default="yaml")
         else:
             sub.add_argument("--name", required=True, help="release name")
             sub.add_argument("--kubeconfig", default=None, help="default: KUBECONFIG")

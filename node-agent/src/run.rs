@@ -15,6 +15,9 @@ use crate::session::{self, SessionConfig};
 use crate::socket::grants::Grants;
 use crate::tls::{ClientTls, Dial};
 
+/// The `User-Agent` of the agent's Kubernetes API requests.
+pub const USER_AGENT: &str = concat!("cairn-agent/", env!("CARGO_PKG_VERSION"));
+
 /// Runs until `shutdown` is cancelled.
 pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
     if args.node_name.trim().is_empty() {
@@ -37,8 +40,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         tls,
         connect_timeout: Duration::from_secs(10),
     };
-    let client = kube::Client::try_default()
-        .await
+    let mut kube_config = kube::Config::infer().await.context(
+        "configuring the Kubernetes API client (KUBECONFIG, ~/.kube/config or in-cluster)",
+    )?;
+    // API servers' audit logs (and localkube's request counts) name the agent.
+    kube_config.headers.push((
+        tonic::codegen::http::header::USER_AGENT,
+        tonic::codegen::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let client = kube::Client::try_from(kube_config)
         .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
 
     let grants = Grants::with_claim_resolver(Arc::new(MountClaims::new(

@@ -235,6 +235,8 @@ fn non_default_values() -> Value {
             "logFormat": "text",
             "logLevel": "debug",
             "extraEnv": [{"name": "OTEL_SERVICE_NAME", "value": "cairn"}],
+            "extraVolumes": [{"name": "s3-ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "s3-ca", "mountPath": "/etc/corp-ca", "readOnly": true}],
             "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
             "podAnnotations": {"example.com/scrape": "true"},
             "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -258,6 +260,15 @@ fn non_default_values() -> Value {
             "datasafedBin": "/opt/cairn/datasafed",
             "logFormat": "text",
             "extraArgs": ["--log-format=json"],
+            "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}],
+            "extraVolumes": [{"name": "proxy-ca", "secret": {"secretName": "proxy-ca"}}],
+            "extraVolumeMounts": [{"name": "proxy-ca", "mountPath": "/etc/proxy-ca", "readOnly": true}],
+            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            "podAnnotations": {"example.com/agent": "yes"},
+            "nodeSelector": {"storage": "true"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]
+            }}},
             "tolerations": [],
             "priorityClassName": "system-node-critical",
             "updateStrategy": {"type": "OnDelete"},
@@ -440,6 +451,23 @@ fn non_default_values_render_valid_objects_carrying_those_values() -> Result<()>
     );
     ensure!(env.iter().any(|e| e["name"] == "OTEL_SERVICE_NAME"));
     ensure!(cp["resources"]["requests"]["cpu"] == "200m");
+    ensure!(
+        pod["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["configMap"]["name"] == "corp-ca")),
+        "controlPlane.extraVolumes not rendered: {}",
+        pod["volumes"]
+    );
+    ensure!(
+        cp["volumeMounts"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["mountPath"] == "/etc/corp-ca")),
+        "controlPlane.extraVolumeMounts not rendered: {}",
+        cp["volumeMounts"]
+    );
+    ensure!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["example.com/scrape"] == "true"
+    );
 
     let role = rendered.one("Role", "dp-control-plane")?;
     ensure!(
@@ -464,6 +492,35 @@ fn non_default_values_render_valid_objects_carrying_those_values() -> Result<()>
     let agent = container(daemonset, "agent")?;
     ensure!(agent["image"] == "ghcr.io/cairn-dp/cairn-agent:v9.9.9");
     ensure!(agent["securityContext"]["seLinuxOptions"]["type"] == "spc_t");
+    ensure!(
+        agent["env"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["name"] == "HTTPS_PROXY")),
+        "agent.extraEnv not rendered: {}",
+        agent["env"]
+    );
+    ensure!(
+        pod["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["secret"]["secretName"] == "proxy-ca")),
+        "agent.extraVolumes not rendered: {}",
+        pod["volumes"]
+    );
+    ensure!(
+        agent["volumeMounts"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["mountPath"] == "/etc/proxy-ca")),
+        "agent.extraVolumeMounts not rendered: {}",
+        agent["volumeMounts"]
+    );
+    ensure!(agent["resources"]["limits"]["memory"] == "256Mi");
+    ensure!(daemonset["spec"]["template"]["metadata"]["annotations"]["example.com/agent"] == "yes");
+    ensure!(pod["nodeSelector"]["storage"] == "true");
+    ensure!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["key"]
+            == "kubernetes.io/os"
+    );
     ensure!(
         agent["securityContext"]["capabilities"]["add"] == json!(["DAC_READ_SEARCH"]),
         "merging securityContext lost the defaults"
@@ -493,7 +550,7 @@ fn non_default_values_render_valid_objects_carrying_those_values() -> Result<()>
     ensure!(
         volumes
             .iter()
-            .any(|v| v["hostPath"]["path"] == "/var/lib/k0s/kubelet")
+            .any(|v| v["hostPath"]["path"] == "/var/lib/k0s/kubelet/pods")
     );
     let mounts = agent["volumeMounts"].as_array().context("agent mounts")?;
     ensure!(
@@ -771,6 +828,23 @@ fn every_flag_of_the_binaries_is_set_by_the_chart_or_known_not_to_apply() -> Res
 // ---------------------------------------------------------------------------------------------
 // Security properties a reviewer would check by hand.
 
+/// Every init container of `workload` mounts `volume` and no other container does.
+fn only_init_containers_mount(workload: &Value, volume: &str) -> Result<()> {
+    for (c, init) in containers(workload) {
+        let mounts = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["name"] == volume);
+        ensure!(
+            mounts == init,
+            "container {} (init: {init}) mounts {volume}: {mounts}",
+            c["name"]
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
     let rendered = Rendered::of(&json!({}))?;
@@ -791,18 +865,7 @@ fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
         holding_key == ["agent-ca"],
         "volumes with the CA key: {holding_key:?}"
     );
-    for (c, init) in containers(daemonset) {
-        let mounts_key = c["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["name"] == "agent-ca");
-        ensure!(
-            mounts_key == init,
-            "container {} mounts the agent CA key: {mounts_key}",
-            c["name"]
-        );
-    }
+    only_init_containers_mount(daemonset, "agent-ca")?;
     // The control plane gets the agent CA's certificate but never its key.
     let secret = rendered.one("Secret", "cairn-control-plane-tls")?;
     let keys: BTreeSet<&str> = secret["data"]
@@ -812,6 +875,177 @@ fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
         .map(String::as_str)
         .collect();
     ensure!(keys == BTreeSet::from(["ca.pem", "server.pem", "server-key.pem"]));
+    Ok(())
+}
+
+/// Where each file of a pod volume comes from: `path -> (secret, key)`, for secret and
+/// projected secret volumes.
+fn volume_files(volume: &Value) -> BTreeMap<String, (String, String)> {
+    let mut files = BTreeMap::new();
+    let mut add = |secret: &Value, name: &Value| {
+        for item in secret["items"].as_array().into_iter().flatten() {
+            files.insert(
+                item["path"].as_str().unwrap_or_default().to_string(),
+                (
+                    name.as_str().unwrap_or_default().to_string(),
+                    item["key"].as_str().unwrap_or_default().to_string(),
+                ),
+            );
+        }
+    };
+    add(&volume["secret"], &volume["secret"]["secretName"]);
+    for source in volume["projected"]["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        add(&source["secret"], &source["secret"]["name"]);
+    }
+    files
+}
+
+fn pod_volume<'a>(workload: &'a Value, name: &str) -> Result<&'a Value> {
+    workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == name)
+        .with_context(|| format!("no volume {name} in {}", workload["metadata"]["name"]))
+}
+
+#[test]
+fn cert_manager_mode_issues_the_same_files_without_lookup_and_renders_the_same_twice() -> Result<()>
+{
+    let values =
+        json!({"tls": {"certManager": {"enabled": true}, "extraServerIPs": ["10.0.0.10"]}});
+    let rendered = Rendered::of(&values)?;
+    assert_valid(&rendered, &["Issuer", "Certificate"])?;
+    // Nothing generated at render time: Argo CD's repeated offline renders agree.
+    ensure!(
+        rendered.of_kind("Secret").is_empty(),
+        "cert-manager mode still renders Helm-generated Secrets"
+    );
+    ensure!(
+        Rendered::of(&values)?.yaml == rendered.yaml,
+        "two offline renders differ, so every Argo CD sync would change the release"
+    );
+    let agent_ca = rendered.one("Certificate", "cairn-agent-ca")?;
+    ensure!(agent_ca["spec"]["isCA"] == true);
+    // The one key format `cairn-control-plane ca issue-agent` (rcgen on ring) loads.
+    ensure!(agent_ca["spec"]["privateKey"]["algorithm"] == "Ed25519");
+    ensure!(agent_ca["spec"]["privateKey"]["encoding"] == "PKCS8");
+    let server = rendered.one("Certificate", "cairn-control-plane-tls")?;
+    ensure!(
+        server["spec"]["issuerRef"]["name"] == "cairn-server-ca"
+            && rendered.one("Issuer", "cairn-server-ca")?["spec"]["ca"]["secretName"]
+                == "cairn-server-ca",
+        "the server certificate is not signed by the server CA: {server}"
+    );
+    ensure!(strs(&server["spec"]["dnsNames"]).contains(&format!(
+        "cairn-control-plane.{NAMESPACE}.svc.cluster.local"
+    )));
+    ensure!(server["spec"]["ipAddresses"] == json!(["10.0.0.10"]));
+
+    // The binaries read the same file names as in Helm mode, from cert-manager's keys.
+    let entry = |secret: &str, key: &str| (secret.to_string(), key.to_string());
+    let deployment = rendered.one("Deployment", "cairn-control-plane")?;
+    ensure!(
+        volume_files(pod_volume(deployment, "tls")?)
+            == BTreeMap::from([
+                ("ca.pem".into(), entry("cairn-agent-ca", "tls.crt")),
+                (
+                    "server.pem".into(),
+                    entry("cairn-control-plane-tls", "tls.crt")
+                ),
+                (
+                    "server-key.pem".into(),
+                    entry("cairn-control-plane-tls", "tls.key")
+                ),
+            ]),
+        "control plane TLS volume {}",
+        pod_volume(deployment, "tls")?
+    );
+    let daemonset = rendered.one("DaemonSet", "cairn-agent")?;
+    ensure!(
+        volume_files(pod_volume(daemonset, "agent-ca")?)
+            == BTreeMap::from([
+                ("ca.pem".into(), entry("cairn-agent-ca", "tls.crt")),
+                ("ca-key.pem".into(), entry("cairn-agent-ca", "tls.key")),
+            ])
+    );
+    ensure!(
+        volume_files(pod_volume(daemonset, "server-ca")?)
+            == BTreeMap::from([(
+                "server-ca.pem".into(),
+                entry("cairn-control-plane-tls", "ca.crt")
+            )]),
+        "the agent must trust the server CA through the server certificate's ca.crt"
+    );
+    // Only the init container mounts the agent CA key; no pod mounts the server CA's Secret.
+    only_init_containers_mount(daemonset, "agent-ca")?;
+    for workload in [deployment, daemonset] {
+        for volume in workload["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            ensure!(
+                !volume_files(volume)
+                    .values()
+                    .any(|(secret, _)| secret == "cairn-server-ca"),
+                "a pod mounts the server CA's key: {volume}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_agent_mounts_only_its_host_directory_and_the_kubelets_pods_directory_read_only() -> Result<()>
+{
+    for (values, host_dir, pods) in [
+        (json!({}), "/var/lib/cairn-agent", "/var/lib/kubelet/pods"),
+        (
+            json!({"agent": {"kubeletDir": "/var/lib/k0s/kubelet/", "hostDir": "/data/cairn"}}),
+            "/data/cairn",
+            "/var/lib/k0s/kubelet/pods",
+        ),
+    ] {
+        let rendered = Rendered::of(&values)?;
+        let daemonset = rendered.one("DaemonSet", "cairn-agent")?;
+        let host_paths: BTreeMap<&str, &str> = daemonset["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .context("agent volumes")?
+            .iter()
+            .filter_map(|v| Some((v["name"].as_str()?, v["hostPath"]["path"].as_str()?)))
+            .collect();
+        ensure!(
+            host_paths.values().copied().collect::<BTreeSet<_>>()
+                == BTreeSet::from([host_dir, pods]),
+            "the agent's hostPath volumes: {host_paths:?}"
+        );
+        let agent = container(daemonset, "agent")?;
+        for mount in agent["volumeMounts"].as_array().context("agent mounts")? {
+            let Some(path) = mount["name"].as_str().and_then(|n| host_paths.get(n)) else {
+                continue;
+            };
+            ensure!(
+                mount["mountPath"] == *path,
+                "{path} is mounted at {}",
+                mount["mountPath"]
+            );
+            ensure!(
+                *path == host_dir || mount["readOnly"] == true,
+                "{path} is writable in the agent"
+            );
+        }
+        ensure!(
+            strs(&agent["args"])
+                .contains(&format!("--kubelet-dir={}", pods.trim_end_matches("/pods"))),
+            "{:?}",
+            agent["args"]
+        );
+    }
     Ok(())
 }
 
@@ -1362,6 +1596,765 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
     ensure!(
         offline.one("Secret", "cairn-agent-ca")?["data"] != before,
         "an offline render reproduced the installed CA, so the comparison above proves nothing"
+    );
+    Ok(())
+}
+
+#[test]
+fn bundled_storage_providers_and_the_backup_repo_value_render_objects_cairnctl_accepts()
+-> Result<()> {
+    let values = json!({
+        "storageProviders": {"s3": {"enabled": true}, "minio": {"enabled": true}},
+        "backupRepo": {
+            "create": true,
+            "name": "main",
+            "pathPrefix": "prod",
+            "config": {"bucket": "backups", "region": "eu-west-1"},
+            "credential": {"data": {"accessKeyId": "AK", "secretAccessKey": "SK"}}
+        }
+    });
+    let rendered = Rendered::of(&values)?;
+    assert_valid(&rendered, &["StorageProvider", "BackupRepo"])?;
+    for name in ["s3", "minio"] {
+        let provider = rendered.one("StorageProvider", name)?;
+        let template = provider["spec"]["datasafedConfigTemplate"]
+            .as_str()
+            .context("datasafedConfigTemplate")?;
+        ensure!(
+            template.contains(r#"{{ index .Parameters "accessKeyId" }}"#),
+            "the provider's template reached the cluster rendered by Helm: {template}"
+        );
+    }
+    let repo = rendered.one("BackupRepo", "main")?;
+    ensure!(
+        repo["metadata"]["annotations"]["dataprotection.kubeblocks.io/is-default-repo"] == "true"
+    );
+    ensure!(repo["spec"]["storageProviderRef"] == "s3");
+    ensure!(repo["spec"]["config"] == json!({"bucket": "backups", "region": "eu-west-1"}));
+    ensure!(
+        repo["spec"]["credential"]
+            == json!({"name": "cairn-backuprepo-credential", "namespace": NAMESPACE})
+    );
+    let secret = rendered.one("Secret", "cairn-backuprepo-credential")?;
+    ensure!(secret["stringData"] == json!({"accessKeyId": "AK", "secretAccessKey": "SK"}));
+
+    // Cairn's own validation: the API types, the CRD schema rules and the semantic checks.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, &rendered.yaml)?;
+    let report = stdout(&run(Command::new(binary("cairnctl")?)
+        .args(["validate", "-f"])
+        .arg(&file))?);
+    ensure!(
+        report.contains("3 objects, 0 errors, 0 warnings"),
+        "{report}"
+    );
+
+    // An existing Secret instead: the chart creates none and points the repository at it.
+    let rendered = Rendered::of(&json!({
+        "backupRepo": {"create": true, "credential": {"existingSecret": "s3-keys"}}
+    }))?;
+    ensure!(
+        rendered
+            .of_kind("Secret")
+            .iter()
+            .all(|s| s["metadata"]["name"] != "cairn-backuprepo-credential")
+    );
+    ensure!(rendered.one("BackupRepo", "backuprepo")?["spec"]["credential"]["name"] == "s3-keys");
+    Ok(())
+}
+
+/// NOTES.txt as Helm renders it for `values`.
+fn notes(values: &Value) -> Result<String> {
+    let dir = tempfile::tempdir()?;
+    let file = values_file(dir.path(), values)?;
+    Ok(stdout(&helm_py(&[
+        "template",
+        &chart_dir().display().to_string(),
+        "--name",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "-f",
+        &file.display().to_string(),
+        "--output",
+        "notes",
+    ])?))
+}
+
+#[test]
+fn notes_name_objects_the_chart_creates_and_commands_that_exist() -> Result<()> {
+    for values in [json!({}), non_default_values()] {
+        let rendered = Rendered::of(&values)?;
+        let text = notes(&values)?;
+        let commands: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("kubectl ") || l.starts_with("cairnctl "))
+            .collect();
+        ensure!(
+            commands.len() >= 6,
+            "NOTES.txt shows too few commands:\n{text}"
+        );
+        for command in &commands {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            // kubectl -n NS ...: the release namespace, and every kind/name the chart renders.
+            if words[0] == "kubectl" {
+                ensure!(
+                    words[1] == "-n" && words[2] == NAMESPACE,
+                    "{command}: not in the release namespace"
+                );
+                for word in &words {
+                    let Some((kind, name)) = word.split_once('/') else {
+                        continue;
+                    };
+                    let kind = match kind {
+                        "deployment" => "Deployment",
+                        "daemonset" => "DaemonSet",
+                        "svc" => "Service",
+                        _ => continue,
+                    };
+                    rendered
+                        .one(kind, name)
+                        .with_context(|| format!("NOTES.txt: {command}"))?;
+                }
+                if let Some(at) = words.iter().position(|w| *w == "lease") {
+                    let lease = words[at + 1];
+                    let role = rendered
+                        .of_kind("Role")
+                        .into_iter()
+                        .find(|r| r["rules"][0]["resources"] == json!(["leases"]))
+                        .context("no Lease Role")?;
+                    ensure!(
+                        strs(&role["rules"][0]["resourceNames"]).contains(&lease.to_string()),
+                        "NOTES.txt names Lease {lease}, the control plane uses {}",
+                        role["rules"][0]["resourceNames"]
+                    );
+                }
+            }
+            // cairnctl subcommands that exist (their --help succeeds).
+            if words[0] == "cairnctl" {
+                let sub: Vec<&str> = words[1..]
+                    .iter()
+                    .copied()
+                    .take_while(|w| !w.starts_with('-') && *w != "|")
+                    .collect();
+                run(Command::new(binary("cairnctl")?).args(&sub).arg("--help"))
+                    .with_context(|| format!("NOTES.txt: {command}"))?;
+            }
+        }
+        let readme = std::fs::read_to_string(chart_dir().join("README.md"))?;
+        let upgrade = commands
+            .iter()
+            .find(|c| c.starts_with("cairnctl crds |"))
+            .context("NOTES.txt shows no CRD upgrade step")?;
+        ensure!(
+            readme.lines().any(|l| l.trim() == *upgrade),
+            "NOTES.txt's upgrade step {upgrade:?} is not the README's"
+        );
+    }
+    Ok(())
+}
+
+/// The README's CRD upgrade step (`helm upgrade` leaves `crds/` alone), run exactly as written
+/// against a release whose CRDs are those of an older version: a changed CRD and a missing one.
+#[test]
+fn readme_crd_upgrade_step_brings_an_installed_release_to_the_generated_crds() -> Result<()> {
+    let readme = std::fs::read_to_string(chart_dir().join("README.md"))?;
+    let step = readme
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("cairnctl crds |"))
+        .context("the chart README has no `cairnctl crds | ...` upgrade step")?
+        .to_string();
+    let tmp = outside_tmp()?;
+    let kube = Localkube::start(tmp.path().join("kube"), "crd-node")?;
+    let kubeconfig = kube.kubeconfig.display().to_string();
+    let installed = stdout(&helm_py(&[
+        "install",
+        &chart_dir().display().to_string(),
+        "--name",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--kubeconfig",
+        &kubeconfig,
+    ])?);
+    ensure!(installed.contains("deployed"), "{installed}");
+    let description = "/spec/versions/0/schema/openAPIV3Schema/description";
+    let current = |name: &str| -> Result<Value> { kube.get(&["get", "crd", name]) };
+    let wanted = current("backups.dataprotection.kubeblocks.io")?["spec"].clone();
+    // What an older chart version could have installed.
+    kube.kubectl(&[
+        "patch",
+        "crd",
+        "backups.dataprotection.kubeblocks.io",
+        "--type=json",
+        "-p",
+        &json!([{"op": "replace", "path": description, "value": "an older release"}]).to_string(),
+    ])?;
+    kube.kubectl(&["delete", "crd", "restorejobs.dataprotection.kubeblocks.io"])?;
+    ensure!(current("backups.dataprotection.kubeblocks.io")?["spec"] != wanted);
+
+    let path = std::env::join_paths(
+        [
+            bin_dir()?,
+            kube.kubectl.parent().context("kubectl dir")?.to_path_buf(),
+        ]
+        .into_iter()
+        .chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )?;
+    run(Command::new("bash")
+        .args(["-c", &format!("set -e -o pipefail; {step}")])
+        .env("PATH", path)
+        .env("KUBECONFIG", &kube.kubeconfig)
+        .env("HOME", tmp.path()))?;
+    ensure!(
+        current("backups.dataprotection.kubeblocks.io")?["spec"] == wanted,
+        "`{step}` did not restore the changed CRD"
+    );
+    current("restorejobs.dataprotection.kubeblocks.io")
+        .with_context(|| format!("`{step}` did not create the missing CRD"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC against what the code calls.
+
+/// What the chart lets a ServiceAccount do: `(resource, verb)` pairs, the resource written as
+/// localkube counts requests (`group/resource[/subresource]`, no group for the core group).
+fn grants(rendered: &Rendered, service_account: &str) -> Result<BTreeSet<(String, String)>> {
+    let mut out = BTreeSet::new();
+    for binding in rendered
+        .of_kind("ClusterRoleBinding")
+        .into_iter()
+        .chain(rendered.of_kind("RoleBinding"))
+    {
+        let bound = binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == service_account);
+        if !bound {
+            continue;
+        }
+        let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+        let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        let role = rendered.one(role_kind, role_name)?;
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            for group in strs(&rule["apiGroups"]) {
+                for resource in strs(&rule["resources"]) {
+                    for verb in strs(&rule["verbs"]) {
+                        let resource = if group.is_empty() {
+                            resource.clone()
+                        } else {
+                            format!("{group}/{resource}")
+                        };
+                        out.insert((resource, verb));
+                    }
+                }
+            }
+        }
+    }
+    ensure!(
+        !out.is_empty(),
+        "the chart grants {service_account} nothing"
+    );
+    Ok(out)
+}
+
+/// What a client asked of localkube: `(resource, verb)` of every request whose User-Agent
+/// starts with `agent`, from localkube's request counts.
+fn calls(requests: &Value, agent: &str) -> BTreeSet<(String, String)> {
+    requests["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r["userAgent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(agent))
+        })
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap_or_default().to_string(),
+                r["verb"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Runs a backup (a Job action), a restore and a Delete-policy deletion in localkube, reads the
+/// API requests the control plane and the agent made (by User-Agent) and holds them against the
+/// chart's RBAC: everything they called must be granted. The other direction (every grant is
+/// called) needs a scenario for every code path (failures read pod logs, credentials read
+/// Secrets, schedules create Backups...): the grants this scenario did not call are printed,
+/// not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_grants_everything_the_control_plane_and_agent_call() -> Result<()> {
+    let rendered = Rendered::of(&json!({}))?;
+    let granted = [
+        (
+            "cairn-control-plane",
+            grants(&rendered, "cairn-control-plane")?,
+        ),
+        ("cairn-agent", grants(&rendered, "cairn-agent")?),
+    ];
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let seen = requests.clone();
+    cairn_e2e::run("rbac", async move |stack| {
+        const NS: &str = "rbac";
+        let workload = cairn_e2e::scenario::workload(stack, NS, "db", 64 << 10).await?;
+        let policy =
+            cairn_e2e::scenario::file_policy(stack, &workload, "db-files", "files", "", "").await?;
+        cairn_e2e::scenario::backup(stack, NS, "b1", &policy.name, &policy.method, "Delete")
+            .await?;
+        cairn_e2e::dp::backup_completed(&stack.client, NS, "b1", Duration::from_secs(90)).await?;
+        cairn_e2e::scenario::restore(stack, NS, "r1", "b1", "restored").await?;
+        cairn_e2e::dp::restore_completed(&stack.client, NS, "r1", Duration::from_secs(90)).await?;
+        stack
+            .kubectl
+            .run(&["delete", "backup", "b1", "-n", NS, "--timeout=60s"])
+            .await?;
+        let text = stack
+            .client
+            .request_text(
+                http::Request::get("/debug/requests")
+                    .body(Vec::new())
+                    .context("building the request")?,
+            )
+            .await?;
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = serde_json::from_str(&text)?;
+        Ok(())
+    })
+    .await?;
+    let requests = requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut problems = Vec::new();
+    for (who, granted) in &granted {
+        let called = calls(&requests, &format!("{who}/"));
+        ensure!(
+            !called.is_empty(),
+            "no request carried the User-Agent {who}/...: {requests}"
+        );
+        for call in called.difference(granted) {
+            problems.push(format!(
+                "{who} calls {} {} but the chart does not grant it",
+                call.1, call.0
+            ));
+        }
+        let unused: Vec<String> = granted
+            .difference(&called)
+            .map(|(resource, verb)| format!("{verb} {resource}"))
+            .collect();
+        eprintln!(
+            "granted to {who} but not called by this scenario: {}",
+            unused.join(", ")
+        );
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The images: built without a registry by tools/build-images.sh, run in rootful podman.
+
+/// Rootful podman confined to one directory: its storage, run state, events and temporary files
+/// live there, its `containers.conf` (through `CONTAINERS_CONF`) selects runc with the cgroupfs
+/// manager (crun refuses hybrid cgroup layouts such as this machine's) and default ulimits no
+/// higher than the machine allows. It never pulls: every `run` says `--pull=never`.
+struct Podman {
+    podman: PathBuf,
+    dir: PathBuf,
+}
+
+impl Podman {
+    fn new(dir: &Path) -> Result<Podman> {
+        let podman = tool("podman")?;
+        for sub in ["storage", "run", "tmp", "volumes"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let d = dir.display();
+        std::fs::write(
+            dir.join("containers.conf"),
+            format!(
+                "[containers]\n\
+                 default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
+                 [engine]\n\
+                 runtime = \"runc\"\n\
+                 cgroup_manager = \"cgroupfs\"\n\
+                 events_logger = \"file\"\n\
+                 events_logfile_path = \"{d}/events.log\"\n\
+                 tmp_dir = \"{d}/tmp\"\n\
+                 volume_path = \"{d}/volumes\"\n"
+            ),
+        )?;
+        Ok(Podman {
+            podman,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.podman);
+        command
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            // vfs works on any filesystem the test directory may be on (overlay cannot nest).
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        run(&mut self.command(args))
+    }
+
+    /// `podman run --rm --pull=never ARGS`, whatever its exit status.
+    fn output(&self, args: &[&str]) -> Result<Output> {
+        let mut all = vec!["run", "--rm", "--pull=never"];
+        all.extend(args);
+        let mut command = self.command(&all);
+        let shown = format!("{command:?}");
+        command
+            .output()
+            .with_context(|| format!("starting {shown}"))
+    }
+
+    fn logs(&self, name: &str) -> String {
+        self.command(&["logs", name])
+            .output()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|err| format!("(podman logs {name}: {err})"))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Stops what a failed test left running; the directory goes with the TempDir.
+        let _ = self
+            .command(&["rm", "--all", "--force", "--time", "2"])
+            .output();
+    }
+}
+
+/// Runs tools/build-images.sh for this test build's profile (the control plane and agent as
+/// built, a static datasafed built next to them) into `out`: `(archive, image name)` per image.
+fn build_images(out: &Path) -> Result<BTreeMap<String, (PathBuf, String)>> {
+    let bins = bin_dir()?;
+    let profile = bins
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("profile directory name")?
+        .to_string();
+    let target = bins.parent().context("target directory")?;
+    let output = run(Command::new(root().join("tools/build-images.sh"))
+        .args(["--profile", &profile, "--prebuilt", "--out"])
+        .arg(out)
+        .env("CARGO_TARGET_DIR", target))?;
+    let mut images = BTreeMap::new();
+    for line in stdout(&output).lines() {
+        let (archive, name) = line
+            .split_once(' ')
+            .with_context(|| format!("unexpected output line {line:?}"))?;
+        let short = name
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.split(':').next())
+            .unwrap_or_default();
+        images.insert(
+            short.to_string(),
+            (PathBuf::from(archive), name.to_string()),
+        );
+    }
+    for wanted in ["cairn-control-plane", "cairn-agent"] {
+        ensure!(
+            images.contains_key(wanted),
+            "tools/build-images.sh built no {wanted}: {images:?}"
+        );
+    }
+    Ok(images)
+}
+
+/// Waits until `check` returns Some, polling every 300 ms; `diagnostics` explains a timeout.
+fn poll<T>(
+    what: &str,
+    limit: Duration,
+    diagnostics: impl Fn() -> String,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + limit;
+    let mut last_error = String::new();
+    loop {
+        match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(err) => last_error = format!(" (last error: {err:#})"),
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out after {limit:?} waiting for {what}{last_error}\n{}",
+                diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn images_built_without_a_registry_run_in_podman_and_the_agent_connects_over_mutual_tls()
+-> Result<()> {
+    let started = Instant::now();
+    // Short paths: conmon's attach socket lives under the run root.
+    let dir = tempfile::Builder::new().prefix("cairn-img").tempdir()?;
+    let images = build_images(&dir.path().join("images"))?;
+    let built = started.elapsed();
+    let podman = Podman::new(&dir.path().join("podman"))?;
+    let mut names = BTreeMap::new();
+    for (short, (archive, name)) in &images {
+        let loaded = stdout(&podman.run(&["load", "--input", &archive.display().to_string()])?);
+        ensure!(loaded.contains(name.as_str()), "podman load: {loaded}");
+        names.insert(short.as_str(), name.as_str());
+    }
+    let (control, agent) = (names["cairn-control-plane"], names["cairn-agent"]);
+
+    // What each image is: its user, entrypoint and labels, and nothing but the binaries.
+    for (image, user, title) in [
+        (control, "65532:65532", "cairn-control-plane"),
+        (agent, "0:0", "cairn-agent"),
+    ] {
+        let inspect: Value =
+            serde_json::from_slice(&podman.run(&["image", "inspect", image])?.stdout)?;
+        let config = &inspect[0]["Config"];
+        ensure!(config["User"] == user, "{image} runs as {}", config["User"]);
+        ensure!(
+            config["Entrypoint"] == json!([format!("/usr/local/bin/{title}")]),
+            "{image} entrypoint {}",
+            config["Entrypoint"]
+        );
+        for label in [
+            "org.opencontainers.image.title",
+            "org.opencontainers.image.source",
+            "org.opencontainers.image.licenses",
+            "org.opencontainers.image.version",
+            "org.opencontainers.image.revision",
+        ] {
+            ensure!(
+                config["Labels"][label].is_string(),
+                "{image} lacks the label {label}: {}",
+                config["Labels"]
+            );
+        }
+        ensure!(config["Labels"]["org.opencontainers.image.title"] == title);
+        let shell = podman.output(&["--entrypoint", "/bin/sh", image, "-c", "true"])?;
+        ensure!(
+            !shell.status.success(),
+            "{image} has a shell; it should hold only its binaries and their libraries"
+        );
+        // Each binary's --help runs: its libraries are all there.
+        let help = podman.output(&[image, "--help"])?;
+        ensure!(
+            help.status.success() && stdout(&help).contains("Usage:"),
+            "{image} --help failed ({}): {}{}",
+            help.status,
+            stdout(&help),
+            String::from_utf8_lossy(&help.stderr)
+        );
+    }
+
+    // A control plane in a container (non-root, as the image says), with its certificates
+    // generated into a directory it owns and localkube's API reached over the host network.
+    let kube = Localkube::start(dir.path().join("kube"), "image-node")?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::copy(&kube.kubeconfig, &kubeconfig)?;
+    // Readable by the control plane's non-root user (a Secret volume would be, through fsGroup).
+    std::fs::set_permissions(
+        &kubeconfig,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls)?;
+    std::os::unix::fs::chown(&tls, Some(65532), Some(65532))?;
+    let (agent_port, health_port) = (free_port()?, free_port()?);
+    let mounts = |extra: &[String]| -> Vec<String> {
+        let mut all = vec![
+            "-v".into(),
+            format!("{}:/etc/cairn/tls", tls.display()),
+            "-v".into(),
+            format!("{}:/etc/cairn/kubeconfig:ro", kubeconfig.display()),
+            "-e".into(),
+            "KUBECONFIG=/etc/cairn/kubeconfig".into(),
+        ];
+        all.extend_from_slice(extra);
+        all
+    };
+    let mut args: Vec<String> = ["run", "-d", "--pull=never", "--name", "control-plane"]
+        .map(String::from)
+        .to_vec();
+    args.extend(mounts(&["--network=host".into(), control.into()]));
+    args.extend(
+        [
+            "--tls-generate",
+            "--tls-server-name=localhost",
+            "--leader-elect=false",
+        ]
+        .map(String::from),
+    );
+    args.push(format!("--agent-listen=127.0.0.1:{agent_port}"));
+    args.push(format!("--health-listen=127.0.0.1:{health_port}"));
+    podman.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    poll(
+        "the containerised control plane to be ready",
+        Duration::from_secs(60),
+        || podman.logs("control-plane"),
+        || {
+            let response = http_get(health_port, "/readyz")?;
+            let status = response.lines().next().unwrap_or_default();
+            Ok(status.contains(" 200").then_some(()))
+        },
+    )?;
+
+    // The agent's certificate, issued by the control-plane image as the chart's init container
+    // does, then an agent in its own container dialling the control plane.
+    let mut issue: Vec<String> = mounts(&[control.into()]);
+    issue.extend(
+        [
+            "ca",
+            "issue-agent",
+            "--dir=/etc/cairn/tls",
+            "--node=image-node",
+            "--out=/etc/cairn/tls/agent",
+        ]
+        .map(String::from),
+    );
+    let issued = podman.output(&issue.iter().map(String::as_str).collect::<Vec<_>>())?;
+    ensure!(
+        issued.status.success(),
+        "ca issue-agent in the image failed: {}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&agent_dir)?;
+    let kubelet_pods = kube.data_dir.join("kubelet/pods");
+    std::fs::create_dir_all(&kubelet_pods)?;
+    let mut args: Vec<String> = ["run", "-d", "--pull=never", "--name", "agent"]
+        .map(String::from)
+        .to_vec();
+    args.extend(mounts(&[
+        "--network=host".into(),
+        "-v".into(),
+        format!("{}:/var/lib/cairn-agent", agent_dir.display()),
+        "-v".into(),
+        format!("{}:/var/lib/kubelet/pods:ro", kubelet_pods.display()),
+        agent.into(),
+    ]));
+    args.extend(
+        [
+            "--node-name=image-node",
+            "--server-name=localhost",
+            "--tls-ca=/etc/cairn/tls/ca.pem",
+            "--tls-cert=/etc/cairn/tls/agent.pem",
+            "--tls-key=/etc/cairn/tls/agent-key.pem",
+        ]
+        .map(String::from),
+    );
+    args.push(format!("--control-plane=https://127.0.0.1:{agent_port}"));
+    podman.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    poll(
+        "the containerised agent to connect to the containerised control plane",
+        Duration::from_secs(90),
+        || {
+            format!(
+                "--- control plane:\n{}\n--- agent:\n{}",
+                podman.logs("control-plane"),
+                podman.logs("agent")
+            )
+        },
+        || {
+            Ok(http_get(health_port, "/metrics")?
+                .lines()
+                .any(|l| l.trim() == "cairn_connected_agents 1")
+                .then_some(()))
+        },
+    )?;
+
+    ensure!(
+        agent_dir.join("node/bin/datasafed").is_file(),
+        "the containerised agent did not install the datasafed beside it into its host directory"
+    );
+
+    // datasafed, copied out of the agent image, works in a container whose image holds nothing
+    // else at all (no libc): it is static, as action containers of any image need.
+    podman.run(&["create", "--name", "agent-files", agent])?;
+    let datasafed = dir.path().join("datasafed");
+    podman.run(&[
+        "cp",
+        "agent-files:/usr/local/bin/datasafed",
+        &datasafed.display().to_string(),
+    ])?;
+    let empty_tar = dir.path().join("empty.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&empty_tar)
+        .args(["-T", "/dev/null"]))?;
+    podman.run(&[
+        "import",
+        &empty_tar.display().to_string(),
+        "localhost/cairn-test-empty:1",
+    ])?;
+    let (repo, data) = (dir.path().join("repo"), dir.path().join("data"));
+    std::fs::create_dir_all(&repo)?;
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(data.join("in.txt"), "backed up from an empty container\n")?;
+    let datasafed_in = |args: &[&str]| -> Result<Output> {
+        let (d, r, i) = (
+            format!("{}:/datasafed:ro", datasafed.display()),
+            format!("{}:/repo", repo.display()),
+            format!("{}:/data:ro", data.display()),
+        );
+        let mut all = vec![
+            "-v",
+            &d,
+            "-v",
+            &r,
+            "-v",
+            &i,
+            "-e",
+            "DATASAFED_LOCAL_BACKEND_PATH=/repo",
+            "--entrypoint",
+            "/datasafed",
+            "localhost/cairn-test-empty:1",
+        ];
+        all.extend(args);
+        let output = podman.output(&all)?;
+        ensure!(
+            output.status.success(),
+            "datasafed {args:?} in an empty container failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(output)
+    };
+    datasafed_in(&["push", "/data/in.txt", "backup/in.txt"])?;
+    let pulled = stdout(&datasafed_in(&["pull", "backup/in.txt", "-"])?);
+    ensure!(
+        pulled == "backed up from an empty container\n",
+        "datasafed pulled {pulled:?}"
+    );
+    eprintln!(
+        "images built in {built:?}; whole image test {:?}",
+        started.elapsed()
     );
     Ok(())
 }

@@ -126,3 +126,68 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- printf "%s:%v" $host .port -}}
 {{- end -}}
+
+{{/* cert-manager mode (tls.certManager.enabled): the Secret of the server CA, which cert-manager
+signs the server certificate with. */}}
+{{- define "cairn.tls.serverCaSecretName" -}}
+{{- printf "%s-server-ca" (include "cairn.fullname" .) -}}
+{{- end -}}
+
+{{/* The control plane's --tls-dir volume: ca.pem (agent CA certificate), server.pem and
+server-key.pem, from the chart's Secret or, with cert-manager, projected from its Secrets. */}}
+{{- define "cairn.tls.controlPlaneVolume" -}}
+{{- if .Values.tls.certManager.enabled -}}
+projected:
+  defaultMode: 0440
+  sources:
+    - secret:
+        name: {{ include "cairn.tls.agentSecretName" . }}
+        items:
+          - key: tls.crt
+            path: ca.pem
+    - secret:
+        name: {{ include "cairn.tls.controlPlaneSecretName" . }}
+        items:
+          - key: tls.crt
+            path: server.pem
+          - key: tls.key
+            path: server-key.pem
+{{- else -}}
+secret:
+  secretName: {{ include "cairn.tls.controlPlaneSecretName" . }}
+  defaultMode: 0440
+{{- end -}}
+{{- end -}}
+
+{{/* The agent CA (ca.pem, ca-key.pem) for the agent's init container only. */}}
+{{- define "cairn.tls.agentCaVolume" -}}
+{{- $cm := .Values.tls.certManager.enabled -}}
+secret:
+  secretName: {{ include "cairn.tls.agentSecretName" . }}
+  defaultMode: 0400
+  items:
+    - key: {{ ternary "tls.crt" "ca.pem" $cm }}
+      path: ca.pem
+    - key: {{ ternary "tls.key" "ca-key.pem" $cm }}
+      path: ca-key.pem
+{{- end -}}
+
+{{/* The server CA certificate (server-ca.pem) the agent trusts. With cert-manager it is the
+ca.crt of the server certificate's Secret, so the agent never sees the server CA's own Secret. */}}
+{{- define "cairn.tls.serverCaVolume" -}}
+{{- if .Values.tls.certManager.enabled -}}
+secret:
+  secretName: {{ include "cairn.tls.controlPlaneSecretName" . }}
+  defaultMode: 0444
+  items:
+    - key: ca.crt
+      path: server-ca.pem
+{{- else -}}
+secret:
+  secretName: {{ include "cairn.tls.agentSecretName" . }}
+  defaultMode: 0444
+  items:
+    - key: server-ca.pem
+      path: server-ca.pem
+{{- end -}}
+{{- end -}}

@@ -5,6 +5,7 @@ mod crd;
 mod event;
 mod namespace;
 mod pod;
+pub mod pod_security;
 mod secret;
 mod service;
 mod storage;

@@ -267,6 +267,7 @@ pub fn on_create(api: &Api, rt: &ResourceType, pod: &mut Value) -> Result<(), Ap
 
     let errors = validate_spec(spec, "spec");
     invalid(rt, pod, errors)?;
+    enforce_pod_security(api, pod)?;
 
     // Scheduling: there is one node; bind to it when the nodeSelector allows.
     let spec = &mut pod["spec"];
@@ -291,6 +292,24 @@ pub fn on_create(api: &Api, rt: &ResourceType, pod: &mut Value) -> Result<(), Ap
     let qos = pod_qos_class(&pod["spec"]);
     pod["status"] = json!({"phase": "Pending", "qosClass": qos});
     Ok(())
+}
+
+/// Pod Security admission: the level the pod's namespace enforces
+/// (`pod-security.kubernetes.io/enforce`), checked on the defaulted pod as the apiserver does.
+fn enforce_pod_security(api: &Api, pod: &Value) -> Result<(), ApiError> {
+    let namespace = crate::rest::meta::meta_str(pod, "namespace");
+    let Some(level) = api
+        .store()
+        .get("core/namespaces", "", namespace)
+        .and_then(|ns| super::pod_security::enforced(&ns.value()))
+    else {
+        return Ok(());
+    };
+    let name = crate::rest::meta::meta_str(pod, "name");
+    match super::pod_security::refusal(level, name, pod) {
+        Some(message) => Err(ApiError::forbidden(message)),
+        None => Ok(()),
+    }
 }
 
 /// Fields of a pod spec an update may change (upstream's `ValidatePodUpdate`).

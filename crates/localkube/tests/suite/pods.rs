@@ -571,3 +571,43 @@ fn scopeguard(path: std::path::PathBuf) -> impl Drop {
     }
     Guard(path)
 }
+
+/// `pod-security.kubernetes.io/enforce: baseline` on a namespace refuses a pod with a hostPath
+/// volume with the apiserver's message, accepts a pod without one, and leaves other namespaces
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_baseline_namespace_refuses_host_path_pods_with_the_apiservers_message() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: guarded\n  labels:\n    \
+         pod-security.kubernetes.io/enforce: baseline\n",
+    );
+    let pod = |ns: &str, volume: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: {ns}}}\nspec:\n  \
+             restartPolicy: Never\n  volumes: [{{name: v, {volume}}}]\n  containers:\n  \
+             - {{name: main, image: debian, command: [true]}}\n"
+        )
+    };
+    let refused = k.run_stdin(
+        &["create", "-f", "-"],
+        Some(&pod("guarded", "hostPath: {path: /var/lib}")),
+    );
+    assert!(!refused.status.success(), "a hostPath pod was admitted");
+    assert!(
+        stderr(&refused).contains(
+            r#"pods "p" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "v")"#
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        Some(&pod("guarded", "emptyDir: {}")),
+    );
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        Some(&pod("default", "hostPath: {path: /var/lib}")),
+    );
+}
