@@ -433,10 +433,10 @@ mod tests {
 
 #[cfg(test)]
 mod consent_tests {
-    use cairn_api::well_known::conditions::restore::CONDITION_VALIDATION_PASSED as VALIDATION_PASSED;
     use super::super::tests::{now, observed, step};
     use super::RESTORE_ALLOWED_NAMESPACES;
     use cairn_api::restore::RestorePhase;
+    use cairn_api::well_known::conditions::restore::CONDITION_VALIDATION_PASSED as VALIDATION_PASSED;
 
     fn failure(o: &mut super::super::Observed) -> Option<String> {
         let plan = step(o, now());

@@ -116,7 +116,11 @@ fn broken(change: impl FnOnce(&mut Vec<Backup>)) -> String {
     let plan = step(&mut o, now());
     let status = plan.status.unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Failed));
-    condition(&status, cairn_api::well_known::conditions::restore::CONDITION_VALIDATION_PASSED).2
+    condition(
+        &status,
+        cairn_api::well_known::conditions::restore::CONDITION_VALIDATION_PASSED,
+    )
+    .2
 }
 
 fn patch(backups: &mut [Backup], name: &str, extra: serde_json::Value) {
