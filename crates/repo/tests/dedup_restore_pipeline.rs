@@ -22,7 +22,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use tokio::io::AsyncWrite;
 
@@ -274,4 +274,73 @@ async fn a_tree_restore_stops_at_the_first_store_failure() {
         attempts <= fail_from + 2 * fetches + 2,
         "{attempts} ranged reads were tried after the store failed at read {fail_from} (128 files, {fetches} in flight)"
     );
+}
+
+/// A streamed restore that meets a damaged blob fails (and stops its reads) instead of
+/// waiting forever for room in its window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
+    let store = Arc::new(SlowReads::default());
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let data = noise(4 << 20, 9);
+    let snapshot = backup_stream(
+        &repo,
+        "/db.dump",
+        std::io::Cursor::new(data.clone()),
+        &BackupOptions::default(),
+        None,
+        no_progress(),
+    )
+    .await
+    .expect("backup");
+    // Every data pack gets a flipped byte near its start: the first job already fails.
+    let packs: Vec<ObjectMeta> =
+        futures::StreamExt::collect::<Vec<_>>(store.inner.list(Some(&Path::from("data"))))
+            .await
+            .into_iter()
+            .map(|m| m.expect("list"))
+            .filter(|m| m.size > 512 << 10)
+            .collect();
+    assert!(packs.len() >= 3, "{} data packs", packs.len());
+    for pack in &packs {
+        let mut bytes = store
+            .inner
+            .get(&pack.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec();
+        bytes[100 << 10] ^= 0x40;
+        store
+            .inner
+            .put(&pack.location, bytes.into())
+            .await
+            .expect("put");
+    }
+    let repo = repo.with_options(RepoOptions {
+        restore_fetches: 4,
+        restore_range: 256 << 10,
+        ..RepoOptions::default()
+    });
+    let mut out = Vec::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        restore_stream(&repo, &snapshot.root, &mut out, no_progress()),
+    )
+    .await
+    .expect("the restore returned within 60 s instead of hanging");
+    let err = result.expect_err("a damaged blob fails the stream");
+    assert_eq!(err.kind(), cairn_repo::ErrorKind::Crypto, "{err}");
 }

@@ -411,7 +411,7 @@ where
     // `buffered` would only run while its stream is polled, i.e. not during a write). At
     // most `window` started jobs wait here, plus the one being written and the one waiting
     // for room.
-    let (started_tx, mut started) = mpsc::channel::<Task<Result<StreamOut>>>(window);
+    let (started_tx, started) = mpsc::channel::<Task<Result<StreamOut>>>(window);
     let dispatcher = {
         let repo = repo.clone();
         async move {
@@ -431,6 +431,9 @@ where
         }
     };
     let consumer = async {
+        // Owned here: when the consumer stops (an error), the receiver goes with it, so the
+        // dispatcher and then the producer stop instead of waiting for room forever.
+        let mut started = started;
         let mut written = 0u64;
         let zeros = vec![0u8; 1 << 20];
         while let Some(task) = started.recv().await {
