@@ -246,6 +246,69 @@ fn a_missing_repository_and_password_are_clear_errors() {
     );
 }
 
+/// Issue 15: `init` of a local repository whose directory does not exist creates it (and
+/// its missing parents) and says so, as restic and borg do; the repository then works. A
+/// failed init (no password) leaves no directory behind.
+#[test]
+fn init_creates_a_missing_local_directory_and_says_so() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("new/repo");
+    let repo = format!("file://{}", dir.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_cairnctl"))
+        .args(["repo", "--repo", &repo, "init"])
+        .env_remove("CAIRN_REPO_PASSWORD")
+        .env_remove("CAIRN_REPO")
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!dir.exists(), "a failed init left {}", dir.display());
+
+    let stdout = ok(
+        cairnctl(&repo, &["init"], "pw"),
+        "init into a missing directory",
+    );
+    assert!(
+        stdout.contains(&format!("created directory {}", dir.display())),
+        "{stdout}"
+    );
+    assert!(
+        dir.join("config").is_file(),
+        "no config in {}",
+        dir.display()
+    );
+    let src = work.path().join("src");
+    make_source(&src);
+    ok(
+        cairnctl(&repo, &["backup", src.to_str().expect("utf-8")], "pw"),
+        "backup",
+    );
+    let restored = work.path().join("restored");
+    ok(
+        cairnctl(
+            &repo,
+            &[
+                "restore",
+                "latest",
+                "--target",
+                restored.to_str().expect("utf-8"),
+                "--no-owners",
+            ],
+            "pw",
+        ),
+        "restore",
+    );
+    same_tree(&src, &restored);
+
+    // An existing directory is used as it is, and nothing claims it was created.
+    let other = work.path().join("existing");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    let stdout = ok(
+        cairnctl(&format!("file://{}", other.display()), &["init"], "pw"),
+        "init into an existing directory",
+    );
+    assert!(!stdout.contains("created directory"), "{stdout}");
+}
+
 /// Issue 11 items 7 and 8 as a user meets them: a damaged index and stray files. `backup`
 /// warns and goes on, `check` fails and names `cairnctl repo repair index`, which rebuilds
 /// the index; afterwards `check` passes and the latest snapshot restores byte for byte.

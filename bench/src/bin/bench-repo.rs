@@ -56,6 +56,13 @@ enum Cmd {
     },
     /// Run the whole benchmark and print the table.
     Run(RunArgs),
+    /// Start the benchmark's S3 server (SeaweedFS on loopback) with its data under `dir`,
+    /// print its endpoint and keys, and serve until killed (for profiling by hand).
+    S3 {
+        /// Where the server keeps its data (created).
+        #[arg(long, default_value = "/var/tmp/cairn-bench/s3")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,6 +111,23 @@ fn main() -> Result<()> {
         Cmd::Mutate { dir, seed } => {
             let (pages, appended) = mutate(&dir, seed)?;
             println!("rewrote {pages} pages, appended {appended} bytes");
+        }
+        Cmd::S3 { dir } => {
+            let identity = cairn_repo::testing::S3Identity {
+                access_key: cairn_repo::testing::ACCESS_KEY.into(),
+                secret_key: cairn_repo::testing::SECRET_KEY.into(),
+                bucket: cairn_repo::testing::BUCKET.into(),
+            };
+            let (endpoint, _stop) =
+                cairn_repo::testing::launch(&dir, &identity).map_err(anyhow::Error::msg)?;
+            println!(
+                "s3://{}/PREFIX?endpoint={endpoint}&region=us-east-1&access_key_id={}&secret_access_key={}",
+                identity.bucket, identity.access_key, identity.secret_key
+            );
+            let _ = std::io::stdout().flush();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
         Cmd::Run(args) => {
             let outcome = run(args);
@@ -706,19 +730,84 @@ fn run(args: RunArgs) -> Result<()> {
             rows.push(row);
         }
     }
-    let stream = if args.tools.iter().any(|t| t == "cairn") {
-        datasafed_pull(&args, &bins, &pristine).ok()
+    // The disk's own write rate for the restored tree (local target): `cp -a` from a warm
+    // page cache, synced, so the restore can be set against what the disk takes.
+    let disk = if args.targets.iter().any(|t| t == "local") {
+        match disk_write(&args, &pristine, &data) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("   measuring the disk's write rate failed: {e:#}");
+                None
+            }
+        }
     } else {
         None
     };
-    let results =
-        serde_json::json!({ "dataset_bytes": dataset, "rows": rows, "datasafed_pull": stream });
+    let mut streams = Vec::new();
+    if args.tools.iter().any(|t| t == "cairn") {
+        for target in &args.targets {
+            match stream_pull(&args, &bins, &pristine, target) {
+                Ok(s) => streams.push(s),
+                Err(e) => eprintln!("   streamed pull on {target} failed: {e:#}"),
+            }
+        }
+    }
+    let results = serde_json::json!({
+        "dataset_bytes": dataset,
+        "rows": rows,
+        "disk_write": disk,
+        "stream_pull": streams,
+    });
     fs::write(
         args.work.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    print_table(dataset, &rows, stream);
+    print_table(dataset, &rows, disk.as_ref(), &streams);
     Ok(())
+}
+
+/// `cp -a` of the benchmark's (mutated) tree from a warm page cache, then `sync`: what the
+/// disk takes to write the tree a restore writes.
+#[derive(Debug, Clone, Serialize)]
+struct DiskWrite {
+    bytes: u64,
+    seconds: Vec<f64>,
+}
+
+fn disk_write(args: &RunArgs, pristine: &Path, data: &Path) -> Result<DiskWrite> {
+    if !data.join("PG_VERSION").exists() {
+        let _ = fs::remove_dir_all(data);
+        sh(&format!(
+            "cp -a '{}' '{}'",
+            pristine.display(),
+            data.display()
+        ))?;
+        mutate(data, 2)?;
+    }
+    let bytes = du(data)?;
+    let copy = args.work.join("disk-copy");
+    let mut seconds = Vec::new();
+    for rep in 0..args.reps {
+        eprintln!(
+            "== disk: cp -a of the tree and sync, repetition {}",
+            rep + 1
+        );
+        let _ = fs::remove_dir_all(&copy);
+        sh("sync")?;
+        // Warm: every file's content in the page cache, so only the writes are timed.
+        sh(&format!(
+            "find '{}' -type f -exec cat {{}} + > /dev/null",
+            data.display()
+        ))?;
+        let m = measure(
+            &format!("cp -a '{}' '{}' && sync", data.display(), copy.display()),
+            &BTreeMap::new(),
+        )?;
+        eprintln!("   {m:?}");
+        seconds.push(m.seconds);
+    }
+    let _ = fs::remove_dir_all(&copy);
+    Ok(DiskWrite { bytes, seconds })
 }
 
 fn one_rep(
@@ -860,16 +949,35 @@ fn make_runner(
     })
 }
 
-/// `datasafed pull` of a tar of the dataset from a deduplicating repository to /dev/null.
-fn datasafed_pull(args: &RunArgs, bins: &Bins, pristine: &Path) -> Result<f64> {
-    let repo = args.work.join("repos/datasafed");
-    let _ = fs::remove_dir_all(&repo);
-    fs::create_dir_all(&repo)?;
+/// The streamed pull of one large file (a tar of the dataset) on one target: Cairn's
+/// `datasafed pull` from a deduplicating repository against restic's restore of the same file
+/// (backed up from stdin), each from a cold page cache.
+#[derive(Debug, Clone, Serialize)]
+struct StreamPull {
+    target: String,
+    bytes: u64,
+    /// `datasafed pull b1.tar - > /dev/null`.
+    pull_null: Vec<Measure>,
+    /// `datasafed pull b1.tar FILE` (written to disk).
+    pull_file: Vec<Measure>,
+    /// `restic restore latest --target DIR` (the file written to disk).
+    restic_restore: Vec<Measure>,
+    /// `restic dump latest /b1.tar > /dev/null`.
+    restic_dump: Vec<Measure>,
+}
+
+fn stream_pull(args: &RunArgs, bins: &Bins, pristine: &Path, target: &str) -> Result<StreamPull> {
+    let tar = args.work.join("b1.tar");
+    if !tar.exists() {
+        sh(&format!(
+            "tar -cf '{}' -C '{}' .",
+            tar.display(),
+            pristine.display()
+        ))?;
+    }
+    let bytes = fs::metadata(&tar)?.len();
+    let name = format!("stream-{}", std::process::id());
     let mut env = BTreeMap::new();
-    env.insert(
-        "DATASAFED_LOCAL_BACKEND_PATH".to_string(),
-        repo.display().to_string(),
-    );
     env.insert(
         "DATASAFED_KOPIA_REPO_ROOT".to_string(),
         "/kopia".to_string(),
@@ -878,23 +986,115 @@ fn datasafed_pull(args: &RunArgs, bins: &Bins, pristine: &Path) -> Result<f64> {
         "DATASAFED_KOPIA_PASSWORD".to_string(),
         "bench-password".to_string(),
     );
+    env.insert("RESTIC_PASSWORD".to_string(), "bench-password".to_string());
     let ds = bins.datasafed.display();
+    let mut ds_args = String::new();
+    let local = args.work.join("repos").join(&name);
+    if target == "local" {
+        let _ = fs::remove_dir_all(&local);
+        fs::create_dir_all(local.join("cairn"))?;
+        env.insert(
+            "DATASAFED_LOCAL_BACKEND_PATH".to_string(),
+            local.join("cairn").display().to_string(),
+        );
+        env.insert(
+            "RESTIC_REPOSITORY".to_string(),
+            local.join("restic").display().to_string(),
+        );
+    } else {
+        let server = cairn_repo::testing::SeaweedFs::shared();
+        let conf = args.work.join(format!("{name}.conf"));
+        fs::write(&conf, server.fresh_datasafed_config("stream-cairn"))?;
+        ds_args = format!("-c '{}'", conf.display());
+        env.insert(
+            "AWS_ACCESS_KEY_ID".to_string(),
+            cairn_repo::testing::ACCESS_KEY.to_string(),
+        );
+        env.insert(
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            cairn_repo::testing::SECRET_KEY.to_string(),
+        );
+        env.insert(
+            "RESTIC_REPOSITORY".to_string(),
+            format!(
+                "s3:{}/{}/{name}-restic",
+                server.endpoint,
+                cairn_repo::testing::BUCKET
+            ),
+        );
+    }
+    measure(
+        &format!("'{ds}' {ds_args} push '{}' /b1.tar", tar.display()),
+        &env,
+    )?;
+    measure("restic init", &env)?;
     measure(
         &format!(
-            "tar -cf - -C '{}' . | '{ds}' push - /b1.tar",
-            pristine.display()
+            "restic backup --quiet --stdin --stdin-filename b1.tar < '{}'",
+            tar.display()
         ),
         &env,
     )?;
-    let bytes = du(pristine)? as f64;
-    let mut rates = Vec::new();
-    for _ in 0..args.reps {
+    let out_dir = args.work.join("stream-out");
+    let mut result = StreamPull {
+        target: target.to_string(),
+        bytes,
+        pull_null: Vec::new(),
+        pull_file: Vec::new(),
+        restic_restore: Vec::new(),
+        restic_dump: Vec::new(),
+    };
+    for rep in 0..args.reps {
+        eprintln!("== streamed pull on {target}, repetition {}", rep + 1);
+        let _ = fs::remove_dir_all(&out_dir);
+        fs::create_dir_all(&out_dir)?;
         drop_caches();
-        let m = measure(&format!("'{ds}' pull b1.tar - > /dev/null"), &env)?;
-        rates.push(bytes / m.seconds.max(0.001) / 1e6);
+        result.pull_null.push(measure(
+            &format!("'{ds}' {ds_args} pull b1.tar - > /dev/null"),
+            &env,
+        )?);
+        drop_caches();
+        result.pull_file.push(measure(
+            &format!(
+                "'{ds}' {ds_args} pull b1.tar '{}/cairn.tar'",
+                out_dir.display()
+            ),
+            &env,
+        )?);
+        drop_caches();
+        result.restic_restore.push(measure(
+            &format!(
+                "restic restore --quiet latest --target '{}/restic'",
+                out_dir.display()
+            ),
+            &env,
+        )?);
+        drop_caches();
+        result.restic_dump.push(measure(
+            "restic dump --quiet latest /b1.tar > /dev/null",
+            &env,
+        )?);
+        if fs::metadata(out_dir.join("cairn.tar"))?.len() != bytes
+            || fs::metadata(out_dir.join("restic/b1.tar"))?.len() != bytes
+        {
+            bail!("a pulled file has the wrong size");
+        }
+        sh(&format!(
+            "cmp '{}' '{}/cairn.tar'",
+            tar.display(),
+            out_dir.display()
+        ))?;
+        eprintln!(
+            "   pull to /dev/null {:?}, to a file {:?}, restic restore {:?}, restic dump {:?}",
+            result.pull_null.last(),
+            result.pull_file.last(),
+            result.restic_restore.last(),
+            result.restic_dump.last()
+        );
     }
-    let _ = fs::remove_dir_all(&repo);
-    Ok(median(rates))
+    let _ = fs::remove_dir_all(&out_dir);
+    let _ = fs::remove_dir_all(&local);
+    Ok(result)
 }
 
 fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
@@ -939,7 +1139,7 @@ fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
     Ok(())
 }
 
-fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
+fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[StreamPull]) {
     let mb = dataset as f64 / 1e6;
     struct Summary {
         tool: String,
@@ -950,6 +1150,7 @@ fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
         restore_s: f64,
         size: f64,
         rss: f64,
+        restore_rss: f64,
     }
     let sums: Vec<Summary> = rows
         .iter()
@@ -973,15 +1174,16 @@ fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
                     .map(|x| x.first.rss_kib.max(x.second.rss_kib).max(x.restore.rss_kib) as f64)
                     .collect(),
             ),
+            restore_rss: median(r.reps.iter().map(|x| x.restore.rss_kib as f64).collect()),
         })
         .collect();
     println!(
         "dataset: {mb:.0} MB; medians of the repetitions; ratios against the fastest peer (restic, rustic, borg) on the same target\n"
     );
     println!(
-        "| tool | target | 1st backup s | MB/s | ×peer | 2nd backup s | added MB | ×restic | restore s | MB/s | ×peer | repo MB | peak RSS MiB |"
+        "| tool | target | 1st backup s | MB/s | ×peer | 2nd backup s | added MB | ×restic | restore s | MB/s | ×peer | restore s (3 runs) | restore RSS MiB | repo MB | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &sums {
         let peers: Vec<&Summary> = sums
             .iter()
@@ -1005,8 +1207,19 @@ fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
                 "-".into()
             }
         };
+        let runs = rows
+            .iter()
+            .find(|r| r.tool == s.tool && r.target == s.target)
+            .map(|r| {
+                r.reps
+                    .iter()
+                    .map(|x| format!("{:.2}", x.restore.seconds))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+            .unwrap_or_default();
         println!(
-            "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {:.0} | {:.0} |",
+            "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {:.2} | {:.0} | {} | {runs} | {:.0} | {:.0} | {:.0} |",
             s.tool,
             s.target,
             s.first_s,
@@ -1020,21 +1233,62 @@ fn print_table(dataset: u64, rows: &[Row], stream: Option<f64>) {
             s.restore_s,
             mb / s.restore_s.max(0.001),
             ratio(best_restore, s.restore_s),
+            s.restore_rss / 1024.0,
             s.size / 1e6,
             s.rss / 1024.0
         );
     }
-    if let Some(rate) = stream {
-        let restic = sums
+    if let Some(disk) = disk {
+        let secs = median(disk.seconds.clone());
+        let rate = disk.bytes as f64 / 1e6 / secs.max(0.001);
+        let cairn = sums
             .iter()
-            .find(|s| s.tool == "restic" && s.target == "local")
+            .find(|s| s.tool == "cairn" && s.target == "local")
             .map(|s| mb / s.restore_s.max(0.001));
         println!(
-            "\nstreamed `datasafed pull` (dedup repo, local) to /dev/null: {rate:.0} MB/s{}",
-            restic
-                .map(|r| format!(" = {:.2}× restic's restore rate", rate / r))
+            "\nthe disk's own write rate (`cp -a` of the restored tree from a warm page cache, then `sync`): {secs:.2} s = {rate:.0} MB/s (runs {}){}",
+            disk.seconds
+                .iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            cairn
+                .map(|c| format!("; Cairn's local restore = {:.0} % of it", 100.0 * c / rate))
                 .unwrap_or_default()
         );
+    }
+    if !streams.is_empty() {
+        println!(
+            "\nstreamed restore of one file (a tar of the dataset), cold page cache, medians; ×restic = rate ÷ restic restore's rate of the same file\n"
+        );
+        println!(
+            "| target | file MB | command | s | MB/s | ×restic restore | peak RSS MiB | runs s |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+    }
+    for st in streams {
+        let mb = st.bytes as f64 / 1e6;
+        let restic = median(st.restic_restore.iter().map(|m| m.seconds).collect());
+        for (what, runs) in [
+            ("cairn `datasafed pull` to /dev/null", &st.pull_null),
+            ("cairn `datasafed pull` to a file", &st.pull_file),
+            ("restic restore (a file)", &st.restic_restore),
+            ("restic dump to /dev/null", &st.restic_dump),
+        ] {
+            let secs = median(runs.iter().map(|m| m.seconds).collect());
+            let rss = median(runs.iter().map(|m| m.rss_kib as f64).collect());
+            println!(
+                "| {} | {mb:.0} | {what} | {secs:.2} | {:.0} | {:.2} | {:.0} | {} |",
+                st.target,
+                mb / secs.max(0.001),
+                restic / secs.max(0.001),
+                rss / 1024.0,
+                runs.iter()
+                    .map(|m| format!("{:.2}", m.seconds))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            );
+        }
     }
     let _ = std::io::stdout().flush();
 }

@@ -31,7 +31,18 @@ pub struct RepoArgs {
 impl RepoArgs {
     /// The store rooted at the repository.
     pub fn store(&self) -> anyhow::Result<Store> {
-        let (config, sub): (StorageConfig, &str) = match (&self.repo, &self.config) {
+        let (config, sub) = self.storage()?;
+        let store = Store::open(&config)?;
+        Ok(if sub.is_empty() {
+            store
+        } else {
+            store.sub(sub)
+        })
+    }
+
+    /// The storage configuration and the repository's path inside it.
+    pub fn storage(&self) -> anyhow::Result<(StorageConfig, &str)> {
+        Ok(match (&self.repo, &self.config) {
             (Some(url), _) => (
                 parse_storage_url(url)
                     .with_context(|| format!("parsing --repo {}", redact_url(url)))?,
@@ -43,18 +54,12 @@ impl RepoArgs {
                 (
                     parse_datasafed_config(&text)
                         .with_context(|| format!("parsing {}", file.display()))?,
-                    &self.path,
+                    self.path.as_str(),
                 )
             }
             (None, None) => {
                 bail!("name the repository with --repo URL (or CAIRN_REPO) or -c datasafed.conf")
             }
-        };
-        let store = Store::open(&config)?;
-        Ok(if sub.is_empty() {
-            store
-        } else {
-            store.sub(sub)
         })
     }
 

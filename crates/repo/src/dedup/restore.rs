@@ -405,23 +405,39 @@ where
             }
         }
     };
-    let consumer = async {
-        let window = repo.options().restore_fetches.clamp(1, STREAM_WINDOW);
-        let mut results = ReceiverStream::new(rx)
-            .map(|job| {
+    let window = repo.options().restore_fetches.clamp(1, STREAM_WINDOW);
+    // Jobs start as tasks, in order, as soon as the window has room, and their results are
+    // taken in order: reading and decoding go on while the output is written (a future of
+    // `buffered` would only run while its stream is polled, i.e. not during a write). At
+    // most `window` started jobs wait here, plus the one being written and the one waiting
+    // for room.
+    let (started_tx, started) = mpsc::channel::<Task<Result<StreamOut>>>(window);
+    let dispatcher = {
+        let repo = repo.clone();
+        async move {
+            let mut jobs = ReceiverStream::new(rx);
+            while let Some(job) = jobs.next().await {
                 let repo = repo.clone();
-                async move {
+                let task = Task(tokio::spawn(async move {
                     match job? {
                         StreamJob::Zero(len) => Ok(StreamOut::Zero(len)),
                         StreamJob::Fetch(f) => fetch_joined(&repo, f).await.map(StreamOut::Data),
                     }
+                }));
+                if started_tx.send(task).await.is_err() {
+                    return;
                 }
-            })
-            .buffered(window);
+            }
+        }
+    };
+    let consumer = async {
+        // Owned here: when the consumer stops (an error), the receiver goes with it, so the
+        // dispatcher and then the producer stop instead of waiting for room forever.
+        let mut started = started;
         let mut written = 0u64;
         let zeros = vec![0u8; 1 << 20];
-        while let Some(result) = results.next().await {
-            match result? {
+        while let Some(task) = started.recv().await {
+            match task.await?? {
                 StreamOut::Zero(mut len) => {
                     while len > 0 {
                         let n = len.min(zeros.len() as u64) as usize;
@@ -447,7 +463,7 @@ where
             .map_err(|e| Error::io("writing restored data", e))?;
         Ok::<u64, Error>(written)
     };
-    let ((), written) = tokio::join!(producer, consumer);
+    let ((), (), written) = tokio::join!(producer, dispatcher, consumer);
     let written = written?;
     if written != node.size {
         return Err(Error::corrupt(format!(
@@ -456,6 +472,28 @@ where
         )));
     }
     Ok(written)
+}
+
+/// A spawned task, aborted when dropped (a failed restore stops the reads it started).
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Task<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.map_err(|e| Error::new(ErrorKind::Io, "a restore task failed").with_source(e))
+        })
+    }
 }
 
 /// Bytes one stream job restores to at most.
@@ -634,20 +672,25 @@ pub async fn restore_tree_outcome(
     };
     let plan = planner.run(target.to_path_buf(), start_node, start_rel);
     let execute = async {
-        let fetched: Vec<u64> = ReceiverStream::new(rx)
+        // Each fetch is its own task: reads, decoding and writes go on on every worker
+        // while the planner works; the first failure stops the restore (dropping the
+        // stream aborts the fetches in flight).
+        let mut results = ReceiverStream::new(rx)
             .map(|fetch| {
                 let repo = repo.clone();
                 let files = files.clone();
                 let progress = progress.clone();
                 let damages = damages.clone();
-                async move { write_fetch(&repo, fetch?, &files, owners, &progress, &damages).await }
+                Task(tokio::spawn(async move {
+                    write_fetch(&repo, fetch?, &files, owners, &progress, &damages).await
+                }))
             })
-            .buffer_unordered(repo.options().restore_fetches.max(1))
-            .collect::<Vec<Result<u64>>>()
-            .await
-            .into_iter()
-            .collect::<Result<_>>()?;
-        Ok::<u64, Error>(fetched.iter().sum())
+            .buffer_unordered(repo.options().restore_fetches.max(1));
+        let mut fetched = 0u64;
+        while let Some(result) = results.next().await {
+            fetched += result??;
+        }
+        Ok::<u64, Error>(fetched)
     };
     let (planned, fetched) = tokio::join!(plan, execute);
     let fetched = fetched?;

@@ -1,0 +1,346 @@
+//! Streamed restores (`datasafed pull`, `restore --target -`) keep reading while the output is
+//! written, and keep only a bounded number of reads ahead of it (issue 15).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cairn_repo::config::Secret;
+use cairn_repo::dedup::{
+    BackupOptions, InitOptions, RepoOptions, Repository, RestoreOptions, backup_stream,
+    backup_tree, restore_stream, restore_tree,
+};
+use cairn_repo::progress::no_progress;
+use cairn_repo::testing::noise;
+use cairn_repo::{KdfParams, Store};
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use tokio::io::AsyncWrite;
+
+/// A store whose ranged reads answer slowly, after 200 ms plus 1 s per 200 KB of their
+/// offset in the object, and counts the ranged reads started and answered.
+#[derive(Debug, Default)]
+struct SlowReads {
+    inner: InMemory,
+    started: AtomicUsize,
+    answered: AtomicUsize,
+    slow: std::sync::atomic::AtomicBool,
+    /// Ranged reads fail (permission denied) from this one on (0: never).
+    fail_from: AtomicUsize,
+    attempts: AtomicUsize,
+}
+
+impl std::fmt::Display for SlowReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlowReads")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for SlowReads {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let fail_from = self.fail_from.load(Ordering::SeqCst);
+        if options.range.is_some() && fail_from > 0 {
+            let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if n >= fail_from {
+                return Err(object_store::Error::PermissionDenied {
+                    path: location.to_string(),
+                    source: "access revoked".into(),
+                });
+            }
+        }
+        if options.range.is_none() || !self.slow.load(Ordering::SeqCst) {
+            return self.inner.get_opts(location, options).await;
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        // Later parts of a pack answer later: the reads a restore starts together finish
+        // one after another, as over a busy network.
+        let start = match &options.range {
+            Some(object_store::GetRange::Bounded(r)) => r.start,
+            _ => 0,
+        };
+        tokio::time::sleep(Duration::from_millis(200 + 1000 * (start / 200_000).min(8))).await;
+        let result = self.inner.get_opts(location, options).await;
+        self.answered.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// An output whose first write takes `hold` (a slow pipe or disk); records how many ranged
+/// reads were answered and started when that write began and when it ended.
+struct SlowFirstWrite {
+    store: Arc<SlowReads>,
+    hold: Duration,
+    began: Option<(Instant, usize)>,
+    ended: Option<(usize, usize)>,
+    tick: Pin<Box<tokio::time::Sleep>>,
+    out: Vec<u8>,
+}
+
+impl AsyncWrite for SlowFirstWrite {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.ended.is_none() {
+            let answered = self.store.answered.load(Ordering::SeqCst);
+            let (since, _) = *self.began.get_or_insert((Instant::now(), answered));
+            if since.elapsed() < self.hold {
+                let next = tokio::time::Instant::now() + Duration::from_millis(10);
+                self.tick.as_mut().reset(next);
+                let _ = self.tick.as_mut().poll(cx);
+                return Poll::Pending;
+            }
+            let started = self.store.started.load(Ordering::SeqCst);
+            self.ended = Some((answered, started));
+        }
+        self.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_than_its_window() {
+    let store = Arc::new(SlowReads::default());
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let data = noise(4 << 20, 7);
+    let snapshot = backup_stream(
+        &repo,
+        "/db.dump",
+        std::io::Cursor::new(data.clone()),
+        &BackupOptions::default(),
+        None,
+        no_progress(),
+    )
+    .await
+    .expect("backup");
+    // Reads of at most 256 KiB: the 4 MiB stream is 16 or more jobs; 4 of them ahead.
+    let window = 4;
+    let repo = repo.with_options(RepoOptions {
+        restore_fetches: window,
+        restore_range: 256 << 10,
+        ..RepoOptions::default()
+    });
+    store.slow.store(true, Ordering::SeqCst);
+    let mut out = SlowFirstWrite {
+        store: store.clone(),
+        hold: Duration::from_millis(2000),
+        began: None,
+        ended: None,
+        tick: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        out: Vec::new(),
+    };
+    let written = restore_stream(&repo, &snapshot.root, &mut out, no_progress())
+        .await
+        .expect("restore");
+    assert_eq!(written, data.len() as u64);
+    assert!(
+        out.out == data,
+        "the restored stream differs from the source"
+    );
+    let total = store.started.load(Ordering::SeqCst);
+    assert!(
+        total >= 12,
+        "only {total} ranged reads: the test needs more jobs"
+    );
+    let (_, at_start) = out.began.expect("written");
+    let (answered, started) = out.ended.expect("written");
+    assert!(
+        answered >= at_start + 2,
+        "while the first write took 2 s only {} more reads were answered ({at_start} before)",
+        answered - at_start
+    );
+    // One content list, the job being written, `window` jobs waiting, one waiting for room.
+    assert!(
+        started <= 1 + 1 + window + 1,
+        "{started} of {total} reads started before the first write ended (window {window})"
+    );
+}
+
+/// A store failure (not damage) stops a tree restore at once: the reads already planned are
+/// not all tried first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_restore_stops_at_the_first_store_failure() {
+    let store = Arc::new(SlowReads::default());
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..128u64 {
+        std::fs::write(src.join(format!("f{i:03}")), noise(64 << 10, i)).expect("write");
+    }
+    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
+        .await
+        .expect("backup");
+    let fetches = 2;
+    let repo = repo.with_options(RepoOptions {
+        restore_fetches: fetches,
+        restore_range: 64 << 10,
+        ..RepoOptions::default()
+    });
+    let fail_from = 12;
+    store.fail_from.store(fail_from, Ordering::SeqCst);
+    let err = restore_tree(
+        &repo,
+        &snapshot,
+        &work.path().join("out"),
+        &RestoreOptions {
+            owners: Some(false),
+            ..Default::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect_err("the store refuses reads");
+    assert_eq!(err.kind(), cairn_repo::ErrorKind::Backend, "{err}");
+    let attempts = store.attempts.load(Ordering::SeqCst);
+    assert!(
+        attempts <= fail_from + 2 * fetches + 2,
+        "{attempts} ranged reads were tried after the store failed at read {fail_from} (128 files, {fetches} in flight)"
+    );
+}
+
+/// A streamed restore that meets a damaged blob fails (and stops its reads) instead of
+/// waiting forever for room in its window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
+    let store = Arc::new(SlowReads::default());
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let data = noise(4 << 20, 9);
+    let snapshot = backup_stream(
+        &repo,
+        "/db.dump",
+        std::io::Cursor::new(data.clone()),
+        &BackupOptions::default(),
+        None,
+        no_progress(),
+    )
+    .await
+    .expect("backup");
+    // Every data pack gets a flipped byte near its start: the first job already fails.
+    let packs: Vec<ObjectMeta> =
+        futures::StreamExt::collect::<Vec<_>>(store.inner.list(Some(&Path::from("data"))))
+            .await
+            .into_iter()
+            .map(|m| m.expect("list"))
+            .filter(|m| m.size > 512 << 10)
+            .collect();
+    assert!(packs.len() >= 3, "{} data packs", packs.len());
+    for pack in &packs {
+        let mut bytes = store
+            .inner
+            .get(&pack.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec();
+        bytes[100 << 10] ^= 0x40;
+        store
+            .inner
+            .put(&pack.location, bytes.into())
+            .await
+            .expect("put");
+    }
+    let repo = repo.with_options(RepoOptions {
+        restore_fetches: 4,
+        restore_range: 256 << 10,
+        ..RepoOptions::default()
+    });
+    let mut out = Vec::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        restore_stream(&repo, &snapshot.root, &mut out, no_progress()),
+    )
+    .await
+    .expect("the restore returned within 60 s instead of hanging");
+    let err = result.expect_err("a damaged blob fails the stream");
+    assert_eq!(err.kind(), cairn_repo::ErrorKind::Crypto, "{err}");
+}
