@@ -119,15 +119,22 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 .await
                 .with_context(|| format!("listening on {addr} (--api-listen)"))?;
             tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "public API listening (TLS)");
-            let checker = cairn_api::validate::manifest::Checker::new()
-                .context("compiling the CRD schemas for the API's checks")?;
-            let state = crate::api::ApiState::new(client.clone(), Arc::new(checker));
+            let api_client = client.clone();
             let api_shutdown = shutdown.clone();
+            // Compiling the CRD schemas takes a while in a debug build: off the start-up path, so
+            // leader election and the health endpoints do not wait for it.
             Some(tokio::spawn(async move {
+                let checker =
+                    tokio::task::spawn_blocking(cairn_api::validate::manifest::Checker::new)
+                        .await
+                        .context("compiling the CRD schemas for the API's checks")?
+                        .context("compiling the CRD schemas for the API's checks")?;
+                let state = crate::api::ApiState::new(api_client, Arc::new(checker));
                 crate::api::serve(listener, api_tls, state, async move {
                     api_shutdown.cancelled().await
                 })
-                .await
+                .await?;
+                Ok::<(), anyhow::Error>(())
             }))
         }
         _ => None,
@@ -172,7 +179,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         match api.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::warn!(error = %crate::shell::chain(&err), "the public API ended with an error")
+                tracing::warn!(error = %format!("{err:#}"), "the public API ended with an error")
             }
             Err(err) => tracing::warn!(error = %err, "the public API task failed"),
         }
