@@ -26,7 +26,7 @@ pub enum ErrorKind {
     Locked,
     /// The caller passed something invalid (a config key, a URL, a flag value).
     InvalidInput,
-    /// Valid but not supported by this implementation (ftp storage, s2 compression).
+    /// Valid but not supported by this implementation (ftp, sftp or webdav storage).
     Unsupported,
     /// Local file-system I/O failed (reading a source file, writing a restored file).
     Io,
