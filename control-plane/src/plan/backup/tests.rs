@@ -478,7 +478,7 @@ fn empty_targets_fail_the_backup() {
 fn skip_reconciliation_annotation_leaves_the_backup_alone() {
     let mut o = observed();
     o.backup = backup(json!({"metadata": {"annotations": {
-        "dataprotection.kubeblocks.io/skip-reconciliation": "TRUE"}}}));
+        well_known::annotation::SKIP_RECONCILIATION: "TRUE"}}}));
     assert_eq!(plan(&o, now()), Plan::nothing());
 }
 

@@ -1172,7 +1172,7 @@ fn a_claim_bound_to_a_node_pins_the_job_that_mounts_it() {
     o.claims = vec![
         serde_json::from_value(
             json!({"metadata": {"name": "data-1", "namespace": "default",
-        "annotations": {"volume.kubernetes.io/selected-node": "node-b"}}}),
+        "annotations": {well_known::annotation::SELECTED_NODE: "node-b"}}}),
         )
         .unwrap(),
     ];
