@@ -10,12 +10,13 @@ use cairn_api::actionset::{ActionSet, BackupType};
 use cairn_api::backup::{Backup, BackupPhase};
 use cairn_api::parse::restore_time;
 use cairn_api::well_known;
+use cairn_api::window;
 use jiff::Timestamp;
 
 use super::Observed;
 use super::request::{self, Problem, Request, parent, recorded_target};
 use crate::plan::action::access::{self, AccessProblem};
-use crate::plan::backup::chain::{self, FULL, INCREMENTAL, Links, name};
+use crate::plan::backup::chain::{self, INCREMENTAL, Links, name};
 
 /// The sets of one Restore, in the order they are restored.
 #[derive(Debug, Clone)]
@@ -192,38 +193,11 @@ fn base_backup<'a>(
     at: Timestamp,
     start: Timestamp,
 ) -> Result<&'a Backup, Problem> {
-    let labels = continuous.metadata.labels.clone().unwrap_or_default();
-    let mut wanted: Vec<(&str, String)> = [
-        well_known::label::CLUSTER_UID,
-        well_known::label::INSTANCE,
-        well_known::label::COMPONENT_NAME,
-    ]
-    .into_iter()
-    .filter_map(|key| {
-        labels
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(|v| (key, v.clone()))
-    })
-    .collect();
-    if wanted.is_empty() {
-        wanted.push((
-            well_known::label::BACKUP_POLICY,
-            continuous.spec.backup_policy_name.clone(),
-        ));
-    }
-    let matches = |b: &Backup| {
-        let have = b.metadata.labels.as_ref();
-        wanted
-            .iter()
-            .all(|(k, v)| have.and_then(|l| l.get(*k)) == Some(v))
-    };
+    let wanted = window::base_selector(continuous);
     let mut candidates: Vec<&Backup> = o
         .backups
         .iter()
-        .filter(|b| matches!(chain::backup_type(b), FULL | INCREMENTAL))
-        .filter(|b| chain::phase(b) == Some(BackupPhase::Completed))
-        .filter(|b| matches(b))
+        .filter(|b| window::is_base_candidate(continuous, &wanted, b))
         .collect();
     candidates.sort_by(|a, b| chain::sort_key(b).cmp(&chain::sort_key(a)));
     let chosen = candidates
