@@ -24,6 +24,14 @@ pub struct PhaseLabel {
     pub phase: String,
 }
 
+/// A recoverability window's policy (and cluster, empty when unlabelled).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabel {
+    pub namespace: String,
+    pub policy: String,
+    pub cluster: String,
+}
+
 /// All metrics; cheap to share.
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +44,9 @@ pub struct Metrics {
     pub backup_bytes: Counter,
     pub backup_seconds: Histogram,
     pub connected_agents: Gauge,
+    /// The earliest and latest point a point-in-time restore can reach, per policy (unix s).
+    pub recoverable_first: Family<WindowLabel, Gauge>,
+    pub recoverable_last: Family<WindowLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -58,6 +69,18 @@ impl Metrics {
         let backup_bytes = Counter::default();
         let backup_seconds = Histogram::new(exponential_buckets(1.0, 2.0, 16));
         let connected_agents = Gauge::default();
+        let recoverable_first = Family::<WindowLabel, Gauge>::default();
+        let recoverable_last = Family::<WindowLabel, Gauge>::default();
+        registry.register(
+            "recoverable_first_timestamp_seconds",
+            "Earliest point a point-in-time restore can reach, per backup policy",
+            recoverable_first.clone(),
+        );
+        registry.register(
+            "recoverable_last_timestamp_seconds",
+            "Latest point a point-in-time restore can reach, per backup policy",
+            recoverable_last.clone(),
+        );
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -104,6 +127,31 @@ impl Metrics {
             backup_bytes,
             backup_seconds,
             connected_agents,
+            recoverable_first,
+            recoverable_last,
+        }
+    }
+
+    /// Replaces the recoverability gauges with `windows` (a policy with nothing restorable has
+    /// none).
+    pub fn set_windows(&self, windows: &[cairn_api::window::Window]) {
+        self.recoverable_first.clear();
+        self.recoverable_last.clear();
+        for window in windows {
+            let (Some(first), Some(last)) = (window.first(), window.last()) else {
+                continue;
+            };
+            let label = WindowLabel {
+                namespace: window.namespace.clone(),
+                policy: window.policy.clone(),
+                cluster: window.cluster.clone().unwrap_or_default(),
+            };
+            self.recoverable_first
+                .get_or_create(&label)
+                .set(first.as_second());
+            self.recoverable_last
+                .get_or_create(&label)
+                .set(last.as_second());
         }
     }
 
@@ -139,6 +187,51 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recoverability_windows_appear_per_policy_and_go_when_they_do() {
+        let backup = |name: &str, kind: &str, status: serde_json::Value| {
+            serde_json::from_value::<cairn_api::backup::Backup>(serde_json::json!({
+                "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
+                "metadata": {"name": name, "namespace": "db", "labels": {
+                    "dataprotection.kubeblocks.io/backup-type": kind,
+                    "dataprotection.kubeblocks.io/backup-policy": "pg-policy",
+                    "app.kubernetes.io/instance": "pg"}},
+                "spec": {"backupPolicyName": "pg-policy", "backupMethod": "m"},
+                "status": status
+            }))
+            .unwrap()
+        };
+        let backups = [
+            backup(
+                "f1",
+                "Full",
+                serde_json::json!({"phase": "Completed",
+                                   "completionTimestamp": "2026-11-22T08:30:00Z"}),
+            ),
+            backup(
+                "c1",
+                "Continuous",
+                serde_json::json!({"phase": "Running", "timeRange": {
+                    "start": "2026-11-22T08:00:00Z", "end": "2026-11-22T10:00:00Z"}}),
+            ),
+        ];
+        let metrics = Metrics::new();
+        let none = std::collections::BTreeSet::new();
+        metrics.set_windows(&cairn_api::window::windows(&backups, &none));
+        let text = metrics.render();
+        let labels = "{namespace=\"db\",policy=\"pg-policy\",cluster=\"pg\"}";
+        assert!(
+            text.contains(&format!(
+                "cairn_recoverable_first_timestamp_seconds{labels} 1795336200"
+            )) && text.contains(&format!(
+                "cairn_recoverable_last_timestamp_seconds{labels} 1795341600"
+            )),
+            "{text}"
+        );
+        metrics.set_windows(&cairn_api::window::windows(&backups[1..], &none));
+        assert!(!metrics.render().contains("pg-policy"));
+    }
 
     #[test]
     fn counted_reconciles_and_errors_appear_in_the_text() {

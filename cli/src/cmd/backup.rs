@@ -1,4 +1,4 @@
-//! `cairnctl backup create|list|describe|delete`: thin, friendly wrappers over Backup objects,
+//! `cairnctl backup create|list|describe|delete|windows`: thin, friendly wrappers over Backup objects,
 //! with live progress on a terminal, plain lines in a pipe, `--json` for machines and `--wait`.
 //! They work the same against standalone mode (localkube) and a real cluster.
 //!
@@ -13,6 +13,7 @@ pub mod list;
 pub mod repo_list;
 pub mod table;
 pub mod wait;
+pub mod windows;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,9 @@ pub enum Command {
     /// Delete a Backup (and, with deletionPolicy Delete, its data in the repository).
     #[command(alias = "rm")]
     Delete(delete::Args),
+    /// Show what point-in-time restores can reach: per policy, the earliest and latest
+    /// restorable times of its Continuous backups, and the gaps.
+    Windows(windows::Args),
 }
 
 /// Runs `cairnctl backup`.
@@ -67,6 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::List(a) => list::run(&scope, a).await,
         Command::Describe(a) => describe::run(&scope, a).await,
         Command::Delete(a) => delete::run(&scope, a).await,
+        Command::Windows(a) => windows::run(&scope, a).await,
     }
 }
 

@@ -477,6 +477,7 @@ async fn run_restore(
         storage_class: None,
         params: Vec::new(),
         env: Vec::new(),
+        to_time: None,
         wait: true,
         timeout: 600,
     };

@@ -5,6 +5,7 @@
 pub mod create;
 pub mod describe;
 pub mod list;
+pub mod to_time;
 pub mod wait;
 
 use std::process::ExitCode;

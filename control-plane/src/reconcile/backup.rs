@@ -67,7 +67,28 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
             .inc_by(u64::try_from(bytes).unwrap_or(0));
         ctx.metrics.backup_seconds.observe(seconds);
     }
+    if matches!(
+        cairn_api::window::backup_type(&backup).as_str(),
+        "Continuous" | "Full" | "Incremental"
+    ) {
+        recoverability(&ctx);
+    }
     Ok(action)
+}
+
+/// Recomputes the recoverability gauges from the cached Backups and ActionSets (a Continuous,
+/// Full or Incremental backup changed; ARCHITECTURE.md §K4.5).
+fn recoverability(ctx: &Context) {
+    let no_base = ctx
+        .caches
+        .actionsets
+        .all()
+        .into_iter()
+        .filter(|a| a.spec.restore.as_ref().and_then(|r| r.base_backup_required) == Some(false))
+        .filter_map(|a| a.metadata.name.clone())
+        .collect();
+    let windows = cairn_api::window::windows(&ctx.caches.backups.all(), &no_base);
+    ctx.metrics.set_windows(&windows);
 }
 
 /// Runs the Backup controller until `shutdown`.

@@ -306,15 +306,23 @@ pub async fn restore(
         Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
     };
-    let backups = if actionset
-        .as_ref()
-        .is_some_and(|a| a.spec.backup_type == BackupType::Incremental)
-    {
-        reader
-            .in_namespace(&caches.backups, &source_namespace)
-            .await?
+    // Incremental, Differential and Continuous backups are restored with other backups of
+    // their namespace (the chain, the parent, the base), each with its own ActionSet.
+    let with_others = actionset.as_ref().is_some_and(|a| {
+        matches!(
+            a.spec.backup_type,
+            BackupType::Incremental | BackupType::Differential | BackupType::Continuous
+        )
+    });
+    let (backups, actionsets) = if with_others {
+        (
+            reader
+                .in_namespace(&caches.backups, &source_namespace)
+                .await?,
+            reader.all(&caches.actionsets).await?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let repos = reader.all(&caches.repos).await?;
     let repo_access = backup
@@ -322,17 +330,40 @@ pub async fn restore(
         .and_then(|b| b.status.as_ref())
         .and_then(|s| s.backup_repo_name.as_deref())
         .and_then(|name| ctx.repo_access(name));
-    let encryption_passphrase = match backup
+    let repo_accesses = if with_others {
+        repos
+            .iter()
+            .filter_map(|r| r.metadata.name.as_deref())
+            .filter_map(|name| ctx.repo_access(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let source_key = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
         .and_then(|s| s.encryption_config.as_ref())
-    {
+        .map(|c| c.pass_phrase_secret_key_ref.clone());
+    let encryption_passphrase = match &source_key {
         None => None,
-        Some(config) => {
-            let selector = &config.pass_phrase_secret_key_ref;
+        Some(selector) => {
             Some(secret_value(ctx, &source_namespace, &selector.name, &selector.key).await?)
         }
     };
+    // The keys of the other backups that may be restored with it (usually the same one).
+    let mut passphrases = BTreeMap::new();
+    for selector in backups
+        .iter()
+        .filter_map(|b| b.status.as_ref()?.encryption_config.as_ref())
+        .map(|c| &c.pass_phrase_secret_key_ref)
+    {
+        let key = crate::plan::restore::sets::passphrase_key(&selector.name, &selector.key);
+        if source_key.as_ref() == Some(selector) || passphrases.contains_key(&key) {
+            continue;
+        }
+        let value = secret_value(ctx, &source_namespace, &selector.name, &selector.key).await?;
+        passphrases.insert(key, value);
+    }
     let claims = reader.in_namespace(&caches.claims, &namespace).await?;
     let pods = reader.in_namespace(&caches.pods, &namespace).await?;
     let nodes = reader.all(&caches.nodes).await?;
@@ -340,10 +371,13 @@ pub async fn restore(
         restore: obj.clone(),
         backup,
         actionset,
+        actionsets,
         backups,
         repos,
         repo_access,
+        repo_accesses,
         encryption_passphrase,
+        passphrases,
         claims,
         pods,
         nodes,

@@ -19,7 +19,9 @@
 //! - [`legacy`]: the old (≤ 0.6) API and its conversion to this one;
 //! - [`object`]: any object of the API read from JSON by `apiVersion` and `kind`;
 //! - [`well_known`]: the labels, annotations, finalizer and condition types and reasons Cairn
-//!   reads and writes, each defined once.
+//!   reads and writes, each defined once;
+//! - [`window`]: the recoverability window of point-in-time restores, from the Continuous
+//!   backups and their bases.
 
 // kube-derive takes one `printcolumn(...)`/`category` per entry, so their keys repeat by design.
 #![allow(clippy::duplicated_attributes)]
@@ -41,6 +43,7 @@ pub mod storage_provider;
 pub mod target;
 pub mod validate;
 pub mod well_known;
+pub mod window;
 
 pub use actionset::{ActionSet, ActionSetSpec, ActionSetStatus, BackupType};
 pub use backup::{Backup, BackupSpec, BackupStatus};

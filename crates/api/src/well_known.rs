@@ -60,6 +60,10 @@ pub mod annotation {
     pub const BACKUP_REPO_DIGEST: &str = "dataprotection.kubeblocks.io/backup-repo-digest";
     /// The extras (JSON list) a Backup's actions reported, passed on to restore Jobs.
     pub const BACKUP_EXTRAS: &str = "dataprotection.kubeblocks.io/backup-extras";
+    /// `"true"` on a Continuous ActionSet whose restore replays the base full backup itself: a
+    /// point-in-time restore then runs the continuous backup's set alone.
+    pub const SKIP_BASE_BACKUP_RESTORE_IN_PITR: &str =
+        "dataprotection.kubeblocks.io/skip-base-backup-restore-in-pitr";
     /// The repository path prefix of old (≤ 0.6) BackupPolicies.
     pub const PATH_PREFIX: &str = "dataprotection.kubeblocks.io/path-prefix";
     /// On a deleting Backup: how many deletion attempts have failed.

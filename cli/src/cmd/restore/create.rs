@@ -53,12 +53,20 @@ pub struct Args {
     /// An environment variable for the restore jobs, NAME=VALUE (repeatable).
     #[arg(long = "env", value_parser = parse_pair)]
     pub env: Vec<(String, String)>,
+    /// Restore a Continuous backup to this point in time (`YYYY-MM-DDTHH:MM:SSZ`): checked
+    /// against the recoverability window (`cairnctl backup windows`) before anything is created.
+    #[arg(long, value_parser = parse_to_time)]
+    pub to_time: Option<Timestamp>,
     /// Follow the Restore until it is Completed (exit 0) or Failed (exit 1).
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
+}
+
+fn parse_to_time(text: &str) -> Result<Timestamp, String> {
+    cairn_api::parse::restore_time::parse(text).map_err(|e| e.to_string())
 }
 
 /// The claim size: `--size`, else four times the stored size rounded up to whole GiB (data
@@ -136,7 +144,9 @@ pub fn volume_config(
 pub fn build(name: &str, namespace: &str, backup: &Backup, args: &Args) -> anyhow::Result<Restore> {
     let backup_name = backup.metadata.name.clone().unwrap_or_default();
     let phase = backup.status.as_ref().and_then(|s| s.phase);
-    if phase != Some(BackupPhase::Completed) {
+    // A continuous backup is restored to a time while it still archives.
+    let continuous_running = args.to_time.is_some() && phase == Some(BackupPhase::Running);
+    if phase != Some(BackupPhase::Completed) && !continuous_running {
         bail!(
             "Backup {backup_name} is {}, not Completed: only a completed backup can be restored",
             phase
@@ -179,6 +189,9 @@ pub fn build(name: &str, namespace: &str, backup: &Backup, args: &Args) -> anyho
             "volumeClaims": claims,
         },
     });
+    if let Some(at) = args.to_time {
+        spec["restoreTime"] = json!(cairn_api::parse::restore_time::format(at));
+    }
     if !args.params.is_empty() {
         spec["parameters"] = args
             .params
@@ -219,6 +232,16 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
                 args.backup
             )
         })?;
+    if let Some(at) = args.to_time {
+        let scope_of_backup = Scope {
+            client: scope.client.clone(),
+            namespace: backup_namespace.clone(),
+            json: scope.json,
+        };
+        let (all, no_base) =
+            crate::cmd::backup::windows::read(&scope_of_backup, false, &backup_namespace).await?;
+        super::to_time::check(&backup, &all, &no_base, at)?;
+    }
     let name = args
         .name
         .clone()
@@ -294,9 +317,30 @@ mod tests {
             storage_class: None,
             params: vec![],
             env: vec![("DATA_DIR".into(), "/data".into())],
+            to_time: None,
             wait: false,
             timeout: 1,
         }
+    }
+
+    #[test]
+    fn to_time_sets_the_restore_time_and_lets_a_running_continuous_backup_be_restored() {
+        let b = backup(
+            "Running",
+            None,
+            json!([{"name": "data", "mountPath": "/data"}]),
+        );
+        let mut a = args();
+        assert!(
+            build("r1", "dst", &b, &a).is_err(),
+            "a running backup alone"
+        );
+        a.to_time = Some("2026-11-22T09:00:00Z".parse().expect("time"));
+        let restore = build("r1", "dst", &b, &a).expect("restore");
+        assert_eq!(
+            restore.spec.restore_time.as_deref(),
+            Some("2026-11-22T09:00:00Z")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::placement::Placements;
-use super::work::{entries_mut, entry_id};
+use super::work::{entries_mut, status_entry_id};
 use super::{Observed, conditions, has_finalizer, probe};
 use crate::plan::action::{Step, ended, step};
 use crate::plan::intent::{Intent, Plan};
@@ -65,7 +65,6 @@ fn stop(
     why: &str,
     wait: bool,
 ) -> (Vec<Intent>, bool) {
-    let uid = o.restore.metadata.uid.clone().unwrap_or_default();
     let mut intents = Vec::new();
     let mut still_running = false;
     for stage in [RestoreStage::PrepareData, RestoreStage::PostReady] {
@@ -73,7 +72,7 @@ fn stop(
             if entry.status != Some(RestoreActionStatus::Processing) {
                 continue;
             }
-            let id = entry_id(&uid, &entry.name, &entry.object_key);
+            let id = status_entry_id(&o.restore, entry);
             let node = placements.recorded(&entry.object_key).map(str::to_string);
             let state = step(&o.agents, &id, node.as_deref(), now);
             let ended = state.ended();

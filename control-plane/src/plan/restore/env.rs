@@ -1,5 +1,6 @@
 //! The env of restore containers, in KubeBlocks' order (ARCHITECTURE.md §K3.2): backup
-//! paths, times in the backup's zone, Restore parameters, ActionSet env, then the backup method's
+//! paths, the base and ancestors, times in the backup's zone (its stop time, the base's start and
+//! stop, the restore time of a point-in-time restore), Restore parameters, ActionSet env, then the backup method's
 //! and the Restore's env merged over them (precedence Restore > method > ActionSet).
 
 use cairn_api::backup::Backup;
@@ -45,15 +46,18 @@ pub fn common(
     if let Some(chain) = &req.chain {
         env.push(var("DP_BASE_BACKUP_NAME", name(chain.base)));
         let ancestors: Vec<&str> = chain.ancestors.iter().map(|b| name(b)).collect();
-        env.push(var(
-            "DP_ANCESTOR_INCREMENTAL_BACKUP_NAMES",
-            ancestors.join(","),
-        ));
+        if !ancestors.is_empty() {
+            env.push(var(
+                "DP_ANCESTOR_INCREMENTAL_BACKUP_NAMES",
+                ancestors.join(","),
+            ));
+        }
     }
-    let zone = backup_zone(req.backup);
-    let format = |time: Timestamp| go_time::format(&time.to_zoned(zone.clone()), &layout);
+    // Each time in the zone of the backup it belongs to (the base's own zone for its times).
+    let format =
+        |time: Timestamp, of: &Backup| go_time::format(&time.to_zoned(backup_zone(of)), &layout);
     if let Some(stop) = end_time(req.backup) {
-        env.push(var("DP_BACKUP_STOP_TIME", format(stop)));
+        env.push(var("DP_BACKUP_STOP_TIME", format(stop, req.backup)));
     }
     if let Some(base) = req.chain.as_ref().map(|c| c.base) {
         let times = [
@@ -70,10 +74,14 @@ pub fn common(
         ];
         for (text, unix, time) in times {
             if let Some(time) = time {
-                env.push(var(text, format(time)));
+                env.push(var(text, format(time, base)));
                 env.push(var(unix, time.as_second().to_string()));
             }
         }
+    }
+    if let Some(at) = req.restore_time.filter(|t| *t != Timestamp::UNIX_EPOCH) {
+        env.push(var("DP_RESTORE_TIME", format(at, req.backup)));
+        env.push(var("DP_RESTORE_TIMESTAMP", at.as_second().to_string()));
     }
     env.extend(params.iter().map(|(name, value)| var(name, value.clone())));
     env.extend(actionset_env);

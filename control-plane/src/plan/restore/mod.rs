@@ -4,12 +4,14 @@
 //! 1. New (`""`): the Restore gets the managed-by label and the finalizer. The source Backup and
 //!    its repository are checked (condition `CheckBackupRepo`; a repository still pre-checking is
 //!    waited for), then the backup, its ActionSet and the Restore's parameters (condition
-//!    `ValidationPassed`). Then `startTimestamp`, phase `Running`, event `RestoreStarting`.
-//! 2. prepareData ([`prepare`]): one Job per restored instance (`volumeClaimsTemplate.replicas`, or
+//!    `ValidationPassed`), and the backup sets the restore replays ([`sets`]: a differential's
+//!    parent, a continuous backup's base for `restoreTime`). Then `startTimestamp`, phase
+//!    `Running`, event `RestoreStarting`.
+//! 2. prepareData ([`prepare`]), set after set: one Job per restored instance (`volumeClaimsTemplate.replicas`, or
 //!    one), each mounting every claim it restores, which are created first when absent. Parallel,
 //!    or Serial (each job only after the previous one completed). Condition `PrepareData`.
-//! 3. postReady ([`post_ready`]): after the optional readiness probe ([`probe`]), each step of the
-//!    ActionSet's `restore.postReady` in order; condition `PostReady`.
+//! 3. postReady ([`post_ready`]): after the optional readiness probe ([`probe`]), set after set,
+//!    each step of the set's ActionSet's `restore.postReady` in order; condition `PostReady`.
 //! 4. `Completed` (event `RestoreCompleted`, the finished Jobs are deleted) or `Failed` (event
 //!    `RestoreFailed`; the message is in the condition of the stage that failed).
 //!
@@ -29,8 +31,7 @@
 //!   namespace's default service account (there is no worker service account).
 //!
 //! # Not supported yet (the Restore fails saying so)
-//! Incremental, Differential and Continuous backups, `restoreTime`, volume snapshot backups and
-//! `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is ignored, as in KubeBlocks.
+//! Volume snapshot backups and `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is ignored, as in KubeBlocks.
 
 pub mod conditions;
 pub mod deletion;
@@ -42,12 +43,15 @@ pub mod post_ready;
 pub mod prepare;
 pub mod probe;
 pub mod request;
+pub mod sets;
 pub mod work;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_post_ready;
+#[cfg(test)]
+mod tests_sets;
 
 use cairn_api::well_known;
 use cairn_api::well_known::conditions::restore::{
@@ -67,8 +71,9 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use self::placement::Placements;
-use self::request::{Problem, Request};
-use self::work::{Run, entries, entry_id};
+use self::request::Problem;
+use self::sets::Sets;
+use self::work::{Run, entries, status_entry_id};
 use super::action::access::claim_wait_labels;
 use super::action::ended;
 use super::agent_view::AgentView;
@@ -101,16 +106,24 @@ pub struct Observed {
     pub backup: Option<Backup>,
     /// The ActionSet the backup's method names, if it exists.
     pub actionset: Option<ActionSet>,
-    /// The Backups of the source Backup's namespace, read when it is Incremental: the chain
-    /// from its base full is replayed (§4.1).
+    /// The ActionSets of the other backups restored with it (a continuous backup's base, a
+    /// differential's parent); read with `backups`.
+    pub actionsets: Vec<ActionSet>,
+    /// The Backups of the source Backup's namespace, read when it is Incremental, Differential
+    /// or Continuous: the chain, the parent or the base is restored with it (§4.1).
     pub backups: Vec<Backup>,
     /// All BackupRepos (cluster-scoped; few).
     pub repos: Vec<BackupRepo>,
     /// How agents reach the backup's repository from the Restore's namespace.
     pub repo_access: Option<RepoAccess>,
+    /// The rendered access of the other repositories (a base in another repository).
+    pub repo_accesses: Vec<RepoAccess>,
     /// The passphrase of the backup's `encryptionConfig`: `None` when not configured or not
     /// read, `Some(Err)` when the Secret or key is missing.
     pub encryption_passphrase: Option<Result<String, String>>,
+    /// The passphrases of the other backups' `encryptionConfig`s in `backups`, by
+    /// [`sets::passphrase_key`].
+    pub passphrases: BTreeMap<String, Result<String, String>>,
     /// PersistentVolumeClaims of the Restore's namespace.
     pub claims: Vec<PersistentVolumeClaim>,
     /// Pods of the Restore's namespace.
@@ -172,8 +185,8 @@ fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<Restor
     if !has_finalizer(&o.restore) {
         intents.push(Intent::AddFinalizer);
     }
-    let req = match request::resolve(o) {
-        Ok(req) => req,
+    let sets = match sets::resolve(o) {
+        Ok(sets) => sets,
         Err(problem) => return problem_plan(o, status, problem, now, intents),
     };
     conditions::set(
@@ -192,11 +205,31 @@ fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<Restor
     );
     status.phase = Some(RestorePhase::Running);
     status.start_timestamp = Some(Time(now));
-    intents.push(Intent::normal(
-        "RestoreStarting",
-        format!("start to restore backup \"{}\"", req.backup_name),
-    ));
-    advance(o, &req, status, now, intents)
+    let message = if sets.all.len() > 1 {
+        format!(
+            "start to restore backup \"{}\" from the backups {}",
+            sets.source().backup_name,
+            sets.describe()
+        )
+    } else {
+        format!("start to restore backup \"{}\"", sets.source().backup_name)
+    };
+    intents.push(Intent::normal("RestoreStarting", message));
+    if let Some(base) = &sets.skipped_base {
+        intents.push(Intent::normal(
+            "SkipBaseBackupRestoreInPitr",
+            format!(
+                "base backup restore skipped: ActionSet {} restores base backup \"{base}\" itself",
+                sets.source()
+                    .actionset
+                    .metadata
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    advance(o, &sets, status, now, intents)
 }
 
 /// Running: re-resolve and advance the stages.
@@ -206,8 +239,8 @@ fn running(
     now: Timestamp,
     intents: Vec<Intent>,
 ) -> Plan<RestoreStatus> {
-    match request::resolve(o) {
-        Ok(req) => advance(o, &req, status, now, intents),
+    match sets::resolve(o) {
+        Ok(sets) => advance(o, &sets, status, now, intents),
         Err(problem) => problem_plan(o, status, problem, now, intents),
     }
 }
@@ -272,14 +305,15 @@ fn problem_plan(
 /// Runs prepareData, then postReady, then completes.
 fn advance(
     o: &Observed,
-    req: &Request<'_>,
+    sets: &Sets<'_>,
     status: RestoreStatus,
     now: Timestamp,
     intents: Vec<Intent>,
 ) -> Plan<RestoreStatus> {
     let mut run = Run {
         o,
-        req,
+        req: sets.source(),
+        sets,
         now,
         status,
         intents,
@@ -399,11 +433,10 @@ fn duration(status: &RestoreStatus, now: Timestamp) -> Option<String> {
 
 /// Completed or Failed: acknowledge results that arrive late (after a restart).
 fn settled(o: &Observed, status: &RestoreStatus) -> Plan<RestoreStatus> {
-    let uid = o.restore.metadata.uid.clone().unwrap_or_default();
     let mut ids: Vec<String> = [RestoreStage::PrepareData, RestoreStage::PostReady]
         .into_iter()
         .flat_map(|stage| entries(status, stage).to_vec())
-        .map(|e| entry_id(&uid, &e.name, &e.object_key))
+        .map(|e| status_entry_id(&o.restore, &e))
         .collect();
     ids.push(probe::action_id(&o.restore, probe::attempt(&o.restore)));
     let intents = ids

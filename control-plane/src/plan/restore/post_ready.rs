@@ -30,13 +30,15 @@ enum StepProblem {
     Wait(String),
 }
 
-/// Runs the postReady stage as far as it goes in this reconcile.
+/// Runs the postReady stage as far as it goes in this reconcile: the sets one after another,
+/// each set's steps in order (§4.3).
 pub fn run(run: &mut Run<'_>) -> StageResult {
-    let steps = run.req.spec.post_ready.clone().unwrap_or_default();
     let Some(ready) = run.o.restore.spec.ready_config.clone() else {
         return StageResult::Done;
     };
-    if steps.is_empty() || conditions::is_true(&run.status, CONDITION_POST_READY) {
+    let all = run.sets;
+    let sets: Vec<_> = all.post_ready().collect();
+    if sets.is_empty() || conditions::is_true(&run.status, CONDITION_POST_READY) {
         return StageResult::Done;
     }
     let now = run.now;
@@ -56,9 +58,32 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
             StageResult::Failed(message) => return StageResult::Failed(message),
         }
     }
+    for set in sets {
+        run.req = set;
+        let result = run_set(run, &ready);
+        run.req = all.source();
+        if result != StageResult::Done {
+            return result;
+        }
+    }
+    conditions::set(
+        &mut run.status,
+        CONDITION_POST_READY,
+        REASON_SUCCEED,
+        "restore in PostReady phase successfully",
+        now,
+    );
+    StageResult::Done
+}
+
+/// The steps of the set `run.req`, in order.
+fn run_set(run: &mut Run<'_>, ready: &ReadyConfig) -> StageResult {
+    let steps = run.req.spec.post_ready.clone().unwrap_or_default();
+    let now = run.now;
+    let backup_name = run.req.backup_name.clone();
     for (step, action) in steps.iter().enumerate() {
         let name = format!("postReady-{step}");
-        let works = match step_works(run, &ready, step, &name, action) {
+        let works = match step_works(run, ready, step, &name, action) {
             Ok(works) => works,
             Err(StepProblem::Fatal(message)) => return StageResult::Failed(message),
             Err(StepProblem::Wait(message)) => {
@@ -83,7 +108,9 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
         let orphans: Vec<usize> = entries(&run.status, RestoreStage::PostReady)
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.name == name && !derived.contains(&e.object_key))
+            .filter(|(_, e)| {
+                e.name == name && e.backup_name == backup_name && !derived.contains(&e.object_key)
+            })
             .map(|(i, _)| i)
             .collect();
         for index in orphans {
@@ -110,18 +137,10 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
         }
         if outcomes.contains(&Outcome::Failed) {
             return StageResult::Failed(format!(
-                "restore failed for backup \"{}\", more information can be found in status.actions.postReady",
-                run.req.backup_name
+                "restore failed for backup \"{backup_name}\", more information can be found in status.actions.postReady"
             ));
         }
     }
-    conditions::set(
-        &mut run.status,
-        CONDITION_POST_READY,
-        REASON_SUCCEED,
-        "restore in PostReady phase successfully",
-        now,
-    );
     StageResult::Done
 }
 

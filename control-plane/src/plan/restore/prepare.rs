@@ -23,11 +23,9 @@ use crate::plan::action::Workload;
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
 
-/// Runs the prepareData stage as far as it goes in this reconcile.
+/// Runs the prepareData stage as far as it goes in this reconcile: the sets one after another,
+/// each only once the one before it has finished (§4.2).
 pub fn run(run: &mut Run<'_>) -> StageResult {
-    let Some(job_spec) = run.req.spec.prepare_data.clone() else {
-        return StageResult::Done;
-    };
     let Some(config) = run.o.restore.spec.prepare_data_config.clone() else {
         return StageResult::Done;
     };
@@ -36,7 +34,42 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     if !has_claims || conditions::is_true(&run.status, CONDITION_PREPARE_DATA) {
         return StageResult::Done;
     }
-    let works = match works(run, &config, &job_spec) {
+    let all = run.sets;
+    let sets: Vec<_> = all.prepare_data().collect();
+    if sets.is_empty() {
+        return StageResult::Done;
+    }
+    let count = sets.len();
+    for (index, set) in sets.into_iter().enumerate() {
+        run.req = set;
+        let result = run_set(run, &config, index, count);
+        run.req = all.source();
+        if result != StageResult::Done {
+            return result;
+        }
+    }
+    conditions::set(
+        &mut run.status,
+        CONDITION_PREPARE_DATA,
+        REASON_SUCCEED,
+        "prepare data successfully",
+        run.now,
+    );
+    StageResult::Done
+}
+
+/// The prepareData jobs of the set `run.req`, the `index`th of `count` (action
+/// `prepareData-<index>`).
+fn run_set(
+    run: &mut Run<'_>,
+    config: &PrepareDataConfig,
+    index: usize,
+    count: usize,
+) -> StageResult {
+    let Some(job_spec) = run.req.spec.prepare_data.clone() else {
+        return StageResult::Done;
+    };
+    let works = match works(run, config, &job_spec, index) {
         Ok(works) => works,
         Err(message) => return StageResult::Failed(message),
     };
@@ -73,6 +106,12 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
     if running || unplaced {
         let message = if unplaced {
             "waiting for a connected node agent that can run the prepareData jobs".to_string()
+        } else if count > 1 {
+            format!(
+                "start to prepare data of backup \"{}\" (backup set {} of {count})",
+                run.req.backup_name,
+                index + 1
+            )
         } else {
             "start to prepare data".to_string()
         };
@@ -92,13 +131,6 @@ pub fn run(run: &mut Run<'_>) -> StageResult {
             run.req.backup_name
         ));
     }
-    conditions::set(
-        &mut run.status,
-        CONDITION_PREPARE_DATA,
-        REASON_SUCCEED,
-        "prepare data successfully",
-        now,
-    );
     StageResult::Done
 }
 
@@ -107,6 +139,7 @@ fn works(
     run: &Run<'_>,
     config: &PrepareDataConfig,
     job_spec: &cairn_api::action::JobActionSpec,
+    set: usize,
 ) -> Result<Vec<Work>, String> {
     let req = run.req;
     let restore = &run.o.restore;
@@ -194,7 +227,7 @@ fn works(
         );
         works.push(Work {
             stage: RestoreStage::PrepareData,
-            name: "prepareData-0".into(),
+            name: format!("prepareData-{set}"),
             object_key: format!("Job/{job_name}"),
             placement: placement(run, config, &claim_names),
             kind: Workload::Job(Box::new(job)),

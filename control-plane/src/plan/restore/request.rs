@@ -11,6 +11,8 @@ use cairn_api::well_known::conditions::restore::{
     REASON_VALIDATE_FAILED, REASON_WAIT_FOR_REPO,
 };
 
+use jiff::Timestamp;
+
 use super::Observed;
 use crate::plan::action::access::{self, AccessProblem, RepoAccess};
 use crate::plan::backup::chain::{self, Links};
@@ -36,7 +38,7 @@ pub enum Problem {
 }
 
 impl Problem {
-    fn repo(message: String) -> Self {
+    pub(super) fn repo(message: String) -> Self {
         Problem::Fail {
             condition: CONDITION_CHECK_BACKUP_REPO,
             reason: REASON_REPO_FAILED,
@@ -44,7 +46,7 @@ impl Problem {
         }
     }
 
-    fn invalid(message: String) -> Self {
+    pub(super) fn invalid(message: String) -> Self {
         Problem::Fail {
             condition: CONDITION_VALIDATION_PASSED,
             reason: REASON_VALIDATE_FAILED,
@@ -71,8 +73,11 @@ pub struct Request<'a> {
     pub root_path: String,
     pub access: &'a RepoAccess,
     pub passphrase: Option<String>,
-    /// An Incremental backup's base full and intermediate incrementals (oldest first).
+    /// An Incremental backup's base full and intermediate incrementals (oldest first); a
+    /// Continuous backup's base (no ancestors: an Incremental base is its own set).
     pub chain: Option<Links<'a>>,
+    /// `spec.restoreTime`, parsed (`DP_RESTORE_TIME`, §3.2).
+    pub restore_time: Option<Timestamp>,
 }
 
 impl Request<'_> {
@@ -275,29 +280,17 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         )));
     }
     let chain = match backup_type {
-        BackupType::Full | BackupType::Selective => None,
         // One set: the incremental with its base and ancestors; its ActionSet pulls them.
         BackupType::Incremental => Some(chain::walk(backup, &o.backups).map_err(|problem| {
             Problem::invalid(format!(
                 "the chain of incremental backup \"{backup_name}\" is broken: {problem}"
             ))
         })?),
-        other => {
-            return Err(Problem::invalid(format!(
-                "restoring a {other:?} backup (\"{backup_name}\") is not supported by Cairn yet; only Full, Selective and Incremental backups can be restored"
-            )));
-        }
+        // Full and Selective restore alone; the sets of Continuous and Differential backups
+        // are added by `sets::resolve`.
+        _ => None,
     };
-    if let Some(time) = restore
-        .spec
-        .restore_time
-        .as_deref()
-        .filter(|t| !t.is_empty())
-    {
-        return Err(Problem::invalid(format!(
-            "spec.restoreTime {time:?}: point-in-time restore is not supported by Cairn yet; restore a Full or Selective backup without restoreTime"
-        )));
-    }
+    let restore_time = restore_time(restore)?;
     let backup_path = status
         .path
         .clone()
@@ -336,7 +329,23 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         access,
         passphrase,
         chain,
+        restore_time,
     })
+}
+
+/// `spec.restoreTime` parsed (`YYYY-MM-DDTHH:MM:SSZ`); `None` when absent or empty.
+fn restore_time(restore: &cairn_api::Restore) -> Result<Option<Timestamp>, Problem> {
+    let Some(text) = restore
+        .spec
+        .restore_time
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(None);
+    };
+    cairn_api::parse::restore_time::parse(text)
+        .map(Some)
+        .map_err(|err| Problem::invalid(format!("spec.restoreTime: {err}")))
 }
 
 /// KubeBlocks' parameter checks (§3.4) against `restore.withParameters`.
@@ -370,7 +379,7 @@ fn check_parameters(
 
 /// The target the backup recorded: its only one, or the one named `sourceTargetName` among
 /// several. The name the Restore gives is only used to choose (ARCHITECTURE.md §K8 S20).
-fn recorded_target(
+pub(super) fn recorded_target(
     backup: &Backup,
     backup_name: &str,
     source_target_name: Option<&str>,
@@ -410,7 +419,7 @@ fn recorded_target(
 }
 
 /// Go's `filepath.Dir` for the absolute paths backups record.
-fn parent(path: &str) -> String {
+pub(super) fn parent(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rfind('/') {
         Some(0) | None => "/".into(),

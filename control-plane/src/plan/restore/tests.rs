@@ -107,10 +107,13 @@ pub fn observed() -> Observed {
         restore: restore(json!({})),
         backup: Some(backup(json!({}))),
         actionset: Some(actionset(json!({}))),
+        actionsets: Vec::new(),
         backups: Vec::new(),
         repos: vec![repo("repo1", "Ready")],
         repo_access: Some(tool_access("repo1")),
+        repo_accesses: Vec::new(),
         encryption_passphrase: None,
+        passphrases: BTreeMap::new(),
         claims: Vec::new(),
         pods: vec![pod("pg-0").on_node("node-a"), pod("pg-1").on_node("node-b")],
         nodes: Vec::new(),
@@ -289,30 +292,6 @@ fn a_backup_that_is_not_completed_fails_with_kubeblocks_message() {
             "ValidateFailed".into(),
             "phase of backup \"b1\" is not completed".into()
         )
-    );
-}
-
-#[test]
-fn continuous_and_differential_backups_fail_as_not_supported_yet() {
-    for kind in ["Continuous", "Differential"] {
-        let mut o = observed();
-        o.actionset = Some(actionset(json!({"spec": {"backupType": kind}})));
-        let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
-        assert!(
-            message.contains(kind) && message.contains("not supported"),
-            "{message}"
-        );
-    }
-}
-
-#[test]
-fn restore_time_fails_as_not_supported_yet() {
-    let mut o = observed();
-    o.restore = restore(json!({"spec": {"restoreTime": "2026-11-22T09:00:00Z"}}));
-    let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
-    assert!(
-        message.contains("restoreTime") && message.contains("not supported"),
-        "{message}"
     );
 }
 

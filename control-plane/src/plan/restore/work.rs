@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::action::ActionErrorMode;
-use cairn_api::restore::{RestoreActionStatus, RestoreStage, RestoreStatus, RestoreStatusAction};
+use cairn_api::restore::{
+    Restore, RestoreActionStatus, RestoreStage, RestoreStatus, RestoreStatusAction,
+};
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -15,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::Observed;
 use super::placement::{Placement, Placements};
 use super::request::Request;
+use super::sets::Sets;
 use crate::plan::action::{
     self, Scope, Step, Workload, failure_reason, grant, lost_message, step, to_wire,
 };
@@ -54,7 +57,10 @@ pub enum Outcome {
 /// The mutable state of one reconcile.
 pub struct Run<'a> {
     pub o: &'a Observed,
+    /// The set being restored (the Restore's own backup outside the stages' loops).
     pub req: &'a Request<'a>,
+    /// Every set, in order.
+    pub sets: &'a Sets<'a>,
     pub now: Timestamp,
     pub status: RestoreStatus,
     pub intents: Vec<Intent>,
@@ -88,6 +94,23 @@ fn failure_message(key: &str, reason: &str) -> String {
 /// The action id of a status entry.
 pub fn entry_id(restore_uid: &str, name: &str, object_key: &str) -> String {
     action_id(restore_uid, name, object_key)
+}
+
+/// The action id of the entry `name`/`object_key` of backup set `backup`: an entry of the
+/// Restore's own backup has [`entry_id`]; one of another set (a base, a parent) has the backup
+/// in its name, so that exec steps of two sets in the same pod differ.
+pub fn set_entry_id(restore: &Restore, name: &str, object_key: &str, backup: &str) -> String {
+    let uid = restore.metadata.uid.as_deref().unwrap_or_default();
+    if backup.is_empty() || backup == restore.spec.backup.name {
+        entry_id(uid, name, object_key)
+    } else {
+        entry_id(uid, &format!("{name}@{backup}"), object_key)
+    }
+}
+
+/// The action id of a status entry, whichever set it belongs to.
+pub fn status_entry_id(restore: &Restore, entry: &RestoreStatusAction) -> String {
+    set_entry_id(restore, &entry.name, &entry.object_key, &entry.backup_name)
 }
 
 /// The entries of a stage.
@@ -125,9 +148,10 @@ impl Run<'_> {
     }
 
     fn entry_index(&self, stage: RestoreStage, name: &str, key: &str) -> Option<usize> {
+        let backup = &self.req.backup_name;
         entries(&self.status, stage)
             .iter()
-            .position(|e| e.name == name && e.object_key == key)
+            .position(|e| e.name == name && e.object_key == key && e.backup_name == *backup)
     }
 
     /// Moves one action forward: record, place, dispatch, or apply its result.
@@ -219,9 +243,8 @@ impl Run<'_> {
         on_error: ActionErrorMode,
         node: &str,
     ) -> Option<Outcome> {
-        let uid = self.uid();
         let entry = entries(&self.status, stage)[index].clone();
-        let id = entry_id(&uid, &entry.name, &entry.object_key);
+        let id = status_entry_id(&self.o.restore, &entry);
         let now = self.now;
         let entry = &mut entries_mut(&mut self.status, stage)[index];
         match step(&self.o.agents, &id, Some(node), now) {
@@ -308,9 +331,13 @@ impl Run<'_> {
 
     /// The wire action for `work`.
     pub fn wire_action(&self, work: &Work) -> pb::Action {
-        let uid = self.uid();
         to_wire(
-            &entry_id(&uid, &work.name, &work.object_key),
+            &set_entry_id(
+                &self.o.restore,
+                &work.name,
+                &work.object_key,
+                &self.req.backup_name,
+            ),
             &work.name,
             owner(self.o),
             work.pod.as_ref(),
