@@ -34,7 +34,8 @@ pub fn redacted_copy(action: &Action) -> Action {
             put.content = format!("<{} bytes>", put.content.len()).into_bytes();
             put.storage.as_mut()
         }
-        Some(action::Kind::Exec(_)) | None => None,
+        // A VolumeSnapshot carries no secret (and no storage grant).
+        Some(action::Kind::Exec(_)) | Some(action::Kind::VolumeSnapshot(_)) | None => None,
     };
     if let Some(grant) = grant {
         redact_grant(grant);

@@ -204,7 +204,11 @@ pub async fn pvc_dir(
         .local
         .map(|l| l.path)
         .or_else(|| spec.host_path.map(|h| h.path))
-        .with_context(|| format!("PersistentVolume {volume} has neither local nor hostPath"))?;
+        // localkube's CSI volumes (StorageClass local-csi) are directories named by their handle.
+        .or_else(|| spec.csi.map(|c| c.volume_handle))
+        .with_context(|| {
+            format!("PersistentVolume {volume} has neither local, hostPath nor CSI source")
+        })?;
     Ok(PathBuf::from(path))
 }
 

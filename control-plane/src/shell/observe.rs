@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use cairn_api::actionset::{ActionSet, BackupType};
-use cairn_api::backup::Backup;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams};
+use cairn_api::backup::{Backup, BackupPhase};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
@@ -196,9 +196,34 @@ pub async fn backup(
         }
     };
     let pods = reader.in_namespace(&caches.pods, &namespace).await?;
+    let snapshot_method = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.backup_method.as_ref())
+        .or_else(|| {
+            policy.as_ref().and_then(|p| {
+                p.spec
+                    .backup_methods
+                    .iter()
+                    .find(|m| m.name == obj.spec.backup_method)
+            })
+        })
+        .is_some_and(|m| m.snapshot_volumes == Some(true));
     let claims = match repo_access.as_ref().filter(|a| a.mount_claim.is_some()) {
         Some(_) => reader.in_namespace(&caches.claims, &namespace).await?,
+        None if snapshot_method => reader.in_namespace(&caches.claims, &namespace).await?,
         None => Vec::new(),
+    };
+    // Only a running snapshot backup reads volumes and classes (API reads: neither is cached).
+    let running = obj.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            obj.status.as_ref().and_then(|s| s.phase),
+            Some(BackupPhase::Completed | BackupPhase::Failed)
+        );
+    let snapshot = if snapshot_method && running {
+        snapshot_inputs(ctx, &claims).await?
+    } else {
+        backup::snapshot::Inputs::default()
     };
     // A chain links to older backups and keeps their encryption: read those (and their
     // secrets) only for the backup types that have a parent.
@@ -242,9 +267,51 @@ pub async fn backup(
         backups,
         pods,
         claims,
+        snapshot,
         agents: ctx.agent_view(),
         settings: ctx.settings.backup.clone(),
     })
+}
+
+/// The PersistentVolumes `claims` are bound to and the cluster's VolumeSnapshotClasses (none
+/// when the snapshot CRDs are not installed).
+async fn snapshot_inputs(
+    ctx: &Context,
+    claims: &[PersistentVolumeClaim],
+) -> Result<backup::snapshot::Inputs, ObserveError> {
+    let mut volumes = Vec::new();
+    let api = Api::<PersistentVolume>::all(ctx.client.clone());
+    for name in claims
+        .iter()
+        .filter_map(|c| c.spec.as_ref()?.volume_name.as_deref())
+        .filter(|n| !n.is_empty())
+    {
+        if let Some(volume) = api
+            .get_opt(name)
+            .await
+            .map_err(read(format!("PersistentVolume {name}")))?
+        {
+            volumes.push(volume);
+        }
+    }
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshotClass"),
+        "volumesnapshotclasses",
+    );
+    let classes = match Api::<DynamicObject>::all_with(ctx.client.clone(), &resource)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .map(|o| backup::snapshot::SnapshotClass::from_object(&o))
+            .collect(),
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(err) => return Err(read("volumesnapshotclasses")(err)),
+    };
+    Ok(backup::snapshot::Inputs { volumes, classes })
 }
 
 /// A Secret key's value as text: `Ok(Err(reason))` when the Secret or key is missing.

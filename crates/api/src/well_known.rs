@@ -74,6 +74,9 @@ pub mod annotation {
     pub const READINESS_PROBE_ATTEMPT: &str = "cairn.io/readiness-probe-attempt";
     /// On a Restore: when the readiness probe's next attempt may start (RFC 3339).
     pub const READINESS_PROBE_RETRY_AT: &str = "cairn.io/readiness-probe-retry-at";
+    /// On a BackupPolicy: how long (a Go duration, default 10m) the VolumeSnapshots of a
+    /// `snapshotVolumes` backup may take to become ready before the backup fails.
+    pub const VOLUME_SNAPSHOT_TIMEOUT: &str = "cairn.io/volume-snapshot-timeout";
     /// On a Restore: the JSON map `objectKey -> node` of where each restore Job runs.
     pub const RESTORE_NODES: &str = "cairn.io/restore-nodes";
     /// The node the scheduler chose for a claim (WaitForFirstConsumer); set by Kubernetes.

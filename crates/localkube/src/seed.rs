@@ -12,6 +12,10 @@ pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 pub const LOCAL_PATH_CLASS: &str = "local-path";
 pub const LOCAL_PATH_PROVISIONER: &str = "localkube/local-path";
+/// The StorageClass whose volumes are CSI volumes of the local-path driver (snapshottable).
+pub const LOCAL_CSI_CLASS: &str = "local-csi";
+/// The StorageClass parameter that makes the local-path provisioner present CSI volumes.
+pub const CSI_PARAMETER: &str = "localkube/csi";
 
 fn create_if_missing(
     api: &Api,
@@ -149,6 +153,23 @@ pub fn seed(api: &Api) -> Result<(), ApiError> {
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
             "provisioner": LOCAL_PATH_PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "allowVolumeExpansion": true,
+        }),
+    )?;
+    // The same provisioner presenting its volumes as CSI volumes (`spec.csi`, driver
+    // `localkube/local-path`), which is what volume snapshots need (KubeBlocks §2.5).
+    create_if_missing(
+        api,
+        Builtin::StorageClass,
+        None,
+        json!({
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": LOCAL_CSI_CLASS},
+            "provisioner": LOCAL_PATH_PROVISIONER,
+            "parameters": {CSI_PARAMETER: "true"},
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer",
             "allowVolumeExpansion": true,

@@ -6,4 +6,5 @@ pub mod job;
 pub mod mount_claim;
 pub mod repo_ops;
 pub mod runner;
+pub mod snapshot;
 pub mod tail;

@@ -1,5 +1,5 @@
 //! The agent's `ActionRunner`: runs each assigned action in a task of its own (exec, job,
-//! repository check, file deletion, object write), reports progress every second and the
+//! repository check, file deletion, object write, volume snapshots), reports progress every second and the
 //! outcome once, and re-adopts Jobs after an agent restart.
 
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ use super::exec::{self, ExecRequest};
 use super::job::{self, ActionInjection, InfoFile, NodeInjection};
 use super::mount_claim;
 use super::repo_ops;
+use super::snapshot;
 use crate::session::{ActionRunner, Outcome, ProgressUpdate, Reporter};
 use crate::socket::grants::{Grants, Token};
 
@@ -91,6 +92,15 @@ impl Runtime {
                     repo_ops::put_object(&files, &put.path, put.content).await
                 })
                 .await
+            }
+            Some(action::Kind::VolumeSnapshot(spec)) => {
+                tokio::select! {
+                    result = snapshot::run(self.client.clone(), &id, &spec) => match result {
+                        Ok(report) => Outcome::succeeded().with_backup_info_json(report),
+                        Err(err) => Outcome::failed(chain(&err)),
+                    },
+                    _ = cancel.cancelled() => Outcome::cancelled("cancelled while waiting for the volume snapshots"),
+                }
             }
             None => Outcome::failed(format!("action {:?} has no kind", action.name)),
         };

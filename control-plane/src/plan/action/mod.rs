@@ -33,4 +33,6 @@ pub mod wire;
 
 pub use access::{AccessProblem, RepoAccess};
 pub use step::{Step, ended, failure_reason, lost_message, step};
-pub use wire::{ActionKind, InfoFile, Scope, Workload, grant, owner, pod_ref, to_wire};
+pub use wire::{
+    ActionKind, InfoFile, PlannedSnapshot, Scope, Workload, grant, owner, pod_ref, to_wire,
+};

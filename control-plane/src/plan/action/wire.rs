@@ -40,6 +40,20 @@ pub enum ActionKind {
         storage: pb::StorageGrant,
         probe_path: String,
     },
+    /// Create VolumeSnapshots and wait until every one is ready (PROTOCOL.md §2.4).
+    VolumeSnapshot {
+        snapshots: Vec<PlannedSnapshot>,
+        /// 0: no timeout.
+        timeout_seconds: u32,
+    },
+}
+
+/// One VolumeSnapshot an action creates: the pod volume it is of and the object itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedSnapshot {
+    pub volume_name: String,
+    /// A complete `snapshot.storage.k8s.io/v1` VolumeSnapshot.
+    pub snapshot: serde_json::Value,
 }
 
 /// What a workload action runs in the owner's namespace: a command in a container of a pod, or
@@ -56,6 +70,12 @@ pub enum Workload {
     },
     /// A Job the agent creates on its node.
     Job(Box<Job>),
+    /// VolumeSnapshots the agent creates and waits for (a `snapshotVolumes` method).
+    VolumeSnapshot {
+        snapshots: Vec<PlannedSnapshot>,
+        /// 0: no timeout.
+        timeout_seconds: u32,
+    },
 }
 
 impl Workload {
@@ -80,6 +100,13 @@ impl Workload {
                 job: job.clone(),
                 storage: Some(storage()),
                 info,
+            },
+            Workload::VolumeSnapshot {
+                snapshots,
+                timeout_seconds,
+            } => ActionKind::VolumeSnapshot {
+                snapshots: snapshots.clone(),
+                timeout_seconds: *timeout_seconds,
             },
         }
     }
@@ -154,6 +181,19 @@ pub fn to_wire(
         } => pb::action::Kind::RepoCheck(pb::RepoCheckAction {
             storage: Some(storage),
             probe_path,
+        }),
+        ActionKind::VolumeSnapshot {
+            snapshots,
+            timeout_seconds,
+        } => pb::action::Kind::VolumeSnapshot(pb::VolumeSnapshotAction {
+            snapshots: snapshots
+                .into_iter()
+                .map(|s| pb::PlannedSnapshot {
+                    volume_name: s.volume_name,
+                    snapshot_json: s.snapshot.to_string(),
+                })
+                .collect(),
+            timeout_seconds,
         }),
     };
     pb::Action {

@@ -32,7 +32,8 @@ pub struct BackupContext<'a> {
     pub backup: &'a Backup,
     pub policy: &'a BackupPolicy,
     pub method: &'a BackupMethod,
-    pub actionset: &'a ActionSet,
+    /// `None` only for a snapshot method without an ActionSet.
+    pub actionset: Option<&'a ActionSet>,
     /// The backup's `status.path`.
     pub backup_path: &'a str,
     /// The directory shared by the policy's backups (`DP_BACKUP_ROOT_PATH`).
@@ -94,22 +95,18 @@ pub fn pod_actions(
     pod: &Pod,
     pod_index: usize,
 ) -> Result<Vec<PlannedAction>, ActionError> {
-    let actionset_name = ctx.actionset.metadata.name.clone().unwrap_or_default();
+    let actionset_name = ctx
+        .actionset
+        .and_then(|a| a.metadata.name.clone())
+        .unwrap_or_default();
     let backup_spec = ctx
         .actionset
-        .spec
-        .backup
-        .as_ref()
-        .ok_or_else(|| ActionError::NoBackupData(actionset_name.clone()))?;
+        .and_then(|a| a.spec.backup.as_ref())
+        .ok_or_else(|| ActionError::NoBackupData(actionset_name))?;
     let t = target_prefix(target);
-    let mut list = Vec::new();
-    for (j, spec) in backup_spec.pre_backup.iter().flatten().enumerate() {
-        let name = format!("dp-prebackup-{t}{j}-{pod_index}");
-        list.push(hook_action(ctx, target, pod, name, spec)?);
-    }
     let name = format!("dp-backup-{t}{pod_index}");
     let data = &backup_spec.backup_data.job;
-    list.push(PlannedAction {
+    let main = PlannedAction {
         work: Workload::Job(Box::new(build_job(
             ctx,
             target,
@@ -121,8 +118,38 @@ pub fn pod_actions(
         backup_data: true,
         on_error: ActionErrorMode::Fail,
         name,
-    });
-    for (j, spec) in backup_spec.post_backup.iter().flatten().enumerate() {
+    };
+    with_hooks(ctx, target, pod, pod_index, main)
+}
+
+/// `main` between the ActionSet's preBackup and postBackup actions for the pod (none without
+/// an ActionSet: a snapshot method may have none).
+pub fn with_hooks(
+    ctx: &BackupContext<'_>,
+    target: &ResolvedTarget,
+    pod: &Pod,
+    pod_index: usize,
+    main: PlannedAction,
+) -> Result<Vec<PlannedAction>, ActionError> {
+    let backup_spec = ctx.actionset.and_then(|a| a.spec.backup.as_ref());
+    let t = target_prefix(target);
+    let mut list = Vec::new();
+    for (j, spec) in backup_spec
+        .and_then(|b| b.pre_backup.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = format!("dp-prebackup-{t}{j}-{pod_index}");
+        list.push(hook_action(ctx, target, pod, name, spec)?);
+    }
+    list.push(main);
+    for (j, spec) in backup_spec
+        .and_then(|b| b.post_backup.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = format!("dp-postbackup-{t}{j}-{pod_index}");
         list.push(hook_action(ctx, target, pod, name, spec)?);
     }
@@ -224,7 +251,11 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
         env.extend(paths.clone());
     }
     env.extend(connection_env(target, pod));
-    env.extend(ctx.actionset.spec.env.clone().unwrap_or_default());
+    env.extend(
+        ctx.actionset
+            .and_then(|a| a.spec.env.clone())
+            .unwrap_or_default(),
+    );
     for parameter in backup.spec.parameters.iter().flatten() {
         env.push(var(&parameter.name, parameter.value.clone()));
     }
@@ -381,7 +412,11 @@ pub fn build_job(
     let mut env_from = first_container(pod)
         .and_then(|c| c.env_from.clone())
         .unwrap_or_default();
-    env_from.extend(ctx.actionset.spec.env_from.clone().unwrap_or_default());
+    env_from.extend(
+        ctx.actionset
+            .and_then(|a| a.spec.env_from.clone())
+            .unwrap_or_default(),
+    );
     let container = Container {
         name: container_name.into(),
         image: Some(image),

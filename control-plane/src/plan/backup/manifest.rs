@@ -55,37 +55,14 @@ pub(super) fn finish(
         .flat_map(|t| t.pods.iter())
         .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
         .unwrap_or_default();
+    // A snapshot backup has no repository, so no manifest to write (§K2.5).
+    if request.access.is_none() {
+        return complete(o, completed, intents);
+    }
     match step(&o.agents, &id, Some(&node), now) {
         Step::Succeeded(_) => {
             intents.push(Intent::Acknowledge { action_id: id });
-            // As KubeBlocks does once a backup is Completed: its Jobs (and their pods) go.
-            for job in completed
-                .actions
-                .iter()
-                .flatten()
-                .filter_map(|a| a.object_ref.as_ref())
-                .filter(|r| r.kind.as_deref() == Some("Job"))
-            {
-                intents.push(Intent::Delete {
-                    api_version: "batch/v1".into(),
-                    kind: "Job".into(),
-                    namespace: job.namespace.clone(),
-                    name: job.name.clone().unwrap_or_default(),
-                });
-            }
-            intents.push(Intent::normal(
-                "CreatedBackup",
-                format!(
-                    "Created backup {}, total size {}",
-                    o.backup.metadata.name.as_deref().unwrap_or_default(),
-                    completed.total_size.as_deref().unwrap_or("unknown")
-                ),
-            ));
-            Plan {
-                status: Some(completed),
-                intents,
-                requeue: None,
-            }
+            complete(o, completed, intents)
         }
         Step::Failed(report) => {
             let reason = format!(
@@ -128,5 +105,36 @@ pub(super) fn finish(
                 requeue: Some(o.settings.wait_requeue.max(Duration::from_secs(5))),
             }
         }
+    }
+}
+
+/// The Backup is Completed: its Jobs (and their pods) go, as KubeBlocks does.
+fn complete(o: &Observed, completed: BackupStatus, mut intents: Vec<Intent>) -> Plan<BackupStatus> {
+    for job in completed
+        .actions
+        .iter()
+        .flatten()
+        .filter_map(|a| a.object_ref.as_ref())
+        .filter(|r| r.kind.as_deref() == Some("Job"))
+    {
+        intents.push(Intent::Delete {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            namespace: job.namespace.clone(),
+            name: job.name.clone().unwrap_or_default(),
+        });
+    }
+    intents.push(Intent::normal(
+        "CreatedBackup",
+        format!(
+            "Created backup {}, total size {}",
+            o.backup.metadata.name.as_deref().unwrap_or_default(),
+            completed.total_size.as_deref().unwrap_or("unknown")
+        ),
+    ));
+    Plan {
+        status: Some(completed),
+        intents,
+        requeue: None,
     }
 }

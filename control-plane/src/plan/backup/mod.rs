@@ -32,6 +32,7 @@ mod pods;
 mod progress;
 pub mod repo;
 mod request;
+pub mod snapshot;
 pub mod targets;
 
 #[cfg(test)]
@@ -110,8 +111,11 @@ pub struct Observed {
     pub backups: Vec<Backup>,
     /// Pods of the Backup's namespace.
     pub pods: Vec<Pod>,
-    /// PersistentVolumeClaims of the Backup's namespace (a Mount repository's PVC).
+    /// PersistentVolumeClaims of the Backup's namespace (a Mount repository's PVC, the claims
+    /// a snapshot backup snapshots).
     pub claims: Vec<PersistentVolumeClaim>,
+    /// The volumes and VolumeSnapshotClasses a snapshot backup reads (empty otherwise).
+    pub snapshot: snapshot::Inputs,
     pub agents: AgentView,
     pub settings: Settings,
 }

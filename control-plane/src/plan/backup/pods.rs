@@ -12,9 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::actions::{self, PlannedAction};
 use super::request::Request;
-use super::{Observed, backup_info, owner};
+use super::{Observed, backup_info, owner, snapshot};
 use crate::plan::action::{
-    self, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step, to_wire,
+    self, ActionKind, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step, to_wire,
 };
 use crate::plan::agent_view::ReportedAction;
 use crate::plan::ids::action_id;
@@ -88,6 +88,16 @@ impl Walk<'_> {
         match step(&self.o.agents, &id, Some(&node), now) {
             Step::Succeeded(report) => {
                 complete_entry(entry, report, pod, now);
+                if let Workload::VolumeSnapshot { .. } = planned.work
+                    && let Err(reason) = snapshot::record(
+                        entry,
+                        report.backup_info_json.as_deref().unwrap_or("{}"),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    )
+                {
+                    self.intents
+                        .push(Intent::warning("InvalidSnapshotReport", reason));
+                }
                 self.counted.push(id.clone());
                 self.intents.push(Intent::Acknowledge { action_id: id });
                 if planned.backup_data
@@ -164,7 +174,7 @@ fn status_entry<'s>(
 pub(super) fn action_type(action: &PlannedAction) -> ActionType {
     match action.work {
         Workload::Job(_) => ActionType::Job,
-        Workload::Exec { .. } => ActionType::None,
+        Workload::Exec { .. } | Workload::VolumeSnapshot { .. } => ActionType::None,
     }
 }
 
@@ -225,9 +235,15 @@ fn to_action(
         file: actions::INFO_FILE.into(),
         collect: planned.backup_data,
     };
-    let kind = planned
-        .work
-        .kind(|| grant(request, &o.backup, true), Some(info));
+    let kind = match (&planned.work, request.access) {
+        // A snapshot backup has no repository: its hook Jobs reach none.
+        (Workload::Job(job), None) => ActionKind::Job {
+            job: job.clone(),
+            storage: None,
+            info: Some(info),
+        },
+        (work, _) => work.kind(|| grant(request, &o.backup, true), Some(info)),
+    };
     to_wire(id, &planned.name, owner(&o.backup), Some(pod), kind)
 }
 
@@ -244,8 +260,9 @@ pub(super) fn grant(request: &Request<'_>, backup: &Backup, siblings: bool) -> p
             }
         }
     }
+    let none = action::RepoAccess::default();
     action::grant(
-        request.access,
+        request.access.unwrap_or(&none),
         backup.metadata.namespace.as_deref().unwrap_or_default(),
         Scope {
             read_write: &request.backup_path,

@@ -19,7 +19,7 @@ use super::parent::{self, Parent};
 use super::pods::action_type;
 use super::repo::{self, RepoAccess};
 use super::targets::{self, ResolvedTarget};
-use super::{COPIED_POD_LABELS, Observed, path};
+use super::{COPIED_POD_LABELS, Observed, path, snapshot};
 use crate::plan::action::{self, AccessProblem};
 use crate::plan::intent::{Intent, Plan};
 
@@ -39,9 +39,11 @@ pub(super) enum Problem {
 pub(super) struct Request<'a> {
     pub policy: &'a BackupPolicy,
     pub method: &'a BackupMethod,
-    pub actionset: &'a ActionSet,
-    pub repo: &'a BackupRepo,
-    pub access: &'a RepoAccess,
+    /// `None` only for a snapshot method without one.
+    pub actionset: Option<&'a ActionSet>,
+    /// `None` for a snapshot backup, which stores nothing in a repository.
+    pub repo: Option<&'a BackupRepo>,
+    pub access: Option<&'a RepoAccess>,
     pub targets: Vec<ResolvedTarget>,
     /// Whether the policy lists `targets` (recorded as `status.targets`) or has one `target`.
     pub target_list: bool,
@@ -49,19 +51,27 @@ pub(super) struct Request<'a> {
     pub labels: BTreeMap<String, String>,
     /// The directory shared by the policy's backups (`DP_BACKUP_ROOT_PATH`).
     pub root_path: String,
-    /// The backup's `status.path`.
+    /// The backup's `status.path` (empty for a snapshot backup).
     pub backup_path: String,
     /// The encryption of the backup's data: the parent's for a chain, else the policy's.
     pub encryption: Option<&'a EncryptionConfig>,
     pub passphrase: Option<String>,
     /// The parent and base of an Incremental or Differential backup.
     pub parent: Option<Parent<'a>>,
+    /// What a snapshot backup's actions read (`Some` for a `snapshotVolumes` method).
+    pub snapshot: Option<SnapshotSource<'a>>,
+}
+
+/// The claims, volumes and classes the snapshot actions are built from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SnapshotSource<'a> {
+    pub claims: &'a [k8s_openapi::api::core::v1::PersistentVolumeClaim],
+    pub inputs: &'a snapshot::Inputs,
 }
 
 /// Resolves policy, method, ActionSet, repository and targets (New-phase checks of §1.2).
 pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
     let backup = &o.backup;
-    let namespace = backup.metadata.namespace.clone().unwrap_or_default();
     let policy_name = &backup.spec.backup_policy_name;
     let policy = o.policy.as_ref().ok_or_else(|| {
         Problem::Fail(format!(
@@ -87,16 +97,119 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "backup method {method_name} should specify snapshotVolumes or actionSetName"
         )));
     }
-    if snapshot {
+    // A snapshot method's ActionSet is optional: it only brings preBackup/postBackup hooks.
+    let actionset = match o.actionset.as_ref() {
+        Some(actionset) => Some(actionset),
+        None if snapshot && actionset_name.is_empty() => None,
+        None => {
+            return Err(Problem::Fail(format!(
+                "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
+            )));
+        }
+    };
+    if let Some(actionset) = actionset {
+        check_parameters(backup, actionset).map_err(|reason| {
+            Problem::Fail(format!(
+                "fails to validate parameters with actionset {actionset_name}: {reason}"
+            ))
+        })?;
+    }
+    let stored = if snapshot {
+        // A snapshot backup stores nothing in a repository (§K2.5).
+        snapshot::check_method(method).map_err(|err| Problem::Fail(err.to_string()))?;
+        None
+    } else {
+        let actionset = actionset.ok_or_else(|| {
+            Problem::Fail(format!(
+                "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
+            ))
+        })?;
+        Some(resolve_storage(o, policy, method, actionset)?)
+    };
+    let declared = targets::targets(policy, method);
+    if declared.is_empty() {
         return Err(Problem::Fail(format!(
-            "backup method {method_name} uses snapshotVolumes, and volume snapshot backups are not supported by Cairn yet; use a method with an actionSetName"
+            "backup target/targets can not be empty in backupPolicy \"{policy_name}\""
         )));
     }
-    let actionset = o.actionset.as_ref().ok_or_else(|| {
-        Problem::Fail(format!(
-            "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
-        ))
-    })?;
+    let mut resolved = Vec::new();
+    for target in declared {
+        let pods = targets::select_pods(backup, policy, &target, &o.pods)
+            .map_err(|err| Problem::Fail(err.to_string()))?;
+        resolved.push(ResolvedTarget { target, pods });
+    }
+    let mut labels = backup.metadata.labels.clone().unwrap_or_default();
+    if let Some(first_pod) = resolved.first().and_then(|t| t.pods.first()) {
+        let pod_labels = first_pod.metadata.labels.clone().unwrap_or_default();
+        for key in COPIED_POD_LABELS {
+            if let Some(value) = pod_labels.get(key) {
+                labels.entry(key.to_string()).or_insert(value.clone());
+            }
+        }
+    }
+    labels
+        .entry(well_known::label::MANAGED_BY.into())
+        .or_insert(well_known::label::MANAGED_BY_DATA_PROTECTION.into());
+    // Snapshot backups are Full whatever their ActionSet says (§K2.5).
+    let backup_type = match (snapshot, actionset) {
+        (false, Some(actionset)) => actionset.spec.backup_type,
+        _ => BackupType::Full,
+    };
+    labels.insert(
+        well_known::label::BACKUP_TYPE.into(),
+        format!("{backup_type:?}"),
+    );
+    labels.insert(well_known::label::BACKUP_POLICY.into(), policy_name.clone());
+    let stored = stored.unwrap_or_default();
+    if let Some(repo) = stored.repo {
+        let repo_name = repo.metadata.name.clone().unwrap_or_default();
+        labels.insert(well_known::label::BACKUP_REPO.into(), repo_name);
+    }
+    Ok(Request {
+        target_list: targets::uses_target_list(policy, method),
+        policy,
+        method,
+        actionset,
+        repo: stored.repo,
+        access: stored.access,
+        targets: resolved,
+        labels,
+        root_path: stored.root_path,
+        backup_path: stored.backup_path,
+        encryption: stored.encryption,
+        passphrase: stored.passphrase,
+        parent: stored.parent,
+        snapshot: snapshot.then_some(SnapshotSource {
+            claims: &o.claims,
+            inputs: &o.snapshot,
+        }),
+    })
+}
+
+/// Where a file backup's data goes: its repository, how agents reach it, its paths, its
+/// encryption and, for a chain, its parent and base.
+#[derive(Default)]
+struct Stored<'a> {
+    repo: Option<&'a BackupRepo>,
+    access: Option<&'a RepoAccess>,
+    root_path: String,
+    backup_path: String,
+    encryption: Option<&'a EncryptionConfig>,
+    passphrase: Option<String>,
+    parent: Option<Parent<'a>>,
+}
+
+/// The storage side of a file backup (§1.2 New steps 5-7, §K5.4).
+fn resolve_storage<'a>(
+    o: &'a Observed,
+    policy: &'a BackupPolicy,
+    method: &'a BackupMethod,
+    actionset: &'a ActionSet,
+) -> Result<Stored<'a>, Problem> {
+    let backup = &o.backup;
+    let namespace = backup.metadata.namespace.clone().unwrap_or_default();
+    let policy_name = &backup.spec.backup_policy_name;
+    let actionset_name = actionset.metadata.name.clone().unwrap_or_default();
     match actionset.spec.backup_type {
         BackupType::Full
         | BackupType::Selective
@@ -108,11 +221,6 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             )));
         }
     }
-    check_parameters(backup, actionset).map_err(|reason| {
-        Problem::Fail(format!(
-            "fails to validate parameters with actionset {actionset_name}: {reason}"
-        ))
-    })?;
     if let Some(Err(reason)) = &o.encryption_passphrase {
         return Err(Problem::Fail(format!(
             "failed to validate backupPolicy's encryption config: {reason}"
@@ -154,36 +262,6 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
                 AccessProblem::NoClaim { repo, claim } => Problem::WaitForRepoClaim { repo, claim },
             }
         })?;
-    let declared = targets::targets(policy, method);
-    if declared.is_empty() {
-        return Err(Problem::Fail(format!(
-            "backup target/targets can not be empty in backupPolicy \"{policy_name}\""
-        )));
-    }
-    let mut resolved = Vec::new();
-    for target in declared {
-        let pods = targets::select_pods(backup, policy, &target, &o.pods)
-            .map_err(|err| Problem::Fail(err.to_string()))?;
-        resolved.push(ResolvedTarget { target, pods });
-    }
-    let mut labels = backup.metadata.labels.clone().unwrap_or_default();
-    if let Some(first_pod) = resolved.first().and_then(|t| t.pods.first()) {
-        let pod_labels = first_pod.metadata.labels.clone().unwrap_or_default();
-        for key in COPIED_POD_LABELS {
-            if let Some(value) = pod_labels.get(key) {
-                labels.entry(key.to_string()).or_insert(value.clone());
-            }
-        }
-    }
-    labels
-        .entry(well_known::label::MANAGED_BY.into())
-        .or_insert(well_known::label::MANAGED_BY_DATA_PROTECTION.into());
-    labels.insert(
-        well_known::label::BACKUP_TYPE.into(),
-        format!("{:?}", actionset.spec.backup_type),
-    );
-    labels.insert(well_known::label::BACKUP_POLICY.into(), policy_name.clone());
-    labels.insert(well_known::label::BACKUP_REPO.into(), repo_name.clone());
     let root_path = path::root_path(
         repo.spec.path_prefix.as_deref().unwrap_or_default(),
         &namespace,
@@ -193,15 +271,9 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         &root_path,
         backup.metadata.name.as_deref().unwrap_or_default(),
     );
-    Ok(Request {
-        target_list: targets::uses_target_list(policy, method),
-        policy,
-        method,
-        actionset,
-        repo,
-        access,
-        targets: resolved,
-        labels,
+    Ok(Stored {
+        repo: Some(repo),
+        access: Some(access),
         root_path,
         backup_path,
         encryption,
@@ -306,11 +378,29 @@ impl Request<'_> {
             }),
             mount_repo: self
                 .access
-                .mount_claim
-                .as_deref()
-                .map(|claim| (claim, repo::MOUNT_PATH)),
+                .and_then(|a| a.mount_claim.as_ref())
+                .map(|claim| (claim.as_str(), repo::MOUNT_PATH)),
         };
-        actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string())
+        match &self.snapshot {
+            None => actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string()),
+            Some(source) => {
+                let main = snapshot::action(
+                    &snapshot::Context {
+                        backup,
+                        policy: self.policy,
+                        method: self.method,
+                        labels: &self.labels,
+                        claims: source.claims,
+                        inputs: source.inputs,
+                    },
+                    target,
+                    pod,
+                    index,
+                )
+                .map_err(|err| err.to_string())?;
+                actions::with_hooks(&ctx, target, pod, index, main).map_err(|err| err.to_string())
+            }
+        }
     }
 
     /// Writes what was resolved into the status: the targets and their pods, the path, the
@@ -335,9 +425,9 @@ impl Request<'_> {
             status.target = recorded_targets.into_iter().next();
         }
         status.format_version = Some("0.1.0".into());
-        status.path = Some(self.backup_path.clone());
+        status.path = (!self.backup_path.is_empty()).then(|| self.backup_path.clone());
         status.backup_method = Some(self.method.clone());
-        status.backup_repo_name = self.repo.metadata.name.clone();
+        status.backup_repo_name = self.repo.and_then(|r| r.metadata.name.clone());
         status.encryption_config = self.encryption.cloned();
         status.parent_backup_name = self.parent.as_ref().map(|p| p.parent_name().to_string());
         status.base_backup_name = self.parent.as_ref().map(|p| p.base.clone());

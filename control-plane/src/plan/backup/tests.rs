@@ -18,6 +18,8 @@ use crate::plan::testing::*;
 
 #[path = "tests_chain.rs"]
 mod chain_tests;
+#[path = "tests_snapshot.rs"]
+mod snapshot_tests;
 
 const UID: &str = "0123456789abcdef";
 
@@ -108,6 +110,7 @@ fn observed() -> Observed {
         backups: Vec::new(),
         pods: vec![member("pg-0", "secondary"), member("pg-1", "primary")],
         claims: Vec::new(),
+        snapshot: Default::default(),
         agents: agents(&["node-a"]),
         settings: Settings::default(),
     }
@@ -250,15 +253,6 @@ fn method_without_actionset_or_snapshot_fails_the_backup() {
         failure(&step(&mut o, now())).1,
         "backup method basebackup should specify snapshotVolumes or actionSetName"
     );
-}
-
-#[test]
-fn snapshot_method_fails_with_a_clear_not_supported_message() {
-    let mut o = observed();
-    o.policy = Some(policy(
-        json!({"spec": {"backupMethods": [{"name": "basebackup", "snapshotVolumes": true}]}}),
-    ));
-    assert!(failure(&step(&mut o, now())).1.contains("snapshotVolumes"));
 }
 
 #[test]

@@ -313,6 +313,11 @@ impl Run<'_> {
                     work.name
                 ),
             ),
+            // Restores never take snapshots; named for completeness.
+            Workload::VolumeSnapshot { .. } => Intent::normal(
+                "CreateVolumeSnapshot",
+                format!("creating volume snapshots for {}", work.name),
+            ),
             Workload::Exec { .. } => Intent::normal(
                 "RunRestoreExec",
                 format!(

@@ -1,7 +1,13 @@
-//! The local snapshotter for `snapshot.storage.k8s.io/v1`: a VolumeSnapshot of a bound
-//! claim gets a VolumeSnapshotContent whose data is a copy (reflinked where possible) of
-//! the volume's directory under `<data>/snapshots`, then `readyToUse`. Pre-provisioned
-//! contents are bound; contents with `deletionPolicy: Delete` go with their snapshot.
+//! The local snapshotter for `snapshot.storage.k8s.io/v1`: a VolumeSnapshot of a claim bound
+//! to a CSI volume of the local-path driver (StorageClass `local-csi`) gets a
+//! VolumeSnapshotContent whose data is a copy (reflinked where possible) of the volume's
+//! directory under `<data>/snapshots`, then `readyToUse` with the source's capacity as
+//! `restoreSize`. Like the CSI snapshotter it reports in `status.error` a volume that is not
+//! CSI, a class that does not exist or is of another driver, and no default class. Test knobs
+//! on a class: parameter `localkube/snapshot-error` (reported as the error) and
+//! `localkube/snapshot-delay-seconds` (readiness only that long after creation).
+//! Pre-provisioned contents are bound; contents with `deletionPolicy: Delete` go with their
+//! snapshot.
 
 use super::copy::copy_tree;
 use super::runner::Reconciler;
@@ -101,38 +107,91 @@ impl SnapshotController {
         else {
             return Ok(Some(Duration::from_secs(1)));
         };
-        let source = match s(&pv, "/spec/local/path") {
-            "" => s(&pv, "/spec/hostPath/path"),
-            p => p,
+        let fail = |message: String| -> Result<Option<Duration>, ApiError> {
+            if s(&vs, "/status/error/message") != message {
+                write_status(
+                    &self.api,
+                    &vs_rt,
+                    &vs,
+                    json!({"readyToUse": false, "error": {"time": now_time(), "message": message}}),
+                )?;
+            }
+            Ok(Some(Duration::from_secs(2)))
         };
+        // Like the CSI snapshotter: only CSI volumes, of the class's driver.
+        let driver = s(&pv, "/spec/csi/driver");
+        if driver.is_empty() {
+            return fail(format!(
+                "Failed to create snapshot content with error cannot find CSI PersistentVolumeSource for volume {pv_name}"
+            ));
+        }
         let class_name = match s(&vs, "/spec/volumeSnapshotClassName") {
-            "" => self
-                .default_class()
-                .map(|c| s(&c, "/metadata/name").to_string())
-                .unwrap_or_default(),
+            "" => match self.default_class() {
+                Some(c) => s(&c, "/metadata/name").to_string(),
+                None => {
+                    return fail(
+                        "Failed to set default snapshot class with error cannot find default snapshot class".into(),
+                    );
+                }
+            },
             c => c.to_string(),
         };
-        let class = self
+        let Some(class) = self
             .api
             .store()
             .get(CLASSES, "", &class_name)
-            .map(|o| o.value());
-        let deletion_policy = class
-            .as_ref()
-            .map(|c| s(c, "/deletionPolicy").to_string())
+            .map(|o| o.value())
+        else {
+            return fail(format!(
+                "Failed to get snapshot class with error volumesnapshotclasses.snapshot.storage.k8s.io \"{class_name}\" not found"
+            ));
+        };
+        if s(&class, "/driver") != driver {
+            return fail(format!(
+                "Failed to create snapshot content with error the VolumeSnapshotClass {class_name} is of driver {:?}, volume {pv_name} of driver {driver:?}",
+                s(&class, "/driver")
+            ));
+        }
+        // Test knobs of a class: a snapshotter error, or a delay before readiness.
+        let injected = s(&class, "/parameters/localkube~1snapshot-error");
+        if !injected.is_empty() {
+            return fail(injected.to_string());
+        }
+        let delay: u64 = s(&class, "/parameters/localkube~1snapshot-delay-seconds")
+            .parse()
+            .unwrap_or(0);
+        if delay > 0 {
+            let created = s(&vs, "/metadata/creationTimestamp")
+                .parse::<jiff::Timestamp>()
+                .ok();
+            let waited = created
+                .map(|c| jiff::Timestamp::now().duration_since(c).as_secs())
+                .unwrap_or(0);
+            if waited < delay as i64 {
+                return Ok(Some(Duration::from_secs(
+                    (delay as i64 - waited).clamp(1, 5) as u64,
+                )));
+            }
+        }
+        let source = super::volume::volume_path(&pv);
+        let deletion_policy = Some(s(&class, "/deletionPolicy").to_string())
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "Delete".into());
+        // As CSI drivers do: a snapshot restores to a volume of its source's size.
+        let capacity = match s(&pv, "/spec/capacity/storage") {
+            "" => "1Gi".to_string(),
+            c => c.to_string(),
+        };
+        let restore_bytes = super::volume::quantity_bytes(&capacity).unwrap_or(0) as u64;
         let content_name = format!("snapcontent-{}", stored.index.uid);
         let dir = self.data_dir.join("snapshots").join(&content_name);
-        let size = if dir.exists() {
-            du(&dir)
-        } else {
+        if !dir.exists() {
             let staging = dir.with_extension("partial");
             let _ = std::fs::remove_dir_all(&staging);
             copy_tree(std::path::Path::new(source), &staging)
                 .and_then(|b| std::fs::rename(&staging, &dir).map(|_| b))
-                .map_err(|e| ApiError::internal(format!("snapshotting {source}: {e}")))?
-        };
+                .map_err(|e| ApiError::internal(format!("snapshotting {source}: {e}")))?;
+        }
         if self.api.store().get(CONTENTS, "", &content_name).is_none() {
             let content = json!({
                 "apiVersion": "snapshot.storage.k8s.io/v1",
@@ -163,14 +222,14 @@ impl SnapshotController {
                 &self.api,
                 &content_rt,
                 &c,
-                json!({"readyToUse": true, "restoreSize": size, "snapshotHandle": dir.display().to_string(), "creationTime": created_ns as i64}),
+                json!({"readyToUse": true, "restoreSize": restore_bytes, "snapshotHandle": dir.display().to_string(), "creationTime": created_ns as i64}),
             )?;
         }
         write_status(
             &self.api,
             &vs_rt,
             &vs,
-            json!({"boundVolumeSnapshotContentName": content_name, "readyToUse": true, "creationTime": now_time(), "restoreSize": size.to_string()}),
+            json!({"boundVolumeSnapshotContentName": content_name, "readyToUse": true, "creationTime": now_time(), "restoreSize": capacity, "error": null}),
         )?;
         Ok(None)
     }
@@ -202,18 +261,6 @@ impl SnapshotController {
             Err(e) => Err(e),
         }
     }
-}
-
-fn du(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        match e.metadata() {
-            Ok(m) if m.is_dir() => total += du(&e.path()),
-            Ok(m) if m.is_file() => total += m.len(),
-            _ => {}
-        }
-    }
-    total
 }
 
 impl Reconciler for SnapshotController {

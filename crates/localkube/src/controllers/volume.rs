@@ -9,7 +9,7 @@ use super::util::{delete, s, write_status};
 use crate::error::ApiError;
 use crate::resource::Builtin;
 use crate::rest::{Api, Propagation, Target, WriteOptions};
-use crate::seed::LOCAL_PATH_PROVISIONER;
+use crate::seed::{CSI_PARAMETER, LOCAL_PATH_PROVISIONER};
 use crate::store::{EventType, WatchEvent};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -44,6 +44,21 @@ pub fn quantity_bytes(q: &str) -> Option<u128> {
         _ => return None,
     };
     Some((n * mult) as u128)
+}
+
+/// The directory holding a PersistentVolume's data: its `local` or `hostPath` path, or the
+/// volume handle of a CSI volume of the local-path driver; empty for anything else.
+pub fn volume_path(pv: &Value) -> &str {
+    for pointer in ["/spec/local/path", "/spec/hostPath/path"] {
+        let path = s(pv, pointer);
+        if !path.is_empty() {
+            return path;
+        }
+    }
+    if s(pv, "/spec/csi/driver") == LOCAL_PATH_PROVISIONER {
+        return s(pv, "/spec/csi/volumeHandle");
+    }
+    ""
 }
 
 pub struct VolumeController {
@@ -192,6 +207,10 @@ impl VolumeController {
                 .map_err(|e| ApiError::internal(format!("provisioning {}: {e}", dir.display())))?;
         }
         let request = s(pvc, "/spec/resources/requests/storage");
+        let csi = s(
+            class,
+            &format!("/parameters/{}", CSI_PARAMETER.replace('/', "~1")),
+        ) == "true";
         let pv = json!({
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -205,13 +224,19 @@ impl VolumeController {
                 "persistentVolumeReclaimPolicy": match s(class, "/reclaimPolicy") { "" => "Delete", p => p },
                 "storageClassName": s(class, "/metadata/name"),
                 "volumeMode": match s(pvc, "/spec/volumeMode") { "" => "Filesystem", m => m },
-                "local": {"path": dir.display().to_string()},
                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [self.api.config.node_name]}]}]}},
                 "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
                     "name": s(pvc, "/metadata/name"), "uid": s(pvc, "/metadata/uid")},
             },
         });
+        let mut pv = pv;
+        let path = dir.display().to_string();
+        if csi {
+            pv["spec"]["csi"] = json!({"driver": LOCAL_PATH_PROVISIONER, "volumeHandle": path});
+        } else {
+            pv["spec"]["local"] = json!({"path": path});
+        }
         super::util::create(&self.api, Builtin::PersistentVolume, "", pv)?;
         let Some(pv) = self.api.store().get("core/persistentvolumes", "", &pv_name) else {
             return Ok(Some(Duration::from_millis(200)));
@@ -314,7 +339,7 @@ impl VolumeController {
         }
         // The claim is gone: reclaim.
         if s(&pv, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
-            let path = PathBuf::from(s(&pv, "/spec/local/path"));
+            let path = PathBuf::from(volume_path(&pv));
             if s(
                 &pv,
                 "/metadata/annotations/pv.kubernetes.io~1provisioned-by",

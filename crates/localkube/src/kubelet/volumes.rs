@@ -350,22 +350,28 @@ pub fn prepare(
                     "persistentvolume {pv_name:?} not found"
                 )));
             };
-            let local = s(&pv, "/spec/local/path");
-            let host = if local.is_empty() {
-                s(&pv, "/spec/hostPath/path")
-            } else {
-                local
-            };
+            let host = crate::controllers::volume::volume_path(&pv);
             if host.is_empty() {
                 return Err(VolumeError::Failed(format!(
-                    "persistentvolume {pv_name:?} has no local or hostPath source"
+                    "persistentvolume {pv_name:?} has no local, hostPath or local-path CSI source"
                 )));
             }
             let host = PathBuf::from(host);
             std::fs::create_dir_all(&host).map_err(io(&host))?;
-            if !local.is_empty() {
-                // Where the kubelet mounts local volumes, so node agents find them the same way.
-                let link = volumes_dir.join("kubernetes.io~local-volume").join(pv_name);
+            // Where the kubelet mounts local and CSI volumes, so node agents find them the same way.
+            let link = if !s(&pv, "/spec/local/path").is_empty() {
+                Some(volumes_dir.join("kubernetes.io~local-volume").join(pv_name))
+            } else if pv.pointer("/spec/csi").is_some() {
+                Some(
+                    volumes_dir
+                        .join("kubernetes.io~csi")
+                        .join(pv_name)
+                        .join("mount"),
+                )
+            } else {
+                None
+            };
+            if let Some(link) = link {
                 if let Some(parent) = link.parent() {
                     std::fs::create_dir_all(parent).map_err(io(parent))?;
                 }

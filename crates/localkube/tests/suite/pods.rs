@@ -277,7 +277,7 @@ async fn a_statefulset_runs_ordered_pods_and_scales_from_two_to_zero() {
 async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
     let t = with_kubelet().await;
     let k = kubectl(&t);
-    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: src}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: src}\nspec: {storageClassName: local-csi, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
     k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: src}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'mkdir -p /data/sub && seq 1 5000 > /data/sub/numbers && echo x > /data/top'], volumeMounts: [{name: d, mountPath: /data}]}]\n");
     k.ok(&[
         "wait",
@@ -292,7 +292,18 @@ async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
         "volumesnapshot/s1",
         "--timeout=30s",
     ]);
-    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: copy}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: s1}\n");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "volumesnapshot",
+            "s1",
+            "-o",
+            "jsonpath={.status.restoreSize}"
+        ]),
+        "1Gi",
+        "a snapshot restores to its source's size"
+    );
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: copy}\nspec:\n  storageClassName: local-csi\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  dataSource: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: s1}\n");
     k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: r}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: copy}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'md5sum /restore/sub/numbers /restore/top | cut -c1-32'], volumeMounts: [{name: d, mountPath: /restore}]}]\n");
     k.ok(&[
         "wait",
@@ -307,7 +318,7 @@ async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
         "pv",
         &src_pv,
         "-o",
-        "jsonpath={.spec.local.path}",
+        "jsonpath={.spec.csi.volumeHandle}",
     ]));
     let original = std::process::Command::new("sh")
         .arg("-c")
@@ -318,6 +329,101 @@ async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
         .output()
         .unwrap();
     assert_eq!(restored, String::from_utf8_lossy(&original.stdout));
+    let uid = k.ok(&["get", "pod", "r", "-o", "jsonpath={.metadata.uid}"]);
+    let copy_pv = k.ok(&["get", "pvc", "copy", "-o", "jsonpath={.spec.volumeName}"]);
+    let link = t
+        .server()
+        .data_dir()
+        .join("kubelet/pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~csi")
+        .join(&copy_pv)
+        .join("mount");
+    assert!(
+        link.join("top").exists(),
+        "the kubelet layout links the CSI volume"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_snapshotter_reports_errors_like_the_csi_snapshotter_and_honours_its_test_knobs() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    for (claim, class) in [("plain", "local-path"), ("csi", "local-csi")] {
+        k.apply(&format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {claim}}}\nspec: {{storageClassName: {class}, accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"));
+        k.apply(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: w-{claim}}}\nspec:\n  restartPolicy: Never\n  volumes: [{{name: d, persistentVolumeClaim: {{claimName: {claim}}}}}]\n  containers: [{{name: c, image: x, command: [sh, -c, 'echo x > /data/f'], volumeMounts: [{{name: d, mountPath: /data}}]}}]\n"));
+        k.ok(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            &format!("pod/w-{claim}"),
+            "--timeout=30s",
+        ]);
+    }
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata: {name: broken}\ndriver: localkube/local-path\ndeletionPolicy: Delete\nparameters: {localkube/snapshot-error: 'Failed to create snapshot: disk on fire'}\n");
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata: {name: slow}\ndriver: localkube/local-path\ndeletionPolicy: Delete\nparameters: {localkube/snapshot-delay-seconds: '3'}\n");
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata: {name: foreign}\ndriver: ebs.csi.aws.com\ndeletionPolicy: Delete\n");
+    let cases = [
+        (
+            "s-plain",
+            "plain",
+            "",
+            "cannot find CSI PersistentVolumeSource for volume",
+        ),
+        (
+            "s-missing",
+            "csi",
+            "nope",
+            "Failed to get snapshot class with error",
+        ),
+        (
+            "s-foreign",
+            "csi",
+            "foreign",
+            "is of driver \"ebs.csi.aws.com\"",
+        ),
+        (
+            "s-broken",
+            "csi",
+            "broken",
+            "Failed to create snapshot: disk on fire",
+        ),
+    ];
+    for (name, claim, class, _) in cases {
+        let class = if class.is_empty() {
+            String::new()
+        } else {
+            format!(", volumeSnapshotClassName: {class}")
+        };
+        k.apply(&format!("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {{name: {name}}}\nspec: {{source: {{persistentVolumeClaimName: {claim}}}{class}}}\n"));
+    }
+    for (name, _, _, message) in cases {
+        k.ok(&[
+            "wait",
+            "--for=jsonpath={.status.readyToUse}=false",
+            &format!("volumesnapshot/{name}"),
+            "--timeout=30s",
+        ]);
+        let error = k.ok(&[
+            "get",
+            "volumesnapshot",
+            name,
+            "-o",
+            "jsonpath={.status.error.message}",
+        ]);
+        assert!(error.contains(message), "{name}: {error}");
+    }
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s-slow}\nspec: {source: {persistentVolumeClaimName: csi}, volumeSnapshotClassName: slow}\n");
+    let start = std::time::Instant::now();
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyToUse}=true",
+        "volumesnapshot/s-slow",
+        "--timeout=30s",
+    ]);
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "ready only after the delay"
+    );
 }
 
 #[tokio::test]
