@@ -18,6 +18,8 @@ use crate::plan::testing::*;
 
 #[path = "tests_chain.rs"]
 mod chain_tests;
+#[path = "tests_kb_incremental.rs"]
+mod kb_incremental_tests;
 
 const UID: &str = "0123456789abcdef";
 
