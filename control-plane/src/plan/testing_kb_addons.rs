@@ -6,6 +6,7 @@
 //! which each `$(VAR)` sees the variable it names (`plan/backup/tests_kb_incremental.rs`,
 //! `plan/restore/tests_kb_incremental.rs`).
 
+use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use serde_json::json;
 
 /// Where an ActionSet restores.
@@ -209,6 +210,36 @@ impl Addon {
         })
     }
 
+    /// Gives the first container of every pod the addon's pod env.
+    pub fn add_pod_env(&self, pods: &mut [Pod]) {
+        for pod in pods {
+            let Some(container) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) else {
+                continue;
+            };
+            let env = container.env.get_or_insert_with(Vec::new);
+            env.extend(self.pod_env.iter().map(|(name, value)| EnvVar {
+                name: name.to_string(),
+                value: Some(value.to_string()),
+                value_from: None,
+            }));
+        }
+    }
+
+    /// Every `$(VAR)` of `env` names a variable set before it, and `image` has none left.
+    pub fn assert_expanded(&self, env: &[(String, String)], image: &str) {
+        assert_eq!(
+            unresolved_references(env),
+            Vec::<String>::new(),
+            "{}: a $(VAR) names a variable not set before it",
+            self.name
+        );
+        assert!(
+            !image.contains("$("),
+            "{}: the image {image:?} is expanded",
+            self.name
+        );
+    }
+
     /// The variables of `reads` that neither `env` nor the agent sets.
     pub fn missing<'a>(reads: &[&'a str], env: &[(String, String)]) -> Vec<&'a str> {
         reads
@@ -217,6 +248,15 @@ impl Addon {
             .filter(|name| !AGENT_ADDS.contains(name) && !env.iter().any(|(n, _)| n == name))
             .collect()
     }
+}
+
+/// The last value of `name` in `env` (later entries win), panicking when it is not set.
+pub fn value(env: &[(String, String)], name: &str) -> String {
+    env.iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{name} is not set"))
 }
 
 /// `$(VAR)` references in env values that name no variable set before them (the kubelet leaves

@@ -3,12 +3,11 @@
 //! in an order where each `$(VAR)` sees what it names, and the paths their scripts build lead to
 //! the parent's files (§K3.1, §K2.7).
 
-use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::json;
 
 use super::*;
 use crate::plan::backup::chain::testing::completed as stored;
-use crate::plan::testing_kb_addons::{self as addons, Addon};
+use crate::plan::testing_kb_addons::{self as addons, Addon, value};
 
 /// Backup b1 of the addon's incremental method `inc`, whose parent is the Full f1 of method
 /// `full` stored beside it, on a pod whose first container has the addon's pod env.
@@ -29,16 +28,7 @@ fn observed_for(addon: &Addon) -> Observed {
         Some(10),
         "/prod/default/mycluster/postgresql/f1",
     )];
-    for pod in &mut o.pods {
-        let env = pod.spec.as_mut().unwrap().containers[0]
-            .env
-            .get_or_insert_with(Vec::new);
-        env.extend(addon.pod_env.iter().map(|(name, value)| EnvVar {
-            name: name.to_string(),
-            value: Some(value.to_string()),
-            value_from: None,
-        }));
-    }
+    addon.add_pod_env(&mut o.pods);
     o
 }
 
@@ -59,14 +49,6 @@ fn backup_job(addon: &Addon) -> (Vec<(String, String)>, String) {
     let job = job_of(runs[0].1);
     let image = container_of(&job).image.clone().unwrap_or_default();
     (env_of(&job), image)
-}
-
-fn value(env: &[(String, String)], name: &str) -> String {
-    env.iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| panic!("{name} is not set"))
 }
 
 #[test]
@@ -94,17 +76,7 @@ fn kubeblocks_incremental_backup_scripts_get_every_variable_they_read() {
 fn kubeblocks_incremental_backup_env_resolves_every_reference_in_order() {
     for addon in addons::all() {
         let (env, image) = backup_job(&addon);
-        assert_eq!(
-            addons::unresolved_references(&env),
-            Vec::<String>::new(),
-            "{}: a $(VAR) names a variable not set before it",
-            addon.name
-        );
-        assert!(
-            !image.contains("$("),
-            "{}: the image {image:?} is expanded",
-            addon.name
-        );
+        addon.assert_expanded(&env, &image);
         // §K3.1: the ActionSet env, then KB_NAMESPACE, then the chain (item 6).
         let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
         let at = |name: &str| {

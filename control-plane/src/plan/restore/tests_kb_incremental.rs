@@ -5,12 +5,11 @@
 //! base and the ancestors lead to each backup's files (§K3.2, §K4.1).
 
 use cairn_api::backup::Backup;
-use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::json;
 
 use super::*;
 use crate::plan::backup::chain::testing::{completed, with};
-use crate::plan::testing_kb_addons::{self as addons, Addon, RestoreStage};
+use crate::plan::testing_kb_addons::{self as addons, Addon, RestoreStage, value};
 
 const ROOT: &str = "/prod/default/mycluster/pg";
 
@@ -56,16 +55,7 @@ fn observed_for(addon: &Addon) -> Observed {
         r.spec.prepare_data_config = None;
         o.restore = r;
     }
-    for pod in &mut o.pods {
-        let env = pod.spec.as_mut().unwrap().containers[0]
-            .env
-            .get_or_insert_with(Vec::new);
-        env.extend(addon.pod_env.iter().map(|(name, value)| EnvVar {
-            name: name.to_string(),
-            value: Some(value.to_string()),
-            value_from: None,
-        }));
-    }
+    addon.add_pod_env(&mut o.pods);
     o
 }
 
@@ -83,14 +73,6 @@ fn restore_job(addon: &Addon) -> (Vec<(String, String)>, String) {
     let job = job_of(runs[0].1);
     let image = container_of(&job).image.clone().unwrap_or_default();
     (env_of(&job), image)
-}
-
-fn value(env: &[(String, String)], name: &str) -> String {
-    env.iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| panic!("{name} is not set"))
 }
 
 #[test]
@@ -125,17 +107,7 @@ fn kubeblocks_incremental_restore_scripts_get_every_variable_they_read() {
 fn kubeblocks_incremental_restore_env_resolves_every_reference_in_order() {
     for addon in addons::all() {
         let (env, image) = restore_job(&addon);
-        assert_eq!(
-            addons::unresolved_references(&env),
-            Vec::<String>::new(),
-            "{}: a $(VAR) names a variable not set before it",
-            addon.name
-        );
-        assert!(
-            !image.contains("$("),
-            "{}: the image {image:?} is expanded",
-            addon.name
-        );
+        addon.assert_expanded(&env, &image);
         // §K3.2: the paths and the chain first, the ActionSet env after them.
         let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
         let at = |name: &str| names.iter().rposition(|n| *n == name).unwrap();
