@@ -23,3 +23,5 @@ pub mod time;
 
 #[cfg(test)]
 pub mod testing;
+#[cfg(test)]
+pub mod testing_kb_addons;

@@ -140,6 +140,43 @@ pub fn volume_config(
     Ok(config)
 }
 
+/// What restoring `backup` replays, oldest first, as `cairnctl restore create` says it before
+/// creating anything: `None` for a backup that stands alone (no parent); for an Incremental or
+/// Differential one, its base, its ancestors and itself, followed through
+/// `status.parentBackupName` among `others` (the Backups of its namespace), with each one's phase
+/// and size. A chain with a missing link or a cycle cannot be restored: that is an error naming
+/// the link.
+pub fn replay_plan(backup: &Backup, others: &[Backup]) -> anyhow::Result<Option<String>> {
+    let has_parent = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.parent_backup_name.as_deref())
+        .is_some_and(|p| !p.is_empty());
+    if !has_parent {
+        return Ok(None);
+    }
+    let name = backup.metadata.name.clone().unwrap_or_default();
+    let links = crate::cmd::backup::describe::chain(backup, others);
+    for link in &links {
+        let broken = if let Some(missing) = link.strip_suffix(" (missing)") {
+            format!("its link {missing} does not exist")
+        } else if let Some(again) = link.strip_suffix(" (cycle)") {
+            format!("its links loop back to {again}")
+        } else {
+            continue;
+        };
+        bail!(
+            "the chain of Backup {name} cannot be restored, {broken}: {}; nothing was created",
+            links.join(" -> ")
+        );
+    }
+    Ok(Some(format!(
+        "restoring {name} replays {} backups, oldest first: {}",
+        links.len(),
+        links.join(" -> ")
+    )))
+}
+
 /// The Restore object to create.
 pub fn build(name: &str, namespace: &str, backup: &Backup, args: &Args) -> anyhow::Result<Restore> {
     let backup_name = backup.metadata.name.clone().unwrap_or_default();
@@ -247,6 +284,25 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_name(&format!("{}-restore", args.backup), Timestamp::now()));
     let restore = build(&name, &scope.namespace, &backup, &args)?;
+    let chained = backup
+        .status
+        .as_ref()
+        .is_some_and(|s| s.parent_backup_name.is_some());
+    if chained {
+        let others = backups
+            .list(&Default::default())
+            .await
+            .with_context(|| format!("listing the Backups of {backup_namespace}"))?
+            .items;
+        if let Some(plan) = replay_plan(&backup, &others)? {
+            // Said before anything is created; on stderr with --json, whose stdout is JSON.
+            if scope.json {
+                eprintln!("{plan}");
+            } else {
+                println!("{plan}");
+            }
+        }
+    }
     let api: Api<Restore> = Api::namespaced(scope.client.clone(), &scope.namespace);
     let created = api
         .create(&PostParams::default(), &restore)
@@ -414,6 +470,58 @@ mod tests {
         assert_eq!(claim_size(None, &big).expect("size"), "12Gi");
         assert_eq!(claim_size(Some("5Gi"), &big).expect("size"), "5Gi");
         assert!(claim_size(Some("lots"), &big).is_err());
+    }
+
+    fn linked(name: &str, kind: &str, parent: Option<&str>, size: &str) -> Backup {
+        serde_json::from_value(json!({
+            "apiVersion": cairn_api::API_VERSION,
+            "kind": "Backup",
+            "metadata": {"name": name, "namespace": "src",
+                         "labels": {"dataprotection.kubeblocks.io/backup-type": kind}},
+            "spec": {"backupPolicyName": "p", "backupMethod": "m"},
+            "status": {"phase": "Completed", "totalSize": size,
+                       "parentBackupName": parent, "baseBackupName": parent.map(|_| "full")}
+        }))
+        .expect("backup")
+    }
+
+    #[test]
+    fn an_incremental_restore_names_the_backups_it_replays_oldest_first() {
+        let all = [
+            linked("full", "Full", None, "10485760"),
+            linked("inc-1", "Incremental", Some("full"), "2048"),
+            linked("inc-2", "Incremental", Some("inc-1"), "1024"),
+            linked("other", "Full", None, "1"),
+        ];
+        assert_eq!(
+            replay_plan(&all[2], &all).expect("plan").as_deref(),
+            Some(
+                "restoring inc-2 replays 3 backups, oldest first: full (Completed, 10.00 MiB) -> inc-1 (Completed, 2.00 KiB) -> inc-2 (Completed, 1.00 KiB)"
+            )
+        );
+        // A Differential: its Full, then itself.
+        let diff = linked("diff-1", "Differential", Some("full"), "4096");
+        assert_eq!(
+            replay_plan(&diff, &all).expect("plan").as_deref(),
+            Some(
+                "restoring diff-1 replays 2 backups, oldest first: full (Completed, 10.00 MiB) -> diff-1 (Completed, 4.00 KiB)"
+            )
+        );
+        // A backup without a parent restores alone: nothing to say.
+        assert_eq!(replay_plan(&all[0], &all).expect("plan"), None);
+    }
+
+    #[test]
+    fn a_broken_chain_is_refused_naming_the_missing_link() {
+        let all = [
+            linked("inc-1", "Incremental", Some("full"), "2048"),
+            linked("inc-2", "Incremental", Some("inc-1"), "1024"),
+        ];
+        let err = replay_plan(&all[1], &all).expect_err("broken");
+        assert_eq!(
+            err.to_string(),
+            "the chain of Backup inc-2 cannot be restored, its link full does not exist: full (missing) -> inc-1 (Completed, 2.00 KiB) -> inc-2 (Completed, 1.00 KiB); nothing was created"
+        );
     }
 
     #[test]

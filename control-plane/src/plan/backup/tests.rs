@@ -20,6 +20,8 @@ use crate::plan::testing::*;
 mod chain_tests;
 #[path = "tests_snapshot.rs"]
 mod snapshot_tests;
+#[path = "tests_kb_incremental.rs"]
+mod kb_incremental_tests;
 
 const UID: &str = "0123456789abcdef";
 

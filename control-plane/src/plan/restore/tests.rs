@@ -20,6 +20,8 @@ pub use crate::plan::testing::*;
 
 #[path = "tests_chain.rs"]
 mod chain_tests;
+#[path = "tests_kb_incremental.rs"]
+mod kb_incremental_tests;
 
 pub const UID: &str = "abcdef0123456789";
 
