@@ -34,21 +34,11 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         let fresh = observe::backup(&ctx, &backup, Source::Api).await?;
         plan = backup::plan(&fresh, Timestamp::now());
     }
-    let completed = plan
+    // Counted once: only the write that makes the Backup finish yields a value.
+    let finished = plan
         .status
         .as_ref()
-        .filter(|s| s.phase == Some(BackupPhase::Completed))
-        .filter(|_| backup.status.as_ref().and_then(|s| s.phase) != Some(BackupPhase::Completed))
-        .map(|s| {
-            (
-                s.progress.as_ref().map(|p| p.bytes_done).unwrap_or(0),
-                s.start_timestamp
-                    .as_ref()
-                    .zip(s.completion_timestamp.as_ref())
-                    .map(|(a, b)| b.0.duration_since(a.0).as_secs_f64())
-                    .unwrap_or(0.0),
-            )
-        });
+        .and_then(|next| crate::metrics::finished_backup(&backup, next));
     let api: Api<Backup> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
     let action = common::apply(
@@ -61,11 +51,8 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         plan,
     )
     .await?;
-    if let Some((bytes, seconds)) = completed {
-        ctx.metrics
-            .backup_bytes
-            .inc_by(u64::try_from(bytes).unwrap_or(0));
-        ctx.metrics.backup_seconds.observe(seconds);
+    if let Some(finished) = finished {
+        ctx.metrics.backup_finished(&finished);
     }
     Ok(action)
 }

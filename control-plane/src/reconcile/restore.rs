@@ -32,9 +32,17 @@ pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, E
         let fresh = observe::restore(&ctx, &obj, Source::Api).await?;
         plan = restore::plan(&fresh, Timestamp::now());
     }
+    // Counted once: only the write that makes the Restore finish yields a value.
+    let finished = plan.status.as_ref().and_then(|next| {
+        let source = ctx
+            .caches
+            .backups
+            .get_in(&obj.spec.backup.namespace, &obj.spec.backup.name);
+        crate::metrics::finished_restore(&obj, next, source.as_ref())
+    });
     let api: Api<Restore> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    common::apply(
+    let action = common::apply(
         &ctx,
         "Restore",
         started,
@@ -43,7 +51,11 @@ pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, E
         obj.status.as_ref(),
         plan,
     )
-    .await
+    .await?;
+    if let Some(finished) = finished {
+        ctx.metrics.restore_finished(&finished);
+    }
+    Ok(action)
 }
 
 /// Runs the Restore controller until `shutdown`.
