@@ -102,6 +102,8 @@ pub struct Stack {
     pub api_addr: SocketAddr,
     /// The public gRPC API of the control plane `cp-0` (docs/API.md).
     pub public_api_addr: SocketAddr,
+    /// The agent's /metrics, /healthz and /readyz.
+    pub agent_health_addr: SocketAddr,
     localkube: Child,
     control_plane: Child,
     /// The second control plane of an HA stack (`cp-1`) and its health address.
@@ -259,6 +261,7 @@ impl Stack {
                 Some((child, health))
             }
         };
+        let agent_health_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let agent = Child::spawn(
             "cairn-agent",
             &bin_dir.join("cairn-agent"),
@@ -283,6 +286,8 @@ impl Stack {
                 data_dir.join("kube/kubelet").display().to_string(),
                 "--datasafed-bin".into(),
                 bin_dir.join("datasafed").display().to_string(),
+                "--health-listen".into(),
+                agent_health_addr.to_string(),
             ],
             &[kube_env, ("RUST_LOG", options.log_filter.clone())],
             &data_dir.join("logs/agent.log"),
@@ -295,6 +300,7 @@ impl Stack {
             agent_addr,
             api_addr,
             public_api_addr,
+            agent_health_addr,
             localkube,
             control_plane,
             standby,
@@ -572,7 +578,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
-/// The control plane's metrics text.
+/// The metrics text of a control plane or agent health port.
 pub async fn metrics(addr: SocketAddr) -> Option<String> {
     http_get(addr, "/metrics").await
 }
