@@ -8,4 +8,5 @@ pub mod run;
 pub mod runtime;
 pub mod session;
 pub mod socket;
+pub mod telemetry;
 pub mod tls;

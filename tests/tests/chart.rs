@@ -1458,6 +1458,7 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
     let tmp = outside_tmp()?;
     let kube = Localkube::start(tmp.path().join("kube"), "chart-node")?;
     let (agent_port, health_port) = (free_port()?, free_port()?);
+    let agent_health_port = free_port()?;
     let values = json!({
         "controlPlane": {
             // One replica: localkube pods share the host network, so two would share ports.
@@ -1473,6 +1474,8 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
             // No Service routing in localkube: dial the port, check the Service's DNS name.
             "controlPlaneAddress": format!("https://127.0.0.1:{agent_port}"),
             "serverName": format!("cairn-control-plane.{NAMESPACE}.svc"),
+            "listenAddress": "127.0.0.1",
+            "healthPort": agent_health_port,
             "hostDir": tmp.path().join("host/cairn-agent").display().to_string(),
             "kubeletDir": kube.data_dir.join("kubelet").display().to_string(),
             "logFormat": "text"
@@ -1575,6 +1578,30 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
                 .then_some(()))
         },
     )?;
+    // The agent's own endpoints: connected, so /readyz answers and its pod is Ready.
+    let agent_ready = http_get(agent_health_port, "/readyz")?;
+    ensure!(
+        agent_ready.contains("connected"),
+        "agent /readyz: {agent_ready}"
+    );
+    kube.wait_for(
+        "the agent to be Ready (/readyz)",
+        Duration::from_secs(90),
+        || {
+            let pod = kube.get(&["get", "pod", "-n", NAMESPACE, "cairn-agent-0"])?;
+            let ready = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            Ok(ready.then_some(()))
+        },
+    )?;
+    let agent_metrics = http_get(agent_health_port, "/metrics")?;
+    ensure!(
+        agent_metrics.contains("cairn_agent_session_connected 1"),
+        "agent /metrics: {agent_metrics}"
+    );
     let issued = tmp.path().join("host/cairn-agent/node/bin/datasafed");
     ensure!(
         issued.is_file(),

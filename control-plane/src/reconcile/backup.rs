@@ -12,15 +12,23 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
 use super::common::{self, Error};
 use crate::plan::backup;
 use crate::shell::Context;
 use crate::shell::observe::{self, Source};
 
-/// Reconciles one Backup.
-#[tracing::instrument(skip_all, fields(backup.uid = %backup.uid().unwrap_or_default(), backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any())))]
+/// Reconciles one Backup, in the Backup's trace (its uid is the trace id, README
+/// "Observability"), so every reconcile, dispatch and agent action of it is one trace.
 pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = backup.uid().unwrap_or_default();
+    let span = tracing::info_span!("reconcile Backup", backup.uid = %uid, backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any()));
+    cairn_telemetry::join_object(&span, &uid);
+    reconcile_in_span(backup, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let observed = observe::backup(&ctx, &backup, Source::Cache).await?;
     let mut plan = backup::plan(&observed, Timestamp::now());

@@ -98,6 +98,7 @@ impl Runtime {
         self.untrack(&id);
         running.finished(&outcome.phase_name());
         drop(running);
+        crate::telemetry::end_action(&id);
         if let Err(err) = reporter.finish(outcome).await {
             tracing::error!(action.id = %id, error = %err, "recording an action's result failed");
         }

@@ -211,7 +211,9 @@ impl StorageService {
 
 /// The span of one call: the action and repository, never the token.
 fn call_span(grant: &Grant, rpc: &'static str) -> Span {
-    tracing::info_span!("storage", action.id = %grant.action_id(), repo = %grant.repo_name(), rpc)
+    let span = tracing::info_span!("storage", action.id = %grant.action_id(), repo = %grant.repo_name(), rpc);
+    crate::telemetry::join_action(&span, grant.action_id());
+    span
 }
 
 /// Runs one call's work in its span and turns its failure into a logged `Status`.
