@@ -9,22 +9,6 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match args.run.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-    if let Some(Command::Ca(ca)) = args.command {
-        return match cairn_control_plane::ca_cmd::run(ca) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("cairn-control-plane: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +19,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Logs, and OTLP trace export when the OTEL_* variables ask for it (the gRPC exporter
+    // needs the runtime).
+    let telemetry = {
+        let _runtime = runtime.enter();
+        match cairn_telemetry::init(
+            "cairn-control-plane",
+            args.run.log_format == LogFormat::Json,
+        ) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("cairn-control-plane: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    if let Some(Command::Ca(ca)) = args.command {
+        return match cairn_control_plane::ca_cmd::run(ca) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("cairn-control-plane: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
@@ -45,6 +53,10 @@ fn main() -> ExitCode {
         });
         cairn_control_plane::run::run(args.run, shutdown).await
     });
+    {
+        let _runtime = runtime.enter();
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -78,7 +78,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         },
         leadership.clone(),
     );
-    let metrics = Arc::new(Metrics::new());
+    // Every replica keeps its caches warm, so a new leader reconciles at once.
+    let caches = crate::shell::cache::Caches::spawn(&client, &shutdown);
+    let mut metrics = Metrics::new();
+    let cached_backups = caches.backups.clone();
+    metrics.observe_backups(move || cached_backups.all());
+    metrics.observe_certificates(certificate_files(&args, &ca, &cert));
+    let metrics = Arc::new(metrics);
     let ctx = Arc::new(Context::new(
         client.clone(),
         Arc::new(hub.clone()),
@@ -92,8 +98,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 ..Default::default()
             },
         },
-        // Every replica keeps its caches warm, so a new leader reconciles at once.
-        crate::shell::cache::Caches::spawn(&client, &shutdown),
+        caches,
     ));
 
     let listener = tokio::net::TcpListener::bind(args.agent_listen)
@@ -186,6 +191,32 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     }
     let _ = health.await;
     Ok(())
+}
+
+/// The certificates whose expiry `/metrics` reports: the CA the agents' certificates are checked
+/// against, the serving certificate (agent service and public API) and the API's client CA.
+fn certificate_files(
+    args: &RunArgs,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+) -> Vec<crate::metrics::CertificateFile> {
+    let mut files = vec![
+        crate::metrics::CertificateFile {
+            role: "ca".into(),
+            path: ca.to_path_buf(),
+        },
+        crate::metrics::CertificateFile {
+            role: "server".into(),
+            path: cert.to_path_buf(),
+        },
+    ];
+    if let Some(path) = &args.api_client_ca {
+        files.push(crate::metrics::CertificateFile {
+            role: "api-client-ca".into(),
+            path: path.clone(),
+        });
+    }
+    files
 }
 
 /// The API port's TLS: the server certificate of the agent port, optional client certificates.

@@ -55,6 +55,10 @@ pub struct Args {
     /// (default: `datasafed` next to this executable).
     #[arg(long)]
     pub datasafed_bin: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz (plain HTTP), e.g. `0.0.0.0:9090`; none are
+    /// served when unset.
+    #[arg(long, env = "CAIRN_HEALTH_LISTEN")]
+    pub health_listen: Option<std::net::SocketAddr>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -10,13 +10,6 @@ fn main() -> ExitCode {
     cairn_repo::memory::limit_malloc_arenas();
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match args.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,6 +18,18 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("cairn-agent: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
+        }
+    };
+    // Logs, and OTLP trace export when the OTEL_* variables ask for it (the gRPC exporter
+    // needs the runtime).
+    let telemetry = {
+        let _runtime = runtime.enter();
+        match cairn_telemetry::init("cairn-agent", args.log_format == LogFormat::Json) {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("cairn-agent: {err}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     let result = runtime.block_on(async {
@@ -49,6 +54,10 @@ fn main() -> ExitCode {
         });
         cairn_agent::run::run(args, shutdown).await
     });
+    {
+        let _runtime = runtime.enter();
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -55,17 +55,37 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         client.clone(),
         args.node_name.clone(),
     )));
+    let vitals = crate::health::Vitals::default();
+    let health = match args.health_listen {
+        Some(addr) => {
+            let listener = crate::health::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (--health-listen)"))?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "health endpoints listening");
+            let health_shutdown = shutdown.clone();
+            Some(tokio::spawn(crate::health::serve(
+                listener,
+                vitals.clone(),
+                async move { health_shutdown.cancelled().await },
+            )))
+        }
+        None => None,
+    };
     let socket = crate::socket::server::SocketServer::bind(&socket_dir)
         .with_context(|| format!("binding the storage socket in {}", socket_dir.display()))?;
     let socket_shutdown = shutdown.clone();
     let socket_grants = grants.clone();
+    let socket_vitals = vitals.clone();
+    socket_vitals.set_socket(true);
     let socket_task = tokio::spawn(async move {
-        socket
+        let served = socket
             .run(
                 socket_grants,
                 async move { socket_shutdown.cancelled().await },
             )
-            .await
+            .await;
+        socket_vitals.set_socket(false);
+        served
     });
 
     let runtime = Runtime::new(
@@ -81,17 +101,23 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         },
         grants,
     );
-    let config = SessionConfig::new(args.node_name.clone(), dial, args.state_dir.clone());
+    let mut config = SessionConfig::new(args.node_name.clone(), dial, args.state_dir.clone());
+    config.vitals = vitals.clone();
     tracing::info!(node = %args.node_name, control_plane = %args.control_plane, "agent starting");
     let session_shutdown = shutdown.clone();
-    session::run(
+    vitals.set_session(true);
+    let session = session::run(
         config,
         Arc::new(SharedRuntime(Arc::new(runtime))),
         async move { session_shutdown.cancelled().await },
     )
-    .await
-    .context("running the agent session")?;
+    .await;
+    vitals.set_session(false);
+    session.context("running the agent session")?;
     shutdown.cancel();
+    if let Some(health) = health {
+        let _ = health.await;
+    }
     match socket_task.await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {

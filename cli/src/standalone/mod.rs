@@ -45,6 +45,8 @@ pub struct StackOptions {
     pub agent_grace_period: String,
     /// Extra `RUST_LOG` for the children.
     pub log_filter: String,
+    /// Extra environment of the control planes and the agent (e.g. `OTEL_*`).
+    pub env: Vec<(String, String)>,
     /// Run two control planes that elect a leader (high-availability tests); `None`: one
     /// control plane without election.
     pub ha: Option<HaOptions>,
@@ -76,6 +78,7 @@ impl StackOptions {
             node_name: None,
             agent_grace_period: "5m".into(),
             log_filter: "info".into(),
+            env: Vec::new(),
             ha: None,
         }
     }
@@ -102,6 +105,8 @@ pub struct Stack {
     pub api_addr: SocketAddr,
     /// The public gRPC API of the control plane `cp-0` (docs/API.md).
     pub public_api_addr: SocketAddr,
+    /// The agent's /metrics, /healthz and /readyz.
+    pub agent_health_addr: SocketAddr,
     localkube: Child,
     control_plane: Child,
     /// The second control plane of an HA stack (`cp-1`) and its health address.
@@ -207,6 +212,8 @@ impl Stack {
         let public_api_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc_api));
         write_api_files(&data_dir, &tls_dir, public_api_addr)?;
         let kube_env = ("KUBECONFIG", kubeconfig.display().to_string());
+        let mut child_env = vec![kube_env, ("RUST_LOG", options.log_filter.clone())];
+        child_env.extend(options.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let control_plane_args = |identity: &str, agent: SocketAddr, health: SocketAddr| {
             let mut args: Vec<String> = vec![
                 "--tls-dir".into(),
@@ -239,7 +246,7 @@ impl Stack {
             "cairn-control-plane",
             &bin_dir.join("cairn-control-plane"),
             &cp0_args,
-            &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
+            &child_env,
             &data_dir.join("logs/control-plane.log"),
         )?;
         let mut endpoints = format!("https://{agent_addr}");
@@ -252,13 +259,14 @@ impl Stack {
                     "cairn-control-plane",
                     &bin_dir.join("cairn-control-plane"),
                     &control_plane_args("cp-1", agent, health),
-                    &[kube_env.clone(), ("RUST_LOG", options.log_filter.clone())],
+                    &child_env,
                     &data_dir.join("logs/control-plane-1.log"),
                 )?;
                 endpoints.push_str(&format!(",https://{agent}"));
                 Some((child, health))
             }
         };
+        let agent_health_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let agent = Child::spawn(
             "cairn-agent",
             &bin_dir.join("cairn-agent"),
@@ -283,8 +291,10 @@ impl Stack {
                 data_dir.join("kube/kubelet").display().to_string(),
                 "--datasafed-bin".into(),
                 bin_dir.join("datasafed").display().to_string(),
+                "--health-listen".into(),
+                agent_health_addr.to_string(),
             ],
-            &[kube_env, ("RUST_LOG", options.log_filter.clone())],
+            &child_env,
             &data_dir.join("logs/agent.log"),
         )?;
         let mut stack = Stack {
@@ -295,6 +305,7 @@ impl Stack {
             agent_addr,
             api_addr,
             public_api_addr,
+            agent_health_addr,
             localkube,
             control_plane,
             standby,
@@ -572,7 +583,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
-/// The control plane's metrics text.
+/// The metrics text of a control plane or agent health port.
 pub async fn metrics(addr: SocketAddr) -> Option<String> {
     http_get(addr, "/metrics").await
 }

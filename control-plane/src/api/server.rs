@@ -59,6 +59,18 @@ pub async fn serve(
         .map_err(ServeError::Reflection)?;
     let incoming = tls_incoming_for("API client", listener, tls, HANDSHAKE_TIMEOUT);
     tonic::transport::Server::builder()
+        // A call starts a trace, or continues the caller's (`traceparent` metadata).
+        .trace_fn(|request| {
+            let span = tracing::info_span!("api", rpc = %request.uri().path());
+            if let Some(parent) = request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+            {
+                cairn_telemetry::join(&span, parent);
+            }
+            span
+        })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

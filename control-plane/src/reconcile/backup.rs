@@ -12,15 +12,23 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
 use super::common::{self, Error};
 use crate::plan::backup;
 use crate::shell::Context;
 use crate::shell::observe::{self, Source};
 
-/// Reconciles one Backup.
-#[tracing::instrument(skip_all, fields(backup.uid = %backup.uid().unwrap_or_default(), backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any())))]
+/// Reconciles one Backup, in the Backup's trace (its uid is the trace id, README
+/// "Observability"), so every reconcile, dispatch and agent action of it is one trace.
 pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = backup.uid().unwrap_or_default();
+    let span = tracing::info_span!("reconcile Backup", backup.uid = %uid, backup = %format!("{}/{}", backup.namespace().unwrap_or_default(), backup.name_any()));
+    cairn_telemetry::join_object(&span, &uid);
+    reconcile_in_span(backup, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let observed = observe::backup(&ctx, &backup, Source::Cache).await?;
     let mut plan = backup::plan(&observed, Timestamp::now());
@@ -34,21 +42,11 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         let fresh = observe::backup(&ctx, &backup, Source::Api).await?;
         plan = backup::plan(&fresh, Timestamp::now());
     }
-    let completed = plan
+    // Counted once: only the write that makes the Backup finish yields a value.
+    let finished = plan
         .status
         .as_ref()
-        .filter(|s| s.phase == Some(BackupPhase::Completed))
-        .filter(|_| backup.status.as_ref().and_then(|s| s.phase) != Some(BackupPhase::Completed))
-        .map(|s| {
-            (
-                s.progress.as_ref().map(|p| p.bytes_done).unwrap_or(0),
-                s.start_timestamp
-                    .as_ref()
-                    .zip(s.completion_timestamp.as_ref())
-                    .map(|(a, b)| b.0.duration_since(a.0).as_secs_f64())
-                    .unwrap_or(0.0),
-            )
-        });
+        .and_then(|next| crate::metrics::finished_backup(&backup, next));
     let api: Api<Backup> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
     let action = common::apply(
@@ -61,11 +59,8 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         plan,
     )
     .await?;
-    if let Some((bytes, seconds)) = completed {
-        ctx.metrics
-            .backup_bytes
-            .inc_by(u64::try_from(bytes).unwrap_or(0));
-        ctx.metrics.backup_seconds.observe(seconds);
+    if let Some(finished) = finished {
+        ctx.metrics.backup_finished(&finished);
     }
     if matches!(
         cairn_api::window::backup_type(&backup).as_str(),

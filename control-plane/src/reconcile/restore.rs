@@ -11,15 +11,22 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
 use super::common::{self, Error};
 use crate::plan::restore;
 use crate::shell::Context;
 use crate::shell::observe::{self, Source};
 
-/// Reconciles one Restore.
-#[tracing::instrument(skip_all, fields(restore.uid = %obj.uid().unwrap_or_default(), restore = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
+/// Reconciles one Restore, in the Restore's trace (its uid is the trace id).
 pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let span = tracing::info_span!("reconcile Restore", restore.uid = %uid, restore = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()));
+    cairn_telemetry::join_object(&span, &uid);
+    reconcile_in_span(obj, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let observed = observe::restore(&ctx, &obj, Source::Cache).await?;
     let mut plan = restore::plan(&observed, Timestamp::now());
@@ -32,9 +39,17 @@ pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, E
         let fresh = observe::restore(&ctx, &obj, Source::Api).await?;
         plan = restore::plan(&fresh, Timestamp::now());
     }
+    // Counted once: only the write that makes the Restore finish yields a value.
+    let finished = plan.status.as_ref().and_then(|next| {
+        let source = ctx
+            .caches
+            .backups
+            .get_in(&obj.spec.backup.namespace, &obj.spec.backup.name);
+        crate::metrics::finished_restore(&obj, next, source.as_ref())
+    });
     let api: Api<Restore> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    common::apply(
+    let action = common::apply(
         &ctx,
         "Restore",
         started,
@@ -43,7 +58,11 @@ pub async fn reconcile(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, E
         obj.status.as_ref(),
         plan,
     )
-    .await
+    .await?;
+    if let Some(finished) = finished {
+        ctx.metrics.restore_finished(&finished);
+    }
+    Ok(action)
 }
 
 /// Runs the Restore controller until `shutdown`.

@@ -182,6 +182,10 @@ where
                 if action.owner.is_none() {
                     action.owner = Some(owner_ref(&reference));
                 }
+                // The agent continues the reconcile's trace (PROTOCOL.md §2.4).
+                if action.traceparent.is_empty() {
+                    action.traceparent = cairn_telemetry::traceparent();
+                }
                 if let Err(err) = ctx.dispatcher.dispatch(&node, action) {
                     tracing::warn!(error = %err, "dispatch refused");
                 }

@@ -70,6 +70,7 @@ impl Runtime {
     async fn run(self: Arc<Self>, action: Action, reporter: Reporter, adopting: bool) {
         let id = action.id.clone();
         let cancel = self.track(&id);
+        let running = crate::metrics::metrics().running(kind_name(action.kind.as_ref()));
         let outcome = match action.kind.clone() {
             Some(action::Kind::Exec(exec)) => self.exec(&action, exec, &cancel).await,
             Some(action::Kind::Job(job)) => {
@@ -105,11 +106,31 @@ impl Runtime {
             None => Outcome::failed(format!("action {:?} has no kind", action.name)),
         };
         self.untrack(&id);
+        running.finished(&outcome.phase_name());
+        drop(running);
+        crate::telemetry::end_action(&id);
         if let Err(err) = reporter.finish(outcome).await {
             tracing::error!(action.id = %id, error = %err, "recording an action's result failed");
         }
     }
+}
 
+/// The kind of an action, as metrics label it.
+fn kind_name(kind: Option<&action::Kind>) -> &'static str {
+    match kind {
+        Some(action::Kind::Exec(_)) => "exec",
+        Some(action::Kind::Job(_)) => "job",
+        Some(action::Kind::RepoCheck(_)) => "repo-check",
+        Some(action::Kind::DeletePath(_)) => "delete-path",
+        Some(action::Kind::PutObject(_)) => "put-object",
+        // A kind added later and not named here yet.
+        #[allow(unreachable_patterns)]
+        Some(_) => "other",
+        None => "unknown",
+    }
+}
+
+impl Runtime {
     async fn exec(
         &self,
         action: &Action,

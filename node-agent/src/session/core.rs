@@ -441,7 +441,9 @@ impl Core {
 }
 
 fn action_span(action: &Action) -> tracing::Span {
-    tracing::info_span!("action", action.id = %action.id, action.name = %action.name)
+    let span = tracing::info_span!("action", action.id = %action.id, action.name = %action.name);
+    crate::telemetry::start_action(&span, &action.id, &action.traceparent);
+    span
 }
 
 fn accepted(id: &str, already_known: bool) -> agent_message::Msg {

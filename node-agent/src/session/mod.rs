@@ -88,6 +88,8 @@ pub struct SessionConfig {
     /// Base delay before retrying after a control plane said it is not the leader; the
     /// actual delay is between one and two times this.
     pub leader_retry_delay: Duration,
+    /// Where the session says whether it is connected (the agent's `/readyz`).
+    pub vitals: crate::health::Vitals,
 }
 
 impl SessionConfig {
@@ -110,6 +112,7 @@ impl SessionConfig {
             result_resend_interval: Duration::from_secs(30),
             progress_interval: Duration::from_secs(1),
             leader_retry_delay: Duration::from_millis(200),
+            vitals: crate::health::Vitals::default(),
         }
     }
 
@@ -221,6 +224,7 @@ async fn run_session(
                         backoff = config.backoff();
                         let outcome = core.on_established(&mut session, &in_hello, now);
                         live = Some(session);
+                        config.vitals.set_connected(true);
                         outcome.err()
                     }
                     Ok(Err(err)) => {
@@ -269,6 +273,7 @@ async fn run_session(
         if let Some(reason) = drop_reason
             && live.take().is_some()
         {
+            config.vitals.set_connected(false);
             next_endpoint = next_endpoint.wrapping_add(1);
             let delay = if stepped_down {
                 backoff = config.backoff();
@@ -286,6 +291,7 @@ async fn run_session(
     if let Some(dial) = dialling {
         dial.abort();
     }
+    config.vitals.set_connected(false);
     tracing::info!("agent session stopped");
     Ok(())
 }

@@ -57,6 +57,14 @@ impl Outcome {
         }
     }
 
+    /// The phase's short name (`succeeded`, `failed`, `cancelled`), for metrics.
+    pub fn phase_name(&self) -> String {
+        self.phase
+            .as_str_name()
+            .trim_start_matches("ACTION_PHASE_")
+            .to_lowercase()
+    }
+
     /// The exit code of an exec action.
     pub fn with_exit_code(mut self, exit_code: i32) -> Outcome {
         self.exit_code = exit_code;

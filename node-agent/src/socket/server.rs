@@ -204,13 +204,16 @@ impl StorageService {
             },
         };
         tracing::warn!(rpc, reason = %refused, "storage call refused");
+        crate::metrics::metrics().request(rpc, refused.code());
         Err(refused.into())
     }
 }
 
 /// The span of one call: the action and repository, never the token.
 fn call_span(grant: &Grant, rpc: &'static str) -> Span {
-    tracing::info_span!("storage", action.id = %grant.action_id(), repo = %grant.repo_name(), rpc)
+    let span = tracing::info_span!("storage", action.id = %grant.action_id(), repo = %grant.repo_name(), rpc);
+    crate::telemetry::join_action(&span, grant.action_id());
+    span
 }
 
 /// Runs one call's work in its span and turns its failure into a logged `Status`.
@@ -223,13 +226,24 @@ async fn in_span<T>(
         match work.await {
             Ok(value) => {
                 tracing::debug!("storage call done");
+                crate::metrics::metrics().request(rpc, tonic::Code::Ok);
                 Ok(value)
             }
-            Err(err) => Err(logged(err)),
+            Err(err) => Err(counted(rpc, err)),
         }
     }
     .instrument(call_span(grant, rpc))
     .await
+}
+
+/// Counts a failed call (and a storage error when the repository failed it), then logs it.
+fn counted(rpc: &'static str, err: CallError) -> Status {
+    let metrics = crate::metrics::metrics();
+    metrics.request(rpc, err.code());
+    if matches!(err, CallError::Repository(_) | CallError::Open(_)) {
+        metrics.storage_error(rpc);
+    }
+    logged(err)
 }
 
 fn logged(err: CallError) -> Status {
@@ -276,6 +290,7 @@ async fn put(grant: &Grant, mut stream: Streaming<PutRequest>) -> Result<PutResp
         .put(&key, reader, compression, grant.inbound_progress())
         .await?;
     tracing::debug!(path = %key, bytes_in = summary.bytes_in, bytes_stored = summary.bytes_stored, "pushed");
+    crate::metrics::metrics().moved("push", summary.bytes_in);
     Ok(PutResponse {
         bytes: summary.bytes_in,
     })
@@ -305,9 +320,10 @@ async fn send_file(
     match result {
         Ok(summary) => {
             tracing::debug!(path = %key, bytes_out = summary.bytes_out, "pulled");
+            crate::metrics::metrics().moved("pull", summary.bytes_out);
         }
         Err(err) => {
-            let _ = chunks.send(Err(logged(err.into()))).await;
+            let _ = chunks.send(Err(counted("get-stream", err.into()))).await;
         }
     }
 }

@@ -202,6 +202,8 @@ pub fn to_wire(
         owner: Some(owner),
         pod: pod.map(pod_ref),
         kind: Some(kind),
+        // Set when the action is dispatched, from the reconcile's span (shell::execute).
+        traceparent: String::new(),
     }
 }
 
