@@ -283,6 +283,9 @@ impl Stack {
                 data_dir.join("kube/kubelet").display().to_string(),
                 "--datasafed-bin".into(),
                 bin_dir.join("datasafed").display().to_string(),
+                // Action pods run on this host (localkube): a free port on loopback.
+                "--storage-listen".into(),
+                "127.0.0.1:0".into(),
             ],
             &[kube_env, ("RUST_LOG", options.log_filter.clone())],
             &data_dir.join("logs/agent.log"),
