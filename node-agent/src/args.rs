@@ -44,14 +44,26 @@ pub struct Args {
     /// Directory for the action journal (must survive agent restarts).
     #[arg(long, default_value = "/var/lib/cairn-agent/state")]
     pub state_dir: PathBuf,
-    /// Directory on the node shared with action pods through hostPath: `bin/datasafed` and the
-    /// storage socket `sock/storage.sock` live here.
+    /// Directory of the agent's local storage socket `sock/storage.sock` (for tools on the
+    /// agent's own host; action pods use the storage endpoint, --storage-listen).
     #[arg(long, default_value = "/var/lib/cairn-agent/node")]
     pub agent_dir: PathBuf,
     /// The kubelet's root directory on this node (pod volumes are read under `pods/`).
     #[arg(long, default_value = "/var/lib/kubelet")]
     pub kubelet_dir: PathBuf,
-    /// The `datasafed` binary copied into `<agent-dir>/bin` for action containers
+    /// Where the storage endpoint that action pods' `datasafed` dials listens (TCP, TLS with a
+    /// certificate the agent keeps in --state-dir; port 0 picks a free port).
+    #[arg(long, env = "CAIRN_STORAGE_LISTEN", default_value = "0.0.0.0:9444")]
+    pub storage_listen: std::net::SocketAddr,
+    /// The address (host or IP) action pods dial to reach the storage endpoint: on Kubernetes
+    /// the agent pod's IP. Default: the --storage-listen address when it names one.
+    #[arg(long, env = "CAIRN_STORAGE_ADDRESS")]
+    pub storage_address: Option<String>,
+    /// The agent's own image: action Jobs run it as the init container that copies
+    /// `datasafed` into the pod (localkube ignores images and runs the same paths on its host).
+    #[arg(long, env = "CAIRN_AGENT_IMAGE", default_value = "cairn-agent:local")]
+    pub image: String,
+    /// The `datasafed` binary inside --image, copied into action pods by their init container
     /// (default: `datasafed` next to this executable).
     #[arg(long)]
     pub datasafed_bin: Option<PathBuf>,

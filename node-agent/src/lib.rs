@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod health;
+pub mod install;
 pub mod journal;
 pub mod metrics;
 pub mod run;

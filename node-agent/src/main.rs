@@ -3,10 +3,24 @@
 use std::process::ExitCode;
 
 use cairn_agent::args::{Args, LogFormat};
+use cairn_agent::install;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(install::SUBCOMMAND)) {
+        let args = install::InstallArgs::parse_from(std::env::args_os().skip(1));
+        return match install::install(&args.from, &args.dir) {
+            Ok(path) => {
+                println!("installed {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("cairn-agent install-datasafed: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     cairn_repo::memory::limit_malloc_arenas();
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -13,6 +13,7 @@ use crate::runtime::mount_claim::MountClaims;
 use crate::runtime::runner::{Runtime, RuntimeConfig, SharedRuntime};
 use crate::session::{self, SessionConfig};
 use crate::socket::grants::Grants;
+use crate::socket::{EndpointServer, StorageIdentity};
 use crate::tls::{ClientTls, Dial};
 
 /// The `User-Agent` of the agent's Kubernetes API requests.
@@ -25,12 +26,22 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     }
     // Before anything else: the agent never dials the control plane in plaintext.
     crate::tls::check_endpoints(&args.control_plane)?;
-    let bin_dir = args.agent_dir.join("bin");
     let socket_dir = args.agent_dir.join("sock");
-    for dir in [&bin_dir, &socket_dir, &args.state_dir] {
+    for dir in [&socket_dir, &args.state_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    install_datasafed(args.datasafed_bin.clone(), &bin_dir)?;
+    let install_command = install_command(args.datasafed_bin.clone())?;
+    let Some(storage_host) = crate::socket::endpoint::advertised_host(
+        args.storage_listen,
+        args.storage_address.as_deref(),
+    ) else {
+        anyhow::bail!(
+            "--storage-address: give the address action pods dial to reach this agent (on Kubernetes the pod IP); --storage-listen {} names no single host",
+            args.storage_listen
+        );
+    };
+    let identity = StorageIdentity::load_or_create(&args.state_dir.join("storage-tls"))
+        .context("loading the storage endpoint's certificate")?;
 
     let tls = ClientTls::from_files(&args.tls_ca, &args.tls_cert, &args.tls_key)
         .context("loading the agent's TLS material")?;
@@ -73,6 +84,11 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     };
     let socket = crate::socket::server::SocketServer::bind(&socket_dir)
         .with_context(|| format!("binding the storage socket in {}", socket_dir.display()))?;
+    let endpoint = EndpointServer::bind(args.storage_listen, identity.clone())
+        .await
+        .context("binding the storage endpoint (--storage-listen)")?;
+    let storage_endpoint =
+        crate::socket::endpoint::endpoint_url(&storage_host, endpoint.local_addr().port());
     let socket_shutdown = shutdown.clone();
     let socket_grants = grants.clone();
     let socket_vitals = vitals.clone();
@@ -87,14 +103,25 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         socket_vitals.set_socket(false);
         served
     });
+    let endpoint_shutdown = shutdown.clone();
+    let endpoint_grants = grants.clone();
+    let endpoint_task = tokio::spawn(async move {
+        endpoint
+            .run(endpoint_grants, async move {
+                endpoint_shutdown.cancelled().await
+            })
+            .await
+    });
 
     let runtime = Runtime::new(
         client,
         RuntimeConfig {
             node: NodeInjection {
                 node_name: args.node_name.clone(),
-                datasafed_bin_dir: bin_dir,
-                socket_dir,
+                install_image: args.image.clone(),
+                install_command,
+                storage_endpoint: storage_endpoint.clone(),
+                storage_cert_pem: identity.cert_pem().to_string(),
             },
             kubelet_dir: args.kubelet_dir.clone(),
             progress_interval: Duration::from_secs(1),
@@ -103,7 +130,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     );
     let mut config = SessionConfig::new(args.node_name.clone(), dial, args.state_dir.clone());
     config.vitals = vitals.clone();
-    tracing::info!(node = %args.node_name, control_plane = %args.control_plane, "agent starting");
+    tracing::info!(node = %args.node_name, control_plane = %args.control_plane, storage_endpoint, "agent starting");
     let session_shutdown = shutdown.clone();
     vitals.set_session(true);
     let session = session::run(
@@ -118,39 +145,37 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     if let Some(health) = health {
         let _ = health.await;
     }
-    match socket_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            tracing::warn!(error = %crate::runtime::runner::chain(&err), "storage socket ended with an error")
+    for (what, task) in [
+        ("storage socket", socket_task),
+        ("storage endpoint", endpoint_task),
+    ] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %crate::runtime::runner::chain(&err), "{what} ended with an error")
+            }
+            Err(err) => tracing::warn!(error = %err, "{what} task failed"),
         }
-        Err(err) => tracing::warn!(error = %err, "storage socket task failed"),
     }
     Ok(())
 }
 
-/// Copies the datasafed client to `<bin_dir>/datasafed` (atomically, so running pods keep theirs).
-fn install_datasafed(
-    source: Option<std::path::PathBuf>,
-    bin_dir: &std::path::Path,
-) -> anyhow::Result<()> {
-    let source = match source {
-        Some(path) => path,
-        None => std::env::current_exe()
-            .context("locating this executable")?
-            .with_file_name("datasafed"),
-    };
-    let target = bin_dir.join("datasafed");
-    let staging = bin_dir.join(".datasafed.new");
-    std::fs::copy(&source, &staging).with_context(|| {
-        format!(
-            "copying the datasafed client from {} (use --datasafed-bin)",
-            source.display()
-        )
-    })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("making {} executable", staging.display()))?;
-    std::fs::rename(&staging, &target)
-        .with_context(|| format!("installing {}", target.display()))?;
-    Ok(())
+/// The init container's command that copies `datasafed` (ARCHITECTURE.md §K2.3a): this
+/// executable (the same path in the agent's image, and on localkube's host, whose kubelet runs
+/// containers' commands on its own filesystem) with `install-datasafed --from <datasafed>`.
+fn install_command(datasafed: Option<std::path::PathBuf>) -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let datasafed = datasafed.unwrap_or_else(|| exe.with_file_name("datasafed"));
+    if !datasafed.is_file() {
+        anyhow::bail!(
+            "--datasafed-bin: {} is not a file (the datasafed client action pods receive)",
+            datasafed.display()
+        );
+    }
+    Ok(vec![
+        exe.display().to_string(),
+        crate::install::SUBCOMMAND.into(),
+        "--from".into(),
+        datasafed.display().to_string(),
+    ])
 }

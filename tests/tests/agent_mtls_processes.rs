@@ -56,6 +56,7 @@ fn intruder(
         .arg(stack.data_dir.join("kube/kubelet"))
         .arg("--datasafed-bin")
         .arg(stack.stack.bin_dir.join("datasafed"))
+        .args(["--storage-listen", "127.0.0.1:0"])
         .env("KUBECONFIG", &stack.stack.kubeconfig)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)

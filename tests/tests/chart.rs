@@ -1478,6 +1478,8 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
             "healthPort": agent_health_port,
             "hostDir": tmp.path().join("host/cairn-agent").display().to_string(),
             "kubeletDir": kube.data_dir.join("kubelet").display().to_string(),
+            // Pods share the host network here: a free port, not the default.
+            "storagePort": free_port()?,
             "logFormat": "text"
         }
     });
@@ -1602,11 +1604,13 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
         agent_metrics.contains("cairn_agent_session_connected 1"),
         "agent /metrics: {agent_metrics}"
     );
-    let issued = tmp.path().join("host/cairn-agent/node/bin/datasafed");
+    let identity = tmp
+        .path()
+        .join("host/cairn-agent/state/storage-tls/storage.pem");
     ensure!(
-        issued.is_file(),
-        "the agent did not install datasafed into its host directory ({})",
-        issued.display()
+        identity.is_file(),
+        "the agent did not keep its storage endpoint's certificate in its state directory ({})",
+        identity.display()
     );
 
     // An upgrade keeps the TLS material (lookup), which an offline render would replace.

@@ -1,6 +1,8 @@
-//! datasafed's agent-socket mode: with `CAIRN_STORAGE_SOCKET` set, every operation goes to the
-//! node agent over its unix socket with the action's bearer token (docs/PROTOCOL.md §3). No
-//! config file, credential or encryption key is read: the agent holds them.
+//! datasafed's agent mode: with `CAIRN_STORAGE_ENDPOINT` (an action pod: the agent's TLS
+//! endpoint, trusting only the certificate in `CAIRN_STORAGE_CERT`) or `CAIRN_STORAGE_SOCKET`
+//! (the agent's unix socket, on its own host) set, every operation goes to the node agent with
+//! the action's bearer token (docs/PROTOCOL.md §3). No config file, credential or encryption
+//! key is read: the agent holds them.
 //!
 //! Paths are joined with `DATASAFED_BACKEND_BASE_PATH` exactly as the direct client joins
 //! them, and sent as absolute repository paths; listings come back with absolute paths and
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
+use cairn_proto::datasafed::transport;
 use cairn_proto::datasafed::v1 as pb;
 use cairn_proto::datasafed::v1::put_request::Msg;
 use cairn_proto::datasafed::v1::storage_client::StorageClient;
@@ -24,17 +27,40 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use super::settings::env::BACKEND_BASE_PATH;
 
 /// The environment the node agent gives a job action.
 pub mod env {
-    /// The agent's storage socket; its presence selects agent-socket mode.
-    pub const SOCKET: &str = "CAIRN_STORAGE_SOCKET";
+    use cairn_proto::datasafed::transport;
+    /// The agent's storage endpoint `https://HOST:PORT`; selects agent mode.
+    pub const ENDPOINT: &str = transport::ENV_ENDPOINT;
+    /// The certificate (PEM) the endpoint must present.
+    pub const CERT: &str = transport::ENV_CERT;
+    /// The agent's storage socket; selects agent mode when no endpoint is given.
+    pub const SOCKET: &str = transport::ENV_SOCKET;
     /// The action's bearer token.
-    pub const TOKEN: &str = "CAIRN_STORAGE_TOKEN";
+    pub const TOKEN: &str = transport::ENV_TOKEN;
+}
+
+/// How datasafed reaches the node agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAddress {
+    /// The agent's unix socket.
+    Socket(PathBuf),
+    /// The agent's TLS endpoint and the one certificate it must present.
+    Endpoint { url: String, cert_pem: String },
+}
+
+impl fmt::Display for AgentAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentAddress::Socket(path) => write!(f, "socket {}", path.display()),
+            AgentAddress::Endpoint { url, .. } => write!(f, "endpoint {url}"),
+        }
+    }
 }
 
 /// The largest data message `push` sends.
@@ -43,28 +69,43 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// Where the agent is and who we are to it.
 #[derive(Debug, Clone)]
 pub struct SocketSettings {
-    /// The unix socket.
-    pub socket: PathBuf,
+    /// Where the agent is.
+    pub agent: AgentAddress,
     token: Secret,
     /// `DATASAFED_BACKEND_BASE_PATH`, normalised (may be empty).
     pub base_path: String,
 }
 
 impl SocketSettings {
-    /// Agent-socket settings when `CAIRN_STORAGE_SOCKET` is set, `None` otherwise.
+    /// Agent settings when `CAIRN_STORAGE_ENDPOINT` or `CAIRN_STORAGE_SOCKET` is set, `None`
+    /// otherwise.
     pub fn from_env(
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Option<SocketSettings>> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let Some(socket) = get(env::SOCKET) else {
-            return Ok(None);
+        let (agent, selected_by) = match (get(env::ENDPOINT), get(env::SOCKET)) {
+            (Some(url), _) => {
+                let cert_pem = get(env::CERT).with_context(|| {
+                    format!("{} is set but {} is empty", env::ENDPOINT, env::CERT)
+                })?;
+                let url = url.trim().to_string();
+                if !url.starts_with("https://") {
+                    bail!("{} = {url:?} is not an https:// address", env::ENDPOINT);
+                }
+                (AgentAddress::Endpoint { url, cert_pem }, env::ENDPOINT)
+            }
+            (None, Some(socket)) => (
+                AgentAddress::Socket(PathBuf::from(socket.trim())),
+                env::SOCKET,
+            ),
+            (None, None) => return Ok(None),
         };
         let token = get(env::TOKEN)
-            .with_context(|| format!("{} is set but {} is empty", env::SOCKET, env::TOKEN))?;
+            .with_context(|| format!("{selected_by} is set but {} is empty", env::TOKEN))?;
         let base_path = normalize(&get(BACKEND_BASE_PATH).unwrap_or_default())
             .with_context(|| format!("reading {BACKEND_BASE_PATH}"))?;
         Ok(Some(SocketSettings {
-            socket: PathBuf::from(socket.trim()),
+            agent,
             token: Secret::new(token.trim()),
             base_path,
         }))
@@ -85,8 +126,11 @@ impl SocketSettings {
     pub fn describe(&self) -> String {
         format!(
             "# agent-socket mode: the node agent holds the storage configuration, credentials and encryption keys\n\
-             [agent]\nsocket = {}\ntoken = ***\n\n[datasafed]\nbase_path = /{}\nmode = agent-socket\n",
-            self.socket.display(),
+             [agent]\n{}\ntoken = ***\n\n[datasafed]\nbase_path = /{}\nmode = agent-socket\n",
+            match &self.agent {
+                AgentAddress::Socket(path) => format!("socket = {}", path.display()),
+                AgentAddress::Endpoint { url, .. } => format!("endpoint = {url}"),
+            },
             self.base_path
         )
     }
@@ -109,14 +153,14 @@ impl Interceptor for Bearer {
 #[derive(Clone)]
 pub struct SocketClient {
     client: StorageClient<InterceptedService<Channel, Bearer>>,
-    socket: PathBuf,
+    agent: AgentAddress,
     base_path: String,
 }
 
 impl fmt::Debug for SocketClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketClient")
-            .field("socket", &self.socket)
+            .field("agent", &self.agent.to_string())
             .field("base_path", &self.base_path)
             .finish_non_exhaustive()
     }
@@ -142,20 +186,48 @@ impl SocketClient {
                 },
             )?;
         bearer.set_sensitive(true);
-        let socket = settings.socket.display().to_string();
-        let channel = Endpoint::from_shared(format!("unix:{socket}"))
-            .with_context(|| format!("{} = {socket:?} is not a usable socket path", env::SOCKET))?
-            .connect()
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to the node agent's storage socket {socket} ({})",
-                    env::SOCKET
-                )
-            })?;
+        let channel = match &settings.agent {
+            AgentAddress::Socket(path) => {
+                let socket = path.display().to_string();
+                Endpoint::from_shared(format!("unix:{socket}"))
+                    .with_context(|| {
+                        format!("{} = {socket:?} is not a usable socket path", env::SOCKET)
+                    })?
+                    .connect()
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "connecting to the node agent's storage socket {socket} ({})",
+                            env::SOCKET
+                        )
+                    })?
+            }
+            AgentAddress::Endpoint { url, cert_pem } => {
+                // The agent's certificate is the only trust anchor: a pin, checked for the
+                // fixed name it carries (the address is an IP).
+                let tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(cert_pem))
+                    .domain_name(transport::SERVER_NAME);
+                Endpoint::from_shared(url.clone())
+                    .with_context(|| {
+                        format!("{} = {url:?} is not a usable address", env::ENDPOINT)
+                    })?
+                    .tls_config(tls)
+                    .with_context(|| format!("{} is not a usable certificate", env::CERT))?
+                    .connect_timeout(std::time::Duration::from_secs(30))
+                    .connect()
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "connecting to the node agent's storage endpoint {url} ({})",
+                            env::ENDPOINT
+                        )
+                    })?
+            }
+        };
         Ok(SocketClient {
             client: StorageClient::with_interceptor(channel, Bearer(bearer)),
-            socket: settings.socket.clone(),
+            agent: settings.agent.clone(),
             base_path: settings.base_path.clone(),
         })
     }
@@ -493,10 +565,50 @@ mod tests {
         .expect("env")
         .expect("socket mode");
         assert_eq!(
-            settings.socket,
-            PathBuf::from("/var/run/cairn/storage.sock")
+            settings.agent,
+            AgentAddress::Socket(PathBuf::from("/var/run/cairn/storage.sock"))
         );
         assert_eq!(settings.base_path, "ns/policy/b1");
+    }
+
+    #[test]
+    fn the_endpoint_variable_selects_the_agents_tls_endpoint_with_its_certificate() {
+        let settings = SocketSettings::from_env(&env_of(&[
+            (env::ENDPOINT, "https://10.0.0.7:9444"),
+            (env::CERT, "PEM"),
+            (env::SOCKET, "/s"),
+            (env::TOKEN, "abc123"),
+        ]))
+        .expect("env")
+        .expect("agent mode");
+        assert_eq!(
+            settings.agent,
+            AgentAddress::Endpoint {
+                url: "https://10.0.0.7:9444".into(),
+                cert_pem: "PEM".into()
+            }
+        );
+        assert!(
+            settings
+                .describe()
+                .contains("endpoint = https://10.0.0.7:9444")
+        );
+        let err = SocketSettings::from_env(&env_of(&[
+            (env::ENDPOINT, "https://10.0.0.7:9444"),
+            (env::TOKEN, "abc123"),
+        ]))
+        .expect_err("no certificate");
+        assert_eq!(
+            err.to_string(),
+            "CAIRN_STORAGE_ENDPOINT is set but CAIRN_STORAGE_CERT is empty"
+        );
+        let err = SocketSettings::from_env(&env_of(&[
+            (env::ENDPOINT, "http://10.0.0.7:9444"),
+            (env::CERT, "PEM"),
+            (env::TOKEN, "abc123"),
+        ]))
+        .expect_err("plaintext");
+        assert!(err.to_string().contains("not an https://"), "{err}");
     }
 
     #[test]

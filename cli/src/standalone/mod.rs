@@ -293,6 +293,9 @@ impl Stack {
                 bin_dir.join("datasafed").display().to_string(),
                 "--health-listen".into(),
                 agent_health_addr.to_string(),
+                // Action pods run on this host (localkube): a free port on loopback.
+                "--storage-listen".into(),
+                "127.0.0.1:0".into(),
             ],
             &child_env,
             &data_dir.join("logs/agent.log"),

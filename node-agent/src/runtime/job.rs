@@ -1,47 +1,68 @@
 //! Job actions: create the Job the control plane built, pinned to this node, with the
-//! `datasafed` client and the storage socket mounted; wait for it; collect the backup info file,
-//! the `.exit` marker and, on failure, the last lines of the pod's log (ARCHITECTURE.md
-//! §K2.3, §K2.6). A restarted agent re-adopts its Job through the `cairn.io/action-id` label.
+//! `datasafed` client and the address of the agent's storage endpoint; wait for it; collect the
+//! backup info file, the `.exit` marker and, on failure, the last lines of the pod's log
+//! (ARCHITECTURE.md §K2.3, §K2.6). A restarted agent re-adopts its Job through the
+//! `cairn.io/action-id` label.
+//!
+//! Nothing the agent adds needs a hostPath volume or any field the `baseline` Pod Security
+//! Standard forbids, and its own init container meets `restricted` (ARCHITECTURE.md §K2.3a):
+//! `datasafed` is copied by an init container running the agent's image into an emptyDir, as
+//! KubeBlocks does, and pods reach the agent over the network (docs/PROTOCOL.md §3.1).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn_api::well_known;
+use cairn_proto::datasafed::transport;
 use cairn_repo::backend::local::{entry_exists_confined, read_confined};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{EnvVar, HostPathVolumeSource, Pod, PodSpec, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Event, Pod, PodSpec, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
+};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 use kube::runtime::wait::{Condition, await_condition};
 
 /// Where the `datasafed` binary appears in action containers (KubeBlocks' `DP_DATASAFED_BIN_PATH`).
 pub const DATASAFED_BIN_MOUNT: &str = "/bin/datasafed";
-/// Where the storage socket directory appears in action containers.
-pub const SOCKET_MOUNT: &str = "/var/run/cairn";
-/// File name of the storage socket inside its directory.
+/// File name of the storage socket inside its directory (the agent's local socket).
 pub const SOCKET_FILE: &str = "storage.sock";
+/// The init container that copies `datasafed` into the Job's pod.
+pub const INSTALL_CONTAINER: &str = "cairn-install-datasafed";
+/// Where the init container sees the emptyDir it copies `datasafed` into.
+const INSTALL_MOUNT: &str = "/cairn-datasafed";
+/// The user the init container runs as (the agent image's non-root user).
+const INSTALL_USER: i64 = 65532;
 
 const BIN_VOLUME: &str = "cairn-datasafed-bin";
+/// Volumes and mounts of older agents (hostPath), removed from a Job if present.
+const OLD_SOCKET_VOLUME: &str = "cairn-storage-socket";
+const OLD_SOCKET_MOUNT: &str = "/var/run/cairn";
 /// The most of a backup info file the agent reads (it goes into the Backup's status, which
 /// the API server limits to about this size anyway).
 const MAX_INFO_FILE: u64 = 1 << 20;
-const SOCKET_VOLUME: &str = "cairn-storage-socket";
 
 /// What this node adds to every Job it runs.
 #[derive(Debug, Clone)]
 pub struct NodeInjection {
     /// This node's name (`kubernetes.io/hostname`).
     pub node_name: String,
-    /// Directory on the node holding the `datasafed` binary.
-    pub datasafed_bin_dir: PathBuf,
-    /// Directory on the node holding the storage socket.
-    pub socket_dir: PathBuf,
+    /// The image of the init container that installs `datasafed`: the agent's own image.
+    pub install_image: String,
+    /// The init container's command, to which the target directory is appended: the agent
+    /// binary as the image holds it, `install-datasafed`, `--from` the image's `datasafed`.
+    pub install_command: Vec<String>,
+    /// `https://HOST:PORT` of this agent's storage endpoint.
+    pub storage_endpoint: String,
+    /// The certificate (PEM) the endpoint presents; action pods trust only this one.
+    pub storage_cert_pem: String,
 }
 
 /// Per-action values injected into the Job.
 #[derive(Debug, Clone)]
 pub struct ActionInjection<'a> {
     pub action_id: &'a str,
-    /// Storage token for the socket; `None` when the action has no storage grant.
+    /// Storage token for the endpoint; `None` when the action has no storage grant.
     pub storage_token: Option<&'a str>,
 }
 
@@ -136,19 +157,21 @@ fn inject_into_pod(pod: &mut PodSpec, node: &NodeInjection, action: &ActionInjec
         .get_or_insert_with(BTreeMap::new)
         .insert("kubernetes.io/hostname".into(), node.node_name.clone());
     let volumes = pod.volumes.get_or_insert_with(Vec::new);
-    volumes.retain(|v| v.name != BIN_VOLUME && v.name != SOCKET_VOLUME);
-    volumes.push(host_path_volume(BIN_VOLUME, &node.datasafed_bin_dir));
-    if action.storage_token.is_some() {
-        volumes.push(host_path_volume(SOCKET_VOLUME, &node.socket_dir));
-    }
-    let containers = pod
-        .init_containers
-        .iter_mut()
-        .flatten()
-        .chain(pod.containers.iter_mut());
+    volumes.retain(|v| v.name != BIN_VOLUME && v.name != OLD_SOCKET_VOLUME);
+    volumes.push(Volume {
+        name: BIN_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: None,
+            medium: None,
+        }),
+        ..Default::default()
+    });
+    let init = pod.init_containers.get_or_insert_with(Vec::new);
+    init.retain(|c| c.name != INSTALL_CONTAINER);
+    let containers = init.iter_mut().chain(pod.containers.iter_mut());
     for container in containers {
         let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
-        mounts.retain(|m| m.mount_path != DATASAFED_BIN_MOUNT && m.mount_path != SOCKET_MOUNT);
+        mounts.retain(|m| m.mount_path != DATASAFED_BIN_MOUNT && m.mount_path != OLD_SOCKET_MOUNT);
         mounts.push(VolumeMount {
             name: BIN_VOLUME.into(),
             mount_path: DATASAFED_BIN_MOUNT.into(),
@@ -156,29 +179,47 @@ fn inject_into_pod(pod: &mut PodSpec, node: &NodeInjection, action: &ActionInjec
             ..Default::default()
         });
         let env = container.env.get_or_insert_with(Vec::new);
+        env.retain(|e| e.name != transport::ENV_SOCKET);
         set_env_if_absent(env, "DP_DATASAFED_BIN_PATH", DATASAFED_BIN_MOUNT);
         if let Some(token) = action.storage_token {
-            mounts.push(VolumeMount {
-                name: SOCKET_VOLUME.into(),
-                mount_path: SOCKET_MOUNT.into(),
-                ..Default::default()
-            });
-            set_env(
-                env,
-                "CAIRN_STORAGE_SOCKET",
-                &format!("{SOCKET_MOUNT}/{SOCKET_FILE}"),
-            );
-            set_env(env, "CAIRN_STORAGE_TOKEN", token);
+            set_env(env, transport::ENV_ENDPOINT, &node.storage_endpoint);
+            set_env(env, transport::ENV_CERT, &node.storage_cert_pem);
+            set_env(env, transport::ENV_TOKEN, token);
         }
     }
+    init.insert(0, install_container(node));
 }
 
-fn host_path_volume(name: &str, path: &Path) -> Volume {
-    Volume {
-        name: name.into(),
-        host_path: Some(HostPathVolumeSource {
-            path: path.display().to_string(),
-            type_: Some("Directory".into()),
+/// The init container that copies `datasafed` from the agent's image into the emptyDir, meeting
+/// the `restricted` Pod Security Standard whatever the Job's own containers do.
+fn install_container(node: &NodeInjection) -> Container {
+    let mut command = node.install_command.clone();
+    command.push(INSTALL_MOUNT.into());
+    Container {
+        name: INSTALL_CONTAINER.into(),
+        image: Some(node.install_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(command),
+        volume_mounts: Some(vec![VolumeMount {
+            name: BIN_VOLUME.into(),
+            mount_path: INSTALL_MOUNT.into(),
+            ..Default::default()
+        }]),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(INSTALL_USER),
+            run_as_group: Some(INSTALL_USER),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -285,6 +326,73 @@ pub fn finished_condition(job: &Job) -> Option<(bool, String, String)> {
             )),
             _ => None,
         })
+}
+
+/// How long a Job may have no pod while the Job controller reports `FailedCreate` before its
+/// action fails: long enough for a retry to succeed after a moment's refusal, short enough that
+/// a Pod Security or quota refusal does not wait for the action's timeout.
+pub const FAILED_CREATE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the Job's pods are not being created: `Some("FailedCreate: <event message>")` when the
+/// Job has never had a pod, is older than [`FAILED_CREATE_GRACE`], and the Job controller
+/// recorded a `FailedCreate` event on it (its newest, by uid, so an earlier Job of the same
+/// name does not count).
+pub async fn creation_refused(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, JobError> {
+    let api_error = |step: &'static str| {
+        move |source| JobError::Api {
+            step,
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        }
+    };
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let Some(job) = jobs.get_opt(name).await.map_err(api_error("reading"))? else {
+        return Ok(None);
+    };
+    let had_pods = job.status.as_ref().is_some_and(|s| {
+        s.active.unwrap_or(0) + s.succeeded.unwrap_or(0) + s.failed.unwrap_or(0) > 0
+    });
+    let young = job.metadata.creation_timestamp.as_ref().is_none_or(|t| {
+        jiff::Timestamp::now().duration_since(t.0)
+            < jiff::SignedDuration::from_secs(FAILED_CREATE_GRACE.as_secs() as i64)
+    });
+    let Some(uid) = job.metadata.uid.as_deref() else {
+        return Ok(None);
+    };
+    if had_pods || young {
+        return Ok(None);
+    }
+    let events: Api<Event> = Api::namespaced(client, namespace);
+    let selector = format!(
+        "involvedObject.kind=Job,involvedObject.name={name},involvedObject.uid={uid},reason=FailedCreate"
+    );
+    let listed = events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .map_err(api_error("listing the events of"))?;
+    Ok(newest_message(listed.items).map(|message| format!("FailedCreate: {message}")))
+}
+
+/// The message of the newest event (by last time, first time, then creation).
+fn newest_message(mut events: Vec<Event>) -> Option<String> {
+    let when = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .or(e.first_timestamp.as_ref())
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    events.sort_by_key(when);
+    events
+        .pop()
+        .map(|e| e.message.unwrap_or_default())
+        .filter(|m| !m.trim().is_empty())
 }
 
 /// Where the agent finds a Job's backup info file on this node.
@@ -466,8 +574,16 @@ mod tests {
     fn node() -> NodeInjection {
         NodeInjection {
             node_name: "node-a".into(),
-            datasafed_bin_dir: "/var/lib/cairn/bin".into(),
-            socket_dir: "/var/lib/cairn/sock".into(),
+            install_image: "cairn-agent:test".into(),
+            install_command: vec![
+                "/usr/local/bin/cairn-agent".into(),
+                "install-datasafed".into(),
+                "--from".into(),
+                "/usr/local/bin/datasafed".into(),
+            ],
+            storage_endpoint: "https://10.0.0.7:9444".into(),
+            storage_cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                .into(),
         }
     }
 
@@ -536,10 +652,64 @@ mod tests {
             env.iter()
                 .any(|e| e.name == "CAIRN_STORAGE_TOKEN" && e.value.as_deref() == Some("t0k"))
         );
-        assert!(env.iter().any(|e| e.name == "CAIRN_STORAGE_SOCKET"
-            && e.value.as_deref() == Some("/var/run/cairn/storage.sock")));
-        let mounts = container.volume_mounts.as_ref().unwrap();
-        assert!(mounts.iter().any(|m| m.mount_path == SOCKET_MOUNT));
+        assert!(env.iter().any(|e| e.name == "CAIRN_STORAGE_ENDPOINT"
+            && e.value.as_deref() == Some("https://10.0.0.7:9444")));
+        assert!(
+            env.iter()
+                .any(|e| e.name == "CAIRN_STORAGE_CERT" && e.value == Some(node().storage_cert_pem))
+        );
+    }
+
+    #[test]
+    fn datasafed_comes_from_an_init_container_into_an_emptydir_and_no_volume_is_a_host_path() {
+        // A Job planned before this agent version carried hostPath volumes of its own making.
+        let planned = r#"{
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "j", "namespace": "default"},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "initContainers": [{"name": "prepare", "image": "busybox"}],
+                "containers": [{"name": "backupdata", "image": "postgres:14"}]}}}
+        }"#;
+        let job = prepare(
+            planned,
+            &node(),
+            &ActionInjection {
+                action_id: "a",
+                storage_token: Some("t0k"),
+            },
+        )
+        .unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let volumes = pod.volumes.unwrap_or_default();
+        assert!(
+            volumes.iter().all(|v| v.host_path.is_none()),
+            "no hostPath volume: {volumes:?}"
+        );
+        let bin = volumes.iter().find(|v| v.name == BIN_VOLUME).unwrap();
+        assert!(bin.empty_dir.is_some());
+        let init = pod.init_containers.unwrap();
+        assert_eq!(
+            init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            [INSTALL_CONTAINER, "prepare"],
+            "datasafed is installed before any other container runs"
+        );
+        assert_eq!(init[0].image.as_deref(), Some("cairn-agent:test"));
+        assert_eq!(
+            init[0].command.as_ref().unwrap().last().map(String::as_str),
+            Some(INSTALL_MOUNT)
+        );
+        let security = init[0].security_context.as_ref().unwrap();
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        for container in init.iter().skip(1).chain(pod.containers.iter()) {
+            let mounts = container.volume_mounts.as_ref().unwrap();
+            assert!(mounts.iter().any(|m| m.name == BIN_VOLUME
+                && m.mount_path == DATASAFED_BIN_MOUNT
+                && m.read_only == Some(true)));
+            let env = container.env.as_ref().unwrap();
+            assert!(!env.iter().any(|e| e.name == "CAIRN_STORAGE_SOCKET"));
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ use super::snapshot;
 use crate::session::{ActionRunner, Outcome, ProgressUpdate, Reporter};
 use crate::socket::grants::{Grants, Token};
 
+/// How often a running Job is checked for pods the API server refuses (`FailedCreate`).
+const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+
 /// Where this agent runs and what it injects into Jobs.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -217,6 +220,7 @@ impl Runtime {
             Err(err) => return Outcome::failed(chain(&err)),
         };
         let mut ticker = tokio::time::interval(self.config.progress_interval);
+        let mut refusal_check = tokio::time::interval(REFUSAL_CHECK_INTERVAL);
         let (wait_namespace, wait_name) = (namespace.clone(), name.clone());
         let wait = job::wait_finished(self.client.clone(), &wait_namespace, &wait_name);
         tokio::pin!(wait);
@@ -231,6 +235,20 @@ impl Runtime {
                         bytes_per_second: 0,
                         phase: format!("job {name} running"),
                     });
+                }
+                _ = refusal_check.tick() => {
+                    match job::creation_refused(self.client.clone(), &namespace, &name).await {
+                        Ok(Some(reason)) => {
+                            // The Job controller would retry for ever, and a pod created later
+                            // would run an action nobody waits for.
+                            if let Err(err) = job::delete(self.client.clone(), &namespace, &name).await {
+                                tracing::warn!(error = %chain(&err), "deleting a job whose pods are refused failed");
+                            }
+                            return Outcome::failed(reason).with_job_name(name);
+                        }
+                        Ok(None) => {}
+                        Err(err) => tracing::debug!(error = %chain(&err), "checking a job's pod creation"),
+                    }
                 }
                 _ = cancel.cancelled() => {
                     if let Err(err) = job::delete(self.client.clone(), &namespace, &name).await {

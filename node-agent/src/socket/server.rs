@@ -40,6 +40,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span};
 
 use super::access::Operation;
+use super::endpoint::StorageIdentity;
 use super::grants::{Grant, Grants};
 use super::status::CallError;
 use super::wire;
@@ -92,6 +93,27 @@ pub enum ServeError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// The TCP endpoint could not be bound.
+    #[error("binding the storage endpoint on {addr}")]
+    BindTcp {
+        /// The listen address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The endpoint's TLS settings were refused.
+    #[error("configuring TLS on the storage endpoint")]
+    Tls(#[source] tonic::transport::Error),
+    /// The gRPC server of the TCP endpoint failed.
+    #[error("serving the storage endpoint on {addr}")]
+    ServeTcp {
+        /// The listen address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: tonic::transport::Error,
     },
     /// The gRPC server failed.
     #[error("serving the storage socket {}", .path.display())]
@@ -168,6 +190,70 @@ impl SocketServer {
             tracing::debug!(socket = %path.display(), error = %err, "storage socket already gone");
         }
         result.map_err(|source| ServeError::Serve { path, source })
+    }
+}
+
+/// The storage service on a TCP port with TLS (docs/PROTOCOL.md §3.1), ready to
+/// [`run`](EndpointServer::run).
+#[derive(Debug)]
+pub struct EndpointServer {
+    listener: tokio::net::TcpListener,
+    addr: std::net::SocketAddr,
+    identity: StorageIdentity,
+}
+
+impl EndpointServer {
+    /// Binds `listen` (port 0 picks a free port; [`local_addr`](Self::local_addr) says which).
+    pub async fn bind(
+        listen: std::net::SocketAddr,
+        identity: StorageIdentity,
+    ) -> Result<EndpointServer, ServeError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::BindTcp {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::BindTcp {
+                addr: listen,
+                source,
+            })?;
+        Ok(EndpointServer {
+            listener,
+            addr,
+            identity,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Serves `grants` until `shutdown` resolves.
+    pub async fn run(
+        self,
+        grants: Grants,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let EndpointServer {
+            listener,
+            addr,
+            identity,
+        } = self;
+        tracing::info!(%addr, "serving the storage endpoint (TLS)");
+        tonic::transport::Server::builder()
+            .tls_config(identity.server_tls())
+            .map_err(ServeError::Tls)?
+            .add_service(StorageServer::new(StorageService { grants }))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await
+            .map_err(|source| ServeError::ServeTcp { addr, source })
     }
 }
 

@@ -348,11 +348,49 @@ impl Reconciler for JobController {
                 m.remove("name");
                 m.remove("namespace");
             }
-            create(&self.api, Builtin::Pod, &key.0, pod)?;
+            if let Err(err) = create(&self.api, Builtin::Pod, &key.0, pod) {
+                failed_create_event(&self.api, &job, &err.message);
+                return Err(err);
+            }
         }
         let rt = self.api.builtin(Builtin::Job);
         write_status(&self.api, &rt, &job, plan.status)?;
         Ok(plan.requeue)
+    }
+}
+
+/// Records the Job controller's `FailedCreate` Warning event (`Error creating: <why>`) on the
+/// Job, as kube-controller-manager does when the apiserver refuses its pod (Pod Security,
+/// quota). One event per Job (a fixed name): the retries do not pile up events.
+fn failed_create_event(api: &Api, job: &Value, why: &str) {
+    let (namespace, name) = (s(job, "/metadata/namespace"), s(job, "/metadata/name"));
+    let uid = s(job, "/metadata/uid");
+    let now = format_time(Timestamp::now());
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{name}.{}.failedcreate", uid.get(..8).unwrap_or(uid)),
+            "namespace": namespace,
+        },
+        "involvedObject": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "namespace": namespace,
+            "name": name,
+            "uid": uid,
+        },
+        "reason": "FailedCreate",
+        "message": format!("Error creating: {why}"),
+        "type": "Warning",
+        "source": {"component": "job-controller"},
+        "reportingComponent": "job-controller",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    if let Err(err) = create(api, Builtin::Event, namespace, event) {
+        tracing::warn!(job = name, error = %err, "recording a FailedCreate event failed");
     }
 }
 
