@@ -52,6 +52,8 @@ pub struct WindowLabel {
     pub namespace: String,
     pub policy: String,
     pub cluster: String,
+}
+
 /// What a finished Backup is counted by.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct BackupLabels {
