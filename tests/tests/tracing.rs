@@ -81,6 +81,24 @@ impl TraceService for Collector {
 }
 
 impl Collector {
+    /// Serves a collector on a free port: it, its `http://` endpoint and the server task.
+    async fn start() -> anyhow::Result<(Collector, String, tokio::task::JoinHandle<()>)> {
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let service = TraceServiceServer::new(collector.clone());
+        let server = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+            if let Err(err) = served {
+                eprintln!("the test's OTLP collector stopped: {err}");
+            }
+        });
+        Ok((collector, endpoint, server))
+    }
+
     fn in_trace(&self, trace_id: &str) -> Vec<Received> {
         self.spans
             .lock()
@@ -121,14 +139,7 @@ impl Collector {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_backup_is_one_trace_across_control_plane_agent_and_repository() -> anyhow::Result<()> {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (collector, endpoint, server) = Collector::start().await?;
     let configure = |options: &mut cairn_cli::standalone::StackOptions| {
         options.env = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()),
@@ -251,14 +262,7 @@ async fn tracing_overhead_on_backup_throughput() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (collector, endpoint, server) = Collector::start().await?;
     let off = backup_seconds("tracing-off", Vec::new(), mib << 20, runs).await?;
     let on = backup_seconds(
         "tracing-on",
