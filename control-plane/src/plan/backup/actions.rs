@@ -102,7 +102,7 @@ pub fn pod_actions(
     let backup_spec = ctx
         .actionset
         .and_then(|a| a.spec.backup.as_ref())
-        .ok_or_else(|| ActionError::NoBackupData(actionset_name))?;
+        .ok_or(ActionError::NoBackupData(actionset_name))?;
     let t = target_prefix(target);
     let name = format!("dp-backup-{t}{pod_index}");
     let data = &backup_spec.backup_data.job;

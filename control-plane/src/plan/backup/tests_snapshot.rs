@@ -304,7 +304,8 @@ fn the_default_class_wins_among_several_of_the_driver_and_other_drivers_are_igno
 
 #[test]
 fn every_precondition_fails_the_backup_naming_the_pod_volume_claim_or_driver() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Observed)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Observed)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "no targetVolumes",
             Box::new(|o| {
