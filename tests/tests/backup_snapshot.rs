@@ -154,7 +154,7 @@ async fn a_snapshot_backup_freezes_snapshots_every_target_volume_and_keeps_the_d
 
         let vs = stack
             .kubectl
-            .get_json(&["get", "volumesnapshot", "b1-0-data", "-n", NS])
+            .get_json(&["volumesnapshot", "b1-0-data", "-n", NS])
             .await?;
         ensure!(vs["status"]["readyToUse"] == true, "{vs}");
         ensure!(vs["metadata"]["labels"]["dataprotection.kubeblocks.io/backup-name"] == "b1", "{vs}");
@@ -165,6 +165,57 @@ async fn a_snapshot_backup_freezes_snapshots_every_target_volume_and_keeps_the_d
         ensure!(state == "version 1\n", "the snapshot holds the data as it was: {state:?}");
         let log = read_from_snapshot(stack, "b1-0-log", "from-log", "app.log").await?;
         ensure!(log == "log 1\n", "and the second volume too: {log:?}");
+
+        // Deletion: Delete takes the snapshots (and, by their class, their contents) along,
+        // Retain leaves them (and their contents) without an owner.
+        scenario::backup(stack, NS, "b2", "shop-snapshots", "snap", "Retain").await?;
+        dp::backup_completed(&stack.client, NS, "b2", BACKUP_TIMEOUT).await?;
+        let content = |vs: &serde_json::Value| {
+            vs["status"]["boundVolumeSnapshotContentName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let b1_content = content(&vs);
+        let b2_vs = stack
+            .kubectl
+            .get_json(&["volumesnapshot", "b2-0-data", "-n", NS])
+            .await?;
+        let b2_content = content(&b2_vs);
+        for name in ["b1", "b2"] {
+            stack
+                .kubectl
+                .run(&["delete", "backup", name, "-n", NS, "--timeout=60s"])
+                .await?;
+        }
+        let gone = async |args: &[&str]| -> anyhow::Result<()> {
+            for _ in 0..60 {
+                let out = stack.kubectl.output(args, None).await?;
+                if !out.success {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            anyhow::bail!("{args:?} still exists")
+        };
+        gone(&["get", "volumesnapshot", "b1-0-data", "-n", NS]).await?;
+        gone(&["get", "volumesnapshot", "b1-0-log", "-n", NS]).await?;
+        gone(&["get", "volumesnapshotcontent", &b1_content]).await?;
+        for name in ["b2-0-data", "b2-0-log"] {
+            let kept = stack
+                .kubectl
+                .get_json(&["volumesnapshot", name, "-n", NS])
+                .await?;
+            ensure!(
+                kept["status"]["readyToUse"] == true && kept["metadata"]["ownerReferences"].is_null(),
+                "Retain keeps {name}, owned by nothing: {kept}"
+            );
+        }
+        stack
+            .kubectl
+            .run(&["get", "volumesnapshotcontent", &b2_content])
+            .await
+            .context("Retain keeps the snapshot's content")?;
         Ok(())
     })
     .await

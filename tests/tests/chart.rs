@@ -1918,7 +1918,8 @@ fn calls(requests: &Value, agent: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Runs a backup (a Job action), a restore and a Delete-policy deletion in localkube, reads the
+/// Runs a backup (a Job action), a restore, a Delete-policy deletion and snapshot backups
+/// deleted with Delete and Retain in localkube, reads the
 /// API requests the control plane and the agent made (by User-Agent) and holds them against the
 /// chart's RBAC: everything they called must be granted. The other direction (every grant is
 /// called) needs a scenario for every code path (failures read pod logs, credentials read
@@ -1950,6 +1951,39 @@ async fn rbac_grants_everything_the_control_plane_and_agent_call() -> Result<()>
             .kubectl
             .run(&["delete", "backup", "b1", "-n", NS, "--timeout=60s"])
             .await?;
+        // A volume snapshot backup (the agent creates the snapshots), deleted with Delete and
+        // with Retain (the control plane deletes or orphans them).
+        let side = stack.scratch.join("rbac-snap-side");
+        std::fs::create_dir_all(&side)?;
+        let side = side.display().to_string();
+        let vars = [
+            ("NS", NS),
+            ("APP", "snap"),
+            ("SIDE_DIR", side.as_str()),
+            ("TIMEOUT", "5m"),
+        ];
+        for manifest in ["snapshot-workload.yaml", "snapshot-policy.yaml"] {
+            let vars: Vec<(&str, &str)> = vars
+                .iter()
+                .copied()
+                .filter(|(k, _)| manifest == "snapshot-policy.yaml" || *k != "TIMEOUT")
+                .filter(|(k, _)| manifest == "snapshot-workload.yaml" || *k != "SIDE_DIR")
+                .collect();
+            stack
+                .kubectl
+                .apply(&cairn_e2e::manifests::render(manifest, &vars)?)
+                .await?;
+        }
+        cairn_e2e::dp::pod_ready(&stack.client, NS, "snap-0", Duration::from_secs(60)).await?;
+        for (name, policy) in [("s1", "Delete"), ("s2", "Retain")] {
+            cairn_e2e::scenario::backup(stack, NS, name, "snap-snapshots", "snap", policy).await?;
+            cairn_e2e::dp::backup_completed(&stack.client, NS, name, Duration::from_secs(90))
+                .await?;
+            stack
+                .kubectl
+                .run(&["delete", "backup", name, "-n", NS, "--timeout=60s"])
+                .await?;
+        }
         let text = stack
             .client
             .request_text(

@@ -73,6 +73,14 @@ pub enum Intent {
     },
     /// Create an object (JSON) if it does not exist.
     Create { object: serde_json::Value },
+    /// Remove the owner references of another object, so that it outlives its owner (a
+    /// retained Backup's VolumeSnapshots); a missing object is left alone.
+    Orphan {
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    },
     /// Set (`Some`) or remove (`None`) labels on another object (a merge patch), after every
     /// `Create` that precedes it in the plan.
     PatchLabels {

@@ -28,9 +28,9 @@
 //!   method Cairn cannot back up yet), `lastScheduleTime`, `lastSuccessfulTime` (newest Completed
 //!   backup of the entry) and `failureReason` (a skipped run, or the failure of the entry's newest
 //!   backup). Disabled entries keep their times and have no phase.
-//! - Continuous methods (which KubeBlocks turns into a StatefulSet backup) and snapshot methods
-//!   make their entry `Failed` with a "not supported yet" reason instead of creating Backups that
-//!   would fail. Incremental and Differential entries create Backups without a parent, which
+//! - Continuous methods (which KubeBlocks turns into a StatefulSet backup) make their entry
+//!   `Failed` with a "not supported yet" reason instead of creating Backups that would fail.
+//!   Snapshot methods create snapshot Backups like any other entry. Incremental and Differential entries create Backups without a parent, which
 //!   find theirs (the newest of the chain) when they start.
 //! - `startingDeadlineMinutes: 0` is treated as unset: a deadline of zero would skip every run by
 //!   the reconcile's own latency.
@@ -423,10 +423,9 @@ fn unsupported(o: &Observed, policy: &BackupPolicy, method_name: &str) -> Option
         .backup_methods
         .iter()
         .find(|m| m.name == method_name)?;
+    // Snapshot backups are Full whatever their (optional) ActionSet says (§K2.5).
     if method.snapshot_volumes.unwrap_or(false) {
-        return Some(format!(
-            "backup method {method_name} uses snapshotVolumes; volume snapshot backups are not supported by Cairn yet"
-        ));
+        return None;
     }
     let kind = actionset_of(o, policy, method_name)?.spec.backup_type;
     match kind {

@@ -615,11 +615,10 @@ fn incremental_and_differential_entries_create_backups_beside_the_full_entry() {
 }
 
 #[test]
-fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
+fn continuous_methods_fail_their_entry_as_not_supported_yet() {
     let mut o = observed();
     o.schedule = schedule().with_entries(vec![
         run("pitr", "*/5 * * * *").enabled(),
-        run("snap", "0 * * * *").enabled(),
         run("basebackup", "0 * * * *").enabled(),
     ]);
     let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
@@ -627,21 +626,30 @@ fn continuous_and_snapshot_methods_fail_their_entry_as_not_supported_yet() {
         created_names(&plan),
         ["mycluster-basebackup-20261122100000"]
     );
-    for name in ["pitr", "snap"] {
-        let status = entry(&o, name);
-        assert_eq!(status.phase, Some(SchedulePhase::Failed));
-        assert!(
-            status
-                .failure_reason
-                .unwrap()
-                .contains("not supported by Cairn yet"),
-            "{name}"
-        );
-    }
+    let status = entry(&o, "pitr");
+    assert_eq!(status.phase, Some(SchedulePhase::Failed));
+    assert!(
+        status
+            .failure_reason
+            .unwrap()
+            .contains("not supported by Cairn yet")
+    );
     assert_eq!(
         o.schedule.status.as_ref().unwrap().phase,
         Some(BackupSchedulePhase::Available)
     );
+}
+
+#[test]
+fn a_snapshot_entry_creates_snapshot_backups_carrying_its_retention() {
+    let mut o = observed();
+    o.schedule = schedule().with_entries(vec![run("snap", "0 * * * *").enabled()]);
+    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    assert_eq!(created_names(&plan), ["mycluster-snap-20261122100000"]);
+    let backup = &created(&plan)[0];
+    assert_eq!(backup["spec"]["backupMethod"], "snap");
+    assert_eq!(backup["spec"]["retentionPeriod"], "7d");
+    assert_eq!(entry(&o, "snap").phase, Some(SchedulePhase::Running));
 }
 
 #[test]

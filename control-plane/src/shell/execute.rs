@@ -239,6 +239,12 @@ where
                 )
                 .await?
             }
+            Intent::Orphan {
+                api_version,
+                kind,
+                namespace,
+                name,
+            } => orphan(ctx, &api_version, &kind, namespace.as_deref(), &name).await?,
             Intent::PatchMeta { .. } | Intent::AddFinalizer | Intent::RemoveFinalizer => {}
         }
     }
@@ -423,6 +429,18 @@ async fn delete(
     }
 }
 
+/// Removes the owner references of another object; a missing object is left alone.
+async fn orphan(
+    ctx: &Context,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<(), ExecuteError> {
+    let patch = json!({"metadata": {"ownerReferences": null}});
+    merge_patch(ctx, api_version, kind, namespace, name, &patch).await
+}
+
 /// Merge-patches labels (`None` removes one) of another object; a missing object is left alone.
 async fn patch_labels(
     ctx: &Context,
@@ -432,14 +450,26 @@ async fn patch_labels(
     name: &str,
     labels: BTreeMap<String, Option<String>>,
 ) -> Result<(), ExecuteError> {
+    let patch = json!({"metadata": {"labels": labels}});
+    merge_patch(ctx, api_version, kind, namespace, name, &patch).await
+}
+
+/// Merge-patches the metadata of another object; a missing object is left alone.
+async fn merge_patch(
+    ctx: &Context,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), ExecuteError> {
     let resource = api_resource(api_version, kind);
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
         None => Api::all_with(ctx.client.clone(), &resource),
     };
-    let patch = json!({"metadata": {"labels": labels}});
     match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
     {
         Ok(_) => Ok(()),

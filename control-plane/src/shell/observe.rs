@@ -154,21 +154,20 @@ pub async fn backup(
     let policy = reader
         .get_in(&caches.policies, &namespace, &obj.spec.backup_policy_name)
         .await?;
-    let actionset_name = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.backup_method.as_ref())
+    let recorded_method = obj.status.as_ref().and_then(|s| s.backup_method.as_ref());
+    let policy_method = policy.as_ref().and_then(|p| {
+        p.spec
+            .backup_methods
+            .iter()
+            .find(|m| m.name == obj.spec.backup_method)
+    });
+    let actionset_name = recorded_method
         .and_then(|m| m.action_set_name.clone())
-        .or_else(|| {
-            policy.as_ref().and_then(|p| {
-                p.spec
-                    .backup_methods
-                    .iter()
-                    .find(|m| m.name == obj.spec.backup_method)
-                    .and_then(|m| m.action_set_name.clone())
-            })
-        })
+        .or_else(|| policy_method.and_then(|m| m.action_set_name.clone()))
         .filter(|n| !n.is_empty());
+    let snapshot_method = recorded_method
+        .or(policy_method)
+        .is_some_and(|m| m.snapshot_volumes == Some(true));
     let actionset = match &actionset_name {
         Some(name) => reader.get(&caches.actionsets, name).await?,
         None => None,
@@ -196,19 +195,6 @@ pub async fn backup(
         }
     };
     let pods = reader.in_namespace(&caches.pods, &namespace).await?;
-    let snapshot_method = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.backup_method.as_ref())
-        .or_else(|| {
-            policy.as_ref().and_then(|p| {
-                p.spec
-                    .backup_methods
-                    .iter()
-                    .find(|m| m.name == obj.spec.backup_method)
-            })
-        })
-        .is_some_and(|m| m.snapshot_volumes == Some(true));
     let claims = match repo_access.as_ref().filter(|a| a.mount_claim.is_some()) {
         Some(_) => reader.in_namespace(&caches.claims, &namespace).await?,
         None if snapshot_method => reader.in_namespace(&caches.claims, &namespace).await?,

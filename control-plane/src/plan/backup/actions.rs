@@ -81,7 +81,7 @@ pub enum ActionError {
 }
 
 /// `T` in the action names: `<target name>-`, or empty.
-fn target_prefix(target: &ResolvedTarget) -> String {
+pub fn target_prefix(target: &ResolvedTarget) -> String {
     match target.name() {
         "" => String::new(),
         name => format!("{name}-"),
@@ -102,7 +102,7 @@ pub fn pod_actions(
     let backup_spec = ctx
         .actionset
         .and_then(|a| a.spec.backup.as_ref())
-        .ok_or_else(|| ActionError::NoBackupData(actionset_name))?;
+        .ok_or(ActionError::NoBackupData(actionset_name))?;
     let t = target_prefix(target);
     let name = format!("dp-backup-{t}{pod_index}");
     let data = &backup_spec.backup_data.job;
@@ -442,13 +442,7 @@ pub fn build_job(
     } else {
         None
     };
-    let mut labels: BTreeMap<String, String> = ctx
-        .labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != well_known::label::COMPONENT_NAME)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(well_known::label::BACKUP_NAME.into(), backup_name.clone());
+    let labels = workload_labels(ctx.labels, backup);
     Job {
         metadata: ObjectMeta {
             name: Some(backup_job_name(
@@ -481,6 +475,24 @@ pub fn build_job(
         }),
         status: None,
     }
+}
+
+/// The labels of what a Backup creates (Jobs, VolumeSnapshots): the Backup's own minus the
+/// component name, plus `backup-name` (§2.3).
+pub fn workload_labels(
+    backup_labels: &BTreeMap<String, String>,
+    backup: &Backup,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = backup_labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != well_known::label::COMPONENT_NAME)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(
+        well_known::label::BACKUP_NAME.into(),
+        backup.metadata.name.clone().unwrap_or_default(),
+    );
+    labels
 }
 
 /// The target pod's volumes and mounts that `targetVolumes` names (§2.3).

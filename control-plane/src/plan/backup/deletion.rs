@@ -26,7 +26,7 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Observed, chain, has_finalizer, owner};
+use super::{Observed, chain, has_finalizer, owner, snapshot};
 use crate::plan::action::{ActionKind, Scope, Step, grant, step, to_wire};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
@@ -123,6 +123,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             waiting(status, intents, POLL)
         }
         Stage::Retain => {
+            intents.extend(snapshot::on_deletion(backup, &status, true));
             intents.push(Intent::normal(
                 "Retain",
                 format!(
@@ -132,7 +133,10 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             ));
             done(status, intents)
         }
-        Stage::NothingToDelete => done(status, intents),
+        Stage::NothingToDelete => {
+            intents.extend(snapshot::on_deletion(backup, &status, false));
+            done(status, intents)
+        }
         Stage::RepoGone { repo, path } => {
             intents.push(Intent::warning(
                 "BackupRepoNotFound",

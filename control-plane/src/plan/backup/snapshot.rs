@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::action::ActionErrorMode;
-use cairn_api::backup::{ActionPhase, ActionStatus, Backup, VolumeSnapshotStatus};
+use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, VolumeSnapshotStatus};
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::common::BackupTimeRange;
 use cairn_api::well_known;
@@ -29,9 +29,10 @@ use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVo
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
-use super::actions::{PlannedAction, owner_reference};
+use super::actions::{PlannedAction, owner_reference, target_prefix, workload_labels};
 use super::targets::ResolvedTarget;
 use crate::plan::action::{PlannedSnapshot, Workload};
+use crate::plan::intent::Intent;
 
 /// The annotation marking the default VolumeSnapshotClass of a driver.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "snapshot.storage.kubernetes.io/is-default-class";
@@ -174,10 +175,7 @@ pub struct Context<'a> {
 
 /// The action's name for the `pod_index`th pod of a target (`T` = `<target>-` or empty).
 pub fn action_name(target: &ResolvedTarget, pod_index: usize) -> String {
-    match target.name() {
-        "" => format!("createVolumeSnapshot-{pod_index}"),
-        name => format!("createVolumeSnapshot-{name}-{pod_index}"),
-    }
+    format!("createVolumeSnapshot-{}{pod_index}", target_prefix(target))
 }
 
 /// The snapshot action of the `pod_index`th pod of `target`. Once the Backup's status records
@@ -347,26 +345,10 @@ pub fn snapshot_name(
     volume: &str,
 ) -> String {
     let backup_name = backup.metadata.name.as_deref().unwrap_or_default();
-    match target.name() {
-        "" => format!("{backup_name}-{pod_index}-{volume}"),
-        name => format!("{backup_name}-{name}-{pod_index}-{volume}"),
-    }
-}
-
-/// The labels of what a Backup creates: its own minus the component name, plus `backup-name`
-/// (as its Jobs, §K2.3).
-fn workload_labels(ctx: &Context<'_>) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = ctx
-        .labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != well_known::label::COMPONENT_NAME)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(
-        well_known::label::BACKUP_NAME.into(),
-        ctx.backup.metadata.name.clone().unwrap_or_default(),
-    );
-    labels
+    format!(
+        "{backup_name}-{}{pod_index}-{volume}",
+        target_prefix(target)
+    )
 }
 
 fn snapshot_object(
@@ -382,7 +364,7 @@ fn snapshot_object(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": workload_labels(ctx),
+            "labels": workload_labels(ctx.labels, ctx.backup),
             "ownerReferences": [owner_reference(ctx.backup)],
         },
         "spec": {
@@ -463,6 +445,56 @@ pub fn record(entry: &mut ActionStatus, report_json: &str, namespace: &str) -> R
         ..Default::default()
     });
     Ok(())
+}
+
+/// What becomes of a deleted Backup's VolumeSnapshots (those its status records): with
+/// `retain` they lose their owner reference and stay (with their contents), else they are
+/// deleted, and their contents go or stay as their class's `deletionPolicy` says (the
+/// snapshotter's part). Snapshots an unfinished action created are not recorded: they go with
+/// the Backup through their owner reference.
+pub fn on_deletion(backup: &Backup, status: &BackupStatus, retain: bool) -> Vec<Intent> {
+    let namespace = backup.metadata.namespace.clone();
+    let names: Vec<String> = status
+        .actions
+        .iter()
+        .flatten()
+        .flat_map(|a| a.volume_snapshots.iter().flatten())
+        .filter_map(|s| s.name.clone())
+        .collect();
+    let mut intents: Vec<Intent> = names
+        .iter()
+        .map(|name| {
+            let (api_version, kind) = (
+                "snapshot.storage.k8s.io/v1".to_string(),
+                "VolumeSnapshot".to_string(),
+            );
+            if retain {
+                Intent::Orphan {
+                    api_version,
+                    kind,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }
+            } else {
+                Intent::Delete {
+                    api_version,
+                    kind,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }
+            }
+        })
+        .collect();
+    if retain && !names.is_empty() {
+        intents.push(Intent::normal(
+            "RetainVolumeSnapshots",
+            format!(
+                "deletionPolicy is Retain: the volume snapshots {} are kept",
+                names.join(", ")
+            ),
+        ));
+    }
+    intents
 }
 
 /// Bytes in a Kubernetes quantity (`1Gi`, `500M`, `1048576`); `None` if it is not one.

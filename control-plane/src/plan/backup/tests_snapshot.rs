@@ -304,7 +304,8 @@ fn the_default_class_wins_among_several_of_the_driver_and_other_drivers_are_igno
 
 #[test]
 fn every_precondition_fails_the_backup_naming_the_pod_volume_claim_or_driver() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Observed)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Observed)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "no targetVolumes",
             Box::new(|o| {
@@ -447,4 +448,100 @@ fn quantities_are_read_in_bytes() {
     assert_eq!(quantity_bytes("4096"), Some(4096));
     assert_eq!(quantity_bytes("1.5Gi"), None);
     assert_eq!(quantity_bytes("lots"), None);
+}
+
+/// A completed snapshot backup of volumes `data` and `log`, then deleted with `policy`.
+fn deleted_snapshot_backup(policy: &str) -> Plan<BackupStatus> {
+    let mut o = snapshot_observed();
+    o.policy = Some(snapshot_policy(json!(["data", "log"])));
+    let mut pod = member("pg-0", "secondary");
+    pod.spec.as_mut().unwrap().volumes.as_mut().unwrap().push(
+        serde_json::from_value(
+            json!({"name": "log", "persistentVolumeClaim": {"claimName": "log-pg-0"}}),
+        )
+        .unwrap(),
+    );
+    o.pods = vec![pod];
+    o.claims.push(bound_claim("log-pg-0", "pv-1"));
+    o.snapshot.volumes.push(csi_volume("pv-1", DRIVER));
+    step(&mut o, now());
+    report_snapshots(
+        &mut o,
+        "createVolumeSnapshot-0",
+        json!([
+            ready("b1-0-data", "data", "1Gi", "2026-11-22T10:00:03Z"),
+            ready("b1-0-log", "log", "1Gi", "2026-11-22T10:00:03Z")
+        ]),
+    );
+    step(&mut o, later(10));
+    assert_eq!(
+        o.backup.status.as_ref().unwrap().phase,
+        Some(BackupPhase::Completed)
+    );
+    o.backup
+        .metadata
+        .finalizers
+        .get_or_insert_with(Vec::new)
+        .push(well_known::FINALIZER.into());
+    o.backup.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(later(100)),
+    );
+    o.backup.spec.deletion_policy = Some(serde_json::from_value(json!(policy)).unwrap());
+    step(&mut o, later(101))
+}
+
+#[test]
+fn deleting_with_delete_deletes_the_recorded_snapshots_then_lets_the_backup_go() {
+    let plan = deleted_snapshot_backup("Delete");
+    let deleted: Vec<(&str, &str, Option<&str>)> = plan
+        .intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Delete {
+                kind,
+                name,
+                namespace,
+                ..
+            } => Some((kind.as_str(), name.as_str(), namespace.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("VolumeSnapshot", "b1-0-data", Some("default")),
+            ("VolumeSnapshot", "b1-0-log", Some("default"))
+        ]
+    );
+    assert!(plan.intents.contains(&Intent::RemoveFinalizer));
+    assert!(
+        !plan
+            .intents
+            .iter()
+            .any(|i| matches!(i, Intent::Orphan { .. }))
+    );
+}
+
+#[test]
+fn deleting_with_retain_orphans_the_snapshots_so_they_outlive_the_backup() {
+    let plan = deleted_snapshot_backup("Retain");
+    let orphaned: Vec<&str> = plan
+        .intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Orphan { kind, name, .. } if kind == "VolumeSnapshot" => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(orphaned, ["b1-0-data", "b1-0-log"]);
+    assert!(
+        !plan
+            .intents
+            .iter()
+            .any(|i| matches!(i, Intent::Delete { kind, .. } if kind == "VolumeSnapshot"))
+    );
+    assert!(plan.intents.contains(&Intent::RemoveFinalizer));
+    assert!(events(&plan.intents).iter().any(
+        |(_, reason, m)| reason == "RetainVolumeSnapshots" && m.contains("b1-0-data, b1-0-log")
+    ));
 }
