@@ -283,9 +283,10 @@ impl Stack {
                 data_dir.join("kube/kubelet").display().to_string(),
                 "--datasafed-bin".into(),
                 bin_dir.join("datasafed").display().to_string(),
-                // Action pods run on this host (localkube): a free port on loopback.
+                // Action pods run on this host (localkube): a port on loopback, chosen once
+                // so that a restarted agent serves the Jobs it re-adopts at the same address.
                 "--storage-listen".into(),
-                "127.0.0.1:0".into(),
+                SocketAddr::from(([127, 0, 0, 1], free_port()?)).to_string(),
             ],
             &[kube_env, ("RUST_LOG", options.log_filter.clone())],
             &data_dir.join("logs/agent.log"),
