@@ -2331,6 +2331,8 @@ fn images_built_without_a_registry_run_in_podman_and_the_agent_connects_over_mut
             "--tls-ca=/etc/cairn/tls/ca.pem",
             "--tls-cert=/etc/cairn/tls/agent.pem",
             "--tls-key=/etc/cairn/tls/agent-key.pem",
+            // The host's network: a free port on loopback for the storage endpoint.
+            "--storage-listen=127.0.0.1:0",
         ]
         .map(String::from),
     );

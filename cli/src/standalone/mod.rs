@@ -293,9 +293,10 @@ impl Stack {
                 bin_dir.join("datasafed").display().to_string(),
                 "--health-listen".into(),
                 agent_health_addr.to_string(),
-                // Action pods run on this host (localkube): a free port on loopback.
+                // Action pods run on this host (localkube): a port on loopback, chosen once
+                // so that a restarted agent serves the Jobs it re-adopts at the same address.
                 "--storage-listen".into(),
-                "127.0.0.1:0".into(),
+                SocketAddr::from(([127, 0, 0, 1], free_port()?)).to_string(),
             ],
             &child_env,
             &data_dir.join("logs/agent.log"),
