@@ -142,10 +142,11 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn backup(name: &str, kind: &str, status: serde_json::Value) -> Backup {
+    /// A Backup of policy pg-policy in namespace db.
+    pub(crate) fn backup(name: &str, kind: &str, status: serde_json::Value) -> Backup {
         serde_json::from_value(json!({
             "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
             "metadata": {"name": name, "namespace": "db", "labels": {
@@ -157,9 +158,10 @@ mod tests {
         .expect("backup")
     }
 
-    #[test]
-    fn windows_are_printed_with_their_gaps_and_unusable_backups() {
-        let backups = [
+    /// Full f1 (08:30) under continuous c1 (08:00..09:00), full f2 (10:00) under continuous c2
+    /// (09:30..11:00): restorable 08:30..09:00 and 10:00..11:00.
+    pub(crate) fn backups() -> Vec<Backup> {
+        vec![
             backup(
                 "f1",
                 "Full",
@@ -182,13 +184,18 @@ mod tests {
                 json!({"phase": "Running", "timeRange": {
                     "start": "2026-11-22T09:30:00Z", "end": "2026-11-22T11:00:00Z"}}),
             ),
-            backup(
-                "c3",
-                "Continuous",
-                json!({"phase": "Running", "timeRange": {
-                    "start": "2026-11-22T12:00:00Z", "end": "2026-11-22T12:10:00Z"}}),
-            ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn windows_are_printed_with_their_gaps_and_unusable_backups() {
+        let mut backups = backups();
+        backups.push(backup(
+            "c3",
+            "Continuous",
+            json!({"phase": "Running", "timeRange": {
+                "start": "2026-11-22T12:00:00Z", "end": "2026-11-22T12:10:00Z"}}),
+        ));
         let windows = window::windows(&backups, &BTreeSet::new());
         let out = text(&windows, false);
         let lines: Vec<&str> = out.lines().collect();

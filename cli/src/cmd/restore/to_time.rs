@@ -124,48 +124,8 @@ pub fn check(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    fn backup(name: &str, kind: &str, status: serde_json::Value) -> Backup {
-        serde_json::from_value(json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
-            "metadata": {"name": name, "namespace": "db", "labels": {
-                "dataprotection.kubeblocks.io/backup-type": kind,
-                "dataprotection.kubeblocks.io/backup-policy": "pg-policy"}},
-            "spec": {"backupPolicyName": "pg-policy", "backupMethod": "m"},
-            "status": status
-        }))
-        .expect("backup")
-    }
-
-    fn backups() -> Vec<Backup> {
-        vec![
-            backup(
-                "f1",
-                "Full",
-                json!({"phase": "Completed", "completionTimestamp": "2026-11-22T08:30:00Z"}),
-            ),
-            backup(
-                "c1",
-                "Continuous",
-                json!({"phase": "Completed", "timeRange": {
-                    "start": "2026-11-22T08:00:00Z", "end": "2026-11-22T09:00:00Z"}}),
-            ),
-            backup(
-                "f2",
-                "Full",
-                json!({"phase": "Completed", "completionTimestamp": "2026-11-22T10:00:00Z"}),
-            ),
-            backup(
-                "c2",
-                "Continuous",
-                json!({"phase": "Running", "timeRange": {
-                    "start": "2026-11-22T09:30:00Z", "end": "2026-11-22T11:00:00Z"}}),
-            ),
-        ]
-    }
+    use crate::cmd::backup::windows::tests::backups;
 
     fn at(hhmm: &str) -> Timestamp {
         format!("2026-11-22T{hhmm}:00Z").parse().expect("time")

@@ -49,6 +49,8 @@ pub mod work;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_kubeblocks_pitr;
+#[cfg(test)]
 mod tests_post_ready;
 #[cfg(test)]
 mod tests_sets;

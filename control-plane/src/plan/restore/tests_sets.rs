@@ -15,7 +15,7 @@ use crate::plan::agent_view::ReportedPhase;
 
 /// The continuous backup `c1` of cluster `mycluster` (policy pg-policy), archiving from 08:00
 /// to 09:50 UTC, in zone +08:00, Running.
-fn continuous_backup(extra: serde_json::Value) -> Backup {
+pub(super) fn continuous_backup(extra: serde_json::Value) -> Backup {
     let mut value = json!({
         "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
         "metadata": {"name": "c1", "namespace": "default", "uid": "c-uid", "labels": {
@@ -41,7 +41,7 @@ fn continuous_backup(extra: serde_json::Value) -> Backup {
 }
 
 /// A Completed `kind` backup of mycluster ending at `end` (UTC), in zone -05:00.
-fn base(name: &str, kind: &str, end: &str, extra: serde_json::Value) -> Backup {
+pub(super) fn base(name: &str, kind: &str, end: &str, extra: serde_json::Value) -> Backup {
     let mut value = json!({
         "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
         "metadata": {"name": name, "namespace": "default", "labels": {
@@ -81,7 +81,7 @@ fn pitr_actionset(extra: serde_json::Value) -> ActionSet {
 
 /// Restore `r1` of `c1` to 09:00:00Z. Fulls: f0 ended before the continuous backup started,
 /// f1 at 08:30 (the base), f2 after the restore time, f3 of another cluster, f4 Failed.
-fn pitr() -> Observed {
+pub(super) fn pitr() -> Observed {
     let mut o = observed();
     o.restore = restore(json!({"spec": {"backup": {"name": "c1"},
                                         "restoreTime": "2026-11-22T09:00:00Z"}}));
@@ -109,12 +109,18 @@ fn pitr() -> Observed {
     o
 }
 
-fn job_name(backup: &str, k: usize) -> String {
+pub(super) fn job_name(backup: &str, k: usize) -> String {
     format!("restore-preparedata-abcdef01-{backup}-{k}")
 }
 
 /// The agent reports the action of the entry (`name`, `key`) of set `backup`.
-fn report_set(o: &mut Observed, name: &str, key: &str, backup: &str, phase: ReportedPhase) {
+pub(super) fn report_set(
+    o: &mut Observed,
+    name: &str,
+    key: &str,
+    backup: &str,
+    phase: ReportedPhase,
+) {
     let reason = if phase == ReportedPhase::Failed {
         "BackoffLimitExceeded"
     } else {
@@ -126,7 +132,7 @@ fn report_set(o: &mut Observed, name: &str, key: &str, backup: &str, phase: Repo
 }
 
 /// Names of the Jobs dispatched by `plan`.
-fn dispatched_jobs(plan: &Plan<RestoreStatus>) -> Vec<String> {
+pub(super) fn dispatched_jobs(plan: &Plan<RestoreStatus>) -> Vec<String> {
     dispatched(&plan.intents)
         .iter()
         .map(|(_, a)| job_of(a).metadata.name.unwrap())
