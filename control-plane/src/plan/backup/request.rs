@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 
 use cairn_api::actionset::{ActionSet, BackupType};
-use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, BackupStatusTarget};
+use cairn_api::backup::{
+    ActionPhase, ActionStatus, ActionType, Backup, BackupStatus, BackupStatusTarget,
+};
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::backup_schedule::BackupSchedulePhase;
 use cairn_api::common::Phase;
 use cairn_api::well_known;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,7 +22,7 @@ use super::parent::{self, Parent};
 use super::pods::action_type;
 use super::repo::{self, RepoAccess};
 use super::targets::{self, ResolvedTarget};
-use super::{COPIED_POD_LABELS, Observed, path};
+use super::{COPIED_POD_LABELS, Observed, continuous, path};
 use crate::plan::action::{self, AccessProblem};
 use crate::plan::intent::{Intent, Plan};
 
@@ -56,6 +59,10 @@ pub(super) struct Request<'a> {
     pub passphrase: Option<String>,
     /// The parent and base of an Incremental or Differential backup.
     pub parent: Option<Parent<'a>>,
+    /// A Continuous backup: its backupData is a long-running archiver.
+    pub continuous: bool,
+    /// The env the archiver adds (`DP_ARCHIVE_INTERVAL`, `DP_TTL_SECONDS`), for continuous backups.
+    pub archiver_env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
 /// Resolves policy, method, ActionSet, repository and targets (New-phase checks of §1.2).
@@ -97,16 +104,9 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
         ))
     })?;
-    match actionset.spec.backup_type {
-        BackupType::Full
-        | BackupType::Selective
-        | BackupType::Incremental
-        | BackupType::Differential => {}
-        other => {
-            return Err(Problem::Fail(format!(
-                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective, Incremental, Differential)"
-            )));
-        }
+    let continuous = actionset.spec.backup_type == BackupType::Continuous;
+    if continuous {
+        check_continuous(o)?;
     }
     check_parameters(backup, actionset).map_err(|reason| {
         Problem::Fail(format!(
@@ -207,7 +207,36 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         encryption,
         passphrase,
         parent,
+        continuous,
+        archiver_env: if continuous {
+            continuous::archiver_env(o)
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// A Continuous backup is only made by a BackupSchedule, which must be Available (§1.2 New
+/// step 7).
+fn check_continuous(o: &Observed) -> Result<(), Problem> {
+    let Some(name) = continuous::schedule_label(o) else {
+        return Err(Problem::Fail(
+            "continuous backup is only allowed to be created by backupSchedule".into(),
+        ));
+    };
+    let Some(schedule) = &o.schedule else {
+        return Err(Problem::Fail(format!(
+            "backupschedules.dataprotection.kubeblocks.io \"{name}\" not found"
+        )));
+    };
+    let phase = schedule.status.as_ref().and_then(|s| s.phase);
+    if phase != Some(BackupSchedulePhase::Available) {
+        return Err(Problem::Wait(format!(
+            "waiting for backup schedule {name} to be Available (it is {})",
+            phase.map_or("not reconciled yet".to_string(), |p| format!("{p:?}"))
+        )));
+    }
+    Ok(())
 }
 
 /// The passphrase of `config`: the policy's (read for every backup) or one of an older backup's
@@ -348,7 +377,11 @@ impl Request<'_> {
                     name: Some(action.name.clone()),
                     target_pod_name: Some(pod.clone()),
                     phase: Some(ActionPhase::New),
-                    action_type: Some(action_type(action)),
+                    action_type: Some(if self.continuous && action.backup_data {
+                        ActionType::StatefulSet
+                    } else {
+                        action_type(action)
+                    }),
                     ..Default::default()
                 })
                 .collect(),

@@ -18,6 +18,8 @@ use crate::plan::testing::*;
 
 #[path = "tests_chain.rs"]
 mod chain_tests;
+#[path = "tests_continuous.rs"]
+mod continuous_tests;
 
 const UID: &str = "0123456789abcdef";
 
@@ -107,6 +109,7 @@ fn observed() -> Observed {
         passphrases: BTreeMap::new(),
         backups: Vec::new(),
         pods: vec![member("pg-0", "secondary"), member("pg-1", "primary")],
+        schedule: None,
         claims: Vec::new(),
         agents: agents(&["node-a"]),
         settings: Settings::default(),
