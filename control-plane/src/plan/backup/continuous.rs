@@ -41,9 +41,20 @@ use super::actions::{self, PlannedAction};
 use super::pods::{Outcome, Walk, status_entry};
 use super::{Observed, backup_info, elapsed, expiration, owner};
 use crate::plan::action::{ActionKind, InfoFile, Step, failure_reason, step, to_wire};
+use crate::plan::backup_repo::conditions;
 use crate::plan::env::{merge, var};
 use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
+use crate::plan::time::go_duration_text;
+use cairn_api::well_known::conditions::backup::{
+    CONDITION_ARCHIVE_STALLED, CONDITION_ARCHIVER_RESTARTING, REASON_ADVANCING, REASON_CRASHING,
+    REASON_NOT_ADVANCING, REASON_STABLE,
+};
+
+/// Restarts from which an archiver counts as crashing repeatedly.
+pub const CRASHING_RESTARTS: u32 = 3;
+/// Archive intervals `timeRange.end` may stay still before the archiving counts as stalled.
+pub const STALL_INTERVALS: u64 = 3;
 
 /// Whether the Backup is continuous: its ActionSet says so, or (the ActionSet gone) its label.
 pub fn is_continuous(o: &Observed) -> bool {
@@ -199,6 +210,21 @@ pub fn statefulset(job: &Job, name: &str, extra_env: &[EnvVar]) -> StatefulSet {
     }
 }
 
+/// How long `timeRange.end` may stay still: the setting, else [`STALL_INTERVALS`] archive
+/// intervals (`DP_ARCHIVE_INTERVAL`, 60 s when unknown).
+pub fn stall_threshold(o: &Observed, archiver_env: &[EnvVar]) -> std::time::Duration {
+    if let Some(after) = o.settings.continuous_stall_after {
+        return after;
+    }
+    let interval = archiver_env
+        .iter()
+        .find(|e| e.name == "DP_ARCHIVE_INTERVAL")
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
+        .unwrap_or(60);
+    std::time::Duration::from_secs(interval.saturating_mul(STALL_INTERVALS))
+}
+
 /// The id of an archiver run: its entry's name and pod, and the second its run started.
 pub fn archiver_id(owner_uid: &str, entry: &ActionStatus) -> String {
     let start = entry
@@ -263,10 +289,13 @@ impl Walk<'_> {
             entry.available_replicas = None;
         }
         let id = archiver_id(&uid, entry);
+        let started = entry.start_timestamp.as_ref().map_or(now, |t| t.0);
         let mut info = None;
+        let mut restarts = (0, None);
         match step(&self.o.agents, &id, Some(&node), now) {
             Step::Running(report) => {
                 info = report.backup_info_json.clone();
+                restarts = (report.restarts, report.last_failure.clone());
                 if let Some(json) = &info {
                     backup_info::record_in_entry(entry, json);
                 }
@@ -298,6 +327,7 @@ impl Walk<'_> {
             self.intents
                 .push(Intent::warning("InvalidBackupInfo", reason));
         }
+        self.watch_archiving(started, restarts);
         let action = self.archiver_action(planned, &id, pod);
         self.intents.push(Intent::Dispatch {
             node,
@@ -305,6 +335,88 @@ impl Walk<'_> {
         });
         self.counted.push(id);
         Outcome::Running
+    }
+
+    /// The conditions a user watches (Cairn extension): `ArchiveStalled` when `timeRange.end`
+    /// (or, before the first one, the run's start) is older than the stall threshold, and
+    /// `ArchiverRestarting` when the archiver restarted [`CRASHING_RESTARTS`] times or more,
+    /// with the agent's last failure (its reason and last log lines). Each turning True is a
+    /// Warning event.
+    fn watch_archiving(
+        &mut self,
+        started: Timestamp,
+        (restarts, last_failure): (u32, Option<String>),
+    ) {
+        let now = self.now;
+        let threshold = stall_threshold(self.o, &self.request.archiver_env);
+        let since = self
+            .status
+            .time_range
+            .as_ref()
+            .and_then(|r| r.end.as_ref())
+            .map_or(started, |t| t.0);
+        let still = elapsed(since, now);
+        let generation = self.o.backup.metadata.generation;
+        let conditions = self.status.conditions.get_or_insert_with(Vec::new);
+        let stalled = still > threshold;
+        let update = if stalled {
+            conditions::Update {
+                type_: CONDITION_ARCHIVE_STALLED,
+                status: conditions::Status::True,
+                reason: REASON_NOT_ADVANCING,
+                message: format!(
+                    "timeRange.end has not advanced since {since} (for {}, more than {})",
+                    go_duration_text(still),
+                    go_duration_text(threshold)
+                ),
+            }
+        } else {
+            conditions::Update {
+                type_: CONDITION_ARCHIVE_STALLED,
+                status: conditions::Status::False,
+                reason: REASON_ADVANCING,
+                message: format!(
+                    "timeRange.end advances (a stall is reported after {})",
+                    go_duration_text(threshold)
+                ),
+            }
+        };
+        let message = update.message.clone();
+        if conditions::set(conditions, update, generation, now) && stalled {
+            self.intents
+                .push(Intent::warning("ArchiveStalled", message));
+        }
+        let crashing = restarts >= CRASHING_RESTARTS;
+        let known = conditions::find(conditions, CONDITION_ARCHIVER_RESTARTING).is_some();
+        if !crashing && !known {
+            return;
+        }
+        let update = if crashing {
+            conditions::Update {
+                type_: CONDITION_ARCHIVER_RESTARTING,
+                status: conditions::Status::True,
+                reason: REASON_CRASHING,
+                message: format!(
+                    "the archiver restarted {restarts} times; last: {}",
+                    last_failure.as_deref().unwrap_or("no reason reported")
+                ),
+            }
+        } else {
+            conditions::Update {
+                type_: CONDITION_ARCHIVER_RESTARTING,
+                status: conditions::Status::False,
+                reason: REASON_STABLE,
+                message: "the archiver runs".into(),
+            }
+        };
+        let message = update.message.clone();
+        let before =
+            conditions::find(conditions, CONDITION_ARCHIVER_RESTARTING).map(|c| c.message.clone());
+        conditions::set(conditions, update, generation, now);
+        if crashing && before.as_deref() != Some(message.as_str()) {
+            self.intents
+                .push(Intent::warning("ArchiverRestarting", message));
+        }
     }
 
     fn archiver_action(

@@ -81,6 +81,9 @@ pub struct Settings {
     /// How often a Completed continuous Backup is looked at again (to reopen it when its
     /// schedule entry is enabled again).
     pub continuous_recheck: Duration,
+    /// How long a continuous backup's `timeRange.end` may stay still before it is reported
+    /// stalled; `None`: three archive intervals.
+    pub continuous_stall_after: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             progress_interval: Duration::from_secs(1),
             wait_requeue: Duration::from_secs(2),
             continuous_recheck: Duration::from_secs(5),
+            continuous_stall_after: None,
         }
     }
 }

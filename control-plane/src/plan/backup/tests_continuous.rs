@@ -418,3 +418,111 @@ fn deleting_a_running_continuous_backup_cancels_its_archiver() {
     let plan = plan(&o, later(10));
     assert_eq!(cancels(&plan), [("node-a".to_string(), id)]);
 }
+
+// ---------------------------------------------------------------- stalls and crashes
+
+fn condition<'s>(
+    status: &'s BackupStatus,
+    type_: &str,
+) -> &'s k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
+        .unwrap()
+}
+
+fn warned(plan: &Plan<BackupStatus>, reason: &str) -> Vec<String> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Warning,
+                reason: r,
+                message,
+            } if r == reason => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_time_range_that_stops_advancing_is_reported_once_with_since_when() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, INFO_1);
+    // The cron is every 5 minutes: a stall is three intervals, 15 minutes.
+    let plan = step(&mut o, later(900));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(condition(&status, "ArchiveStalled").status, "False");
+    assert!(warned(&plan, "ArchiveStalled").is_empty());
+
+    let plan = step(&mut o, later(901));
+    let status = plan.status.clone().unwrap();
+    let stalled = condition(&status, "ArchiveStalled");
+    assert_eq!(stalled.status, "True");
+    assert_eq!(stalled.reason, "TimeRangeNotAdvancing");
+    assert_eq!(
+        warned(&plan, "ArchiveStalled"),
+        ["timeRange.end has not advanced since 2026-11-22T10:00:00Z (for 15m1s, more than 15m0s)"]
+    );
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    // Said once, not at every look.
+    assert!(warned(&step(&mut o, later(930)), "ArchiveStalled").is_empty());
+
+    // The archiver catches up: no longer stalled.
+    archiving(&mut o, INFO_2);
+    let status = step(&mut o, later(960)).status.unwrap();
+    assert_eq!(condition(&status, "ArchiveStalled").status, "False");
+}
+
+#[test]
+fn a_stall_threshold_can_be_set() {
+    let mut o = continuous();
+    o.settings.continuous_stall_after = Some(std::time::Duration::from_secs(30));
+    step(&mut o, now());
+    // No info file yet: the run's start is where the stall counts from.
+    let plan = step(&mut o, later(31));
+    assert_eq!(
+        warned(&plan, "ArchiveStalled"),
+        ["timeRange.end has not advanced since 2026-11-22T10:00:00Z (for 31s, more than 30s)"]
+    );
+}
+
+#[test]
+fn an_archiver_that_keeps_crashing_is_reported_with_its_last_log_lines() {
+    let mut o = continuous();
+    step(&mut o, now());
+    let id = archiver(&o);
+    let crashing = |restarts: u32| {
+        let mut report = reported(ReportedPhase::Running).with_info(Some(INFO_1));
+        report.restarts = restarts;
+        report.last_failure = Some(format!(
+            "Error (exit code 1); last log lines: datasafed: connection refused #{restarts}"
+        ));
+        report
+    };
+    o.agents.report(id.clone(), crashing(2));
+    let plan = step(&mut o, later(10));
+    assert!(
+        warned(&plan, "ArchiverRestarting").is_empty(),
+        "twice is not repeatedly"
+    );
+    o.agents.report(id.clone(), crashing(3));
+    let plan = step(&mut o, later(20));
+    let message = "the archiver restarted 3 times; last: Error (exit code 1); last log lines: datasafed: connection refused #3";
+    assert_eq!(warned(&plan, "ArchiverRestarting"), [message]);
+    let status = plan.status.unwrap();
+    let restarting = condition(&status, "ArchiverRestarting");
+    assert_eq!(
+        (restarting.status.as_str(), restarting.message.as_str()),
+        ("True", message)
+    );
+    assert!(warned(&step(&mut o, later(25)), "ArchiverRestarting").is_empty());
+    o.agents.report(id, crashing(4));
+    assert_eq!(
+        warned(&step(&mut o, later(30)), "ArchiverRestarting").len(),
+        1
+    );
+}
