@@ -41,6 +41,12 @@ pub struct ErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackupLabel {
+    pub namespace: String,
+    pub backup: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub kind: String,
     pub phase: String,
@@ -330,6 +336,11 @@ pub struct Metrics {
     pub backup_size: Family<BackupLabels, Histogram>,
     pub restores: Family<RestoreOutcomeLabels, Counter>,
     pub restore_seconds: Family<RestoreLabels, Histogram>,
+    /// Running continuous backups: 1 while `timeRange.end` has not advanced for longer than
+    /// the stall threshold (condition `ArchiveStalled`), else 0.
+    pub continuous_stalled: Family<BackupLabel, Gauge>,
+    /// Running continuous backups: `timeRange.end` as unix seconds.
+    pub continuous_end: Family<BackupLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -376,6 +387,18 @@ impl Metrics {
         let restore_seconds = Family::<RestoreLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(1.0, 2.0, 16))
         });
+        let continuous_stalled = Family::<BackupLabel, Gauge>::default();
+        let continuous_end = Family::<BackupLabel, Gauge>::default();
+        registry.register(
+            "continuous_backup_stalled",
+            "Running continuous backups whose timeRange.end has stopped advancing (1) or not (0)",
+            continuous_stalled.clone(),
+        );
+        registry.register(
+            "continuous_backup_end_timestamp_seconds",
+            "timeRange.end of running continuous backups, as unix seconds",
+            continuous_end.clone(),
+        );
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -448,6 +471,8 @@ impl Metrics {
             backup_size,
             restores,
             restore_seconds,
+            continuous_stalled,
+            continuous_end,
         }
     }
 
@@ -521,6 +546,32 @@ impl Metrics {
             .inc();
         if let Some(seconds) = finished.seconds {
             self.restore_seconds.get_or_create(l).observe(seconds);
+        }
+    }
+
+    /// Records how a continuous backup's archiving goes; forgets it once it is not Running.
+    pub fn continuous(
+        &self,
+        namespace: &str,
+        backup: &str,
+        running: bool,
+        stalled: bool,
+        end: Option<i64>,
+    ) {
+        let label = BackupLabel {
+            namespace: namespace.into(),
+            backup: backup.into(),
+        };
+        if !running {
+            self.continuous_stalled.remove(&label);
+            self.continuous_end.remove(&label);
+            return;
+        }
+        self.continuous_stalled
+            .get_or_create(&label)
+            .set(i64::from(stalled));
+        if let Some(end) = end {
+            self.continuous_end.get_or_create(&label).set(end);
         }
     }
 
@@ -797,5 +848,30 @@ mod tests {
         write((2031, 1, 1));
         let text = metrics.render();
         assert!(text.contains(&series(2031)), "{text}");
+    }
+
+    #[test]
+    fn a_stalled_continuous_backup_shows_until_it_stops_running() {
+        let metrics = Metrics::new();
+        metrics.continuous("shop", "pitr-1", true, true, Some(1_800_000_000));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "cairn_continuous_backup_stalled{namespace=\"shop\",backup=\"pitr-1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "cairn_continuous_backup_end_timestamp_seconds{namespace=\"shop\",backup=\"pitr-1\"} 1800000000"
+        ));
+        metrics.continuous("shop", "pitr-1", true, false, Some(1_800_000_060));
+        assert!(
+            metrics.render().contains(
+                "cairn_continuous_backup_stalled{namespace=\"shop\",backup=\"pitr-1\"} 0"
+            )
+        );
+        // Completed or deleted: the series go, so they do not grow with every backup ever run.
+        metrics.continuous("shop", "pitr-1", false, false, None);
+        assert!(!metrics.render().contains("pitr-1"));
     }
 }

@@ -209,6 +209,7 @@ impl FakeRunner {
             bytes_total: 1000,
             bytes_per_second: 10,
             phase: "uploading".to_owned(),
+            ..ProgressUpdate::default()
         });
     }
 

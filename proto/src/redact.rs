@@ -27,6 +27,7 @@ pub fn redacted_copy(action: &Action) -> Action {
     let mut copy = action.clone();
     let grant = match copy.kind.as_mut() {
         Some(action::Kind::Job(job)) => job.storage.as_mut(),
+        Some(action::Kind::Archiver(archiver)) => archiver.storage.as_mut(),
         Some(action::Kind::RepoCheck(check)) => check.storage.as_mut(),
         Some(action::Kind::DeletePath(delete)) => delete.storage.as_mut(),
         Some(action::Kind::PutObject(put)) => {
@@ -58,7 +59,9 @@ fn redact_grant(grant: &mut StorageGrant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::v1::{DeletePathAction, JobAction, PutObjectAction, RepoCheckAction};
+    use crate::agent::v1::{
+        ArchiverAction, DeletePathAction, JobAction, PutObjectAction, RepoCheckAction,
+    };
 
     fn grant() -> StorageGrant {
         StorageGrant {
@@ -92,6 +95,11 @@ mod tests {
             action::Kind::RepoCheck(RepoCheckAction {
                 storage: Some(grant()),
                 probe_path: "probe".into(),
+            }),
+            action::Kind::Archiver(ArchiverAction {
+                statefulset_json: "{}".into(),
+                storage: Some(grant()),
+                ..ArchiverAction::default()
             }),
             action::Kind::DeletePath(DeletePathAction {
                 storage: Some(grant()),

@@ -49,6 +49,10 @@ pub struct ReportedAction {
     /// The JSON the action wrote to its backup info file.
     pub backup_info_json: Option<String>,
     pub job_name: Option<String>,
+    /// Archivers: how often the archiver's container has restarted.
+    pub restarts: u32,
+    /// Archivers: why it last restarted, with the last lines of its log.
+    pub last_failure: Option<String>,
 }
 
 impl AgentView {

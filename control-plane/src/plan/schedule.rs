@@ -28,10 +28,14 @@
 //!   method Cairn cannot back up yet), `lastScheduleTime`, `lastSuccessfulTime` (newest Completed
 //!   backup of the entry) and `failureReason` (a skipped run, or the failure of the entry's newest
 //!   backup). Disabled entries keep their times and have no phase.
-//! - Continuous methods (which KubeBlocks turns into a StatefulSet backup) make their entry
-//!   `Failed` with a "not supported yet" reason instead of creating Backups that would fail.
-//!   Snapshot methods create snapshot Backups like any other entry. Incremental and Differential entries create Backups without a parent, which
-//!   find theirs (the newest of the chain) when they start.
+//! - A Continuous method's entry creates and keeps one Backup named as KubeBlocks names it
+//!   ([`continuous_backup_name`], §6.3) with the labels `backup-type=Continuous`, `autobackup`,
+//!   `backup-schedule`, managed-by and the target's selector; the Backup planner runs its archiver
+//!   while the entry is enabled, completes it when it is disabled and reopens it when it is
+//!   enabled again (ARCHITECTURE.md §K2.9). Its retention is the entry's at creation.
+//! - Snapshot methods create snapshot Backups like any other entry. Incremental and
+//!   Differential entries create Backups without a parent, which find theirs (the newest of the
+//!   chain) when they start.
 //! - `startingDeadlineMinutes: 0` is treated as unset: a deadline of zero would skip every run by
 //!   the reconcile's own latency.
 
@@ -348,6 +352,9 @@ fn plan_entry(
         status.failure_reason = None;
         return EntryOutcome::default();
     }
+    if is_continuous(o, policy, &entry.backup_method) {
+        return continuous_entry(o, policy, entry, status);
+    }
     if let Some(reason) = unsupported(o, policy, &entry.backup_method) {
         status.phase = Some(SchedulePhase::Failed);
         status.failure_reason = Some(reason);
@@ -434,11 +441,127 @@ fn unsupported(o: &Observed, policy: &BackupPolicy, method_name: &str) -> Option
         BackupType::Full
         | BackupType::Selective
         | BackupType::Incremental
-        | BackupType::Differential => None,
-        BackupType::Continuous => Some(format!(
-            "backup method {method_name} is Continuous; continuous backups are not supported by Cairn yet"
-        )),
+        | BackupType::Differential
+        | BackupType::Continuous => None,
     }
+}
+
+/// Whether the method's ActionSet is Continuous (§6.1; a snapshot method never is).
+fn is_continuous(o: &Observed, policy: &BackupPolicy, method_name: &str) -> bool {
+    let snapshot = policy
+        .spec
+        .backup_methods
+        .iter()
+        .find(|m| m.name == method_name)
+        .is_some_and(|m| m.snapshot_volumes.unwrap_or(false));
+    !snapshot
+        && actionset_of(o, policy, method_name)
+            .is_some_and(|a| a.spec.backup_type == BackupType::Continuous)
+}
+
+/// The name of the continuous Backup of a method (§6.3, KubeBlocks'
+/// `GenerateCRNameByBackupSchedule`): `<uid8>-<schedule>-<namespace>` cut to 30 characters
+/// without a trailing `-`, then `-<method>`; `uid8` is the first 8 characters of the schedule
+/// owner's uid (usually the Cluster's), else of the schedule's own. `own_uid` forces the
+/// schedule's own uid (KubeBlocks' legacy name, also looked up).
+pub fn continuous_backup_name(schedule: &BackupSchedule, method: &str, own_uid: bool) -> String {
+    let owner_uid = schedule
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .next()
+        .map(|o| o.uid.as_str())
+        .filter(|_| !own_uid);
+    let uid = owner_uid
+        .or(schedule.metadata.uid.as_deref())
+        .unwrap_or_default();
+    let uid8: String = uid.chars().take(8).collect();
+    let unique = format!(
+        "{uid8}-{}-{}",
+        schedule.metadata.name.as_deref().unwrap_or_default(),
+        schedule.metadata.namespace.as_deref().unwrap_or_default()
+    );
+    let mut base: String = unique.chars().take(30).collect();
+    if base.chars().count() < unique.chars().count()
+        && let Some(trimmed) = base.strip_suffix('-')
+    {
+        base = trimmed.to_string();
+    }
+    format!("{base}-{method}")
+}
+
+/// A Continuous entry (§6.3): one Backup, created if missing and kept; the Backup planner runs
+/// its archiver while the entry is enabled, completes it when it is disabled and reopens it when
+/// it is enabled again.
+fn continuous_entry(
+    o: &Observed,
+    policy: &BackupPolicy,
+    entry: &SchedulePolicy,
+    status: &mut ScheduleStatus,
+) -> EntryOutcome {
+    status.phase = Some(SchedulePhase::Running);
+    let schedule = &o.schedule;
+    let schedule_name = schedule.metadata.name.clone().unwrap_or_default();
+    let method = &entry.backup_method;
+    let names = [
+        continuous_backup_name(schedule, method, false),
+        continuous_backup_name(schedule, method, true),
+    ];
+    let existing = o.backups.iter().find(|b| {
+        b.metadata.name.as_ref().is_some_and(|n| names.contains(n))
+            && b.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(well_known::label::BACKUP_SCHEDULE))
+                == Some(&schedule_name)
+    });
+    let Some(existing) = existing else {
+        status.failure_reason = None;
+        let name = &names[0];
+        let mut backup = new_backup(o, entry, name);
+        let mut labels: BTreeMap<String, String> = policy
+            .spec
+            .target
+            .as_ref()
+            .or_else(|| policy.spec.targets.as_ref().and_then(|t| t.first()))
+            .and_then(|t| t.pod_selector.as_ref())
+            .and_then(|s| s.label_selector.match_labels.clone())
+            .unwrap_or_default();
+        labels.insert(
+            well_known::label::MANAGED_BY.into(),
+            well_known::label::MANAGED_BY_DATA_PROTECTION.into(),
+        );
+        labels.insert(well_known::label::BACKUP_TYPE.into(), "Continuous".into());
+        labels.insert(well_known::label::AUTOBACKUP.into(), "true".into());
+        labels.insert(
+            well_known::label::BACKUP_SCHEDULE.into(),
+            schedule_name.clone(),
+        );
+        backup["metadata"]["labels"] = serde_json::to_value(labels).unwrap_or_default();
+        return EntryOutcome {
+            create: Some(backup),
+            event: Some(Intent::normal(
+                "BackupScheduled",
+                format!(
+                    "creating continuous backup {name} for schedule {}",
+                    entry_name(entry)
+                ),
+            )),
+            next_fire: None,
+        };
+    };
+    let backup_status = existing.status.as_ref();
+    status.failure_reason = backup_status
+        .filter(|s| s.phase == Some(BackupPhase::Failed))
+        .map(|s| {
+            format!(
+                "continuous backup {} failed: {}",
+                existing.metadata.name.as_deref().unwrap_or_default(),
+                s.failure_reason.as_deref().unwrap_or("no reason recorded")
+            )
+        });
+    EntryOutcome::default()
 }
 
 /// The latest fire time in `(after, now]`, looking back through growing windows so that a

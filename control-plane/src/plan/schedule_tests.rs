@@ -614,30 +614,159 @@ fn incremental_and_differential_entries_create_backups_beside_the_full_entry() {
     }
 }
 
-#[test]
-fn continuous_methods_fail_their_entry_as_not_supported_yet() {
-    let mut o = observed();
-    o.schedule = schedule().with_entries(vec![
-        run("pitr", "*/5 * * * *").enabled(),
+// ---------------------------------------------------------------- continuous entries (§6.3)
+
+/// The schedule with its uid, and a continuous entry `pitr` every 5 minutes kept 2d.
+fn continuous_schedule() -> BackupSchedule {
+    let mut schedule = schedule().with_entries(vec![
+        run("pitr", "*/5 * * * *").enabled().kept("2d"),
         run("basebackup", "0 * * * *").enabled(),
     ]);
-    let plan = step(&mut o, at("2026-11-22T10:00:03Z"));
+    schedule.metadata.uid = Some("5c4ed01e-0000-4000-8000-000000000001".into());
+    schedule
+}
+
+#[test]
+fn a_continuous_entry_creates_one_continuous_backup_named_and_labelled_like_kubeblocks() {
+    let mut o = observed();
+    o.schedule = continuous_schedule();
+    // Before the hourly entry's first fire time: only the continuous backup is created.
+    let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
+    let created = created(&plan);
+    assert_eq!(created.len(), 1, "{created:?}");
+    let backup = &created[0];
+    // <uid8>-<schedule>-<namespace> cut to 30, then -<method>.
     assert_eq!(
-        created_names(&plan),
-        ["mycluster-basebackup-20261122100000"]
+        backup["metadata"]["name"],
+        "5c4ed01e-pg-schedule-default-pitr"
     );
+    assert_eq!(
+        backup["metadata"]["labels"],
+        json!({
+            well_known::label::INSTANCE: "mycluster",
+            well_known::label::MANAGED_BY: "kubeblocks-dataprotection",
+            well_known::label::BACKUP_TYPE: "Continuous",
+            well_known::label::AUTOBACKUP: "true",
+            well_known::label::BACKUP_SCHEDULE: "pg-schedule",
+        })
+    );
+    assert_eq!(backup["spec"]["backupPolicyName"], "pg-policy");
+    assert_eq!(backup["spec"]["backupMethod"], "pitr");
+    assert_eq!(backup["spec"]["retentionPeriod"], "2d");
+    assert!(backup["metadata"]["ownerReferences"].is_null());
     let status = entry(&o, "pitr");
-    assert_eq!(status.phase, Some(SchedulePhase::Failed));
-    assert!(
-        status
-            .failure_reason
-            .unwrap()
-            .contains("not supported by Cairn yet")
-    );
+    assert_eq!(status.phase, Some(SchedulePhase::Running));
+    assert_eq!(status.failure_reason, None);
+}
+
+#[test]
+fn the_continuous_backup_is_kept_not_created_again() {
+    let mut o = observed();
+    o.schedule = continuous_schedule();
+    let mut existing = backup("5c4ed01e-pg-schedule-default-pitr", Some("Running"), None);
+    existing.spec.backup_method = "pitr".into();
+    o.backups.push(existing);
+    for now in [
+        "2026-11-22T09:30:00Z",
+        "2026-11-22T09:35:00Z",
+        "2026-11-23T09:35:00Z",
+    ] {
+        let plan = step(&mut o, at(now));
+        assert!(
+            !created_names(&plan).iter().any(|n| n.ends_with("-pitr")),
+            "{now}: {:?}",
+            created_names(&plan)
+        );
+    }
+    assert_eq!(entry(&o, "pitr").phase, Some(SchedulePhase::Running));
+}
+
+#[test]
+fn a_failed_continuous_backup_is_the_entrys_failure_reason() {
+    let mut o = observed();
+    o.schedule = continuous_schedule();
+    o.backups.push(backup(
+        "5c4ed01e-pg-schedule-default-pitr",
+        Some("Failed"),
+        None,
+    ));
+    step(&mut o, at("2026-11-22T09:30:00Z"));
     assert_eq!(
-        o.schedule.status.as_ref().unwrap().phase,
-        Some(BackupSchedulePhase::Available)
+        entry(&o, "pitr").failure_reason.as_deref(),
+        Some("continuous backup 5c4ed01e-pg-schedule-default-pitr failed: exit code 1")
     );
+}
+
+#[test]
+fn a_disabled_continuous_entry_creates_nothing() {
+    let mut o = observed();
+    o.schedule = continuous_schedule().with_entries(vec![run("pitr", "*/5 * * * *").disabled()]);
+    let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
+    assert!(created(&plan).is_empty());
+    assert_eq!(entry(&o, "pitr").phase, None);
+}
+
+#[test]
+fn the_continuous_backup_name_uses_the_owners_uid_and_cuts_like_kubeblocks() {
+    let mut schedule = continuous_schedule();
+    // Exactly as Go's TrimSuffix(name[:30], "-"): "5c4ed01e-pg-schedule-default" is 28 long.
+    assert_eq!(
+        continuous_backup_name(&schedule, "pitr", false),
+        "5c4ed01e-pg-schedule-default-pitr"
+    );
+    schedule.metadata.namespace = Some("production-east".into());
+    // "5c4ed01e-pg-schedule-production-east" cut to 30 is "5c4ed01e-pg-schedule-productio".
+    assert_eq!(
+        continuous_backup_name(&schedule, "pitr", false),
+        "5c4ed01e-pg-schedule-productio-pitr"
+    );
+    schedule.metadata.namespace = Some("a-b".into());
+    schedule.metadata.name = Some("long-schedule-name-x".into());
+    // "5c4ed01e-long-schedule-name-x-a-b" cut to 30 ends with "-": it is trimmed.
+    assert_eq!(
+        continuous_backup_name(&schedule, "pitr", false),
+        "5c4ed01e-long-schedule-name-x-pitr"
+    );
+    schedule.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "apps.kubeblocks.io/v1alpha1".into(),
+            kind: "Cluster".into(),
+            name: "mycluster".into(),
+            uid: "c1a55e77-1111-4000-8000-000000000002".into(),
+            ..Default::default()
+        },
+    ]);
+    assert_eq!(
+        continuous_backup_name(&schedule, "pitr", false),
+        "c1a55e77-long-schedule-name-x-pitr"
+    );
+    // The legacy name (the schedule's own uid) is still recognised.
+    assert_eq!(
+        continuous_backup_name(&schedule, "pitr", true),
+        "5c4ed01e-long-schedule-name-x-pitr"
+    );
+}
+
+#[test]
+fn a_continuous_backup_under_its_legacy_name_is_kept() {
+    let mut o = observed();
+    o.schedule = continuous_schedule();
+    o.schedule.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "apps.kubeblocks.io/v1alpha1".into(),
+            kind: "Cluster".into(),
+            name: "mycluster".into(),
+            uid: "c1a55e77-1111-4000-8000-000000000002".into(),
+            ..Default::default()
+        },
+    ]);
+    o.backups.push(backup(
+        "5c4ed01e-pg-schedule-default-pitr",
+        Some("Completed"),
+        Some("2026-11-22T09:00:00Z"),
+    ));
+    let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
+    assert!(created(&plan).is_empty(), "{:?}", created_names(&plan));
 }
 
 #[test]

@@ -52,6 +52,8 @@ fn reported(state: &ActionState) -> ReportedAction {
         bytes_per_second: None,
         backup_info_json: Some(state.backup_info_json.clone()).filter(|s| !s.trim().is_empty()),
         job_name: Some(state.job_name.clone()).filter(|s| !s.is_empty()),
+        restarts: 0,
+        last_failure: None,
     }
 }
 
@@ -61,6 +63,14 @@ fn apply_progress(entry: &mut ReportedAction, progress: &Progress) {
     entry.bytes_per_second = Some(progress.bytes_per_second);
     if entry.phase.is_none() {
         entry.phase = Some(ReportedPhase::Running);
+    }
+    // An archiver's info file as it stands now; a final result's own info wins.
+    if entry.phase == Some(ReportedPhase::Running) {
+        if !progress.backup_info_json.trim().is_empty() {
+            entry.backup_info_json = Some(progress.backup_info_json.clone());
+        }
+        entry.restarts = progress.restarts;
+        entry.last_failure = Some(progress.last_failure.clone()).filter(|f| !f.is_empty());
     }
 }
 
@@ -109,5 +119,49 @@ mod tests {
             (a2.bytes_done, a2.bytes_total, a2.bytes_per_second),
             (10, None, Some(5))
         );
+    }
+
+    #[test]
+    fn an_archivers_progress_carries_its_info_file_and_restarts() {
+        let progress = |info: &str| Progress {
+            action_id: "arch".into(),
+            backup_info_json: info.into(),
+            restarts: 3,
+            last_failure: "Error (exit code 1); last log lines: boom".into(),
+            ..Default::default()
+        };
+        let snapshot = HubSnapshot {
+            progress: HashMap::from([("arch".to_string(), progress("{\"totalSize\":\"7\"}"))]),
+            ..Default::default()
+        };
+        let view = from_snapshot(snapshot, Duration::from_secs(60));
+        let arch = view.action("arch").unwrap();
+        assert_eq!(arch.phase, Some(ReportedPhase::Running));
+        assert_eq!(
+            arch.backup_info_json.as_deref(),
+            Some("{\"totalSize\":\"7\"}")
+        );
+        assert_eq!(arch.restarts, 3);
+        assert_eq!(
+            arch.last_failure.as_deref(),
+            Some("Error (exit code 1); last log lines: boom")
+        );
+        // The cancelled archiver's final result wins over its last progress.
+        let snapshot = HubSnapshot {
+            reported: HashMap::from([(
+                "arch".to_string(),
+                ActionState {
+                    action_id: "arch".into(),
+                    phase: ActionPhase::Cancelled as i32,
+                    ..Default::default()
+                },
+            )]),
+            progress: HashMap::from([("arch".to_string(), progress("{\"totalSize\":\"8\"}"))]),
+            ..Default::default()
+        };
+        let view = from_snapshot(snapshot, Duration::from_secs(60));
+        let arch = view.action("arch").unwrap();
+        assert_eq!(arch.phase, Some(ReportedPhase::Cancelled));
+        assert_eq!(arch.backup_info_json, None);
     }
 }

@@ -11,6 +11,7 @@ use cairn_api::actionset::ActionSet;
 use cairn_api::backup::Backup;
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::backup_schedule::BackupSchedule;
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::StorageProvider;
 use futures::StreamExt;
@@ -130,6 +131,7 @@ pub struct Caches {
     pub pods: Cache<Pod>,
     pub claims: Cache<PersistentVolumeClaim>,
     pub nodes: Cache<Node>,
+    pub schedules: Cache<BackupSchedule>,
 }
 
 impl Caches {
@@ -145,7 +147,8 @@ impl Caches {
         self.restores.ready().await?;
         self.pods.ready().await?;
         self.claims.ready().await?;
-        self.nodes.ready().await
+        self.nodes.ready().await?;
+        self.schedules.ready().await
     }
 
     /// Starts one watch per kind; they run until `stop`.
@@ -161,6 +164,7 @@ impl Caches {
             pods: spawn("Pods", Api::all(client.clone()), stop),
             claims: spawn("PersistentVolumeClaims", Api::all(client.clone()), stop),
             nodes: spawn("Nodes", Api::all(client.clone()), stop),
+            schedules: spawn("BackupSchedules", Api::all(client.clone()), stop),
         }
     }
 }

@@ -242,8 +242,29 @@ pub async fn backup(
     } else {
         BTreeMap::new()
     };
+    // A continuous backup runs as long as its schedule entry is enabled (§K2.9).
+    let continuous = actionset
+        .as_ref()
+        .is_some_and(|a| a.spec.backup_type == BackupType::Continuous)
+        || obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(cairn_api::well_known::label::BACKUP_TYPE))
+            .is_some_and(|t| t == "Continuous");
+    let schedule_name = obj
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(cairn_api::well_known::label::BACKUP_SCHEDULE))
+        .filter(|n| !n.is_empty());
+    let schedule = match schedule_name.filter(|_| continuous) {
+        Some(name) => reader.get_in(&caches.schedules, &namespace, name).await?,
+        None => None,
+    };
     Ok(backup::Observed {
         backup: obj.clone(),
+        schedule,
         policy,
         actionset,
         repos,

@@ -201,6 +201,10 @@ pub struct BackupStatus {
     /// Live progress of a running backup. Cairn extension, not part of the KubeBlocks API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<BackupProgress>,
+    /// How a continuous backup's archiving goes (`ArchiveStalled`, `ArchiverRestarting`).
+    /// Cairn extension, not part of the KubeBlocks API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
 }
 
 /// Live progress of a running backup, reported by Cairn's node agent. Cairn extension.

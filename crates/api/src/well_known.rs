@@ -170,6 +170,22 @@ pub mod conditions {
         pub const REASON_FAILED: &str = "Failed";
     }
 
+    /// A continuous Backup's conditions (Cairn extension).
+    pub mod backup {
+        /// Type: `timeRange.end` has not advanced for longer than the stall threshold.
+        pub const CONDITION_ARCHIVE_STALLED: &str = "ArchiveStalled";
+        /// Type: the archiver's container keeps restarting.
+        pub const CONDITION_ARCHIVER_RESTARTING: &str = "ArchiverRestarting";
+        /// Reason: `timeRange.end` has not advanced.
+        pub const REASON_NOT_ADVANCING: &str = "TimeRangeNotAdvancing";
+        /// Reason: `timeRange.end` advances.
+        pub const REASON_ADVANCING: &str = "TimeRangeAdvancing";
+        /// Reason: the archiver restarted repeatedly.
+        pub const REASON_CRASHING: &str = "ArchiverCrashing";
+        /// Reason: the archiver runs without restarting.
+        pub const REASON_STABLE: &str = "ArchiverStable";
+    }
+
     /// A StorageProvider's conditions.
     pub mod storage_provider {
         /// Type: the provider's CSI driver is installed (or none is needed).

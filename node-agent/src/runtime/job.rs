@@ -17,9 +17,10 @@ use cairn_proto::datasafed::transport;
 use cairn_repo::backend::local::{entry_exists_confined, read_confined};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Event, Pod, PodSpec, SeccompProfile,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Event, Pod, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 use kube::runtime::wait::{Condition, await_condition};
 
@@ -124,32 +125,39 @@ pub fn prepare(
     action: &ActionInjection<'_>,
 ) -> Result<Job, JobError> {
     let mut job: Job = serde_json::from_str(job_json).map_err(JobError::InvalidJob)?;
-    if job.metadata.name.as_deref().unwrap_or_default().is_empty() {
-        return Err(JobError::MissingField("metadata.name"));
+    let spec = job.spec.get_or_insert_with(Default::default);
+    mark_workload(&mut job.metadata, &mut spec.template, node, action)
+        .map_err(JobError::MissingField)?;
+    Ok(job)
+}
+
+/// Checks a workload (a Job, an archiver's StatefulSet) has a name and namespace, labels it and
+/// its pods with the action id, and adds this node's part to its pods; `Err(field)` names a
+/// missing field.
+pub(super) fn mark_workload(
+    meta: &mut ObjectMeta,
+    template: &mut PodTemplateSpec,
+    node: &NodeInjection,
+    action: &ActionInjection<'_>,
+) -> Result<(), &'static str> {
+    if meta.name.as_deref().unwrap_or_default().is_empty() {
+        return Err("metadata.name");
     }
-    if job
-        .metadata
-        .namespace
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        return Err(JobError::MissingField("metadata.namespace"));
+    if meta.namespace.as_deref().unwrap_or_default().is_empty() {
+        return Err("metadata.namespace");
     }
-    job.metadata
-        .labels
+    meta.labels
         .get_or_insert_with(BTreeMap::new)
         .insert(well_known::label::ACTION_ID.into(), action.action_id.into());
-    let spec = job.spec.get_or_insert_with(Default::default);
-    spec.template
+    template
         .metadata
         .get_or_insert_with(Default::default)
         .labels
         .get_or_insert_with(BTreeMap::new)
         .insert(well_known::label::ACTION_ID.into(), action.action_id.into());
-    let pod = spec.template.spec.get_or_insert_with(PodSpec::default);
+    let pod = template.spec.get_or_insert_with(PodSpec::default);
     inject_into_pod(pod, node, action);
-    Ok(job)
+    Ok(())
 }
 
 fn inject_into_pod(pod: &mut PodSpec, node: &NodeInjection, action: &ActionInjection<'_>) {
@@ -410,7 +418,7 @@ pub struct InfoFile<'a> {
 /// that directory and the agent runs as root, so nothing is read through a link the pod may
 /// have planted (a link named like the info file is refused), and at most
 /// [`MAX_INFO_FILE`] bytes of it. The marker counts whatever it is (the pod declares failure).
-fn read_backup_info(dir: &Path, file: &str) -> (bool, Option<String>) {
+pub(super) fn read_backup_info(dir: &Path, file: &str) -> (bool, Option<String>) {
     let exit_marker = entry_exists_confined(dir, &format!("{file}.exit"));
     let info = match read_confined(dir, file, MAX_INFO_FILE) {
         Ok(bytes) => {

@@ -1,6 +1,7 @@
 //! The action runtime: one Kubernetes runtime for exec and job actions, the same against a real
 //! cluster and against localkube's process kubelet.
 
+pub mod archiver;
 pub mod exec;
 pub mod job;
 pub mod mount_claim;

@@ -10,10 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cairn_api::well_known;
 use cairn_proto::agent::v1::{Action, StorageGrant, action};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::api::Api;
 use tokio_util::sync::CancellationToken;
 
+use super::archiver::{self, Supervision};
 use super::exec::{self, ExecRequest};
 use super::job::{self, ActionInjection, InfoFile, NodeInjection};
 use super::mount_claim;
@@ -24,6 +27,8 @@ use crate::socket::grants::{Grants, Token};
 
 /// How often a running Job is checked for pods the API server refuses (`FailedCreate`).
 const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+/// How often an archiver's StatefulSet, pod and backup info file are looked at.
+const ARCHIVER_LOOK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Where this agent runs and what it injects into Jobs.
 #[derive(Debug, Clone)]
@@ -78,6 +83,10 @@ impl Runtime {
             Some(action::Kind::Exec(exec)) => self.exec(&action, exec, &cancel).await,
             Some(action::Kind::Job(job)) => {
                 self.job(&action, job, &reporter, &cancel, adopting).await
+            }
+            Some(action::Kind::Archiver(archiver)) => {
+                self.archiver(&action, archiver, &reporter, &cancel, adopting)
+                    .await
             }
             Some(action::Kind::RepoCheck(check)) => {
                 self.direct(check.storage, false, &cancel, |files| async move {
@@ -234,6 +243,7 @@ impl Runtime {
                         bytes_total: 0,
                         bytes_per_second: 0,
                         phase: format!("job {name} running"),
+                        ..ProgressUpdate::default()
                     });
                 }
                 _ = refusal_check.tick() => {
@@ -283,26 +293,64 @@ impl Runtime {
     /// After an agent restart: finds the Job of `id` and puts its token back, so its running
     /// `datasafed` keeps working; `None` when the Job does not exist (it is then created anew).
     async fn reinstate(&self, id: &str, job_json: &str, grant: &StorageGrant) -> Option<Token> {
-        let planned: Job = serde_json::from_str(job_json).ok()?;
-        let namespace = planned.metadata.namespace.clone()?;
-        let name = planned.metadata.name.clone()?;
-        let existing = Api::<Job>::namespaced(self.client.clone(), &namespace)
+        self.reinstate_workload::<Job>(id, job_json, grant, |job| {
+            job.spec.as_ref()?.template.spec.as_ref()
+        })
+        .await
+    }
+
+    /// The same for an archiver's StatefulSet.
+    async fn reinstate_archiver(
+        &self,
+        id: &str,
+        set_json: &str,
+        grant: &StorageGrant,
+    ) -> Option<Token> {
+        self.reinstate_workload::<StatefulSet>(id, set_json, grant, |set| {
+            set.spec.as_ref()?.template.spec.as_ref()
+        })
+        .await
+    }
+
+    /// Finds the workload `planned_json` names and, when action `id` created it, puts back the
+    /// token its pod template carries.
+    async fn reinstate_workload<K>(
+        &self,
+        id: &str,
+        planned_json: &str,
+        grant: &StorageGrant,
+        pod: impl Fn(&K) -> Option<&PodSpec>,
+    ) -> Option<Token>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let planned: K = serde_json::from_str(planned_json).ok()?;
+        let namespace = planned.meta().namespace.clone()?;
+        let name = planned.meta().name.clone()?;
+        let existing = Api::<K>::namespaced(self.client.clone(), &namespace)
             .get_opt(&name)
             .await
             .ok()
             .flatten()?;
-        let owner = existing
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(well_known::label::ACTION_ID))?;
+        self.reinstate_from(id, existing.meta().labels.as_ref(), pod(&existing), grant)
+    }
+
+    /// Puts back the token an existing workload of action `id` carries in its pod template.
+    fn reinstate_from(
+        &self,
+        id: &str,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+        pod: Option<&PodSpec>,
+        grant: &StorageGrant,
+    ) -> Option<Token> {
+        let owner = labels.and_then(|l| l.get(well_known::label::ACTION_ID))?;
         if owner != id {
             return None;
         }
-        let token = existing
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
+        let token = pod
             .and_then(|p| p.containers.first())
             .and_then(|c| c.env.as_ref())
             .and_then(|env| env.iter().find(|e| e.name == "CAIRN_STORAGE_TOKEN"))
@@ -310,6 +358,123 @@ impl Runtime {
             .and_then(Token::parse)?;
         self.grants.reinstate(id, token.clone(), grant).ok()?;
         Some(token)
+    }
+
+    /// Runs an archiver until it is cancelled (PROTOCOL.md §2.4 `ArchiverAction`).
+    async fn archiver(
+        &self,
+        action: &Action,
+        spec: cairn_proto::agent::v1::ArchiverAction,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+        adopting: bool,
+    ) -> Outcome {
+        let id = action.id.as_str();
+        let Some(grant) = &spec.storage else {
+            return Outcome::failed("the archiver action carries no storage grant");
+        };
+        let reinstated = if adopting {
+            self.reinstate_archiver(id, &spec.statefulset_json, grant)
+                .await
+        } else {
+            None
+        };
+        let token = match reinstated {
+            Some(token) => token,
+            None => match self.grants.issue(id, grant) {
+                Ok(token) => token,
+                Err(err) => return Outcome::failed(chain(&err)),
+            },
+        };
+        let outcome = self
+            .archiver_inner(id, &spec, &token, reporter, cancel)
+            .await;
+        let transferred = self
+            .grants
+            .revoke_action(id)
+            .map(|t| t.total())
+            .unwrap_or(0);
+        outcome.with_bytes_done(transferred)
+    }
+
+    async fn archiver_inner(
+        &self,
+        id: &str,
+        spec: &cairn_proto::agent::v1::ArchiverAction,
+        token: &Token,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let injection = ActionInjection {
+            action_id: id,
+            storage_token: Some(token.expose()),
+        };
+        let prepared =
+            match archiver::prepare(&spec.statefulset_json, &self.config.node, &injection) {
+                Ok(set) => set,
+                Err(err) => return Outcome::failed(chain(&err)),
+            };
+        let namespace = prepared.metadata.namespace.clone().unwrap_or_default();
+        let name = prepared.metadata.name.clone().unwrap_or_default();
+        if let Err(err) = archiver::ensure(self.client.clone(), &prepared, id).await {
+            return Outcome::failed(chain(&err));
+        }
+        let mut supervision = Supervision::default();
+        let mut report = tokio::time::interval(self.config.progress_interval);
+        let mut look = tokio::time::interval(ARCHIVER_LOOK_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    if let Err(err) = archiver::delete(self.client.clone(), &namespace, &name).await {
+                        tracing::warn!(error = %chain(&err), "deleting a cancelled archiver failed");
+                    }
+                    return Outcome::cancelled("cancelled: the archiver's statefulset was deleted");
+                }
+                _ = look.tick() => {
+                    match archiver::exists(self.client.clone(), &namespace, &name).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(statefulset = %name, "the archiver's statefulset is gone; creating it again");
+                            if let Err(err @ archiver::ArchiverError::NameTaken { .. }) =
+                                archiver::ensure(self.client.clone(), &prepared, id).await
+                            {
+                                return Outcome::failed(chain(&err));
+                            }
+                        }
+                        Err(err) => tracing::warn!(error = %chain(&err), "reading the archiver's statefulset failed"),
+                    }
+                    let seen = archiver::look(
+                        self.client.clone(),
+                        &namespace,
+                        &name,
+                        &self.config.kubelet_dir,
+                        &spec.info_volume,
+                        &spec.info_file,
+                    )
+                    .await;
+                    let termination = seen.last_termination.clone();
+                    if supervision.update(seen) {
+                        let tail = archiver::log_tail(self.client.clone(), &namespace, &name).await;
+                        let reason = termination.unwrap_or_else(|| "the pod was replaced".into());
+                        supervision.last_failure = Some(match tail {
+                            Some(tail) => format!("{reason}; last log lines: {tail}"),
+                            None => reason,
+                        });
+                        tracing::warn!(statefulset = %name, restarts = supervision.restarts, "the archiver restarted");
+                    }
+                }
+                _ = report.tick() => {
+                    reporter.progress(ProgressUpdate {
+                        bytes_done: self.grants.bytes(id),
+                        phase: format!("archiver {name} running"),
+                        backup_info_json: supervision.info.clone().unwrap_or_default(),
+                        restarts: supervision.restarts,
+                        last_failure: supervision.last_failure.clone().unwrap_or_default(),
+                        ..ProgressUpdate::default()
+                    });
+                }
+            }
+        }
     }
 
     /// Runs a repository operation in the agent itself. `deleting`: a Mount repository whose

@@ -17,6 +17,12 @@ pub struct ProgressUpdate {
     pub bytes_per_second: u64,
     /// Free text: "uploading", "waiting for job", ...
     pub phase: String,
+    /// Archivers: the backup info file's newest content (empty until it exists).
+    pub backup_info_json: String,
+    /// Archivers: how often the archiver's container has restarted.
+    pub restarts: u32,
+    /// Archivers: why it last restarted, with the last lines of its log.
+    pub last_failure: String,
 }
 
 /// How an action ended; the session fills in id, owner and times.
@@ -168,6 +174,9 @@ impl Reporter {
             bytes_per_second: update.bytes_per_second,
             phase: update.phase,
             observed_at: Timestamp::now().to_string(),
+            backup_info_json: update.backup_info_json,
+            restarts: update.restarts,
+            last_failure: update.last_failure,
         }));
     }
 

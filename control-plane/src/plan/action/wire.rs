@@ -3,6 +3,7 @@
 
 use cairn_api::common::EncryptionConfig;
 use cairn_proto::agent::v1 as pb;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -23,6 +24,13 @@ pub enum ActionKind {
         job: Box<Job>,
         storage: Option<pb::StorageGrant>,
         info: Option<InfoFile>,
+    },
+    /// A long-running archiver: a StatefulSet of one replica the agent creates on its node and
+    /// supervises until the action is cancelled, reporting its backup info file as it changes.
+    Archiver {
+        statefulset: Box<StatefulSet>,
+        storage: pb::StorageGrant,
+        info: InfoFile,
     },
     /// Write `content` at `path` in the repository.
     PutObject {
@@ -153,13 +161,23 @@ pub fn to_wire(
                 collect: false,
             });
             pb::action::Kind::Job(pb::JobAction {
-                job_json: job_json(&job),
+                job_json: object_json(&*job),
                 storage,
                 collect_backup_info: info.collect,
                 info_volume: info.volume,
                 info_file: info.file,
             })
         }
+        ActionKind::Archiver {
+            statefulset,
+            storage,
+            info,
+        } => pb::action::Kind::Archiver(pb::ArchiverAction {
+            statefulset_json: object_json(&*statefulset),
+            storage: Some(storage),
+            info_volume: info.volume,
+            info_file: info.file,
+        }),
         ActionKind::PutObject {
             storage,
             path,
@@ -207,11 +225,11 @@ pub fn to_wire(
     }
 }
 
-/// The Job as JSON. Serialising a `Job` cannot fail (string map keys, no non-finite floats,
-/// derived `Serialize` impls only); were it ever to, the agent refuses the empty text and
+/// A Job or StatefulSet as JSON. Serialising one cannot fail (string map keys, no non-finite
+/// floats, derived `Serialize` impls only); were it ever to, the agent refuses the empty text and
 /// reports the action failed, so the failure is seen in the owner's status.
-fn job_json(job: &Job) -> String {
-    serde_json::to_string(job).unwrap_or_default()
+fn object_json(object: &impl serde::Serialize) -> String {
+    serde_json::to_string(object).unwrap_or_default()
 }
 
 /// An object of the dataprotection API (`kind` Backup, Restore, BackupRepo...) as the owner of

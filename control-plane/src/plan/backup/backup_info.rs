@@ -33,6 +33,7 @@ pub fn merge(status: &mut BackupStatus, info: &str) -> Result<(), String> {
         start_timestamp: keep.start_timestamp,
         target: keep.target,
         targets: keep.targets,
+        conditions: keep.conditions,
         ..merged
     };
     Ok(())

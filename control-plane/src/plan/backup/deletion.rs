@@ -184,7 +184,7 @@ fn cancel_running(
             continue;
         }
         let pod = action.target_pod_name.clone().unwrap_or_default();
-        let id = action_id(uid, action.name.as_deref().unwrap_or_default(), &pod);
+        let id = super::continuous::entry_id(uid, action);
         let node = o
             .pods
             .iter()

@@ -24,6 +24,7 @@
 pub mod actions;
 pub mod backup_info;
 pub mod chain;
+pub mod continuous;
 pub mod deletion;
 mod manifest;
 pub mod parent;
@@ -45,6 +46,7 @@ use cairn_api::actionset::ActionSet;
 use cairn_api::backup::{Backup, BackupPhase, BackupStatus};
 use cairn_api::backup_policy::BackupPolicy;
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::backup_schedule::BackupSchedule;
 use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
@@ -77,6 +79,12 @@ pub struct Settings {
     pub progress_interval: Duration,
     /// How often a waiting Backup is looked at again.
     pub wait_requeue: Duration,
+    /// How often a Completed continuous Backup is looked at again (to reopen it when its
+    /// schedule entry is enabled again).
+    pub continuous_recheck: Duration,
+    /// How long a continuous backup's `timeRange.end` may stay still before it is reported
+    /// stalled; `None`: three archive intervals.
+    pub continuous_stall_after: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -84,6 +92,8 @@ impl Default for Settings {
         Self {
             progress_interval: Duration::from_secs(1),
             wait_requeue: Duration::from_secs(2),
+            continuous_recheck: Duration::from_secs(5),
+            continuous_stall_after: None,
         }
     }
 }
@@ -111,6 +121,9 @@ pub struct Observed {
     pub backups: Vec<Backup>,
     /// Pods of the Backup's namespace.
     pub pods: Vec<Pod>,
+    /// The BackupSchedule named by the Backup's `backup-schedule` label (read for continuous
+    /// backups), if it exists.
+    pub schedule: Option<BackupSchedule>,
     /// PersistentVolumeClaims of the Backup's namespace (a Mount repository's PVC, the claims
     /// a snapshot backup snapshots).
     pub claims: Vec<PersistentVolumeClaim>,
@@ -136,9 +149,40 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
         return deletion::plan(o, now);
     }
     let status = backup.status.clone().unwrap_or_default();
+    let continuous = continuous::is_continuous(o);
     match status.phase {
         None | Some(BackupPhase::New) | Some(BackupPhase::InProgress) => start(o, status, now),
+        Some(BackupPhase::Running) if continuous => match continuous::end_reason(o) {
+            Some(reason) => continuous::complete(o, status, reason, now),
+            None => run(o, status, now),
+        },
         Some(BackupPhase::Running) => run(o, status, now),
+        Some(BackupPhase::Completed) if continuous => match continuous::end_reason(o) {
+            Some(_) => {
+                let mut plan = settled(o, &status);
+                plan.intents
+                    .extend(continuous::cancel_leftovers(o, &status, now));
+                plan.requeue = Some(o.settings.continuous_recheck);
+                plan
+            }
+            None => match continuous::reopen(status, now) {
+                Some(status) => {
+                    let mut plan = run(o, status, now);
+                    if plan.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Running) {
+                        plan.intents.push(Intent::normal(
+                            "ContinuousBackupReopened",
+                            "the schedule entry is enabled again: continuous backup reopened",
+                        ));
+                    }
+                    plan
+                }
+                None => Plan {
+                    status: None,
+                    intents: Vec::new(),
+                    requeue: Some(Duration::from_secs(1)),
+                },
+            },
+        },
         Some(BackupPhase::Completed) | Some(BackupPhase::Failed) => settled(o, &status),
         Some(BackupPhase::Deleting) => Plan::nothing(),
     }
@@ -187,7 +231,12 @@ fn start(o: &Observed, mut status: BackupStatus, now: Timestamp) -> Plan<BackupS
     status.phase = Some(BackupPhase::Running);
     status.start_timestamp = Some(Time(now));
     status.failure_reason = None;
-    status.expiration = expiration(&o.backup, &status);
+    // A running continuous backup has no expiration (§7.1).
+    status.expiration = if request.continuous {
+        None
+    } else {
+        expiration(&o.backup, &status)
+    };
     intents.push(Intent::normal(
         "BackupStarted",
         format!(
@@ -268,11 +317,7 @@ fn settled(o: &Observed, status: &BackupStatus) -> Plan<BackupStatus> {
     let mut intents = Vec::new();
     let uid = o.backup.metadata.uid.clone().unwrap_or_default();
     for action in status.actions.iter().flatten() {
-        let id = action_id(
-            &uid,
-            action.name.as_deref().unwrap_or_default(),
-            action.target_pod_name.as_deref().unwrap_or_default(),
-        );
+        let id = continuous::entry_id(&uid, action);
         if ended(&o.agents, &id) {
             intents.push(Intent::Acknowledge { action_id: id });
         }

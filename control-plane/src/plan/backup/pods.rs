@@ -32,7 +32,7 @@ pub(super) enum PodProgress {
 }
 
 /// Where one action stands after this reconcile.
-enum Outcome {
+pub(super) enum Outcome {
     Done,
     Failed,
     Running,
@@ -53,7 +53,12 @@ impl Walk<'_> {
     /// Moves one pod's action list forward as far as the agents' reports allow.
     pub(super) fn pod(&mut self, list: &[PlannedAction], pod: &Pod) -> PodProgress {
         for planned in list {
-            match self.action(planned, pod) {
+            let outcome = if planned.backup_data && self.request.continuous {
+                self.archive(planned, pod)
+            } else {
+                self.action(planned, pod)
+            };
+            match outcome {
                 Outcome::Done => {}
                 Outcome::Failed if planned.on_error == ActionErrorMode::Continue => {}
                 Outcome::Failed => return PodProgress::Failed,
@@ -145,7 +150,7 @@ impl Walk<'_> {
 }
 
 /// The status entry for an action on a pod, created as New if missing.
-fn status_entry<'s>(
+pub(super) fn status_entry<'s>(
     status: &'s mut BackupStatus,
     name: &str,
     pod: &str,

@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 
 use cairn_api::actionset::{ActionSet, BackupType};
-use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, BackupStatusTarget};
+use cairn_api::backup::{
+    ActionPhase, ActionStatus, ActionType, Backup, BackupStatus, BackupStatusTarget,
+};
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::backup_repo::BackupRepo;
+use cairn_api::backup_schedule::BackupSchedulePhase;
 use cairn_api::common::Phase;
 use cairn_api::well_known;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,7 +22,7 @@ use super::parent::{self, Parent};
 use super::pods::action_type;
 use super::repo::{self, RepoAccess};
 use super::targets::{self, ResolvedTarget};
-use super::{COPIED_POD_LABELS, Observed, path, snapshot};
+use super::{COPIED_POD_LABELS, Observed, continuous, path, snapshot};
 use crate::plan::action::{self, AccessProblem};
 use crate::plan::intent::{Intent, Plan};
 
@@ -60,6 +63,10 @@ pub(super) struct Request<'a> {
     pub parent: Option<Parent<'a>>,
     /// What a snapshot backup's actions read (`Some` for a `snapshotVolumes` method).
     pub snapshot: Option<SnapshotSource<'a>>,
+    /// A Continuous backup: its backupData is a long-running archiver.
+    pub continuous: bool,
+    /// The env the archiver adds (`DP_ARCHIVE_INTERVAL`, `DP_TTL_SECONDS`), for continuous backups.
+    pub archiver_env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
 /// The claims, volumes and classes the snapshot actions are built from.
@@ -107,6 +114,10 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             )));
         }
     };
+    let continuous = actionset.is_some_and(|a| a.spec.backup_type == BackupType::Continuous);
+    if continuous {
+        check_continuous(o)?;
+    }
     if let Some(actionset) = actionset {
         check_parameters(backup, actionset).map_err(|reason| {
             Problem::Fail(format!(
@@ -183,6 +194,12 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             claims: &o.claims,
             inputs: &o.snapshot,
         }),
+        continuous,
+        archiver_env: if continuous {
+            continuous::archiver_env(o)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -214,10 +231,11 @@ fn resolve_storage<'a>(
         BackupType::Full
         | BackupType::Selective
         | BackupType::Incremental
-        | BackupType::Differential => {}
+        | BackupType::Differential
+        | BackupType::Continuous => {}
         other => {
             return Err(Problem::Fail(format!(
-                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective, Incremental, Differential)"
+                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective, Incremental, Differential, Continuous)"
             )));
         }
     }
@@ -279,7 +297,36 @@ fn resolve_storage<'a>(
         encryption,
         passphrase,
         parent,
+        continuous,
+        archiver_env: if continuous {
+            continuous::archiver_env(o)
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// A Continuous backup is only made by a BackupSchedule, which must be Available (§1.2 New
+/// step 7).
+fn check_continuous(o: &Observed) -> Result<(), Problem> {
+    let Some(name) = continuous::schedule_label(o) else {
+        return Err(Problem::Fail(
+            "continuous backup is only allowed to be created by backupSchedule".into(),
+        ));
+    };
+    let Some(schedule) = &o.schedule else {
+        return Err(Problem::Fail(format!(
+            "backupschedules.dataprotection.kubeblocks.io \"{name}\" not found"
+        )));
+    };
+    let phase = schedule.status.as_ref().and_then(|s| s.phase);
+    if phase != Some(BackupSchedulePhase::Available) {
+        return Err(Problem::Wait(format!(
+            "waiting for backup schedule {name} to be Available (it is {})",
+            phase.map_or("not reconciled yet".to_string(), |p| format!("{p:?}"))
+        )));
+    }
+    Ok(())
 }
 
 /// The passphrase of `config`: the policy's (read for every backup) or one of an older backup's
@@ -438,7 +485,11 @@ impl Request<'_> {
                     name: Some(action.name.clone()),
                     target_pod_name: Some(pod.clone()),
                     phase: Some(ActionPhase::New),
-                    action_type: Some(action_type(action)),
+                    action_type: Some(if self.continuous && action.backup_data {
+                        ActionType::StatefulSet
+                    } else {
+                        action_type(action)
+                    }),
                     ..Default::default()
                 })
                 .collect(),

@@ -22,6 +22,8 @@ mod chain_tests;
 mod snapshot_tests;
 #[path = "tests_kb_incremental.rs"]
 mod kb_incremental_tests;
+#[path = "tests_continuous.rs"]
+mod continuous_tests;
 
 const UID: &str = "0123456789abcdef";
 
@@ -111,6 +113,7 @@ fn observed() -> Observed {
         passphrases: BTreeMap::new(),
         backups: Vec::new(),
         pods: vec![member("pg-0", "secondary"), member("pg-1", "primary")],
+        schedule: None,
         claims: Vec::new(),
         snapshot: Default::default(),
         agents: agents(&["node-a"]),

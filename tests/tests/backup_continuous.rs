@@ -1,0 +1,283 @@
+//! Continuous backups end to end (ARCHITECTURE.md §K2.9, §K6.3): a BackupSchedule entry whose
+//! method is Continuous creates one Backup whose archiver (a StatefulSet run by the agent of the
+//! target's node) pushes a segment every 2 s through datasafed; the Backup stays Running with
+//! no expiration while its `timeRange.end` advances; `kill -9` of the archiver's process and of
+//! the agent do not end the window (same start, the end goes on); disabling the entry completes
+//! the Backup and removes the StatefulSet; enabling it again reopens the Backup and the window
+//! goes on; deleting the schedule completes it again. Real kubectl, localkube, control plane and
+//! agent, each its own process.
+
+use std::time::Duration;
+
+use cairn_api::backup::Backup;
+use cairn_api::well_known;
+use cairn_e2e::manifests::render;
+use cairn_e2e::wait::{Check, until};
+use cairn_e2e::{TestStack, dp, run, scenario};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, ListParams};
+
+const NS: &str = "pitr";
+const SCHEDULE: &str = "db-pitr";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn apply_vars<'a>(app: &'a str, enabled: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("ACTIONSET", "files-continuous"),
+        ("POLICY", "db-pitr"),
+        ("NS", NS),
+        ("APP", app),
+        ("SEGMENT_SECONDS", "2"),
+        ("SCHEDULE", SCHEDULE),
+        ("ENABLED", enabled),
+    ]
+}
+
+/// The continuous Backup of the schedule (there must be exactly one).
+async fn the_backup(stack: &TestStack) -> anyhow::Result<Option<Backup>> {
+    let api: Api<Backup> = Api::namespaced(stack.client.clone(), NS);
+    let list = api
+        .list(&ListParams::default().labels(&format!(
+            "{}={SCHEDULE}",
+            well_known::label::BACKUP_SCHEDULE
+        )))
+        .await?;
+    anyhow::ensure!(
+        list.items.len() <= 1,
+        "one continuous Backup per entry, found {:?}",
+        list.items
+            .iter()
+            .map(|b| b.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+    Ok(list.items.into_iter().next())
+}
+
+/// `(start, end)` of the Backup's time range.
+fn window(backup: &Backup) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+    let range = backup.status.as_ref()?.time_range.as_ref()?;
+    Some((range.start.as_ref()?.0, range.end.as_ref()?.0))
+}
+
+/// Waits until the Backup is Running with a window that ends after `after`, and returns it.
+async fn archiving_past(
+    stack: &TestStack,
+    after: jiff::Timestamp,
+    what: &str,
+) -> anyhow::Result<Backup> {
+    until(what, WAIT, async || {
+        let Some(backup) = the_backup(stack).await? else {
+            return Ok(Check::Pending("no continuous Backup yet".into()));
+        };
+        let phase = dp::backup_phase(&backup);
+        if phase == "Failed" {
+            anyhow::bail!(
+                "the continuous Backup failed: {}",
+                dp::failure_reason(&backup)
+            );
+        }
+        Ok(match window(&backup) {
+            Some((_, end)) if phase == "Running" && end > after => Check::Done(backup),
+            other => Check::Pending(format!("{phase}, window {other:?}")),
+        })
+    })
+    .await
+}
+
+async fn phase_becomes(stack: &TestStack, wanted: &str) -> anyhow::Result<Backup> {
+    until(
+        &format!("the continuous Backup to be {wanted}"),
+        WAIT,
+        async || {
+            let Some(backup) = the_backup(stack).await? else {
+                return Ok(Check::Pending("no continuous Backup".into()));
+            };
+            let phase = dp::backup_phase(&backup);
+            Ok(if phase == wanted {
+                Check::Done(backup)
+            } else {
+                Check::Pending(phase)
+            })
+        },
+    )
+    .await
+}
+
+/// The pids of the archiver's shell (its command line carries the marker of the ActionSet).
+fn archiver_pids() -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("continuous-e2e-archiver"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_schedule_archives_across_crashes_and_disable_enable() -> anyhow::Result<()> {
+    run("backup-continuous", async |stack| {
+        let workload = scenario::workload(stack, NS, "db", 4 << 10).await?;
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &apply_vars(&workload.app, "true"),
+            )?)
+            .await?;
+
+        // Running, no expiration, the window advancing.
+        let first =
+            archiving_past(stack, jiff::Timestamp::UNIX_EPOCH, "archiving to start").await?;
+        let name = first.metadata.name.clone().unwrap_or_default();
+        let labels = first.metadata.labels.clone().unwrap_or_default();
+        anyhow::ensure!(
+            labels
+                .get(well_known::label::BACKUP_TYPE)
+                .map(String::as_str)
+                == Some("Continuous")
+                && labels
+                    .get(well_known::label::AUTOBACKUP)
+                    .map(String::as_str)
+                    == Some("true"),
+            "labelled as a continuous scheduled backup: {labels:?}"
+        );
+        let status = first.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            status.expiration.is_none(),
+            "a running continuous backup has no expiration"
+        );
+        let extras = serde_json::to_value(&status.extras)?;
+        anyhow::ensure!(
+            extras[0]["archiveInterval"] == "120s" && extras[0]["ttlSeconds"] == "3600",
+            "the archiver got DP_ARCHIVE_INTERVAL and DP_TTL_SECONDS: {extras}"
+        );
+        let (start, end) = window(&first).unwrap_or_default();
+        let advanced = archiving_past(stack, end, "the window to advance").await?;
+        anyhow::ensure!(window(&advanced).map(|w| w.0) == Some(start), "same start");
+
+        let sets: Api<StatefulSet> = Api::namespaced(stack.client.clone(), NS);
+        let set = sets.get(&name).await?;
+        let pod_spec = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .unwrap_or_default();
+        anyhow::ensure!(
+            pod_spec.restart_policy.as_deref() == Some("Always"),
+            "the archiver restarts: {:?}",
+            pod_spec.restart_policy
+        );
+
+        // kill -9 of the archiver's process: the kubelet restarts it and the window goes on.
+        let pids = archiver_pids();
+        anyhow::ensure!(!pids.is_empty(), "the archiver's process is found");
+        for pid in &pids {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()?;
+        }
+        let killed_at = jiff::Timestamp::now();
+        let after_kill = until("the archiver to start again", WAIT, async || {
+            let starts = std::fs::read_to_string(workload.side_dir.join("archiver-starts"))?;
+            Ok(if starts.lines().count() >= 2 {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("{} start(s)", starts.lines().count()))
+            })
+        });
+        after_kill.await?;
+        let resumed = archiving_past(
+            stack,
+            killed_at,
+            "the window to go on after kill -9 of the archiver",
+        )
+        .await?;
+        anyhow::ensure!(
+            window(&resumed).map(|w| w.0) == Some(start),
+            "the restarted archiver keeps the window's start: {:?} vs {start}",
+            window(&resumed)
+        );
+
+        // kill -9 of the agent, then a restart: the window goes on.
+        stack.stack.agent().kill9();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stack.stack.restart_agent().await?;
+        let restarted_at = jiff::Timestamp::now();
+        let resumed = archiving_past(
+            stack,
+            restarted_at,
+            "the window to go on after kill -9 of the agent",
+        )
+        .await?;
+        anyhow::ensure!(
+            window(&resumed).map(|w| w.0) == Some(start),
+            "the window keeps its start across the agent's restart"
+        );
+
+        // Disabled: Completed, the StatefulSet removed, an expiration.
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &apply_vars(&workload.app, "false"),
+            )?)
+            .await?;
+        let completed = phase_becomes(stack, "Completed").await?;
+        let status = completed.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            status.expiration.is_some() && status.completion_timestamp.is_some(),
+            "a completed continuous backup has its completion and expiration: {status:?}"
+        );
+        dp::gone(&sets, &name, WAIT).await?;
+        let (_, stopped_end) = window(&completed).unwrap_or_default();
+
+        // Enabled again: reopened, the window goes on from the same start.
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &apply_vars(&workload.app, "true"),
+            )?)
+            .await?;
+        let reopened = archiving_past(stack, stopped_end, "the reopened backup to archive").await?;
+        anyhow::ensure!(
+            reopened.metadata.name.as_deref() == Some(name.as_str()),
+            "the same Backup is reopened"
+        );
+        anyhow::ensure!(
+            window(&reopened).map(|w| w.0) == Some(start),
+            "the reopened backup's window keeps its start"
+        );
+        anyhow::ensure!(
+            reopened
+                .status
+                .as_ref()
+                .and_then(|s| s.expiration.clone())
+                .is_none(),
+            "reopened: no expiration"
+        );
+
+        // The schedule deleted: Completed, nothing left running.
+        stack
+            .kubectl
+            .run(&[
+                "delete",
+                "backupschedule",
+                SCHEDULE,
+                "-n",
+                NS,
+                "--wait=false",
+            ])
+            .await?;
+        phase_becomes(stack, "Completed").await?;
+        dp::gone(&sets, &name, WAIT).await?;
+        Ok(())
+    })
+    .await
+}
