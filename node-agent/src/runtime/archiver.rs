@@ -318,8 +318,14 @@ mod tests {
         .to_string();
         let node = NodeInjection {
             node_name: "node-a".into(),
-            datasafed_bin_dir: "/var/lib/cairn/bin".into(),
-            socket_dir: "/var/lib/cairn/sock".into(),
+            install_image: "cairn-agent:test".into(),
+            install_command: vec![
+                "/usr/local/bin/cairn-agent".into(),
+                "install-datasafed".into(),
+            ],
+            storage_endpoint: "https://10.0.0.7:9444".into(),
+            storage_cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                .into(),
         };
         let set = prepare(
             &json,
@@ -349,6 +355,9 @@ mod tests {
         );
         let env = pod.containers[0].env.clone().expect("env");
         assert!(env.iter().any(|e| e.name == "CAIRN_STORAGE_TOKEN"));
+        // datasafed reaches the agent with no hostPath, as from any action pod.
+        assert!(env.iter().any(|e| e.name == "CAIRN_STORAGE_ENDPOINT"));
+        assert!(pod.volumes.iter().flatten().all(|v| v.host_path.is_none()));
         assert!(matches!(
             prepare(
                 "{}",

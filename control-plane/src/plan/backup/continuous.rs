@@ -428,7 +428,8 @@ impl Walk<'_> {
         let backup = &self.o.backup;
         let job = match &planned.work {
             crate::plan::action::Workload::Job(job) => (**job).clone(),
-            crate::plan::action::Workload::Exec { .. } => Job::default(),
+            crate::plan::action::Workload::Exec { .. }
+            | crate::plan::action::Workload::VolumeSnapshot { .. } => Job::default(),
         };
         let target = self
             .request

@@ -226,19 +226,6 @@ fn resolve_storage<'a>(
     let backup = &o.backup;
     let namespace = backup.metadata.namespace.clone().unwrap_or_default();
     let policy_name = &backup.spec.backup_policy_name;
-    let actionset_name = actionset.metadata.name.clone().unwrap_or_default();
-    match actionset.spec.backup_type {
-        BackupType::Full
-        | BackupType::Selective
-        | BackupType::Incremental
-        | BackupType::Differential
-        | BackupType::Continuous => {}
-        other => {
-            return Err(Problem::Fail(format!(
-                "backup type {other:?} of actionSet {actionset_name} is not supported by Cairn yet (supported: Full, Selective, Incremental, Differential, Continuous)"
-            )));
-        }
-    }
     if let Some(Err(reason)) = &o.encryption_passphrase {
         return Err(Problem::Fail(format!(
             "failed to validate backupPolicy's encryption config: {reason}"
@@ -297,12 +284,6 @@ fn resolve_storage<'a>(
         encryption,
         passphrase,
         parent,
-        continuous,
-        archiver_env: if continuous {
-            continuous::archiver_env(o)
-        } else {
-            Vec::new()
-        },
     })
 }
 

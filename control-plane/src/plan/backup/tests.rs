@@ -18,12 +18,12 @@ use crate::plan::testing::*;
 
 #[path = "tests_chain.rs"]
 mod chain_tests;
-#[path = "tests_snapshot.rs"]
-mod snapshot_tests;
-#[path = "tests_kb_incremental.rs"]
-mod kb_incremental_tests;
 #[path = "tests_continuous.rs"]
 mod continuous_tests;
+#[path = "tests_kb_incremental.rs"]
+mod kb_incremental_tests;
+#[path = "tests_snapshot.rs"]
+mod snapshot_tests;
 
 const UID: &str = "0123456789abcdef";
 
