@@ -43,7 +43,21 @@ pub struct ErrorLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackupLabel {
     pub namespace: String,
+    pub policy: String,
+    pub method: String,
     pub backup: String,
+}
+
+impl BackupLabel {
+    /// The labels of one Backup.
+    pub fn of(backup: &Backup) -> BackupLabel {
+        BackupLabel {
+            namespace: backup.namespace().unwrap_or_default(),
+            policy: backup.spec.backup_policy_name.clone(),
+            method: backup.spec.backup_method.clone(),
+            backup: backup.name_any(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -550,18 +564,8 @@ impl Metrics {
     }
 
     /// Records how a continuous backup's archiving goes; forgets it once it is not Running.
-    pub fn continuous(
-        &self,
-        namespace: &str,
-        backup: &str,
-        running: bool,
-        stalled: bool,
-        end: Option<i64>,
-    ) {
-        let label = BackupLabel {
-            namespace: namespace.into(),
-            backup: backup.into(),
-        };
+    pub fn continuous(&self, label: &BackupLabel, running: bool, stalled: bool, end: Option<i64>) {
+        let label = label.clone();
         if !running {
             self.continuous_stalled.remove(&label);
             self.continuous_end.remove(&label);
@@ -853,25 +857,31 @@ mod tests {
     #[test]
     fn a_stalled_continuous_backup_shows_until_it_stops_running() {
         let metrics = Metrics::new();
-        metrics.continuous("shop", "pitr-1", true, true, Some(1_800_000_000));
+        let label = BackupLabel {
+            namespace: "shop".into(),
+            policy: "pg".into(),
+            method: "wal".into(),
+            backup: "pitr-1".into(),
+        };
+        metrics.continuous(&label, true, true, Some(1_800_000_000));
         let text = metrics.render();
         assert!(
             text.contains(
-                "cairn_continuous_backup_stalled{namespace=\"shop\",backup=\"pitr-1\"} 1"
+                "cairn_continuous_backup_stalled{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 1"
             ),
             "{text}"
         );
         assert!(text.contains(
-            "cairn_continuous_backup_end_timestamp_seconds{namespace=\"shop\",backup=\"pitr-1\"} 1800000000"
+            "cairn_continuous_backup_end_timestamp_seconds{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 1800000000"
         ));
-        metrics.continuous("shop", "pitr-1", true, false, Some(1_800_000_060));
+        metrics.continuous(&label, true, false, Some(1_800_000_060));
         assert!(
             metrics.render().contains(
-                "cairn_continuous_backup_stalled{namespace=\"shop\",backup=\"pitr-1\"} 0"
+                "cairn_continuous_backup_stalled{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 0"
             )
         );
         // Completed or deleted: the series go, so they do not grow with every backup ever run.
-        metrics.continuous("shop", "pitr-1", false, false, None);
+        metrics.continuous(&label, false, false, None);
         assert!(!metrics.render().contains("pitr-1"));
     }
 }

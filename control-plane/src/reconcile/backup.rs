@@ -64,8 +64,7 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
             .and_then(|r| r.end.as_ref())
             .map(|t| t.0.as_second());
         ctx.metrics.continuous(
-            &backup.namespace().unwrap_or_default(),
-            &backup.name_any(),
+            &crate::metrics::BackupLabel::of(&backup),
             running,
             stalled,
             end,
