@@ -2357,8 +2357,33 @@ fn images_built_without_a_registry_run_in_podman_and_the_agent_connects_over_mut
     )?;
 
     ensure!(
-        agent_dir.join("node/bin/datasafed").is_file(),
-        "the containerised agent did not install the datasafed beside it into its host directory"
+        agent_dir.join("state/storage-tls/storage.pem").is_file(),
+        "the containerised agent did not keep its storage endpoint's certificate in its state directory"
+    );
+
+    // What every action Job's init container runs: the agent image's own binary copies its
+    // datasafed into the Job's emptyDir, as the unprivileged user, on a read-only root.
+    let installed = dir.path().join("installed");
+    std::fs::create_dir_all(&installed)?;
+    std::os::unix::fs::chown(&installed, Some(65532), Some(65532))?;
+    podman.run(&[
+        "run",
+        "--rm",
+        "--pull=never",
+        "--user=65532:65532",
+        "--read-only",
+        "--cap-drop=ALL",
+        "-v",
+        &format!("{}:/cairn-datasafed", installed.display()),
+        agent,
+        "install-datasafed",
+        "--from",
+        "/usr/local/bin/datasafed",
+        "/cairn-datasafed",
+    ])?;
+    ensure!(
+        installed.join("datasafed").is_file(),
+        "the agent image's install-datasafed did not install datasafed into the emptyDir"
     );
 
     // datasafed, copied out of the agent image, works in a container whose image holds nothing
