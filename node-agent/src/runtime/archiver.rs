@@ -9,7 +9,7 @@ use std::path::Path;
 use cairn_api::well_known;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, LogParams, PostParams, PropagationPolicy};
+use kube::api::{Api, LogParams, PostParams};
 
 use super::job::{ActionInjection, NodeInjection, mark_workload, read_backup_info};
 
@@ -125,20 +125,14 @@ pub async fn delete(
     name: &str,
 ) -> Result<(), ArchiverError> {
     let api: Api<StatefulSet> = Api::namespaced(client, namespace);
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..Default::default()
-    };
-    match api.delete(name, &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(ArchiverError::Api {
+    super::job::delete_with_pods(&api, name)
+        .await
+        .map_err(|source| ArchiverError::Api {
             step: "deleting",
             namespace: namespace.into(),
             name: name.into(),
             source: Box::new(source),
-        }),
-    }
+        })
 }
 
 /// What one look at the archiver's pod found.

@@ -529,19 +529,30 @@ fn newest_pod(mut pods: Vec<Pod>, succeeded: bool) -> Option<Pod> {
 /// Deletes the Job and its pods (cancellation).
 pub async fn delete(client: kube::Client, namespace: &str, name: &str) -> Result<(), JobError> {
     let jobs: Api<Job> = Api::namespaced(client, namespace);
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..Default::default()
-    };
-    match jobs.delete(name, &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(JobError::Api {
+    delete_with_pods(&jobs, name)
+        .await
+        .map_err(|source| JobError::Api {
             step: "deleting",
             namespace: namespace.into(),
             name: name.into(),
             source: Box::new(source),
-        }),
+        })
+}
+
+/// Deletes a workload (Job, StatefulSet) and, in the background, its pods; one already gone is
+/// deleted.
+pub(super) async fn delete_with_pods<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(source),
     }
 }
 
