@@ -441,6 +441,26 @@ pub async fn restore(
     let claims = reader.in_namespace(&caches.claims, &namespace).await?;
     let pods = reader.in_namespace(&caches.pods, &namespace).await?;
     let nodes = reader.all(&caches.nodes).await?;
+    // Only a running restore of a volume snapshot backup reads snapshots (an API read: they
+    // are not cached).
+    let snapshot_backup = backup
+        .as_ref()
+        .and_then(|b| b.status.as_ref()?.backup_method.as_ref())
+        .is_some_and(|m| m.snapshot_volumes == Some(true));
+    let settled = obj.status.as_ref().is_some_and(|s| {
+        matches!(
+            s.phase,
+            Some(
+                cairn_api::restore::RestorePhase::Completed
+                    | cairn_api::restore::RestorePhase::Failed
+            )
+        )
+    });
+    let snapshots = if snapshot_backup && !settled && obj.metadata.deletion_timestamp.is_none() {
+        volume_snapshots(ctx, &namespace).await?
+    } else {
+        Vec::new()
+    };
     Ok(crate::plan::restore::Observed {
         restore: obj.clone(),
         backup,
@@ -453,11 +473,36 @@ pub async fn restore(
         encryption_passphrase,
         passphrases,
         claims,
+        snapshots,
         pods,
         nodes,
         agents: ctx.agent_view(),
         settings: Default::default(),
     })
+}
+
+/// The VolumeSnapshots of `namespace` (none when the snapshot CRDs are not installed).
+async fn volume_snapshots(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<crate::plan::restore::snapshot::VolumeSnapshot>, ObserveError> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"),
+        "volumesnapshots",
+    );
+    match Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &resource)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => Ok(list
+            .items
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .map(|o| crate::plan::restore::snapshot::VolumeSnapshot::from_object(&o))
+            .collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(err) => Err(read(format!("volumesnapshots in {namespace}"))(err)),
+    }
 }
 
 /// Everything the BackupSchedule planner reads.

@@ -26,15 +26,18 @@ pub fn common(
     source_pod: Option<&str>,
 ) -> Vec<EnvVar> {
     let relative = req.relative_path(source_pod);
-    let mut env = vec![
-        var("DP_BACKUP_NAME", req.backup_name.clone()),
-        var("DP_TARGET_RELATIVE_PATH", relative.clone()),
-        var("DP_BACKUP_ROOT_PATH", req.root_path.clone()),
-        var(
-            "DP_BACKUP_BASE_PATH",
-            path::join(&[&req.backup_path, &relative]),
-        ),
-    ];
+    let mut env = vec![var("DP_BACKUP_NAME", req.backup_name.clone())];
+    // The paths only for a backup with files (a volume snapshot backup has none, §K3.2).
+    if !req.backup_path.is_empty() {
+        env.extend([
+            var("DP_TARGET_RELATIVE_PATH", relative.clone()),
+            var("DP_BACKUP_ROOT_PATH", req.root_path.clone()),
+            var(
+                "DP_BACKUP_BASE_PATH",
+                path::join(&[&req.backup_path, &relative]),
+            ),
+        ]);
+    }
     let actionset_env = req.actionset.spec.env.clone().unwrap_or_default();
     let layout = actionset_env
         .iter()
@@ -87,7 +90,7 @@ pub fn common(
     env.extend(actionset_env);
     merge(&mut env, req.method.env.clone().unwrap_or_default());
     merge(&mut env, restore_env.iter().cloned());
-    if req.access.mount_claim.is_some() {
+    if req.access.is_some_and(|a| a.mount_claim.is_some()) {
         merge(&mut env, [var("DATASAFED_LOCAL_BACKEND_PATH", MOUNT_PATH)]);
     }
     env

@@ -51,7 +51,7 @@ pub fn build(req: &Request<'_>, restore: &Restore, input: JobInput) -> Job {
     labels.insert(well_known::label::RESTORE.into(), restore_name.clone());
     let mut volumes = input.volumes;
     let mut mounts = input.mounts;
-    if let Some(claim) = &req.access.mount_claim {
+    if let Some(claim) = req.access.and_then(|a| a.mount_claim.as_ref()) {
         volumes.push(Volume {
             name: REPO_VOLUME.into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

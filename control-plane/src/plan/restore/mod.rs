@@ -9,7 +9,9 @@
 //!    `Running`, event `RestoreStarting`.
 //! 2. prepareData ([`prepare`]), set after set: one Job per restored instance (`volumeClaimsTemplate.replicas`, or
 //!    one), each mounting every claim it restores, which are created first when absent. Parallel,
-//!    or Serial (each job only after the previous one completed). Condition `PrepareData`.
+//!    or Serial (each job only after the previous one completed). Condition `PrepareData`. A
+//!    volume snapshot set first creates its claims from the backup's VolumeSnapshots
+//!    ([`snapshot`]); it runs Jobs only if its ActionSet has `restore.prepareData`.
 //! 3. postReady ([`post_ready`]): after the optional readiness probe ([`probe`]), set after set,
 //!    each step of the set's ActionSet's `restore.postReady` in order; condition `PostReady`.
 //! 4. `Completed` (event `RestoreCompleted`, the finished Jobs are deleted) or `Failed` (event
@@ -31,7 +33,7 @@
 //!   namespace's default service account (there is no worker service account).
 //!
 //! # Not supported yet (the Restore fails saying so)
-//! Volume snapshot backups and `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is ignored, as in KubeBlocks.
+//! `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is ignored, as in KubeBlocks.
 
 pub mod conditions;
 pub mod deletion;
@@ -44,6 +46,7 @@ pub mod prepare;
 pub mod probe;
 pub mod request;
 pub mod sets;
+pub mod snapshot;
 pub mod work;
 
 #[cfg(test)]
@@ -54,6 +57,8 @@ mod tests_kubeblocks_pitr;
 mod tests_post_ready;
 #[cfg(test)]
 mod tests_sets;
+#[cfg(test)]
+mod tests_snapshot;
 
 use cairn_api::well_known;
 use cairn_api::well_known::conditions::restore::{
@@ -128,6 +133,9 @@ pub struct Observed {
     pub passphrases: BTreeMap<String, Result<String, String>>,
     /// PersistentVolumeClaims of the Restore's namespace.
     pub claims: Vec<PersistentVolumeClaim>,
+    /// VolumeSnapshots of the Restore's namespace, read while a volume snapshot backup is
+    /// being restored (none otherwise, or when the snapshot CRDs are not installed).
+    pub snapshots: Vec<snapshot::VolumeSnapshot>,
     /// Pods of the Restore's namespace.
     pub pods: Vec<Pod>,
     /// Nodes (for `schedulingSpec.nodeSelector`).

@@ -18,7 +18,7 @@ use super::conditions::{self};
 use super::jobs::{self, JobInput};
 use super::placement::{Placement, selected_node};
 use super::work::{Outcome, Run, Work};
-use super::{StageResult, env, uid8};
+use super::{StageResult, env, snapshot, uid8};
 use crate::plan::action::Workload;
 use crate::plan::intent::Intent;
 use crate::plan::names::restore_job_name;
@@ -66,6 +66,13 @@ fn run_set(
     index: usize,
     count: usize,
 ) -> StageResult {
+    // A volume snapshot set first makes its claims from its snapshots (§K4.2a).
+    if run.req.is_snapshot() {
+        let result = snapshot::claims(run, config);
+        if result != StageResult::Done {
+            return result;
+        }
+    }
     let Some(job_spec) = run.req.spec.prepare_data.clone() else {
         return StageResult::Done;
     };
@@ -145,21 +152,6 @@ fn works(
     let restore = &run.o.restore;
     let namespace = restore.metadata.namespace.clone().unwrap_or_default();
     let template = config.volume_claims_template.as_ref();
-    let count = match template.map(|t| t.replicas) {
-        None => 1,
-        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(1),
-        Some(n) => {
-            return Err(format!(
-                "spec.prepareDataConfig.volumeClaimsTemplate.replicas must be at least 1, got {n}"
-            ));
-        }
-    };
-    let starting = template.and_then(|t| t.starting_index).unwrap_or(0);
-    if starting < 0 {
-        return Err(format!(
-            "spec.prepareDataConfig.volumeClaimsTemplate.startingIndex must not be negative, got {starting}"
-        ));
-    }
     let params: Vec<(String, String)> = restore
         .spec
         .parameters
@@ -168,16 +160,11 @@ fn works(
         .map(|p| (p.name.clone(), p.value.clone()))
         .collect();
     let restore_env = restore.spec.env.clone().unwrap_or_default();
+    // A snapshot set's claims were made from its snapshots before its jobs ([`snapshot`]).
+    let create_claims = !req.is_snapshot();
     let mut works = Vec::new();
-    for k in 0..count {
-        let Some(source) = req.source_pod(
-            config.required_policy_for_all_pod_selection.as_ref(),
-            k,
-            "spec.prepareDataConfig.requiredPolicyForAllPodSelection",
-        )?
-        else {
-            continue;
-        };
+    for instance in instances(run, config)? {
+        let (k, source) = (instance.k, instance.source.clone());
         let mut volumes = Vec::new();
         let mut mounts = Vec::new();
         let mut claims = Vec::new();
@@ -188,18 +175,21 @@ fn works(
             let mount_path = mount_path(run, claim, &name)?;
             volumes.push(claim_volume(&format!("dp-claim-{name}"), &name));
             mounts.push(claim_mount(&format!("dp-claim-{name}"), &mount_path));
-            claims.push(claim_object(claim, &name, &namespace));
+            if create_claims {
+                claims.push(claim_object(claim, &name, &namespace));
+            }
             claim_names.push(name);
         }
         for tpl in template.map(|t| t.templates.as_slice()).unwrap_or_default() {
             let tpl_name = tpl.metadata.name.clone().unwrap_or_default();
-            let index = i64::try_from(k).unwrap_or(0) + i64::from(starting);
-            let name = format!("{tpl_name}-{index}");
+            let name = instance.claim_name(&tpl_name);
             let mount_path = mount_path(run, tpl, &tpl_name)?;
             let volume = format!("dp-claim-tpl-{tpl_name}");
             volumes.push(claim_volume(&volume, &name));
             mounts.push(claim_mount(&volume, &mount_path));
-            claims.push(claim_object(tpl, &name, &namespace));
+            if create_claims {
+                claims.push(claim_object(tpl, &name, &namespace));
+            }
             labels.extend(tpl.metadata.labels.clone().unwrap_or_default());
             claim_names.push(name);
         }
@@ -237,6 +227,58 @@ fn works(
         });
     }
     Ok(works)
+}
+
+/// One restored instance: the `k`th job of the set, restoring the data of `source` (strategy
+/// All) into the claims `<template>-<k + starting>`.
+pub struct Instance {
+    pub k: usize,
+    pub source: Option<String>,
+    pub starting: i32,
+}
+
+impl Instance {
+    /// The name of the claim of template `template` for this instance.
+    pub fn claim_name(&self, template: &str) -> String {
+        let index = i64::try_from(self.k).unwrap_or(0) + i64::from(self.starting);
+        format!("{template}-{index}")
+    }
+}
+
+/// The instances of the set `run.req`, in index order: `volumeClaimsTemplate.replicas` (one
+/// without a template), less those with no source pod (strategy All, OneToOne, §4.2).
+pub fn instances(run: &Run<'_>, config: &PrepareDataConfig) -> Result<Vec<Instance>, String> {
+    let template = config.volume_claims_template.as_ref();
+    let count = match template.map(|t| t.replicas) {
+        None => 1,
+        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(1),
+        Some(n) => {
+            return Err(format!(
+                "spec.prepareDataConfig.volumeClaimsTemplate.replicas must be at least 1, got {n}"
+            ));
+        }
+    };
+    let starting = template.and_then(|t| t.starting_index).unwrap_or(0);
+    if starting < 0 {
+        return Err(format!(
+            "spec.prepareDataConfig.volumeClaimsTemplate.startingIndex must not be negative, got {starting}"
+        ));
+    }
+    let mut instances = Vec::new();
+    for k in 0..count {
+        if let Some(source) = run.req.source_pod(
+            config.required_policy_for_all_pod_selection.as_ref(),
+            k,
+            "spec.prepareDataConfig.requiredPolicyForAllPodSelection",
+        )? {
+            instances.push(Instance {
+                k,
+                source,
+                starting,
+            });
+        }
+    }
+    Ok(instances)
 }
 
 /// `schedulingSpec.nodeName`, else the node a mounted claim is bound to, else any agent whose
@@ -300,7 +342,7 @@ fn claim_mount(volume: &str, path: &str) -> VolumeMount {
 
 /// The PVC to create for a claim, in the Restore's namespace, with the claim's labels and
 /// annotations and spec.
-fn claim_object(claim: &RestoreVolumeClaim, name: &str, namespace: &str) -> serde_json::Value {
+pub fn claim_object(claim: &RestoreVolumeClaim, name: &str, namespace: &str) -> serde_json::Value {
     let mut metadata = json!({"name": name, "namespace": namespace});
     if let Some(labels) = claim.metadata.labels.as_ref().filter(|l| !l.is_empty()) {
         metadata["labels"] = json!(labels);

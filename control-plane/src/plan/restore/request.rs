@@ -1,8 +1,10 @@
 //! Resolving what a Restore restores: the source Backup, its ActionSet, repository and recorded
 //! target, with KubeBlocks' checks and messages (ARCHITECTURE.md §K1.5 "New", §K4.1).
 
-use cairn_api::actionset::{ActionSet, BackupType, RestoreActionSpec};
-use cairn_api::backup::{Backup, BackupPhase, BackupStatusTarget};
+use std::sync::LazyLock;
+
+use cairn_api::actionset::{ActionSet, ActionSetSpec, BackupType, RestoreActionSpec};
+use cairn_api::backup::{Backup, BackupPhase, BackupStatus, BackupStatusTarget};
 use cairn_api::backup_policy::BackupMethod;
 use cairn_api::restore::{DataRestorePolicy, RequiredPolicyForAllPodSelection};
 use cairn_api::target::PodSelectionStrategy;
@@ -67,11 +69,12 @@ pub struct Request<'a> {
     pub method: BackupMethod,
     /// The target the backup recorded and this restore reads.
     pub target: BackupStatusTarget,
-    /// The backup's `status.path`.
+    /// The backup's `status.path` (empty for a volume snapshot backup: it has no files).
     pub backup_path: String,
-    /// Its parent, shared with sibling backups (`DP_BACKUP_ROOT_PATH`).
+    /// Its parent, shared with sibling backups (`DP_BACKUP_ROOT_PATH`; empty with no path).
     pub root_path: String,
-    pub access: &'a RepoAccess,
+    /// The backup's repository; `None` for a volume snapshot backup, which has none.
+    pub access: Option<&'a RepoAccess>,
     pub passphrase: Option<String>,
     /// An Incremental backup's base full and intermediate incrementals (oldest first); a
     /// Continuous backup's base (no ancestors: an Incremental base is its own set).
@@ -80,7 +83,29 @@ pub struct Request<'a> {
     pub restore_time: Option<Timestamp>,
 }
 
+/// The ActionSet of a snapshot method that names none: Full, with no restore actions (its
+/// claims are made from the snapshots and nothing runs on them).
+pub static SNAPSHOT_ONLY: LazyLock<ActionSet> = LazyLock::new(|| {
+    ActionSet::new(
+        "",
+        ActionSetSpec {
+            backup_type: BackupType::Full,
+            parameters_schema: None,
+            env: None,
+            env_from: None,
+            backup: None,
+            restore: None,
+        },
+    )
+});
+
 impl Request<'_> {
+    /// A volume snapshot backup (`snapshotVolumes: true`): its claims are made from its
+    /// VolumeSnapshots ([`super::snapshot`]).
+    pub fn is_snapshot(&self) -> bool {
+        self.method.snapshot_volumes == Some(true)
+    }
+
     /// Strategy of the recorded target (default Any).
     pub fn strategy(&self) -> PodSelectionStrategy {
         self.target
@@ -143,7 +168,10 @@ impl Request<'_> {
     /// The prefixes the restore's actions may read: the backups' directory and the paths of the
     /// chain's links (which may lie elsewhere when a prefix changed).
     pub fn read_only(&self) -> Vec<String> {
-        let mut prefixes = vec![self.root_path.clone()];
+        let mut prefixes: Vec<String> = Some(self.root_path.clone())
+            .filter(|p| !p.is_empty())
+            .into_iter()
+            .collect();
         let links = self
             .chain
             .iter()
@@ -213,21 +241,32 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
     })?;
     consent(restore, backup).map_err(Problem::invalid)?;
     let status = backup.status.clone().unwrap_or_default();
-    let repo_name = status
-        .backup_repo_name
-        .clone()
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            Problem::repo(format!(
+    let repo_name = status.backup_repo_name.clone().filter(|r| !r.is_empty());
+    // A volume snapshot backup keeps its data in VolumeSnapshots, not in a repository.
+    let snapshot = status
+        .backup_method
+        .as_ref()
+        .is_some_and(|m| m.snapshot_volumes == Some(true));
+    let access = match repo_name {
+        None if snapshot => None,
+        None => {
+            return Err(Problem::repo(format!(
                 "backup \"{backup_name}\" records no backup repository (status.backupRepoName is empty)"
-            ))
-        })?;
+            )));
+        }
+        Some(repo_name) => Some(repo_access(o, &repo_name)?),
+    };
+    resolve_rest(o, backup, backup_name, status, access)
+}
+
+/// The rendered access of the backup's repository, or why the Restore waits or fails.
+fn repo_access<'a>(o: &'a Observed, repo_name: &str) -> Result<&'a RepoAccess, Problem> {
     let repo = o
         .repos
         .iter()
-        .find(|r| r.metadata.name.as_deref() == Some(repo_name.as_str()))
+        .find(|r| r.metadata.name.as_deref() == Some(repo_name))
         .ok_or_else(|| Problem::repo(format!("backup repo {repo_name} not found")))?;
-    let access = access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
+    access::resolve(repo, o.repo_access.as_ref(), &o.claims).map_err(|problem| {
         let reason = match problem {
             AccessProblem::PreChecking { .. } | AccessProblem::NotRendered { .. } => {
                 REASON_WAIT_FOR_REPO
@@ -243,8 +282,20 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             reason,
             message: problem.to_string(),
         }
-    })?;
+    })
+}
 
+/// The checks after the repository's: the method, ActionSet, parameters, phase, chain, path,
+/// target and key.
+fn resolve_rest<'a>(
+    o: &'a Observed,
+    backup: &'a Backup,
+    backup_name: String,
+    status: BackupStatus,
+    access: Option<&'a RepoAccess>,
+) -> Result<Request<'a>, Problem> {
+    let restore = &o.restore;
+    let backup_ref = &restore.spec.backup;
     if restore
         .spec
         .prepare_data_config
@@ -260,17 +311,18 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "backup \"{backup_name}\" has no status.backupMethod"
         ))
     })?;
-    if method.snapshot_volumes.unwrap_or(false) {
-        return Err(Problem::invalid(format!(
-            "backup \"{backup_name}\" is a volume snapshot backup, which Cairn cannot restore yet"
-        )));
-    }
+    let snapshot = method.snapshot_volumes == Some(true);
     let actionset_name = method.action_set_name.clone().unwrap_or_default();
-    let actionset = o.actionset.as_ref().ok_or_else(|| {
-        Problem::invalid(format!(
-            "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
-        ))
-    })?;
+    let actionset = match o.actionset.as_ref() {
+        Some(actionset) => actionset,
+        // A snapshot method's ActionSet is optional (it only brings hooks, §K2.5).
+        None if snapshot && actionset_name.is_empty() => &SNAPSHOT_ONLY,
+        None => {
+            return Err(Problem::invalid(format!(
+                "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
+            )));
+        }
+    };
     let spec = actionset.spec.restore.clone().unwrap_or_default();
     check_parameters(o, actionset, &spec)?;
     let backup_type = actionset.spec.backup_type;
@@ -291,12 +343,21 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         _ => None,
     };
     let restore_time = restore_time(restore)?;
-    let backup_path = status
-        .path
-        .clone()
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| Problem::invalid(format!("backup \"{backup_name}\" has no status.path")))?;
-    let root_path = parent(&backup_path);
+    let backup_path = match status.path.clone().filter(|p| !p.is_empty()) {
+        Some(path) => path,
+        // A snapshot backup has no files (unless its data was also moved to a repository).
+        None if snapshot => String::new(),
+        None => {
+            return Err(Problem::invalid(format!(
+                "backup \"{backup_name}\" has no status.path"
+            )));
+        }
+    };
+    let root_path = if backup_path.is_empty() {
+        String::new()
+    } else {
+        parent(&backup_path)
+    };
     let target = recorded_target(
         backup,
         &backup_name,

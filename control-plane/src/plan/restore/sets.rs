@@ -35,9 +35,12 @@ impl<'a> Sets<'a> {
         &self.all[self.all.len() - 1]
     }
 
-    /// The sets that run prepareData (their ActionSet has `restore.prepareData`), in order.
+    /// The sets that run prepareData (their ActionSet has `restore.prepareData`, or they restore
+    /// volume snapshots into the claims), in order.
     pub fn prepare_data(&self) -> impl Iterator<Item = &Request<'a>> {
-        self.all.iter().filter(|s| s.spec.prepare_data.is_some())
+        self.all
+            .iter()
+            .filter(|s| s.spec.prepare_data.is_some() || s.is_snapshot())
     }
 
     /// The sets that run postReady steps, in order.
@@ -250,31 +253,30 @@ fn set_of<'a>(
             "status.backupMethod of backup \"{backup_name}\" ({why}) is empty"
         ))
     })?;
-    if method.snapshot_volumes.unwrap_or(false) {
-        return Err(Problem::invalid(format!(
-            "backup \"{backup_name}\" ({why}) is a volume snapshot backup, which Cairn cannot restore yet"
-        )));
-    }
+    // A volume snapshot backup (a base, say) restores from its VolumeSnapshots: no ActionSet,
+    // path or repository needed.
+    let snapshot = method.snapshot_volumes == Some(true);
     let actionset_name = method.action_set_name.clone().unwrap_or_default();
     let actionset = o
         .actionsets
         .iter()
         .chain(o.actionset.iter())
         .find(|a| a.metadata.name.as_deref() == Some(actionset_name.as_str()))
+        .or_else(|| (snapshot && actionset_name.is_empty()).then_some(&*request::SNAPSHOT_ONLY))
         .ok_or_else(|| {
             Problem::invalid(format!(
                 "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found: it is the ActionSet of backup \"{backup_name}\" ({why})"
             ))
         })?;
-    let backup_path = status
-        .path
-        .clone()
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| {
-            Problem::invalid(format!(
+    let backup_path = match status.path.clone().filter(|p| !p.is_empty()) {
+        Some(path) => path,
+        None if snapshot => String::new(),
+        None => {
+            return Err(Problem::invalid(format!(
                 "backup \"{backup_name}\" ({why}) has no status.path"
-            ))
-        })?;
+            )));
+        }
+    };
     let target = recorded_target(
         backup,
         &backup_name,
@@ -282,8 +284,10 @@ fn set_of<'a>(
     )
     .map_err(Problem::invalid)?;
     let repo_name = chain::repo(backup).to_string();
-    let access = if repo_name == source.access.repo_name {
-        source.access
+    let access = if repo_name.is_empty() && snapshot {
+        None
+    } else if let Some(same) = source.access.filter(|a| a.repo_name == repo_name) {
+        Some(same)
     } else {
         let repo = o
             .repos
@@ -295,13 +299,15 @@ fn set_of<'a>(
                 ))
             })?;
         let rendered = o.repo_accesses.iter().find(|a| a.repo_name == repo_name);
-        access::resolve(repo, rendered, &o.claims).map_err(|problem| match problem {
-            AccessProblem::NoClaim { repo, claim } => Problem::WaitForRepoClaim { repo, claim },
-            other => Problem::Wait {
-                reason: well_known::conditions::restore::REASON_WAIT_FOR_REPO,
-                message: format!("{other} (it holds backup \"{backup_name}\", {why})"),
-            },
-        })?
+        access::resolve(repo, rendered, &o.claims)
+            .map_err(|problem| match problem {
+                AccessProblem::NoClaim { repo, claim } => Problem::WaitForRepoClaim { repo, claim },
+                other => Problem::Wait {
+                    reason: well_known::conditions::restore::REASON_WAIT_FOR_REPO,
+                    message: format!("{other} (it holds backup \"{backup_name}\", {why})"),
+                },
+            })
+            .map(Some)?
     };
     let passphrase = match &status.encryption_config {
         None => None,
@@ -342,7 +348,11 @@ fn set_of<'a>(
         spec: actionset.spec.restore.clone().unwrap_or_default(),
         method,
         target,
-        root_path: parent(&backup_path),
+        root_path: if backup_path.is_empty() {
+            String::new()
+        } else {
+            parent(&backup_path)
+        },
         backup_path,
         access,
         passphrase,

@@ -117,6 +117,7 @@ pub fn observed() -> Observed {
         encryption_passphrase: None,
         passphrases: BTreeMap::new(),
         claims: Vec::new(),
+        snapshots: Vec::new(),
         pods: vec![pod("pg-0").on_node("node-a"), pod("pg-1").on_node("node-b")],
         nodes: Vec::new(),
         agents: agents(&["node-a"]),
@@ -307,16 +308,6 @@ fn data_source_ref_fails_as_not_supported_yet() {
         message.contains("dataSourceRef") && message.contains("not supported"),
         "{message}"
     );
-}
-
-#[test]
-fn snapshot_backups_fail_as_not_restorable_yet() {
-    let mut o = observed();
-    o.backup = Some(backup(
-        json!({"status": {"backupMethod": {"snapshotVolumes": true}}}),
-    ));
-    let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
-    assert!(message.contains("snapshot"), "{message}");
 }
 
 #[test]

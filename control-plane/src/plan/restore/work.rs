@@ -19,7 +19,7 @@ use super::placement::{Placement, Placements};
 use super::request::Request;
 use super::sets::Sets;
 use crate::plan::action::{
-    self, Scope, Step, Workload, failure_reason, grant, lost_message, step, to_wire,
+    self, ActionKind, Scope, Step, Workload, failure_reason, grant, lost_message, step, to_wire,
 };
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
@@ -336,6 +336,11 @@ impl Run<'_> {
 
     /// The wire action for `work`.
     pub fn wire_action(&self, work: &Work) -> pb::Action {
+        let mut kind = work.kind.kind(|| self.grant().unwrap_or_default(), None);
+        // A set with no repository (a volume snapshot backup) gives its Jobs no storage.
+        if let (ActionKind::Job { storage, .. }, None) = (&mut kind, self.req.access) {
+            *storage = None;
+        }
         to_wire(
             &set_entry_id(
                 &self.o.restore,
@@ -346,12 +351,14 @@ impl Run<'_> {
             &work.name,
             owner(self.o),
             work.pod.as_ref(),
-            work.kind.kind(|| self.grant(), None),
+            kind,
         )
     }
 
-    /// Read-only access to the backup, its siblings and the links of its chain.
-    pub fn grant(&self) -> pb::StorageGrant {
+    /// Read-only access to the backup, its siblings and the links of its chain; `None` when
+    /// the set has no repository.
+    pub fn grant(&self) -> Option<pb::StorageGrant> {
+        let access = self.req.access?;
         let read_only = self.req.read_only();
         // A Mount repository's PVC is the one in the Restore's namespace (§5.3 step 9).
         let namespace = self.o.restore.metadata.namespace.as_deref();
@@ -361,15 +368,15 @@ impl Run<'_> {
             .status
             .as_ref()
             .and_then(|s| s.encryption_config.as_ref());
-        grant(
-            self.req.access,
+        Some(grant(
+            access,
             namespace.unwrap_or_default(),
             Scope {
                 read_write: "",
                 read_only: &read_only,
                 encryption: config.zip(self.req.passphrase.as_deref()),
             },
-        )
+        ))
     }
 }
 
