@@ -86,8 +86,10 @@ impl VolumeController {
             })
     }
 
-    /// The directory of a ready snapshot a claim restores from; `Err` to wait.
-    fn restore_source(&self, ns: &str, pvc: &Value) -> Result<Option<PathBuf>, ()> {
+    /// The directory of the ready snapshot a claim restores from. `Err` is the external
+    /// provisioner's error (the claim stays Pending and it is retried): a snapshot missing,
+    /// being deleted, not ready or not bound, or larger than the claim.
+    fn restore_source(&self, ns: &str, pvc: &Value) -> Result<Option<PathBuf>, String> {
         let Some(source) = pvc
             .pointer("/spec/dataSource")
             .or_else(|| pvc.pointer("/spec/dataSourceRef"))
@@ -97,30 +99,116 @@ impl VolumeController {
         if s(source, "/kind") != "VolumeSnapshot" {
             return Ok(None);
         }
-        let Some(vs) = self.api.store().get(
-            "snapshot.storage.k8s.io/volumesnapshots",
-            ns,
-            s(source, "/name"),
-        ) else {
-            return Err(());
+        let name = s(source, "/name");
+        let fail = |why: String| {
+            Err(format!(
+                "error getting handle for DataSource Type VolumeSnapshot by Name {name}: {why}"
+            ))
         };
-        let vs = vs.value();
+        let Some(stored) =
+            self.api
+                .store()
+                .get("snapshot.storage.k8s.io/volumesnapshots", ns, name)
+        else {
+            return fail(format!(
+                "error getting snapshot {name} from api server: volumesnapshots.snapshot.storage.k8s.io \"{name}\" not found"
+            ));
+        };
+        if stored.index.deleting {
+            return fail(format!("snapshot {name} is currently being deleted"));
+        }
+        let vs = stored.value();
         if vs.pointer("/status/readyToUse").and_then(Value::as_bool) != Some(true) {
-            return Err(());
+            return fail(format!("snapshot {name} is not Ready"));
         }
         let content = s(&vs, "/status/boundVolumeSnapshotContentName");
+        if content.is_empty() {
+            return fail(format!("snapshot {name} not bound"));
+        }
         let Some(c) = self.api.store().get(
             "snapshot.storage.k8s.io/volumesnapshotcontents",
             "",
             content,
         ) else {
-            return Err(());
+            return fail(format!(
+                "error getting snapshotcontent {content} for snapshot {ns}/{name} from api server: volumesnapshotcontents.snapshot.storage.k8s.io \"{content}\" not found"
+            ));
         };
-        let handle = s(&c.value(), "/status/snapshotHandle").to_string();
+        let c = c.value();
+        let handle = s(&c, "/status/snapshotHandle").to_string();
         if handle.is_empty() {
-            return Err(());
+            return fail(format!("snapshot {name} not bound"));
+        }
+        let size = c
+            .pointer("/status/restoreSize")
+            .and_then(Value::as_u64)
+            .map(u128::from);
+        let requested = quantity_bytes(s(pvc, "/spec/resources/requests/storage"));
+        if let (Some(size), Some(requested)) = (size, requested)
+            && requested < size
+        {
+            return fail(format!(
+                "requested volume size {requested} is less than the size {size} for the source snapshot {name}"
+            ));
         }
         Ok(Some(PathBuf::from(handle)))
+    }
+
+    /// The external provisioner's Warning event `ProvisioningFailed` on a claim, one per
+    /// claim: a new message replaces the last one and counts.
+    fn provisioning_failed(&self, pvc: &Value, class: &str, why: &str) {
+        let (ns, name, uid) = (
+            s(pvc, "/metadata/namespace"),
+            s(pvc, "/metadata/name"),
+            s(pvc, "/metadata/uid"),
+        );
+        let message = format!("failed to provision volume with StorageClass \"{class}\": {why}");
+        let event_name = format!("{name}.{}.provisioningfailed", uid.get(..8).unwrap_or(uid));
+        let now = crate::time::now_time();
+        let store = self.api.store();
+        let existing = store.get("core/events", ns, &event_name).map(|e| e.value());
+        let result = match existing {
+            Some(event) if s(&event, "/message") == message => Ok(()),
+            Some(mut event) => {
+                let count = event.pointer("/count").and_then(Value::as_i64).unwrap_or(1);
+                event["message"] = json!(message);
+                event["count"] = json!(count + 1);
+                event["lastTimestamp"] = json!(now);
+                self.api
+                    .update(
+                        &self.api.builtin(Builtin::Event),
+                        Some(ns),
+                        &event_name,
+                        event,
+                        Target::Main,
+                        &WriteOptions::default(),
+                    )
+                    .map(|_| ())
+            }
+            None => super::util::create(
+                &self.api,
+                Builtin::Event,
+                ns,
+                json!({
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"name": event_name, "namespace": ns},
+                    "involvedObject": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "namespace": ns, "name": name, "uid": uid},
+                    "reason": "ProvisioningFailed",
+                    "message": message,
+                    "type": "Warning",
+                    "source": {"component": LOCAL_PATH_PROVISIONER},
+                    "reportingComponent": LOCAL_PATH_PROVISIONER,
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
+                }),
+            ),
+        };
+        if let Err(err) = result {
+            tracing::warn!(claim = name, error = %err, "recording a ProvisioningFailed event failed");
+        }
     }
 
     fn bind(&self, ns: &str, pvc: &Value, pv: &Value) -> Result<(), ApiError> {
@@ -185,7 +273,10 @@ impl VolumeController {
     ) -> Result<Option<Duration>, ApiError> {
         let source = match self.restore_source(ns, pvc) {
             Ok(s) => s,
-            Err(()) => return Ok(Some(Duration::from_millis(500))),
+            Err(why) => {
+                self.provisioning_failed(pvc, s(class, "/metadata/name"), &why);
+                return Ok(Some(Duration::from_secs(2)));
+            }
         };
         let pv_name = format!("pvc-{}", s(pvc, "/metadata/uid"));
         let dir = self.data_dir.join("volumes").join(&pv_name);

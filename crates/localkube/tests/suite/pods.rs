@@ -345,6 +345,88 @@ async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
     );
 }
 
+/// Waits for the provisioner's `ProvisioningFailed` event on claim `claim` to contain
+/// `expected`; returns its message.
+async fn provisioning_failed(k: &Kubectl<'_>, claim: &str, expected: &str) -> String {
+    eventually(Duration::from_secs(30), async || {
+        let message = k.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={claim},reason=ProvisioningFailed"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        message.contains(expected).then_some(message)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_from_a_missing_unready_or_larger_snapshot_stays_pending_with_the_provisioners_error()
+ {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    let claim = |name: &str, size: &str, snapshot: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}}}\nspec:\n  storageClassName: local-csi\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: {size}}}}}\n  dataSource: {{apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: {snapshot}}}\n"
+        )
+    };
+    let reader = |name: &str, claim: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  volumes: [{{name: d, persistentVolumeClaim: {{claimName: {claim}}}}}]\n  containers: [{{name: c, image: x, command: [cat, /d/f], volumeMounts: [{{name: d, mountPath: /d}}]}}]\n"
+        )
+    };
+    // A claim (used by a pod: WaitForFirstConsumer) from a snapshot that does not exist yet.
+    k.apply(&claim("early", "1Gi", "s1"));
+    k.apply(&reader("r-early", "early"));
+    let message = provisioning_failed(&k, "early", "not found").await;
+    assert_eq!(
+        message,
+        "failed to provision volume with StorageClass \"local-csi\": error getting handle for DataSource Type VolumeSnapshot by Name s1: error getting snapshot s1 from api server: volumesnapshots.snapshot.storage.k8s.io \"s1\" not found"
+    );
+    assert_eq!(
+        k.ok(&["get", "pvc", "early", "-o", "jsonpath={.status.phase}"]),
+        "Pending"
+    );
+    // A snapshot that is not ready yet.
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata: {name: slow}\ndriver: localkube/local-path\ndeletionPolicy: Delete\nparameters: {localkube/snapshot-delay-seconds: '3600'}\n");
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: src}\nspec: {storageClassName: local-csi, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: src}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'echo snapshotted > /data/f'], volumeMounts: [{name: d, mountPath: /data}]}]\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/w",
+        "--timeout=30s",
+    ]);
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s-slow}\nspec: {source: {persistentVolumeClaimName: src}, volumeSnapshotClassName: slow}\n");
+    k.apply(&claim("waits", "1Gi", "s-slow"));
+    k.apply(&reader("r-waits", "waits"));
+    provisioning_failed(&k, "waits", "snapshot s-slow is not Ready").await;
+    // The snapshot appears: the waiting claim is filled from it.
+    k.apply("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s1}\nspec: {source: {persistentVolumeClaimName: src}}\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/r-early",
+        "--timeout=60s",
+    ]);
+    assert_eq!(k.ok(&["logs", "r-early"]), "snapshotted\n");
+    // A claim smaller than the snapshot's restore size.
+    k.apply(&claim("small", "1Mi", "s1"));
+    k.apply(&reader("r-small", "small"));
+    provisioning_failed(
+        &k,
+        "small",
+        "requested volume size 1048576 is less than the size 1073741824 for the source snapshot s1",
+    )
+    .await;
+    assert_eq!(
+        k.ok(&["get", "pvc", "small", "-o", "jsonpath={.status.phase}"]),
+        "Pending"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_snapshotter_reports_errors_like_the_csi_snapshotter_and_honours_its_test_knobs() {
     let t = with_kubelet().await;
