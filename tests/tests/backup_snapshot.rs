@@ -2,14 +2,16 @@
 //! localkube's CSI snapshotter: the freeze hook runs before the snapshots and the thaw hook
 //! after, each target volume gets a VolumeSnapshot holding the data as it was, every
 //! precondition fails the Backup naming what is wrong, and the snapshotter's errors and a
-//! snapshot that never becomes ready fail it too.
+//! snapshot that never becomes ready fail it too. A Restore makes new claims from the snapshots
+//! (ARCHITECTURE.md §K4.2a), byte-equal to the volumes at the backup, and fails naming the
+//! claim, volume or snapshot that is wrong.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use cairn_api::backup::{ActionPhase, Backup};
 use cairn_e2e::stack::TestStack;
-use cairn_e2e::{dp, manifests, run, scenario};
+use cairn_e2e::{dp, files, manifests, run, scenario};
 
 const NS: &str = "snaps";
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -328,6 +330,189 @@ async fn a_snapshotter_error_and_a_snapshot_never_ready_fail_the_backup_with_the
             started.elapsed() >= Duration::from_secs(8),
             "not before the timeout: {:?}",
             started.elapsed()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// A Restore of snapshot backup `backup` into `claims` (name, volumeSource, size), strategy
+/// Any, in the backup's namespace.
+fn snapshot_restore(name: &str, backup: &str, claims: &[(&str, &str, &str)]) -> String {
+    let claims: String = claims
+        .iter()
+        .map(|(claim, volume, size)| {
+            format!(
+                "      - metadata: {{name: {claim}}}\n        volumeSource: {volume}\n        volumeClaimSpec:\n          storageClassName: local-csi\n          accessModes: [ReadWriteOnce]\n          resources: {{requests: {{storage: {size}}}}}\n"
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: Restore\nmetadata: {{name: {name}, namespace: {NS}}}\n\
+         spec:\n  backup: {{name: {backup}, namespace: {NS}}}\n  prepareDataConfig:\n    volumeClaims:\n{claims}"
+    )
+}
+
+/// Waits until Restore `name` fails; returns the message of its PrepareData condition.
+async fn restore_failure(stack: &TestStack, name: &str) -> anyhow::Result<String> {
+    let api: kube::Api<cairn_api::restore::Restore> =
+        kube::Api::namespaced(stack.client.clone(), NS);
+    cairn_e2e::wait::until(
+        &format!("Restore {name} to fail"),
+        BACKUP_TIMEOUT,
+        async || {
+            let Some(restore) = api.get_opt(name).await? else {
+                return Ok(cairn_e2e::wait::Check::Pending("no Restore yet".into()));
+            };
+            let status = restore.status.clone().unwrap_or_default();
+            Ok(match status.phase {
+                Some(cairn_api::restore::RestorePhase::Failed) => cairn_e2e::wait::Check::Done(
+                    status
+                        .conditions
+                        .iter()
+                        .flatten()
+                        .find(|c| c.type_ == "PrepareData")
+                        .map(|c| c.message.clone())
+                        .unwrap_or_default(),
+                ),
+                Some(cairn_api::restore::RestorePhase::Completed) => {
+                    anyhow::bail!("Restore {name} completed: {status:?}")
+                }
+                phase => cairn_e2e::wait::Check::Pending(format!("phase {phase:?}")),
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_backup_restores_into_new_claims_holding_the_volumes_as_they_were()
+-> anyhow::Result<()> {
+    run("snapshot-restore", async |stack| {
+        deploy(stack, "cart", "5m").await?;
+        scenario::backup(stack, NS, "b1", "cart-snapshots", "snap", "Delete").await?;
+        dp::backup_completed(&stack.client, NS, "b1", BACKUP_TIMEOUT).await?;
+        let source_data = dp::pvc_dir(&stack.client, NS, "data-cart-0").await?;
+        let source_log = dp::pvc_dir(&stack.client, NS, "log-cart-0").await?;
+        let data_then = files::tree(&source_data)?;
+        let log_then = files::tree(&source_log)?;
+        ensure!(
+            files::file_bytes(&data_then) >= 200_000,
+            "the data volume holds the workload's files: {:?}",
+            data_then.keys().collect::<Vec<_>>()
+        );
+        // Changes after the backup must not reach the restored claims.
+        stack
+            .kubectl
+            .run(&[
+                "exec", "-n", NS, "cart-0", "-c", "main", "--", "sh", "-c",
+                "echo 'version 2' > '/data/dir with spaces/state.txt'; head -c 4096 /dev/urandom > /data/random.bin; \
+                 echo new > /data/after.txt; echo 'log 2' >> /log/app.log",
+            ])
+            .await?;
+        ensure!(
+            !files::differences(&data_then, &files::tree(&source_data)?).is_empty(),
+            "the source volume changed after the backup"
+        );
+
+        stack
+            .kubectl
+            .create(&snapshot_restore(
+                "r1",
+                "b1",
+                &[("restored-data", "data", "1Gi"), ("restored-log", "log", "512Mi")],
+            ))
+            .await?;
+        dp::restore_completed(&stack.client, NS, "r1", BACKUP_TIMEOUT).await?;
+        for (claim, snapshot) in [("restored-data", "b1-0-data"), ("restored-log", "b1-0-log")] {
+            let pvc = stack.kubectl.get_json(&["pvc", claim, "-n", NS]).await?;
+            ensure!(
+                pvc["spec"]["dataSource"]
+                    == serde_json::json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot}),
+                "{claim} is made from {snapshot}: {pvc}"
+            );
+        }
+        let jobs = stack.kubectl.run(&["get", "jobs", "-A", "-o", "name"]).await?;
+        ensure!(jobs.trim().is_empty(), "no restore Job ran: {jobs}");
+
+        // The claims bind when a pod uses them (WaitForFirstConsumer), from the snapshots.
+        stack
+            .kubectl
+            .apply(&format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: reader, namespace: {NS}}}\nspec:\n  restartPolicy: Never\n\
+                 \x20 volumes: [{{name: d, persistentVolumeClaim: {{claimName: restored-data}}}}, {{name: l, persistentVolumeClaim: {{claimName: restored-log}}}}]\n\
+                 \x20 containers: [{{name: c, image: busybox:1.36, command: [sh, -c, 'cat \"/d/dir with spaces/state.txt\" /l/app.log'],\n\
+                 \x20   volumeMounts: [{{name: d, mountPath: /d}}, {{name: l, mountPath: /l}}]}}]\n"
+            ))
+            .await?;
+        stack
+            .kubectl
+            .run(&[
+                "wait", "-n", NS, "--for=jsonpath={.status.phase}=Succeeded", "pod/reader", "--timeout=90s",
+            ])
+            .await?;
+        let seen = stack.kubectl.run(&["logs", "-n", NS, "reader"]).await?;
+        ensure!(seen == "version 1\nlog 1\n", "the pod reads the data as it was: {seen:?}");
+        for (claim, then) in [("restored-data", &data_then), ("restored-log", &log_then)] {
+            let restored = files::tree(&dp::pvc_dir(&stack.client, NS, claim).await?)?;
+            let differences = files::differences(then, &restored);
+            ensure!(
+                differences.is_empty(),
+                "{claim} is byte-equal to its volume at the backup: {differences:?}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restore_fails_naming_a_volume_not_snapshotted_or_a_snapshot_gone()
+-> anyhow::Result<()> {
+    run("snapshot-restore-errors", async |stack| {
+        deploy(stack, "gone", "5m").await?;
+        scenario::backup(stack, NS, "b1", "gone-snapshots", "snap", "Retain").await?;
+        dp::backup_completed(&stack.client, NS, "b1", BACKUP_TIMEOUT).await?;
+
+        stack
+            .kubectl
+            .create(&snapshot_restore("r-nope", "b1", &[("from-nope", "nope", "1Gi")]))
+            .await?;
+        let message = restore_failure(stack, "r-nope").await?;
+        ensure!(
+            message.contains("volume claim \"from-nope\"")
+                && message.contains("no volume snapshot of volume \"nope\"")
+                && message.contains("\"data\", \"log\""),
+            "the failure names the claim, the volume and what was snapshotted: {message:?}"
+        );
+
+        stack
+            .kubectl
+            .run(&["delete", "volumesnapshot", "b1-0-log", "-n", NS, "--timeout=60s"])
+            .await?;
+        stack
+            .kubectl
+            .create(&snapshot_restore("r-gone", "b1", &[("from-log", "log", "512Mi")]))
+            .await?;
+        let message = restore_failure(stack, "r-gone").await?;
+        ensure!(
+            message == format!("VolumeSnapshot {NS}/b1-0-log (volume \"log\" of backup \"b1\", for volume claim \"from-log\") not found"),
+            "the failure names the snapshot: {message:?}"
+        );
+
+        stack
+            .kubectl
+            .create(&snapshot_restore("r-small", "b1", &[("too-small", "data", "1Mi")]))
+            .await?;
+        let message = restore_failure(stack, "r-small").await?;
+        ensure!(
+            message.contains("volume claim \"too-small\" requests 1Mi of storage, less than the restore size 1Gi"),
+            "{message:?}"
+        );
+        let claims = stack.kubectl.run(&["get", "pvc", "-n", NS, "-o", "name"]).await?;
+        ensure!(
+            !claims.contains("from-") && !claims.contains("too-small"),
+            "no claim was created: {claims}"
         );
         Ok(())
     })
