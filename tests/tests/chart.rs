@@ -1919,7 +1919,7 @@ fn calls(requests: &Value, agent: &str) -> BTreeSet<(String, String)> {
 }
 
 /// Runs a backup (a Job action), a restore, a Delete-policy deletion and snapshot backups
-/// deleted with Delete and Retain in localkube, reads the
+/// (one restored) deleted with Delete and Retain in localkube, reads the
 /// API requests the control plane and the agent made (by User-Agent) and holds them against the
 /// chart's RBAC: everything they called must be granted. The other direction (every grant is
 /// called) needs a scenario for every code path (failures read pod logs, credentials read
@@ -1979,6 +1979,20 @@ async fn rbac_grants_everything_the_control_plane_and_agent_call() -> Result<()>
             cairn_e2e::scenario::backup(stack, NS, name, "snap-snapshots", "snap", policy).await?;
             cairn_e2e::dp::backup_completed(&stack.client, NS, name, Duration::from_secs(90))
                 .await?;
+            if name == "s1" {
+                // A restore of it (the control plane lists the snapshots).
+                stack
+                    .kubectl
+                    .create(&format!(
+                        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: Restore\nmetadata: {{name: rs1, namespace: {NS}}}\n\
+                         spec:\n  backup: {{name: s1, namespace: {NS}}}\n  prepareDataConfig:\n    volumeClaims:\n\
+                         \x20     - metadata: {{name: from-s1}}\n        volumeSource: data\n\
+                         \x20       volumeClaimSpec: {{storageClassName: local-csi, accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+                    ))
+                    .await?;
+                cairn_e2e::dp::restore_completed(&stack.client, NS, "rs1", Duration::from_secs(90))
+                    .await?;
+            }
             stack
                 .kubectl
                 .run(&["delete", "backup", name, "-n", NS, "--timeout=60s"])

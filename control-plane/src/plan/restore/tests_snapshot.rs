@@ -388,16 +388,9 @@ fn kubeblocks_legacy_snapshot_name_is_used_when_it_exists() {
 #[test]
 fn the_snapshot_methods_actionset_runs_its_restore_jobs_on_the_restored_claims_without_storage() {
     let mut o = snapshot_observed();
-    let mut backup = snapshot_backup(json!({}));
-    backup
-        .status
-        .as_mut()
-        .unwrap()
-        .backup_method
-        .as_mut()
-        .unwrap()
-        .action_set_name = Some("pg-fix".into());
-    o.backup = Some(backup);
+    o.backup = Some(snapshot_backup(
+        json!({"status": {"backupMethod": {"actionSetName": "pg-fix"}}}),
+    ));
     o.actionset = Some(actionset(json!({"metadata": {"name": "pg-fix"}})));
     // First the claims, and no Job before they exist.
     let plan = step(&mut o, now());
@@ -446,16 +439,9 @@ fn the_snapshot_methods_actionset_runs_its_restore_jobs_on_the_restored_claims_w
 #[test]
 fn a_snapshot_method_naming_a_missing_actionset_still_fails() {
     let mut o = snapshot_observed();
-    let mut backup = snapshot_backup(json!({}));
-    backup
-        .status
-        .as_mut()
-        .unwrap()
-        .backup_method
-        .as_mut()
-        .unwrap()
-        .action_set_name = Some("gone".into());
-    o.backup = Some(backup);
+    o.backup = Some(snapshot_backup(
+        json!({"status": {"backupMethod": {"actionSetName": "gone"}}}),
+    ));
     let status = step(&mut o, now()).status.unwrap();
     assert_eq!(status.phase, Some(RestorePhase::Failed));
     assert_eq!(
