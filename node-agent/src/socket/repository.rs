@@ -121,6 +121,8 @@ pub struct GrantStorage {
     encryption_passphrase: Secret,
     dedup_repo_root: String,
     dedup_password: Secret,
+    /// A deduplicating repository prunes what no snapshot uses after a removal.
+    prune_after_removal: bool,
 }
 
 impl GrantStorage {
@@ -135,6 +137,16 @@ impl GrantStorage {
             encryption_passphrase: Secret::new(grant.encryption_passphrase.clone()),
             dedup_repo_root: grant.dedup_repo_root.clone(),
             dedup_password: Secret::new(grant.dedup_password.clone()),
+            prune_after_removal: false,
+        }
+    }
+
+    /// The same storage, whose deduplicating repository (if any) prunes after each removal, as
+    /// `DATASAFED_KOPIA_MAINTENANCE=true` does: deleting a backup releases its chunks.
+    pub fn pruning_after_removal(self) -> GrantStorage {
+        GrantStorage {
+            prune_after_removal: true,
+            ..self
         }
     }
 
@@ -254,7 +266,8 @@ impl GrantStorage {
         )
         .await
         .map_err(dedup_error)?;
-        let files = DedupFiles::new(repository, "", false).map_err(dedup_error)?;
+        let files =
+            DedupFiles::new(repository, "", self.prune_after_removal).map_err(dedup_error)?;
         Ok(RepoFiles::Dedup(files))
     }
 }
