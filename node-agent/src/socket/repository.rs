@@ -387,4 +387,63 @@ mod tests {
         assert!(err.to_string().contains("/ns/kopia"), "{err}");
         assert!(!format!("{err:?}").contains("wrong-pw"), "{err:?}");
     }
+
+    /// Bytes of the files under `dir`, recursively.
+    fn stored_bytes(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => stored_bytes(&e.path()),
+                        _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn deleting_from_a_dedup_repository_releases_its_chunks_only_when_pruning() {
+        for prune in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut g = grant();
+            g.local_path = dir.path().display().to_string();
+            g.dedup_repo_root = "/ns/kopia".into();
+            g.dedup_password = "dedup-pw".into();
+            let mut storage = GrantStorage::from_grant(&g);
+            if prune {
+                storage = storage.pruning_after_removal();
+            }
+            let files = storage.open_files().await.expect("open");
+            // Incompressible: the repository compresses what it stores.
+            let mut state = 0x9E37_79B9_7F4A_7C15u64;
+            let data: Vec<u8> = (0..4 << 20)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            files
+                .put(
+                    "/ns/b1/dump",
+                    std::io::Cursor::new(data),
+                    None,
+                    cairn_repo::progress::no_progress(),
+                )
+                .await
+                .expect("push");
+            let before = stored_bytes(dir.path());
+            assert!(before > 4 << 20, "stored {before} bytes");
+            files.remove("/ns/b1", true).await.expect("rm -r");
+            let after = stored_bytes(dir.path());
+            if prune {
+                assert!(after < 1 << 20, "pruned down to {after} bytes of {before}");
+            } else {
+                assert!(after > 4 << 20, "kept {after} bytes of {before}");
+            }
+        }
+    }
 }
