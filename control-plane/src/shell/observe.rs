@@ -225,13 +225,21 @@ pub async fn backup(
     } else {
         Vec::new()
     };
-    let passphrases = if chained {
+    // Deleting a useKopia backup opens its deduplicating repository with its own encryption's
+    // passphrase, which may no longer be the policy's.
+    let own_dedup_config = obj
+        .status
+        .as_ref()
+        .filter(|s| s.kopia_repo_path.is_some() && obj.metadata.deletion_timestamp.is_some())
+        .and_then(|s| s.encryption_config.as_ref());
+    let passphrases = if chained || own_dedup_config.is_some() {
         let mut passphrases = BTreeMap::new();
-        let configs = backups
+        let chain_configs = backups
             .iter()
+            .filter(|_| chained)
             .filter(|b| b.spec.backup_policy_name == obj.spec.backup_policy_name)
             .filter_map(|b| b.status.as_ref()?.encryption_config.as_ref());
-        for config in configs {
+        for config in own_dedup_config.into_iter().chain(chain_configs) {
             let selector = &config.pass_phrase_secret_key_ref;
             let key = (selector.name.clone(), selector.key.clone());
             if let std::collections::btree_map::Entry::Vacant(slot) = passphrases.entry(key) {

@@ -196,3 +196,12 @@ pub mod conditions {
         pub const REASON_CHECK_CSI_DRIVER_FAILED: &str = "CheckCSIDriverFailed";
     }
 }
+
+/// The deduplicating repositories of `useKopia` policies (ARCHITECTURE.md §K2.11).
+pub mod dedup {
+    /// The password of a `useKopia` policy's deduplicating repository when the policy has no
+    /// `encryptionConfig`: the data is not secret (as a plain backup of such a policy is not),
+    /// and any Cairn client can open the repository with this documented value. With an
+    /// `encryptionConfig` the passphrase in its Secret is the password.
+    pub const UNENCRYPTED_PASSWORD: &str = "cairn-dedup-without-encryption-config";
+}

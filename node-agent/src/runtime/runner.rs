@@ -502,10 +502,11 @@ impl Runtime {
             }
             Err(err) => return Outcome::failed(chain(&err)),
         }
-        let files = match crate::socket::repository::GrantStorage::from_grant(&grant)
-            .open_files()
-            .await
-        {
+        let mut storage = crate::socket::repository::GrantStorage::from_grant(&grant);
+        if deleting {
+            storage = storage.pruning_after_removal();
+        }
+        let files = match storage.open_files().await {
             Ok(files) => files,
             Err(err) => return Outcome::failed(chain(&err)),
         };

@@ -121,6 +121,8 @@ pub struct GrantStorage {
     encryption_passphrase: Secret,
     dedup_repo_root: String,
     dedup_password: Secret,
+    /// A deduplicating repository prunes what no snapshot uses after a removal.
+    prune_after_removal: bool,
 }
 
 impl GrantStorage {
@@ -135,6 +137,16 @@ impl GrantStorage {
             encryption_passphrase: Secret::new(grant.encryption_passphrase.clone()),
             dedup_repo_root: grant.dedup_repo_root.clone(),
             dedup_password: Secret::new(grant.dedup_password.clone()),
+            prune_after_removal: false,
+        }
+    }
+
+    /// The same storage, whose deduplicating repository (if any) prunes after each removal, as
+    /// `DATASAFED_KOPIA_MAINTENANCE=true` does: deleting a backup releases its chunks.
+    pub fn pruning_after_removal(self) -> GrantStorage {
+        GrantStorage {
+            prune_after_removal: true,
+            ..self
         }
     }
 
@@ -254,7 +266,8 @@ impl GrantStorage {
         )
         .await
         .map_err(dedup_error)?;
-        let files = DedupFiles::new(repository, "", false).map_err(dedup_error)?;
+        let files =
+            DedupFiles::new(repository, "", self.prune_after_removal).map_err(dedup_error)?;
         Ok(RepoFiles::Dedup(files))
     }
 }
@@ -373,5 +386,64 @@ mod tests {
             .expect_err("wrong password");
         assert!(err.to_string().contains("/ns/kopia"), "{err}");
         assert!(!format!("{err:?}").contains("wrong-pw"), "{err:?}");
+    }
+
+    /// Bytes of the files under `dir`, recursively.
+    fn stored_bytes(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => stored_bytes(&e.path()),
+                        _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn deleting_from_a_dedup_repository_releases_its_chunks_only_when_pruning() {
+        for prune in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut g = grant();
+            g.local_path = dir.path().display().to_string();
+            g.dedup_repo_root = "/ns/kopia".into();
+            g.dedup_password = "dedup-pw".into();
+            let mut storage = GrantStorage::from_grant(&g);
+            if prune {
+                storage = storage.pruning_after_removal();
+            }
+            let files = storage.open_files().await.expect("open");
+            // Incompressible: the repository compresses what it stores.
+            let mut state = 0x9E37_79B9_7F4A_7C15u64;
+            let data: Vec<u8> = (0..4 << 20)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            files
+                .put(
+                    "/ns/b1/dump",
+                    std::io::Cursor::new(data),
+                    None,
+                    cairn_repo::progress::no_progress(),
+                )
+                .await
+                .expect("push");
+            let before = stored_bytes(dir.path());
+            assert!(before > 4 << 20, "stored {before} bytes");
+            files.remove("/ns/b1", true).await.expect("rm -r");
+            let after = stored_bytes(dir.path());
+            if prune {
+                assert!(after < 1 << 20, "pruned down to {after} bytes of {before}");
+            } else {
+                assert!(after > 4 << 20, "kept {after} bytes of {before}");
+            }
+        }
     }
 }

@@ -267,6 +267,26 @@ pub struct Scope<'a> {
     pub read_only: &'a [String],
     /// The repository's encryption and its passphrase, when the data is encrypted.
     pub encryption: Option<(&'a EncryptionConfig, &'a str)>,
+    /// The deduplicating repository (`useKopia`) the paths live in, when set.
+    pub dedup: Option<Dedup<'a>>,
+}
+
+/// A deduplicating repository: its root in the storage (`status.kopiaRepoPath`) and password.
+#[derive(Debug, Clone, Copy)]
+pub struct Dedup<'a> {
+    pub root: &'a str,
+    pub password: &'a str,
+}
+
+impl<'a> Dedup<'a> {
+    /// The repository at `root` of a backup whose data has `passphrase` (its encryption's), or
+    /// none: then the documented password of unencrypted policies.
+    pub fn new(root: &'a str, passphrase: Option<&'a str>) -> Dedup<'a> {
+        Dedup {
+            root,
+            password: passphrase.unwrap_or(cairn_api::well_known::dedup::UNENCRYPTED_PASSWORD),
+        }
+    }
 }
 
 /// The storage grant for an action of an owner in `namespace` (a Mount repository is reached
@@ -275,7 +295,11 @@ pub fn grant(access: &RepoAccess, namespace: &str, scope: Scope<'_>) -> pb::Stor
     let mut grant = access.grant(namespace);
     grant.read_write_prefix = scope.read_write.to_string();
     grant.read_only_prefixes = scope.read_only.to_vec();
-    if let Some((config, passphrase)) = scope.encryption {
+    if let Some(dedup) = scope.dedup {
+        // The deduplicating repository encrypts with keys of its own, unlocked by the password.
+        grant.dedup_repo_root = dedup.root.to_string();
+        grant.dedup_password = dedup.password.to_string();
+    } else if let Some((config, passphrase)) = scope.encryption {
         grant.encryption_algorithm = serde_json::to_value(config.algorithm)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -388,12 +412,55 @@ mod tests {
             Scope {
                 read_write: "/root/b1",
                 read_only: &read_only,
-                encryption: None,
+                ..Scope::default()
             },
         );
         assert_eq!(grant.read_write_prefix, "/root/b1");
         assert_eq!(grant.read_only_prefixes, read_only);
         assert_eq!(grant.mount_claim.unwrap().namespace, "ns");
         assert!(grant.encryption_passphrase.is_empty());
+    }
+
+    #[test]
+    fn a_dedup_grant_names_the_repository_and_its_password_instead_of_file_encryption() {
+        let config: EncryptionConfig = serde_json::from_value(serde_json::json!({
+            "algorithm": "AES-256-CFB",
+            "passPhraseSecretKeyRef": {"name": "s", "key": "k"}
+        }))
+        .unwrap();
+        let scope = |dedup| Scope {
+            read_write: "/root/b1",
+            encryption: Some((&config, "pass")),
+            dedup,
+            ..Scope::default()
+        };
+        let plain = grant(&access(), "ns", scope(None));
+        assert_eq!(plain.encryption_passphrase, "pass");
+        assert_eq!(plain.dedup_repo_root, "");
+
+        let encrypted = grant(
+            &access(),
+            "ns",
+            scope(Some(Dedup::new("/root/kopia", Some("pass")))),
+        );
+        assert_eq!(
+            (
+                encrypted.dedup_repo_root.as_str(),
+                encrypted.dedup_password.as_str()
+            ),
+            ("/root/kopia", "pass")
+        );
+        assert_eq!(encrypted.encryption_algorithm, "");
+        assert_eq!(encrypted.encryption_passphrase, "");
+
+        let unencrypted = grant(
+            &access(),
+            "ns",
+            scope(Some(Dedup::new("/root/kopia", None))),
+        );
+        assert_eq!(
+            unencrypted.dedup_password,
+            cairn_api::well_known::dedup::UNENCRYPTED_PASSWORD
+        );
     }
 }

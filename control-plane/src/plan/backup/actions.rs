@@ -44,6 +44,8 @@ pub struct BackupContext<'a> {
     pub chain: Option<ChainEnv<'a>>,
     /// `Some(mount path)` for Mount repositories: the repository PVC is mounted there.
     pub mount_repo: Option<(&'a str, &'a str)>,
+    /// The deduplicating repository of a `useKopia` backup (`DATASAFED_KOPIA_REPO_ROOT`).
+    pub kopia_repo_path: Option<&'a str>,
 }
 
 /// The links of a chain a backup action is told about (§3.1 item 6).
@@ -280,6 +282,9 @@ pub fn backup_env(ctx: &BackupContext<'_>, target: &ResolvedTarget, pod: &Pod) -
     merge(&mut env, ctx.method.env.clone().unwrap_or_default());
     if let Some((_, mount_path)) = ctx.mount_repo {
         merge(&mut env, [var("DATASAFED_LOCAL_BACKEND_PATH", mount_path)]);
+    }
+    if let Some(root) = ctx.kopia_repo_path {
+        merge(&mut env, [var("DATASAFED_KOPIA_REPO_ROOT", root)]);
     }
     env
 }

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{Observed, chain, has_finalizer, owner, snapshot};
-use crate::plan::action::{ActionKind, Scope, Step, grant, step, to_wire};
+use crate::plan::action::{ActionKind, Dedup, Scope, Step, grant, step, to_wire};
 use crate::plan::env::{expand, merge, var};
 use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
@@ -55,6 +55,9 @@ enum Stage<'o> {
     RepoNotReady { repo: String, path: String },
     /// No agent is connected to run the deletion.
     NoAgent,
+    /// The password of the backup's deduplicating repository cannot be read (its encryption
+    /// Secret is gone or unreadable): the data stays until it can be.
+    NoDedupPassword { path: String, reason: String },
     /// The last attempt failed; the next one starts after `wait`.
     RetryLater { wait: Duration },
     /// The ActionSet's preDelete Job runs (or just failed).
@@ -156,6 +159,12 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
             status.deletion_failure_reason =
                 Some("no node agent is connected to delete the backup files".into());
             waiting(status, intents, POLL)
+        }
+        Stage::NoDedupPassword { path, reason } => {
+            status.deletion_failure_reason = Some(format!(
+                "the files under {path} are in a deduplicating repository whose password cannot be read ({reason}); they will be deleted once it can"
+            ));
+            waiting(status, intents, RETRY_AFTER)
         }
         Stage::RetryLater { wait } => waiting(status, intents, wait),
         Stage::PreDelete { attempt, spec } => pre_delete(o, status, intents, attempt, spec, now),
@@ -268,11 +277,23 @@ fn stage<'o>(o: &'o Observed, status: &BackupStatus, now: Timestamp) -> Stage<'o
         let wait = Duration::try_from(at.duration_since(now)).unwrap_or(POLL);
         return Stage::RetryLater { wait };
     }
+    // A useKopia backup's files are snapshots in its deduplicating repository: the agent
+    // forgets them and prunes what no other backup uses (§K2.11).
+    let kopia_repo_path = status.kopia_repo_path.as_deref();
+    let passphrase = match (kopia_repo_path, status.encryption_config.as_ref()) {
+        (Some(_), Some(config)) => match super::request::passphrase_for(o, Some(config)) {
+            Some(Ok(passphrase)) => Some(passphrase),
+            Some(Err(reason)) => return Stage::NoDedupPassword { path, reason },
+            None => None,
+        },
+        _ => None,
+    };
     let storage = grant(
         access,
         backup.metadata.namespace.as_deref().unwrap_or_default(),
         Scope {
             read_write: &path,
+            dedup: kopia_repo_path.map(|root| Dedup::new(root, passphrase.as_deref())),
             ..Scope::default()
         },
     );

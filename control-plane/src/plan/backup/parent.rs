@@ -64,6 +64,14 @@ impl<'a> Parent<'a> {
             .and_then(|s| s.encryption_config.as_ref())
     }
 
+    /// The deduplicating repository the child inherits with the chain (its `kopiaRepoPath`).
+    pub fn kopia_repo_path(&self) -> Option<&'a str> {
+        self.parent
+            .status
+            .as_ref()
+            .and_then(|s| s.kopia_repo_path.as_deref())
+    }
+
     /// The `status.path` of every backup of the lineage.
     pub fn paths(&self) -> Vec<String> {
         self.lineage

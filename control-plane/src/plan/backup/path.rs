@@ -12,6 +12,11 @@ pub fn backup_path(root: &str, backup: &str) -> String {
     join(&[root, backup])
 }
 
+/// `<root>/kopia`: the deduplicating repository of a `useKopia` policy (`status.kopiaRepoPath`).
+pub fn kopia_repo_path(root: &str) -> String {
+    join(&[root, "kopia"])
+}
+
 /// `DP_TARGET_RELATIVE_PATH`: `[target name][/pod]` (the pod only for strategy All).
 pub fn target_relative_path(
     target_name: &str,

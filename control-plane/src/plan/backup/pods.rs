@@ -14,7 +14,8 @@ use super::actions::{self, PlannedAction};
 use super::request::Request;
 use super::{Observed, backup_info, owner, snapshot};
 use crate::plan::action::{
-    self, ActionKind, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step, to_wire,
+    self, ActionKind, Dedup, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step,
+    to_wire,
 };
 use crate::plan::agent_view::ReportedAction;
 use crate::plan::ids::action_id;
@@ -273,6 +274,10 @@ pub(super) fn grant(request: &Request<'_>, backup: &Backup, siblings: bool) -> p
             read_write: &request.backup_path,
             read_only: &read_only,
             encryption: request.encryption.zip(request.passphrase.as_deref()),
+            dedup: request
+                .kopia_repo_path
+                .as_deref()
+                .map(|root| Dedup::new(root, request.passphrase.as_deref())),
         },
     )
 }

@@ -59,6 +59,8 @@ pub(super) struct Request<'a> {
     /// The encryption of the backup's data: the parent's for a chain, else the policy's.
     pub encryption: Option<&'a EncryptionConfig>,
     pub passphrase: Option<String>,
+    /// The deduplicating repository the data goes into (`status.kopiaRepoPath`, `useKopia`).
+    pub kopia_repo_path: Option<String>,
     /// The parent and base of an Incremental or Differential backup.
     pub parent: Option<Parent<'a>>,
     /// What a snapshot backup's actions read (`Some` for a `snapshotVolumes` method).
@@ -189,6 +191,7 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         backup_path: stored.backup_path,
         encryption: stored.encryption,
         passphrase: stored.passphrase,
+        kopia_repo_path: stored.kopia_repo_path,
         parent: stored.parent,
         snapshot: snapshot.then_some(SnapshotSource {
             claims: &o.claims,
@@ -213,6 +216,7 @@ struct Stored<'a> {
     backup_path: String,
     encryption: Option<&'a EncryptionConfig>,
     passphrase: Option<String>,
+    kopia_repo_path: Option<String>,
     parent: Option<Parent<'a>>,
 }
 
@@ -276,6 +280,21 @@ fn resolve_storage<'a>(
         &root_path,
         backup.metadata.name.as_deref().unwrap_or_default(),
     );
+    // Where the data goes is decided once, when the backup starts; a chain stays in the
+    // repository of its parent, as it keeps its parent's encryption (§K2.11).
+    let recorded = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.kopia_repo_path.clone());
+    let kopia_repo_path = match (recorded, &parent) {
+        (Some(recorded), _) => Some(recorded),
+        (None, Some(parent)) => parent.kopia_repo_path().map(str::to_string),
+        (None, None) => policy
+            .spec
+            .use_kopia
+            .unwrap_or(false)
+            .then(|| path::kopia_repo_path(&root_path)),
+    };
     Ok(Stored {
         repo: Some(repo),
         access: Some(access),
@@ -283,6 +302,7 @@ fn resolve_storage<'a>(
         backup_path,
         encryption,
         passphrase,
+        kopia_repo_path,
         parent,
     })
 }
@@ -312,7 +332,7 @@ fn check_continuous(o: &Observed) -> Result<(), Problem> {
 
 /// The passphrase of `config`: the policy's (read for every backup) or one of an older backup's
 /// (read for chains); `None` without encryption.
-fn passphrase_for(
+pub(super) fn passphrase_for(
     o: &Observed,
     config: Option<&EncryptionConfig>,
 ) -> Option<Result<String, String>> {
@@ -408,6 +428,7 @@ impl Request<'_> {
                 .access
                 .and_then(|a| a.mount_claim.as_ref())
                 .map(|claim| (claim.as_str(), repo::MOUNT_PATH)),
+            kopia_repo_path: self.kopia_repo_path.as_deref(),
         };
         match &self.snapshot {
             None => actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string()),
@@ -457,6 +478,7 @@ impl Request<'_> {
         status.backup_method = Some(self.method.clone());
         status.backup_repo_name = self.repo.and_then(|r| r.metadata.name.clone());
         status.encryption_config = self.encryption.cloned();
+        status.kopia_repo_path = self.kopia_repo_path.clone();
         status.parent_backup_name = self.parent.as_ref().map(|p| p.parent_name().to_string());
         status.base_backup_name = self.parent.as_ref().map(|p| p.base.clone());
         status.actions = Some(

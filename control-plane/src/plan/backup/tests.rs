@@ -22,6 +22,8 @@ mod chain_tests;
 mod continuous_tests;
 #[path = "tests_kb_incremental.rs"]
 mod kb_incremental_tests;
+#[path = "tests_kopia.rs"]
+mod kopia_tests;
 #[path = "tests_snapshot.rs"]
 mod snapshot_tests;
 

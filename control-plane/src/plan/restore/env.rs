@@ -93,6 +93,14 @@ pub fn common(
     if req.access.is_some_and(|a| a.mount_claim.is_some()) {
         merge(&mut env, [var("DATASAFED_LOCAL_BACKEND_PATH", MOUNT_PATH)]);
     }
+    if let Some(root) = req
+        .backup
+        .status
+        .as_ref()
+        .and_then(|s| s.kopia_repo_path.as_deref())
+    {
+        merge(&mut env, [var("DATASAFED_KOPIA_REPO_ROOT", root)]);
+    }
     env
 }
 

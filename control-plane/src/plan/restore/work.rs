@@ -19,7 +19,8 @@ use super::placement::{Placement, Placements};
 use super::request::Request;
 use super::sets::Sets;
 use crate::plan::action::{
-    self, ActionKind, Scope, Step, Workload, failure_reason, grant, lost_message, step, to_wire,
+    self, ActionKind, Dedup, Scope, Step, Workload, failure_reason, grant, lost_message, step,
+    to_wire,
 };
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
@@ -362,19 +363,19 @@ impl Run<'_> {
         let read_only = self.req.read_only();
         // A Mount repository's PVC is the one in the Restore's namespace (§5.3 step 9).
         let namespace = self.o.restore.metadata.namespace.as_deref();
-        let config = self
-            .req
-            .backup
-            .status
-            .as_ref()
-            .and_then(|s| s.encryption_config.as_ref());
+        let status = self.req.backup.status.as_ref();
+        let config = status.and_then(|s| s.encryption_config.as_ref());
+        let passphrase = self.req.passphrase.as_deref();
         Some(grant(
             access,
             namespace.unwrap_or_default(),
             Scope {
                 read_write: "",
                 read_only: &read_only,
-                encryption: config.zip(self.req.passphrase.as_deref()),
+                encryption: config.zip(passphrase),
+                dedup: status
+                    .and_then(|s| s.kopia_repo_path.as_deref())
+                    .map(|root| Dedup::new(root, passphrase)),
             },
         ))
     }

@@ -2,10 +2,11 @@
 //! and downloads as parallel ranged reads delivered in order.
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::{BoxStream, FuturesUnordered};
-use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Store, map_store_error};
 use crate::{Error, ErrorKind, Result};
@@ -130,14 +131,20 @@ impl Store {
             .collect();
         let this = self.clone();
         let key = key.to_string();
+        // Each read is its own task so it keeps receiving while the caller is busy with an
+        // earlier range (a future only polled by `buffered` would stall its connection).
         let stream = futures::stream::iter(ranges)
             .map(move |r| {
                 let this = this.clone();
                 let key = key.clone();
-                async move { this.get_range(&key, r).await }
+                AbortOnDropHandle::new(tokio::spawn(async move { this.get_range(&key, r).await }))
             })
             .buffered(self.options.download_parallelism.max(1))
-            .into_stream()
+            .map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(Error::new(ErrorKind::Io, "a ranged read task failed").with_source(e))
+                })
+            })
             .boxed();
         Ok((size, stream))
     }
@@ -147,6 +154,7 @@ impl Store {
 mod tests {
     use std::sync::Arc;
 
+    use futures::TryStreamExt;
     use object_store::memory::InMemory;
 
     use super::super::TransferOptions;

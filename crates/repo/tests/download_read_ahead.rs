@@ -1,0 +1,143 @@
+//! A ranged download (`datasafed pull` of a plain file, KubeBlocks-compatible repositories)
+//! keeps its reads moving while the caller is busy with an earlier range (issue 15).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cairn_repo::Store;
+use cairn_repo::backend::TransferOptions;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+const RANGE: u64 = 1 << 16;
+
+/// A store whose ranged reads only advance while they are polled, as a response body read
+/// from a socket does: the read of range `i` takes `i + 1` steps of 40 ms, each step started
+/// only when the previous one is polled to completion. Counts the reads answered.
+#[derive(Debug, Default)]
+struct PolledReads {
+    inner: InMemory,
+    answered: AtomicUsize,
+}
+
+impl std::fmt::Display for PolledReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolledReads")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for PolledReads {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if let Some(object_store::GetRange::Bounded(r)) = &options.range {
+            for _ in 0..=(r.start / RANGE) {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            let result = self.inner.get_opts(location, options).await;
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            return result;
+        }
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_download_keeps_reading_ahead_while_the_caller_handles_an_earlier_range() {
+    let backing = Arc::new(PolledReads::default());
+    let store = Store::from_object_store(backing.clone()).with_options(TransferOptions {
+        range_size: RANGE,
+        download_parallelism: 4,
+        ..TransferOptions::default()
+    });
+    let data: Vec<u8> = (0..8 * RANGE).map(|i| (i % 251) as u8).collect();
+    store.put("file", Bytes::from(data.clone())).await.unwrap();
+
+    let (size, mut stream) = store.download("file").await.unwrap();
+    assert_eq!(size, data.len() as u64);
+    let first = stream.next().await.unwrap().unwrap();
+    // The caller writes the first range for a second without polling the stream: ranges 1-3
+    // (at most 160 ms of reading each) must be answered by then, and no more than the
+    // window of 4 reads may have been started.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        backing.answered.load(Ordering::SeqCst),
+        4,
+        "the reads in the window did not finish while the caller was busy"
+    );
+    let mut got = first.to_vec();
+    while let Some(part) = stream.next().await {
+        got.extend_from_slice(&part.unwrap());
+    }
+    assert_eq!(got, data);
+}
+
+#[tokio::test]
+async fn dropping_a_download_stops_its_reads() {
+    let backing = Arc::new(PolledReads::default());
+    let store = Store::from_object_store(backing.clone()).with_options(TransferOptions {
+        range_size: RANGE,
+        download_parallelism: 4,
+        ..TransferOptions::default()
+    });
+    store
+        .put("file", Bytes::from(vec![7u8; 8 * RANGE as usize]))
+        .await
+        .unwrap();
+    let (_, mut stream) = store.download("file").await.unwrap();
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        backing.answered.load(Ordering::SeqCst),
+        1,
+        "reads went on after the download was dropped"
+    );
+}
