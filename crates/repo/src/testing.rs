@@ -6,6 +6,8 @@
 //! directory, binds 13 consecutive ports picked at random in 20000..40000 (so test binaries
 //! running in parallel do not clash), and dies with the test process (parent-death signal).
 
+pub mod emulators;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -211,31 +213,7 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
-    // SAFETY: between fork and exec we only call prctl(2), which is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("seaweedfs-owner".into())
-        .spawn(move || match command.spawn() {
-            Ok(mut child) => {
-                let _ = started_tx.send(Ok(()));
-                // Blocks until the owner drops the sender.
-                let _ = stop_rx.recv();
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            Err(e) => {
-                let _ = started_tx.send(Err(format!("spawning weed: {e}")));
-            }
-        })
-        .map_err(|e| format!("starting the owner thread: {e}"))?;
-    started_rx.recv().map_err(|e| e.to_string())??;
+    let stop_tx = own(command, "weed")?;
     let s3_port = base + 6;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -248,6 +226,38 @@ fn spawn(
         "no S3 answer on port {s3_port} within 60 s (log in {})",
         dir.display()
     ))
+}
+
+/// Spawns `command` from an owner thread that kills it when the returned sender is dropped; the
+/// child also gets SIGKILL when this process dies (parent-death signal).
+fn own(mut command: Command, what: &str) -> Result<mpsc::Sender<()>, String> {
+    // SAFETY: between fork and exec we only call prctl(2), which is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let what = what.to_string();
+    std::thread::Builder::new()
+        .name(format!("{what}-owner"))
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = started_tx.send(Ok(()));
+                // Blocks until the owner drops the sender.
+                let _ = stop_rx.recv();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = started_tx.send(Err(format!("spawning {what}: {e}")));
+            }
+        })
+        .map_err(|e| format!("starting the owner thread: {e}"))?;
+    started_rx.recv().map_err(|e| e.to_string())??;
+    Ok(stop_tx)
 }
 
 /// Whether an unsigned HEAD of the bucket gets 200 or 403 (the bucket exists; we did not sign).

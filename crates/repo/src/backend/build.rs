@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::memory::InMemory;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, RetryConfig, StaticCredentialProvider,
+};
 
 use super::local::{ConfinedLocal, LocalRoot};
 use crate::config::{BackendConfig, StorageConfig};
@@ -123,16 +125,32 @@ pub(crate) fn build_object_store(config: &StorageConfig) -> Result<Built> {
         }
         BackendConfig::Gcs(gcs) => {
             ensure_crypto_provider();
-            let mut builder =
-                if gcs.service_account_path.is_none() && gcs.service_account_key.is_empty() {
-                    GoogleCloudStorageBuilder::from_env()
-                } else {
-                    GoogleCloudStorageBuilder::new()
-                };
+            let mut builder = if gcs.service_account_path.is_none()
+                && gcs.service_account_key.is_empty()
+                && !gcs.anonymous
+            {
+                GoogleCloudStorageBuilder::from_env()
+            } else {
+                GoogleCloudStorageBuilder::new()
+            };
             builder = builder
                 .with_bucket_name(&gcs.bucket)
-                .with_client_options(client_options(false, false))
-                .with_retry(http_retry());
+                .with_client_options(client_options(gcs.allow_http, false))
+                .with_retry(http_retry())
+                .with_skip_signature(gcs.anonymous);
+            if gcs.anonymous {
+                // object_store 0.14 honours skip_signature on reads and listings but asks the
+                // credential provider on writes anyway (the instance metadata server when none
+                // is given): an empty token keeps every request unsigned-equivalent.
+                builder = builder.with_credentials(Arc::new(StaticCredentialProvider::new(
+                    GcpCredential {
+                        bearer: String::new(),
+                    },
+                )));
+            }
+            if let Some(endpoint) = &gcs.endpoint {
+                builder = builder.with_base_url(endpoint);
+            }
             if let Some(path) = &gcs.service_account_path {
                 builder = builder.with_service_account_path(path.to_string_lossy());
             }

@@ -270,7 +270,20 @@ impl Store {
                     range: Some(GetRange::Suffix(len)),
                     ..Default::default()
                 };
-                let result = self.inner.get_opts(&path, options).await?;
+                let result = match self.inner.get_opts(&path, options).await {
+                    // Azure Blob has no suffix ranges (`bytes=-N`): ask for the size, then
+                    // read the tail as an offset range.
+                    Err(object_store::Error::NotSupported { .. }) => {
+                        let size = self.inner.head(&path).await?.size;
+                        let start = size.saturating_sub(len);
+                        if start == size {
+                            return Ok((Bytes::new(), size));
+                        }
+                        let bytes = self.inner.get_range(&path, start..size).await?;
+                        return Ok((bytes, size));
+                    }
+                    other => other?,
+                };
                 let size = result.meta.size;
                 Ok((result.bytes().await?, size))
             },

@@ -165,7 +165,13 @@ fn gcs(keys: &BTreeMap<String, String>) -> Result<GcsConfig> {
             "[storage] type = gcs needs root = <bucket> (the bucket is empty)",
         ));
     }
+    let endpoint = gcs_endpoint(get("endpoint"));
     Ok(GcsConfig {
+        allow_http: endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+        endpoint,
+        anonymous: parse_bool("anonymous", get("anonymous"))?,
         bucket,
         prefix,
         service_account_path: match get("service_account_file") {
@@ -173,6 +179,25 @@ fn gcs(keys: &BTreeMap<String, String>) -> Result<GcsConfig> {
             p => Some(PathBuf::from(p)),
         },
         service_account_key: Secret::new(get("service_account_credentials")),
+    })
+}
+
+/// rclone's GCS `endpoint` is the JSON API's base (`https://host/storage/v1/`); the store's
+/// client wants the host root it puts `/storage/v1` and `/<bucket>/<object>` under. A host
+/// without a scheme is HTTPS.
+pub(crate) fn gcs_endpoint(value: &str) -> Option<String> {
+    let value = value.trim().trim_end_matches('/');
+    if value.is_empty() {
+        return None;
+    }
+    let value = value
+        .strip_suffix("/storage/v1")
+        .unwrap_or(value)
+        .trim_end_matches('/');
+    Some(if value.contains("://") {
+        value.to_string()
+    } else {
+        format!("https://{value}")
     })
 }
 
@@ -270,6 +295,24 @@ mod tests {
         };
         assert_eq!(s3.provider, "GCS");
         assert!(s3.path_style);
+    }
+
+    #[test]
+    fn native_gcs_takes_rclone_endpoint_and_anonymous() {
+        let text = "[storage]\ntype = google cloud storage\nanonymous = true\n\
+            endpoint = http://127.0.0.1:4443/storage/v1/\nroot = bk/pre\n";
+        let BackendConfig::Gcs(gcs) = parse_datasafed_config(text).expect("parses").backend else {
+            panic!("not gcs")
+        };
+        assert_eq!(gcs.endpoint.as_deref(), Some("http://127.0.0.1:4443"));
+        assert!(gcs.anonymous && gcs.allow_http);
+        assert_eq!((gcs.bucket.as_str(), gcs.prefix.as_str()), ("bk", "pre"));
+        let text = "[storage]\ntype = gcs\nendpoint = storage.example.com\nroot = bk\n";
+        let BackendConfig::Gcs(gcs) = parse_datasafed_config(text).expect("parses").backend else {
+            panic!("not gcs")
+        };
+        assert_eq!(gcs.endpoint.as_deref(), Some("https://storage.example.com"));
+        assert!(!gcs.anonymous && !gcs.allow_http);
     }
 
     #[test]

@@ -113,6 +113,13 @@ pub struct GcsConfig {
     pub service_account_path: Option<PathBuf>,
     /// Service-account JSON given inline.
     pub service_account_key: Secret,
+    /// The service's base URL (rclone's `endpoint`: an emulator, a private endpoint);
+    /// `None`: `https://storage.googleapis.com`.
+    pub endpoint: Option<String>,
+    /// Unsigned requests (rclone's `anonymous`: public buckets, emulators).
+    pub anonymous: bool,
+    /// Allow a plain HTTP endpoint.
+    pub allow_http: bool,
 }
 
 /// Azure Blob Storage.
@@ -196,6 +203,12 @@ impl fmt::Display for StorageConfig {
                         "service_account_credentials = {}",
                         gcs.service_account_key
                     )?;
+                }
+                if let Some(endpoint) = &gcs.endpoint {
+                    writeln!(f, "endpoint = {endpoint}")?;
+                }
+                if gcs.anonymous {
+                    writeln!(f, "anonymous = true")?;
                 }
                 writeln!(f, "root = {}", join_root(&gcs.bucket, &gcs.prefix))?;
             }

@@ -134,7 +134,7 @@ pub fn parse_storage_url(text: &str) -> Result<StorageConfig> {
             "provider",
             "part_size",
         ],
-        "gs" | "gcs" => &["service_account", "part_size"],
+        "gs" | "gcs" => &["service_account", "endpoint", "anonymous", "part_size"],
         "az" | "azure" => &["account", "key", "endpoint", "use_emulator", "part_size"],
         _ => &["part_size"],
     };
@@ -227,6 +227,7 @@ pub fn parse_storage_url(text: &str) -> Result<StorageConfig> {
         }
         "gs" | "gcs" => {
             need_bucket()?;
+            let gcs_endpoint = super::datasafed::gcs_endpoint(q("endpoint"));
             BackendConfig::Gcs(GcsConfig {
                 bucket,
                 prefix,
@@ -235,6 +236,11 @@ pub fn parse_storage_url(text: &str) -> Result<StorageConfig> {
                     p => Some(PathBuf::from(p)),
                 },
                 service_account_key: Secret::default(),
+                allow_http: gcs_endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+                endpoint: gcs_endpoint,
+                anonymous: parse_bool("anonymous", q("anonymous"))?,
             })
         }
         "az" | "azure" => {
