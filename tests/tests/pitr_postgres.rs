@@ -6,7 +6,9 @@
 //! Restore with `restoreTime` T, a whole second between two writes, restores the base then the
 //! WAL; PostgreSQL started on the restored volume replays to T and holds exactly the rows
 //! committed up to T: none after, and the table the accident dropped. Nothing in the continuous
-//! Backup's status is written by the test. Real kubectl, localkube, control plane and agent,
+//! Backup's status is written by the test. `cairnctl backup windows` shows the window a restore
+//! can reach (from the base to past the accident, no gap) and `cairnctl restore create
+//! --to-time` refuses a time before it, naming the earliest restorable time. Real kubectl, localkube, control plane and agent,
 //! each its own process.
 
 use std::time::Duration;
@@ -73,6 +75,30 @@ async fn archived_past(t: &TestStack, after: Timestamp, what: &str) -> anyhow::R
         })
     })
     .await
+}
+
+/// What a `cairnctl` run printed.
+#[derive(Debug)]
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cairnctl ARGS` against the stack as its own process.
+async fn cairnctl(t: &TestStack, args: &[&str]) -> anyhow::Result<Output> {
+    let out = tokio::process::Command::new(t.stack.bin_dir.join("cairnctl"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&t.stack.kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .await?;
+    Ok(Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 /// The latest whole second T with rows written before and after it and none in the margin
@@ -204,6 +230,71 @@ async fn postgresql_restores_to_a_point_in_time_exact_to_the_second() -> anyhow:
             "the window to reach past the accident",
         )
         .await?;
+
+        // `cairnctl backup windows` (its own process) shows what a restore can reach: one span,
+        // from a base's end up to past the accident, with no gap.
+        let table = cairnctl(t, &["backup", "windows", "-n", NS]).await?;
+        anyhow::ensure!(
+            table.status.success()
+                && table
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with(POLICY) && l.contains(CLUSTER)),
+            "backup windows lists the policy's window: {table:?}"
+        );
+        let json = cairnctl(t, &["backup", "windows", "-n", NS, "--json"]).await?;
+        let windows: serde_json::Value = serde_json::from_str(json.stdout.trim())?;
+        let window = windows
+            .as_array()
+            .and_then(|all| all.iter().find(|w| w["policy"] == POLICY))
+            .ok_or_else(|| anyhow::anyhow!("no window of {POLICY}: {windows}"))?;
+        let time = |key: &str| -> anyhow::Result<Timestamp> {
+            let text = window[key]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("window without {key}: {window}"))?;
+            Ok(cairn_api::parse::restore_time::parse(text)?)
+        };
+        let (first, last) = (time("first")?, time("last")?);
+        let continuous_start = archiving
+            .status
+            .as_ref()
+            .and_then(|s| s.time_range.as_ref())
+            .and_then(|r| r.start.clone())
+            .ok_or_else(|| anyhow::anyhow!("the continuous backup has no start"))?
+            .0;
+        anyhow::ensure!(
+            continuous_start <= first
+                && first <= restore_at
+                && last >= Timestamp::from_second(accident.as_second())?
+                && window["gaps"].as_array().is_some_and(Vec::is_empty),
+            "the window reaches from a base after the archive's start ({continuous_start}) to past the accident ({accident}), T {restore_at} inside: {window}"
+        );
+
+        // A time before the window is refused before anything is created, naming the earliest.
+        let too_early = cairn_api::parse::restore_time::format(
+            first.checked_sub(SignedDuration::from_secs(1))?,
+        );
+        let refused = cairnctl(
+            t,
+            &[
+                "restore", "create", "too-early", "--backup", &continuous, "--to-time", &too_early,
+                "--pvc", "too-early-data", "-n", NS,
+            ],
+        )
+        .await?;
+        let earliest = format!(
+            "the earliest restorable time is {}",
+            cairn_api::parse::restore_time::format(first)
+        );
+        anyhow::ensure!(
+            !refused.status.success() && refused.stderr.contains(&earliest),
+            "restore create --to-time {too_early} is refused with {earliest:?}: {refused:?}"
+        );
+        let restores: Api<cairn_api::restore::Restore> = Api::namespaced(t.client.clone(), NS);
+        anyhow::ensure!(
+            restores.get_opt("too-early").await?.is_none(),
+            "nothing was created for a time outside the window"
+        );
 
         let restore_time = cairn_api::parse::restore_time::format(restore_at);
         let restored_pvc = "ledger-pitr-data";
