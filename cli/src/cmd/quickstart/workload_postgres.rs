@@ -80,6 +80,17 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Starts a server in pod `name` on the restored `claim` and waits until it is Ready (it
+    /// recovers first); returns its port.
+    async fn start_server(&self, ctx: &Ctx, name: &str, claim: &str) -> anyhow::Result<u16> {
+        let port = free_port()?;
+        cluster::create(&ctx.client, &self.pod(name, claim, port)?).await?;
+        cluster::wait_pod_ready(&ctx.client, name, Duration::from_secs(180), &mut || {}).await?;
+        Ok(port)
+    }
+}
+
 /// A port nothing listens on now.
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
@@ -216,17 +227,10 @@ impl Workload for Postgres {
         restored_claim: &str,
         _restored_dir: &Path,
     ) -> anyhow::Result<String> {
-        let port = free_port()?;
+        let port = self
+            .start_server(ctx, postgres::RESTORED_POD, restored_claim)
+            .await?;
         self.restored_port = Some(port);
-        let pod = self.pod(postgres::RESTORED_POD, restored_claim, port)?;
-        cluster::create(&ctx.client, &pod).await?;
-        cluster::wait_pod_ready(
-            &ctx.client,
-            postgres::RESTORED_POD,
-            Duration::from_secs(180),
-            &mut || {},
-        )
-        .await?;
         detail(&format!(
             "PostgreSQL started on the restored PVC in pod {NAMESPACE}/{} (127.0.0.1:{port}) and recovered the base backup",
             postgres::RESTORED_POD
@@ -303,13 +307,8 @@ impl Workload for Postgres {
         // The accident comes in a later second than the one after the last write, so the second
         // before the accident holds every late order.
         let clear = Timestamp::from_second(last.as_second() + 2)?;
-        if let Ok(wait) = Timestamp::now()
-            .until(clear)
-            .and_then(|span| span.total(jiff::Unit::Millisecond))
-        {
-            if wait > 0.0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64 + 50)).await;
-            }
+        if let Ok(wait) = Duration::try_from(clear.duration_since(Timestamp::now())) {
+            tokio::time::sleep(wait + Duration::from_millis(50)).await;
         }
         Ok(())
     }
@@ -324,16 +323,7 @@ impl Workload for Postgres {
         claim: &str,
         at: Timestamp,
     ) -> anyhow::Result<String> {
-        let port = free_port()?;
-        let pod = self.pod(postgres::PITR_POD, claim, port)?;
-        cluster::create(&ctx.client, &pod).await?;
-        cluster::wait_pod_ready(
-            &ctx.client,
-            postgres::PITR_POD,
-            Duration::from_secs(180),
-            &mut || {},
-        )
-        .await?;
+        let port = self.start_server(ctx, postgres::PITR_POD, claim).await?;
         detail(&format!(
             "PostgreSQL started on PVC {claim} in pod {NAMESPACE}/{} (127.0.0.1:{port}), replayed the WAL to {} UTC and was promoted",
             postgres::PITR_POD,
