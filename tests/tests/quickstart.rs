@@ -91,3 +91,48 @@ fn quickstart_restores_a_real_postgresql_and_compares_its_rows() -> anyhow::Resu
     );
     Ok(())
 }
+
+#[test]
+fn quickstart_pitr_restores_postgresql_to_the_second_before_the_accident() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let text = quickstart(&["--workload", "postgres", "--size", "48Mi", "--pitr"])?;
+    let took = started.elapsed();
+    assert_lines(
+        &text,
+        &[
+            "[9/9] Check that the point-in-time copy holds every row written up to that second",
+            "Continuous ActionSet cairn-quickstart-pg-wal-archive archives: quickstart/",
+            "5 orders written after the backup",
+            "DROP TABLE orders at ",
+            "the second before the accident (Restore quickstart/postgres-pitr)",
+            "Restore quickstart/postgres-pitr of Backup ",
+            "replayed the WAL to ",
+            "the 5 written after the backup, up to ",
+        ],
+    );
+    // The second restored to is the one before the accident's.
+    let accident = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("DROP TABLE orders at "))
+        .and_then(|rest| rest.get(..8))
+        .ok_or_else(|| anyhow::anyhow!("no accident time:\n{text}"))?;
+    let restored_to = text
+        .lines()
+        .find_map(|l| l.split_once("Restore to ").map(|(_, rest)| rest))
+        .and_then(|rest| rest.get(..8))
+        .ok_or_else(|| anyhow::anyhow!("no restore time:\n{text}"))?;
+    let seconds = |hms: &str| -> anyhow::Result<i64> {
+        let parts: Vec<i64> = hms.split(':').map(str::parse).collect::<Result<_, _>>()?;
+        let [h, m, s] = parts.as_slice() else {
+            anyhow::bail!("not HH:MM:SS: {hms}");
+        };
+        Ok(h * 3600 + m * 60 + s)
+    };
+    assert_eq!(
+        (seconds(accident)? - seconds(restored_to)?).rem_euclid(86_400),
+        1,
+        "restored to {restored_to}, the second before the accident at {accident}:\n{text}"
+    );
+    println!("quickstart --pitr took {took:?}");
+    Ok(())
+}

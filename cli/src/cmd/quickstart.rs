@@ -57,6 +57,10 @@ pub struct Args {
     /// Keep the stack running after the summary, until Ctrl-C.
     #[arg(long)]
     pub keep: bool,
+    /// Point-in-time recovery too (PostgreSQL): archive the WAL continuously, write more rows
+    /// after the backup, and restore to the second before the accident.
+    #[arg(long)]
+    pub pitr: bool,
 }
 
 /// Which workload the quickstart runs.
@@ -112,11 +116,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = absolute(&args.data_dir)?;
     prepare_data_dir(&data_dir)?;
 
+    if args.pitr && args.workload == WorkloadChoice::Files {
+        bail!("--pitr needs the PostgreSQL workload (--workload postgres or auto)");
+    }
     let postgres = match args.workload {
         WorkloadChoice::Files => None,
         WorkloadChoice::Postgres => Some(postgres::detect().map_err(anyhow::Error::msg)?),
         WorkloadChoice::Auto => match postgres::detect() {
             Ok(install) => Some(install),
+            Err(why) if args.pitr => bail!("--pitr needs PostgreSQL: {why}"),
             Err(why) => {
                 println!("{why}: using the file-writer workload instead.");
                 None
@@ -125,7 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match postgres {
         Some(install) => {
-            let workload = workload_postgres::Postgres::new(install, bytes);
+            let workload = workload_postgres::Postgres::new(install, bytes, args.pitr);
             drive(workload, &args, &data_dir, &bin_dir, &cairnctl, started).await
         }
         None => {
@@ -235,7 +243,8 @@ async fn drive<W: Workload>(
         "Cairn quickstart: standalone mode, {}, a backup and a verified restore.\n",
         workload.noun()
     );
-    let mut steps = Steps::new(7);
+    let point_in_time = workload.continuous()?.is_some();
+    let mut steps = Steps::new(if point_in_time { 9 } else { 7 });
     let stack = steps
         .run(
             "Start Cairn in standalone mode (localkube, control plane, one agent)",
@@ -316,16 +325,41 @@ async fn protect<W: Workload>(
 
     let actionset = workload.actionset()?;
     let policy = workload.policy()?;
+    let continuous = workload.continuous()?;
+    let title = if continuous.is_some() {
+        "Apply Cairn's ActionSets and BackupPolicy, and archive continuously (BackupSchedule)"
+    } else {
+        "Apply Cairn's ActionSet and BackupPolicy"
+    };
     steps
-        .run("Apply Cairn's ActionSet and BackupPolicy", async {
+        .run(title, async {
             let actionset_name = actionset.metadata.name.clone().unwrap_or_default();
             let policy_name = policy.metadata.name.clone().unwrap_or_default();
             cluster::create_cluster(&ctx.client, &actionset).await?;
+            let mut saved = vec![serde_json::to_value(&actionset)?];
+            if let Some((continuous, _)) = &continuous {
+                cluster::create_cluster(&ctx.client, continuous).await?;
+                saved.push(serde_json::to_value(continuous)?);
+            }
             cluster::create(&ctx.client, &policy).await?;
             cluster::wait_actionset(&ctx.client, &actionset_name).await?;
             cluster::wait_policy(&ctx.client, &policy_name).await?;
+            saved.push(serde_json::to_value(&policy)?);
+            if let Some((continuous, method)) = &continuous {
+                let name = continuous.metadata.name.clone().unwrap_or_default();
+                cluster::wait_actionset(&ctx.client, &name).await?;
+                let schedule =
+                    manifests::continuous_schedule(manifests::CONTINUOUS_SCHEDULE, &policy_name, method)?;
+                cluster::create(&ctx.client, &schedule).await?;
+                saved.push(serde_json::to_value(&schedule)?);
+                let archiving = wait_window(ctx, None).await?;
+                detail(&format!(
+                    "Continuous ActionSet {name} archives: {}",
+                    window_line(&archiving)
+                ));
+            }
             let file = ctx.data_dir.join("quickstart.yaml");
-            save_yaml(&file, &[serde_json::to_value(&actionset)?, serde_json::to_value(&policy)?])?;
+            save_yaml(&file, &saved)?;
             detail(&format!(
                 "ActionSet {actionset_name} and BackupPolicy {NAMESPACE}/{policy_name} are Available (saved in {})",
                 file.display()
@@ -347,6 +381,8 @@ async fn protect<W: Workload>(
         )
         .await?;
 
+    workload.after_backup(ctx).await?;
+
     // A restore writes back what the backup read (a database backup skips WAL and temp files).
     let restore_expected = backup
         .status
@@ -364,16 +400,45 @@ async fn protect<W: Workload>(
     let (restored_dir, restore_seconds) = steps
         .run(
             &format!("Restore {backup_name} into a new PVC {restored_claim} (Restore {NAMESPACE}/{restore_name})"),
-            run_restore(ctx, &backup, &restore_name, &restored_claim, restore_expected),
+            run_restore(ctx, &backup, &restore_name, &restored_claim, restore_expected, None),
         )
         .await?;
 
-    let verification = steps
+    let mut verification = steps
         .run(
             "Check that the restored data equals the original",
             workload.verify(ctx, &restored_claim, &restored_dir),
         )
         .await?;
+    if continuous.is_some() {
+        let accident = workload
+            .accident_at()
+            .context("the accident's time is not known")?;
+        let at = jiff::Timestamp::from_second(accident.as_second() - 1)?;
+        let pitr_name = format!("{}-pitr", workload.app());
+        let pitr_claim = format!("{}-pitr", workload.claim());
+        steps
+            .run(
+                &format!(
+                    "Restore to {} UTC, the second before the accident (Restore {NAMESPACE}/{pitr_name})",
+                    at.strftime("%H:%M:%S")
+                ),
+                async {
+                    let archive = wait_window(ctx, Some(at)).await?;
+                    detail(&format!("Backup {}", window_line(&archive)));
+                    run_restore(ctx, &archive, &pitr_name, &pitr_claim, restore_expected, Some(at))
+                        .await
+                },
+            )
+            .await?;
+        let proof = steps
+            .run(
+                "Check that the point-in-time copy holds every row written up to that second",
+                workload.verify_point_in_time(ctx, &pitr_claim, at),
+            )
+            .await?;
+        verification = format!("{verification}; point in time: {proof}");
+    }
 
     let status = backup.status.clone().unwrap_or_default();
     let stored_bytes = status
@@ -465,6 +530,7 @@ async fn run_restore(
     name: &str,
     claim: &str,
     expected: u64,
+    to_time: Option<jiff::Timestamp>,
 ) -> anyhow::Result<(PathBuf, f64)> {
     let create = restore::create::Args {
         name: Some(name.to_string()),
@@ -477,7 +543,7 @@ async fn run_restore(
         storage_class: None,
         params: Vec::new(),
         env: Vec::new(),
-        to_time: None,
+        to_time,
         wait: true,
         timeout: 600,
     };
@@ -486,10 +552,12 @@ async fn run_restore(
     api.create(&PostParams::default(), &object)
         .await
         .with_context(|| format!("creating Restore {NAMESPACE}/{name}"))?;
-    save_yaml(
-        &ctx.data_dir.join("quickstart-restore.yaml"),
-        &[serde_json::to_value(&object)?],
-    )?;
+    let file = if to_time.is_some() {
+        "quickstart-pitr-restore.yaml"
+    } else {
+        "quickstart-restore.yaml"
+    };
+    save_yaml(&ctx.data_dir.join(file), &[serde_json::to_value(&object)?])?;
 
     // The claim's directory appears once the restore job binds it.
     let finder = cluster::VolumeFinder::start(&ctx.client, claim);
@@ -508,6 +576,73 @@ async fn run_restore(
         .await?
         .with_context(|| format!("PVC {claim} is not bound after the restore"))?;
     Ok((dir, seconds))
+}
+
+/// Waits until the continuous Backup of the quickstart's schedule is Running with a window that
+/// ends after `past` (with any window when `None`); fails at once when it failed.
+async fn wait_window(ctx: &Ctx, past: Option<jiff::Timestamp>) -> anyhow::Result<Backup> {
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), NAMESPACE);
+    let selector = format!(
+        "{}={}",
+        cairn_api::well_known::label::BACKUP_SCHEDULE,
+        manifests::CONTINUOUS_SCHEDULE
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("no continuous Backup yet");
+    while Instant::now() < deadline {
+        let list = api
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .with_context(|| {
+                format!(
+                    "listing the Backups of schedule {}",
+                    manifests::CONTINUOUS_SCHEDULE
+                )
+            })?;
+        if let Some(backup) = list.items.into_iter().next() {
+            let status = backup.status.clone().unwrap_or_default();
+            if status.phase == Some(cairn_api::backup::BackupPhase::Failed) {
+                bail!(
+                    "continuous Backup {} failed: {}",
+                    backup.metadata.name.as_deref().unwrap_or_default(),
+                    status.failure_reason.unwrap_or_default()
+                );
+            }
+            let end = status
+                .time_range
+                .as_ref()
+                .and_then(|r| r.end.as_ref())
+                .map(|e| e.0);
+            let running = status.phase == Some(cairn_api::backup::BackupPhase::Running);
+            match (end, past) {
+                (Some(end), Some(past)) if running && end > past => return Ok(backup),
+                (Some(_), None) if running => return Ok(backup),
+                _ => last = window_line(&backup),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("the continuous backup did not archive in time: {last}")
+}
+
+/// `NAME Running, window HH:MM:SS to HH:MM:SS UTC`.
+fn window_line(backup: &Backup) -> String {
+    let status = backup.status.clone().unwrap_or_default();
+    let at = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map(|t| t.0.strftime("%H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let range = status.time_range.unwrap_or_default();
+    format!(
+        "{NAMESPACE}/{} {}, window {} to {} UTC",
+        backup.metadata.name.as_deref().unwrap_or_default(),
+        status
+            .phase
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "New".into()),
+        at(range.start.as_ref()),
+        at(range.end.as_ref())
+    )
 }
 
 /// Plain progress lines on stdout, indented under the step.

@@ -8,11 +8,14 @@ use std::path::Path;
 use anyhow::Context as _;
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup_policy::BackupPolicy;
+use cairn_api::backup_schedule::BackupSchedule;
 use cairn_api::well_known;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+/// The BackupSchedule keeping the continuous backup archiving (`--pitr`).
+pub const CONTINUOUS_SCHEDULE: &str = "quickstart-continuous";
 /// The namespace of every quickstart object.
 pub const NAMESPACE: &str = "quickstart";
 /// The volume name in the workload pods and in the methods' `targetVolumes`.
@@ -38,6 +41,11 @@ pub mod postgres {
     pub const ACTIONSET: &str = "cairn-quickstart-pg-basebackup";
     pub const POLICY: &str = "quickstart-postgres";
     pub const METHOD: &str = "pg-basebackup";
+    /// Point-in-time recovery (`--pitr`): the Continuous ActionSet, its method, the schedule
+    /// that keeps it archiving, and the restored server.
+    pub const WAL_ACTIONSET: &str = "cairn-quickstart-pg-wal-archive";
+    pub const WAL_METHOD: &str = "wal-archive";
+    pub const PITR_POD: &str = "postgres-pitr";
     /// PGDATA inside the data volume.
     pub const PGDATA: &str = "/data/pgdata";
 }
@@ -207,6 +215,74 @@ pub fn postgres_actionset(bin_dir: &Path) -> anyhow::Result<ActionSet> {
             }
         }),
         "the PostgreSQL ActionSet",
+    )
+}
+
+/// Cairn's own PostgreSQL Continuous ActionSet, the one the end-to-end tests run
+/// (`pg_receivewal` through a replication slot, WAL pushed with `datasafed`; restore to
+/// `recovery_target_time`): one file for both, read at build time.
+const WAL_ARCHIVE: &str =
+    include_str!("../../../../tests/manifests/db/postgresql-wal-archive.yaml");
+
+/// The Continuous ActionSet archiving PostgreSQL's WAL, with this install's binaries and the
+/// quickstart's PGDATA.
+pub fn postgres_wal_actionset(bin_dir: &Path) -> anyhow::Result<ActionSet> {
+    let mut value: Value = serde_saphyr::from_str(WAL_ARCHIVE)
+        .context("parsing Cairn's PostgreSQL WAL-archive ActionSet")?;
+    value["metadata"] = json!({
+        "name": postgres::WAL_ACTIONSET,
+        "labels": {well_known::label::PART_OF: "cairn-quickstart"}
+    });
+    value["spec"]["env"] = json!([
+        {"name": "PG_BIN", "value": bin_dir.display().to_string()},
+        {"name": "DATA_DIR", "value": postgres::PGDATA}
+    ]);
+    typed(value, "the PostgreSQL WAL-archive ActionSet")
+}
+
+/// `policy` with one more method: the Continuous `method` of `actionset` on the same volume,
+/// archiving every second.
+pub fn with_continuous_method(
+    policy: BackupPolicy,
+    method: &str,
+    actionset: &str,
+) -> anyhow::Result<BackupPolicy> {
+    let mut value = serde_json::to_value(&policy).context("rendering the BackupPolicy")?;
+    let methods = value["spec"]["backupMethods"]
+        .as_array_mut()
+        .context("the BackupPolicy has no backupMethods")?;
+    methods.push(json!({
+        "name": method,
+        "actionSetName": actionset,
+        "env": [{"name": "ARCHIVE_SECONDS", "value": "1"}],
+        "targetVolumes": {
+            "volumes": [DATA_VOLUME],
+            "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT}]
+        }
+    }));
+    typed(value, "the BackupPolicy")
+}
+
+/// A BackupSchedule whose one entry keeps the Continuous `method` of `policy` archiving.
+pub fn continuous_schedule(
+    name: &str,
+    policy: &str,
+    method: &str,
+) -> anyhow::Result<BackupSchedule> {
+    typed(
+        json!({
+            "apiVersion": cairn_api::API_VERSION,
+            "kind": "BackupSchedule",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "backupPolicyName": policy,
+                "schedules": [{
+                    "name": "wal", "backupMethod": method, "enabled": true,
+                    "cronExpression": "*/5 * * * *", "retentionPeriod": "1d"
+                }]
+            }
+        }),
+        "the BackupSchedule",
     )
 }
 

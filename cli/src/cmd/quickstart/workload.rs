@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup_policy::BackupPolicy;
+use jiff::Timestamp;
 
 /// What every step works with.
 pub struct Ctx {
@@ -48,4 +49,27 @@ pub trait Workload {
     fn description(&self) -> String;
     /// Commands to look at this workload, for the summary.
     fn extra_commands(&self, ctx: &Ctx) -> Vec<String>;
+    /// Point-in-time recovery (`--pitr`): the Continuous ActionSet archiving the workload and
+    /// the name of its method in the policy, when the workload has them.
+    fn continuous(&self) -> anyhow::Result<Option<(ActionSet, &'static str)>> {
+        Ok(None)
+    }
+    /// Writes after the backup and before the accident: only the continuous archive holds them.
+    async fn after_backup(&mut self, _ctx: &Ctx) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// When the accident happened (known once `damage` ran).
+    fn accident_at(&self) -> Option<Timestamp> {
+        None
+    }
+    /// Proves that the claim a restore to `at` filled holds everything written up to `at`;
+    /// returns the one-line proof. Called only for a workload with [`Workload::continuous`].
+    async fn verify_point_in_time(
+        &mut self,
+        _ctx: &Ctx,
+        _claim: &str,
+        _at: Timestamp,
+    ) -> anyhow::Result<String> {
+        anyhow::bail!("{} has no continuous backup to restore", self.noun())
+    }
 }

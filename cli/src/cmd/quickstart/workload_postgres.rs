@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use cairn_api::actionset::ActionSet;
 use cairn_api::backup_policy::BackupPolicy;
 use indicatif::HumanCount;
+use jiff::Timestamp;
 
 use super::manifests::{self, NAMESPACE, PostgresPod, postgres};
 use super::postgres::{DATABASE, Fingerprint, Install, Psql, TOP_CUSTOMERS};
@@ -26,11 +27,20 @@ pub struct Postgres {
     restored_port: Option<u16>,
     original: Option<Fingerprint>,
     database_bytes: u64,
+    /// `--pitr`: archive the WAL continuously and restore to the second before the accident.
+    pitr: bool,
+    /// The ids of the orders written after the backup.
+    late_orders: Vec<i64>,
+    accident: Option<Timestamp>,
 }
+
+/// Orders written one by one after the backup (`--pitr`), this far apart.
+const LATE_ORDERS: i64 = 5;
+const LATE_GAP: Duration = Duration::from_millis(200);
 
 impl Postgres {
     /// A server of `install` with about `bytes` of data.
-    pub fn new(install: Install, bytes: u64) -> Postgres {
+    pub fn new(install: Install, bytes: u64, pitr: bool) -> Postgres {
         Postgres {
             install,
             bytes,
@@ -39,6 +49,9 @@ impl Postgres {
             restored_port: None,
             original: None,
             database_bytes: 0,
+            pitr,
+            late_orders: Vec::new(),
+            accident: None,
         }
     }
 
@@ -64,6 +77,17 @@ impl Postgres {
             gid: self.install.gid,
             port,
         })
+    }
+}
+
+impl Postgres {
+    /// Starts a server in pod `name` on the restored `claim` and waits until it is Ready (it
+    /// recovers first); returns its port.
+    async fn start_server(&self, ctx: &Ctx, name: &str, claim: &str) -> anyhow::Result<u16> {
+        let port = free_port()?;
+        cluster::create(&ctx.client, &self.pod(name, claim, port)?).await?;
+        cluster::wait_pod_ready(&ctx.client, name, Duration::from_secs(180), &mut || {}).await?;
+        Ok(port)
     }
 }
 
@@ -150,13 +174,17 @@ impl Workload for Postgres {
     }
 
     fn policy(&self) -> anyhow::Result<BackupPolicy> {
-        manifests::policy(
+        let policy = manifests::policy(
             postgres::POLICY,
             postgres::POD,
             postgres::METHOD,
             postgres::ACTIONSET,
             Some(postgres::SECRET),
-        )
+        )?;
+        if !self.pitr {
+            return Ok(policy);
+        }
+        manifests::with_continuous_method(policy, postgres::WAL_METHOD, postgres::WAL_ACTIONSET)
     }
 
     async fn before_backup(&mut self, _ctx: &Ctx, _source_dir: &Path) -> anyhow::Result<()> {
@@ -171,9 +199,15 @@ impl Workload for Postgres {
 
     async fn damage(&mut self, _ctx: &Ctx, _source_dir: &Path) -> anyhow::Result<()> {
         let psql = self.psql(self.port);
+        let accident = Timestamp::now();
         psql.run(DATABASE, "DROP TABLE orders")
             .await
             .context("dropping the table")?;
+        self.accident = Some(accident);
+        detail(&format!(
+            "DROP TABLE orders at {} UTC",
+            accident.strftime("%H:%M:%S%.3f")
+        ));
         match psql.run(DATABASE, "SELECT count(*) FROM orders").await {
             Ok(count) => bail!("orders still answers after DROP TABLE ({count} rows)"),
             Err(err) => detail(&format!(
@@ -193,17 +227,10 @@ impl Workload for Postgres {
         restored_claim: &str,
         _restored_dir: &Path,
     ) -> anyhow::Result<String> {
-        let port = free_port()?;
+        let port = self
+            .start_server(ctx, postgres::RESTORED_POD, restored_claim)
+            .await?;
         self.restored_port = Some(port);
-        let pod = self.pod(postgres::RESTORED_POD, restored_claim, port)?;
-        cluster::create(&ctx.client, &pod).await?;
-        cluster::wait_pod_ready(
-            &ctx.client,
-            postgres::RESTORED_POD,
-            Duration::from_secs(180),
-            &mut || {},
-        )
-        .await?;
         detail(&format!(
             "PostgreSQL started on the restored PVC in pod {NAMESPACE}/{} (127.0.0.1:{port}) and recovered the base backup",
             postgres::RESTORED_POD
@@ -236,6 +263,112 @@ impl Workload for Postgres {
             HumanCount(self.original.as_ref().map(|f| f.rows).unwrap_or(0)),
             human(self.database_bytes)
         )
+    }
+
+    fn continuous(&self) -> anyhow::Result<Option<(ActionSet, &'static str)>> {
+        if !self.pitr {
+            return Ok(None);
+        }
+        let actionset = manifests::postgres_wal_actionset(&self.install.bin_dir)?;
+        Ok(Some((actionset, postgres::WAL_METHOD)))
+    }
+
+    async fn after_backup(&mut self, _ctx: &Ctx) -> anyhow::Result<()> {
+        if !self.pitr {
+            return Ok(());
+        }
+        let psql = self.psql(self.port);
+        let max: i64 = psql
+            .run(DATABASE, "SELECT max(id) FROM orders")
+            .await?
+            .trim()
+            .parse()
+            .context("reading the largest order id")?;
+        let mut last = Timestamp::now();
+        for id in max + 1..=max + LATE_ORDERS {
+            psql.run(
+                DATABASE,
+                &format!(
+                    "INSERT INTO orders VALUES ({id}, 'customer-late', 42.00, clock_timestamp(), 'created', 'written after the backup')"
+                ),
+            )
+            .await
+            .with_context(|| format!("writing order {id}"))?;
+            last = Timestamp::now();
+            self.late_orders.push(id);
+            tokio::time::sleep(LATE_GAP).await;
+        }
+        detail(&format!(
+            "{LATE_ORDERS} orders written after the backup (ids {}..{}), the last at {} UTC: only the WAL archive has them",
+            max + 1,
+            max + LATE_ORDERS,
+            last.strftime("%H:%M:%S%.3f")
+        ));
+        // The accident comes in a later second than the one after the last write, so the second
+        // before the accident holds every late order.
+        let clear = Timestamp::from_second(last.as_second() + 2)?;
+        if let Ok(wait) = Duration::try_from(clear.duration_since(Timestamp::now())) {
+            tokio::time::sleep(wait + Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn accident_at(&self) -> Option<Timestamp> {
+        self.accident
+    }
+
+    async fn verify_point_in_time(
+        &mut self,
+        ctx: &Ctx,
+        claim: &str,
+        at: Timestamp,
+    ) -> anyhow::Result<String> {
+        let port = self.start_server(ctx, postgres::PITR_POD, claim).await?;
+        detail(&format!(
+            "PostgreSQL started on PVC {claim} in pod {NAMESPACE}/{} (127.0.0.1:{port}), replayed the WAL to {} UTC and was promoted",
+            postgres::PITR_POD,
+            at.strftime("%H:%M:%S")
+        ));
+        let psql = self.psql(port);
+        let original = self
+            .original
+            .clone()
+            .context("the original data was not fingerprinted")?;
+        let late: Vec<i64> = psql
+            .run(
+                DATABASE,
+                "SELECT id FROM orders WHERE note = 'written after the backup' ORDER BY id",
+            )
+            .await?
+            .lines()
+            .map(|l| l.trim().parse::<i64>())
+            .collect::<Result<_, _>>()
+            .context("reading the late orders")?;
+        let rows: u64 = psql
+            .run(DATABASE, "SELECT count(*) FROM orders")
+            .await?
+            .trim()
+            .parse()
+            .context("counting the orders")?;
+        let expected = original.rows + self.late_orders.len() as u64;
+        if late != self.late_orders || rows != expected {
+            bail!(
+                "the point-in-time copy has {rows} orders and late orders {late:?}; expected {expected} with late orders {:?}",
+                self.late_orders
+            );
+        }
+        detail(&format!(
+            "orders: {} = the {} backed up + the {} written after the backup, up to {} UTC",
+            HumanCount(rows),
+            HumanCount(original.rows),
+            late.len(),
+            at.strftime("%H:%M:%S")
+        ));
+        Ok(format!(
+            "{} orders, every one written up to {} UTC (the second before the accident)",
+            HumanCount(rows),
+            at.strftime("%H:%M:%S")
+        ))
     }
 
     fn extra_commands(&self, _ctx: &Ctx) -> Vec<String> {

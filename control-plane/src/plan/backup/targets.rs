@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use cairn_api::backup::{Backup, BackupStatusTarget};
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::target::{BackupTarget, PodSelectionStrategy};
+use cairn_api::well_known;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
@@ -91,6 +92,17 @@ pub enum SelectError {
     },
 }
 
+/// Whether `pod` is one data protection made: an action Job's or an archiver's pod (labelled
+/// with the Backup it was made for) or a restore Job's. Such pods carry their Backup's labels,
+/// which include the target's selector labels (ARCHITECTURE.md §K6.3), so they match a
+/// target's selector; they are never a target themselves.
+pub fn made_by_data_protection(pod: &Pod) -> bool {
+    pod.metadata.labels.as_ref().is_some_and(|labels| {
+        labels.contains_key(well_known::label::BACKUP_NAME)
+            || labels.contains_key(well_known::label::RESTORE)
+    })
+}
+
 /// Selects the pods of one target among `pods` (all pods of the backup's namespace).
 pub fn select_pods(
     backup: &Backup,
@@ -111,6 +123,7 @@ pub fn select_pods(
         let mut found: Vec<Pod> = pods
             .iter()
             .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .filter(|pod| !made_by_data_protection(pod))
             .filter(|pod| selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty)))
             .cloned()
             .collect();
@@ -183,4 +196,52 @@ pub fn is_running_and_ready(pod: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str, labels: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "db", "labels": labels},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn an_archiver_pod_carrying_the_target_labels_is_not_a_target() {
+        let backup: Backup = serde_json::from_value(json!({
+            "metadata": {"name": "full-1", "namespace": "db"},
+            "spec": {"backupPolicyName": "pg", "backupMethod": "base"}
+        }))
+        .expect("backup");
+        let policy: BackupPolicy = serde_json::from_value(json!({
+            "metadata": {"name": "pg", "namespace": "db"},
+            "spec": {"backupMethods": [], "target": {"podSelector": {"matchLabels": {"app": "postgres"}}}}
+        }))
+        .expect("policy");
+        let target = policy.spec.target.clone().expect("target");
+        let pods = [
+            // The continuous Backup's archiver: its labels are the Backup's, the selector's included.
+            pod(
+                "abc-wal-archive-0",
+                json!({"app": "postgres", "dataprotection.kubeblocks.io/backup-name": "abc-wal-archive"}),
+            ),
+            pod(
+                "restore-job-x",
+                json!({"app": "postgres", "dataprotection.kubeblocks.io/restore": "r1"}),
+            ),
+            pod("postgres", json!({"app": "postgres"})),
+        ];
+        let chosen = select_pods(&backup, &policy, &target, &pods).expect("selected");
+        let names: Vec<_> = chosen
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["postgres"]);
+    }
 }

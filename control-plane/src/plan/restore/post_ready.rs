@@ -337,6 +337,7 @@ fn matching_pods(
         .pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| !crate::plan::backup::targets::made_by_data_protection(p))
         .filter(|p| selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty)))
         .cloned()
         .collect();
