@@ -367,7 +367,10 @@ fn watched<K: kube::Resource>(
 type FindBackup = Box<dyn Fn(&str, &str) -> Option<Backup> + Send + Sync>;
 
 /// Counts finished Backups and Restores from the caches' watch events ([`Finishes`]); only
-/// the leader counts, so that the replicas' counters together count each finish once.
+/// the leader counts, so that the replicas' counters together count each finish once. Every
+/// replica keeps its [`Finishes`] current, so a new leader does not count again what finished
+/// before it led; a finish its watch delivers while it does not lead yet (inside a hand-over)
+/// is counted by no replica.
 pub struct FinishCounter {
     backups: Mutex<Finishes>,
     restores: Mutex<Finishes>,
