@@ -2,23 +2,33 @@
 //!
 //! What operators alert on (README, "Observability"; the chart's PrometheusRule):
 //! - `cairn_backups_total{namespace,policy,method,schedule,outcome}` and
-//!   `cairn_restores_total{namespace,policy,method,outcome}`: counted once per Backup/Restore,
-//!   by the reconcile whose status write makes it Completed or Failed (a status is written once,
-//!   by the leader; a restarted or newly elected replica starts its counters at zero, which
-//!   Prometheus' `increase()` treats as a reset).
+//!   `cairn_restores_total{namespace,policy,method,outcome}`: counted once per entry of a
+//!   Backup/Restore into Completed or Failed, as the leader's watch sees it ([`Finishes`]):
+//!   whatever the reconcile that wrote it did next. A restarted replica starts its counters at
+//!   zero (Prometheus' `increase()` treats it as a reset) without counting what finished before.
 //! - `cairn_backup_duration_seconds`, `cairn_backup_size_bytes` (histograms, same labels less
 //!   the outcome) and `cairn_restore_duration_seconds`.
 //! - `cairn_backup_last_success_timestamp_seconds{namespace,policy,method,schedule}`: derived
 //!   at every scrape from the cached Backups (every replica keeps its caches), so it survives
-//!   restarts and leader changes: the "no successful backup in 25 h" alert.
+//!   restarts and leader changes.
+//! - `cairn_backup_schedule_interval_seconds{namespace,policy,method,schedule}`: per enabled,
+//!   non-continuous schedule entry, the longest gap between two of its cron fire times; and
+//!   `cairn_backup_schedule_start_timestamp_seconds` (same labels), since when it is expected to
+//!   run (its BackupSchedule's creation). `CairnNoSuccessfulBackup` fires when the last success
+//!   (or, for an entry that never succeeded, the start) is older than the interval times a
+//!   factor plus a margin; a disabled entry has no series and never fires.
 //! - `cairn_certificate_expiry_timestamp_seconds{certificate,path}`: read from the certificate
 //!   files at every scrape, so a rotated certificate is seen without a restart.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use cairn_api::backup::{Backup, BackupPhase, BackupStatus};
-use cairn_api::restore::{Restore, RestorePhase, RestoreStatus};
+use cairn_api::actionset::ActionSet;
+use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::backup_policy::BackupPolicy;
+use cairn_api::backup_schedule::BackupSchedule;
+use cairn_api::restore::{Restore, RestorePhase};
 use cairn_api::well_known::label as well_known;
 use kube::ResourceExt;
 use prometheus_client::collector::Collector;
@@ -155,48 +165,44 @@ fn seconds_between(
     Some(end.0.duration_since(start.0).as_secs_f64().max(0.0))
 }
 
-/// What to count when `backup`'s status goes from its current one to `next`: `Some` exactly
-/// when `next` is the write that makes it Completed or Failed.
-pub fn finished_backup(backup: &Backup, next: &BackupStatus) -> Option<FinishedBackup> {
-    let terminal = |phase: Option<BackupPhase>| {
-        matches!(phase, Some(BackupPhase::Completed | BackupPhase::Failed))
-    };
-    let before = backup.status.as_ref().and_then(|s| s.phase);
-    if !terminal(next.phase) || terminal(before) {
+/// What to count for `backup` if its status is Completed or Failed.
+pub fn finished_backup(backup: &Backup) -> Option<FinishedBackup> {
+    let status = backup.status.as_ref()?;
+    if !matches!(
+        status.phase,
+        Some(BackupPhase::Completed | BackupPhase::Failed)
+    ) {
         return None;
     }
-    let completed = next.phase == Some(BackupPhase::Completed);
+    let completed = status.phase == Some(BackupPhase::Completed);
     Some(FinishedBackup {
         labels: backup_labels(backup),
         completed,
         seconds: seconds_between(
-            next.start_timestamp.as_ref(),
-            next.completion_timestamp.as_ref(),
+            status.start_timestamp.as_ref(),
+            status.completion_timestamp.as_ref(),
         ),
         bytes: completed
             .then(|| {
-                next.progress
+                status
+                    .progress
                     .as_ref()
                     .and_then(|p| u64::try_from(p.bytes_done).ok())
                     .filter(|b| *b > 0)
-                    .or_else(|| next.total_size.as_deref().and_then(|s| s.parse().ok()))
+                    .or_else(|| status.total_size.as_deref().and_then(|s| s.parse().ok()))
             })
             .flatten(),
     })
 }
 
-/// What to count when `restore`'s status goes from its current one to `next`; `source` is the
-/// Backup it restores, if known.
-pub fn finished_restore(
-    restore: &Restore,
-    next: &RestoreStatus,
-    source: Option<&Backup>,
-) -> Option<FinishedRestore> {
-    let terminal = |phase: Option<RestorePhase>| {
-        matches!(phase, Some(RestorePhase::Completed | RestorePhase::Failed))
-    };
-    let before = restore.status.as_ref().and_then(|s| s.phase);
-    if !terminal(next.phase) || terminal(before) {
+/// What to count for `restore` if its status is Completed or Failed; `source` is the Backup it
+/// restores, if known.
+pub fn finished_restore(restore: &Restore, source: Option<&Backup>) -> Option<FinishedRestore> {
+    let status = restore.status.as_ref()?;
+    if !matches!(
+        status.phase,
+        Some(RestorePhase::Completed | RestorePhase::Failed)
+    ) {
         return None;
     }
     Some(FinishedRestore {
@@ -209,12 +215,222 @@ pub fn finished_restore(
                 .map(|b| b.spec.backup_method.clone())
                 .unwrap_or_default(),
         },
-        completed: next.phase == Some(RestorePhase::Completed),
+        completed: status.phase == Some(RestorePhase::Completed),
         seconds: seconds_between(
-            next.start_timestamp.as_ref(),
-            next.completion_timestamp.as_ref(),
+            status.start_timestamp.as_ref(),
+            status.completion_timestamp.as_ref(),
         ),
     })
+}
+
+/// Where a Backup or Restore stands, for counting its finish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// New or running (no phase, `New`, `InProgress`, `Running`).
+    Open,
+    /// `Completed` or `Failed`.
+    Finished,
+    /// Anything else (`Deleting`, `AsDataSource`): changes nothing.
+    Other,
+}
+
+/// One watch event of a Backup or Restore, as [`Finishes`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched<'a> {
+    /// A (re)list begins.
+    Listing,
+    /// An object of the list.
+    Listed { uid: &'a str, stage: Stage },
+    /// The list is complete.
+    ListDone,
+    /// An object was created or changed.
+    Changed { uid: &'a str, stage: Stage },
+    /// An object was deleted.
+    Deleted { uid: &'a str },
+}
+
+fn backup_stage(backup: &Backup) -> Stage {
+    match backup.status.as_ref().and_then(|s| s.phase) {
+        None | Some(BackupPhase::New | BackupPhase::InProgress | BackupPhase::Running) => {
+            Stage::Open
+        }
+        Some(BackupPhase::Completed | BackupPhase::Failed) => Stage::Finished,
+        Some(BackupPhase::Deleting) => Stage::Other,
+    }
+}
+
+fn restore_stage(restore: &Restore) -> Stage {
+    match restore.status.as_ref().and_then(|s| s.phase) {
+        None | Some(RestorePhase::Running) => Stage::Open,
+        Some(RestorePhase::Completed | RestorePhase::Failed) => Stage::Finished,
+        Some(RestorePhase::AsDataSource) => Stage::Other,
+    }
+}
+
+/// Which Backups (or Restores) this replica has seen Completed or Failed, by uid, so that each
+/// entry into a final phase is counted exactly once, from the watch rather than from the
+/// reconcile that wrote it (a reconcile failing after its status write, a crash, a new leader
+/// all still count it once):
+/// - the objects the first list finds finished finished before this process started and are not
+///   counted (a restart resets the counters, which Prometheus' `increase()` expects);
+/// - after it, an object seen finished whose uid is not known finished is counted; the same
+///   object seen again (another status write, a relist after the watch broke) is not;
+/// - an object seen New or Running again is forgotten, so a continuous Backup reopened and
+///   completed again counts again (a Deleting one is not: its deletion failing does not count
+///   it again); deleted objects are forgotten, and a relist forgets those it no longer
+///   lists: the set is bounded by the objects that exist.
+#[derive(Debug, Default)]
+pub struct Finishes {
+    finished: HashSet<String>,
+    /// The uids of the (re)list under way.
+    listing: Option<HashSet<String>>,
+    /// Whether the first list is complete.
+    listed: bool,
+}
+
+impl Finishes {
+    /// Takes in one event; `true` when it is a finish to count.
+    pub fn observe(&mut self, event: Watched<'_>) -> bool {
+        match event {
+            Watched::Listing => {
+                self.listing = Some(HashSet::new());
+                false
+            }
+            Watched::Listed { uid, stage } => {
+                if let Some(listing) = self.listing.as_mut() {
+                    listing.insert(uid.to_owned());
+                }
+                self.seen(uid, stage) && self.listed
+            }
+            Watched::ListDone => {
+                if let Some(listing) = self.listing.take() {
+                    self.finished.retain(|uid| listing.contains(uid));
+                }
+                self.listed = true;
+                false
+            }
+            Watched::Changed { uid, stage } => self.seen(uid, stage),
+            Watched::Deleted { uid } => {
+                self.finished.remove(uid);
+                false
+            }
+        }
+    }
+
+    /// Whether `uid` newly entered a final phase.
+    fn seen(&mut self, uid: &str, stage: Stage) -> bool {
+        match stage {
+            Stage::Finished => self.finished.insert(uid.to_owned()),
+            Stage::Open => {
+                self.finished.remove(uid);
+                false
+            }
+            Stage::Other => false,
+        }
+    }
+}
+
+/// The watch event `event` as [`Finishes`] reads it, `stage` telling where an object stands;
+/// `None` for an object without a uid (never from the API server).
+fn watched<K: kube::Resource>(
+    event: &kube::runtime::watcher::Event<K>,
+    stage: impl Fn(&K) -> Stage,
+) -> Option<(Watched<'_>, Option<&K>)> {
+    use kube::runtime::watcher::Event;
+    Some(match event {
+        Event::Init => (Watched::Listing, None),
+        Event::InitDone => (Watched::ListDone, None),
+        Event::InitApply(o) => (
+            Watched::Listed {
+                uid: o.meta().uid.as_deref()?,
+                stage: stage(o),
+            },
+            Some(o),
+        ),
+        Event::Apply(o) => (
+            Watched::Changed {
+                uid: o.meta().uid.as_deref()?,
+                stage: stage(o),
+            },
+            Some(o),
+        ),
+        Event::Delete(o) => (
+            Watched::Deleted {
+                uid: o.meta().uid.as_deref()?,
+            },
+            None,
+        ),
+    })
+}
+
+/// Finds the Backup `namespace`/`name`.
+type FindBackup = Box<dyn Fn(&str, &str) -> Option<Backup> + Send + Sync>;
+
+/// Counts finished Backups and Restores from the caches' watch events ([`Finishes`]); only
+/// the leader counts, so that the replicas' counters together count each finish once. Every
+/// replica keeps its [`Finishes`] current, so a new leader does not count again what finished
+/// before it led; a finish its watch delivers while it does not lead yet (inside a hand-over)
+/// is counted by no replica.
+pub struct FinishCounter {
+    backups: Mutex<Finishes>,
+    restores: Mutex<Finishes>,
+    counts: FinishFamilies,
+    leading: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Finds the Backup a Restore restores (`namespace`, `name`), for its labels.
+    source: OnceLock<FindBackup>,
+}
+
+impl FinishCounter {
+    /// Finds the Backup a finished Restore restores through `source` (set once).
+    pub fn find_sources(
+        &self,
+        source: impl Fn(&str, &str) -> Option<Backup> + Send + Sync + 'static,
+    ) {
+        let _ = self.source.set(Box::new(source));
+    }
+
+    /// Takes in one watch event of the Backups.
+    pub fn backup_event(&self, event: &kube::runtime::watcher::Event<Backup>) {
+        let Some((seen, object)) = watched(event, backup_stage) else {
+            return;
+        };
+        let new = self
+            .backups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(seen);
+        if new
+            && (self.leading)()
+            && let Some(finished) = object.and_then(finished_backup)
+        {
+            self.counts.backup(&finished);
+        }
+    }
+
+    /// Takes in one watch event of the Restores.
+    pub fn restore_event(&self, event: &kube::runtime::watcher::Event<Restore>) {
+        let Some((seen, object)) = watched(event, restore_stage) else {
+            return;
+        };
+        let new = self
+            .restores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(seen);
+        if !new || !(self.leading)() {
+            return;
+        }
+        let Some(restore) = object else {
+            return;
+        };
+        let source = self
+            .source
+            .get()
+            .and_then(|find| find(&restore.spec.backup.namespace, &restore.spec.backup.name));
+        if let Some(finished) = finished_restore(restore, source.as_ref()) {
+            self.counts.restore(&finished);
+        }
+    }
 }
 
 /// The completion time (unix seconds) of the newest Completed backup of each policy, method
@@ -274,6 +490,137 @@ impl Collector for BackupCollector {
     }
 }
 
+/// An enabled entry of a BackupSchedule that completes Backups (not a continuous one): the
+/// series `CairnNoSuccessfulBackup` compares the last success with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledEntry {
+    /// The labels its Backups carry (`schedule` is the BackupSchedule's name).
+    pub labels: BackupLabels,
+    pub cron_expression: String,
+    /// Since when (unix seconds) it is expected to run: the BackupSchedule's creation.
+    pub since: Option<f64>,
+}
+
+/// The enabled, non-continuous entries of `schedules`; `policy(namespace, name)` finds a
+/// schedule's BackupPolicy (a schedule whose policy is missing keeps its entries: it makes no
+/// backups, which is what the alert is for).
+pub fn scheduled_entries(
+    schedules: &[BackupSchedule],
+    policy: impl Fn(&str, &str) -> Option<BackupPolicy>,
+    actionsets: &[ActionSet],
+) -> Vec<ScheduledEntry> {
+    let mut entries = Vec::new();
+    for schedule in schedules {
+        if schedule.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let namespace = schedule.namespace().unwrap_or_default();
+        let policy_name = &schedule.spec.backup_policy_name;
+        let policy = policy(&namespace, policy_name);
+        for entry in &schedule.spec.schedules {
+            let continuous = policy.as_ref().is_some_and(|p| {
+                crate::plan::schedule::is_continuous_method(actionsets, p, &entry.backup_method)
+            });
+            if entry.enabled != Some(true) || continuous {
+                continue;
+            }
+            entries.push(ScheduledEntry {
+                labels: BackupLabels {
+                    namespace: namespace.clone(),
+                    policy: policy_name.clone(),
+                    method: entry.backup_method.clone(),
+                    schedule: schedule.name_any(),
+                },
+                cron_expression: entry.cron_expression.clone(),
+                since: schedule
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_millisecond() as f64 / 1000.0),
+            });
+        }
+    }
+    entries
+}
+
+/// Reads the schedule entries the interval gauges are derived from.
+type ScheduleSource = Arc<dyn Fn() -> Vec<ScheduledEntry> + Send + Sync>;
+
+/// Derives `cairn_backup_schedule_interval_seconds` and
+/// `cairn_backup_schedule_start_timestamp_seconds` from the BackupSchedules at every scrape.
+struct ScheduleCollector {
+    source: ScheduleSource,
+    /// Intervals by cron expression (computing one walks up to 10,000 fire times); cleared
+    /// when it reaches [`INTERVALS_KEPT`] expressions.
+    intervals: Mutex<HashMap<String, Option<f64>>>,
+}
+
+const INTERVALS_KEPT: usize = 1024;
+
+impl std::fmt::Debug for ScheduleCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScheduleCollector")
+    }
+}
+
+impl ScheduleCollector {
+    fn interval(&self, expression: &str) -> Option<f64> {
+        let mut known = self.intervals.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(interval) = known.get(expression) {
+            return *interval;
+        }
+        let interval = cairn_api::parse::cron::parse(expression)
+            .ok()
+            .and_then(|cron| crate::plan::schedule::longest_interval(&cron, jiff::Timestamp::now()))
+            .map(|d| d.as_secs_f64());
+        if known.len() >= INTERVALS_KEPT {
+            known.clear();
+        }
+        known.insert(expression.to_owned(), interval);
+        interval
+    }
+}
+
+impl Collector for ScheduleCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // Entries of one schedule sharing a method share the series: the shortest interval
+        // and the earliest start apply.
+        let mut intervals = std::collections::BTreeMap::<BackupLabels, f64>::new();
+        let mut starts = std::collections::BTreeMap::<BackupLabels, f64>::new();
+        for entry in (self.source)() {
+            if let Some(interval) = self.interval(&entry.cron_expression) {
+                let at = intervals.entry(entry.labels.clone()).or_insert(interval);
+                *at = at.min(interval);
+            }
+            if let Some(since) = entry.since {
+                let at = starts.entry(entry.labels).or_insert(since);
+                *at = at.min(since);
+            }
+        }
+        for (name, help, values) in [
+            (
+                "backup_schedule_interval_seconds",
+                "Longest gap between two fire times of each enabled, non-continuous schedule entry",
+                intervals,
+            ),
+            (
+                "backup_schedule_start_timestamp_seconds",
+                "Since when (unix seconds, the BackupSchedule's creation) each enabled, non-continuous schedule entry is expected to run",
+                starts,
+            ),
+        ] {
+            let family =
+                Family::<BackupLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+            for (labels, value) in values {
+                family.get_or_create(&labels).set(value);
+            }
+            let metric = encoder.encode_descriptor(name, help, None, family.metric_type())?;
+            family.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// A certificate file the control plane loads, by role.
 #[derive(Clone, Debug)]
 pub struct CertificateFile {
@@ -327,6 +674,54 @@ impl Collector for CertificateCollector {
             family.metric_type(),
         )?;
         family.encode(metric)
+    }
+}
+
+/// The series a finished Backup or Restore is counted in (shared with [`Metrics`]).
+#[derive(Clone)]
+struct FinishFamilies {
+    backups: Family<BackupOutcomeLabels, Counter>,
+    backup_seconds: Family<BackupLabels, Histogram>,
+    backup_size: Family<BackupLabels, Histogram>,
+    backup_bytes: Counter,
+    restores: Family<RestoreOutcomeLabels, Counter>,
+    restore_seconds: Family<RestoreLabels, Histogram>,
+}
+
+impl FinishFamilies {
+    fn backup(&self, finished: &FinishedBackup) {
+        let l = &finished.labels;
+        self.backups
+            .get_or_create(&BackupOutcomeLabels {
+                namespace: l.namespace.clone(),
+                policy: l.policy.clone(),
+                method: l.method.clone(),
+                schedule: l.schedule.clone(),
+                outcome: outcome(finished.completed),
+            })
+            .inc();
+        if let Some(seconds) = finished.seconds {
+            self.backup_seconds.get_or_create(l).observe(seconds);
+        }
+        if let Some(bytes) = finished.bytes {
+            self.backup_bytes.inc_by(bytes);
+            self.backup_size.get_or_create(l).observe(bytes as f64);
+        }
+    }
+
+    fn restore(&self, finished: &FinishedRestore) {
+        let l = &finished.labels;
+        self.restores
+            .get_or_create(&RestoreOutcomeLabels {
+                namespace: l.namespace.clone(),
+                policy: l.policy.clone(),
+                method: l.method.clone(),
+                outcome: outcome(finished.completed),
+            })
+            .inc();
+        if let Some(seconds) = finished.seconds {
+            self.restore_seconds.get_or_create(l).observe(seconds);
+        }
     }
 }
 
@@ -520,46 +915,48 @@ impl Metrics {
         }));
     }
 
+    /// Derives the schedule interval and start gauges from the entries `source` returns, at
+    /// every scrape.
+    pub fn observe_schedules(
+        &mut self,
+        source: impl Fn() -> Vec<ScheduledEntry> + Send + Sync + 'static,
+    ) {
+        self.registry
+            .register_collector(Box::new(ScheduleCollector {
+                source: Arc::new(source),
+                intervals: Mutex::new(HashMap::new()),
+            }));
+    }
+
     /// Reports the expiry of `files` at every scrape.
     pub fn observe_certificates(&mut self, files: Vec<CertificateFile>) {
         self.registry
             .register_collector(Box::new(CertificateCollector { files }));
     }
 
-    /// Counts a Backup that finished.
-    pub fn backup_finished(&self, finished: &FinishedBackup) {
-        let l = &finished.labels;
-        self.backups
-            .get_or_create(&BackupOutcomeLabels {
-                namespace: l.namespace.clone(),
-                policy: l.policy.clone(),
-                method: l.method.clone(),
-                schedule: l.schedule.clone(),
-                outcome: outcome(finished.completed),
-            })
-            .inc();
-        if let Some(seconds) = finished.seconds {
-            self.backup_seconds.get_or_create(l).observe(seconds);
-        }
-        if let Some(bytes) = finished.bytes {
-            self.backup_bytes.inc_by(bytes);
-            self.backup_size.get_or_create(l).observe(bytes as f64);
+    fn finish_families(&self) -> FinishFamilies {
+        FinishFamilies {
+            backups: self.backups.clone(),
+            backup_seconds: self.backup_seconds.clone(),
+            backup_size: self.backup_size.clone(),
+            backup_bytes: self.backup_bytes.clone(),
+            restores: self.restores.clone(),
+            restore_seconds: self.restore_seconds.clone(),
         }
     }
 
-    /// Counts a Restore that finished.
-    pub fn restore_finished(&self, finished: &FinishedRestore) {
-        let l = &finished.labels;
-        self.restores
-            .get_or_create(&RestoreOutcomeLabels {
-                namespace: l.namespace.clone(),
-                policy: l.policy.clone(),
-                method: l.method.clone(),
-                outcome: outcome(finished.completed),
-            })
-            .inc();
-        if let Some(seconds) = finished.seconds {
-            self.restore_seconds.get_or_create(l).observe(seconds);
+    /// What counts finished Backups and Restores into these metrics from the caches' watch
+    /// events, while `leading` says this replica leads.
+    pub fn finish_counter(
+        &self,
+        leading: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> FinishCounter {
+        FinishCounter {
+            backups: Mutex::new(Finishes::default()),
+            restores: Mutex::new(Finishes::default()),
+            counts: self.finish_families(),
+            leading: Box::new(leading),
+            source: OnceLock::new(),
         }
     }
 
@@ -687,80 +1084,173 @@ mod tests {
         .unwrap()
     }
 
-    fn status(value: serde_json::Value) -> BackupStatus {
-        serde_json::from_value(value).unwrap()
+    /// `backup` with uid `uid`.
+    fn with_uid(mut backup: Backup, uid: &str) -> Backup {
+        backup.metadata.uid = Some(uid.into());
+        backup
     }
 
-    #[test]
-    fn a_backup_is_counted_only_by_the_write_that_makes_it_finish() {
-        let running = backup("b1", Some("daily"), serde_json::json!({"phase": "Running"}));
-        let done = status(serde_json::json!({
-            "phase": "Completed",
-            "startTimestamp": "2026-01-01T00:00:00Z",
-            "completionTimestamp": "2026-01-01T00:01:30Z",
-            "totalSize": "2048",
-        }));
-        let finished = finished_backup(&running, &done).expect("Running -> Completed finishes");
-        assert_eq!(
-            finished.labels,
-            BackupLabels {
-                namespace: "db".into(),
-                policy: "pg-policy".into(),
-                method: "pg-basebackup".into(),
-                schedule: "daily".into(),
-            }
+    fn done(name: &str, uid: &str) -> Backup {
+        with_uid(
+            backup(
+                name,
+                Some("daily"),
+                serde_json::json!({
+                    "phase": "Completed",
+                    "startTimestamp": "2026-01-01T00:00:00Z",
+                    "completionTimestamp": "2026-01-01T00:01:30Z",
+                    "totalSize": "2048",
+                }),
+            ),
+            uid,
+        )
+    }
+
+    fn in_phase(name: &str, uid: &str, phase: &str) -> Backup {
+        with_uid(
+            backup(name, Some("daily"), serde_json::json!({"phase": phase})),
+            uid,
+        )
+    }
+
+    /// The value of `cairn_backups_total` for the daily schedule's `outcome` (0 when absent).
+    fn counted(metrics: &Metrics, outcome: &str) -> u64 {
+        let text = metrics.render();
+        let prefix = format!(
+            "cairn_backups_total{{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\",outcome=\"{outcome}\"}} "
         );
-        assert!(finished.completed);
-        assert_eq!(finished.seconds, Some(90.0));
-        assert_eq!(finished.bytes, Some(2048));
-
-        // Later reconciles of the finished Backup (a restart, a new leader) count nothing.
-        let completed = backup("b1", Some("daily"), serde_json::to_value(&done).unwrap());
-        assert_eq!(finished_backup(&completed, &done), None);
-        // A progress update is not a finish.
-        let progress = status(serde_json::json!({"phase": "Running"}));
-        assert_eq!(finished_backup(&running, &progress), None);
-        // A failure is counted, without bytes; a Backup made by hand has no schedule.
-        let manual = backup("b2", None, serde_json::json!({"phase": "New"}));
-        let failed = finished_backup(&manual, &status(serde_json::json!({"phase": "Failed"})))
-            .expect("New -> Failed finishes");
-        assert!(!failed.completed);
-        assert_eq!(failed.bytes, None);
-        assert_eq!(failed.labels.schedule, "");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(0)
     }
 
     #[test]
-    fn finished_backups_and_restores_appear_by_outcome_with_histograms() {
+    fn each_finish_is_counted_once_from_the_watch_whatever_writes_it_and_however_often_seen() {
+        use kube::runtime::watcher::Event;
         let metrics = Metrics::new();
-        let running = backup("b1", Some("daily"), serde_json::json!({"phase": "Running"}));
-        let done = status(serde_json::json!({
-            "phase": "Completed",
-            "startTimestamp": "2026-01-01T00:00:00Z",
-            "completionTimestamp": "2026-01-01T00:00:03Z",
-            "progress": {"bytesDone": 5000000},
-        }));
-        metrics.backup_finished(&finished_backup(&running, &done).unwrap());
-        metrics.backup_finished(
-            &finished_backup(&running, &status(serde_json::json!({"phase": "Failed"}))).unwrap(),
+        let counter = metrics.finish_counter(|| true);
+        // Started: what the first list finds finished finished before; nothing is counted.
+        counter.backup_event(&Event::Init);
+        counter.backup_event(&Event::InitApply(done("old", "u0")));
+        counter.backup_event(&Event::InitApply(in_phase("b1", "u1", "Running")));
+        counter.backup_event(&Event::InitDone);
+        assert_eq!(counted(&metrics, "completed"), 0);
+        // The watch sees b1 enter Completed: counted, whether or not the reconcile that wrote
+        // it went on to fail (reconciles count nothing any more).
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        assert_eq!(counted(&metrics, "completed"), 1);
+        let text = metrics.render();
+        assert!(
+            text.contains("cairn_backup_duration_seconds_sum{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\"} 90.0")
+                && text.contains("cairn_backup_size_bytes_sum{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\"} 2048.0"),
+            "{text}"
         );
-        let restore: Restore = serde_json::from_value(serde_json::json!({
-            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
-            "kind": "Restore",
-            "metadata": {"name": "r1", "namespace": "db"},
-            "spec": {"backup": {"name": "b1", "namespace": "db"}},
-            "status": {"phase": "Running"},
-        }))
-        .unwrap();
-        let restored: RestoreStatus =
-            serde_json::from_value(serde_json::json!({"phase": "Failed"})).unwrap();
-        metrics.restore_finished(&finished_restore(&restore, &restored, Some(&running)).unwrap());
+        // Written again (a retried reconcile, a new leader's first reconcile): not again.
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        assert_eq!(counted(&metrics, "completed"), 1);
+        // The watch broke and relists: b1 is known; b2 failed meanwhile and counts once.
+        counter.backup_event(&Event::Init);
+        counter.backup_event(&Event::InitApply(done("b1", "u1")));
+        counter.backup_event(&Event::InitApply(in_phase("b2", "u2", "Failed")));
+        counter.backup_event(&Event::InitDone);
+        counter.backup_event(&Event::Apply(in_phase("b2", "u2", "Failed")));
+        assert_eq!(
+            (counted(&metrics, "completed"), counted(&metrics, "failed")),
+            (1, 1)
+        );
+        // A continuous Backup reopened and completed again finishes again.
+        counter.backup_event(&Event::Apply(done("pitr", "u3")));
+        counter.backup_event(&Event::Apply(in_phase("pitr", "u3", "Running")));
+        counter.backup_event(&Event::Apply(done("pitr", "u3")));
+        assert_eq!(counted(&metrics, "completed"), 3);
+        // A finished Backup being deleted, its deletion failing: nothing more.
+        counter.backup_event(&Event::Apply(in_phase("b2", "u2", "Deleting")));
+        counter.backup_event(&Event::Apply(in_phase("b2", "u2", "Failed")));
+        assert_eq!(counted(&metrics, "failed"), 1);
+        // Deleted objects are forgotten, and a relist forgets those it no longer lists: the
+        // set holds only the finished objects that exist.
+        counter.backup_event(&Event::Delete(done("b1", "u1")));
+        counter.backup_event(&Event::Init);
+        counter.backup_event(&Event::InitApply(done("pitr", "u3")));
+        counter.backup_event(&Event::InitDone);
+        let known = counter.backups.lock().unwrap().finished.clone();
+        assert_eq!(known, HashSet::from(["u3".to_string()]));
+
+        // A restarted control plane counts none of what finished before it started.
+        let restarted = Metrics::new();
+        let counter = restarted.finish_counter(|| true);
+        counter.backup_event(&Event::Init);
+        for b in [
+            done("b1", "u1"),
+            in_phase("b2", "u2", "Failed"),
+            done("pitr", "u3"),
+        ] {
+            counter.backup_event(&Event::InitApply(b));
+        }
+        counter.backup_event(&Event::InitDone);
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        assert_eq!(
+            (
+                counted(&restarted, "completed"),
+                counted(&restarted, "failed")
+            ),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn only_the_leader_counts_a_finish_and_a_new_leader_does_not_count_it_again() {
+        use kube::runtime::watcher::Event;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let leading = Arc::new(AtomicBool::new(false));
+        let metrics = Metrics::new();
+        let counter = metrics.finish_counter({
+            let leading = leading.clone();
+            move || leading.load(Ordering::SeqCst)
+        });
+        counter.backup_event(&Event::Init);
+        counter.backup_event(&Event::InitDone);
+        // A follower sees the finish the leader counted.
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        assert_eq!(counted(&metrics, "completed"), 0);
+        // It becomes leader and reconciles b1 again (its status re-written): not counted.
+        leading.store(true, Ordering::SeqCst);
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        assert_eq!(counted(&metrics, "completed"), 0);
+        counter.backup_event(&Event::Apply(done("b2", "u2")));
+        assert_eq!(counted(&metrics, "completed"), 1);
+    }
+
+    #[test]
+    fn a_finished_restore_is_counted_once_with_its_backups_policy_and_method() {
+        use kube::runtime::watcher::Event;
+        let restore = |phase: &str| -> Restore {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+                "kind": "Restore",
+                "metadata": {"name": "r1", "namespace": "db", "uid": "r-uid"},
+                "spec": {"backup": {"name": "b1", "namespace": "db"}},
+                "status": {"phase": phase, "startTimestamp": "2026-01-01T00:00:00Z",
+                           "completionTimestamp": "2026-01-01T00:00:07Z"},
+            }))
+            .unwrap()
+        };
+        let metrics = Metrics::new();
+        let counter = metrics.finish_counter(|| true);
+        let source = done("b1", "u1");
+        counter.find_sources(move |namespace, name| {
+            (namespace == "db" && name == "b1").then(|| source.clone())
+        });
+        counter.restore_event(&Event::Init);
+        counter.restore_event(&Event::InitApply(restore("Running")));
+        counter.restore_event(&Event::InitDone);
+        counter.restore_event(&Event::Apply(restore("Failed")));
+        counter.restore_event(&Event::Apply(restore("Failed")));
         let text = metrics.render();
         for line in [
-            "cairn_backups_total{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\",outcome=\"completed\"} 1",
-            "cairn_backups_total{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\",outcome=\"failed\"} 1",
-            "cairn_backup_duration_seconds_count{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\"} 1",
-            "cairn_backup_size_bytes_sum{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",schedule=\"daily\"} 5000000.0",
             "cairn_restores_total{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\",outcome=\"failed\"} 1",
+            "cairn_restore_duration_seconds_sum{namespace=\"db\",policy=\"pg-policy\",method=\"pg-basebackup\"} 7.0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
@@ -809,6 +1299,74 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("schedule=\"hourly\""), "{text}");
+    }
+
+    /// What `CairnNoSuccessfulBackup` compares the last success with: each enabled entry's
+    /// interval and start; disabled and continuous entries have neither.
+    #[test]
+    fn enabled_schedule_entries_export_their_interval_and_start() {
+        let schedule: BackupSchedule = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupSchedule",
+            "metadata": {"name": "nightly", "namespace": "db",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"backupPolicyName": "pg-policy", "schedules": [
+                {"backupMethod": "dump", "cronExpression": "0 * * * *", "enabled": true},
+                {"backupMethod": "basebackup", "cronExpression": "30 2 * * *", "enabled": true},
+                {"backupMethod": "files", "cronExpression": "0 * * * *", "enabled": false},
+                {"backupMethod": "wal", "cronExpression": "*/5 * * * *", "enabled": true}
+            ]}
+        }))
+        .unwrap();
+        let policy: BackupPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": "pg-policy", "namespace": "db"},
+            "spec": {"backupMethods": [
+                {"name": "dump", "actionSetName": "pg-dump"},
+                {"name": "basebackup", "actionSetName": "pg-dump"},
+                {"name": "files", "actionSetName": "pg-dump"},
+                {"name": "wal", "actionSetName": "pg-wal"}
+            ]}
+        }))
+        .unwrap();
+        let actionset = |name: &str, kind: &str| -> ActionSet {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "ActionSet",
+                "metadata": {"name": name},
+                "spec": {"backupType": kind,
+                         "backup": {"backupData": {"image": "x", "command": ["x"]}}}
+            }))
+            .unwrap()
+        };
+        let actionsets = vec![
+            actionset("pg-dump", "Full"),
+            actionset("pg-wal", "Continuous"),
+        ];
+        let mut metrics = Metrics::new();
+        metrics.observe_schedules(move || {
+            scheduled_entries(
+                std::slice::from_ref(&schedule),
+                |namespace, name| {
+                    (namespace == "db" && name == "pg-policy").then(|| policy.clone())
+                },
+                &actionsets,
+            )
+        });
+        let text = metrics.render();
+        let series = |name: &str, method: &str, value: &str| {
+            format!(
+                "cairn_backup_schedule_{name}{{namespace=\"db\",policy=\"pg-policy\",method=\"{method}\",schedule=\"nightly\"}} {value}"
+            )
+        };
+        for line in [
+            series("interval_seconds", "dump", "3600.0"),
+            series("interval_seconds", "basebackup", "86400.0"),
+            series("start_timestamp_seconds", "dump", "1767225600.0"),
+            series("start_timestamp_seconds", "basebackup", "1767225600.0"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("method=\"files\""), "disabled: {text}");
+        assert!(!text.contains("method=\"wal\""), "continuous: {text}");
     }
 
     #[test]

@@ -79,10 +79,45 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         leadership.clone(),
     );
     // Every replica keeps its caches warm, so a new leader reconciles at once.
-    let caches = crate::shell::cache::Caches::spawn(&client, &shutdown);
     let mut metrics = Metrics::new();
+    // Finished Backups and Restores are counted from the caches' watch, by the leader.
+    let finishes = Arc::new(metrics.finish_counter({
+        let leadership = leadership.clone();
+        move || leadership.is_leading()
+    }));
+    let (backup_finishes, restore_finishes) = (finishes.clone(), finishes.clone());
+    let caches = crate::shell::cache::Caches::spawn_observed(
+        &client,
+        &shutdown,
+        crate::shell::cache::Observers {
+            backups: Some(Box::new(
+                move |event: &kube::runtime::watcher::Event<cairn_api::backup::Backup>| {
+                    backup_finishes.backup_event(event)
+                },
+            )),
+            restores: Some(Box::new(
+                move |event: &kube::runtime::watcher::Event<cairn_api::restore::Restore>| {
+                    restore_finishes.restore_event(event)
+                },
+            )),
+        },
+    );
+    let source_backups = caches.backups.clone();
+    finishes.find_sources(move |namespace, name| source_backups.get_in(namespace, name));
     let cached_backups = caches.backups.clone();
     metrics.observe_backups(move || cached_backups.all());
+    let (schedules, policies, actionsets) = (
+        caches.schedules.clone(),
+        caches.policies.clone(),
+        caches.actionsets.clone(),
+    );
+    metrics.observe_schedules(move || {
+        crate::metrics::scheduled_entries(
+            &schedules.all(),
+            |namespace, name| policies.get_in(namespace, name),
+            &actionsets.all(),
+        )
+    });
     metrics.observe_certificates(certificate_files(&args, &ca, &cert));
     let metrics = Arc::new(metrics);
     let ctx = Arc::new(Context::new(

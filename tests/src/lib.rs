@@ -17,6 +17,7 @@ pub mod grpc_api;
 pub mod ha;
 pub mod kubectl;
 pub mod manifests;
+pub mod otlp;
 pub mod record;
 pub mod s3;
 pub mod scenario;

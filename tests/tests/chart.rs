@@ -2525,7 +2525,7 @@ fn monitoring_values() -> Value {
         "prometheusRule": {
             "enabled": true,
             "labels": {"release": "prometheus"},
-            "noSuccessfulBackupHours": 49,
+            "noSuccessfulBackup": {"intervals": 2, "marginMinutes": 90},
             "additionalAlertLabels": {"team": "dba"}
         },
         "grafanaDashboard": {"enabled": true}
@@ -2564,6 +2564,8 @@ const EXPORTED_METRICS: &[&str] = &[
     "cairn_restores_total",
     "cairn_restore_duration_seconds_bucket",
     "cairn_backup_last_success_timestamp_seconds",
+    "cairn_backup_schedule_interval_seconds",
+    "cairn_backup_schedule_start_timestamp_seconds",
     "cairn_certificate_expiry_timestamp_seconds",
     "cairn_continuous_backup_stalled",
     "cairn_agent_actions_running",
@@ -2648,8 +2650,8 @@ fn the_rules_dashboard_and_pod_monitor_render_and_name_only_exported_metrics() -
         no_backup["expr"]
             .as_str()
             .unwrap_or_default()
-            .contains("> 176400"),
-        "noSuccessfulBackupHours 49 is 176400 s: {}",
+            .contains("(cairn_backup_schedule_interval_seconds) * 2 + 5400"),
+        "noSuccessfulBackup: 2 intervals plus 90 min (5400 s): {}",
         no_backup["expr"]
     );
 
@@ -2724,9 +2726,10 @@ fn the_alert_rules_pass_promtool_and_fire_when_they_should() -> Result<()> {
         stdout(&checked)
     );
 
-    // `promtool test rules` cases (charts/cairn/ci/, left out of the packaged chart): a
-    // schedule whose last success is 25 h 15 m old fires and one 24 h old does not, a backup
-    // made by hand never does; a failed backup fires, completed ones do not; a certificate 29
+    // `promtool test rules` cases (charts/cairn/ci/, left out of the packaged chart): an
+    // hourly entry whose last success is 2 h 15 m old fires and a daily one 9 h old does not,
+    // an entry that never succeeded fires 2 h after its start, a disabled entry (no interval
+    // series) and a backup made by hand never do; a failed backup fires, completed ones do not; a certificate 29
     // days from expiry fires and 31 days does not; an agent down or disconnected for 5 m fires;
     // a continuous backup stalled for 10 m fires. Evaluation times count from unix time 0.
     let cases = chart_dir().join("ci/alert-rule-tests.json");

@@ -3,7 +3,8 @@
 //! reconcile does not count it again), the last-success gauge moves only for the policy whose
 //! backup succeeded, and the certificates' expiry is reported; the agent's `/metrics` counts
 //! the actions, the bytes pushed and pulled through the storage socket and the socket's calls,
-//! and its `/healthz` and `/readyz` answer.
+//! and its `/healthz` and `/readyz` answer. An enabled BackupSchedule entry exports its interval
+//! and start; a disabled one nothing.
 
 use std::time::Duration;
 
@@ -93,6 +94,55 @@ async fn finished_backups_and_restores_are_counted_once_by_outcome_with_the_last
         anyhow::ensure!(
             !text.contains("cairn_backup_last_success_timestamp_seconds{namespace=\"shop\",policy=\"db-doomed\""),
             "a policy with only failed backups has no last success:\n{text}"
+        );
+
+        // Schedule entries: an enabled one exports its interval and start, a disabled one
+        // nothing (CairnNoSuccessfulBackup compares the last success with them).
+        for (schedule, enabled) in [("nightly", true), ("paused", false)] {
+            stack
+                .kubectl
+                .apply(&format!(
+                    "apiVersion: dataprotection.kubeblocks.io/v1alpha1
+kind: BackupSchedule
+metadata:
+  name: {schedule}
+  namespace: {NS}
+spec:
+  backupPolicyName: {policy}
+  schedules:
+    - backupMethod: {method}
+      enabled: {enabled}
+      cronExpression: \"0 3 * * *\"
+",
+                    policy = good.name,
+                    method = good.method,
+                ))
+                .await?;
+        }
+        let created = jiff::Timestamp::now().as_second() as f64;
+        let interval = "cairn_backup_schedule_interval_seconds{namespace=\"shop\",policy=\"db-files\",method=\"files\",schedule=\"nightly\"}";
+        let start = "cairn_backup_schedule_start_timestamp_seconds{namespace=\"shop\",policy=\"db-files\",method=\"files\",schedule=\"nightly\"}";
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let scheduled = loop {
+            let text = scrape(stack).await?;
+            if value(&text, interval).is_some() || std::time::Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        anyhow::ensure!(
+            value(&scheduled, interval) == Some(86400.0),
+            "{interval} is a day:\n{scheduled}"
+        );
+        let since = value(&scheduled, start)
+            .ok_or_else(|| anyhow::anyhow!("no {start}:\n{scheduled}"))?;
+        anyhow::ensure!(
+            since > started - 1.0 && since <= created + 1.0,
+            "the start ({since}) is the schedule's creation, between {started} and {created}"
+        );
+        anyhow::ensure!(
+            !scheduled.contains("schedule=\"paused\""),
+            "a disabled entry has no series:\n{scheduled}"
         );
 
         for role in ["ca", "server"] {

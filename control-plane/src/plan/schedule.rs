@@ -249,6 +249,14 @@ fn validate(o: &Observed, policy: &BackupPolicy) -> Vec<String> {
 }
 
 fn actionset_of<'a>(o: &'a Observed, policy: &BackupPolicy, method: &str) -> Option<&'a ActionSet> {
+    actionset_in(&o.actionsets, policy, method)
+}
+
+fn actionset_in<'a>(
+    actionsets: &'a [ActionSet],
+    policy: &BackupPolicy,
+    method: &str,
+) -> Option<&'a ActionSet> {
     let name = policy
         .spec
         .backup_methods
@@ -256,7 +264,7 @@ fn actionset_of<'a>(o: &'a Observed, policy: &BackupPolicy, method: &str) -> Opt
         .find(|m| m.name == method)?
         .action_set_name
         .clone()?;
-    o.actionsets
+    actionsets
         .iter()
         .find(|a| a.metadata.name.as_deref() == Some(name.as_str()))
 }
@@ -448,6 +456,16 @@ fn unsupported(o: &Observed, policy: &BackupPolicy, method_name: &str) -> Option
 
 /// Whether the method's ActionSet is Continuous (§6.1; a snapshot method never is).
 fn is_continuous(o: &Observed, policy: &BackupPolicy, method_name: &str) -> bool {
+    is_continuous_method(&o.actionsets, policy, method_name)
+}
+
+/// Whether `method_name` of `policy` backs up continuously (its ActionSet among `actionsets` is
+/// Continuous; a snapshot method never is): its entry keeps one Backup Running, never completing.
+pub fn is_continuous_method(
+    actionsets: &[ActionSet],
+    policy: &BackupPolicy,
+    method_name: &str,
+) -> bool {
     let snapshot = policy
         .spec
         .backup_methods
@@ -455,7 +473,7 @@ fn is_continuous(o: &Observed, policy: &BackupPolicy, method_name: &str) -> bool
         .find(|m| m.name == method_name)
         .is_some_and(|m| m.snapshot_volumes.unwrap_or(false));
     !snapshot
-        && actionset_of(o, policy, method_name)
+        && actionset_in(actionsets, policy, method_name)
             .is_some_and(|a| a.spec.backup_type == BackupType::Continuous)
 }
 
@@ -591,6 +609,30 @@ fn latest_fire(cron: &cron::Schedule, after: Timestamp, now: Timestamp) -> Optio
         }
     }
     None
+}
+
+/// The longest gap between consecutive fire times of `cron` from `from` over a year (at least
+/// two fire times; at most 10,000 looked at, so a schedule firing every minute costs a week of
+/// them): how long an entry may go without a run, whatever the day of the week, the length of
+/// the month or a daylight-saving change. `None` when it fires fewer than twice.
+pub fn longest_interval(cron: &cron::Schedule, from: Timestamp) -> Option<Duration> {
+    const LOOK_AT: usize = 10_000;
+    let until = from
+        .checked_add(SignedDuration::from_hours(24 * 366))
+        .ok()?;
+    let mut previous = cron.next_after(from)?;
+    let mut longest = SignedDuration::ZERO;
+    for _ in 1..LOOK_AT {
+        let Some(next) = cron.next_after(previous) else {
+            break;
+        };
+        longest = longest.max(next.duration_since(previous));
+        if next > until {
+            break;
+        }
+        previous = next;
+    }
+    Duration::try_from(longest).ok().filter(|d| !d.is_zero())
 }
 
 /// The Backup a schedule entry creates (§6.2, without `deletionPolicy`: the CRD default applies).

@@ -855,3 +855,29 @@ fn latest_fire_looks_back_as_far_as_needed() {
         Some(at("2026-11-22T10:00:00Z"))
     );
 }
+
+/// What `cairn_backup_schedule_interval_seconds` exports: the longest wait between two runs.
+#[test]
+fn an_entrys_interval_is_the_longest_gap_between_its_runs() {
+    let interval = |expr: &str| {
+        longest_interval(&cron::parse(expr).unwrap(), at("2026-03-02T10:17:00Z"))
+            .map(|d| d.as_secs())
+    };
+    assert_eq!(interval("@hourly"), Some(3600));
+    assert_eq!(interval("0 3 * * *"), Some(24 * 3600));
+    // Weekdays at 09:00: Friday to Monday.
+    assert_eq!(interval("0 9 * * 1-5"), Some(72 * 3600));
+    // Every minute of midnight's hour: 23 h 1 min from 00:59 to the next 00:00.
+    assert_eq!(interval("* 0 * * *"), Some(23 * 3600 + 60));
+    // Monthly: the longest month.
+    assert_eq!(interval("0 0 1 * *"), Some(31 * 24 * 3600));
+    // Daily in a zone with daylight saving: the autumn day lasts 25 h.
+    assert_eq!(
+        interval("CRON_TZ=Europe/Berlin 0 12 * * *"),
+        Some(25 * 3600)
+    );
+    // Yearly: a leap year's 366 days at most.
+    assert!(matches!(interval("@yearly"), Some(s) if s == 365 * 86400 || s == 366 * 86400));
+    // Never fires.
+    assert_eq!(interval("0 0 30 2 *"), None);
+}

@@ -42,11 +42,6 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
         let fresh = observe::backup(&ctx, &backup, Source::Api).await?;
         plan = backup::plan(&fresh, Timestamp::now());
     }
-    // Counted once: only the write that makes the Backup finish yields a value.
-    let finished = plan
-        .status
-        .as_ref()
-        .and_then(|next| crate::metrics::finished_backup(&backup, next));
     if observed_continuous(&backup) {
         let status = plan.status.as_ref().or(backup.status.as_ref());
         let running = backup.metadata.deletion_timestamp.is_none()
@@ -82,9 +77,6 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
         plan,
     )
     .await?;
-    if let Some(finished) = finished {
-        ctx.metrics.backup_finished(&finished);
-    }
     if matches!(
         cairn_api::window::backup_type(&backup).as_str(),
         "Continuous" | "Full" | "Incremental"

@@ -39,14 +39,6 @@ async fn reconcile_in_span(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Actio
         let fresh = observe::restore(&ctx, &obj, Source::Api).await?;
         plan = restore::plan(&fresh, Timestamp::now());
     }
-    // Counted once: only the write that makes the Restore finish yields a value.
-    let finished = plan.status.as_ref().and_then(|next| {
-        let source = ctx
-            .caches
-            .backups
-            .get_in(&obj.spec.backup.namespace, &obj.spec.backup.name);
-        crate::metrics::finished_restore(&obj, next, source.as_ref())
-    });
     let api: Api<Restore> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let action = common::apply(
@@ -59,9 +51,6 @@ async fn reconcile_in_span(obj: Arc<Restore>, ctx: Arc<Context>) -> Result<Actio
         plan,
     )
     .await?;
-    if let Some(finished) = finished {
-        ctx.metrics.restore_finished(&finished);
-    }
     Ok(action)
 }
 

@@ -153,14 +153,29 @@ impl Caches {
 
     /// Starts one watch per kind; they run until `stop`.
     pub fn spawn(client: &kube::Client, stop: &CancellationToken) -> Caches {
+        Caches::spawn_observed(client, stop, Observers::default())
+    }
+
+    /// [`Caches::spawn`], with `observers` seeing the Backups' and Restores' watch events once
+    /// their cache has applied them.
+    pub fn spawn_observed(
+        client: &kube::Client,
+        stop: &CancellationToken,
+        observers: Observers,
+    ) -> Caches {
         Caches {
             policies: spawn("BackupPolicies", Api::all(client.clone()), stop),
             actionsets: spawn("ActionSets", Api::all(client.clone()), stop),
             repos: spawn("BackupRepos", Api::all(client.clone()), stop),
             providers: spawn("StorageProviders", Api::all(client.clone()), stop),
             storage_classes: spawn("StorageClasses", Api::all(client.clone()), stop),
-            backups: spawn("Backups", Api::all(client.clone()), stop),
-            restores: spawn("Restores", Api::all(client.clone()), stop),
+            backups: spawn_with("Backups", Api::all(client.clone()), stop, observers.backups),
+            restores: spawn_with(
+                "Restores",
+                Api::all(client.clone()),
+                stop,
+                observers.restores,
+            ),
             pods: spawn("Pods", Api::all(client.clone()), stop),
             claims: spawn("PersistentVolumeClaims", Api::all(client.clone()), stop),
             nodes: spawn("Nodes", Api::all(client.clone()), stop),
@@ -169,8 +184,33 @@ impl Caches {
     }
 }
 
+/// Sees each watch event of one kind after its cache applied it.
+pub type Observer<K> = Box<dyn Fn(&watcher::Event<K>) + Send + Sync>;
+
+/// What sees the watch events of the kinds whose changes are counted (the metrics of finished
+/// Backups and Restores, README "Observability").
+#[derive(Default)]
+pub struct Observers {
+    pub backups: Option<Observer<Backup>>,
+    pub restores: Option<Observer<Restore>>,
+}
+
 /// Runs a reflector for `api` in the background and returns its cache.
 fn spawn<K>(kind: &'static str, api: Api<K>, stop: &CancellationToken) -> Cache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    ObjectRef<K>: Hash + Eq,
+{
+    spawn_with(kind, api, stop, None)
+}
+
+/// [`spawn`], with `observer` seeing every event once the cache has applied it.
+fn spawn_with<K>(
+    kind: &'static str,
+    api: Api<K>,
+    stop: &CancellationToken,
+    observer: Option<Observer<K>>,
+) -> Cache<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     ObjectRef<K>: Hash + Eq,
@@ -180,10 +220,18 @@ where
         .default_backoff()
         // Managed fields are never read and are often most of an object's size.
         .modify(|o: &mut K| o.meta_mut().managed_fields = None);
-    let events = reflector::reflector(writer, stream).for_each(move |event| async move {
-        if let Err(err) = event {
-            tracing::warn!(kind, error = %crate::shell::chain(&err), "watching for the cache failed; retrying");
+    let events = reflector::reflector(writer, stream).for_each(move |event| {
+        match event {
+            Ok(event) => {
+                if let Some(observe) = &observer {
+                    observe(&event);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(kind, error = %crate::shell::chain(&err), "watching for the cache failed; retrying");
+            }
         }
+        std::future::ready(())
     });
     let stop = stop.clone();
     tokio::spawn(async move {
