@@ -285,7 +285,9 @@ async fn main() -> anyhow::Result<()> {
         actionset_yaml("small", "head -c 65536 /dev/urandom"),
         actionset_yaml(
             "slow",
-            &format!("i=0; while [ $i -lt {loops} ]; do head -c 262144 /dev/urandom; sleep 0.25; i=$((i+1)); done")
+            &format!(
+                "i=0; while [ $i -lt {loops} ]; do head -c 262144 /dev/urandom; sleep 0.25; i=$((i+1)); done"
+            )
         )
     );
     kubectl(
