@@ -6,13 +6,15 @@
 //! [`restores`], [`schedules`], [`repositories`]), health and reflection; [`authn`] and
 //! [`authz`] decide who calls and what they may do; [`status`] builds the `google.rpc` error
 //! details; the `*_view` modules convert CRs to messages; [`watch`] follows one object;
-//! [`paging`] reads list requests; [`objects`] holds the get/list/delete every kind shares.
+//! [`paging`] reads list requests; [`objects`] holds the get/list/delete every kind shares, and
+//! [`kind`] the one authorise → call → show path of every call on a namespaced kind.
 
 pub mod authn;
 pub mod authz;
 pub mod backup_view;
 pub mod backups;
 pub mod caller;
+pub mod kind;
 pub mod meta;
 pub mod objects;
 pub mod paging;

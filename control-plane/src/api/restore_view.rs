@@ -130,14 +130,15 @@ pub fn new_restore(request: &pb::CreateRestoreRequest) -> serde_json::Value {
                     "resources": { "requests": { "storage": c.storage } },
                 });
                 set_text(&mut claim_spec, "storageClassName", &c.storage_class_name);
-                let mut volume_config = serde_json::json!({});
-                set_text(&mut volume_config, "volumeSource", &c.volume_source);
-                set_text(&mut volume_config, "mountPath", &c.mount_path);
-                serde_json::json!({
+                // volumeSource and mountPath sit on the claim itself (KubeBlocks' VolumeConfig
+                // is inlined).
+                let mut claim = serde_json::json!({
                     "metadata": { "name": c.name },
                     "volumeClaimSpec": claim_spec,
-                    "volumeConfig": volume_config,
-                })
+                });
+                set_text(&mut claim, "volumeSource", &c.volume_source);
+                set_text(&mut claim, "mountPath", &c.mount_path);
+                claim
             })
             .collect();
         let mut prepare = serde_json::json!({});
@@ -181,9 +182,47 @@ pub fn request_field(path: &str) -> String {
             .replace(".volumeClaimSpec.resources.requests.storage", ".storage")
             .replace(".volumeClaimSpec.storageClassName", ".storage_class_name")
             .replace(".volumeClaimSpec.accessModes", ".access_modes")
-            .replace(".volumeConfig.volumeSource", ".volume_source")
-            .replace(".volumeConfig.mountPath", ".mount_path");
+            .replace(".volumeSource", ".volume_source")
+            .replace(".mountPath", ".mount_path");
         return format!("spec.volume_claims{}", super::status::snake_case(&rest));
     }
     super::status::request_field(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_claim_names_its_source_volume_on_the_claim() {
+        let request = pb::CreateRestoreRequest {
+            namespace: "a".into(),
+            name: "r".into(),
+            spec: Some(pb::RestoreSpec {
+                backup_name: "b".into(),
+                backup_namespace: "a".into(),
+                volume_claims: vec![pb::VolumeClaim {
+                    name: "restored".into(),
+                    storage: "1Gi".into(),
+                    volume_source: "data".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let object = new_restore(&request);
+        let claim = &object["spec"]["prepareDataConfig"]["volumeClaims"][0];
+        assert_eq!(claim["volumeSource"], "data", "{claim}");
+        assert!(claim.get("volumeConfig").is_none(), "{claim}");
+        let typed: Restore = serde_json::from_value(object).unwrap();
+        let shown = restore(&typed);
+        let claims = shown.spec.unwrap().volume_claims;
+        assert_eq!(claims[0].volume_source, "data");
+        assert_eq!(claims[0].storage, "1Gi");
+        assert_eq!(
+            request_field("spec.prepareDataConfig.volumeClaims[0].volumeSource"),
+            "spec.volume_claims[0].volume_source"
+        );
+    }
 }

@@ -1,41 +1,29 @@
-//! `cairn.api.v1.RestoreService` over the Restore CRs (docs/API.md §5).
+//! `cairn.api.v1.RestoreService` over the Restore CRs (docs/API.md §5): the shared path of
+//! [`super::kind`], and CreateRestore's right to read the source Backup.
 
 use cairn_api::Restore;
 use cairn_proto::api::v1 as pb;
 use cairn_proto::api::v1::restore_service_server::RestoreService;
-use kube::api::{Api, PostParams};
 use tonic::{Request, Response, Status};
 
-use super::objects;
-use super::restore_view::{is_final, new_restore, request_field, restore};
+use super::kind::Objects;
+use super::restore_view::{new_restore, request_field};
 use super::state::ApiState;
-use super::status::{Target, from_kube, invalid_field, invalid_object, required};
-use super::watch::{EventStream, Watched, watch_one};
-
-const RESOURCE: &str = "restores";
+use super::status::required;
+use super::watch::EventStream;
 
 /// The Restore service.
 #[derive(Clone)]
 pub struct Restores {
-    state: ApiState,
+    objects: Objects<Restore>,
 }
 
 impl Restores {
     /// The service over `state`'s cluster.
     pub fn new(state: ApiState) -> Restores {
-        Restores { state }
-    }
-
-    fn api(&self, namespace: &str) -> Api<Restore> {
-        Api::namespaced(self.state.client.clone(), namespace)
-    }
-}
-
-fn target<'a>(namespace: &'a str, name: &'a str) -> Target<'a> {
-    Target {
-        resource: RESOURCE,
-        namespace,
-        name,
+        Restores {
+            objects: Objects::new(state),
+        }
     }
 }
 
@@ -45,64 +33,35 @@ impl RestoreService for Restores {
         &self,
         request: Request<pb::CreateRestoreRequest>,
     ) -> Result<Response<pb::Restore>, Status> {
-        let ns = request.get_ref().namespace.clone();
-        let caller = self
-            .state
-            .allow(&request, "create", RESOURCE, Some(&ns))
-            .await?;
+        let caller = self.objects.allow(&request, "create").await?;
         let request = request.into_inner();
         required("name", &request.name)?;
         let spec = request.spec.clone().unwrap_or_default();
         required("spec.backup_name", &spec.backup_name)?;
         required("spec.backup_namespace", &spec.backup_namespace)?;
         // Reading the source Backup through the API needs the right to read it.
-        self.state
+        self.objects
+            .state
             .also_allow(&caller, "get", "backups", &spec.backup_namespace)
             .await?;
-        let object = new_restore(&request);
-        if let Some(invalid) = invalid_object(&self.state.check(&object), request_field) {
-            return Err(invalid);
-        }
-        let created: Restore = serde_json::from_value(object)
-            .map_err(|e| invalid_field("spec", format!("the Restore cannot be read: {e}")))?;
-        let made = self
-            .api(&ns)
-            .create(&PostParams::default(), &created)
-            .await
-            .map_err(|e| from_kube(&e, target(&ns, &request.name)))?;
-        Ok(Response::new(restore(&made)))
+        let restore = self.objects.checked(new_restore(&request), request_field)?;
+        self.objects.create(&restore).await
     }
 
     async fn get_restore(
         &self,
         request: Request<pb::GetRestoreRequest>,
     ) -> Result<Response<pb::Restore>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "get", RESOURCE, Some(&r.namespace))
-            .await?;
-        let found = objects::get(&self.api(&r.namespace), target(&r.namespace, &r.name)).await?;
-        Ok(Response::new(restore(&found)))
+        self.objects.get(request).await
     }
 
     async fn list_restores(
         &self,
         request: Request<pb::ListRestoresRequest>,
     ) -> Result<Response<pb::ListRestoresResponse>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "list", RESOURCE, Some(&r.namespace))
-            .await?;
-        let page = objects::list(
-            &self.api(&r.namespace),
-            target(&r.namespace, ""),
-            &r.label_selector,
-            r.page_size,
-            &r.page_token,
-        )
-        .await?;
+        let page = self.objects.list(request).await?;
         Ok(Response::new(pb::ListRestoresResponse {
-            restores: page.items.iter().map(restore).collect(),
+            restores: page.items,
             next_page_token: page.next_page_token,
             resource_version: page.resource_version,
         }))
@@ -112,15 +71,8 @@ impl RestoreService for Restores {
         &self,
         request: Request<pb::DeleteRestoreRequest>,
     ) -> Result<Response<pb::DeleteRestoreResponse>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "delete", RESOURCE, Some(&r.namespace))
-            .await?;
-        let deleted =
-            objects::delete(&self.api(&r.namespace), target(&r.namespace, &r.name)).await?;
-        Ok(Response::new(pb::DeleteRestoreResponse {
-            restore: deleted.as_ref().map(restore),
-        }))
+        let restore = self.objects.delete(request).await?;
+        Ok(Response::new(pb::DeleteRestoreResponse { restore }))
     }
 
     type WatchRestoreStream = EventStream<pb::RestoreEvent>;
@@ -129,28 +81,6 @@ impl RestoreService for Restores {
         &self,
         request: Request<pb::WatchRestoreRequest>,
     ) -> Result<Response<Self::WatchRestoreStream>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "watch", RESOURCE, Some(&r.namespace))
-            .await?;
-        required("name", &r.name)?;
-        let r = request.into_inner();
-        let stream = watch_one(
-            self.api(&r.namespace),
-            r.namespace,
-            r.name,
-            r.resource_version,
-            Watched {
-                resource: RESOURCE,
-                is_final,
-                event: |kind, x, last| pb::RestoreEvent {
-                    r#type: kind as i32,
-                    restore: Some(restore(x)),
-                    r#final: last,
-                },
-            },
-        )
-        .await?;
-        Ok(Response::new(stream))
+        self.objects.watch(request).await
     }
 }

@@ -3,31 +3,28 @@
 use cairn_api::BackupSchedule;
 use cairn_proto::api::v1 as pb;
 use cairn_proto::api::v1::schedule_service_server::ScheduleService;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+use super::kind::{Kind as _, Objects};
 use super::objects;
-use super::schedule_view::{find_entry, schedule};
+use super::schedule_view::find_entry;
 use super::state::ApiState;
-use super::status::{Target, from_kube, required};
-
-const RESOURCE: &str = "backupschedules";
+use super::status::{from_kube, required};
 
 /// The schedule service.
 #[derive(Clone)]
 pub struct Schedules {
-    state: ApiState,
+    objects: Objects<BackupSchedule>,
 }
 
 impl Schedules {
     /// The service over `state`'s cluster.
     pub fn new(state: ApiState) -> Schedules {
-        Schedules { state }
-    }
-
-    fn api(&self, namespace: &str) -> Api<BackupSchedule> {
-        Api::namespaced(self.state.client.clone(), namespace)
+        Schedules {
+            objects: Objects::new(state),
+        }
     }
 
     /// Sets `enabled` of one entry with a JSON patch guarded by the resourceVersion read.
@@ -36,13 +33,11 @@ impl Schedules {
         request: Request<pb::SetScheduleEntryRequest>,
         enabled: bool,
     ) -> Result<Response<pb::Schedule>, Status> {
+        self.objects.allow(&request, "patch").await?;
         let r = request.get_ref();
-        self.state
-            .allow(&request, "patch", RESOURCE, Some(&r.namespace))
-            .await?;
         required("entry", &r.entry)?;
-        let target = target(&r.namespace, &r.name);
-        let api = self.api(&r.namespace);
+        let target = self.objects.target(&r.namespace, &r.name);
+        let api = self.objects.api(&r.namespace);
         let current = objects::get(&api, target).await?;
         let index = find_entry(&current, &r.entry).map_err(|entries| {
             let message = format!(
@@ -86,15 +81,7 @@ impl Schedules {
                 }
                 _ => from_kube(&e, target),
             })?;
-        Ok(Response::new(schedule(&patched)))
-    }
-}
-
-fn target<'a>(namespace: &'a str, name: &'a str) -> Target<'a> {
-    Target {
-        resource: RESOURCE,
-        namespace,
-        name,
+        Ok(Response::new(patched.message()))
     }
 }
 
@@ -104,20 +91,9 @@ impl ScheduleService for Schedules {
         &self,
         request: Request<pb::ListSchedulesRequest>,
     ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "list", RESOURCE, Some(&r.namespace))
-            .await?;
-        let page = objects::list(
-            &self.api(&r.namespace),
-            target(&r.namespace, ""),
-            &r.label_selector,
-            r.page_size,
-            &r.page_token,
-        )
-        .await?;
+        let page = self.objects.list(request).await?;
         Ok(Response::new(pb::ListSchedulesResponse {
-            schedules: page.items.iter().map(schedule).collect(),
+            schedules: page.items,
             next_page_token: page.next_page_token,
             resource_version: page.resource_version,
         }))
@@ -127,12 +103,7 @@ impl ScheduleService for Schedules {
         &self,
         request: Request<pb::GetScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
-        let r = request.get_ref();
-        self.state
-            .allow(&request, "get", RESOURCE, Some(&r.namespace))
-            .await?;
-        let found = objects::get(&self.api(&r.namespace), target(&r.namespace, &r.name)).await?;
-        Ok(Response::new(schedule(&found)))
+        self.objects.get(request).await
     }
 
     async fn enable_schedule_entry(

@@ -1,7 +1,8 @@
 //! Reads what each planner needs. Reads only: every decision is the planner's.
 //!
 //! Objects come from the reflector caches (`super::cache`), so a reconcile makes no API
-//! request to observe, except a GET of the one Secret holding an encryption passphrase. A cache
+//! request to observe, except a GET of the one Secret holding an encryption passphrase (and of
+//! the source namespace of a Restore from another namespace, for its consent). A cache
 //! can lag the API by a moment (a BackupPolicy applied just before its Backup), so a reconcile
 //! whose plan would fail its object observes again from the API ([`Source::Api`]) before it
 //! believes a missing object.
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use cairn_api::actionset::{ActionSet, BackupType};
 use cairn_api::backup::{Backup, BackupPhase};
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use k8s_openapi::NamespaceResourceScope;
@@ -21,6 +22,7 @@ use super::cache::{Cache, NotRunning};
 
 use super::Context;
 use crate::plan::backup;
+use crate::plan::restore::request::RESTORE_ALLOWED_NAMESPACES;
 
 /// Reading an input failed.
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +380,18 @@ pub async fn restore(
     let backup = reader
         .get_in(&caches.backups, &source_namespace, &source_name)
         .await?;
+    // A Restore from another namespace needs that side's consent, which its namespace may give
+    // for every Backup there (docs/API.md §9): one GET, only for such Restores.
+    let source_namespace_grant = if source_namespace != namespace && backup.is_some() {
+        Api::<Namespace>::all(ctx.client.clone())
+            .get_opt(&source_namespace)
+            .await
+            .map_err(read(format!("Namespace {source_namespace}")))?
+            .and_then(|n| n.metadata.annotations)
+            .and_then(|mut a| a.remove(RESTORE_ALLOWED_NAMESPACES))
+    } else {
+        None
+    };
     let actionset_name = backup
         .as_ref()
         .and_then(|b| b.status.as_ref())
@@ -472,6 +486,7 @@ pub async fn restore(
     Ok(crate::plan::restore::Observed {
         restore: obj.clone(),
         backup,
+        source_namespace_grant,
         actionset,
         actionsets,
         backups,

@@ -111,6 +111,9 @@ pub struct Observed {
     pub restore: Restore,
     /// The source Backup (`spec.backup`, possibly in another namespace), if it exists.
     pub backup: Option<Backup>,
+    /// The `cairn.io/restore-allowed-namespaces` annotation of the source Backup's namespace,
+    /// read only for a Restore from another namespace (docs/API.md §9).
+    pub source_namespace_grant: Option<String>,
     /// The ActionSet the backup's method names, if it exists.
     pub actionset: Option<ActionSet>,
     /// The ActionSets of the other backups restored with it (a continuous backup's base, a

@@ -202,30 +202,36 @@ impl Request<'_> {
 /// source side's consent (docs/API.md §9).
 pub const RESTORE_ALLOWED_NAMESPACES: &str = "cairn.io/restore-allowed-namespaces";
 
-/// Ok when the Restore is in the Backup's namespace, or the Backup allows restores into the
-/// Restore's namespace; otherwise what is missing.
-pub fn consent(restore: &cairn_api::Restore, backup: &Backup) -> Result<(), String> {
+/// Ok when the Restore is in the Backup's namespace, or the source side allows restores into
+/// the Restore's namespace: the Backup's annotation, or `namespace_grant` (the same annotation
+/// on the Backup's namespace, for all its Backups); otherwise what is missing.
+pub fn consent(
+    restore: &cairn_api::Restore,
+    backup: &Backup,
+    namespace_grant: Option<&str>,
+) -> Result<(), String> {
     let into = restore.metadata.namespace.as_deref().unwrap_or("default");
     let from = backup.metadata.namespace.as_deref().unwrap_or("default");
     if into == from {
         return Ok(());
     }
-    let allowed = backup
+    let grants = |list: &str| {
+        list.split(',')
+            .map(str::trim)
+            .any(|n| n == "*" || n == into)
+    };
+    let by_backup = backup
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(RESTORE_ALLOWED_NAMESPACES))
-        .is_some_and(|list| {
-            list.split(',')
-                .map(str::trim)
-                .any(|n| n == "*" || n == into)
-        });
-    if allowed {
+        .is_some_and(|list| grants(list));
+    if by_backup || namespace_grant.is_some_and(grants) {
         return Ok(());
     }
     let name = backup.metadata.name.as_deref().unwrap_or_default();
     Err(format!(
-        "backup {from}/{name} does not allow restores into namespace {into:?}: the source side consents by annotating the Backup with {RESTORE_ALLOWED_NAMESPACES}={into} (comma-separated namespaces, or *)"
+        "backup {from}/{name} does not allow restores into namespace {into:?}: the source side consents by annotating the Backup or its namespace {from} with {RESTORE_ALLOWED_NAMESPACES}={into} (comma-separated namespaces, or *)"
     ))
 }
 
@@ -239,7 +245,7 @@ pub fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             "backups.dataprotection.kubeblocks.io \"{backup_name}\" not found"
         ))
     })?;
-    consent(restore, backup).map_err(Problem::invalid)?;
+    consent(restore, backup, o.source_namespace_grant.as_deref()).map_err(Problem::invalid)?;
     let status = backup.status.clone().unwrap_or_default();
     let repo_name = status.backup_repo_name.clone().filter(|r| !r.is_empty());
     // A volume snapshot backup keeps its data in VolumeSnapshots, not in a repository.
@@ -548,5 +554,23 @@ mod consent_tests {
         o.backup.as_mut().unwrap().metadata.annotations =
             Some([(RESTORE_ALLOWED_NAMESPACES.to_string(), "team-c".to_string())].into());
         assert!(failure(&mut o).is_some(), "team-c only");
+    }
+
+    #[test]
+    fn the_source_namespaces_annotation_grants_every_backup_there() {
+        for grant in ["team-b", "team-c,team-b", "*"] {
+            let mut o = observed();
+            o.restore.metadata.namespace = Some("team-b".into());
+            o.source_namespace_grant = Some(grant.into());
+            assert_eq!(failure(&mut o), None, "granted by the namespace: {grant:?}");
+        }
+        let mut o = observed();
+        o.restore.metadata.namespace = Some("team-b".into());
+        o.source_namespace_grant = Some("team-c".into());
+        let message = failure(&mut o).expect("team-c only");
+        assert!(
+            message.contains("annotating the Backup or its namespace default with"),
+            "the refusal names both grants: {message}"
+        );
     }
 }

@@ -108,6 +108,7 @@ pub fn observed() -> Observed {
     Observed {
         restore: restore(json!({})),
         backup: Some(backup(json!({}))),
+        source_namespace_grant: None,
         actionset: Some(actionset(json!({}))),
         actionsets: Vec::new(),
         backups: Vec::new(),

@@ -1,8 +1,9 @@
 //! Authentication and authorisation: who a request is (the admin token or a ServiceAccount
 //! token from a TokenRequest) and what RBAC lets it do; the review APIs (TokenReview,
 //! SubjectAccessReview, SelfSubjectAccessReview, LocalSubjectAccessReview) and TokenRequest
-//! (`kubectl create token`).
+//! (`kubectl create token`); impersonation (`kubectl --as`).
 
+pub mod impersonate;
 pub mod rbac;
 pub mod review;
 pub mod token;

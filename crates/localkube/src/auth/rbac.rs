@@ -1,12 +1,17 @@
 //! RBAC evaluation of Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, as the
-//! Kubernetes RBAC authoriser does it (allow rules only; aggregated ClusterRoles are read as
-//! their stored rules, without aggregation).
+//! Kubernetes RBAC authoriser does it (allow rules only). An aggregated ClusterRole
+//! (`aggregationRule.clusterRoleSelectors`) grants the rules of every ClusterRole its selectors
+//! match, as the aggregation controller would have written them into its `rules`; localkube
+//! resolves them when it evaluates (its stored `rules` are not rewritten).
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 
 use super::Identity;
 use crate::resource::Builtin;
 use crate::rest::Api;
+use crate::selector::LabelSelector;
 
 /// What a request does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,8 +56,17 @@ pub fn authorize(api: &Api, who: &Identity, attrs: &Attributes) -> Decision {
         let rt = api.builtin(b);
         store.get(&rt.storage, ns, name).map(|o| o.value())
     };
+    let cluster_roles = std::cell::OnceCell::new();
+    let rules = |role: &Value| -> Vec<Value> {
+        if role["aggregationRule"].is_object() {
+            let all = cluster_roles.get_or_init(|| list(Builtin::ClusterRole, None));
+            aggregated_rules(role, all)
+        } else {
+            role["rules"].as_array().cloned().unwrap_or_default()
+        }
+    };
     for binding in list(Builtin::ClusterRoleBinding, None) {
-        if let Some(reason) = grants(&binding, "", who, attrs, &get) {
+        if let Some(reason) = grants(&binding, "", who, attrs, &get, &rules) {
             return Decision {
                 allowed: true,
                 reason,
@@ -61,7 +75,7 @@ pub fn authorize(api: &Api, who: &Identity, attrs: &Attributes) -> Decision {
     }
     if !attrs.namespace.is_empty() {
         for binding in list(Builtin::RoleBinding, Some(&attrs.namespace)) {
-            if let Some(reason) = grants(&binding, &attrs.namespace, who, attrs, &get) {
+            if let Some(reason) = grants(&binding, &attrs.namespace, who, attrs, &get, &rules) {
                 return Decision {
                     allowed: true,
                     reason,
@@ -82,6 +96,7 @@ fn grants(
     who: &Identity,
     attrs: &Attributes,
     get: &dyn Fn(Builtin, &str, &str) -> Option<Value>,
+    rules: &dyn Fn(&Value) -> Vec<Value>,
 ) -> Option<String> {
     let binding_ns = binding["metadata"]["namespace"]
         .as_str()
@@ -97,10 +112,7 @@ fn grants(
         "Role" if !namespace.is_empty() => get(Builtin::Role, namespace, role_name)?,
         _ => return None,
     };
-    let allowed = role["rules"]
-        .as_array()?
-        .iter()
-        .any(|rule| rule_matches(rule, attrs));
+    let allowed = rules(&role).iter().any(|rule| rule_matches(rule, attrs));
     if !allowed {
         return None;
     }
@@ -120,6 +132,42 @@ fn grants(
         subject["kind"].as_str().unwrap_or_default(),
         subject["name"].as_str().unwrap_or_default(),
     ))
+}
+
+/// The rules of an aggregated ClusterRole: those of every ClusterRole in `all` that one of its
+/// `aggregationRule.clusterRoleSelectors` matches, followed through aggregated ones (each role
+/// once, so a cycle ends).
+fn aggregated_rules(role: &Value, all: &[Value]) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    collect_rules(role, all, &mut seen, &mut out);
+    out
+}
+
+fn collect_rules<'a>(
+    role: &'a Value,
+    all: &'a [Value],
+    seen: &mut HashSet<&'a str>,
+    out: &mut Vec<Value>,
+) {
+    let name = role["metadata"]["name"].as_str().unwrap_or_default();
+    if !seen.insert(name) {
+        return;
+    }
+    let Some(selectors) = role["aggregationRule"]["clusterRoleSelectors"].as_array() else {
+        out.extend(role["rules"].as_array().into_iter().flatten().cloned());
+        return;
+    };
+    // An invalid selector selects nothing (the aggregation controller would report it).
+    let selectors: Vec<LabelSelector> = selectors
+        .iter()
+        .filter_map(|s| LabelSelector::from_label_selector(Some(s)).ok())
+        .collect();
+    for other in all {
+        if selectors.iter().any(|s| s.matches_object(other)) {
+            collect_rules(other, all, seen, out);
+        }
+    }
 }
 
 fn subject_matches(subject: &Value, binding_ns: &str, who: &Identity) -> bool {
@@ -201,6 +249,45 @@ mod tests {
         let mut one = attrs("get", "backups");
         one.name = "b1".into();
         assert!(rule_matches(&named, &one));
+    }
+
+    #[test]
+    fn an_aggregated_cluster_role_grants_the_rules_its_selectors_match() {
+        let role = |name: &str, labels: Value, verb: &str| {
+            json!({"metadata": {"name": name, "labels": labels},
+                   "rules": [{"verbs": [verb], "apiGroups": ["dataprotection.kubeblocks.io"], "resources": ["backups"]}]})
+        };
+        let admin = json!({"metadata": {"name": "dp-admin"},
+            "aggregationRule": {"clusterRoleSelectors": [
+                {"matchLabels": {"dp/aggregate-to-admin": "true"}},
+                {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gold"]}]}]},
+            // Stale stored rules: the aggregation replaces them.
+            "rules": [{"verbs": ["delete"], "apiGroups": ["*"], "resources": ["*"]}]});
+        let nested = json!({"metadata": {"name": "dp-edit", "labels": {"dp/aggregate-to-admin": "true"}},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"dp/aggregate-to-edit": "true"}}]}});
+        let all = vec![
+            admin.clone(),
+            nested,
+            role("getter", json!({"dp/aggregate-to-admin": "true"}), "get"),
+            role("creator", json!({"dp/aggregate-to-edit": "true"}), "create"),
+            role("lister", json!({"tier": "gold"}), "list"),
+            role("watcher", json!({"tier": "silver"}), "watch"),
+        ];
+        let rules = aggregated_rules(&admin, &all);
+        let allows = |verb: &str| {
+            rules
+                .iter()
+                .any(|r| rule_matches(r, &attrs(verb, "backups")))
+        };
+        assert!(allows("get"), "matchLabels");
+        assert!(allows("create"), "through the nested aggregated role");
+        assert!(allows("list"), "matchExpressions");
+        assert!(!allows("watch"), "a role no selector matches");
+        assert!(!allows("delete"), "the stale stored rules");
+        // A cycle (a role selecting itself) ends.
+        let selfish = json!({"metadata": {"name": "loop", "labels": {"x": "y"}},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "y"}}]}});
+        assert!(aggregated_rules(&selfish, std::slice::from_ref(&selfish)).is_empty());
     }
 
     #[test]

@@ -126,9 +126,14 @@ pub fn require(api: &Api, who: &Identity, attrs: &Attributes) -> Result<(), ApiE
     } else {
         format!("in the namespace {:?}", attrs.namespace)
     };
+    let object = if attrs.name.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{} {:?}", attrs.resource, attrs.name)
+    };
     Err(ApiError::forbidden(format!(
-        "{} is forbidden: User {:?} cannot {} resource {resource:?} in API group {:?} {place}",
-        attrs.resource, who.user, attrs.verb, attrs.group
+        "{object} is forbidden: User {:?} cannot {} resource {resource:?} in API group {:?} {place}",
+        who.user, attrs.verb, attrs.group
     )))
 }
 

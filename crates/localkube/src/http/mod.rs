@@ -95,7 +95,10 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let target = route(&path);
     let public = matches!(target, Route::Health | Route::Version);
     let who = match authenticate(&state, &req) {
-        Some(who) => who,
+        Some(who) => match crate::auth::impersonate::impersonate(&state.api, &who, req.headers()) {
+            Ok(who) => who,
+            Err(e) => return response::error(&e),
+        },
         None if public => crate::auth::Identity::admin(),
         None => return response::error(&ApiError::unauthorized()),
     };
