@@ -8,6 +8,7 @@
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod import;
 pub mod kube;
 pub mod list;
 pub mod repo_list;
@@ -52,11 +53,15 @@ pub enum Command {
     /// Show what point-in-time restores can reach: per policy, the earliest and latest
     /// restorable times of its Continuous backups, and the gaps.
     Windows(windows::Args),
+    /// Rebuild Backups from the kubeblocks-backup.json manifests in a BackupRepo's repository
+    /// (backups another cluster took), so that they restore here. Dry run unless --apply.
+    Import(import::Args),
 }
 
 /// Runs `cairnctl backup`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let connection = args.kube.connect().await?;
+    let explicit_namespace = args.namespace.clone();
     let namespace = args
         .namespace
         .clone()
@@ -72,6 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Describe(a) => describe::run(&scope, a).await,
         Command::Delete(a) => delete::run(&scope, a).await,
         Command::Windows(a) => windows::run(&scope, a).await,
+        Command::Import(a) => import::run(&scope, explicit_namespace, a).await,
     }
 }
 
