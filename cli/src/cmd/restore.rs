@@ -1,8 +1,9 @@
-//! `cairnctl restore create|list|describe`: thin, friendly wrappers over Restore objects (a
+//! `cairnctl restore create|list|describe|delete`: thin, friendly wrappers over Restore objects (a
 //! Backup restored into new PersistentVolumeClaims), with progress, `--json` and `--wait`,
 //! the same against standalone mode and a real cluster.
 
 pub mod create;
+pub mod delete;
 pub mod describe;
 pub mod list;
 pub mod to_time;
@@ -39,6 +40,9 @@ pub enum Command {
     List(list::Args),
     /// Show one Restore: its backup, stages, actions and why it failed.
     Describe(describe::Args),
+    /// Delete Restores (the PVCs they restored into stay).
+    #[command(alias = "rm")]
+    Delete(delete::Args),
 }
 
 /// Runs `cairnctl restore`.
@@ -57,5 +61,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Create(a) => create::run(&scope, *a).await,
         Command::List(a) => list::run(&scope, a).await,
         Command::Describe(a) => describe::run(&scope, a).await,
+        Command::Delete(a) => delete::run(&scope, a).await,
     }
 }

@@ -21,9 +21,10 @@ pub struct Args {
     /// Wait until each Backup (and its data) is gone.
     #[arg(long)]
     pub wait: bool,
-    /// With --wait: give up after this many seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// With --wait: give up after this long (exit code 3): a duration such as 90s, 10m or
+    /// 1h, or seconds.
+    #[arg(long, default_value = "300", value_parser = crate::exit::parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 /// Runs `cairnctl backup delete`.
@@ -41,7 +42,7 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("deleting Backup {}/{name}", scope.namespace))?;
         if args.wait {
-            wait_gone(&api, name, Duration::from_secs(args.timeout)).await?;
+            wait_gone(&api, name, args.timeout).await?;
         }
         if scope.json {
             println!(
@@ -61,30 +62,49 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn wait_gone(api: &Api<Backup>, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_deleted(api, "Backup", name, timeout, |backup: &Backup| {
+        let why = backup
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.deletion_failure_reason
+                    .clone()
+                    .or(s.failure_reason.clone())
+            })
+            .unwrap_or_else(|| "no reason in its status".into());
+        format!("(phase {}): {why}", phase_text(backup))
+    })
+    .await
+}
+
+/// Waits until object `name` of `kind` is gone; on timeout ([`crate::exit::TimedOut`]) says
+/// what `state` reads from the object still there.
+pub async fn wait_deleted<K>(
+    api: &Api<K>,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+    state: impl Fn(&K) -> String,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let Some(backup) = api
+        let Some(object) = api
             .get_opt(name)
             .await
-            .with_context(|| format!("reading Backup {name}"))?
+            .with_context(|| format!("reading {kind} {name}"))?
         else {
             return Ok(());
         };
         if tokio::time::Instant::now() > deadline {
-            let why = backup
-                .status
-                .as_ref()
-                .and_then(|s| {
-                    s.deletion_failure_reason
-                        .clone()
-                        .or(s.failure_reason.clone())
-                })
-                .unwrap_or_else(|| "no reason in its status".into());
-            bail!(
-                "Backup {name} is still there after {}s (phase {}): {why}",
+            return Err(crate::exit::TimedOut(format!(
+                "{kind} {name} is still there after {}s {}",
                 timeout.as_secs(),
-                phase_text(&backup)
-            );
+                state(&object)
+            ))
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
