@@ -81,7 +81,12 @@ pub fn main(name: &'static str) -> ExitCode {
     };
     if let Command::Completion(args) = &cli.command {
         let mut command = Cli::command().name(name).bin_name(bin_name(name));
-        clap_complete::generate(args.shell, &mut command, bin_name(name), &mut std::io::stdout());
+        clap_complete::generate(
+            args.shell,
+            &mut command,
+            bin_name(name),
+            &mut std::io::stdout(),
+        );
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

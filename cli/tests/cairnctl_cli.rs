@@ -46,12 +46,20 @@ fn completion_scripts_name_the_commands_and_parse_in_their_shell() {
         if let Some((program, flags)) = check.filter(|(p, _)| which(p)) {
             let file = std::env::temp_dir().join(format!("cairnctl-completion.{shell}"));
             std::fs::write(&file, &script).unwrap();
-            let parsed = Command::new(program).args(flags).arg(&file).output().unwrap();
+            let parsed = Command::new(program)
+                .args(flags)
+                .arg(&file)
+                .output()
+                .unwrap();
             assert!(parsed.status.success(), "{shell} -n: {}", text(&parsed));
         }
     }
     let out = cairnctl(&["completion", "powershell-9"]);
-    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }
 
 #[test]
@@ -67,14 +75,20 @@ fn usage_errors_exit_2_failures_exit_1_and_help_exits_0() {
     let out = cairnctl(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out);
-    assert!(help.contains("backups and restores of stateful workloads"), "{help}");
-    assert!(help.contains("Exit codes: 0 success, 1 failure, 2 usage error, 3 timeout"), "{help}");
+    assert!(
+        help.contains("backups and restores of stateful workloads"),
+        "{help}"
+    );
+    assert!(
+        help.contains("Exit codes: 0 success, 1 failure, 2 usage error, 3 timeout"),
+        "{help}"
+    );
 }
 
 #[test]
 fn the_kubectl_plugin_form_is_the_same_program_named_as_kubectl_runs_it() {
-    let plugin = std::path::Path::new(env!("CARGO_BIN_EXE_cairnctl"))
-        .with_file_name("kubectl-cairn");
+    let plugin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_cairnctl")).with_file_name("kubectl-cairn");
     let out = Command::new(&plugin)
         .args(["backup", "--help"])
         .output()
@@ -84,7 +98,8 @@ fn the_kubectl_plugin_form_is_the_same_program_named_as_kubectl_runs_it() {
     assert!(help.contains("Usage: kubectl cairn backup"), "{help}");
     assert!(help.contains("import"), "{help}");
     // kubectl finds it on PATH and passes the rest of the line.
-    let kubectl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/kubectl");
+    let kubectl =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/kubectl");
     if kubectl.exists() {
         let path = format!(
             "{}:{}",
@@ -97,6 +112,10 @@ fn the_kubectl_plugin_form_is_the_same_program_named_as_kubectl_runs_it() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(text(&out).contains("Usage: kubectl cairn restore"), "{}", text(&out));
+        assert!(
+            text(&out).contains("Usage: kubectl cairn restore"),
+            "{}",
+            text(&out)
+        );
     }
 }

@@ -114,7 +114,13 @@ fn datasafed(root: &Path, base: &str, args: &[&str], stdin: &[u8]) -> anyhow::Re
 
 /// `tar -cf - -C dir .`
 fn tar(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("tar").arg("-cf").arg("-").arg("-C").arg(dir).arg(".").output()?;
+    let out = Command::new("tar")
+        .arg("-cf")
+        .arg("-")
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .output()?;
     check(&out, "tar")?;
     Ok(out.stdout)
 }
@@ -123,7 +129,14 @@ fn tar(dir: &Path) -> anyhow::Result<Vec<u8>> {
 /// key = HKDF-SHA256(passphrase, salt "encryption"), 32 bytes; AES-256-CFB128; the IV in front.
 fn kubeblocks_cfb(plain: &[u8]) -> anyhow::Result<Vec<u8>> {
     let kdf = Command::new("openssl")
-        .args(["kdf", "-keylen", "32", "-kdfopt", "digest:SHA256", "-kdfopt"])
+        .args([
+            "kdf",
+            "-keylen",
+            "32",
+            "-kdfopt",
+            "digest:SHA256",
+            "-kdfopt",
+        ])
         .arg(format!("key:{PASSPHRASE}"))
         .args(["-kdfopt", "salt:encryption", "HKDF"])
         .output()?;
@@ -137,7 +150,16 @@ fn kubeblocks_cfb(plain: &[u8]) -> anyhow::Result<Vec<u8>> {
     let input = std::env::temp_dir().join(format!("cairn-import-cfb-{}", std::process::id()));
     std::fs::write(&input, plain)?;
     let enc = Command::new("openssl")
-        .args(["enc", "-aes-256-cfb", "-nosalt", "-K", &key, "-iv", &iv_hex, "-in"])
+        .args([
+            "enc",
+            "-aes-256-cfb",
+            "-nosalt",
+            "-K",
+            &key,
+            "-iv",
+            &iv_hex,
+            "-in",
+        ])
         .arg(&input)
         .output()?;
     let _ = std::fs::remove_file(&input);
@@ -150,7 +172,15 @@ fn kubeblocks_cfb(plain: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// `cairnctl backup import ARGS -n NS` against the stack.
 fn import(stack: &TestStack, args: &[&str]) -> anyhow::Result<(bool, String)> {
     let out = Command::new(bin("cairnctl")?)
-        .args(["backup", "import", "--repo", "local", "-n", NS, "--kubeconfig"])
+        .args([
+            "backup",
+            "import",
+            "--repo",
+            "local",
+            "-n",
+            NS,
+            "--kubeconfig",
+        ])
         .arg(&stack.stack.kubeconfig)
         .args(args)
         .output()?;
@@ -177,7 +207,9 @@ async fn kubeblocks_backups_are_imported_into_a_fresh_stack_and_restore() -> any
         std::fs::write(source.join("a.txt"), b"the first file\n")?;
         std::fs::write(
             source.join("sub/random.bin"),
-            (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>(),
+            (0..200_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect::<Vec<_>>(),
         )?;
         let archive = tar(&source)?;
 
@@ -186,32 +218,70 @@ async fn kubeblocks_backups_are_imported_into_a_fresh_stack_and_restore() -> any
         std::fs::create_dir_all(&repo)?;
         // 1. Plain: data and manifest pushed by datasafed in KubeBlocks' paths.
         let plain_base = format!("{}/main", kubeblocks_path("pg-full-plain"));
-        datasafed(&repo, &plain_base, &["push", "-z", "zstd-fastest", "-", "/pg-full-plain.tar.zst"], &archive)?;
+        datasafed(
+            &repo,
+            &plain_base,
+            &["push", "-z", "zstd-fastest", "-", "/pg-full-plain.tar.zst"],
+            &archive,
+        )?;
         let text = serde_json::to_vec_pretty(&manifest("pg-full-plain", false))?;
-        datasafed(&repo, &plain_base, &["push", "-", "/kubeblocks-backup.json"], &text)?;
+        datasafed(
+            &repo,
+            &plain_base,
+            &["push", "-", "/kubeblocks-backup.json"],
+            &text,
+        )?;
         // 2. Encrypted by KubeBlocks' datasafed: `P.enc` files in AES-256-CFB.
         let scratch_repo = stack.scratch.join("compress");
         std::fs::create_dir_all(&scratch_repo)?;
-        datasafed(&scratch_repo, "/", &["push", "-z", "zstd-fastest", "-", "/x.tar.zst"], &archive)?;
+        datasafed(
+            &scratch_repo,
+            "/",
+            &["push", "-z", "zstd-fastest", "-", "/x.tar.zst"],
+            &archive,
+        )?;
         let compressed = std::fs::read(scratch_repo.join("x.tar.zst"))?;
-        let enc_dir = repo.join(kubeblocks_path("pg-full-cfb").trim_start_matches('/')).join("main");
+        let enc_dir = repo
+            .join(kubeblocks_path("pg-full-cfb").trim_start_matches('/'))
+            .join("main");
         std::fs::create_dir_all(&enc_dir)?;
-        std::fs::write(enc_dir.join("pg-full-cfb.tar.zst.enc"), kubeblocks_cfb(&compressed)?)?;
+        std::fs::write(
+            enc_dir.join("pg-full-cfb.tar.zst.enc"),
+            kubeblocks_cfb(&compressed)?,
+        )?;
         let text = serde_json::to_vec_pretty(&manifest("pg-full-cfb", true))?;
-        std::fs::write(enc_dir.join("kubeblocks-backup.json.enc"), kubeblocks_cfb(&text)?)?;
+        std::fs::write(
+            enc_dir.join("kubeblocks-backup.json.enc"),
+            kubeblocks_cfb(&text)?,
+        )?;
         // 3. A damaged manifest.
         let broken_base = format!("{}/main", kubeblocks_path("pg-broken"));
-        datasafed(&repo, &broken_base, &["push", "-", "/kubeblocks-backup.json"], b"{\"kind\": \"Backup\", ")?;
+        datasafed(
+            &repo,
+            &broken_base,
+            &["push", "-", "/kubeblocks-backup.json"],
+            b"{\"kind\": \"Backup\", ",
+        )?;
 
         stack.ensure_namespace(NS).await?;
         stack
             .kubectl
-            .apply(&render("actionset-files.yaml", &[("ACTIONSET", "files-full"), ("BEFORE_PUSH", "true")])?)
+            .apply(&render(
+                "actionset-files.yaml",
+                &[("ACTIONSET", "files-full"), ("BEFORE_PUSH", "true")],
+            )?)
             .await?;
         stack
             .kubectl
-            .run(&["create", "secret", "generic", "kb-encryption", "-n", NS,
-                   &format!("--from-literal=passphrase={PASSPHRASE}")])
+            .run(&[
+                "create",
+                "secret",
+                "generic",
+                "kb-encryption",
+                "-n",
+                NS,
+                &format!("--from-literal=passphrase={PASSPHRASE}"),
+            ])
             .await?;
         let backups: Api<Backup> = Api::namespaced(stack.client.clone(), NS);
 
@@ -219,22 +289,42 @@ async fn kubeblocks_backups_are_imported_into_a_fresh_stack_and_restore() -> any
         // why; nothing is created.
         let (ok, text) = import(stack, &[])?;
         anyhow::ensure!(!ok, "errors make the exit code non-zero:\n{text}");
-        anyhow::ensure!(line_of(&text, "pg-full-plain")?.contains("would import"), "{text}");
+        anyhow::ensure!(
+            line_of(&text, "pg-full-plain")?.contains("would import"),
+            "{text}"
+        );
         let cfb = line_of(&text, "kubeblocks-backup.json.enc")?;
-        anyhow::ensure!(cfb.contains("is encrypted") && cfb.contains("--passphrase-secret"), "{text}");
+        anyhow::ensure!(
+            cfb.contains("is encrypted") && cfb.contains("--passphrase-secret"),
+            "{text}"
+        );
         let broken = line_of(&text, "pg-broken")?;
         anyhow::ensure!(broken.contains("is not JSON"), "{text}");
         anyhow::ensure!(text.contains("pass --apply"), "{text}");
-        anyhow::ensure!(backups.list(&Default::default()).await?.items.is_empty(), "a dry run creates nothing");
+        anyhow::ensure!(
+            backups.list(&Default::default()).await?.items.is_empty(),
+            "a dry run creates nothing"
+        );
 
         // Applied, with the passphrase: both good ones imported, the damaged one still named.
-        let key = ["--passphrase-secret", "kb-encryption/passphrase", "--encryption-algorithm", "AES-256-CFB"];
+        let key = [
+            "--passphrase-secret",
+            "kb-encryption/passphrase",
+            "--encryption-algorithm",
+            "AES-256-CFB",
+        ];
         let (ok, text) = import(stack, &[&key[..], &["--apply"]].concat())?;
         anyhow::ensure!(!ok, "the damaged manifest still fails the run:\n{text}");
         for name in ["pg-full-plain", "pg-full-cfb"] {
-            anyhow::ensure!(line_of(&text, name)?.contains("imported"), "{name}:\n{text}");
+            anyhow::ensure!(
+                line_of(&text, name)?.contains("imported"),
+                "{name}:\n{text}"
+            );
         }
-        anyhow::ensure!(line_of(&text, "pg-broken")?.contains("is not JSON"), "{text}");
+        anyhow::ensure!(
+            line_of(&text, "pg-broken")?.contains("is not JSON"),
+            "{text}"
+        );
 
         // Once the damaged manifest is gone, a second run creates nothing and succeeds.
         std::fs::remove_dir_all(repo.join(kubeblocks_path("pg-broken").trim_start_matches('/')))?;
@@ -250,14 +340,26 @@ async fn kubeblocks_backups_are_imported_into_a_fresh_stack_and_restore() -> any
                 .map(|b| (b.metadata.name.clone(), b.metadata.resource_version.clone()))
                 .collect::<Vec<_>>()
         };
-        anyhow::ensure!(versions(&before) == versions(&after), "the second run changed nothing");
+        anyhow::ensure!(
+            versions(&before) == versions(&after),
+            "the second run changed nothing"
+        );
 
         for name in ["pg-full-plain", "pg-full-cfb"] {
             let backup = backups.get(name).await?;
             let status = backup.status.clone().unwrap_or_default();
-            anyhow::ensure!(status.phase == Some(BackupPhase::Completed), "{name}: {status:?}");
-            anyhow::ensure!(status.backup_repo_name.as_deref() == Some("local"), "{name}: {status:?}");
-            anyhow::ensure!(status.path == Some(kubeblocks_path(name)), "{name}: {status:?}");
+            anyhow::ensure!(
+                status.phase == Some(BackupPhase::Completed),
+                "{name}: {status:?}"
+            );
+            anyhow::ensure!(
+                status.backup_repo_name.as_deref() == Some("local"),
+                "{name}: {status:?}"
+            );
+            anyhow::ensure!(
+                status.path == Some(kubeblocks_path(name)),
+                "{name}: {status:?}"
+            );
             anyhow::ensure!(status.expiration.is_none(), "{name}: no expiration");
             anyhow::ensure!(
                 backup.spec.deletion_policy == Some(BackupDeletionPolicy::Retain),
@@ -271,7 +373,12 @@ async fn kubeblocks_backups_are_imported_into_a_fresh_stack_and_restore() -> any
                 .kubectl
                 .apply(&render(
                     "restore.yaml",
-                    &[("RESTORE", &restore), ("NS", NS), ("BACKUP", name), ("RESTORED_PVC", &pvc)],
+                    &[
+                        ("RESTORE", &restore),
+                        ("NS", NS),
+                        ("BACKUP", name),
+                        ("RESTORED_PVC", &pvc),
+                    ],
                 )?)
                 .await?;
             dp::restore_completed(&stack.client, NS, &restore, WAIT).await?;

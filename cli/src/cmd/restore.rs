@@ -13,19 +13,13 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::cmd::backup::{KubeArgs, Scope};
+use crate::cmd::backup::ObjectArgs;
 
 /// Arguments of `cairnctl restore`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub kube: KubeArgs,
-    /// Namespace of the Restores (default: the kubeconfig's namespace).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
-    /// Print JSON instead of text: JSON lines while waiting, the object(s) at the end.
-    #[arg(long, global = true)]
-    pub json: bool,
+    pub common: ObjectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,16 +41,7 @@ pub enum Command {
 
 /// Runs `cairnctl restore`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connection = args.kube.connect().await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| connection.default_namespace.clone());
-    let scope = Scope {
-        client: connection.client,
-        namespace,
-        json: args.json,
-    };
+    let scope = args.common.scope().await?;
     match args.command {
         Command::Create(a) => create::run(&scope, *a).await,
         Command::List(a) => list::run(&scope, a).await,

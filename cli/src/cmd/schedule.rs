@@ -16,19 +16,13 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::cmd::backup::table::{age, cell, list_and_print, render};
-use crate::cmd::backup::{KubeArgs, Scope};
+use crate::cmd::backup::{ObjectArgs, Scope};
 
 /// Arguments of `cairnctl schedule`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub kube: KubeArgs,
-    /// Namespace of the BackupSchedules (default: the kubeconfig's namespace).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    pub common: ObjectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,16 +80,7 @@ pub struct TriggerArgs {
 
 /// Runs `cairnctl schedule`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connection = args.kube.connect().await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| connection.default_namespace.clone());
-    let scope = Scope {
-        client: connection.client,
-        namespace,
-        json: args.json,
-    };
+    let scope = args.common.scope().await?;
     match args.command {
         Command::List(a) => {
             list_and_print(&scope, a.all_namespaces, "BackupSchedules", table).await
@@ -302,7 +287,9 @@ async fn toggle(scope: &Scope, args: &ToggleArgs, enabled: bool) -> anyhow::Resu
         });
         api.patch(&args.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .with_context(|| format!("updating BackupSchedule {}/{}", scope.namespace, args.name))?;
+            .with_context(|| {
+                format!("updating BackupSchedule {}/{}", scope.namespace, args.name)
+            })?;
     }
     if scope.json {
         println!(
@@ -370,7 +357,11 @@ async fn trigger(scope: &Scope, args: &TriggerArgs) -> anyhow::Result<ExitCode> 
             "BackupSchedule {} has {} entries: name one with --method ({})",
             args.name,
             entries.len(),
-            entries.iter().map(entry_name).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(entry_name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let backup = manual_backup(&schedule, entry, Timestamp::now())?;
@@ -383,7 +374,9 @@ async fn trigger(scope: &Scope, args: &TriggerArgs) -> anyhow::Result<ExitCode> 
     if scope.json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {
-        println!("backup.dataprotection.kubeblocks.io/{name} created (follow it with `cairnctl backup describe {name}`)");
+        println!(
+            "backup.dataprotection.kubeblocks.io/{name} created (follow it with `cairnctl backup describe {name}`)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -413,7 +406,10 @@ mod tests {
         let text = table(&[schedule()], false, Timestamp::now());
         let line = text.lines().nth(1).unwrap();
         assert!(line.starts_with("pg-schedule"), "{text}");
-        assert!(line.contains("1/2") && line.contains("basebackup") && line.contains("Available"), "{text}");
+        assert!(
+            line.contains("1/2") && line.contains("basebackup") && line.contains("Available"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -421,9 +417,17 @@ mod tests {
         let text = describe_text(&schedule());
         assert!(text.contains("Policy:     pg-policy"), "{text}");
         let base = text.lines().find(|l| l.contains("basebackup")).unwrap();
-        assert!(base.contains("0 1 * * *") && base.contains("yes") && base.contains("2026-12-06T01:00:00Z"), "{text}");
+        assert!(
+            base.contains("0 1 * * *")
+                && base.contains("yes")
+                && base.contains("2026-12-06T01:00:00Z"),
+            "{text}"
+        );
         let wal = text.lines().find(|l| l.contains("archive-wal")).unwrap();
-        assert!(wal.trim_start().starts_with("wal") && wal.contains(" no "), "{text}");
+        assert!(
+            wal.trim_start().starts_with("wal") && wal.contains(" no "),
+            "{text}"
+        );
     }
 
     #[test]
@@ -436,8 +440,13 @@ mod tests {
         let (entries, changed) = toggled(&schedule(), &[], false).unwrap();
         assert_eq!(changed, ["basebackup"]);
         assert!(entries.iter().all(|e| e.enabled == Some(false)));
-        let err = toggled(&schedule(), &["nope".into()], true).unwrap_err().to_string();
-        assert!(err.contains("has no entry nope (entries: basebackup, wal)"), "{err}");
+        let err = toggled(&schedule(), &["nope".into()], true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no entry nope (entries: basebackup, wal)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -258,7 +258,9 @@ mod tests {
             .collect();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].2.starts_with("spec.backup.backupData.syncProgress is set but not acted on"),
+            warnings[0]
+                .2
+                .starts_with("spec.backup.backupData.syncProgress is set but not acted on"),
             "{warnings:?}"
         );
         let mut again = observed(extra);

@@ -139,18 +139,7 @@ mod tests {
         let encrypted = json!({"spec": {"encryptionConfig": {"algorithm": "AES-128-CFB",
             "passPhraseSecretKeyRef": {"name": "s", "key": "k"}}}});
         let plan = plan(&policy(encrypted.clone()));
-        let warning = plan
-            .intents
-            .iter()
-            .find_map(|i| match i {
-                Intent::Event {
-                    type_: EventType::Warning,
-                    reason,
-                    message,
-                } if reason == "EncryptionFormat" => Some(message.clone()),
-                _ => None,
-            })
-            .expect("an EncryptionFormat warning");
+        let warning = warning(&plan, "EncryptionFormat").expect("an EncryptionFormat warning");
         assert!(warning.contains("AES-128-CFB"), "{warning}");
         assert!(warning.contains("AES-256-GCM"), "{warning}");
         // The next reconcile of the same generation says nothing again.
@@ -172,21 +161,15 @@ mod tests {
             {"name": "replica", "podSelector": {"matchLabels": {"role": "replica"}}}
         ]}});
         let plan = plan(&policy(extra.clone()));
-        let warning = plan
-            .intents
-            .iter()
-            .find_map(|i| match i {
-                Intent::Event {
-                    type_: EventType::Warning,
-                    reason,
-                    message,
-                } if reason == "IgnoredField" => Some(message.clone()),
-                _ => None,
-            })
-            .expect("an IgnoredField warning");
-        assert!(warning.contains("spec.useKopia is set but not acted on"), "{warning}");
+        let warning = warning(&plan, "IgnoredField").expect("an IgnoredField warning");
         assert!(
-            warning.contains("spec.targets[0].podSelector.useParentSelectedPods is set but not acted on"),
+            warning.contains("spec.useKopia is set but not acted on"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(
+                "spec.targets[0].podSelector.useParentSelectedPods is set but not acted on"
+            ),
             "{warning}"
         );
         // The same generation again: nothing more.
@@ -197,7 +180,21 @@ mod tests {
         again.policy.metadata.generation = Some(2);
         assert!(plan_has_reason(&super::plan(&again), "IgnoredField"));
         // A policy without such fields: no warning.
-        assert!(!plan_has_reason(&super::plan(&policy(json!({}))), "IgnoredField"));
+        assert!(!plan_has_reason(
+            &super::plan(&policy(json!({}))),
+            "IgnoredField"
+        ));
+    }
+
+    fn warning(plan: &Plan<BackupPolicyStatus>, wanted: &str) -> Option<String> {
+        plan.intents.iter().find_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Warning,
+                reason,
+                message,
+            } if reason == wanted => Some(message.clone()),
+            _ => None,
+        })
     }
 
     fn plan_has_reason(plan: &Plan<BackupPolicyStatus>, wanted: &str) -> bool {

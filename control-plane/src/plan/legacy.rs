@@ -176,10 +176,16 @@ mod tests {
             "BackupTool/xtrabackup"
         );
         let (offline, _) = convert::backup_tool::convert(&tool());
-        assert_eq!(object["spec"], serde_json::to_value(&offline).unwrap()["spec"]);
+        assert_eq!(
+            object["spec"],
+            serde_json::to_value(&offline).unwrap()["spec"]
+        );
         let (kind, message) = event(&plan, "Converted").unwrap();
         assert_eq!(kind, EventType::Normal);
-        assert!(message.contains("converted to ActionSet xtrabackup"), "{message}");
+        assert!(
+            message.contains("converted to ActionSet xtrabackup"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -187,14 +193,16 @@ mod tests {
         let plan = backup_tool(&tool(), None);
         let (kind, message) = event(&plan, "ConversionWarning").expect("a warning");
         assert_eq!(kind, EventType::Warning);
-        assert!(message.contains("spec.incrementalBackupCommands"), "{message}");
+        assert!(
+            message.contains("spec.incrementalBackupCommands"),
+            "{message}"
+        );
     }
 
     #[test]
     fn once_converted_nothing_more_happens() {
         let plan = backup_tool(&tool(), None);
-        let actionset: ActionSet =
-            serde_json::from_value(created(&plan).unwrap().clone()).unwrap();
+        let actionset: ActionSet = serde_json::from_value(created(&plan).unwrap().clone()).unwrap();
         assert_eq!(backup_tool(&tool(), Some(&actionset)), Plan::nothing());
     }
 

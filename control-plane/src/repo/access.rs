@@ -219,7 +219,8 @@ fn render(
     text: &str,
     context: &TemplateContext,
 ) -> Result<String, AccessError> {
-    template::render_reading_fields(field, text, context).map_err(|source| AccessError::Render { what, source })
+    template::render_reading_fields(field, text, context)
+        .map_err(|source| AccessError::Render { what, source })
 }
 
 fn not_an_object(what: &'static str) -> AccessError {

@@ -50,7 +50,11 @@ const SYNC_PROGRESS: &str = "Cairn reports progress continuously from the bytes 
 const DATA_ON_ERROR: &str = "a failed backupData always fails the backup (onError applies to the preBackup and postBackup hooks)";
 const RESTORE_RESOURCES: &str = "Cairn does not restore Kubernetes resources, only volume data";
 
-fn targets(path: &str, single: Option<&BackupTarget>, many: Option<&Vec<BackupTarget>>) -> Vec<IgnoredField> {
+fn targets(
+    path: &str,
+    single: Option<&BackupTarget>,
+    many: Option<&Vec<BackupTarget>>,
+) -> Vec<IgnoredField> {
     let mut out = Vec::new();
     let mut check = |at: String, target: &BackupTarget| {
         if target.resources.is_some() {

@@ -232,7 +232,6 @@ fn schema_defaults(provider: &StorageProviderSpec) -> BTreeMap<String, String> {
         .collect()
 }
 
-
 /// KubeBlocks passes `.Parameters` as Go's `map[string]string`, where a missing key read as a
 /// field (`.Parameters.mountOptions`) is `""`; the template engine would give nil (printed as
 /// `%!s(<nil>)` by `printf`). Every parameter the template reads as a field is therefore given

@@ -29,52 +29,87 @@ pub struct Args {
 
 /// Runs `cairnctl backup delete`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Backup> = Api::namespaced(scope.client.clone(), &scope.namespace);
-    for name in &args.names {
-        let existing = api
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading Backup {}/{name}", scope.namespace))?;
-        if existing.is_none() {
-            bail!("there is no Backup {name} in namespace {}", scope.namespace);
-        }
-        api.delete(name, &DeleteParams::background())
-            .await
-            .with_context(|| format!("deleting Backup {}/{name}", scope.namespace))?;
-        if args.wait {
-            wait_gone(&api, name, args.timeout).await?;
-        }
-        if scope.json {
-            println!(
-                "{}",
-                json!({"type": "result", "kind": "Backup", "namespace": scope.namespace, "name": name,
-                       "deleted": args.wait, "deleting": !args.wait})
-            );
-        } else if args.wait {
-            println!("backup.dataprotection.kubeblocks.io/{name} deleted");
-        } else {
-            println!(
-                "backup.dataprotection.kubeblocks.io/{name} deleting (its data is removed first; --wait follows it)"
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let deletion = Deletion {
+        kind: "Backup",
+        resource: "backup.dataprotection.kubeblocks.io",
+        deleting_note: " (its data is removed first; --wait follows it)",
+        wait: args.wait,
+        timeout: args.timeout,
+    };
+    deletion
+        .run(scope, &args.names, |backup: &Backup| {
+            let why = backup
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.deletion_failure_reason
+                        .clone()
+                        .or(s.failure_reason.clone())
+                })
+                .unwrap_or_else(|| "no reason in its status".into());
+            format!("(phase {}): {why}", phase_text(backup))
+        })
+        .await
 }
 
-async fn wait_gone(api: &Api<Backup>, name: &str, timeout: Duration) -> anyhow::Result<()> {
-    wait_deleted(api, "Backup", name, timeout, |backup: &Backup| {
-        let why = backup
-            .status
-            .as_ref()
-            .and_then(|s| {
-                s.deletion_failure_reason
-                    .clone()
-                    .or(s.failure_reason.clone())
-            })
-            .unwrap_or_else(|| "no reason in its status".into());
-        format!("(phase {}): {why}", phase_text(backup))
-    })
-    .await
+/// `delete NAME...` of one kind: each object must exist, is deleted in the background and,
+/// with `wait`, followed until it is gone.
+pub struct Deletion {
+    pub kind: &'static str,
+    /// `<plural>.<group>`, as kubectl prints it.
+    pub resource: &'static str,
+    /// Appended to `<resource>/<name> deleting` without --wait.
+    pub deleting_note: &'static str,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+impl Deletion {
+    /// Deletes `names` in the scope's namespace; `state` describes an object still there when
+    /// the wait gives up.
+    pub async fn run<K>(
+        &self,
+        scope: &Scope,
+        names: &[String],
+        state: impl Fn(&K) -> String,
+    ) -> anyhow::Result<ExitCode>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let kind = self.kind;
+        let api: Api<K> = Api::namespaced(scope.client.clone(), &scope.namespace);
+        for name in names {
+            let existing = api
+                .get_opt(name)
+                .await
+                .with_context(|| format!("reading {kind} {}/{name}", scope.namespace))?;
+            if existing.is_none() {
+                bail!("there is no {kind} {name} in namespace {}", scope.namespace);
+            }
+            api.delete(name, &DeleteParams::background())
+                .await
+                .with_context(|| format!("deleting {kind} {}/{name}", scope.namespace))?;
+            if self.wait {
+                wait_deleted(&api, kind, name, self.timeout, &state).await?;
+            }
+            let resource = self.resource;
+            if scope.json {
+                println!(
+                    "{}",
+                    json!({"type": "result", "kind": kind, "namespace": scope.namespace, "name": name,
+                           "deleted": self.wait, "deleting": !self.wait})
+                );
+            } else if self.wait {
+                println!("{resource}/{name} deleted");
+            } else {
+                println!("{resource}/{name} deleting{}", self.deleting_note);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Waits until object `name` of `kind` is gone; on timeout ([`crate::exit::TimedOut`]) says

@@ -110,9 +110,13 @@ pub async fn run(scope: &Scope, namespace: Option<String>, args: Args) -> anyhow
         None => None,
         Some(reference) => {
             let secret_namespace = namespace.as_deref().unwrap_or(&scope.namespace);
-            let passphrase =
-                secret_value(&scope.client, secret_namespace, reference, "--passphrase-secret")
-                    .await?;
+            let passphrase = secret_value(
+                &scope.client,
+                secret_namespace,
+                reference,
+                "--passphrase-secret",
+            )
+            .await?;
             Some(
                 StreamKey::for_algorithm(Secret::new(passphrase), &args.encryption_algorithm)
                     .with_context(|| {
@@ -128,6 +132,7 @@ pub async fn run(scope: &Scope, namespace: Option<String>, args: Args) -> anyhow
         ..Default::default()
     };
     let mut entries = files
+        .plain
         .list(&args.path, &options)
         .await
         .with_context(|| format!("listing {} in BackupRepo {}", args.path, args.repo))?;
@@ -201,7 +206,7 @@ fn dash(text: &str) -> String {
 
 async fn import_one(
     scope: &Scope,
-    files: &PlainRepo,
+    files: &Files,
     args: &Args,
     namespace: Option<&str>,
     manifest: &str,
@@ -214,13 +219,27 @@ async fn import_one(
         path: String::new(),
         outcome: Outcome::WouldImport,
     };
-    if manifest.ends_with(ENCRYPTED_SUFFIX) {
-        line.outcome = Outcome::Failed(format!(
-            "{manifest} is encrypted: pass --passphrase-secret SECRET/KEY (and --encryption-algorithm) naming its passphrase"
-        ));
-        return line;
-    }
-    let rebuilt = match read(files, manifest).await {
+    let bytes = match (manifest.strip_suffix(ENCRYPTED_SUFFIX), &files.keyed) {
+        (Some(_), None) => {
+            line.outcome = Outcome::Failed(format!(
+                "{manifest} is encrypted: pass --passphrase-secret SECRET/KEY (and --encryption-algorithm) naming its passphrase"
+            ));
+            return line;
+        }
+        // KubeBlocks' CFB file: the keyed repository reads `P` from `P.enc`.
+        (Some(plain_path), Some(keyed)) => read(keyed, plain_path).await,
+        (None, keyed) => match read(&files.plain, manifest).await {
+            // Not JSON as stored: a manifest Cairn wrote encrypted, when a key is given.
+            Ok(raw) if serde_json::from_slice::<serde_json::Value>(&raw).is_err() => {
+                match keyed {
+                    Some(keyed) => Ok(read(keyed, manifest).await.unwrap_or(raw)),
+                    None => Ok(raw),
+                }
+            }
+            other => other,
+        },
+    };
+    let rebuilt = match bytes {
         Ok(bytes) => rebuild(manifest, &bytes, &args.repo, namespace),
         Err(err) => Err(format!("reading {manifest}: {err:#}")),
     };
@@ -254,8 +273,8 @@ pub fn rebuild(
     repo: &str,
     namespace: Option<&str>,
 ) -> Result<Backup, String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| format!("{manifest} is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{manifest} is not JSON: {e}"))?;
     if let Some(kind) = value.get("kind").and_then(|k| k.as_str())
         && kind != "Backup"
     {
@@ -429,11 +448,18 @@ async fn read(files: &PlainRepo, path: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The repository of a Tool BackupRepo, reached as agents reach it.
+/// The repository as stored (names as they are: `.enc` files listed as such), and with the
+/// passphrase when one is given (reads KubeBlocks' CFB `.enc` files and Cairn's sealed ones).
+struct Files {
+    plain: PlainRepo,
+    keyed: Option<PlainRepo>,
+}
+
 async fn open_repository(
     client: &kube::Client,
     repo: &BackupRepo,
     key: Option<StreamKey>,
-) -> anyhow::Result<PlainRepo> {
+) -> anyhow::Result<Files> {
     let name = repo.metadata.name.clone().unwrap_or_default();
     if repo.spec.access_method == Some(AccessMethod::Mount) {
         bail!(
@@ -459,12 +485,13 @@ async fn open_repository(
             Some(string_data(&secret))
         }
     };
-    let text =
-        cairn_api::storage_template::datasafed_config(&provider, repo.spec.config.as_ref(), secret.as_ref())
-            .with_context(|| {
-                format!("StorageProvider {provider_name} has no datasafedConfigTemplate")
-            })?
-            .with_context(|| format!("BackupRepo {name}: StorageProvider {provider_name}"))?;
+    let text = cairn_api::storage_template::datasafed_config(
+        &provider,
+        repo.spec.config.as_ref(),
+        secret.as_ref(),
+    )
+    .with_context(|| format!("StorageProvider {provider_name} has no datasafedConfigTemplate"))?
+    .with_context(|| format!("BackupRepo {name}: StorageProvider {provider_name}"))?;
     // The rendered text holds credentials: errors name only the kind of failure.
     let config = parse_datasafed_config(&text).map_err(|e| {
         anyhow::anyhow!(
@@ -478,7 +505,10 @@ async fn open_repository(
             e.kind().label()
         )
     })?;
-    Ok(PlainRepo::new(store, key))
+    Ok(Files {
+        plain: PlainRepo::new(store.clone(), None),
+        keyed: key.map(|key| PlainRepo::new(store, Some(key))),
+    })
 }
 
 async fn provider_spec(client: &kube::Client, name: &str) -> anyhow::Result<StorageProviderSpec> {
@@ -580,8 +610,14 @@ mod tests {
             annotations.keys().collect::<Vec<_>>(),
             [well_known::annotation::IMPORTED_FROM]
         );
-        assert_eq!(annotations[well_known::annotation::IMPORTED_FROM], format!("new-repo:{AT}"));
-        assert_eq!(backup.spec.deletion_policy, Some(BackupDeletionPolicy::Retain));
+        assert_eq!(
+            annotations[well_known::annotation::IMPORTED_FROM],
+            format!("new-repo:{AT}")
+        );
+        assert_eq!(
+            backup.spec.deletion_policy,
+            Some(BackupDeletionPolicy::Retain)
+        );
         assert_eq!(backup.spec.retention_period, None);
         let status = backup.status.unwrap();
         assert_eq!(status.backup_repo_name.as_deref(), Some("new-repo"));
@@ -606,7 +642,10 @@ mod tests {
         let mut running = completed();
         running["phase"] = json!("Running");
         let err = rebuild(AT, &manifest(running), "r", None).unwrap_err();
-        assert!(err.contains(AT) && err.contains("status.phase Running"), "{err}");
+        assert!(
+            err.contains(AT) && err.contains("status.phase Running"),
+            "{err}"
+        );
 
         let mut no_path = completed();
         no_path.as_object_mut().unwrap().remove("path");

@@ -3,13 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use cairn_api::restore::Restore;
-use kube::api::{Api, DeleteParams};
-use serde_json::json;
 
 use crate::cmd::backup::Scope;
-use crate::cmd::backup::delete::wait_deleted;
+use crate::cmd::backup::delete::Deletion;
 
 /// Arguments of `cairnctl restore delete`.
 #[derive(Debug, clap::Args)]
@@ -28,42 +25,22 @@ pub struct Args {
 
 /// Runs `cairnctl restore delete`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Restore> = Api::namespaced(scope.client.clone(), &scope.namespace);
-    for name in &args.names {
-        let existing = api
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading Restore {}/{name}", scope.namespace))?;
-        if existing.is_none() {
-            bail!("there is no Restore {name} in namespace {}", scope.namespace);
-        }
-        api.delete(name, &DeleteParams::background())
-            .await
-            .with_context(|| format!("deleting Restore {}/{name}", scope.namespace))?;
-        if args.wait {
-            wait_deleted(&api, "Restore", name, args.timeout, |r: &Restore| {
-                format!(
-                    "(phase {})",
-                    r.status
-                        .as_ref()
-                        .and_then(|s| s.phase)
-                        .map(|p| format!("{p:?}"))
-                        .unwrap_or_else(|| "<none>".into())
-                )
-            })
-            .await?;
-        }
-        if scope.json {
-            println!(
-                "{}",
-                json!({"type": "result", "kind": "Restore", "namespace": scope.namespace, "name": name,
-                       "deleted": args.wait, "deleting": !args.wait})
-            );
-        } else if args.wait {
-            println!("restore.dataprotection.kubeblocks.io/{name} deleted");
-        } else {
-            println!("restore.dataprotection.kubeblocks.io/{name} deleting");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let deletion = Deletion {
+        kind: "Restore",
+        resource: "restore.dataprotection.kubeblocks.io",
+        deleting_note: "",
+        wait: args.wait,
+        timeout: args.timeout,
+    };
+    deletion
+        .run(scope, &args.names, |restore: &Restore| {
+            let phase = restore
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .map(|p| format!("{p:?}"))
+                .unwrap_or_else(|| "<none>".into());
+            format!("(phase {phase})")
+        })
+        .await
 }

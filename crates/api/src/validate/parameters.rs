@@ -176,10 +176,17 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        parameters(&params, &declared, Some(&schema), "as", "spec.parameters", "")
-            .into_iter()
-            .map(|p| p.to_string())
-            .collect()
+        parameters(
+            &params,
+            &declared,
+            Some(&schema),
+            "as",
+            "spec.parameters",
+            "",
+        )
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect()
     }
 
     #[test]
@@ -203,10 +210,19 @@ mod tests {
             "{problems:?}"
         );
         let problems = check(&[("mode", "full"), ("threads", "32")]);
-        assert!(problems.len() == 1 && problems[0].contains("spec.parameters[1]"), "{problems:?}");
-        assert!(problems[0].contains("should be less than or equal to 16"), "{problems:?}");
+        assert!(
+            problems.len() == 1 && problems[0].contains("spec.parameters[1]"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].contains("should be less than or equal to 16"),
+            "{problems:?}"
+        );
         let problems = check(&[("prefix", "ABC")]);
-        assert!(problems[0].contains("should match '^[a-z]+$'"), "{problems:?}");
+        assert!(
+            problems[0].contains("should match '^[a-z]+$'"),
+            "{problems:?}"
+        );
         let problems = check(&[("prefix", "abcdefghij")]);
         assert!(problems[0].contains("parameter prefix"), "{problems:?}");
         let problems = check(&[("tables", "not json")]);
