@@ -72,11 +72,18 @@ fn usage_errors_exit_2_failures_exit_1_and_help_exits_0() {
     // A well-formed call that fails (no cluster at that kubeconfig).
     let out = cairnctl(&["backup", "list", "--kubeconfig", "/nonexistent/kubeconfig"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let out = cairnctl(&["--help"]);
+    let out = cairnctl(&["-h"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out);
     assert!(
         help.contains("backups and restores of stateful workloads"),
+        "{help}"
+    );
+    let out = cairnctl(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out);
+    assert!(
+        help.contains("a drop-in for KubeBlocks' data protection"),
         "{help}"
     );
     assert!(

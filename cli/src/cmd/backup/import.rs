@@ -230,12 +230,10 @@ async fn import_one(
         (Some(plain_path), Some(keyed)) => read(keyed, plain_path).await,
         (None, keyed) => match read(&files.plain, manifest).await {
             // Not JSON as stored: a manifest Cairn wrote encrypted, when a key is given.
-            Ok(raw) if serde_json::from_slice::<serde_json::Value>(&raw).is_err() => {
-                match keyed {
-                    Some(keyed) => Ok(read(keyed, manifest).await.unwrap_or(raw)),
-                    None => Ok(raw),
-                }
-            }
+            Ok(raw) if serde_json::from_slice::<serde_json::Value>(&raw).is_err() => match keyed {
+                Some(keyed) => Ok(read(keyed, manifest).await.unwrap_or(raw)),
+                None => Ok(raw),
+            },
             other => other,
         },
     };
