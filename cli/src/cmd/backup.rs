@@ -8,6 +8,7 @@
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod import;
 pub mod kube;
 pub mod list;
 pub mod repo_list;
@@ -25,15 +26,37 @@ pub use self::kube::KubeArgs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
+    pub common: ObjectArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options of every command on cluster objects (`backup`, `restore`, `schedule`).
+#[derive(Debug, clap::Args)]
+pub struct ObjectArgs {
+    #[command(flatten)]
     pub kube: KubeArgs,
-    /// Namespace of the Backups (default: the kubeconfig's namespace).
+    /// Namespace of the objects (default: the kubeconfig's namespace).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
     /// Print JSON instead of text: JSON lines while waiting, the object(s) at the end.
     #[arg(long, global = true)]
     pub json: bool,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+impl ObjectArgs {
+    /// Connects to the cluster; the namespace is `-n`, else the kubeconfig's.
+    pub async fn scope(&self) -> anyhow::Result<Scope> {
+        let connection = self.kube.connect().await?;
+        Ok(Scope {
+            client: connection.client,
+            namespace: self
+                .namespace
+                .clone()
+                .unwrap_or(connection.default_namespace),
+            json: self.json,
+        })
+    }
 }
 
 /// `cairnctl backup` subcommands.
@@ -52,26 +75,22 @@ pub enum Command {
     /// Show what point-in-time restores can reach: per policy, the earliest and latest
     /// restorable times of its Continuous backups, and the gaps.
     Windows(windows::Args),
+    /// Rebuild Backups from the kubeblocks-backup.json manifests in a BackupRepo's repository
+    /// (backups another cluster took), so that they restore here. Dry run unless --apply.
+    Import(import::Args),
 }
 
 /// Runs `cairnctl backup`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connection = args.kube.connect().await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| connection.default_namespace.clone());
-    let scope = Scope {
-        client: connection.client,
-        namespace,
-        json: args.json,
-    };
+    let explicit_namespace = args.common.namespace.clone();
+    let scope = args.common.scope().await?;
     match args.command {
         Command::Create(a) => create::run(&scope, a).await,
         Command::List(a) => list::run(&scope, a).await,
         Command::Describe(a) => describe::run(&scope, a).await,
         Command::Delete(a) => delete::run(&scope, a).await,
         Command::Windows(a) => windows::run(&scope, a).await,
+        Command::Import(a) => import::run(&scope, explicit_namespace, a).await,
     }
 }
 

@@ -6,5 +6,6 @@ pub mod crds;
 pub mod quickstart;
 pub mod repo;
 pub mod restore;
+pub mod schedule;
 pub mod up;
 pub mod validate;

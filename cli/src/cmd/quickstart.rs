@@ -492,7 +492,7 @@ async fn run_backup<W: Workload>(
         retention: None,
         params: Vec::new(),
         wait: true,
-        timeout: 600,
+        timeout: Duration::from_secs(600),
     };
     let policy = workload.policy()?;
     let object = backup::create::build(
@@ -513,7 +513,7 @@ async fn run_backup<W: Workload>(
         .with_context(|| format!("creating Backup {NAMESPACE}/{name}"))?;
     let mut reporter = Reporter::new(Mode::detect(false), Box::new(Indented::new()));
     let options = backup::wait::WaitOptions {
-        timeout: Duration::from_secs(create.timeout),
+        timeout: create.timeout,
         expected_total: Some(expected),
         ..Default::default()
     };
@@ -545,7 +545,7 @@ async fn run_restore(
         env: Vec::new(),
         to_time,
         wait: true,
-        timeout: 600,
+        timeout: Duration::from_secs(600),
     };
     let object = restore::create::build(name, NAMESPACE, backup, &create)?;
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), NAMESPACE);
@@ -564,7 +564,7 @@ async fn run_restore(
     let mut probe = || finder.dir().map(|dir| dataset::tree_bytes(&dir));
     let mut reporter = Reporter::new(Mode::detect(false), Box::new(Indented::new()));
     let options = restore::wait::WaitOptions {
-        timeout: Duration::from_secs(create.timeout),
+        timeout: create.timeout,
         expected_total: Some(expected),
         ..Default::default()
     };

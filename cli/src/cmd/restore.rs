@@ -1,8 +1,9 @@
-//! `cairnctl restore create|list|describe`: thin, friendly wrappers over Restore objects (a
+//! `cairnctl restore create|list|describe|delete`: thin, friendly wrappers over Restore objects (a
 //! Backup restored into new PersistentVolumeClaims), with progress, `--json` and `--wait`,
 //! the same against standalone mode and a real cluster.
 
 pub mod create;
+pub mod delete;
 pub mod describe;
 pub mod list;
 pub mod to_time;
@@ -12,19 +13,13 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::cmd::backup::{KubeArgs, Scope};
+use crate::cmd::backup::ObjectArgs;
 
 /// Arguments of `cairnctl restore`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub kube: KubeArgs,
-    /// Namespace of the Restores (default: the kubeconfig's namespace).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
-    /// Print JSON instead of text: JSON lines while waiting, the object(s) at the end.
-    #[arg(long, global = true)]
-    pub json: bool,
+    pub common: ObjectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,23 +34,18 @@ pub enum Command {
     List(list::Args),
     /// Show one Restore: its backup, stages, actions and why it failed.
     Describe(describe::Args),
+    /// Delete Restores (the PVCs they restored into stay).
+    #[command(alias = "rm")]
+    Delete(delete::Args),
 }
 
 /// Runs `cairnctl restore`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let connection = args.kube.connect().await?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| connection.default_namespace.clone());
-    let scope = Scope {
-        client: connection.client,
-        namespace,
-        json: args.json,
-    };
+    let scope = args.common.scope().await?;
     match args.command {
         Command::Create(a) => create::run(&scope, *a).await,
         Command::List(a) => list::run(&scope, a).await,
         Command::Describe(a) => describe::run(&scope, a).await,
+        Command::Delete(a) => delete::run(&scope, a).await,
     }
 }

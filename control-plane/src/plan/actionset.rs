@@ -45,11 +45,32 @@ pub fn plan(o: &Observed) -> Plan<ActionSetStatus> {
         },
         || validate::actionset(actionset),
     );
-    verdict.map_status(|v| ActionSetStatus {
+    let mut plan = verdict.map_status(|v| ActionSetStatus {
         phase: v.phase,
         message: v.message,
         observed_generation: v.observed_generation,
-    })
+    });
+    plan.intents.extend(ignored_fields_warning(
+        &actionset.metadata,
+        current.observed_generation,
+        plan.status.is_some(),
+        &cairn_api::ignored::actionset(actionset),
+    ));
+    plan
+}
+
+/// The `IgnoredField` Warning (§K8 S22): once per generation, when the object is validated
+/// (`validated`: the plan writes a status), naming every field set that Cairn does not act on.
+pub fn ignored_fields_warning(
+    meta: &ObjectMeta,
+    observed_generation: Option<i64>,
+    validated: bool,
+    fields: &[cairn_api::ignored::IgnoredField],
+) -> Option<Intent> {
+    if meta.deletion_timestamp.is_some() || observed_generation == meta.generation || !validated {
+        return None;
+    }
+    cairn_api::ignored::message(fields).map(|text| Intent::warning("IgnoredField", text))
 }
 
 /// The status fields an ActionSet and a BackupPolicy share.
@@ -224,6 +245,27 @@ mod tests {
                 "Created actionset: pg-basebackup".into()
             )]
         );
+    }
+
+    #[test]
+    fn sync_progress_it_does_not_use_gets_an_ignored_field_warning_once_per_generation() {
+        let extra = json!({"spec": {"backup": {"backupData": {
+            "syncProgress": {"enabled": true, "intervalSeconds": 5}}}}});
+        let plan = plan(&observed(extra.clone()));
+        let warnings: Vec<_> = events(&plan)
+            .into_iter()
+            .filter(|(t, r, _)| *t == EventType::Warning && r == "IgnoredField")
+            .collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .2
+                .starts_with("spec.backup.backupData.syncProgress is set but not acted on"),
+            "{warnings:?}"
+        );
+        let mut again = observed(extra);
+        again.actionset.status = plan.status.clone();
+        assert!(events(&super::plan(&again)).is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use cairn_api::backup_policy::{BackupPolicy, BackupPolicyStatus};
 use cairn_api::common::EncryptionAlgorithm;
 use cairn_api::validate;
 
-use super::actionset::{Verdict, plan_validated};
+use super::actionset::{Verdict, ignored_fields_warning, plan_validated};
 use super::intent::{Intent, Plan};
 
 /// Everything the BackupPolicy planner reads.
@@ -62,6 +62,12 @@ pub fn plan(o: &Observed) -> Plan<BackupPolicyStatus> {
             encryption_format_message(config.algorithm),
         ));
     }
+    plan.intents.extend(ignored_fields_warning(
+        &policy.metadata,
+        current.observed_generation,
+        plan.status.is_some(),
+        &cairn_api::ignored::backup_policy(policy),
+    ));
     plan
 }
 
@@ -133,18 +139,7 @@ mod tests {
         let encrypted = json!({"spec": {"encryptionConfig": {"algorithm": "AES-128-CFB",
             "passPhraseSecretKeyRef": {"name": "s", "key": "k"}}}});
         let plan = plan(&policy(encrypted.clone()));
-        let warning = plan
-            .intents
-            .iter()
-            .find_map(|i| match i {
-                Intent::Event {
-                    type_: EventType::Warning,
-                    reason,
-                    message,
-                } if reason == "EncryptionFormat" => Some(message.clone()),
-                _ => None,
-            })
-            .expect("an EncryptionFormat warning");
+        let warning = warning(&plan, "EncryptionFormat").expect("an EncryptionFormat warning");
         assert!(warning.contains("AES-128-CFB"), "{warning}");
         assert!(warning.contains("AES-256-GCM"), "{warning}");
         // The next reconcile of the same generation says nothing again.
@@ -156,6 +151,50 @@ mod tests {
             &super::plan(&policy(json!({}))),
             "EncryptionFormat"
         ));
+    }
+
+    #[test]
+    fn fields_cairn_does_not_act_on_get_one_warning_per_generation_naming_them() {
+        let extra = json!({"spec": {"useKopia": true, "targets": [
+            {"name": "primary", "podSelector": {"matchLabels": {"role": "primary"},
+                                                "useParentSelectedPods": true}},
+            {"name": "replica", "podSelector": {"matchLabels": {"role": "replica"}}}
+        ]}});
+        let plan = plan(&policy(extra.clone()));
+        let warning = warning(&plan, "IgnoredField").expect("an IgnoredField warning");
+        assert!(
+            warning.contains("spec.useKopia is set but not acted on"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(
+                "spec.targets[0].podSelector.useParentSelectedPods is set but not acted on"
+            ),
+            "{warning}"
+        );
+        // The same generation again: nothing more.
+        let mut again = policy(extra.clone());
+        again.policy.status = plan.status.clone();
+        assert!(!plan_has_reason(&super::plan(&again), "IgnoredField"));
+        // A new generation: said again.
+        again.policy.metadata.generation = Some(2);
+        assert!(plan_has_reason(&super::plan(&again), "IgnoredField"));
+        // A policy without such fields: no warning.
+        assert!(!plan_has_reason(
+            &super::plan(&policy(json!({}))),
+            "IgnoredField"
+        ));
+    }
+
+    fn warning(plan: &Plan<BackupPolicyStatus>, wanted: &str) -> Option<String> {
+        plan.intents.iter().find_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Warning,
+                reason,
+                message,
+            } if reason == wanted => Some(message.clone()),
+            _ => None,
+        })
     }
 
     fn plan_has_reason(plan: &Plan<BackupPolicyStatus>, wanted: &str) -> bool {

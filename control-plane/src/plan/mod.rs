@@ -11,6 +11,7 @@ pub mod backup_repo;
 pub mod env;
 pub mod ids;
 pub mod intent;
+pub mod legacy;
 pub mod names;
 pub mod restore;
 pub mod retention;

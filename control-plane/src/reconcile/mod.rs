@@ -7,6 +7,7 @@ pub mod backup;
 pub mod backup_repo;
 pub mod common;
 pub mod gc;
+pub mod legacy;
 pub mod restore;
 pub mod schedule;
 pub mod storage_provider;
@@ -68,6 +69,7 @@ pub async fn run_while_leading(
             )),
             tokio::spawn(storage_provider::run(ctx.clone(), term.clone())),
             tokio::spawn(actionset::run(ctx.clone(), term.clone())),
+            tokio::spawn(legacy::run(ctx.clone(), term.clone())),
         ];
         let mut lost = leading.clone();
         tokio::select! {

@@ -54,41 +54,7 @@ impl AccessError {
     }
 }
 
-/// The parameters templates see (§5.2): the provider schema's property defaults (string
-/// defaults unquoted, other values as their raw JSON text), overlaid by the repository's
-/// `spec.config`, overlaid by every key of its credential Secret.
-pub fn parameters(
-    provider: &StorageProviderSpec,
-    config: Option<&BTreeMap<String, String>>,
-    secret: Option<&BTreeMap<String, String>>,
-) -> BTreeMap<String, String> {
-    let mut merged = schema_defaults(provider);
-    for layer in [config, secret].into_iter().flatten() {
-        merged.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    merged
-}
-
-fn schema_defaults(provider: &StorageProviderSpec) -> BTreeMap<String, String> {
-    let properties = provider
-        .parameters_schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| s.get("properties"))
-        .and_then(Value::as_object);
-    properties
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, property)| {
-            let default = property.get("default")?;
-            let text = match default {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some((name.clone(), text))
-        })
-        .collect()
-}
+pub use cairn_api::storage_template::parameters;
 
 /// The digest of everything a repository's rendered objects depend on: the parameters (sorted
 /// by key) and the StorageClass, PVC, CSI Secret and datasafed templates, as KubeBlocks lists
@@ -253,28 +219,8 @@ fn render(
     text: &str,
     context: &TemplateContext,
 ) -> Result<String, AccessError> {
-    let context = with_referenced_parameters(text, context);
-    template::render(field, text, &context).map_err(|source| AccessError::Render { what, source })
-}
-
-/// KubeBlocks passes `.Parameters` as Go's `map[string]string`, where a missing key read as a
-/// field (`.Parameters.mountOptions`) is `""`; the template engine would give nil (printed as
-/// `%!s(<nil>)` by `printf`). Every parameter the template reads as a field is therefore given
-/// as `""` when it is not set.
-fn with_referenced_parameters(text: &str, context: &TemplateContext) -> TemplateContext {
-    const FIELD: &str = ".Parameters.";
-    let mut context = context.clone();
-    for (at, _) in text.match_indices(FIELD) {
-        let rest = &text[at + FIELD.len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !name.is_empty() {
-            context.parameters.entry(name).or_default();
-        }
-    }
-    context
+    template::render_reading_fields(field, text, context)
+        .map_err(|source| AccessError::Render { what, source })
 }
 
 fn not_an_object(what: &'static str) -> AccessError {

@@ -1,4 +1,6 @@
 //! BackupRepo support that is not a planner: template rendering for StorageProviders.
 
 pub mod access;
-pub mod template;
+/// The template renderer lives in the API crate, so `cairnctl` renders a repository's
+/// datasafed configuration the same way (`cairnctl backup import`).
+pub use cairn_api::storage_template as template;

@@ -79,6 +79,12 @@ pub mod annotation {
     pub const VOLUME_SNAPSHOT_TIMEOUT: &str = "cairn.io/volume-snapshot-timeout";
     /// On a Restore: the JSON map `objectKey -> node` of where each restore Job runs.
     pub const RESTORE_NODES: &str = "cairn.io/restore-nodes";
+    /// On a Backup `cairnctl backup import` created: `<BackupRepo>:<path of the manifest>`,
+    /// the `kubeblocks-backup.json` it was rebuilt from.
+    pub const IMPORTED_FROM: &str = "cairn.io/imported-from";
+    /// On an ActionSet or Restore the control plane converted from a BackupTool or RestoreJob
+    /// (the old API): `BackupTool/<name>` or `RestoreJob/<name>`.
+    pub const CONVERTED_FROM: &str = "cairn.io/converted-from";
     /// The node the scheduler chose for a claim (WaitForFirstConsumer); set by Kubernetes.
     pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 }

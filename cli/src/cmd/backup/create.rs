@@ -2,7 +2,6 @@
 //! method when not named), creates the Backup and, with `--wait`, follows it to the end.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use cairn_api::backup::Backup;
@@ -39,9 +38,10 @@ pub struct Args {
     /// Follow the Backup until it is Completed (exit 0) or Failed (exit 1).
     #[arg(long)]
     pub wait: bool,
-    /// With --wait: give up after this many seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    /// With --wait: give up after this long (exit code 3): a duration such as 90s, 10m or
+    /// 1h, or seconds.
+    #[arg(long, default_value = "3600", value_parser = crate::exit::parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 /// Parses `NAME=VALUE`.
@@ -202,7 +202,7 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut reporter = Reporter::new(mode, out);
     let options = WaitOptions {
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         ..WaitOptions::default()
     };
     let (done, seconds) = until_done(&api, &name, &mut reporter, &options).await?;
@@ -330,7 +330,7 @@ mod tests {
             retention: Some("7d".into()),
             params: vec![("compress".into(), "zstd".into())],
             wait: false,
-            timeout: 1,
+            timeout: std::time::Duration::from_secs(1),
         };
         let b = build("b1", "ns", "p", "m", &args).expect("backup");
         let v = serde_json::to_value(&b).expect("json");

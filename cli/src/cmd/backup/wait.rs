@@ -269,11 +269,12 @@ where
         }
         if tokio::time::Instant::now() > deadline {
             reporter.clear();
-            bail!(
+            return Err(crate::exit::TimedOut(format!(
                 "{kind} {name} is still {} after {}",
                 (watched.phase_text)(&object),
                 format_duration(options.timeout.as_secs_f64())
-            );
+            ))
+            .into());
         }
         tokio::time::sleep(options.poll).await;
     }

@@ -3,7 +3,6 @@
 //! when not given, and with `--wait` follows it to the end.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use cairn_api::backup::{Backup, BackupPhase};
@@ -60,9 +59,10 @@ pub struct Args {
     /// Follow the Restore until it is Completed (exit 0) or Failed (exit 1).
     #[arg(long)]
     pub wait: bool,
-    /// With --wait: give up after this many seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    /// With --wait: give up after this long (exit code 3): a duration such as 90s, 10m or
+    /// 1h, or seconds.
+    #[arg(long, default_value = "3600", value_parser = crate::exit::parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 fn parse_to_time(text: &str) -> Result<Timestamp, String> {
@@ -327,7 +327,7 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut reporter = Reporter::new(mode, out);
     let options = WaitOptions {
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         ..WaitOptions::default()
     };
     let (done, seconds) = until_done(&api, &name, &mut reporter, &options, None).await?;
@@ -375,7 +375,7 @@ mod tests {
             env: vec![("DATA_DIR".into(), "/data".into())],
             to_time: None,
             wait: false,
-            timeout: 1,
+            timeout: std::time::Duration::from_secs(1),
         }
     }
 

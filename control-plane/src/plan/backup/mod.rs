@@ -191,6 +191,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
 /// New: resolve, record the plan of actions in the status, and start running.
 fn start(o: &Observed, mut status: BackupStatus, now: Timestamp) -> Plan<BackupStatus> {
     let mut intents = Vec::new();
+    if let Err(reason) = check_retention(&o.backup) {
+        return fail(o, status, reason, now, intents);
+    }
     let request = match request::resolve(o) {
         Ok(request) => request,
         Err(Problem::Wait(reason)) => {
@@ -363,6 +366,17 @@ pub(super) fn fail(
 
 pub(super) fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or_default()
+}
+
+/// A `spec.retentionPeriod` that does not parse fails the Backup before anything runs, naming
+/// the field and the value (KubeBlocks keeps such a backup forever without a word, §K8 S21).
+fn check_retention(backup: &Backup) -> Result<(), String> {
+    let text = backup.spec.retention_period.as_deref().unwrap_or_default();
+    super::time::retention(text).map(drop).map_err(|err| {
+        format!(
+            "spec.retentionPeriod {text:?} is not a retention period ({err}): use a number and a unit, such as 7d, 12h or 1y2mo3w; empty means no expiry"
+        )
+    })
 }
 
 /// `status.expiration` (§7.1): base + retention, where base is the completion time for a

@@ -360,12 +360,11 @@ pub(super) fn passphrase_for(
     )
 }
 
-/// KubeBlocks' parameter checks (§3.4): every parameter declared in `withParameters`.
+/// KubeBlocks' parameter checks (§3.4): every parameter declared in `withParameters`; then each
+/// value against its `parametersSchema` property (type, enum, bounds, pattern), which KubeBlocks
+/// does not check (§K8 S23).
 fn check_parameters(backup: &Backup, actionset: &ActionSet) -> Result<(), String> {
     let parameters = backup.spec.parameters.clone().unwrap_or_default();
-    if parameters.is_empty() {
-        return Ok(());
-    }
     let actionset_name = actionset.metadata.name.clone().unwrap_or_default();
     let declared = actionset
         .spec
@@ -373,34 +372,23 @@ fn check_parameters(backup: &Backup, actionset: &ActionSet) -> Result<(), String
         .as_ref()
         .and_then(|b| b.with_parameters.clone())
         .unwrap_or_default();
-    if parameters.len() > declared.len() {
-        return Err(format!(
-            "some parameters are undeclared in withParameters of actionSet {actionset_name}"
-        ));
-    }
-    for parameter in &parameters {
-        if !declared.contains(&parameter.name) {
-            return Err(format!(
-                "parameter {} is undeclared in withParameters of actionSet {actionset_name}",
-                parameter.name
-            ));
-        }
-    }
     let schema = actionset
         .spec
         .parameters_schema
         .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref());
-    let has_properties = schema
-        .and_then(|s| s.get("properties"))
-        .and_then(|p| p.as_object())
-        .is_some_and(|p| !p.is_empty());
-    if !has_properties {
-        return Err(format!(
-            "the parametersSchema is invalid in actionSet {actionset_name}"
-        ));
+    let problems = cairn_api::validate::parameters(
+        &parameters,
+        &declared,
+        schema,
+        &actionset_name,
+        "spec.parameters",
+        "",
+    );
+    match problems.into_iter().next() {
+        None => Ok(()),
+        Some(problem) => Err(problem.message),
     }
-    Ok(())
 }
 
 impl Request<'_> {

@@ -296,6 +296,24 @@ fn declared_parameter_becomes_env_of_the_backup_job() {
 }
 
 #[test]
+fn a_parameter_value_outside_the_schema_fails_the_backup_naming_it() {
+    let mut o = observed();
+    o.backup = backup(json!({"spec": {"parameters": [{"name": "threads", "value": "64"}]}}));
+    o.actionset = Some(actionset(json!({"spec": {
+        "backup": {"withParameters": ["threads"], "preBackup": []},
+        "parametersSchema": {"openAPIV3Schema": {"type": "object", "properties":
+            {"threads": {"type": "integer", "minimum": 1, "maximum": 16}}}}
+    }})));
+    let (phase, reason) = failure(&step(&mut o, now()));
+    assert_eq!(phase, Some(BackupPhase::Failed));
+    assert!(
+        reason.starts_with("fails to validate parameters with actionset pg-basebackup: parameter threads value \"64\" does not match the parametersSchema"),
+        "{reason}"
+    );
+    assert!(reason.contains("less than or equal to 16"), "{reason}");
+}
+
+#[test]
 fn missing_encryption_secret_fails_the_backup() {
     let mut o = observed();
     o.encryption_passphrase = Some(Err("secret default/enc has no key passphrase".into()));
@@ -481,6 +499,31 @@ fn skip_reconciliation_annotation_leaves_the_backup_alone() {
     o.backup = backup(json!({"metadata": {"annotations": {
         well_known::annotation::SKIP_RECONCILIATION: "TRUE"}}}));
     assert_eq!(plan(&o, now()), Plan::nothing());
+}
+
+#[test]
+fn an_unparseable_retention_period_fails_the_backup_naming_the_field_and_value() {
+    let mut o = observed();
+    o.backup = backup(json!({"spec": {"retentionPeriod": "7days"}}));
+    let plan = step(&mut o, now());
+    let (phase, reason) = failure(&plan);
+    assert_eq!(phase, Some(BackupPhase::Failed));
+    assert!(
+        reason.starts_with("spec.retentionPeriod \"7days\" is not a retention period"),
+        "{reason}"
+    );
+    assert!(
+        plan.intents
+            .iter()
+            .any(|i| matches!(i, Intent::Event { type_, message, .. }
+                if *type_ == EventType::Warning && message.contains("spec.retentionPeriod \"7days\""))),
+        "a Warning event names it: {:?}",
+        plan.intents
+    );
+    // A valid one still starts the backup.
+    o.backup = backup(json!({"spec": {"retentionPeriod": "7d"}}));
+    let plan = step(&mut o, now());
+    assert_eq!(plan.status.unwrap().phase, Some(BackupPhase::Running));
 }
 
 // ---------------------------------------------------------------- New phase: the plan

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use gtmpl_ng::{Context, ExecError, FuncError, Template, Value};
 
+use crate::storage_provider::StorageProviderSpec;
+
 /// What a template sees.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateContext {
@@ -192,6 +194,97 @@ fn value_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The parameters templates see (§5.2): the provider schema's property defaults (string
+/// defaults unquoted, other values as their raw JSON text), overlaid by the repository's
+/// `spec.config`, overlaid by every key of its credential Secret.
+pub fn parameters(
+    provider: &StorageProviderSpec,
+    config: Option<&BTreeMap<String, String>>,
+    secret: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut merged = schema_defaults(provider);
+    for layer in [config, secret].into_iter().flatten() {
+        merged.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    merged
+}
+
+fn schema_defaults(provider: &StorageProviderSpec) -> BTreeMap<String, String> {
+    let properties = provider
+        .parameters_schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.get("properties"))
+        .and_then(serde_json::Value::as_object);
+    properties
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, property)| {
+            let default = property.get("default")?;
+            let text = match default {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((name.clone(), text))
+        })
+        .collect()
+}
+
+/// KubeBlocks passes `.Parameters` as Go's `map[string]string`, where a missing key read as a
+/// field (`.Parameters.mountOptions`) is `""`; the template engine would give nil (printed as
+/// `%!s(<nil>)` by `printf`). Every parameter the template reads as a field is therefore given
+/// as `""` when it is not set.
+pub fn with_referenced_parameters(text: &str, context: &TemplateContext) -> TemplateContext {
+    const FIELD: &str = ".Parameters.";
+    let mut context = context.clone();
+    for (at, _) in text.match_indices(FIELD) {
+        let rest = &text[at + FIELD.len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            context.parameters.entry(name).or_default();
+        }
+    }
+    context
+}
+
+/// [`render`] with every parameter the template reads as a field present (see
+/// [`with_referenced_parameters`]), as KubeBlocks' `map[string]string` behaves.
+pub fn render_reading_fields(
+    field: &'static str,
+    text: &str,
+    context: &TemplateContext,
+) -> Result<String, TemplateError> {
+    render(field, text, &with_referenced_parameters(text, context))
+}
+
+/// The datasafed configuration of a Tool repository, rendered from its provider's
+/// `datasafedConfigTemplate` with the repository's `spec.config` and credential Secret, the way
+/// the control plane renders it for agents (`None` when the provider has no such template).
+/// The result holds credentials: never print it.
+pub fn datasafed_config(
+    provider: &StorageProviderSpec,
+    config: Option<&BTreeMap<String, String>>,
+    secret: Option<&BTreeMap<String, String>>,
+) -> Option<Result<String, TemplateError>> {
+    let text = provider
+        .datasafed_config_template
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())?;
+    let context = TemplateContext {
+        parameters: parameters(provider, config, secret),
+        csi_driver_secret: Some(Default::default()),
+        generated_storage_class_name: Some(String::new()),
+    };
+    Some(render_reading_fields(
+        "datasafedConfigTemplate",
+        text,
+        &context,
+    ))
 }
 
 #[cfg(test)]
