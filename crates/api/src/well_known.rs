@@ -197,7 +197,7 @@ pub mod conditions {
     }
 }
 
-/// The deduplicating repositories of `useKopia` policies (ARCHITECTURE.md §K2.11).
+/// The deduplicating repositories of `useKopia` policies (ARCHITECTURE.md §K2.10).
 pub mod dedup {
     /// The password of a `useKopia` policy's deduplicating repository when the policy has no
     /// `encryptionConfig`: the data is not secret (as a plain backup of such a policy is not),

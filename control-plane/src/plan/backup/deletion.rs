@@ -278,7 +278,7 @@ fn stage<'o>(o: &'o Observed, status: &BackupStatus, now: Timestamp) -> Stage<'o
         return Stage::RetryLater { wait };
     }
     // A useKopia backup's files are snapshots in its deduplicating repository: the agent
-    // forgets them and prunes what no other backup uses (§K2.11).
+    // forgets them and prunes what no other backup uses (§K2.10).
     let kopia_repo_path = status.kopia_repo_path.as_deref();
     let passphrase = match (kopia_repo_path, status.encryption_config.as_ref()) {
         (Some(_), Some(config)) => match super::request::passphrase_for(o, Some(config)) {

@@ -281,7 +281,7 @@ fn resolve_storage<'a>(
         backup.metadata.name.as_deref().unwrap_or_default(),
     );
     // Where the data goes is decided once, when the backup starts; a chain stays in the
-    // repository of its parent, as it keeps its parent's encryption (§K2.11).
+    // repository of its parent, as it keeps its parent's encryption (§K2.10).
     let recorded = backup
         .status
         .as_ref()

@@ -1,4 +1,4 @@
-//! `useKopia`: a policy's backups go into its deduplicating repository (ARCHITECTURE.md §K2.11).
+//! `useKopia`: a policy's backups go into its deduplicating repository (ARCHITECTURE.md §K2.10).
 
 use serde_json::json;
 
