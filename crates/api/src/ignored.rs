@@ -5,8 +5,6 @@
 //! The list comes from walking the API types against what the control plane and the agent read
 //! (every field of `crates/api/src/{actionset,action,backup_policy,target,backup,restore}.rs`
 //! searched in `control-plane/src` and `node-agent/src`):
-//! - BackupPolicy `spec.useKopia`: Cairn's deduplicating repository is chosen by the ActionSet's
-//!   `DATASAFED_KOPIA_*` env, not by this flag (KubeBlocks Community ignores it too).
 //! - `target(s)[].resources` (policy and method): Kubernetes-resource backups are not made
 //!   (KubeBlocks accepts the field and does not implement it either).
 //! - `target(s)[].podSelector.useParentSelectedPods`: pods are selected afresh for every backup.
@@ -18,7 +16,8 @@
 //!
 //! Read and acted on, so not listed: `runOnTargetPodNode` (the target's volumes are mounted only
 //! when true), the hooks' `onError` and `timeout`, `runtimeSettings.resources`, `env`,
-//! `encryptionConfig` (with its own `EncryptionFormat` Warning).
+//! `encryptionConfig` (with its own `EncryptionFormat` Warning), `useKopia` (ARCHITECTURE.md
+//! §K2.11).
 
 use crate::actionset::ActionSet;
 use crate::backup_policy::BackupPolicy;
@@ -45,7 +44,6 @@ impl IgnoredField {
 
 const RESOURCES: &str = "Cairn does not back up Kubernetes resources, only the data the ActionSet writes (KubeBlocks does not implement it either)";
 const PARENT_PODS: &str = "Cairn selects the target pods afresh for every backup";
-const USE_KOPIA: &str = "the repository kind is chosen by the ActionSet's DATASAFED_KOPIA_* environment, not by this flag";
 const SYNC_PROGRESS: &str = "Cairn reports progress continuously from the bytes datasafed moves; the switch and interval change nothing";
 const DATA_ON_ERROR: &str = "a failed backupData always fails the backup (onError applies to the preBackup and postBackup hooks)";
 const RESTORE_RESOURCES: &str = "Cairn does not restore Kubernetes resources, only volume data";
@@ -85,9 +83,6 @@ fn targets(
 pub fn backup_policy(policy: &BackupPolicy) -> Vec<IgnoredField> {
     let spec = &policy.spec;
     let mut out = Vec::new();
-    if spec.use_kopia.unwrap_or(false) {
-        out.push(IgnoredField::new("spec.useKopia", USE_KOPIA));
-    }
     out.extend(targets("spec", spec.target.as_ref(), spec.targets.as_ref()));
     for (i, method) in spec.backup_methods.iter().enumerate() {
         out.extend(targets(
@@ -168,7 +163,6 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "spec.useKopia",
                 "spec.targets[1].resources",
                 "spec.targets[1].podSelector.useParentSelectedPods",
                 "spec.backupMethods[0].target.resources",
