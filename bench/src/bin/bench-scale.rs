@@ -152,8 +152,8 @@ fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow::R
     serde_json::from_value(value).context("building a benchmark object")
 }
 
-/// `VmRSS` and `VmHWM` of a process, in bytes.
-fn rss(pid: u32) -> Option<(u64, u64)> {
+/// `VmRSS`, `VmHWM` and `RssAnon` of a process, in bytes.
+fn rss(pid: u32) -> Option<(u64, u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         text.lines()
@@ -162,7 +162,7 @@ fn rss(pid: u32) -> Option<(u64, u64)> {
             .and_then(|kb| kb.parse::<u64>().ok())
             .map(|kb| kb * 1024)
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((field("VmRSS:")?, field("VmHWM:")?, field("RssAnon:")?))
 }
 
 fn node_name(i: usize) -> String {
@@ -395,9 +395,9 @@ struct Outcome {
     failed: usize,
     missing: usize,
     peak_rss: u64,
-    rss_before: u64,
-    rss_loaded: u64,
-    rss_after: Option<u64>,
+    rss_before: Memory,
+    rss_loaded: Memory,
+    rss_after: Option<Memory>,
     api_per_s: Option<f64>,
     api_per_backup: Option<f64>,
     api_top: Vec<(String, f64)>,
@@ -828,7 +828,7 @@ fn sample_rss(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Some((now, peak)) = rss(pid) {
+            if let Some((now, peak, _)) = rss(pid) {
                 samples
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -839,13 +839,27 @@ fn sample_rss(
     })
 }
 
-/// RSS after the process has been idle for a while: the lowest of a few samples.
-async fn settled_rss(pid: u32) -> u64 {
+/// A process's memory after it has been idle for a while: the lowest of a few samples.
+///
+/// `anon` (`RssAnon`) is the memory the process allocated (heap, stacks); `rss` adds the pages
+/// of its executable and libraries read from disk, which grow as code runs for the first time
+/// (a debug build's binary is large) and which the kernel can drop at any time.
+#[derive(Debug, Default, Clone, Copy)]
+struct Memory {
+    rss: u64,
+    anon: u64,
+}
+
+async fn settled_rss(pid: u32) -> Memory {
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mut low = u64::MAX;
+    let mut low = Memory {
+        rss: u64::MAX,
+        anon: u64::MAX,
+    };
     for _ in 0..10 {
-        if let Some((now, _)) = rss(pid) {
-            low = low.min(now);
+        if let Some((now, _, anon)) = rss(pid) {
+            low.rss = low.rss.min(now);
+            low.anon = low.anon.min(anon);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -939,7 +953,11 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
         }
     }
     let rss_before = settled_rss(pid).await;
-    eprintln!("starting RSS {:.1} MiB", rss_before as f64 / MIB);
+    eprintln!(
+        "starting RSS {} (anonymous {})",
+        mib(rss_before.rss),
+        mib(rss_before.anon)
+    );
 
     let list = names("b", backups);
     let first = backups / 5;
@@ -1027,9 +1045,9 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     }
     if args.hold > 0 {
         eprintln!(
-            "holding the stack for {} s: control plane pid {pid}, RSS {}",
+            "holding the stack for {} s: control plane pid {pid}, anonymous RSS {}",
             args.hold,
-            mib(rss(pid).map(|r| r.0).unwrap_or(0))
+            mib(rss(pid).map(|r| r.2).unwrap_or(0))
         );
         tokio::time::sleep(Duration::from_secs(args.hold)).await;
     }
@@ -1171,20 +1189,45 @@ fn print_table(outcomes: &[Outcome], load: &str) {
             "",
             None,
         );
-        line("RSS before (after warm-up)", mib(o.rss_before), "", None);
+        line(
+            "RSS before (after warm-up)",
+            format!(
+                "{} (anon {})",
+                mib(o.rss_before.rss),
+                mib(o.rss_before.anon)
+            ),
+            "",
+            None,
+        );
         line(
             "RSS with all backups Completed",
-            mib(o.rss_loaded),
+            format!(
+                "{} (anon {})",
+                mib(o.rss_loaded.rss),
+                mib(o.rss_loaded.anon)
+            ),
             "",
             None,
         );
         if let Some(after) = o.rss_after {
-            let growth = after as f64 / o.rss_before.max(1) as f64 - 1.0;
+            let growth = |after: u64, before: u64| after as f64 / before.max(1) as f64 - 1.0;
+            let all_deleted = o.deleted == Some(o.backups);
             line(
                 "RSS after all deleted (soak)",
-                format!("{} ({:+.1} %)", mib(after), growth * 100.0),
+                format!(
+                    "{} ({:+.1} %)",
+                    mib(after.rss),
+                    growth(after.rss, o.rss_before.rss) * 100.0
+                ),
+                "",
+                None,
+            );
+            let anon = growth(after.anon, o.rss_before.anon);
+            line(
+                "anonymous RSS after all deleted",
+                format!("{} ({:+.1} %)", mib(after.anon), anon * 100.0),
                 "within 10 %",
-                Some(growth.abs() <= 0.10 && o.deleted == Some(o.backups)),
+                Some(anon.abs() <= 0.10 && all_deleted),
             );
         }
         line(
