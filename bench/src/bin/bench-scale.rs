@@ -1189,26 +1189,13 @@ fn print_table(outcomes: &[Outcome], load: &str) {
             "",
             None,
         );
-        line(
-            "RSS before (after warm-up)",
-            format!(
-                "{} (anon {})",
-                mib(o.rss_before.rss),
-                mib(o.rss_before.anon)
-            ),
-            "",
-            None,
-        );
-        line(
-            "RSS with all backups Completed",
-            format!(
-                "{} (anon {})",
-                mib(o.rss_loaded.rss),
-                mib(o.rss_loaded.anon)
-            ),
-            "",
-            None,
-        );
+        for (metric, memory) in [
+            ("RSS before (after warm-up)", o.rss_before),
+            ("RSS with all backups Completed", o.rss_loaded),
+        ] {
+            let value = format!("{} (anon {})", mib(memory.rss), mib(memory.anon));
+            line(metric, value, "", None);
+        }
         if let Some(after) = o.rss_after {
             let growth = |after: u64, before: u64| after as f64 / before.max(1) as f64 - 1.0;
             let all_deleted = o.deleted == Some(o.backups);
