@@ -463,7 +463,42 @@ fn outcome(completed: bool) -> String {
 /// Reads the Backups the gauges are derived from (the control plane's cache).
 type BackupSource = Arc<dyn Fn() -> Vec<Backup> + Send + Sync>;
 
-/// Derives `cairn_backup_last_success_timestamp_seconds` from the Backups at every scrape.
+/// The running continuous Backups among `backups` (not being deleted): their labels, whether
+/// their archiving is stalled (the `ArchiveStalled` condition) and their `timeRange.end`.
+pub fn running_continuous(backups: &[Backup]) -> Vec<(BackupLabel, bool, Option<i64>)> {
+    backups
+        .iter()
+        .filter(|b| {
+            b.metadata.deletion_timestamp.is_none()
+                && b.labels().get(well_known::BACKUP_TYPE).map(String::as_str) == Some("Continuous")
+        })
+        .filter_map(|b| {
+            let status = b.status.as_ref()?;
+            if status.phase != Some(BackupPhase::Running) {
+                return None;
+            }
+            let stalled = status
+                .conditions
+                .as_ref()
+                .and_then(|c| {
+                    c.iter().find(|c| {
+                        c.type_ == cairn_api::well_known::conditions::backup::CONDITION_ARCHIVE_STALLED
+                    })
+                })
+                .is_some_and(|c| c.status == "True");
+            let end = status
+                .time_range
+                .as_ref()
+                .and_then(|r| r.end.as_ref())
+                .map(|t| t.0.as_second());
+            Some((BackupLabel::of(b), stalled, end))
+        })
+        .collect()
+}
+
+/// Derives `cairn_backup_last_success_timestamp_seconds` and the continuous-backup gauges
+/// from the Backups at every scrape: no series outlives the Backup it describes, however it
+/// went (nothing per Backup is kept between scrapes).
 struct BackupCollector {
     source: BackupSource,
 }
@@ -476,8 +511,9 @@ impl std::fmt::Debug for BackupCollector {
 
 impl Collector for BackupCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let backups = (self.source)();
         let family = Family::<BackupLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        for (labels, at) in last_successes(&(self.source)()) {
+        for (labels, at) in last_successes(&backups) {
             family.get_or_create(&labels).set(at);
         }
         let metric = encoder.encode_descriptor(
@@ -486,7 +522,29 @@ impl Collector for BackupCollector {
             None,
             family.metric_type(),
         )?;
-        family.encode(metric)
+        family.encode(metric)?;
+        let stalled = Family::<BackupLabel, Gauge>::default();
+        let end = Family::<BackupLabel, Gauge>::default();
+        for (label, is_stalled, at) in running_continuous(&backups) {
+            stalled.get_or_create(&label).set(i64::from(is_stalled));
+            if let Some(at) = at {
+                end.get_or_create(&label).set(at);
+            }
+        }
+        let metric = encoder.encode_descriptor(
+            "continuous_backup_stalled",
+            "Running continuous backups whose timeRange.end has stopped advancing (1) or not (0)",
+            None,
+            stalled.metric_type(),
+        )?;
+        stalled.encode(metric)?;
+        let metric = encoder.encode_descriptor(
+            "continuous_backup_end_timestamp_seconds",
+            "timeRange.end of running continuous backups, as unix seconds",
+            None,
+            end.metric_type(),
+        )?;
+        end.encode(metric)
     }
 }
 
@@ -745,11 +803,8 @@ pub struct Metrics {
     pub backup_size: Family<BackupLabels, Histogram>,
     pub restores: Family<RestoreOutcomeLabels, Counter>,
     pub restore_seconds: Family<RestoreLabels, Histogram>,
-    /// Running continuous backups: 1 while `timeRange.end` has not advanced for longer than
-    /// the stall threshold (condition `ArchiveStalled`), else 0.
-    pub continuous_stalled: Family<BackupLabel, Gauge>,
-    /// Running continuous backups: `timeRange.end` as unix seconds.
-    pub continuous_end: Family<BackupLabel, Gauge>,
+    // `cairn_continuous_backup_stalled` and `..._end_timestamp_seconds` (labelled by Backup
+    // name) are derived from the cached Backups at every scrape (`BackupCollector`).
 }
 
 impl Default for Metrics {
@@ -796,18 +851,6 @@ impl Metrics {
         let restore_seconds = Family::<RestoreLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(1.0, 2.0, 16))
         });
-        let continuous_stalled = Family::<BackupLabel, Gauge>::default();
-        let continuous_end = Family::<BackupLabel, Gauge>::default();
-        registry.register(
-            "continuous_backup_stalled",
-            "Running continuous backups whose timeRange.end has stopped advancing (1) or not (0)",
-            continuous_stalled.clone(),
-        );
-        registry.register(
-            "continuous_backup_end_timestamp_seconds",
-            "timeRange.end of running continuous backups, as unix seconds",
-            continuous_end.clone(),
-        );
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -880,8 +923,6 @@ impl Metrics {
             backup_size,
             restores,
             restore_seconds,
-            continuous_stalled,
-            continuous_end,
         }
     }
 
@@ -957,22 +998,6 @@ impl Metrics {
             counts: self.finish_families(),
             leading: Box::new(leading),
             source: OnceLock::new(),
-        }
-    }
-
-    /// Records how a continuous backup's archiving goes; forgets it once it is not Running.
-    pub fn continuous(&self, label: &BackupLabel, running: bool, stalled: bool, end: Option<i64>) {
-        let label = label.clone();
-        if !running {
-            self.continuous_stalled.remove(&label);
-            self.continuous_end.remove(&label);
-            return;
-        }
-        self.continuous_stalled
-            .get_or_create(&label)
-            .set(i64::from(stalled));
-        if let Some(end) = end {
-            self.continuous_end.get_or_create(&label).set(end);
         }
     }
 
@@ -1412,34 +1437,85 @@ mod tests {
         assert!(text.contains(&series(2031)), "{text}");
     }
 
+    fn continuous(name: &str, phase: &str, stalled: bool, end: &str) -> Backup {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "Backup",
+            "metadata": {"name": name, "namespace": "shop",
+                "labels": {"dataprotection.kubeblocks.io/backup-type": "Continuous"}},
+            "spec": {"backupPolicyName": "pg", "backupMethod": "wal"},
+            "status": {"phase": phase,
+                "timeRange": {"end": end},
+                "conditions": [{"type": "ArchiveStalled",
+                    "status": if stalled { "True" } else { "False" },
+                    "reason": "r", "message": "m",
+                    "lastTransitionTime": "2027-01-15T08:00:00Z"}]}
+        }))
+        .expect("a continuous Backup")
+    }
+
     #[test]
-    fn a_stalled_continuous_backup_shows_until_it_stops_running() {
-        let metrics = Metrics::new();
-        let label = BackupLabel {
-            namespace: "shop".into(),
-            policy: "pg".into(),
-            method: "wal".into(),
-            backup: "pitr-1".into(),
+    fn a_continuous_backup_shows_while_it_runs_and_not_after_it_is_gone() {
+        let cached = Arc::new(std::sync::Mutex::new(vec![continuous(
+            "pitr-1",
+            "Running",
+            true,
+            "2027-01-15T08:00:00Z",
+        )]));
+        let mut metrics = Metrics::new();
+        let source = cached.clone();
+        metrics.observe_backups(move || source.lock().expect("cache").clone());
+        let series = |gauge: &str, value: &str| {
+            format!(
+                "cairn_{gauge}{{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"}} {value}"
+            )
         };
-        metrics.continuous(&label, true, true, Some(1_800_000_000));
         let text = metrics.render();
         assert!(
-            text.contains(
-                "cairn_continuous_backup_stalled{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 1"
-            ),
+            text.contains(&series("continuous_backup_stalled", "1")),
             "{text}"
         );
-        assert!(text.contains(
-            "cairn_continuous_backup_end_timestamp_seconds{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 1800000000"
-        ));
-        metrics.continuous(&label, true, false, Some(1_800_000_060));
         assert!(
-            metrics.render().contains(
-                "cairn_continuous_backup_stalled{namespace=\"shop\",policy=\"pg\",method=\"wal\",backup=\"pitr-1\"} 0"
-            )
+            text.contains(&series(
+                "continuous_backup_end_timestamp_seconds",
+                &"2027-01-15T08:00:00Z"
+                    .parse::<jiff::Timestamp>()
+                    .expect("a time")
+                    .as_second()
+                    .to_string()
+            )),
+            "{text}"
         );
-        // Completed or deleted: the series go, so they do not grow with every backup ever run.
-        metrics.continuous(&label, false, false, None);
+        *cached.lock().expect("cache") = vec![continuous(
+            "pitr-1",
+            "Running",
+            false,
+            "2027-01-15T08:01:00Z",
+        )];
+        assert!(
+            metrics
+                .render()
+                .contains(&series("continuous_backup_stalled", "0"))
+        );
+        // Completed: no longer running, the series go.
+        *cached.lock().expect("cache") = vec![continuous(
+            "pitr-1",
+            "Completed",
+            false,
+            "2027-01-15T08:01:00Z",
+        )];
         assert!(!metrics.render().contains("pitr-1"));
+        // Gone from the cache while Running, whether or not a reconcile saw it go (its
+        // finalizer removed by hand): nothing of it is left, so the series do not grow with
+        // every continuous Backup ever run.
+        *cached.lock().expect("cache") = vec![continuous(
+            "pitr-2",
+            "Running",
+            false,
+            "2027-01-15T08:01:00Z",
+        )];
+        let text = metrics.render();
+        assert!(!text.contains("pitr-1"), "{text}");
+        assert!(text.contains("pitr-2"), "{text}");
     }
 }

@@ -51,6 +51,11 @@ const NODE_LABEL: &str = "bench.cairn.io/node";
 /// The benchmark's own `User-Agent`: every other client of localkube is the control plane.
 const BENCH_USER_AGENT: &str = "cairn-bench-scale";
 const MIB: f64 = 1024.0 * 1024.0;
+/// Words run in front of the control plane's command line, e.g. `heaptrack -o /tmp/cp`: the
+/// benchmark measures the control plane's own process below the wrapper and, at the end of a
+/// scenario, kills it with SIGKILL so that a heap profiler reports every allocation still live
+/// after the soak as leaked, then waits for the wrapper to finish writing.
+const WRAPPER_ENV: &str = "CAIRN_BENCH_CONTROL_PLANE_WRAPPER";
 
 /// Control-plane scale benchmark.
 #[derive(Debug, Parser)]
@@ -89,6 +94,10 @@ struct Args {
     /// Keep the data directory (logs) of each scenario.
     #[arg(long)]
     keep: bool,
+    /// Seconds to keep the stack running after the soak's measurement, e.g. to attach a
+    /// debugger to the control plane (its pid is printed).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
 }
 
 /// Shared observations of one scenario.
@@ -143,8 +152,8 @@ fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> anyhow::R
     serde_json::from_value(value).context("building a benchmark object")
 }
 
-/// `VmRSS` and `VmHWM` of a process, in bytes.
-fn rss(pid: u32) -> Option<(u64, u64)> {
+/// `VmRSS`, `VmHWM` and `RssAnon` of a process, in bytes.
+fn rss(pid: u32) -> Option<(u64, u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         text.lines()
@@ -153,7 +162,7 @@ fn rss(pid: u32) -> Option<(u64, u64)> {
             .and_then(|kb| kb.parse::<u64>().ok())
             .map(|kb| kb * 1024)
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((field("VmRSS:")?, field("VmHWM:")?, field("RssAnon:")?))
 }
 
 fn node_name(i: usize) -> String {
@@ -386,9 +395,9 @@ struct Outcome {
     failed: usize,
     missing: usize,
     peak_rss: u64,
-    rss_before: u64,
-    rss_loaded: u64,
-    rss_after: Option<u64>,
+    rss_before: Memory,
+    rss_loaded: Memory,
+    rss_after: Option<Memory>,
     api_per_s: Option<f64>,
     api_per_backup: Option<f64>,
     api_top: Vec<(String, f64)>,
@@ -402,7 +411,12 @@ struct Scenario {
     _dir: tempfile::TempDir,
     data: PathBuf,
     localkube: Child,
+    /// The control plane, or the wrapper that runs it (see [`WRAPPER_ENV`]).
     control_plane: Child,
+    /// The control plane's own process (under a wrapper, not the wrapper's).
+    control_plane_pid: u32,
+    /// The control plane runs under [`WRAPPER_ENV`].
+    wrapped: bool,
     client: kube::Client,
     health: SocketAddr,
 }
@@ -471,33 +485,110 @@ async fn start(bin_dir: &Path, localkube: &Path, keep: bool) -> anyhow::Result<S
     .context("creating the control plane's certificate")?;
     let agent_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let health = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let control_plane = Child::spawn(
+    let program = bin_dir.join("cairn-control-plane");
+    let mut args = vec![
+        "--tls-dir".into(),
+        tls_dir.display().to_string(),
+        "--agent-listen".into(),
+        agent_addr.to_string(),
+        "--health-listen".into(),
+        health.to_string(),
+        "--leader-elect=false".into(),
+    ];
+    let wrapper = control_plane_wrapper();
+    let launcher = match &wrapper {
+        Some(words) => {
+            let mut wrapped: Vec<String> = words[1..].to_vec();
+            wrapped.push(program.display().to_string());
+            wrapped.append(&mut args);
+            args = wrapped;
+            eprintln!("control plane wrapped in: {}", words.join(" "));
+            PathBuf::from(&words[0])
+        }
+        None => program,
+    };
+    let mut control_plane = Child::spawn(
         "cairn-control-plane",
-        &bin_dir.join("cairn-control-plane"),
-        &[
-            "--tls-dir".into(),
-            tls_dir.display().to_string(),
-            "--agent-listen".into(),
-            agent_addr.to_string(),
-            "--health-listen".into(),
-            health.to_string(),
-            "--leader-elect=false".into(),
-        ],
+        &launcher,
+        &args,
         &[
             ("KUBECONFIG", kubeconfig.display().to_string()),
             ("RUST_LOG", "warn".into()),
         ],
         &data.join("logs/control-plane.log"),
     )?;
+    let launched = control_plane
+        .pid()
+        .context("the control plane is not running")?;
+    let control_plane_pid = if wrapper.is_some() {
+        wrapped_pid(&mut control_plane, launched).await?
+    } else {
+        launched
+    };
     std::fs::write(data.join("agent-addr"), agent_addr.to_string())?;
     Ok(Scenario {
         _dir: dir,
         data,
         localkube,
         control_plane,
+        control_plane_pid,
+        wrapped: wrapper.is_some(),
         client,
         health,
     })
+}
+
+/// The words of [`WRAPPER_ENV`], when set and not blank.
+fn control_plane_wrapper() -> Option<Vec<String>> {
+    let value = std::env::var(WRAPPER_ENV).ok()?;
+    let words: Vec<String> = value.split_whitespace().map(String::from).collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                // The command name (field 2) may hold spaces: the parent is the 2nd field
+                // after its closing parenthesis.
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// The `cairn-control-plane` process a wrapper (e.g. `heaptrack`) started, among the
+/// descendants of `launched`.
+async fn wrapped_pid(child: &mut Child, launched: u32) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        child.check_alive()?;
+        let mut queue = vec![launched];
+        while let Some(pid) = queue.pop() {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe
+                .as_deref()
+                .and_then(Path::file_name)
+                .is_some_and(|name| name == "cairn-control-plane")
+            {
+                return Ok(pid);
+            }
+            queue.extend(children_of(pid));
+        }
+        if Instant::now() > deadline {
+            bail!("no cairn-control-plane process under the wrapper ({WRAPPER_ENV}) within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Nodes, namespaces, Running pods (one per node), one BackupPolicy per pod, the ActionSet.
@@ -737,7 +828,7 @@ fn sample_rss(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Some((now, peak)) = rss(pid) {
+            if let Some((now, peak, _)) = rss(pid) {
                 samples
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -748,13 +839,27 @@ fn sample_rss(
     })
 }
 
-/// RSS after the process has been idle for a while: the lowest of a few samples.
-async fn settled_rss(pid: u32) -> u64 {
+/// A process's memory after it has been idle for a while: the lowest of a few samples.
+///
+/// `anon` (`RssAnon`) is the memory the process allocated (heap, stacks); `rss` adds the pages
+/// of its executable and libraries read from disk, which grow as code runs for the first time
+/// (a debug build's binary is large) and which the kernel can drop at any time.
+#[derive(Debug, Default, Clone, Copy)]
+struct Memory {
+    rss: u64,
+    anon: u64,
+}
+
+async fn settled_rss(pid: u32) -> Memory {
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let mut low = u64::MAX;
+    let mut low = Memory {
+        rss: u64::MAX,
+        anon: u64::MAX,
+    };
     for _ in 0..10 {
-        if let Some((now, _)) = rss(pid) {
-            low = low.min(now);
+        if let Some((now, _, anon)) = rss(pid) {
+            low.rss = low.rss.min(now);
+            low.anon = low.anon.min(anon);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -775,10 +880,7 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     let mut scenario = start(&bin_dir, &localkube, args.keep).await?;
     let client = scenario.client.clone();
     setup(&client, agents, args.pods_per_namespace).await?;
-    let pid = scenario
-        .control_plane
-        .pid()
-        .context("the control plane is not running")?;
+    let pid = scenario.control_plane_pid;
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sampler = sample_rss(pid, samples.clone());
 
@@ -851,7 +953,11 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
         }
     }
     let rss_before = settled_rss(pid).await;
-    eprintln!("starting RSS {:.1} MiB", rss_before as f64 / MIB);
+    eprintln!(
+        "starting RSS {} (anonymous {})",
+        mib(rss_before.rss),
+        mib(rss_before.anon)
+    );
 
     let list = names("b", backups);
     let first = backups / 5;
@@ -937,6 +1043,14 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
         outcome.deleted = Some(deleted);
         outcome.rss_after = Some(settled_rss(pid).await);
     }
+    if args.hold > 0 {
+        eprintln!(
+            "holding the stack for {} s: control plane pid {pid}, anonymous RSS {}",
+            args.hold,
+            mib(rss(pid).map(|r| r.2).unwrap_or(0))
+        );
+        tokio::time::sleep(Duration::from_secs(args.hold)).await;
+    }
     outcome.peak_rss = rss(pid).map(|r| r.1).unwrap_or(0);
     outcome.disconnects = shared.disconnects.load(Ordering::Relaxed);
     outcome.elapsed = begun.elapsed();
@@ -958,6 +1072,23 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
         for (at, now, peak) in &samples {
             let _ = writeln!(file, "{:.2},{now},{peak}", (*at - t0).as_secs_f64());
         }
+    }
+    if scenario.wrapped {
+        // The live heap at this instant is what a profiler under the wrapper reports as leaked.
+        if let Ok(pid) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while scenario.control_plane.check_alive().is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "the wrapped control plane was killed; the wrapper's output is in {}",
+            scenario.control_plane.log_path().display()
+        );
     }
     scenario
         .control_plane
@@ -1058,20 +1189,32 @@ fn print_table(outcomes: &[Outcome], load: &str) {
             "",
             None,
         );
-        line("RSS before (after warm-up)", mib(o.rss_before), "", None);
-        line(
-            "RSS with all backups Completed",
-            mib(o.rss_loaded),
-            "",
-            None,
-        );
+        for (metric, memory) in [
+            ("RSS before (after warm-up)", o.rss_before),
+            ("RSS with all backups Completed", o.rss_loaded),
+        ] {
+            let value = format!("{} (anon {})", mib(memory.rss), mib(memory.anon));
+            line(metric, value, "", None);
+        }
         if let Some(after) = o.rss_after {
-            let growth = after as f64 / o.rss_before.max(1) as f64 - 1.0;
+            let growth = |after: u64, before: u64| after as f64 / before.max(1) as f64 - 1.0;
+            let all_deleted = o.deleted == Some(o.backups);
             line(
                 "RSS after all deleted (soak)",
-                format!("{} ({:+.1} %)", mib(after), growth * 100.0),
+                format!(
+                    "{} ({:+.1} %)",
+                    mib(after.rss),
+                    growth(after.rss, o.rss_before.rss) * 100.0
+                ),
+                "",
+                None,
+            );
+            let anon = growth(after.anon, o.rss_before.anon);
+            line(
+                "anonymous RSS after all deleted",
+                format!("{} ({:+.1} %)", mib(after.anon), anon * 100.0),
                 "within 10 %",
-                Some(growth.abs() <= 0.10 && o.deleted == Some(o.backups)),
+                Some(anon.abs() <= 0.10 && all_deleted),
             );
         }
         line(

@@ -42,29 +42,6 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
         let fresh = observe::backup(&ctx, &backup, Source::Api).await?;
         plan = backup::plan(&fresh, Timestamp::now());
     }
-    if observed_continuous(&backup) {
-        let status = plan.status.as_ref().or(backup.status.as_ref());
-        let running = backup.metadata.deletion_timestamp.is_none()
-            && status.and_then(|s| s.phase) == Some(BackupPhase::Running);
-        let stalled = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| {
-                c.iter().find(|c| {
-                    c.type_ == cairn_api::well_known::conditions::backup::CONDITION_ARCHIVE_STALLED
-                })
-            })
-            .is_some_and(|c| c.status == "True");
-        let end = status
-            .and_then(|s| s.time_range.as_ref())
-            .and_then(|r| r.end.as_ref())
-            .map(|t| t.0.as_second());
-        ctx.metrics.continuous(
-            &crate::metrics::BackupLabel::of(&backup),
-            running,
-            stalled,
-            end,
-        );
-    }
     let api: Api<Backup> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
     let action = common::apply(
@@ -99,16 +76,6 @@ fn recoverability(ctx: &Context) {
         .collect();
     let windows = cairn_api::window::windows(&ctx.caches.backups.all(), &no_base);
     ctx.metrics.set_windows(&windows);
-}
-
-/// Whether the Backup is continuous (its `backup-type` label).
-fn observed_continuous(backup: &Backup) -> bool {
-    backup
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(cairn_api::well_known::label::BACKUP_TYPE))
-        .is_some_and(|t| t == "Continuous")
 }
 
 /// Runs the Backup controller until `shutdown`.
