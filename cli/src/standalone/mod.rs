@@ -115,13 +115,38 @@ pub struct Stack {
     options: StackOptions,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// Ports this process has handed out: a port is probed free by binding and releasing it, so
+/// the kernel may offer it again before its user binds it; one process never hands it out twice
+/// (two listeners of one stack once got the same port).
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn hand_out(port: u16) -> bool {
+    HANDED_OUT
+        .lock()
+        .map(|mut ports| ports.insert(port))
+        .unwrap_or(true)
 }
 
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..64 {
+        let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let port = listener.local_addr()?.port();
+        if hand_out(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("finding a free port: the kernel kept offering ports already handed out")
+}
+
+/// Whether `port` (the one a stopped stack of this data directory used) can be used again; it
+/// is then recorded as handed out, so no other listener gets it.
 fn port_is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
+    let free = TcpListener::bind(("127.0.0.1", port)).is_ok();
+    if free {
+        hand_out(port);
+    }
+    free
 }
 
 /// The directory of the running executable (where cargo puts every binary of the workspace).
@@ -603,4 +628,16 @@ pub async fn connected_agents(addr: SocketAddr) -> Option<i64> {
     text.lines()
         .find_map(|l| l.strip_prefix("cairn_connected_agents "))
         .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_handed_out_by_one_process_are_distinct() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }

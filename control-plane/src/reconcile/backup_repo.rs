@@ -9,7 +9,7 @@ use std::time::Instant;
 use cairn_api::backup::Backup;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
-use cairn_api::storage_provider::LegacyStorageProvider;
+use cairn_api::storage_provider::{LegacyStorageProvider, StorageProvider};
 use cairn_api::well_known;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
@@ -38,7 +38,18 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
     caches.ready().await?;
     let name = repo.name_any();
     let provider_name = repo.spec.storage_provider_ref.clone();
-    let provider = caches.providers.get(&provider_name);
+    // A provider created just before its repository may not be in the cache yet: a miss is
+    // confirmed with the API server before the repository is failed for it.
+    let provider = match caches.providers.get(&provider_name) {
+        Some(provider) => Some(provider),
+        None => Api::<StorageProvider>::all(ctx.client.clone())
+            .get_opt(&provider_name)
+            .await
+            .map_err(|source| ObserveError::Read {
+                what: format!("StorageProvider {provider_name}"),
+                source: Box::new(source),
+            })?,
+    };
     let legacy_provider = if provider.is_none() {
         Api::<LegacyStorageProvider>::all(ctx.client.clone())
             .get_opt(&provider_name)
