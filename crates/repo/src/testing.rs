@@ -7,6 +7,7 @@
 //! running in parallel do not clash), and dies with the test process (parent-death signal).
 
 pub mod emulators;
+pub mod hooked_store;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

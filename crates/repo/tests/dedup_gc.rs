@@ -16,14 +16,10 @@ use cairn_repo::dedup::{
     SnapshotKind, backup_stream, check, restore_stream,
 };
 use cairn_repo::progress::no_progress;
+use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
 use cairn_repo::{KdfParams, Store};
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
 
 fn init_options() -> InitOptions {
     InitOptions {
@@ -297,86 +293,28 @@ async fn concurrent_writers_and_prunes_never_lose_a_snapshot() {
     assert!(report.is_ok(), "{:?}", report.errors);
 }
 
-/// A store whose writes can be switched off (quota exhausted, write permission revoked).
-#[derive(Debug)]
+/// Writes that can be switched off (quota exhausted, write permission revoked).
+#[derive(Debug, Default)]
 struct WriteSwitch {
-    inner: InMemory,
     rejecting: AtomicBool,
 }
 
-impl std::fmt::Display for WriteSwitch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteSwitch")
-    }
-}
-
-impl WriteSwitch {
-    fn rejected(&self, location: &Path) -> object_store::Error {
-        object_store::Error::PermissionDenied {
-            path: location.to_string(),
-            source: "quota exceeded".into(),
-        }
-    }
-}
-
 #[async_trait]
-impl ObjectStore for WriteSwitch {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
+impl StoreHook for WriteSwitch {
+    async fn put(&self, location: &Path) -> object_store::Result<()> {
         if self.rejecting.load(Ordering::SeqCst) {
-            return Err(self.rejected(location));
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: "quota exceeded".into(),
+            });
         }
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        if self.rejecting.load(Ordering::SeqCst) {
-            return Err(self.rejected(location));
-        }
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn forget_and_a_marked_sweep_work_when_the_store_rejects_writes() {
-    let switch = Arc::new(WriteSwitch {
-        inner: InMemory::new(),
-        rejecting: AtomicBool::new(false),
-    });
+    let switch = Arc::new(HookedStore::new(WriteSwitch::default()));
     let store = Store::from_object_store(switch.clone());
     let repo = repo_on(store.clone()).await;
     let a = push(&repo, "/a", &noise(2 << 20, 1)).await;
@@ -391,7 +329,7 @@ async fn forget_and_a_marked_sweep_work_when_the_store_rejects_writes() {
     assert_eq!(report.waiting_lists, 1);
     blocker.abort().await.expect("abort");
 
-    switch.rejecting.store(true, Ordering::SeqCst);
+    switch.hook.rejecting.store(true, Ordering::SeqCst);
     let before = pack_bytes(&store).await;
     forget(&repo, &[]).await.expect("forget with no writes");
     let report = prune(&repo, &PruneOptions::default(), no_progress())
@@ -402,7 +340,7 @@ async fn forget_and_a_marked_sweep_work_when_the_store_rejects_writes() {
     assert!(pack_bytes(&store).await < before);
     assert!(pull(&repo, &b).await.expect("b restores") == b_data);
 
-    switch.rejecting.store(false, Ordering::SeqCst);
+    switch.hook.rejecting.store(false, Ordering::SeqCst);
     prune(&repo, &PruneOptions::default(), no_progress())
         .await
         .expect("clean up");

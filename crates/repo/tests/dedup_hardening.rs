@@ -25,14 +25,11 @@ use cairn_repo::dedup::{
     restore_tree_outcome,
 };
 use cairn_repo::progress::no_progress;
+use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
 use cairn_repo::{ErrorKind, KdfParams, StorageConfig, Store};
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{GetOptions, ObjectStoreExt, PutPayload};
 
 fn options() -> InitOptions {
     InitOptions {
@@ -537,17 +534,10 @@ async fn an_unchanged_file_does_not_reuse_refs_into_packs_no_index_commits() {
     assert_eq!(third.summary.unchanged_files, 2, "{:?}", third.summary);
 }
 
-/// A store that records the order of writes and reads.
-#[derive(Debug)]
+/// Records the order of writes, reads and listings.
+#[derive(Debug, Default)]
 struct Recorder {
-    inner: InMemory,
     log: Mutex<Vec<String>>,
-}
-
-impl std::fmt::Display for Recorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recorder")
-    }
 }
 
 impl Recorder {
@@ -560,62 +550,23 @@ impl Recorder {
 }
 
 #[async_trait]
-impl ObjectStore for Recorder {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
+impl StoreHook for Recorder {
+    async fn put(&self, location: &Path) -> object_store::Result<()> {
         self.note("put", location.as_ref());
-        self.inner.put_opts(location, payload, opts).await
+        Ok(())
     }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.note("put", location.as_ref());
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
+    async fn get(&self, location: &Path, _options: &GetOptions) -> object_store::Result<()> {
         self.note("get", location.as_ref());
-        self.inner.get_opts(location, options).await
+        Ok(())
     }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+    fn list(&self, prefix: Option<&Path>) {
         self.note("list", prefix.map_or("", |p| p.as_ref()));
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.note("list", prefix.map_or("", |p| p.as_ref()));
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
 #[tokio::test]
 async fn a_backup_writes_its_session_marker_before_it_chooses_a_parent() {
-    let recorder = Arc::new(Recorder {
-        inner: InMemory::new(),
-        log: Mutex::new(Vec::new()),
-    });
+    let recorder = Arc::new(HookedStore::new(Recorder::default()));
     let store = Store::from_object_store(recorder.clone());
     let repo = Repository::init(store, &Secret::new("pw"), options())
         .await
@@ -629,7 +580,7 @@ async fn a_backup_writes_its_session_marker_before_it_chooses_a_parent() {
         (ParentChoice::Auto, "the newest snapshot"),
         (ParentChoice::Snapshot(first.id), "a named parent"),
     ] {
-        recorder.log.lock().expect("log").clear();
+        recorder.hook.log.lock().expect("log").clear();
         backup_tree(
             &repo,
             work.path(),
@@ -641,7 +592,7 @@ async fn a_backup_writes_its_session_marker_before_it_chooses_a_parent() {
         )
         .await
         .expect("second");
-        let log = recorder.log.lock().expect("log").clone();
+        let log = recorder.hook.log.lock().expect("log").clone();
         let marker = log
             .iter()
             .position(|l| l.starts_with("put sessions/"))

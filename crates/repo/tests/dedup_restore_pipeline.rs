@@ -15,22 +15,17 @@ use cairn_repo::dedup::{
     backup_tree, restore_stream, restore_tree,
 };
 use cairn_repo::progress::no_progress;
+use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
 use cairn_repo::testing::noise;
 use cairn_repo::{KdfParams, Store};
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWrite;
 
-/// A store whose ranged reads answer slowly, after 200 ms plus 1 s per 200 KB of their
-/// offset in the object, and counts the ranged reads started and answered.
+/// Ranged reads that answer slowly, after 200 ms plus 1 s per 200 KB of their offset in
+/// the object, counting the ranged reads started and answered.
 #[derive(Debug, Default)]
 struct SlowReads {
-    inner: InMemory,
     started: AtomicUsize,
     answered: AtomicUsize,
     slow: std::sync::atomic::AtomicBool,
@@ -39,34 +34,9 @@ struct SlowReads {
     attempts: AtomicUsize,
 }
 
-impl std::fmt::Display for SlowReads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SlowReads")
-    }
-}
-
 #[async_trait]
-impl ObjectStore for SlowReads {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
+impl StoreHook for SlowReads {
+    async fn get(&self, location: &Path, options: &GetOptions) -> object_store::Result<()> {
         let fail_from = self.fail_from.load(Ordering::SeqCst);
         if options.range.is_some() && fail_from > 0 {
             let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -79,7 +49,7 @@ impl ObjectStore for SlowReads {
             }
         }
         if options.range.is_none() || !self.slow.load(Ordering::SeqCst) {
-            return self.inner.get_opts(location, options).await;
+            return Ok(());
         }
         self.started.fetch_add(1, Ordering::SeqCst);
         // Later parts of a pack answer later: the reads a restore starts together finish
@@ -89,36 +59,15 @@ impl ObjectStore for SlowReads {
             _ => 0,
         };
         tokio::time::sleep(Duration::from_millis(200 + 1000 * (start / 200_000).min(8))).await;
-        let result = self.inner.get_opts(location, options).await;
         self.answered.fetch_add(1, Ordering::SeqCst);
-        result
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
+        Ok(())
     }
 }
 
 /// An output whose first write takes `hold` (a slow pipe or disk); records how many ranged
 /// reads were answered and started when that write began and when it ended.
 struct SlowFirstWrite {
-    store: Arc<SlowReads>,
+    store: Arc<HookedStore<SlowReads>>,
     hold: Duration,
     began: Option<(Instant, usize)>,
     ended: Option<(usize, usize)>,
@@ -133,7 +82,7 @@ impl AsyncWrite for SlowFirstWrite {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         if self.ended.is_none() {
-            let answered = self.store.answered.load(Ordering::SeqCst);
+            let answered = self.store.hook.answered.load(Ordering::SeqCst);
             let (since, _) = *self.began.get_or_insert((Instant::now(), answered));
             if since.elapsed() < self.hold {
                 let next = tokio::time::Instant::now() + Duration::from_millis(10);
@@ -141,7 +90,7 @@ impl AsyncWrite for SlowFirstWrite {
                 let _ = self.tick.as_mut().poll(cx);
                 return Poll::Pending;
             }
-            let started = self.store.started.load(Ordering::SeqCst);
+            let started = self.store.hook.started.load(Ordering::SeqCst);
             self.ended = Some((answered, started));
         }
         self.out.extend_from_slice(buf);
@@ -157,7 +106,7 @@ impl AsyncWrite for SlowFirstWrite {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_than_its_window() {
-    let store = Arc::new(SlowReads::default());
+    let store = Arc::new(HookedStore::new(SlowReads::default()));
     let repo = Repository::init(
         Store::from_object_store(store.clone()),
         &Secret::new("pw"),
@@ -187,7 +136,7 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
         restore_range: 256 << 10,
         ..RepoOptions::default()
     });
-    store.slow.store(true, Ordering::SeqCst);
+    store.hook.slow.store(true, Ordering::SeqCst);
     let mut out = SlowFirstWrite {
         store: store.clone(),
         hold: Duration::from_millis(2000),
@@ -204,7 +153,7 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
         out.out == data,
         "the restored stream differs from the source"
     );
-    let total = store.started.load(Ordering::SeqCst);
+    let total = store.hook.started.load(Ordering::SeqCst);
     assert!(
         total >= 12,
         "only {total} ranged reads: the test needs more jobs"
@@ -227,7 +176,7 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
 /// not all tried first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_restore_stops_at_the_first_store_failure() {
-    let store = Arc::new(SlowReads::default());
+    let store = Arc::new(HookedStore::new(SlowReads::default()));
     let repo = Repository::init(
         Store::from_object_store(store.clone()),
         &Secret::new("pw"),
@@ -255,7 +204,7 @@ async fn a_tree_restore_stops_at_the_first_store_failure() {
         ..RepoOptions::default()
     });
     let fail_from = 12;
-    store.fail_from.store(fail_from, Ordering::SeqCst);
+    store.hook.fail_from.store(fail_from, Ordering::SeqCst);
     let err = restore_tree(
         &repo,
         &snapshot,
@@ -269,7 +218,7 @@ async fn a_tree_restore_stops_at_the_first_store_failure() {
     .await
     .expect_err("the store refuses reads");
     assert_eq!(err.kind(), cairn_repo::ErrorKind::Backend, "{err}");
-    let attempts = store.attempts.load(Ordering::SeqCst);
+    let attempts = store.hook.attempts.load(Ordering::SeqCst);
     assert!(
         attempts <= fail_from + 2 * fetches + 2,
         "{attempts} ranged reads were tried after the store failed at read {fail_from} (128 files, {fetches} in flight)"
@@ -280,7 +229,7 @@ async fn a_tree_restore_stops_at_the_first_store_failure() {
 /// waiting forever for room in its window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
-    let store = Arc::new(SlowReads::default());
+    let store = Arc::new(HookedStore::new(SlowReads::default()));
     let repo = Repository::init(
         Store::from_object_store(store.clone()),
         &Secret::new("pw"),
@@ -305,7 +254,7 @@ async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
     .expect("backup");
     // Every data pack gets a flipped byte near its start: the first job already fails.
     let packs: Vec<ObjectMeta> =
-        futures::StreamExt::collect::<Vec<_>>(store.inner.list(Some(&Path::from("data"))))
+        futures::StreamExt::collect::<Vec<_>>(store.list(Some(&Path::from("data"))))
             .await
             .into_iter()
             .map(|m| m.expect("list"))
@@ -314,7 +263,6 @@ async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
     assert!(packs.len() >= 3, "{} data packs", packs.len());
     for pack in &packs {
         let mut bytes = store
-            .inner
             .get(&pack.location)
             .await
             .expect("get")
@@ -323,11 +271,7 @@ async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
             .expect("bytes")
             .to_vec();
         bytes[100 << 10] ^= 0x40;
-        store
-            .inner
-            .put(&pack.location, bytes.into())
-            .await
-            .expect("put");
+        store.put(&pack.location, bytes.into()).await.expect("put");
     }
     let repo = repo.with_options(RepoOptions {
         restore_fetches: 4,

@@ -9,89 +9,37 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_repo::Store;
 use cairn_repo::backend::TransferOptions;
+use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
 use futures::StreamExt;
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
+use object_store::GetOptions;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
 
 const RANGE: u64 = 1 << 16;
 
-/// A store whose ranged reads only advance while they are polled, as a response body read
-/// from a socket does: the read of range `i` takes `i + 1` steps of 40 ms, each step started
-/// only when the previous one is polled to completion. Counts the reads answered.
+/// Ranged reads that only advance while they are polled, as a response body read from a
+/// socket does: the read of range `i` takes `i + 1` steps of 40 ms, each step started only
+/// when the previous one is polled to completion. Counts the reads answered.
 #[derive(Debug, Default)]
 struct PolledReads {
-    inner: InMemory,
     answered: AtomicUsize,
 }
 
-impl std::fmt::Display for PolledReads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PolledReads")
-    }
-}
-
 #[async_trait]
-impl ObjectStore for PolledReads {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
+impl StoreHook for PolledReads {
+    async fn get(&self, _location: &Path, options: &GetOptions) -> object_store::Result<()> {
         if let Some(object_store::GetRange::Bounded(r)) = &options.range {
             for _ in 0..=(r.start / RANGE) {
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
-            let result = self.inner.get_opts(location, options).await;
             self.answered.fetch_add(1, Ordering::SeqCst);
-            return result;
         }
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn a_download_keeps_reading_ahead_while_the_caller_handles_an_earlier_range() {
-    let backing = Arc::new(PolledReads::default());
+    let backing = Arc::new(HookedStore::new(PolledReads::default()));
     let store = Store::from_object_store(backing.clone()).with_options(TransferOptions {
         range_size: RANGE,
         download_parallelism: 4,
@@ -108,7 +56,7 @@ async fn a_download_keeps_reading_ahead_while_the_caller_handles_an_earlier_rang
     // window of 4 reads may have been started.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        backing.answered.load(Ordering::SeqCst),
+        backing.hook.answered.load(Ordering::SeqCst),
         4,
         "the reads in the window did not finish while the caller was busy"
     );
@@ -121,7 +69,7 @@ async fn a_download_keeps_reading_ahead_while_the_caller_handles_an_earlier_rang
 
 #[tokio::test]
 async fn dropping_a_download_stops_its_reads() {
-    let backing = Arc::new(PolledReads::default());
+    let backing = Arc::new(HookedStore::new(PolledReads::default()));
     let store = Store::from_object_store(backing.clone()).with_options(TransferOptions {
         range_size: RANGE,
         download_parallelism: 4,
@@ -136,7 +84,7 @@ async fn dropping_a_download_stops_its_reads() {
     drop(stream);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        backing.answered.load(Ordering::SeqCst),
+        backing.hook.answered.load(Ordering::SeqCst),
         1,
         "reads went on after the download was dropped"
     );
