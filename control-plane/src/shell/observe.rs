@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use cairn_api::actionset::{ActionSet, BackupType};
 use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::backup_policy::BackupPolicy;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
@@ -536,9 +537,16 @@ pub async fn schedule(
     let caches = &ctx.caches;
     caches.ready().await?;
     let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-    let policy = caches
-        .policies
-        .get_in(&namespace, &obj.spec.backup_policy_name);
+    // A policy or ActionSet created just before the schedule may not be in the cache yet: a
+    // miss is confirmed with the API server before the schedule is failed for it.
+    let policy_name = &obj.spec.backup_policy_name;
+    let policy = match caches.policies.get_in(&namespace, policy_name) {
+        Some(policy) => Some(policy),
+        None => Api::<BackupPolicy>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(policy_name)
+            .await
+            .map_err(read(format!("BackupPolicy {namespace}/{policy_name}")))?,
+    };
     let mut actionsets = Vec::new();
     for method in policy.iter().flat_map(|p| p.spec.backup_methods.iter()) {
         let Some(name) = method.action_set_name.as_deref().filter(|n| !n.is_empty()) else {
@@ -550,9 +558,14 @@ pub async fn schedule(
         {
             continue;
         }
-        if let Some(actionset) = caches.actionsets.get(name) {
-            actionsets.push(actionset);
-        }
+        let actionset = match caches.actionsets.get(name) {
+            Some(actionset) => Some(actionset),
+            None => Api::<ActionSet>::all(ctx.client.clone())
+                .get_opt(name)
+                .await
+                .map_err(read(format!("ActionSet {name}")))?,
+        };
+        actionsets.extend(actionset);
     }
     let name = obj.metadata.name.clone().unwrap_or_default();
     // Read from the API, not the cache: the planner creates these Backups and must see the
