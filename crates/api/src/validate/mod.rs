@@ -28,6 +28,9 @@ pub use problem::{Problem, Severity};
 pub use repo::{backup_repo, storage_provider};
 pub use restore::restore;
 
+use crate::actionset::ActionSet;
+use crate::backup_policy::BackupPolicy;
+use crate::common::ParameterPair;
 use crate::object::ApiObject;
 
 /// Runs the single-object checks of any known object.
@@ -72,6 +75,16 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
             _ => None,
         })
     };
+    // The ActionSet of `policy`'s method `method_name`, when both are given.
+    let method_actionset = |policy: &BackupPolicy, method_name: &str| {
+        policy
+            .spec
+            .backup_methods
+            .iter()
+            .find(|m| m.name == method_name)
+            .and_then(|m| m.action_set_name.as_deref())
+            .and_then(actionset)
+    };
     let mut out = Vec::new();
     for (i, o) in objects.iter().enumerate() {
         match o {
@@ -81,37 +94,22 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                 };
                 out.extend(schedule_against_policy(s, p).into_iter().map(|x| (i, x)));
                 for (j, schedule) in s.spec.schedules.iter().enumerate() {
-                    let method = p
-                        .spec
-                        .backup_methods
-                        .iter()
-                        .find(|m| m.name == schedule.backup_method);
-                    let Some(a) = method
-                        .and_then(|m| m.action_set_name.as_deref())
-                        .and_then(actionset)
-                    else {
+                    let Some(a) = method_actionset(p, &schedule.backup_method) else {
                         continue;
                     };
-                    let params = schedule.parameters.as_deref().unwrap_or_default();
-                    let declared = a
-                        .spec
-                        .backup
-                        .as_ref()
-                        .and_then(|b| b.with_parameters.as_deref())
-                        .unwrap_or_default();
-                    let schema = a
-                        .spec
-                        .parameters_schema
-                        .as_ref()
-                        .and_then(|s| s.open_api_v3_schema.as_ref());
                     let prefix = format!(
                         "fails to validate parameters of backupMethod {}: ",
                         schedule.backup_method
                     );
                     let path = format!("spec.schedules[{j}].parameters");
-                    let name = a.metadata.name.as_deref().unwrap_or_default();
+                    let params = schedule.parameters.as_deref().unwrap_or_default();
+                    let declared = a
+                        .spec
+                        .backup
+                        .as_ref()
+                        .and_then(|b| b.with_parameters.as_deref());
                     out.extend(
-                        parameters(params, declared, schema, name, &path, &prefix)
+                        actionset_parameters(a, params, declared, &path, Some(&prefix))
                             .into_iter()
                             .map(|x| (i, x)),
                     );
@@ -122,15 +120,7 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                     continue;
                 };
                 out.extend(backup_against_policy(b, p).into_iter().map(|x| (i, x)));
-                let method = p
-                    .spec
-                    .backup_methods
-                    .iter()
-                    .find(|m| m.name == b.spec.backup_method);
-                let Some(a) = method
-                    .and_then(|m| m.action_set_name.as_deref())
-                    .and_then(actionset)
-                else {
+                let Some(a) = method_actionset(p, &b.spec.backup_method) else {
                     continue;
                 };
                 let params = b.spec.parameters.as_deref().unwrap_or_default();
@@ -138,17 +128,9 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                     .spec
                     .backup
                     .as_ref()
-                    .and_then(|b| b.with_parameters.as_deref())
-                    .unwrap_or_default();
-                let schema = a
-                    .spec
-                    .parameters_schema
-                    .as_ref()
-                    .and_then(|s| s.open_api_v3_schema.as_ref());
-                let name = a.metadata.name.as_deref().unwrap_or_default();
-                let prefix = format!("fails to validate parameters with actionset {name}: ");
+                    .and_then(|b| b.with_parameters.as_deref());
                 out.extend(
-                    parameters(params, declared, schema, name, "spec.parameters", &prefix)
+                    actionset_parameters(a, params, declared, "spec.parameters", None)
                         .into_iter()
                         .map(|x| (i, x)),
                 );
@@ -167,15 +149,7 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                 let Some(p) = policy(namespace_of(&b.metadata), &b.spec.backup_policy_name) else {
                     continue;
                 };
-                let method = p
-                    .spec
-                    .backup_methods
-                    .iter()
-                    .find(|m| m.name == b.spec.backup_method);
-                let Some(a) = method
-                    .and_then(|m| m.action_set_name.as_deref())
-                    .and_then(actionset)
-                else {
+                let Some(a) = method_actionset(p, &b.spec.backup_method) else {
                     continue;
                 };
                 let params = r.spec.parameters.as_deref().unwrap_or_default();
@@ -183,17 +157,9 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
                     .spec
                     .restore
                     .as_ref()
-                    .and_then(|x| x.with_parameters.as_deref())
-                    .unwrap_or_default();
-                let schema = a
-                    .spec
-                    .parameters_schema
-                    .as_ref()
-                    .and_then(|s| s.open_api_v3_schema.as_ref());
-                let name = a.metadata.name.as_deref().unwrap_or_default();
-                let prefix = format!("fails to validate parameters with actionset {name}: ");
+                    .and_then(|x| x.with_parameters.as_deref());
                 out.extend(
-                    parameters(params, declared, schema, name, "spec.parameters", &prefix)
+                    actionset_parameters(a, params, declared, "spec.parameters", None)
                         .into_iter()
                         .map(|x| (i, x)),
                 );
@@ -202,4 +168,34 @@ pub fn related(objects: &[ApiObject]) -> Vec<(usize, Problem)> {
         }
     }
     out
+}
+
+/// `params` checked against the parameters `a` declares and its `parametersSchema`; problems
+/// start with `prefix`, by default KubeBlocks' "fails to validate parameters with actionset
+/// <name>: ".
+fn actionset_parameters(
+    a: &ActionSet,
+    params: &[ParameterPair],
+    declared: Option<&[String]>,
+    path: &str,
+    prefix: Option<&str>,
+) -> Vec<Problem> {
+    let schema = a
+        .spec
+        .parameters_schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    let name = a.metadata.name.as_deref().unwrap_or_default();
+    let prefix = prefix.map_or_else(
+        || format!("fails to validate parameters with actionset {name}: "),
+        str::to_string,
+    );
+    parameters(
+        params,
+        declared.unwrap_or_default(),
+        schema,
+        name,
+        path,
+        &prefix,
+    )
 }
