@@ -5,8 +5,8 @@
 
 use super::runner::Reconciler;
 use super::util::{
-    condition_true, controller_ref, create, delete, i, owned_pods, pod_ready, s, set_condition,
-    write_status,
+    all_keys, condition_true, controller_ref, create, delete, i, owned_pods, owner_keys, pod_ready,
+    s, set_condition, write_status,
 };
 use crate::error::ApiError;
 use crate::resource::Builtin;
@@ -278,28 +278,11 @@ impl Reconciler for JobController {
     }
 
     fn keys_for(&self, ev: &WatchEvent) -> Vec<(String, String)> {
-        let o = &ev.object;
-        match &*o.resource {
-            "batch/jobs" => vec![(o.namespace.clone(), o.name.clone())],
-            "core/pods" => o
-                .index
-                .owners
-                .iter()
-                .filter(|r| r.controller && r.kind == "Job")
-                .map(|r| (o.namespace.clone(), r.name.clone()))
-                .collect(),
-            _ => Vec::new(),
-        }
+        owner_keys(ev, "batch/jobs", "Job")
     }
 
     fn all_keys(&self) -> Vec<(String, String)> {
-        self.api
-            .store()
-            .list("batch/jobs", None, None, 0, |_| true)
-            .items
-            .iter()
-            .map(|o| (o.namespace.clone(), o.name.clone()))
-            .collect()
+        all_keys(&self.api, "batch/jobs")
     }
 
     async fn reconcile(&self, key: &(String, String)) -> Result<Option<Duration>, ApiError> {

@@ -4,7 +4,9 @@
 //! first), replacement of failed pods, and status counts.
 
 use super::runner::Reconciler;
-use super::util::{controller_ref, create, delete, i, owned_pods, pod_ready, s, write_status};
+use super::util::{
+    all_keys, controller_ref, create, delete, i, owned_pods, owner_keys, pod_ready, s, write_status,
+};
 use crate::error::ApiError;
 use crate::resource::Builtin;
 use crate::rest::{Api, Propagation};
@@ -175,28 +177,11 @@ impl Reconciler for StatefulSetController {
     }
 
     fn keys_for(&self, ev: &WatchEvent) -> Vec<(String, String)> {
-        let o = &ev.object;
-        match &*o.resource {
-            "apps/statefulsets" => vec![(o.namespace.clone(), o.name.clone())],
-            "core/pods" => o
-                .index
-                .owners
-                .iter()
-                .filter(|r| r.controller && r.kind == "StatefulSet")
-                .map(|r| (o.namespace.clone(), r.name.clone()))
-                .collect(),
-            _ => Vec::new(),
-        }
+        owner_keys(ev, "apps/statefulsets", "StatefulSet")
     }
 
     fn all_keys(&self) -> Vec<(String, String)> {
-        self.api
-            .store()
-            .list("apps/statefulsets", None, None, 0, |_| true)
-            .items
-            .iter()
-            .map(|o| (o.namespace.clone(), o.name.clone()))
-            .collect()
+        all_keys(&self.api, "apps/statefulsets")
     }
 
     async fn reconcile(&self, key: &(String, String)) -> Result<Option<Duration>, ApiError> {

@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::resource::{Builtin, ResourceType};
 use crate::rest::{Api, DeleteOptions, Propagation, Target, WriteOptions};
+use crate::store::WatchEvent;
 use crate::time::now_time;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -29,6 +30,34 @@ pub fn owned_pods(api: &Api, namespace: &str, uid: &str) -> Vec<Value> {
 }
 
 /// A controller owner reference to `owner`.
+/// The keys a controller of pod-owning `resource` objects (owner kind `owner_kind`) reconciles
+/// for an event: the object itself, or the controller of an event's pod.
+pub fn owner_keys(ev: &WatchEvent, resource: &str, owner_kind: &str) -> Vec<(String, String)> {
+    let o = &ev.object;
+    if *o.resource == *resource {
+        return vec![(o.namespace.clone(), o.name.clone())];
+    }
+    if &*o.resource != "core/pods" {
+        return Vec::new();
+    }
+    o.index
+        .owners
+        .iter()
+        .filter(|r| r.controller && r.kind == owner_kind)
+        .map(|r| (o.namespace.clone(), r.name.clone()))
+        .collect()
+}
+
+/// The (namespace, name) of every stored `resource` object.
+pub fn all_keys(api: &Api, resource: &str) -> Vec<(String, String)> {
+    api.store()
+        .list(resource, None, None, 0, |_| true)
+        .items
+        .iter()
+        .map(|o| (o.namespace.clone(), o.name.clone()))
+        .collect()
+}
+
 pub fn controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
     json!({
         "apiVersion": api_version,
