@@ -29,6 +29,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let grace = duration("agent-grace-period", &args.agent_grace_period)?;
     let heartbeat = duration("heartbeat-interval", &args.heartbeat_interval)?;
     let progress = duration("progress-interval", &args.progress_interval)?;
+    let kubeblocks_check = duration("kubeblocks-check-interval", &args.kubeblocks_check_interval)?;
 
     let (ca, cert, key) = if args.tls_generate {
         let files = cairn_certs::ensure_server_cert(&args.tls_dir, &args.tls_server_names)
@@ -188,6 +189,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     ));
 
     let leading = leadership.subscribe();
+    let standing = crate::coexist::spawn(
+        client.clone(),
+        crate::coexist::GuardSettings {
+            take_over: args.take_over_from_kubeblocks,
+            interval: kubeblocks_check,
+        },
+        shutdown.clone(),
+    );
+    vitals.follow_standing(standing.clone());
     if let Some(config) = lease {
         tokio::spawn(leader::run(client.clone(), config, leadership.clone()));
     }
@@ -207,7 +217,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         async move { health_shutdown.cancelled().await },
     ));
 
-    let reconcilers = reconcile::run_while_leading(ctx, leading, shutdown.clone());
+    // Leading is not enough: while KubeBlocks' own data-protection controller runs, Cairn
+    // stands by (coexist.rs, ARCHITECTURE.md §K9).
+    let reconciling = crate::coexist::gate(leading, standing, shutdown.clone());
+    let reconcilers = reconcile::run_while_leading(ctx, reconciling, shutdown.clone());
     reconcilers.await;
     shutdown.cancel();
     match grpc.await {
