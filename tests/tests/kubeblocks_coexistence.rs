@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use cairn_e2e::wait::{self, Check};
 use cairn_e2e::TestStack;
 use cairn_e2e::stack::run_with;
+use cairn_e2e::wait::{self, Check};
 
 const KB_NS: &str = "kb-system";
 const KB_DEPLOYMENT: &str = "kubeblocks-dataprotection";
@@ -68,10 +68,7 @@ spec:
 }
 
 async fn actionset_phase(stack: &TestStack, name: &str) -> anyhow::Result<String> {
-    let object = stack
-        .kubectl
-        .get_json(&["get", "actionset", name])
-        .await?;
+    let object = stack.kubectl.get_json(&["actionset", name]).await?;
     Ok(object["status"]["phase"]
         .as_str()
         .unwrap_or_default()
@@ -79,13 +76,17 @@ async fn actionset_phase(stack: &TestStack, name: &str) -> anyhow::Result<String
 }
 
 async fn wait_for_log(stack: &TestStack, needle: &str) -> anyhow::Result<String> {
-    wait::until(&format!("{needle:?} in control-plane.log"), WAIT, async || {
-        let log = stack.log("control-plane.log");
-        Ok(match log.lines().find(|line| line.contains(needle)) {
-            Some(line) => Check::Done(line.to_owned()),
-            None => Check::Pending(log.lines().last().unwrap_or_default().to_owned()),
-        })
-    })
+    wait::until(
+        &format!("{needle:?} in control-plane.log"),
+        WAIT,
+        async || {
+            let log = stack.log("control-plane.log");
+            Ok(match log.lines().find(|line| line.contains(needle)) {
+                Some(line) => Check::Done(line.to_owned()),
+                None => Check::Pending(log.lines().last().unwrap_or_default().to_owned()),
+            })
+        },
+    )
     .await
 }
 
@@ -114,7 +115,11 @@ async fn cairn_stands_by_while_kubeblocks_dataprotection_runs_and_proceeds_once_
     run_with("kubeblocks-coexistence", fast_checks, async |stack| {
         stack.ensure_namespace(KB_NS).await?;
         stack.kubectl.apply(&kubeblocks_deployment(1)).await?;
-        let line = wait_for_log(stack, "not reconciling: KubeBlocks' data-protection controller is active").await?;
+        let line = wait_for_log(
+            stack,
+            "not reconciling: KubeBlocks' data-protection controller is active",
+        )
+        .await?;
         anyhow::ensure!(
             line.contains(&format!("{KB_NS}/{KB_DEPLOYMENT}"))
                 && line.contains("--take-over-from-kubeblocks=true")
@@ -133,19 +138,37 @@ async fn cairn_stands_by_while_kubeblocks_dataprotection_runs_and_proceeds_once_
         // ...and says why on KubeBlocks' Deployment.
         let events = stack
             .kubectl
-            .get_json(&["get", "events.events.k8s.io", "-n", KB_NS])
+            .get_json(&["events.events.k8s.io", "-n", KB_NS])
             .await?;
-        let standing_by = events["items"].as_array().into_iter().flatten().any(|event| {
-            event["reason"] == "CairnStandingBy" && event["regarding"]["name"] == KB_DEPLOYMENT
-        });
-        anyhow::ensure!(standing_by, "no CairnStandingBy Event on the Deployment: {events}");
+        let standing_by = events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|event| {
+                event["reason"] == "CairnStandingBy" && event["regarding"]["name"] == KB_DEPLOYMENT
+            });
+        anyhow::ensure!(
+            standing_by,
+            "no CairnStandingBy Event on the Deployment: {events}"
+        );
 
         // KubeBlocks' controller scaled to 0: Cairn proceeds.
         stack
             .kubectl
-            .run(&["scale", "deployment", KB_DEPLOYMENT, "-n", KB_NS, "--replicas=0"])
+            .run(&[
+                "scale",
+                "deployment",
+                KB_DEPLOYMENT,
+                "-n",
+                KB_NS,
+                "--replicas=0",
+            ])
             .await?;
-        wait_for_log(stack, "no active KubeBlocks data-protection controller any more").await?;
+        wait_for_log(
+            stack,
+            "no active KubeBlocks data-protection controller any more",
+        )
+        .await?;
         wait_available(stack, "coexist-standby").await?;
         Ok(())
     })
@@ -167,7 +190,11 @@ async fn told_to_take_over_cairn_reconciles_while_kubeblocks_dataprotection_runs
         async |stack| {
             stack.ensure_namespace(KB_NS).await?;
             stack.kubectl.apply(&kubeblocks_deployment(1)).await?;
-            wait_for_log(stack, "--take-over-from-kubeblocks is set: reconciling anyway").await?;
+            wait_for_log(
+                stack,
+                "--take-over-from-kubeblocks is set: reconciling anyway",
+            )
+            .await?;
             stack.kubectl.apply(&actionset("coexist-takeover")).await?;
             wait_available(stack, "coexist-takeover").await?;
             Ok(())
