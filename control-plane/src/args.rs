@@ -62,6 +62,15 @@ pub struct RunArgs {
     /// Minimum time between two writes of a Backup's status.progress (Go duration).
     #[arg(long, default_value = "1s")]
     pub progress_interval: String,
+    /// Reconcile even while KubeBlocks' own data-protection controller runs (its Deployment
+    /// labelled app.kubernetes.io/name=kubeblocks,app.kubernetes.io/component=dataprotection
+    /// asks for replicas, or its Lease abd03fda.kubeblocks.io is held). Without it, Cairn stands
+    /// by until that controller is turned off (ARCHITECTURE.md §K9).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, env = "CAIRN_TAKE_OVER_FROM_KUBEBLOCKS")]
+    pub take_over_from_kubeblocks: bool,
+    /// How often to look for an active KubeBlocks data-protection controller (Go duration).
+    #[arg(long, default_value = "30s", env = "CAIRN_KUBEBLOCKS_CHECK_INTERVAL")]
+    pub kubeblocks_check_interval: String,
     /// Elect a leader through a Lease, so that only one replica reconciles.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

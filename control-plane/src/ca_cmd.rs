@@ -59,6 +59,16 @@ pub enum CaCommand {
         /// Days of validity.
         #[arg(long, default_value_t = LEAF_DEFAULT_DAYS)]
         days: u32,
+        /// Keep an existing OUT.pem that names NODE, is signed by the CA in DIR and is valid
+        /// for longer than this (Go duration, e.g. 720h); issue a new one otherwise. Without
+        /// it, a new certificate is always issued.
+        #[arg(long, value_name = "DURATION")]
+        renew_before: Option<String>,
+        /// With --renew-before: keep running and check again at this interval (Go duration),
+        /// reading the CA each time, so a renewed or rotated CA is followed too. The agent reads
+        /// its certificate again at each connection, so it needs no restart.
+        #[arg(long, value_name = "DURATION", requires = "renew_before")]
+        every: Option<String>,
     },
 }
 
@@ -96,6 +106,41 @@ pub fn run_with_output(args: CaArgs, out: &mut impl Write) -> anyhow::Result<()>
             node,
             out: stem,
             days,
+            renew_before: Some(renew_before),
+            every,
+        } => {
+            let renew_before = duration("renew-before", &renew_before)?;
+            anyhow::ensure!(
+                renew_before < std::time::Duration::from_secs(u64::from(days) * 86_400),
+                "--renew-before {} is not shorter than the validity (--days {days}): every check would issue a new certificate",
+                crate::plan::time::go_duration_text(renew_before)
+            );
+            let every = every.map(|text| duration("every", &text)).transpose()?;
+            let files = CertFiles::from_stem(&stem);
+            loop {
+                match renew_once(&dir, &node, &files, days, renew_before) {
+                    Ok(line) => writeln!(out, "{line}").context("printing the outcome")?,
+                    // A CA being rotated may be unreadable for a moment: try again later.
+                    Err(err) if every.is_some() => {
+                        writeln!(out, "renewing the agent certificate failed: {err:#}")
+                            .context("printing the outcome")?;
+                    }
+                    Err(err) => return Err(err),
+                }
+                out.flush().context("printing the outcome")?;
+                match every {
+                    Some(every) => std::thread::sleep(every),
+                    None => return Ok(()),
+                }
+            }
+        }
+        CaCommand::IssueAgent {
+            dir,
+            node,
+            out: stem,
+            days,
+            renew_before: None,
+            every: _,
         } => {
             let ca = load(&dir)?;
             let issued = ca
@@ -108,6 +153,34 @@ pub fn run_with_output(args: CaArgs, out: &mut impl Write) -> anyhow::Result<()>
         writeln!(out, "{what}: {}", path.display()).context("printing the written paths")?;
     }
     Ok(())
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    crate::plan::time::go_duration(text)
+        .map_err(|err| anyhow::anyhow!("--{flag}: invalid duration {text:?}: {err}"))
+}
+
+/// One check of `ca issue-agent --renew-before`: the line to print.
+fn renew_once(
+    dir: &std::path::Path,
+    node: &str,
+    files: &CertFiles,
+    days: u32,
+    renew_before: std::time::Duration,
+) -> anyhow::Result<String> {
+    let ca = load(dir)?;
+    let renew_before =
+        jiff::SignedDuration::try_from(renew_before).context("--renew-before is out of range")?;
+    let renewed =
+        cairn_certs::ensure::renew_agent_cert(&ca, files, node, Validity::days(days), renew_before)
+            .with_context(|| format!("renewing the agent certificate for node {node:?}"))?;
+    Ok(match renewed {
+        Some(why) => format!(
+            "agent certificate: {} (issued, the previous one was due because {why})",
+            files.cert.display()
+        ),
+        None => format!("agent certificate: {} (kept)", files.cert.display()),
+    })
 }
 
 fn load(dir: &std::path::Path) -> anyhow::Result<Ca> {
@@ -174,6 +247,51 @@ mod tests {
         let mut out = Vec::new();
         run_with_output(ca, &mut out)?;
         Ok(String::from_utf8(out)?)
+    }
+
+    #[test]
+    fn issue_agent_with_renew_before_keeps_a_fresh_certificate_and_renews_a_due_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let dir_s = dir.to_str().unwrap();
+        run_cli(&["ca", "init", "--dir", dir_s]).unwrap();
+        let stem = tmp.path().join("tls/agent");
+        let stem_s = stem.to_str().unwrap();
+        let issue = |days: &str, renew_before: &str| {
+            run_cli(&[
+                "ca",
+                "issue-agent",
+                "--dir",
+                dir_s,
+                "--node",
+                "n1",
+                "--out",
+                stem_s,
+                "--days",
+                days,
+                "--renew-before",
+                renew_before,
+            ])
+        };
+        let printed = issue("30", "24h").unwrap();
+        assert!(printed.contains("(issued"), "{printed}");
+        let first = std::fs::read_to_string(tmp.path().join("tls/agent.pem")).unwrap();
+        let printed = issue("30", "24h").unwrap();
+        assert!(printed.contains("(kept)"), "{printed}");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("tls/agent.pem")).unwrap(),
+            first
+        );
+        // A 30-day certificate renewed 31 days before expiry would be renewed at every check.
+        let err = issue("30", "744h").unwrap_err().to_string();
+        assert!(err.contains("not shorter than the validity"), "{err}");
+        // Due: 30 days left is within 40 days of a 50-day certificate's renewal window.
+        let printed = issue("50", "960h").unwrap();
+        assert!(printed.contains("it expires at"), "{printed}");
+        let second = std::fs::read_to_string(tmp.path().join("tls/agent.pem")).unwrap();
+        assert_ne!(second, first);
+        let info = CertInfo::from_pem(&second).unwrap();
+        assert!(info.uris.contains(&"cairn:agent:node:n1".to_owned()));
     }
 
     #[test]

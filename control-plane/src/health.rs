@@ -5,7 +5,8 @@
 //! healthy Deployment; agents that reach a follower are refused and retry until they land on
 //! the leader (PROTOCOL.md §2.3.10).
 //! - `/readyz`: 200 when the agent service is serving and the Kubernetes API answered within
-//!   [`READY_API_WINDOW`]; the body says `leading` or `following`.
+//!   [`READY_API_WINDOW`]; the body says `leading` or `following`, followed by why the replica
+//!   does not reconcile when it stands by for KubeBlocks' own controller (coexist.rs).
 //! - `/healthz`: 200 when the agent service is serving and the API answered within
 //!   [`LIVE_API_WINDOW`] (longer, so a short API outage makes the replica unready without
 //!   restarting it).
@@ -40,6 +41,7 @@ pub struct Vitals {
 struct VitalsInner {
     agent_service: AtomicBool,
     api_answered: Mutex<Option<Instant>>,
+    standing: Mutex<Option<tokio::sync::watch::Receiver<crate::coexist::Standing>>>,
 }
 
 impl Vitals {
@@ -55,6 +57,29 @@ impl Vitals {
             .api_answered
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Follows the KubeBlocks coexistence guard, whose explanation `/readyz` appends to its
+    /// body (the replica stays Ready: standing by is a decision, not a fault).
+    pub fn follow_standing(
+        &self,
+        standing: tokio::sync::watch::Receiver<crate::coexist::Standing>,
+    ) {
+        *self
+            .inner
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(standing);
+    }
+
+    /// Why this replica does not reconcile although healthy, if it stands by for KubeBlocks.
+    pub fn standing_note(&self) -> Option<String> {
+        self.inner
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|standing| standing.borrow().explain())
     }
 
     /// Why the replica is not healthy, if the API has been silent longer than `window`.
@@ -148,7 +173,10 @@ fn role(health: &Health) -> &'static str {
 
 async fn ready(State(health): State<Health>) -> impl IntoResponse {
     match health.vitals.problem(READY_API_WINDOW) {
-        None => (StatusCode::OK, role(&health).to_owned()),
+        None => match health.vitals.standing_note() {
+            Some(note) => (StatusCode::OK, format!("{}; {note}", role(&health))),
+            None => (StatusCode::OK, role(&health).to_owned()),
+        },
         Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem),
     }
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod args;
 pub mod ca_cmd;
+pub mod coexist;
 pub mod dispatch;
 pub mod grpc;
 pub mod health;

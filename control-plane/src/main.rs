@@ -50,7 +50,18 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Ca(ca)) = args.command {
-        return match cairn_control_plane::ca_cmd::run(ca) {
+        // `ca issue-agent --every` (the agent pod's renewal container) runs until stopped. As a
+        // container's PID 1 it gets no default SIGTERM action from the kernel, so the signal is
+        // handled here: the pod stops at once instead of after its whole grace period.
+        let result = runtime.block_on(async {
+            let work = tokio::task::spawn_blocking(move || cairn_control_plane::ca_cmd::run(ca));
+            tokio::select! {
+                joined = work => joined.map_err(anyhow::Error::from).and_then(|done| done),
+                () = wait_for_signal() => Ok(()),
+            }
+        });
+        runtime.shutdown_background();
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("cairn-control-plane: {err:#}");

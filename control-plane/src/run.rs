@@ -29,6 +29,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let grace = duration("agent-grace-period", &args.agent_grace_period)?;
     let heartbeat = duration("heartbeat-interval", &args.heartbeat_interval)?;
     let progress = duration("progress-interval", &args.progress_interval)?;
+    let kubeblocks_check = duration("kubeblocks-check-interval", &args.kubeblocks_check_interval)?;
 
     let (ca, cert, key) = if args.tls_generate {
         let files = cairn_certs::ensure_server_cert(&args.tls_dir, &args.tls_server_names)
@@ -41,7 +42,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             args.tls_dir.join("server-key.pem"),
         )
     };
-    let tls_config = cairn_certs::server_config_from_files(&ca, &cert, &key)
+    // Both ports follow their files: a certificate cert-manager renews, or a CA rotated in the
+    // mounted Secret, applies from the next connection without a restart.
+    let tls_config = cairn_certs::reloading_server_config(&ca, &cert, &key)
         .context("loading the agent service's TLS configuration")?;
     let api_tls = match args.api_listen {
         Some(_) => Some(api_tls_config(&args, &cert, &key)?),
@@ -186,6 +189,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     ));
 
     let leading = leadership.subscribe();
+    let standing = crate::coexist::spawn(
+        client.clone(),
+        crate::coexist::GuardSettings {
+            take_over: args.take_over_from_kubeblocks,
+            interval: kubeblocks_check,
+        },
+        shutdown.clone(),
+    );
+    vitals.follow_standing(standing.clone());
     if let Some(config) = lease {
         tokio::spawn(leader::run(client.clone(), config, leadership.clone()));
     }
@@ -205,7 +217,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         async move { health_shutdown.cancelled().await },
     ));
 
-    let reconcilers = reconcile::run_while_leading(ctx, leading, shutdown.clone());
+    // Leading is not enough: while KubeBlocks' own data-protection controller runs, Cairn
+    // stands by (coexist.rs, ARCHITECTURE.md §K9).
+    let reconciling = crate::coexist::gate(leading, standing, shutdown.clone());
+    let reconcilers = reconcile::run_while_leading(ctx, reconciling, shutdown.clone());
     reconcilers.await;
     shutdown.cancel();
     match grpc.await {
@@ -254,21 +269,35 @@ fn certificate_files(
     files
 }
 
-/// The API port's TLS: the server certificate of the agent port, optional client certificates.
+/// The API port's TLS: the server certificate of the agent port, optional client certificates;
+/// reloaded when the files change, like the agent port's.
 fn api_tls_config(
     args: &RunArgs,
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    };
-    let client_ca = match &args.api_client_ca {
-        Some(path) => Some(read(path).context("--api-client-ca")?),
-        None => None,
-    };
-    crate::api::tls::api_server_config(&read(cert)?, &read(key)?, client_ca.as_deref())
-        .context("loading the public API's TLS configuration")
+) -> anyhow::Result<cairn_certs::ServerTls> {
+    let mut paths = vec![cert.to_path_buf(), key.to_path_buf()];
+    paths.extend(args.api_client_ca.iter().cloned());
+    let reloading = cairn_certs::Reloading::new(
+        "the public API's TLS certificates",
+        paths,
+        |pems: &[String]| {
+            crate::api::tls::api_server_config(&pems[0], &pems[1], pems.get(2).map(String::as_str))
+        },
+    )
+    .map_err(|err| match err {
+        cairn_certs::ReloadError::Read { path, source } => {
+            let flag = if args.api_client_ca.as_ref() == Some(&path) {
+                "--api-client-ca: "
+            } else {
+                ""
+            };
+            anyhow::Error::new(source).context(format!("{flag}reading {}", path.display()))
+        }
+        cairn_certs::ReloadError::Build(err) => anyhow::Error::new(err),
+    })
+    .context("loading the public API's TLS configuration")?;
+    Ok(cairn_certs::ServerTls::Reloading(Arc::new(reloading)))
 }
 
 fn lease_config(args: &RunArgs) -> anyhow::Result<LeaseConfig> {

@@ -2,7 +2,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use cairn_certs::server_config::crypto_provider;
+use cairn_certs::{ReloadError, Reloading};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,6 +32,12 @@ pub enum ClientTlsError {
     /// The key PEM has no private key.
     #[error("no PEM private key in the agent key")]
     NoPrivateKey,
+    /// The key is not the agent certificate's, or rustls cannot use it.
+    #[error("the agent key does not belong to the agent certificate")]
+    KeyMismatch {
+        /// rustls's reason.
+        source: rustls::Error,
+    },
     /// The endpoint is not `https://HOST[:PORT]`. The agent protocol is mutual TLS only
     /// (docs/PROTOCOL.md §2.1): an `http://` or scheme-less address is refused before any byte
     /// is sent, since the agent's first message names its node, version and capabilities.
@@ -58,17 +68,17 @@ pub enum ClientTlsError {
     },
 }
 
-/// The agent's TLS identity and trust. `Debug` never shows the key.
+/// The agent's TLS identity and trust, as PEM texts. `Debug` never shows the key.
 #[derive(Clone)]
-pub struct ClientTls {
+struct Material {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
 }
 
-impl fmt::Debug for ClientTls {
+impl fmt::Debug for Material {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientTls")
+        f.debug_struct("Material")
             .field("ca_pem", &self.ca_pem)
             .field("cert_pem", &self.cert_pem)
             .field("key_pem", &"<redacted>")
@@ -76,42 +86,85 @@ impl fmt::Debug for ClientTls {
     }
 }
 
+/// The agent's TLS identity and trust: fixed PEM texts, or files read again at every dial so
+/// that a renewed agent certificate or a rotated CA is used from the next connection on,
+/// without a restart (a set of files that does not fit together, e.g. a certificate written
+/// before its key, is logged and the last complete set stays in use).
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Fixed(Material),
+    Files(Arc<Reloading<Material, ClientTlsError>>),
+}
+
 impl ClientTls {
     /// From PEM texts: the Cairn CA, the agent certificate and its private key. Checks that
-    /// each holds what it should, so a mix-up fails at start-up rather than at every dial.
+    /// each holds what it should and that the key is the certificate's, so a mix-up fails at
+    /// start-up rather than at every dial.
     pub fn from_pem(
         ca_pem: &str,
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<ClientTls, ClientTlsError> {
+        Ok(ClientTls {
+            source: Source::Fixed(Material::from_pem(ca_pem, cert_pem, key_pem)?),
+        })
+    }
+
+    /// From PEM files (`--tls-ca`, `--tls-cert`, `--tls-key`), read again at every dial.
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientTlsError> {
+        let reloading = Reloading::new(
+            "the agent's TLS certificates",
+            vec![ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()],
+            |pems: &[String]| Material::from_pem(&pems[0], &pems[1], &pems[2]),
+        )
+        .map_err(|err| match err {
+            ReloadError::Read { path, source } => ClientTlsError::Read { path, source },
+            ReloadError::Build(err) => err,
+        })?;
+        Ok(ClientTls {
+            source: Source::Files(Arc::new(reloading)),
+        })
+    }
+
+    fn material(&self) -> Material {
+        match &self.source {
+            Source::Fixed(material) => material.clone(),
+            Source::Files(reloading) => reloading.current(),
+        }
+    }
+
+    /// tonic's TLS settings for dialling a control plane whose certificate names `server_name`,
+    /// with the certificates as they are now.
+    pub fn tonic_config(&self, server_name: &str) -> ClientTlsConfig {
+        let material = self.material();
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&material.ca_pem))
+            .identity(Identity::from_pem(&material.cert_pem, &material.key_pem))
+            .domain_name(server_name)
+    }
+}
+
+impl Material {
+    fn from_pem(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Material, ClientTlsError> {
         require_certificate(ca_pem, "CA certificate")?;
         require_certificate(cert_pem, "agent certificate")?;
-        PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|_| ClientTlsError::NoPrivateKey)?;
-        Ok(ClientTls {
+        let chain: Vec<_> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .filter_map(Result::ok)
+            .collect();
+        rustls::sign::CertifiedKey::from_der(chain, key, &crypto_provider())
+            .map_err(|source| ClientTlsError::KeyMismatch { source })?;
+        Ok(Material {
             ca_pem: ca_pem.to_owned(),
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
         })
-    }
-
-    /// From PEM files (`--tls-ca`, `--tls-cert`, `--tls-key`).
-    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientTlsError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| ClientTlsError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        ClientTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
-    }
-
-    /// tonic's TLS settings for dialling a control plane whose certificate names `server_name`.
-    pub fn tonic_config(&self, server_name: &str) -> ClientTlsConfig {
-        ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&self.ca_pem))
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .domain_name(server_name)
     }
 }
 

@@ -828,25 +828,23 @@ fn every_flag_of_the_binaries_is_set_by_the_chart_or_known_not_to_apply() -> Res
 // ---------------------------------------------------------------------------------------------
 // Security properties a reviewer would check by hand.
 
-/// Every init container of `workload` mounts `volume` and no other container does.
-fn only_init_containers_mount(workload: &Value, volume: &str) -> Result<()> {
-    for (c, init) in containers(workload) {
-        let mounts = c["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["name"] == volume);
-        ensure!(
-            mounts == init,
-            "container {} (init: {init}) mounts {volume}: {mounts}",
-            c["name"]
-        );
-    }
-    Ok(())
+/// The containers of `workload` that mount `volume`.
+fn mounting(workload: &Value, volume: &str) -> BTreeSet<String> {
+    containers(workload)
+        .into_iter()
+        .filter(|(c, _)| {
+            c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["name"] == volume)
+        })
+        .filter_map(|(c, _)| c["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]
-fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
+fn only_the_certificate_issuing_containers_can_read_the_agent_ca_key() -> Result<()> {
     let rendered = Rendered::of(&json!({}))?;
     let daemonset = rendered.one("DaemonSet", "cairn-agent")?;
     let volumes = daemonset["spec"]["template"]["spec"]["volumes"]
@@ -865,7 +863,22 @@ fn only_the_init_container_can_read_the_agent_ca_key() -> Result<()> {
         holding_key == ["agent-ca"],
         "volumes with the CA key: {holding_key:?}"
     );
-    only_init_containers_mount(daemonset, "agent-ca")?;
+    // The init container issues the first certificate, the renewal container the next ones;
+    // the agent, which serves the storage port, never sees the key.
+    let holders = mounting(daemonset, "agent-ca");
+    ensure!(
+        holders
+            == BTreeSet::from([
+                "issue-certificate".to_owned(),
+                "renew-certificate".to_owned()
+            ]),
+        "containers mounting the agent CA: {holders:?}"
+    );
+    let renew = container(daemonset, "renew-certificate")?;
+    ensure!(
+        renew["ports"].is_null(),
+        "the renewal container serves something: {renew}"
+    );
     // The control plane gets the agent CA's certificate but never its key.
     let secret = rendered.one("Secret", "cairn-control-plane-tls")?;
     let keys: BTreeSet<&str> = secret["data"]
@@ -981,8 +994,33 @@ fn cert_manager_mode_issues_the_same_files_without_lookup_and_renders_the_same_t
             )]),
         "the agent must trust the server CA through the server certificate's ca.crt"
     );
-    // Only the init container mounts the agent CA key; no pod mounts the server CA's Secret.
-    only_init_containers_mount(daemonset, "agent-ca")?;
+    // Only the issuing containers mount the agent CA key; no pod mounts the server CA's Secret.
+    ensure!(
+        mounting(daemonset, "agent-ca")
+            == BTreeSet::from([
+                "issue-certificate".to_owned(),
+                "renew-certificate".to_owned()
+            ])
+    );
+    // Every Certificate renews before it expires; the binaries reload the files.
+    for certificate in rendered.of_kind("Certificate") {
+        ensure!(
+            certificate["spec"]["renewBefore"].is_string(),
+            "no renewBefore: {certificate}"
+        );
+    }
+    ensure!(rendered.one("Certificate", "cairn-agent-ca")?["spec"]["renewBefore"] == "2160h");
+    ensure!(
+        rendered.one("Certificate", "cairn-control-plane-tls")?["spec"]["renewBefore"] == "720h"
+    );
+    // The agents' own certificates are renewed by the renewal container.
+    let args = strs(&container(daemonset, "renew-certificate")?["args"]);
+    for wanted in ["--renew-before=720h", "--every=1m", "--days=365"] {
+        ensure!(
+            args.iter().any(|a| a == wanted),
+            "{wanted} missing from {args:?}"
+        );
+    }
     for workload in [deployment, daemonset] {
         for volume in workload["spec"]["template"]["spec"]["volumes"]
             .as_array()

@@ -1,7 +1,6 @@
 //! Serving the API on a TCP listener: TLS, the four services, health and reflection.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::api::v1::backup_service_server::BackupServiceServer;
@@ -34,7 +33,7 @@ pub enum ServeError {
 /// Serves the API on `listener` with `tls` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<cairn_certs::ServerTls>,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {

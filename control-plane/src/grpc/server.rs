@@ -1,7 +1,6 @@
 //! Serving the agent service on a TCP listener through the mTLS accept loop.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -23,15 +22,16 @@ pub enum ServeError {
     Transport(#[source] tonic::transport::Error),
 }
 
-/// Serves the agent service on `listener` with `tls` (from
-/// [`cairn_certs::server_config`]) until `shutdown` completes.
+/// Serves the agent service on `listener` with `tls` (from [`cairn_certs::server_config`], or
+/// [`cairn_certs::reloading_server_config`] to follow rotated files) until `shutdown`
+/// completes.
 ///
 /// Every refused connection (plaintext, no certificate, other CA, expired certificate) is
 /// logged once with the peer address by the accept loop; identity and version refusals are
 /// logged by the service.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: impl Into<cairn_certs::ServerTls>,
     hub: AgentHub,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {

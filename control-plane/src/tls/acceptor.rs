@@ -6,9 +6,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_certs::ServerTls;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -31,21 +31,24 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// The loop ends when the returned stream is dropped.
 pub fn tls_incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: impl Into<ServerTls>,
     handshake_timeout: Duration,
 ) -> ReceiverStream<Result<TlsConnection, io::Error>> {
     tls_incoming_for("agent", listener, config, handshake_timeout)
 }
 
 /// [`tls_incoming`] for the peers of another port: refusals are logged as `<peer> refused`.
+///
+/// Each connection is accepted with the configuration `config` gives at that moment, so
+/// certificates rotated on disk (a [`ServerTls::Reloading`]) apply from the next connection.
 pub fn tls_incoming_for(
     what: &'static str,
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: impl Into<ServerTls>,
     handshake_timeout: Duration,
 ) -> ReceiverStream<Result<TlsConnection, io::Error>> {
     let (tx, rx) = mpsc::channel(ESTABLISHED_BACKLOG);
-    let acceptor = TlsAcceptor::from(config);
+    let config = config.into();
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -54,7 +57,7 @@ pub fn tls_incoming_for(
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    let acceptor = acceptor.clone();
+                    let acceptor = TlsAcceptor::from(config.current());
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         if let Some(tls) =

@@ -67,10 +67,21 @@ pub fn check_reusable(
     wanted: &WantedNames,
     now: Timestamp,
 ) -> Result<(), Staleness> {
+    check_reusable_within(info, signed_by_ca, wanted, now, RENEW_BEFORE)
+}
+
+/// [`check_reusable`] with a certificate expiring within `renew_before` counted as expiring.
+pub fn check_reusable_within(
+    info: &CertInfo,
+    signed_by_ca: bool,
+    wanted: &WantedNames,
+    now: Timestamp,
+    renew_before: SignedDuration,
+) -> Result<(), Staleness> {
     if info.not_before > now {
         return Err(Staleness::NotYetValid);
     }
-    if info.not_after < now + RENEW_BEFORE {
+    if info.not_after < now + renew_before {
         return Err(Staleness::Expiring {
             not_after: info.not_after,
         });
@@ -141,6 +152,34 @@ pub fn ensure_agent_cert(dir: &Path, node: &str) -> Result<CertFiles, CaError> {
     Ok(files)
 }
 
+/// Renews the agent certificate `files` for `node` when it is missing, unreadable, expires
+/// within `renew_before`, is not signed by `ca` (the CA rotated) or does not name `node`:
+/// issues a new one valid for `validity` and returns why; `None` when the old one is kept.
+/// The agent reads its files again at each dial, so it uses the new certificate from its next
+/// connection without a restart.
+pub fn renew_agent_cert(
+    ca: &Ca,
+    files: &CertFiles,
+    node: &str,
+    validity: Validity,
+    renew_before: SignedDuration,
+) -> Result<Option<Staleness>, CaError> {
+    let wanted = WantedNames {
+        uris: BTreeSet::from([format!("{AGENT_URI_PREFIX}{node}")]),
+        ..WantedNames::default()
+    };
+    let why = if files.exist() {
+        match existing_staleness_within(ca, files, &wanted, renew_before) {
+            None => return Ok(None),
+            Some(why) => why,
+        }
+    } else {
+        Staleness::Unreadable("it does not exist".to_owned())
+    };
+    ca.issue_agent(node, validity)?.write(files)?;
+    Ok(Some(why))
+}
+
 fn ensure_leaf(
     ca: &Ca,
     files: &CertFiles,
@@ -162,13 +201,28 @@ fn ensure_leaf(
 }
 
 fn existing_staleness(ca: &Ca, files: &CertFiles, wanted: &WantedNames) -> Option<Staleness> {
+    existing_staleness_within(ca, files, wanted, RENEW_BEFORE)
+}
+
+fn existing_staleness_within(
+    ca: &Ca,
+    files: &CertFiles,
+    wanted: &WantedNames,
+    renew_before: SignedDuration,
+) -> Option<Staleness> {
     let check = || -> Result<Result<(), Staleness>, String> {
         let pem = std::fs::read_to_string(&files.cert).map_err(|e| e.to_string())?;
         let cert_der = first_pem_certificate(&pem).map_err(|e| e.to_string())?;
         let ca_der = first_pem_certificate(ca.cert_pem()).map_err(|e| e.to_string())?;
         let info = CertInfo::from_der(&cert_der).map_err(|e| e.to_string())?;
         let signed = is_signed_by(&cert_der, &ca_der).map_err(|e| e.to_string())?;
-        Ok(check_reusable(&info, signed, wanted, Timestamp::now()))
+        Ok(check_reusable_within(
+            &info,
+            signed,
+            wanted,
+            Timestamp::now(),
+            renew_before,
+        ))
     };
     match check() {
         Ok(verdict) => verdict.err(),
@@ -265,5 +319,33 @@ mod tests {
         std::fs::remove_file(dir.path().join("ca-key.pem")).unwrap();
         ensure_agent_cert(dir.path(), "node-a").unwrap();
         assert_ne!(std::fs::read(&agent.cert).unwrap(), before);
+    }
+
+    #[test]
+    fn agent_certificate_is_renewed_before_expiry_and_when_the_ca_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::from_stem(&dir.path().join("agent"));
+        let ca = Ca::generate(Validity::days(30)).unwrap();
+        let hours = SignedDuration::from_hours;
+        let why = renew_agent_cert(&ca, &files, "n1", Validity::days(10), hours(24)).unwrap();
+        assert_eq!(why, Some(Staleness::Unreadable("it does not exist".into())));
+        let first = std::fs::read_to_string(&files.cert).unwrap();
+        // Ten days left, renew one day before: kept.
+        let kept = renew_agent_cert(&ca, &files, "n1", Validity::days(10), hours(24)).unwrap();
+        assert_eq!(kept, None);
+        assert_eq!(std::fs::read_to_string(&files.cert).unwrap(), first);
+        // Renew eleven days before: the ten-day certificate is due.
+        let due = renew_agent_cert(&ca, &files, "n1", Validity::days(10), hours(24 * 11)).unwrap();
+        assert!(matches!(due, Some(Staleness::Expiring { .. })), "{due:?}");
+        let second = std::fs::read_to_string(&files.cert).unwrap();
+        assert_ne!(second, first);
+        // A new CA: the certificate of the old one is replaced.
+        let rotated = Ca::generate(Validity::days(30)).unwrap();
+        let why = renew_agent_cert(&rotated, &files, "n1", Validity::days(10), hours(24)).unwrap();
+        assert_eq!(why, Some(Staleness::OtherCa));
+        let pem = std::fs::read_to_string(&files.cert).unwrap();
+        let der = first_pem_certificate(&pem).unwrap();
+        let ca_der = first_pem_certificate(rotated.cert_pem()).unwrap();
+        assert!(is_signed_by(&der, &ca_der).unwrap());
     }
 }

@@ -18,6 +18,13 @@
 //!   multipart (501), and its PUT answer lacks the ETag the client requires. So no emulator can
 //!   take a GCS backup: the tests cover GCS's read side (what a restore does) on objects uploaded
 //!   through the JSON API ([`GcsEmulator::upload`]), and writes only on S3 and Azure.
+//!   Checked again with the newest of each in the registries: the PyPI wrapper 0.1.1 (its only
+//!   release) bundles fake-gcs-server v1.54.0; the newest fake-gcs-server source (the Go module
+//!   proxy has up to v1.56.1) routes an XML `PUT /{bucket}/{object}` to its upload handler only
+//!   as a signed-URL upload (`X-Goog-Algorithm` in the query), still has no XML multipart, and
+//!   answers a bearer-token PUT `400 invalid uploadType`; gcp-storage-emulator 2026.7.19 (the
+//!   newest on PyPI) still routes only GET and PUT of the XML API. Google's storage-testbench
+//!   is not on PyPI.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
