@@ -71,3 +71,59 @@ async fn a_file_backup_of_a_pvc_restores_into_a_new_pvc_byte_for_byte() -> anyho
     })
     .await
 }
+
+/// A backupData Job with `runOnTargetPodNode: false` mounts none of the target's volumes and
+/// runs through a connected agent chosen by the control plane (the target's node here, the only
+/// one: localkube runs one node), recorded in `cairn.io/backup-nodes` (ARCHITECTURE.md §K2.12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_job_not_run_on_the_target_node_is_placed_on_a_connected_agent()
+-> anyhow::Result<()> {
+    run("backup-anywhere", async |stack| {
+        let workload = scenario::workload(stack, NS, "db", 4096).await?;
+        let actionset = cairn_e2e::manifests::render(
+            "actionset-files.yaml",
+            &[("ACTIONSET", "anywhere"), ("BEFORE_PUSH", "")],
+        )?
+        .replacen("runOnTargetPodNode: true", "runOnTargetPodNode: false", 1)
+        .replace("tar -cf - -C /data .", "echo not-from-the-target-volume");
+        anyhow::ensure!(
+            actionset.contains("runOnTargetPodNode: false"),
+            "{actionset}"
+        );
+        stack.kubectl.apply(&actionset).await?;
+        let policy = scenario::policy_for(stack, &workload, "anywhere", "anywhere", "", 1).await?;
+        scenario::backup(
+            stack,
+            NS,
+            "anywhere-1",
+            &policy.name,
+            &policy.method,
+            "Delete",
+        )
+        .await?;
+        let backup =
+            dp::backup_completed(&stack.client, NS, "anywhere-1", Duration::from_secs(90)).await?;
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(stack.client.clone(), NS);
+        let node = pods
+            .get(&workload.pod)
+            .await?
+            .spec
+            .and_then(|s| s.node_name)
+            .unwrap_or_default();
+        let recorded = backup
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("cairn.io/backup-nodes")
+            .cloned()
+            .unwrap_or_default();
+        let nodes: std::collections::BTreeMap<String, String> = serde_json::from_str(&recorded)?;
+        anyhow::ensure!(
+            !node.is_empty() && nodes.len() == 1 && nodes.values().all(|n| *n == node),
+            "the backupData Job's node is recorded: {recorded:?} (pod on {node:?})"
+        );
+        Ok(())
+    })
+    .await
+}

@@ -71,11 +71,14 @@ use crate::target::BackupTarget;
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.parameters", "rule": "has(oldSelf.parameters) == has(self.parameters)"}]))]
 pub struct BackupSpec {
     /// The BackupPolicy applied to perform this backup. Immutable.
     #[schemars(regex(pattern = NAME_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.backupPolicyName", "rule": "self == oldSelf"}]))]
     pub backup_policy_name: String,
     /// The backup method, a name defined in the BackupPolicy. Immutable.
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.backupMethod", "rule": "self == oldSelf"}]))]
     pub backup_method: String,
     /// Whether the backup data in the repository is deleted with the Backup (`Delete`, the default)
     /// or kept (`Retain`). KubeBlocks keeps a `Retain` Backup in `Deleting` forever instead.
@@ -88,10 +91,12 @@ pub struct BackupSpec {
     pub retention_period: Option<RetentionPeriod>,
     /// The parent backup of an incremental or differential backup. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.parentBackupName", "rule": "self == oldSelf"}]))]
     pub parent_backup_name: Option<String>,
     /// Parameters for the ActionSet, matching its `parametersSchema` (at most 128). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.parameters", "rule": "self == oldSelf"}]))]
     pub parameters: Option<Vec<ParameterPair>>,
 }
 

@@ -43,6 +43,7 @@ use crate::schema::PATH_PREFIX_PATTERN;
 #[serde(rename_all = "camelCase")]
 pub struct BackupRepoSpec {
     /// The StorageProvider used by this backup repository. Immutable.
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "StorageProviderRef is immutable", "rule": "self == oldSelf"}]))]
     pub storage_provider_ref: String,
     /// How the repository is accessed: `Mount` (default) or `Tool`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

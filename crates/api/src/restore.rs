@@ -53,17 +53,21 @@ use crate::target::PodSelector;
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.parameters", "rule": "has(oldSelf.parameters) == has(self.parameters)"}]))]
 pub struct RestoreSpec {
     /// The backup to restore. By backup type: Full is restored directly; Incremental from the most
     /// recent full backup onwards; Differential from its parent; Continuous from the most recent full
     /// backup before the restore time plus the logs after it.
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.backupName", "rule": "self == oldSelf"}]))]
     pub backup: BackupRef,
     /// The point in time to restore to, `YYYY-MM-DDTHH:MM:SSZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = RESTORE_TIME_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.restoreTime", "rule": "self == oldSelf"}]))]
     pub restore_time: Option<String>,
     /// Kubernetes resources to restore (accepted, not implemented by KubeBlocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.resources", "rule": "self == oldSelf"}]))]
     pub resources: Option<RestoreKubeResources>,
     /// Configuration of the `prepareData` phase: the volume claims to restore and the scheduling of
     /// the temporary restore pods.
@@ -89,6 +93,7 @@ pub struct RestoreSpec {
     /// Parameters for the ActionSet, matching its `parametersSchema` (at most 128). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.parameters", "rule": "self == oldSelf"}]))]
     pub parameters: Option<Vec<ParameterPair>>,
 }
 
@@ -135,6 +140,7 @@ pub struct PrepareDataConfig {
     /// Restore through `persistentVolumeClaim.spec.dataSourceRef` (volume populator): the source
     /// volume of the backup's targetVolumes and the mount path in the restore container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.prepareDataConfig.dataSourceRef", "rule": "self == oldSelf"}]))]
     pub data_source_ref: Option<VolumeConfig>,
     /// The volume claims to restore, mounted together into the restore job; created if missing.
     #[serde(
@@ -142,6 +148,7 @@ pub struct PrepareDataConfig {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.prepareDataConfig.volumeClaims", "rule": "self == oldSelf"}]))]
     pub volume_claims: Option<Vec<RestoreVolumeClaim>>,
     /// A template for the volume claims to restore, created in order by replica (or reused).
     #[serde(
@@ -149,6 +156,7 @@ pub struct PrepareDataConfig {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.prepareDataConfig.volumeClaimsTemplate", "rule": "self == oldSelf"}]))]
     pub volume_claims_template: Option<RestoreVolumeClaimsTemplate>,
     /// `Parallel` (default) restores the claims in parallel; `Serial` one after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +164,7 @@ pub struct PrepareDataConfig {
     pub volume_claim_restore_policy: Option<VolumeClaimRestorePolicy>,
     /// The scheduling of the restore pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"message": "forbidden to update spec.prepareDataConfig.schedulingSpec", "rule": "self == oldSelf"}]))]
     pub scheduling_spec: Option<SchedulingSpec>,
 }
 

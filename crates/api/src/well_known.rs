@@ -79,6 +79,9 @@ pub mod annotation {
     pub const VOLUME_SNAPSHOT_TIMEOUT: &str = "cairn.io/volume-snapshot-timeout";
     /// On a Restore: the JSON map `objectKey -> node` of where each restore Job runs.
     pub const RESTORE_NODES: &str = "cairn.io/restore-nodes";
+    /// On a Backup: the JSON map `action id -> node` of where each Job that need not run on its
+    /// target pod's node (`runOnTargetPodNode: false`) was dispatched.
+    pub const BACKUP_NODES: &str = "cairn.io/backup-nodes";
     /// On a Backup `cairnctl backup import` created: `<BackupRepo>:<path of the manifest>`,
     /// the `kubeblocks-backup.json` it was rebuilt from.
     pub const IMPORTED_FROM: &str = "cairn.io/imported-from";
@@ -157,6 +160,9 @@ pub mod conditions {
         pub const CONDITION_POST_READY: &str = "PostReady";
         /// Type: the readiness probe.
         pub const CONDITION_READINESS_PROBE: &str = "ReadinessProbe";
+        /// Type (Cairn extension): fields of the spec are set that Cairn does not act on
+        /// (`cairn_api::ignored::restore`); `True`, with reason `IgnoredField`, names them.
+        pub const CONDITION_IGNORED_FIELD: &str = "IgnoredField";
 
         /// Reason: the repository is usable.
         pub const REASON_REPO_OK: &str = "CheckBackupRepoSuccessfully";
@@ -174,6 +180,8 @@ pub mod conditions {
         pub const REASON_SUCCEED: &str = "Succeed";
         /// Reason: the stage failed.
         pub const REASON_FAILED: &str = "Failed";
+        /// Reason of the `IgnoredField` condition (and of its Warning event).
+        pub const REASON_IGNORED_FIELD: &str = "IgnoredField";
     }
 
     /// A continuous Backup's conditions (Cairn extension).

@@ -271,3 +271,179 @@ fn committed_crd_yaml_matches_the_types() {
         "stale CRD files in charts/cairn/crds; {fix}"
     );
 }
+
+/// Every `x-kubernetes-validations` rule of a schema, as `(path, rule, message)`.
+fn rules_of(schema: &Value, path: &str, out: &mut Vec<(String, String, String)>) {
+    let Some(map) = schema.as_object() else {
+        return;
+    };
+    for rule in map
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| rule[k].as_str().unwrap_or_default().to_string();
+        out.push((path.to_string(), text("rule"), text("message")));
+    }
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        for (name, prop) in props {
+            let child = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            rules_of(prop, &child, out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        rules_of(items, &format!("{path}[]"), out);
+    }
+}
+
+/// The immutability KubeBlocks' CRDs declare (config/crd/bases/dataprotection.kubeblocks.io_*.yaml:
+/// `self == oldSelf` transition rules, and `has(oldSelf.parameters) == has(self.parameters)` on the
+/// spec), with KubeBlocks' messages, and nothing else.
+#[test]
+fn crds_carry_kubeblocks_immutability_rules() {
+    let same = "self == oldSelf";
+    let params = "has(oldSelf.parameters) == has(self.parameters)";
+    let expected: Vec<(&str, &str, &str, &str)> = vec![
+        (
+            "backuprepos.dataprotection.kubeblocks.io",
+            "spec.storageProviderRef",
+            same,
+            "StorageProviderRef is immutable",
+        ),
+        (
+            "backups.dataprotection.kubeblocks.io",
+            "spec",
+            params,
+            "forbidden to update spec.parameters",
+        ),
+        (
+            "backups.dataprotection.kubeblocks.io",
+            "spec.backupMethod",
+            same,
+            "forbidden to update spec.backupMethod",
+        ),
+        (
+            "backups.dataprotection.kubeblocks.io",
+            "spec.backupPolicyName",
+            same,
+            "forbidden to update spec.backupPolicyName",
+        ),
+        (
+            "backups.dataprotection.kubeblocks.io",
+            "spec.parameters",
+            same,
+            "forbidden to update spec.parameters",
+        ),
+        (
+            "backups.dataprotection.kubeblocks.io",
+            "spec.parentBackupName",
+            same,
+            "forbidden to update spec.parentBackupName",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec",
+            params,
+            "forbidden to update spec.parameters",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.backup",
+            same,
+            "forbidden to update spec.backupName",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.parameters",
+            same,
+            "forbidden to update spec.parameters",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.prepareDataConfig.dataSourceRef",
+            same,
+            "forbidden to update spec.prepareDataConfig.dataSourceRef",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.prepareDataConfig.schedulingSpec",
+            same,
+            "forbidden to update spec.prepareDataConfig.schedulingSpec",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.prepareDataConfig.volumeClaims",
+            same,
+            "forbidden to update spec.prepareDataConfig.volumeClaims",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.prepareDataConfig.volumeClaimsTemplate",
+            same,
+            "forbidden to update spec.prepareDataConfig.volumeClaimsTemplate",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.resources",
+            same,
+            "forbidden to update spec.resources",
+        ),
+        (
+            "restores.dataprotection.kubeblocks.io",
+            "spec.restoreTime",
+            same,
+            "forbidden to update spec.restoreTime",
+        ),
+    ];
+    let mut found = Vec::new();
+    for (name, crd) in by_name() {
+        let mut rules = Vec::new();
+        rules_of(&schema_of(&crd), "", &mut rules);
+        found.extend(rules.into_iter().map(|(p, r, m)| (name.clone(), p, r, m)));
+    }
+    found.sort();
+    let mut expected: Vec<(String, String, String, String)> = expected
+        .into_iter()
+        .map(|(a, b, c, d)| (a.into(), b.into(), c.into(), d.into()))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+/// The generated Backup CRD, through cairn-schema, refuses what the API server refuses.
+#[test]
+fn the_generated_backup_crd_refuses_changing_an_immutable_field() {
+    let crds = by_name();
+    let schema =
+        cairn_schema::Schema::new(&schema_of(&crds["backups.dataprotection.kubeblocks.io"]))
+            .expect("the Backup schema compiles");
+    let old = serde_json::json!({
+        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
+        "metadata": {"name": "b1", "namespace": "default"},
+        "spec": {"backupPolicyName": "p", "backupMethod": "full", "deletionPolicy": "Delete"},
+    });
+    assert!(schema.validate(&old).is_empty());
+    let mut changed = old.clone();
+    changed["spec"]["backupMethod"] = "xtrabackup".into();
+    changed["spec"]["parameters"] = serde_json::json!([{"name": "a", "value": "1"}]);
+    let errors: Vec<String> = schema
+        .validate_update(&changed, &old)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            r#"spec: Invalid value: "object": forbidden to update spec.parameters"#,
+            r#"spec.backupMethod: Invalid value: "string": forbidden to update spec.backupMethod"#,
+        ]
+    );
+    let mut retention = old.clone();
+    retention["spec"]["retentionPeriod"] = "7d".into();
+    assert!(schema.validate_update(&retention, &old).is_empty());
+}

@@ -38,10 +38,14 @@
 //!   API server strips them. `x-kubernetes-int-or-string` makes a node accept integers and strings.
 //!
 //! # Caveats
-//! - CEL rules (`x-kubernetes-validations`) are ignored.
+//! - CEL rules (`x-kubernetes-validations`) run through the `cel` crate after the schema checks, as
+//!   the API server runs them: transition rules (those naming `oldSelf`) only on update, through
+//!   [`Schema::validate_update`]. See the `cel` module for what differs from the API server (no cost
+//!   budget, no Kubernetes-specific CEL libraries).
 //! - `metadata` is not validated here (the API server validates `ObjectMeta` separately).
 //! - `pattern` uses the `regex` crate (RE2 syntax, like Go's `regexp`).
 
+mod cel;
 mod defaults;
 mod error;
 mod format;
@@ -100,10 +104,26 @@ impl Schema {
         Schema::new(schema)
     }
 
-    /// Validates `object` and returns every error (deduplicated, in schema order). An empty list means valid.
+    /// Validates `object` as created and returns every error (deduplicated, in schema order), the
+    /// `x-kubernetes-validations` rules without `oldSelf` last. An empty list means valid.
     pub fn validate(&self, object: &Value) -> Vec<FieldError> {
+        self.validate_with_old(object, None)
+    }
+
+    /// Validates `object` as an update of `old`: the schema, then every `x-kubernetes-validations`
+    /// rule, transition rules (`self == oldSelf`) included where the old value correlates.
+    /// Rules without `oldSelf` are ratcheted: an unchanged value does not fail them.
+    pub fn validate_update(&self, object: &Value, old: &Value) -> Vec<FieldError> {
+        self.validate_with_old(object, Some(old))
+    }
+
+    fn validate_with_old(&self, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errors = Vec::new();
         validate::validate(&self.root, object, "", &mut errors);
+        // Like the API server, CEL rules run unless a value has the wrong type (a "blocking" error).
+        if !errors.iter().any(|e| e.kind == ErrorKind::TypeInvalid) {
+            cel::validate(&self.root, object, old, &mut errors);
+        }
         let mut unique: Vec<FieldError> = Vec::with_capacity(errors.len());
         for e in errors {
             if !unique.iter().any(|u| u.to_string() == e.to_string()) {

@@ -55,6 +55,10 @@ pub(crate) struct Node {
     pub embedded_resource: bool,
     pub list_type: Option<String>,
     pub list_map_keys: Vec<String>,
+    /// `x-kubernetes-map-type` (`atomic` makes a map's entries uncorrelated for transition rules).
+    pub map_type: Option<String>,
+    /// The compiled `x-kubernetes-validations` rules.
+    pub validations: Vec<crate::cel::Rule>,
 }
 
 /// String formats the API server validates (`apiextensions-apiserver` `supportedVersionedFormats`), dashes removed.
@@ -238,6 +242,20 @@ impl Node {
                 }
             },
             list_map_keys,
+            map_type: match map.get("x-kubernetes-map-type") {
+                None => None,
+                Some(Value::String(t)) => Some(t.clone()),
+                Some(_) => {
+                    return Err(err(
+                        &format!("{path}.x-kubernetes-map-type"),
+                        "must be a string",
+                    ));
+                }
+            },
+            validations: match map.get("x-kubernetes-validations") {
+                None => Vec::new(),
+                Some(rules) => crate::cel::parse_rules(rules, path)?,
+            },
         })
     }
 

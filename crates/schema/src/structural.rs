@@ -47,7 +47,68 @@ const FORBIDDEN_IN_JUNCTORS: [&str; 12] = [
 pub fn structural_errors(schema: &Value) -> Vec<FieldError> {
     let mut out = Vec::new();
     walk(schema, "openAPIV3Schema", Level::Root, &mut out);
+    check_rules(schema, "openAPIV3Schema", None, &mut out);
     out
+}
+
+/// The API server's checks of `x-kubernetes-validations` outside junctors (where they are
+/// structural): every rule and `messageExpression` compiles, messages are one line, reasons are
+/// known, and `oldSelf` is used only where an old value can be found (not below the items of a
+/// list that is not `x-kubernetes-list-type: map`, nor inside an atomic map).
+fn check_rules(
+    schema: &Value,
+    path: &str,
+    uncorrelated_at: Option<&str>,
+    out: &mut Vec<FieldError>,
+) {
+    let Some(map) = schema.as_object() else {
+        return;
+    };
+    if let Some(rules) = map.get("x-kubernetes-validations") {
+        for (at, value, detail) in crate::cel::rule_problems(rules, path) {
+            out.push(invalid(&at, &value, &detail));
+        }
+        if let (Some(root), Some(list)) = (uncorrelated_at, rules.as_array()) {
+            for (i, entry) in list.iter().enumerate() {
+                let Some(rule) = entry.get("rule").and_then(Value::as_str) else {
+                    continue;
+                };
+                if crate::cel::uses_old_self(rule) {
+                    out.push(invalid(
+                        &format!("{path}.x-kubernetes-validations[{i}].rule"),
+                        &json!(rule),
+                        &format!(
+                            "oldSelf cannot be used on the uncorrelatable portion of the schema within {root}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let atomic_map = map.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
+    let below = |child: &str| -> Option<String> {
+        uncorrelated_at
+            .map(str::to_string)
+            .or_else(|| atomic_map.then(|| child.to_string()))
+    };
+    if let Some(Value::Object(props)) = map.get("properties") {
+        for (name, prop) in props {
+            let child = format!("{path}.properties[{name}]");
+            check_rules(prop, &child, below(path).as_deref(), out);
+        }
+    }
+    if let Some(extra) = map.get("additionalProperties") {
+        let child = format!("{path}.additionalProperties");
+        check_rules(extra, &child, below(path).as_deref(), out);
+    }
+    if let Some(items) = map.get("items") {
+        let child = format!("{path}.items");
+        let map_list = map.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
+        let lost = uncorrelated_at
+            .map(str::to_string)
+            .or_else(|| (!map_list).then(|| path.to_string()));
+        check_rules(items, &child, lost.as_deref(), out);
+    }
 }
 
 fn forbidden(path: &str, detail: &str) -> FieldError {

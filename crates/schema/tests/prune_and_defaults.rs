@@ -197,3 +197,67 @@ proptest! {
         let _ = structural_errors(&object);
     }
 }
+
+#[test]
+fn validation_rules_are_structural_outside_junctors_and_must_compile() {
+    let accepted = json!({
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "has(self.spec)"}],
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [{"rule": "has(oldSelf.p) == has(self.p)", "message": "p is immutable"}],
+            "properties": {
+                "p": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]},
+                "byKey": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}},
+                              "x-kubernetes-validations": [{"rule": "self == oldSelf"}]},
+                },
+            },
+        }},
+    });
+    assert_eq!(structural_errors(&accepted), vec![]);
+    Schema::new(&accepted).expect("the accepted schema compiles");
+
+    let refused = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "bad": {"type": "string", "x-kubernetes-validations": [{"rule": "self ==="}]},
+            "atomic": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}},
+            "twoLines": {"type": "string", "x-kubernetes-validations": [{"rule": "self == 'a' ||\nself == 'b'"}]},
+            "reason": {"type": "string", "x-kubernetes-validations": [{"rule": "true", "reason": "Nope"}]},
+            "choice": {"type": "string", "anyOf": [{"x-kubernetes-validations": [{"rule": "true"}]}]},
+        }}},
+    });
+    let errors: Vec<String> = structural_errors(&refused)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let spec = "openAPIV3Schema.properties[spec].properties";
+    let expect = [
+        format!(
+            "{spec}[atomic].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within {spec}[atomic]"
+        ),
+        format!(
+            "{spec}[twoLines].x-kubernetes-validations[0].message: Invalid value: null: message must be specified if rule contains line breaks"
+        ),
+        format!(
+            "{spec}[reason].x-kubernetes-validations[0].reason: Invalid value: \"Nope\": supported values: \"FieldValueInvalid\", \"FieldValueForbidden\", \"FieldValueRequired\", \"FieldValueDuplicate\""
+        ),
+        format!(
+            "{spec}[choice].anyOf[0].x-kubernetes-validations: Forbidden: must be empty to be structural"
+        ),
+    ];
+    for e in &expect {
+        assert!(errors.contains(e), "missing {e:?} in {errors:#?}");
+    }
+    assert!(
+        errors.iter().any(|e| e.starts_with(&format!(
+            "{spec}[bad].x-kubernetes-validations[0].rule: Invalid value: \"self ===\": compilation failed"
+        ))),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), expect.len() + 1, "{errors:#?}");
+}

@@ -63,6 +63,11 @@ pub struct PlannedAction {
     /// The backupData action: the agent reads its backup info file.
     pub backup_data: bool,
     pub on_error: ActionErrorMode,
+    /// Runs on the target pod's node: exec actions, volume snapshots, Jobs with
+    /// `runOnTargetPodNode: true` (they mount the target's volumes) and Jobs that mount a Mount
+    /// repository's claim. Other Jobs may run on any node with a connected agent, preferably
+    /// the target's (ARCHITECTURE.md §K2.12).
+    pub pinned: bool,
 }
 
 /// Why the action list could not be built.
@@ -108,6 +113,15 @@ pub fn pod_actions(
     let t = target_prefix(target);
     let name = format!("dp-backup-{t}{pod_index}");
     let data = &backup_spec.backup_data.job;
+    // `onError: Continue` lets the pod's later actions (postBackup) and the backup go on after a
+    // failed backupData (§K8 S2); a continuous backup's archiver failing always fails it.
+    let continuous = ctx
+        .actionset
+        .is_some_and(|a| a.spec.backup_type == cairn_api::actionset::BackupType::Continuous);
+    let on_error = match data.on_error {
+        Some(mode) if !continuous => mode,
+        _ => ActionErrorMode::Fail,
+    };
     let main = PlannedAction {
         work: Workload::Job(Box::new(build_job(
             ctx,
@@ -118,7 +132,8 @@ pub fn pod_actions(
             data,
         ))),
         backup_data: true,
-        on_error: ActionErrorMode::Fail,
+        on_error,
+        pinned: job_pinned(ctx, data),
         name,
     };
     with_hooks(ctx, target, pod, pod_index, main)
@@ -185,6 +200,7 @@ fn hook_action(
                 },
                 backup_data: false,
                 on_error: exec.on_error.unwrap_or(ActionErrorMode::Fail),
+                pinned: true,
                 name,
             })
         }
@@ -192,11 +208,18 @@ fn hook_action(
             work: Workload::Job(Box::new(build_job(ctx, target, pod, &name, &name, job))),
             backup_data: false,
             on_error: job.on_error.unwrap_or(ActionErrorMode::Fail),
+            pinned: job_pinned(ctx, job),
             name,
         }),
         (None, None) => Err(ActionError::Neither(name)),
         (Some(_), Some(_)) => Err(ActionError::Both(name)),
     }
+}
+
+/// Whether a Job action must run on its target pod's node: it mounts the target's volumes
+/// (`runOnTargetPodNode: true`), or a Mount repository's claim, which may attach to one node only.
+fn job_pinned(ctx: &BackupContext<'_>, spec: &JobActionSpec) -> bool {
+    spec.run_on_target_pod_node.unwrap_or(false) || ctx.mount_repo.is_some()
 }
 
 /// `DP_BACKUP_BASE_PATH` for a pod of a target.

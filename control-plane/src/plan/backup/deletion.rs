@@ -187,6 +187,10 @@ fn cancel_running(
     intents: &mut Vec<Intent>,
 ) -> bool {
     let uid = o.backup.metadata.uid.as_deref().unwrap_or_default();
+    let placements = crate::plan::restore::placement::Placements::read_from(
+        o.backup.metadata.annotations.as_ref(),
+        cairn_api::well_known::annotation::BACKUP_NODES,
+    );
     let mut still_running = false;
     for action in status.actions.iter_mut().flatten() {
         if action.phase != Some(ActionPhase::Running) {
@@ -194,12 +198,17 @@ fn cancel_running(
         }
         let pod = action.target_pod_name.clone().unwrap_or_default();
         let id = super::continuous::entry_id(uid, action);
-        let node = o
-            .pods
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
-            .and_then(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
-            .unwrap_or_default();
+        // Where it was dispatched: the recorded node of a Job free to run anywhere, else its
+        // target pod's node.
+        let node = match placements.recorded(&id) {
+            Some(node) => node.to_string(),
+            None => o
+                .pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+                .and_then(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+                .unwrap_or_default(),
+        };
         let state = step(&o.agents, &id, Some(&node), now);
         let ended = state.ended();
         if ended || matches!(state, Step::NodeLost { .. }) {

@@ -60,6 +60,7 @@ use super::action::{self, ended};
 use super::agent_view::AgentView;
 use super::ids::action_id;
 use super::intent::{Intent, Plan};
+use super::restore::placement::Placements;
 
 pub(super) const COPIED_POD_LABELS: [&str; 3] = [
     well_known::label::INSTANCE,
@@ -283,6 +284,10 @@ fn advance(
         status,
         intents,
         counted: Vec::new(),
+        placements: Placements::read_from(
+            o.backup.metadata.annotations.as_ref(),
+            well_known::annotation::BACKUP_NODES,
+        ),
     };
     let mut outcomes = Vec::new();
     for target in &request.targets {
@@ -296,10 +301,21 @@ fn advance(
     }
     let Walk {
         mut status,
-        intents,
+        mut intents,
         counted,
+        placements,
         ..
     } = walk;
+    // The placements are written before the status and the dispatches (intent order).
+    if let Some((key, value)) = placements.patch() {
+        intents.insert(
+            0,
+            Intent::PatchMeta {
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::from([(key, Some(value))]),
+            },
+        );
+    }
     progress::update(o, &mut status, &counted, now);
     if outcomes.contains(&PodProgress::Waiting) {
         let waiting = o.settings.wait_requeue.max(Duration::from_secs(5));

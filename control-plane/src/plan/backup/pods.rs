@@ -20,6 +20,7 @@ use crate::plan::action::{
 use crate::plan::agent_view::ReportedAction;
 use crate::plan::ids::action_id;
 use crate::plan::intent::Intent;
+use crate::plan::restore::placement::{Placement, Placements};
 
 /// Where a pod's actions stand after this reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub(super) struct Walk<'a> {
     pub intents: Vec<Intent>,
     /// Actions running, or finished in this reconcile: their bytes count in the progress.
     pub counted: Vec<String>,
+    /// Where the Jobs that need not run on their target pod's node were dispatched
+    /// (annotation `cairn.io/backup-nodes`), so that a re-derived plan sends them to the same agent.
+    pub placements: Placements,
 }
 
 impl Walk<'_> {
@@ -73,11 +77,27 @@ impl Walk<'_> {
     fn action(&mut self, planned: &PlannedAction, pod: &Pod) -> Outcome {
         let now = self.now;
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        let node = pod
+        let pod_node = pod
             .spec
             .as_ref()
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default();
+        let uid = self.o.backup.metadata.uid.as_deref().unwrap_or_default();
+        let id = action_id(uid, &planned.name, &pod_name);
+        let node = if planned.pinned {
+            pod_node
+        } else {
+            // Any node with a connected agent, the target's first; remembered once chosen. With
+            // no agent connected, the target's node (the action waits there like a pinned one).
+            self.placements
+                .place(
+                    &id,
+                    &Placement::Preferably(pod_node.clone()),
+                    &self.o.agents,
+                    &[],
+                )
+                .unwrap_or(pod_node)
+        };
         let entry = status_entry(
             &mut self.status,
             &planned.name,
@@ -89,8 +109,6 @@ impl Walk<'_> {
             Some(ActionPhase::Failed) => return Outcome::Failed,
             _ => {}
         }
-        let uid = self.o.backup.metadata.uid.as_deref().unwrap_or_default();
-        let id = action_id(uid, &planned.name, &pod_name);
         match step(&self.o.agents, &id, Some(&node), now) {
             Step::Succeeded(report) => {
                 complete_entry(entry, report, pod, now);

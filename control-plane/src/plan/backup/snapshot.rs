@@ -213,6 +213,7 @@ pub fn action(
         },
         backup_data: false,
         on_error: ActionErrorMode::Fail,
+        pinned: true,
         name,
     })
 }

@@ -804,6 +804,157 @@ fn failed_hook_with_on_error_continue_keeps_the_backup_running() {
     assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-backup-0");
 }
 
+/// Runs the preBackup hook to success: backupData is dispatched.
+fn run_pre_backup(o: &mut Observed) {
+    step(o, now());
+    report(
+        o,
+        "dp-prebackup-0-0",
+        "pg-0",
+        ReportedPhase::Succeeded,
+        None,
+    );
+    step(o, later(1));
+}
+
+/// Runs the preBackup hook to success and backupData to failure; the plan after the failure.
+fn fail_backup_data(o: &mut Observed) -> Plan<BackupStatus> {
+    run_pre_backup(o);
+    report(o, "dp-backup-0", "pg-0", ReportedPhase::Failed, None);
+    step(o, later(2))
+}
+
+/// `backupData.onError: Continue` (§K8 S2): a failed backupData does not fail the backup; the
+/// postBackup hooks run and the backup goes on to its manifest, the failure kept in
+/// `status.actions` and an `ActionFailed` Warning.
+#[test]
+fn failed_backup_data_with_on_error_continue_lets_the_backup_go_on() {
+    let mut o = observed();
+    let mut set = o.actionset.clone().unwrap();
+    set.spec.backup.as_mut().unwrap().backup_data.job.on_error =
+        Some(cairn_api::action::ActionErrorMode::Continue);
+    o.actionset = Some(set);
+    let plan = fail_backup_data(&mut o);
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(
+        entry(&status, "dp-backup-0").phase,
+        Some(ActionPhase::Failed)
+    );
+    assert!(
+        events(&plan.intents)
+            .iter()
+            .any(|(_, r, m)| r == "ActionFailed" && m.contains("dp-backup-0")),
+        "{:?}",
+        plan.intents
+    );
+    assert_eq!(dispatched(&plan.intents)[0].1.name, "dp-postbackup-0-0");
+    report(
+        &mut o,
+        "dp-postbackup-0-0",
+        "pg-0",
+        ReportedPhase::Succeeded,
+        None,
+    );
+    let plan = step(&mut o, later(3));
+    let sent = dispatched(&plan.intents);
+    assert!(
+        matches!(&sent[0].1.kind, Some(pb::action::Kind::PutObject(_))),
+        "the manifest is written next: {sent:?}"
+    );
+}
+
+/// Without `onError` (or with `Fail`), a failed backupData fails the backup, as in KubeBlocks.
+#[test]
+fn failed_backup_data_without_on_error_fails_the_backup() {
+    let mut o = observed();
+    let plan = fail_backup_data(&mut o);
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert!(dispatched(&plan.intents).is_empty());
+}
+
+/// The dispatches of backupData (`dp-backup-0`) in `plan`, by node.
+fn backup_data_nodes(plan: &Plan<BackupStatus>) -> Vec<String> {
+    dispatched(&plan.intents)
+        .into_iter()
+        .filter(|(_, a)| a.name == "dp-backup-0")
+        .map(|(node, _)| node.to_string())
+        .collect()
+}
+
+/// Only backupData, with `runOnTargetPodNode: false`; agents on node-a (the target's) and node-b.
+fn backup_data_anywhere() -> Observed {
+    let mut o = observed();
+    o.actionset = Some(actionset(
+        json!({"spec": {"backup": {"preBackup": null, "postBackup": null,
+        "backupData": {"runOnTargetPodNode": false}}}}),
+    ));
+    o.agents = agents(&["node-a", "node-b"]);
+    o
+}
+
+/// A backupData Job with `runOnTargetPodNode: false` (the default) mounts none of the target's
+/// volumes and may run on any node with a connected agent: the target's when its agent is
+/// there, else another, remembered in `cairn.io/backup-nodes` so a later reconcile sends it to
+/// the same agent (ARCHITECTURE.md §K2.12).
+#[test]
+fn backup_data_not_run_on_the_target_node_goes_to_any_connected_agent_and_stays_there() {
+    let mut o = backup_data_anywhere();
+    o.agents.disconnect("node-a", now());
+    let plan = step(&mut o, now());
+    assert_eq!(backup_data_nodes(&plan), ["node-b"]);
+    let Some(pb::action::Kind::Job(job)) = &dispatched(&plan.intents)[0].1.kind else {
+        panic!("not a job")
+    };
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_str(&job.job_json).unwrap();
+    let spec = job.spec.unwrap().template.spec.unwrap();
+    let volumes: Vec<String> = spec.volumes.unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(
+        volumes,
+        ["manager-shared-volume"],
+        "no target volume is mounted"
+    );
+    assert!(spec.node_name.is_none() && spec.affinity.is_none() && spec.node_selector.is_none());
+    let recorded = o.backup.metadata.annotations.clone().unwrap_or_default();
+    assert!(
+        recorded[well_known::annotation::BACKUP_NODES].contains("\"node-b\""),
+        "{recorded:?}"
+    );
+    // node-a's agent comes back: the running action is still sent to node-b, not twice.
+    o.agents = agents(&["node-a", "node-b"]);
+    let plan = step(&mut o, later(1));
+    assert_eq!(backup_data_nodes(&plan), ["node-b"]);
+}
+
+#[test]
+fn backup_data_not_run_on_the_target_node_prefers_the_targets_agent() {
+    let mut o = backup_data_anywhere();
+    let plan = step(&mut o, now());
+    assert_eq!(backup_data_nodes(&plan), ["node-a"]);
+}
+
+/// `runOnTargetPodNode: true` mounts the target's volumes: the Job stays on the target's node
+/// even while its agent is away (and fails when the node is declared lost).
+#[test]
+fn backup_data_run_on_the_target_node_is_pinned_to_it() {
+    let mut o = observed();
+    o.actionset = Some(actionset(
+        json!({"spec": {"backup": {"preBackup": null, "postBackup": null}}}),
+    ));
+    o.agents = agents(&["node-a", "node-b"]);
+    o.agents.disconnect("node-a", now());
+    let plan = step(&mut o, now());
+    assert_eq!(backup_data_nodes(&plan), ["node-a"]);
+    assert!(
+        o.backup
+            .metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(well_known::annotation::BACKUP_NODES))
+    );
+}
+
 #[test]
 fn failed_hook_with_on_error_fail_fails_the_backup_and_skips_the_rest() {
     let mut o = observed();
@@ -987,15 +1138,7 @@ fn garbage_info_file_is_reported_and_does_not_fail_the_backup() {
 }
 
 fn run_to_manifest(o: &mut Observed) -> Plan<BackupStatus> {
-    step(o, now());
-    report(
-        o,
-        "dp-prebackup-0-0",
-        "pg-0",
-        ReportedPhase::Succeeded,
-        None,
-    );
-    step(o, later(1));
+    run_pre_backup(o);
     report(
         o,
         "dp-backup-0",

@@ -3,14 +3,18 @@
 
 use cairn_api::restore::RestoreStatus;
 use cairn_api::well_known::conditions::restore::{
-    REASON_REPO_OK, REASON_SUCCEED, REASON_VALIDATE_OK,
+    CONDITION_IGNORED_FIELD, REASON_IGNORED_FIELD, REASON_REPO_OK, REASON_SUCCEED,
+    REASON_VALIDATE_OK,
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Sets condition `type_`: `True` when `reason` is one of the success reasons, else `False`.
 pub fn set(status: &mut RestoreStatus, type_: &str, reason: &str, message: &str, now: Timestamp) {
-    let value = if matches!(reason, REASON_REPO_OK | REASON_VALIDATE_OK | REASON_SUCCEED) {
+    let value = if matches!(
+        reason,
+        REASON_REPO_OK | REASON_VALIDATE_OK | REASON_SUCCEED | REASON_IGNORED_FIELD
+    ) {
         "True"
     } else {
         "False"
@@ -34,6 +38,24 @@ pub fn set(status: &mut RestoreStatus, type_: &str, reason: &str, message: &str,
             observed_generation: None,
         }),
     }
+}
+
+/// Records the fields of the spec Cairn does not act on (`message`, from
+/// `cairn_api::ignored::message`) in condition `IgnoredField`. Returns whether the condition is
+/// new or says something new, i.e. whether the `IgnoredField` Warning event is due: once per
+/// set of fields, however often the Restore is reconciled.
+pub fn set_ignored_fields(status: &mut RestoreStatus, message: &str, now: Timestamp) -> bool {
+    if get(status, CONDITION_IGNORED_FIELD).is_some_and(|c| c.message == message) {
+        return false;
+    }
+    set(
+        status,
+        CONDITION_IGNORED_FIELD,
+        REASON_IGNORED_FIELD,
+        message,
+        now,
+    );
+    true
 }
 
 /// Whether condition `type_` is `True`.

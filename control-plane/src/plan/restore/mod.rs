@@ -33,7 +33,9 @@
 //!   namespace's default service account (there is no worker service account).
 //!
 //! # Not supported yet (the Restore fails saying so)
-//! `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is ignored, as in KubeBlocks.
+//! `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is not acted on, as in
+//! KubeBlocks: the Restore says so with condition `IgnoredField` and a Warning event of that
+//! reason, once (`cairn_api::ignored::restore`, ARCHITECTURE.md §K8 S22).
 
 pub mod conditions;
 pub mod deletion;
@@ -197,6 +199,15 @@ fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<Restor
     }
     if !has_finalizer(&o.restore) {
         intents.push(Intent::AddFinalizer);
+    }
+    // Fields set that Cairn does not act on: a condition and one Warning (§K8 S22).
+    if let Some(message) = cairn_api::ignored::message(&cairn_api::ignored::restore(&o.restore))
+        && conditions::set_ignored_fields(&mut status, &message, now)
+    {
+        intents.push(Intent::warning(
+            cairn_api::well_known::conditions::restore::REASON_IGNORED_FIELD,
+            message,
+        ));
     }
     let sets = match sets::resolve(o) {
         Ok(sets) => sets,

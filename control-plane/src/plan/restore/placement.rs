@@ -27,6 +27,8 @@ pub enum Placement {
     Anywhere {
         node_selector: BTreeMap<String, String>,
     },
+    /// This node when its agent is connected, else any connected agent.
+    Preferably(String),
 }
 
 /// The recorded placements, and whether this reconcile added any.
@@ -34,18 +36,29 @@ pub enum Placement {
 pub struct Placements {
     nodes: BTreeMap<String, String>,
     changed: bool,
+    annotation: &'static str,
 }
 
 impl Placements {
-    /// Reads the annotation; a missing or unreadable one is empty.
+    /// Reads the Restore annotation; a missing or unreadable one is empty.
     pub fn read(annotations: Option<&BTreeMap<String, String>>) -> Self {
+        Self::read_from(annotations, well_known::annotation::RESTORE_NODES)
+    }
+
+    /// Reads the placements kept in annotation `annotation` (a Backup's
+    /// [`well_known::annotation::BACKUP_NODES`]).
+    pub fn read_from(
+        annotations: Option<&BTreeMap<String, String>>,
+        annotation: &'static str,
+    ) -> Self {
         let nodes = annotations
-            .and_then(|a| a.get(well_known::annotation::RESTORE_NODES))
+            .and_then(|a| a.get(annotation))
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         Self {
             nodes,
             changed: false,
+            annotation,
         }
     }
 
@@ -68,6 +81,10 @@ impl Placements {
         }
         let node = match placement {
             Placement::Pinned(node) => node.clone(),
+            Placement::Preferably(node) if agents.nodes.get(node).is_some_and(|s| s.connected) => {
+                node.clone()
+            }
+            Placement::Preferably(_) => agents.any_connected_node()?.to_string(),
             Placement::Anywhere { node_selector } => agents
                 .nodes
                 .iter()
@@ -92,7 +109,7 @@ impl Placements {
     pub fn patch(&self) -> Option<(String, String)> {
         self.changed.then(|| {
             (
-                well_known::annotation::RESTORE_NODES.to_string(),
+                self.annotation.to_string(),
                 serde_json::to_string(&self.nodes).unwrap_or_default(),
             )
         })

@@ -440,6 +440,57 @@ fn a_valid_restore_starts_running_with_label_finalizer_conditions_and_event() {
     );
 }
 
+/// `spec.resources` (Kubernetes resources to restore) is not acted on: the Restore says so in
+/// condition `IgnoredField` and one Warning event, not once per reconcile (§K1.9).
+#[test]
+fn a_restore_with_resources_gets_one_ignored_field_warning_and_condition() {
+    let mut o = observed();
+    o.restore =
+        restore(json!({"spec": {"resources": {"included": [{"groupResource": "secrets"}]}}}));
+    o.repos = vec![repo("repo1", "PreChecking")];
+    let ignored = |plan: &Plan<RestoreStatus>| -> Vec<String> {
+        events(&plan.intents)
+            .into_iter()
+            .filter(|(t, r, _)| *t == EventType::Warning && r == "IgnoredField")
+            .map(|(_, _, m)| m)
+            .collect()
+    };
+    let waiting = step(&mut o, now());
+    assert_eq!(
+        ignored(&waiting),
+        [
+            "spec.resources is set but not acted on: Cairn does not restore Kubernetes resources, only volume data"
+        ]
+    );
+    let status = waiting.status.clone().unwrap();
+    let (value, reason, message) = condition(&status, "IgnoredField");
+    assert_eq!((value.as_str(), reason.as_str()), ("True", "IgnoredField"));
+    assert!(
+        message.starts_with("spec.resources is set but not acted on"),
+        "{message}"
+    );
+    o.repos = vec![repo("repo1", "Ready")];
+    for _ in 0..3 {
+        let plan = step(&mut o, now());
+        assert!(ignored(&plan).is_empty(), "{:?}", plan.intents);
+    }
+    let status = o.restore.status.clone().unwrap();
+    assert_eq!(status.phase, Some(RestorePhase::Running));
+    assert_eq!(condition(&status, "IgnoredField").0, "True");
+}
+
+#[test]
+fn a_restore_without_ignored_fields_has_no_ignored_field_condition() {
+    let mut o = observed();
+    let plan = step(&mut o, now());
+    assert!(
+        events(&plan.intents)
+            .iter()
+            .all(|(_, r, _)| r != "IgnoredField")
+    );
+    assert!(conditions::get(&plan.status.unwrap(), "IgnoredField").is_none());
+}
+
 // ---------------------------------------------------------------- prepareData
 
 #[test]

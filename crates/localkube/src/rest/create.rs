@@ -67,7 +67,13 @@ impl Api {
             self.check_namespace_open(rt, &namespace, &object)?;
         }
         let mut warnings = admission::on_create(self, rt, &mut object)?;
-        warnings.extend(self.check_schema(rt, &mut object, opts.field_validation, Target::Main)?);
+        warnings.extend(self.check_schema(
+            rt,
+            &mut object,
+            None,
+            opts.field_validation,
+            Target::Main,
+        )?);
 
         let prefix = meta_str(&object, "generateName").to_string();
         let generate = meta_str(&object, "name").is_empty() && !prefix.is_empty();

@@ -30,12 +30,14 @@ pub fn structural_errors(schema: &Value) -> Vec<FieldError> {
 }
 
 impl Api {
-    /// Prunes, defaults and validates a custom resource against its version's schema.
-    /// Returns warnings (unknown fields under `Warn`).
+    /// Prunes, defaults and validates a custom resource against its version's schema, with its
+    /// `x-kubernetes-validations` rules; `old` is the stored object on an update, which the
+    /// transition rules (`self == oldSelf`) compare with. Returns warnings (unknown fields under `Warn`).
     pub(crate) fn check_schema(
         &self,
         rt: &ResourceType,
         object: &mut Value,
+        old: Option<&Value>,
         validation: FieldValidation,
         target: Target,
     ) -> Result<Vec<String>, ApiError> {
@@ -62,11 +64,11 @@ impl Api {
             }
         }
         schema.apply_defaults(object);
-        let errors: Vec<FieldError> = schema
-            .validate(object)
-            .into_iter()
-            .map(from_schema_error)
-            .collect();
+        let errors = match old {
+            Some(old) => schema.validate_update(object, old),
+            None => schema.validate(object),
+        };
+        let errors: Vec<FieldError> = errors.into_iter().map(from_schema_error).collect();
         if !errors.is_empty() {
             let name = super::meta::meta_str(object, "name").to_string();
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, &errors));

@@ -172,7 +172,13 @@ impl Api {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, &errors));
         }
         warnings.extend(admission::on_update(self, rt, &mut new, old, target)?);
-        warnings.extend(self.check_schema(rt, &mut new, opts.field_validation, target)?);
+        warnings.extend(self.check_schema(
+            rt,
+            &mut new,
+            Some(old),
+            opts.field_validation,
+            target,
+        )?);
         if same_object(old, &new) {
             return Ok(Mutation::Keep);
         }

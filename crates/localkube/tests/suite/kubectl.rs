@@ -717,3 +717,43 @@ async fn the_cairn_chart_crds_apply_and_backups_print_their_columns() {
     })
     .await;
 }
+
+/// KubeBlocks' immutability (`x-kubernetes-validations: self == oldSelf` in the chart's CRDs) is
+/// enforced: kubectl gets the API server's refusal for a changed `backupMethod` or
+/// `storageProviderRef`, while an unchanged re-apply, a change of a mutable field and a status
+/// update go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cairn_chart_crds_refuse_changing_immutable_fields() {
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/cairn/crds");
+    for_each_kubectl(async |k| {
+        k.ok(&["apply", "-f", crds.to_str().unwrap_or_default()]);
+        k.ok(&["wait", "--for=condition=Established", "crd/backups.dataprotection.kubeblocks.io", "crd/backuprepos.dataprotection.kubeblocks.io", "--timeout=20s"]);
+        let backup = "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: Backup\nmetadata:\n  name: b1\nspec:\n  backupPolicyName: pol\n  backupMethod: pg-basebackup\n";
+        k.apply(backup);
+        let again = k.apply(backup);
+        assert!(again.contains("backup.dataprotection.kubeblocks.io/b1 unchanged"), "{again}");
+        let refused = k
+            .run_stdin(&["apply", "-f", "-"], Some(&backup.replace("pg-basebackup", "volume-snapshot")));
+        assert!(!refused.status.success(), "a changed backupMethod was accepted");
+        let err = stderr(&refused);
+        assert!(
+            err.contains(r#"The Backup "b1" is invalid: spec.backupMethod: Invalid value: "string": forbidden to update spec.backupMethod"#),
+            "{err}"
+        );
+        let method = k.ok(&["get", "backup", "b1", "-o", "jsonpath={.spec.backupMethod}"]);
+        assert_eq!(method, "pg-basebackup");
+        k.apply(&format!("{backup}  retentionPeriod: 7d\n"));
+        k.ok(&["patch", "backup", "b1", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Running"}}"#]);
+        let phase = k.ok(&["get", "backup", "b1", "-o", "jsonpath={.status.phase}"]);
+        assert_eq!(phase, "Running");
+
+        let repo = "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: r1\nspec:\n  storageProviderRef: s3\n  pvReclaimPolicy: Retain\n";
+        k.apply(repo);
+        let err = stderr(&k.run_stdin(&["apply", "-f", "-"], Some(&repo.replace("s3", "minio"))));
+        assert!(
+            err.contains(r#"The BackupRepo "r1" is invalid: spec.storageProviderRef: Invalid value: "string": StorageProviderRef is immutable"#),
+            "{err}"
+        );
+    })
+    .await;
+}
