@@ -130,7 +130,8 @@ pub fn list_object(items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}})
 }
 
-/// `-o json`: four-space indents, keys sorted, a newline at the end.
+/// `-o json`: four-space indents, keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// Go's encoding/json escapes them, a newline at the end: byte for byte what kubectl prints.
 pub fn json_text(value: &Value) -> anyhow::Result<String> {
     use serde::Serialize as _;
     let mut out = Vec::new();
@@ -138,7 +139,17 @@ pub fn json_text(value: &Value) -> anyhow::Result<String> {
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
     sorted(value).serialize(&mut serializer)?;
     out.push(b'\n');
-    Ok(String::from_utf8(out)?)
+    Ok(go_escaped(&String::from_utf8(out)?))
+}
+
+/// JSON text with the characters Go's encoding/json escapes escaped the same way (they only
+/// occur inside strings, where the escapes mean the same).
+pub fn go_escaped(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// `-o yaml`: keys sorted.
@@ -264,6 +275,17 @@ mod tests {
             text("custom-columns=NAME:.metadata.name,PHASE:.status.phase"),
             "NAME   PHASE\nb1     Completed\nb2     <none>\n"
         );
+    }
+
+    #[test]
+    fn json_escapes_what_go_escapes() {
+        let text = json_text(&json!({"b": "x<y>&z\u{2028}", "a": 1})).expect("json");
+        assert_eq!(
+            text,
+            "{\n    \"a\": 1,\n    \"b\": \"x\\u003cy\\u003e\\u0026z\\u2028\"\n}\n"
+        );
+        let back: Value = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back["b"], "x<y>&z\u{2028}");
     }
 
     #[test]

@@ -139,15 +139,7 @@ pub async fn get<K>(scope: &Scope, name: &str) -> anyhow::Result<K>
 where
     K: ::kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
 {
-    let object = table::fetch_one::<K>(&scope.client, Some(&scope.namespace), name)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "there is no {} {name} in namespace {}",
-                K::kind(&()),
-                scope.namespace
-            )
-        })?;
+    let object = table::fetch_named::<K>(scope, name).await?;
     table::typed::<K>(std::slice::from_ref(&object))?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("reading {} {name}", K::kind(&())))

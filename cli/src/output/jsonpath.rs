@@ -168,7 +168,7 @@ pub fn text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "<nil>".into(),
         Value::Bool(_) | Value::Number(_) => value.to_string(),
-        Value::Array(_) | Value::Object(_) => super::sorted(value).to_string(),
+        Value::Array(_) | Value::Object(_) => super::go_escaped(&super::sorted(value).to_string()),
     }
 }
 

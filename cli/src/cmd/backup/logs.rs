@@ -4,7 +4,9 @@
 //! the API server's `pods/log` (`-f` follows them); for an action run in the target pod
 //! (exec) or with no workload: the record the agent left in the object's status (its phase
 //! and, for a failure, the exit code and the tail of its stderr). Each block starts with a
-//! `==> ... <==` line on stderr, so stdout holds exactly what the containers wrote.
+//! `==> ... <==` line on stderr, so stdout holds exactly what the containers wrote. Init
+//! containers (the datasafed installer) are left out unless `--all-containers`, as kubectl
+//! does.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,9 @@ pub struct Args {
     /// Only one container of each pod (default: every container, each under its own header).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
+    /// Also the init containers (those that install datasafed), as kubectl's --all-containers.
+    #[arg(long)]
+    pub all_containers: bool,
 }
 
 /// Where one action's output is.
@@ -236,6 +241,7 @@ pub async fn print(client: &kube::Client, sources: &[Source], args: &Args) -> an
                     s.init_containers
                         .iter()
                         .flatten()
+                        .filter(|_| args.all_containers)
                         .chain(s.containers.iter())
                         .map(|c| c.name.clone())
                 })

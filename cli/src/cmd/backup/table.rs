@@ -123,6 +123,23 @@ where
     }
 }
 
+/// The object `name` of kind `K` in the scope's namespace as the API server returns it; an
+/// error names it if there is none.
+pub async fn fetch_named<K>(scope: &super::Scope, name: &str) -> anyhow::Result<serde_json::Value>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    fetch_one::<K>(&scope.client, Some(&scope.namespace), name)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no {} {name} in namespace {}",
+                K::kind(&()),
+                scope.namespace
+            )
+        })
+}
+
 fn with_type<K: kube::Resource<DynamicType = ()>>(
     mut object: serde_json::Value,
 ) -> serde_json::Value {
@@ -215,15 +232,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     scope.refuse_selection(command)?;
-    let object = fetch_one::<K>(&scope.client, Some(&scope.namespace), name)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "there is no {} {name} in namespace {}",
-                K::kind(&()),
-                scope.namespace
-            )
-        })?;
+    let object = fetch_named::<K>(scope, name).await?;
     match &scope.output {
         Some(format) => print!(
             "{}",
