@@ -321,7 +321,7 @@ async fn backup_logs_prints_what_kubectl_logs_prints_for_the_actions_pods() -> a
         for pod in &pods {
             let name = pod.trim_start_matches("pod/");
             anyhow::ensure!(
-                stderr.contains(&format!("==> action dp-backup-0 (Job/")) && stderr.contains(name),
+                stderr.contains("==> action dp-backup-0 (Job/") && stderr.contains(name),
                 "a header names the action and pod {name}: {stderr}"
             );
         }
