@@ -19,6 +19,10 @@ As a kubectl plugin (the same program installed as `kubectl-cairn`): `kubectl ca
 #[derive(Debug, Parser)]
 #[command(version, about = ABOUT, long_about = LONG_ABOUT)]
 struct Cli {
+    /// kubectl's global options (`-n`, `-A`, `-l`, `-o`, `--context`, `--kubeconfig`,
+    /// `--request-timeout`), accepted anywhere on the line.
+    #[command(flatten)]
+    globals: cmd::backup::ObjectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +48,8 @@ enum Command {
     Restore(cmd::restore::Args),
     /// List, describe, enable, disable and trigger BackupSchedules.
     Schedule(cmd::schedule::Args),
+    /// Print the client's version and the control plane's (read from the cluster; -o json|yaml).
+    Version(cmd::version::Args),
     /// Print a shell completion script: `source <(cairnctl completion bash)`.
     Completion(CompletionArgs),
 }
@@ -99,17 +105,20 @@ pub fn main(name: &'static str) -> ExitCode {
             return ExitCode::from(crate::exit::FAILURE);
         }
     };
+    let globals = cli.globals;
     let result = runtime.block_on(async {
+        refuse_object_options(&cli.command, &globals)?;
         match cli.command {
             Command::Validate(args) => cmd::validate::run(args).await,
             Command::Convert(args) => cmd::convert::run(args).await,
             Command::Crds(args) => cmd::crds::run(args).await,
-            Command::Repo(args) => cmd::repo::run(args).await,
+            Command::Repo(args) => cmd::repo::run(&globals, args).await,
             Command::Up(args) => cmd::up::run(args).await,
             Command::Quickstart(args) => cmd::quickstart::run(args).await,
-            Command::Backup(args) => cmd::backup::run(args).await,
-            Command::Restore(args) => cmd::restore::run(args).await,
-            Command::Schedule(args) => cmd::schedule::run(args).await,
+            Command::Backup(args) => cmd::backup::run(&globals, args).await,
+            Command::Restore(args) => cmd::restore::run(&globals, args).await,
+            Command::Schedule(args) => cmd::schedule::run(&globals, args).await,
+            Command::Version(args) => cmd::version::run(&globals, args).await,
             Command::Completion(_) => Ok(ExitCode::SUCCESS),
         }
     });
@@ -120,6 +129,52 @@ pub fn main(name: &'static str) -> ExitCode {
             crate::exit::code_of(&err)
         }
     }
+}
+
+/// `-o`, `-l` and `-A` on a command that does not list cluster objects are refused (exit code
+/// 2), not ignored.
+fn refuse_object_options(
+    command: &Command,
+    globals: &cmd::backup::ObjectArgs,
+) -> anyhow::Result<()> {
+    let name = match command {
+        Command::Backup(_) | Command::Restore(_) | Command::Schedule(_) | Command::Version(_) => {
+            return Ok(());
+        }
+        Command::Repo(args) if matches!(args.command, cmd::repo::Command::List(_)) => {
+            if globals.all_namespaces {
+                return Err(crate::exit::Usage(
+                    "cairnctl repo list does not take -A (BackupRepos belong to no namespace)"
+                        .into(),
+                )
+                .into());
+            }
+            return Ok(());
+        }
+        Command::Validate(_) => "validate",
+        Command::Convert(_) => "convert",
+        Command::Crds(_) => "crds",
+        Command::Repo(_) => "repo",
+        Command::Up(_) => "up",
+        Command::Quickstart(_) => "quickstart",
+        Command::Completion(_) => "completion",
+    };
+    let given: Vec<&str> = [
+        (globals.output.is_some(), "-o"),
+        (globals.selector.is_some(), "-l"),
+        (globals.all_namespaces, "-A"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(crate::exit::Usage(format!(
+        "cairnctl {name} does not take {} (they apply to the commands that list or show cluster objects)",
+        given.join(", ")
+    ))
+    .into())
 }
 
 /// How the program is invoked: the plugin form is run by kubectl as `kubectl cairn`.

@@ -18,8 +18,17 @@ pub const TIMEOUT: u8 = 3;
 #[error("{0}")]
 pub struct TimedOut(pub String);
 
+/// A command line that is well-formed but asks for something the command does not do (an
+/// option it cannot honour): exit code 2, like clap's usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The exit code of a failed command.
 pub fn code_of(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|cause| cause.is::<Usage>()) {
+        return ExitCode::from(USAGE);
+    }
     let timed_out = err.chain().any(|cause| {
         cause.is::<TimedOut>()
             || cause.is::<tokio::time::error::Elapsed>()

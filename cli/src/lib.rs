@@ -5,5 +5,6 @@ pub mod app;
 pub mod cmd;
 pub mod datasafed;
 pub mod exit;
+pub mod output;
 pub mod progress;
 pub mod standalone;

@@ -126,3 +126,143 @@ fn the_kubectl_plugin_form_is_the_same_program_named_as_kubectl_runs_it() {
         );
     }
 }
+
+/// A kubeconfig for an "API server" that accepts connections and never answers.
+fn silent_server() -> (tempfile::TempDir, std::path::PathBuf) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: silent\n  context:\n    cluster: silent\n    user: nobody\n    namespace: ns\ncurrent-context: silent\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    (dir, path)
+}
+
+#[test]
+fn global_options_are_taken_anywhere_on_the_line() {
+    // Well-formed lines fail for want of a cluster (1), never as usage errors (2).
+    for args in [
+        &["-n", "prod", "backup", "list"][..],
+        &["backup", "-n", "prod", "list"],
+        &["backup", "list", "--namespace=prod", "-o", "name"],
+        &[
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+            "restore",
+            "list",
+            "-A",
+        ],
+        &[
+            "-A",
+            "schedule",
+            "list",
+            "-l",
+            "tier in (gold),!draft",
+            "-owide",
+        ],
+        &["--context", "x", "backup", "describe", "b1", "-o=yaml"],
+        &["repo", "list", "-o", "custom-columns=NAME:.metadata.name"],
+        &["backup", "windows", "--request-timeout", "1m", "-o", "json"],
+    ] {
+        let out = cairnctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn bad_formats_and_options_a_command_cannot_honour_are_usage_errors() {
+    let out = cairnctl(&["backup", "list", "-o", "tabular"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("custom-columns=HEADER:PATH"),
+        "{}",
+        text(&out)
+    );
+    let out = cairnctl(&["backup", "list", "-o", "jsonpath={.items[*]"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unclosed"), "{}", text(&out));
+    let out = cairnctl(&["backup", "list", "--request-timeout", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = cairnctl(&["backup", "list", "--json", "-o", "yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Commands that do not list cluster objects refuse -o, -l and -A instead of ignoring them.
+    for (args, says) in [
+        (
+            &["repo", "snapshots", "-o", "json"][..],
+            "cairnctl repo does not take -o",
+        ),
+        (
+            &["validate", "-f", "x.yaml", "-l", "a=b"],
+            "cairnctl validate does not take -l",
+        ),
+        (
+            &["repo", "list", "-A"],
+            "cairnctl repo list does not take -A",
+        ),
+    ] {
+        let out = cairnctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_request_timeout_that_expires_exits_3() {
+    let (_dir, kubeconfig) = silent_server();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairnctl"))
+        .args(["backup", "list", "--request-timeout", "2s", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "gave up after {took:?}"
+    );
+    assert!(
+        text(&out).contains("listing Backups in namespace ns"),
+        "{}",
+        text(&out)
+    );
+    // kubectl gives up on the same server with the same option.
+    let kubectl =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/kubectl");
+    if kubectl.exists() {
+        let out = Command::new(&kubectl)
+            .args(["get", "pods", "--request-timeout", "2s", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{}", text(&out));
+    }
+}
+
+#[test]
+fn version_prints_the_client_version_without_a_cluster() {
+    let out = cairnctl(&["version", "--client"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Client Version: {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = cairnctl(&["version", "--client", "-o", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["clientVersion"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(value.get("controlPlanes").is_none());
+    // Without --client it asks the cluster, and says when it cannot.
+    let out = cairnctl(&["version"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -9,3 +9,4 @@ pub mod restore;
 pub mod schedule;
 pub mod up;
 pub mod validate;
+pub mod version;

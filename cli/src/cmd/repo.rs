@@ -65,7 +65,7 @@ pub enum Command {
 }
 
 /// Runs `cairnctl repo`.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(common: &crate::cmd::backup::ObjectArgs, args: Args) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match args.command {
         Command::Init(a) => init::run(&args.repo, *a).await,
@@ -78,6 +78,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Repair(c) => repair::run(&args.repo, c).await,
         Command::Stat(a) => stat::run(&args.repo, a).await,
         Command::Key(c) => key::run(&args.repo, c).await,
-        Command::List(a) => crate::cmd::backup::repo_list::run(a, args.repo.json).await,
+        Command::List(a) => crate::cmd::backup::repo_list::run(common, a, args.repo.json).await,
     }
 }

@@ -18,8 +18,6 @@ use crate::cmd::backup::ObjectArgs;
 /// Arguments of `cairnctl restore`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: ObjectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -34,18 +32,39 @@ pub enum Command {
     List(list::Args),
     /// Show one Restore: its backup, stages, actions and why it failed.
     Describe(describe::Args),
+    /// Print the logs of the Restore's actions (its Jobs' pods; `-f` follows them).
+    Logs(crate::cmd::backup::logs::Args),
     /// Delete Restores (the PVCs they restored into stay).
     #[command(alias = "rm")]
     Delete(delete::Args),
 }
 
 /// Runs `cairnctl restore`.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let scope = args.common.scope().await?;
+pub async fn run(common: &ObjectArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let scope = common.scope().await?;
     match args.command {
-        Command::Create(a) => create::run(&scope, *a).await,
+        Command::Create(a) => {
+            scope.refuse_list_options("restore create")?;
+            create::run(&scope, *a).await
+        }
         Command::List(a) => list::run(&scope, a).await,
         Command::Describe(a) => describe::run(&scope, a).await,
-        Command::Delete(a) => delete::run(&scope, a).await,
+        Command::Delete(a) => {
+            scope.refuse_list_options("restore delete")?;
+            delete::run(&scope, a).await
+        }
+        Command::Logs(a) => {
+            use crate::cmd::backup::logs;
+            scope.refuse_list_options("restore logs")?;
+            let restore =
+                crate::cmd::backup::get::<cairn_api::restore::Restore>(&scope, &a.name).await?;
+            let sources = logs::choose(
+                logs::restore_sources(&restore),
+                &a.actions,
+                &format!("Restore {}", a.name),
+            )?;
+            logs::print(&scope.client, &sources, &a).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

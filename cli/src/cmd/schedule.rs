@@ -15,14 +15,12 @@ use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::cmd::backup::table::{age, cell, list_and_print, render};
+use crate::cmd::backup::table::{Layout, age, cell, describe_and_print, list_and_print, render};
 use crate::cmd::backup::{ObjectArgs, Scope};
 
 /// Arguments of `cairnctl schedule`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: ObjectArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,13 +41,13 @@ pub enum Command {
     Trigger(TriggerArgs),
 }
 
-/// `schedule list`.
+/// `schedule list` (`-A`, `-l`, `-o` are global).
 #[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    /// List the BackupSchedules of every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-}
+pub struct ListArgs {}
+
+/// The extra columns of `schedule list -o wide`: each entry's cron expression and when it
+/// last fired.
+pub const WIDE: [&str; 2] = ["CRON", "LAST-SCHEDULED"];
 
 /// A schedule by name.
 #[derive(Debug, clap::Args)]
@@ -79,16 +77,23 @@ pub struct TriggerArgs {
 }
 
 /// Runs `cairnctl schedule`.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let scope = args.common.scope().await?;
+pub async fn run(common: &ObjectArgs, args: Args) -> anyhow::Result<ExitCode> {
+    let scope = common.scope().await?;
     match args.command {
-        Command::List(a) => {
-            list_and_print(&scope, a.all_namespaces, "BackupSchedules", table).await
-        }
+        Command::List(ListArgs {}) => list_and_print(&scope, "BackupSchedules", table).await,
         Command::Describe(a) => describe(&scope, &a.name).await,
-        Command::Enable(a) => toggle(&scope, &a, true).await,
-        Command::Disable(a) => toggle(&scope, &a, false).await,
-        Command::Trigger(a) => trigger(&scope, &a).await,
+        Command::Enable(a) => {
+            scope.refuse_list_options("schedule enable")?;
+            toggle(&scope, &a, true).await
+        }
+        Command::Disable(a) => {
+            scope.refuse_list_options("schedule disable")?;
+            toggle(&scope, &a, false).await
+        }
+        Command::Trigger(a) => {
+            scope.refuse_list_options("schedule trigger")?;
+            trigger(&scope, &a).await
+        }
     }
 }
 
@@ -105,14 +110,14 @@ fn matches(entry: &SchedulePolicy, wanted: &str) -> bool {
 }
 
 /// The table `schedule list` prints, by name.
-pub fn table(schedules: &[BackupSchedule], all_namespaces: bool, now: Timestamp) -> String {
+pub fn table(schedules: &[BackupSchedule], layout: Layout, now: Timestamp) -> String {
     let mut sorted: Vec<&BackupSchedule> = schedules.iter().collect();
     sorted.sort_by_key(|s| (s.metadata.namespace.clone(), s.metadata.name.clone()));
     let rows: Vec<Vec<String>> = sorted
         .iter()
         .map(|s| {
             let mut row = Vec::new();
-            if all_namespaces {
+            if layout.namespaces {
                 row.push(s.metadata.namespace.clone().unwrap_or_default());
             }
             let enabled: Vec<String> = s
@@ -136,14 +141,35 @@ pub fn table(schedules: &[BackupSchedule], all_namespaces: bool, now: Timestamp)
                 ),
                 age(s.metadata.creation_timestamp.as_ref(), now),
             ]);
+            if layout.wide {
+                let entries = &s.spec.schedules;
+                let crons: Vec<String> = entries
+                    .iter()
+                    .map(|e| format!("{}={}", entry_name(e), e.cron_expression))
+                    .collect();
+                let last = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.schedules.as_ref())
+                    .and_then(|m| {
+                        m.values()
+                            .filter_map(|e| e.last_schedule_time.clone())
+                            .max()
+                    })
+                    .map(|t| t.0.to_string());
+                row.extend([cell(Some(&crons.join(";"))), cell(last.as_deref())]);
+            }
             row
         })
         .collect();
     let mut header = Vec::new();
-    if all_namespaces {
+    if layout.namespaces {
         header.push("NAMESPACE");
     }
     header.extend(["NAME", "POLICY", "ENABLED", "ENTRIES", "STATUS", "AGE"]);
+    if layout.wide {
+        header.extend(WIDE);
+    }
     render(&header, &rows)
 }
 
@@ -231,13 +257,21 @@ async fn get(scope: &Scope, name: &str) -> anyhow::Result<(Api<BackupSchedule>, 
 }
 
 async fn describe(scope: &Scope, name: &str) -> anyhow::Result<ExitCode> {
-    let (_, schedule) = get(scope, name).await?;
-    if scope.json {
-        println!("{}", serde_json::to_string_pretty(&schedule)?);
-    } else {
-        print!("{}", describe_text(&schedule));
-    }
-    Ok(ExitCode::SUCCESS)
+    describe_and_print(
+        scope,
+        "schedule describe",
+        name,
+        table,
+        |schedule: BackupSchedule| async move {
+            if scope.json {
+                println!("{}", serde_json::to_string_pretty(&schedule)?);
+            } else {
+                print!("{}", describe_text(&schedule));
+            }
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// The entries with `enabled` set as asked; errors name an entry that does not exist.
@@ -403,12 +437,30 @@ mod tests {
 
     #[test]
     fn the_list_counts_enabled_entries() {
-        let text = table(&[schedule()], false, Timestamp::now());
+        let text = table(&[schedule()], Layout::default(), Timestamp::now());
         let line = text.lines().nth(1).unwrap();
         assert!(line.starts_with("pg-schedule"), "{text}");
         assert!(
             line.contains("1/2") && line.contains("basebackup") && line.contains("Available"),
             "{text}"
+        );
+        let wide = table(
+            &[schedule()],
+            Layout {
+                namespaces: false,
+                wide: true,
+            },
+            Timestamp::now(),
+        );
+        let header = wide.lines().next().unwrap();
+        assert!(
+            header.ends_with("   CRON                                   LAST-SCHEDULED"),
+            "{wide}"
+        );
+        let line = wide.lines().nth(1).unwrap();
+        assert!(
+            line.ends_with("basebackup=0 1 * * *;wal=*/5 * * * *   2026-12-06T01:00:00Z"),
+            "{wide}"
         );
     }
 

@@ -12,9 +12,22 @@ pub struct Args {
     /// `up` on the same directory resumes with everything as it was.
     #[arg(long, default_value = "cairn-data", env = "CAIRN_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// How long the agent may be away before its actions fail (Go duration).
-    #[arg(long, default_value = "5m")]
+    /// How long the agent may be away before its actions fail: a duration such as 90s, 5m
+    /// or 1h (checked here: a bad value is a usage error, not a control plane that will not
+    /// start).
+    #[arg(long, default_value = "5m", value_parser = go_duration)]
     pub agent_grace_period: String,
+}
+
+/// A duration for the control plane's flag: a Go duration (`90s`, `5m`, `1h30m`) as written,
+/// or whole seconds (`300`) as `300s`.
+fn go_duration(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(format!("{seconds}s"));
+    }
+    crate::exit::parse_timeout(text)?;
+    Ok(text.to_string())
 }
 
 /// Runs `cairnctl up`.
@@ -67,5 +80,17 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_period_takes_durations_and_seconds_and_refuses_the_rest() {
+        assert_eq!(go_duration("10m"), Ok("10m".into()));
+        assert_eq!(go_duration("300"), Ok("300s".into()));
+        assert!(go_duration("five minutes").is_err());
     }
 }

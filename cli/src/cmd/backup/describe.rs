@@ -10,6 +10,7 @@ use indicatif::HumanBytes;
 use kube::api::Api;
 
 use super::Scope;
+use super::table::describe_and_print;
 use super::wait::{failure, phase_text};
 
 /// Arguments of `cairnctl backup describe`.
@@ -210,35 +211,34 @@ pub fn text(backup: &Backup, others: &[Backup]) -> String {
 
 /// Runs `cairnctl backup describe`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Backup> = Api::namespaced(scope.client.clone(), &scope.namespace);
-    let backup = api
-        .get_opt(&args.name)
-        .await
-        .with_context(|| format!("reading Backup {}/{}", scope.namespace, args.name))?
-        .with_context(|| {
-            format!(
-                "there is no Backup {} in namespace {}",
-                args.name, scope.namespace
-            )
-        })?;
-    if scope.json {
-        println!("{}", serde_json::to_string(&backup)?);
-    } else {
-        let chained = backup
-            .status
-            .as_ref()
-            .is_some_and(|s| s.parent_backup_name.is_some());
-        let others = if chained {
-            api.list(&Default::default())
-                .await
-                .with_context(|| format!("listing the Backups of {}", scope.namespace))?
-                .items
-        } else {
-            Vec::new()
-        };
-        print!("{}", text(&backup, &others));
-    }
-    Ok(ExitCode::SUCCESS)
+    describe_and_print(
+        scope,
+        "backup describe",
+        &args.name,
+        super::list::table,
+        |backup: Backup| async move {
+            if scope.json {
+                println!("{}", serde_json::to_string(&backup)?);
+                return Ok(());
+            }
+            let chained = backup
+                .status
+                .as_ref()
+                .is_some_and(|s| s.parent_backup_name.is_some());
+            let others = if chained {
+                let api: Api<Backup> = Api::namespaced(scope.client.clone(), &scope.namespace);
+                api.list(&Default::default())
+                    .await
+                    .with_context(|| format!("listing the Backups of {}", scope.namespace))?
+                    .items
+            } else {
+                Vec::new()
+            };
+            print!("{}", text(&backup, &others));
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

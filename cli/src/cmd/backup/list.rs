@@ -7,19 +7,28 @@ use cairn_api::backup::Backup;
 use jiff::Timestamp;
 
 use super::Scope;
-use super::table::{age, cell, list_and_print, render};
+use super::table::{Layout, age, cell, list_and_print, render};
 use super::wait::phase_text;
 
-/// Arguments of `cairnctl backup list`.
+/// Arguments of `cairnctl backup list` (`-A`, `-l`, `-o` are global).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// List the Backups of every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
+pub struct Args {}
+
+/// The extra columns of `backup list -o wide`.
+pub const WIDE: [&str; 5] = [
+    "ACTIONSET",
+    "TARGET-PODS",
+    "COMPLETION-TIME",
+    "EXPIRATION-TIME",
+    "PATH",
+];
+
+fn time(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> String {
+    cell(t.map(|t| t.0.to_string()).as_deref())
 }
 
 /// The table `backup list` prints, oldest first.
-pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String {
+pub fn table(backups: &[Backup], layout: Layout, now: Timestamp) -> String {
     let mut sorted: Vec<&Backup> = backups.iter().collect();
     sorted.sort_by_key(|b| {
         (
@@ -32,7 +41,7 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
         .map(|b| {
             let status = b.status.clone().unwrap_or_default();
             let mut row = Vec::new();
-            if all_namespaces {
+            if layout.namespaces {
                 row.push(b.metadata.namespace.clone().unwrap_or_default());
             }
             row.extend([
@@ -46,11 +55,31 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
                 cell(status.duration.as_deref()),
                 age(b.metadata.creation_timestamp.as_ref(), now),
             ]);
+            if layout.wide {
+                let pods = status
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.selected_target_pods.clone())
+                    .unwrap_or_default()
+                    .join(",");
+                row.extend([
+                    cell(
+                        status
+                            .backup_method
+                            .as_ref()
+                            .and_then(|m| m.action_set_name.as_deref()),
+                    ),
+                    cell(Some(&pods)),
+                    time(status.completion_timestamp.as_ref()),
+                    time(status.expiration.as_ref()),
+                    cell(status.path.as_deref()),
+                ]);
+            }
             row
         })
         .collect();
     let mut header = vec![];
-    if all_namespaces {
+    if layout.namespaces {
         header.push("NAMESPACE");
     }
     header.extend([
@@ -64,12 +93,15 @@ pub fn table(backups: &[Backup], all_namespaces: bool, now: Timestamp) -> String
         "DURATION",
         "AGE",
     ]);
+    if layout.wide {
+        header.extend(WIDE);
+    }
     render(&header, &rows)
 }
 
 /// Runs `cairnctl backup list`.
-pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    list_and_print(scope, args.all_namespaces, "Backups", table).await
+pub async fn run(scope: &Scope, _args: Args) -> anyhow::Result<ExitCode> {
+    list_and_print(scope, "Backups", table).await
 }
 
 #[cfg(test)]
@@ -102,7 +134,7 @@ mod tests {
                 serde_json::json!({"phase": "Completed", "backupRepoName": "local", "totalSize": "1234", "duration": "2s"}),
             ),
         ];
-        let text = table(&items, false, now);
+        let text = table(&items, Layout::default(), now);
         let lines: Vec<Vec<&str>> = text
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -141,8 +173,37 @@ mod tests {
                 "new", "pol", "tar", "<none>", "local", "Running", "<none>", "<none>", "30s"
             ]
         );
-        let all = table(&items, true, now);
+        let all = table(
+            &items,
+            Layout {
+                namespaces: true,
+                wide: false,
+            },
+            now,
+        );
         assert!(all.starts_with("NAMESPACE"));
         assert!(all.lines().nth(1).expect("row").starts_with("ns "));
+        let wide = table(
+            &items,
+            Layout {
+                namespaces: false,
+                wide: true,
+            },
+            now,
+        );
+        let header: Vec<&str> = wide
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .collect();
+        assert_eq!(header[9..], WIDE);
+        let old: Vec<&str> = wide
+            .lines()
+            .nth(1)
+            .expect("row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(old[9..], ["<none>", "<none>", "<none>", "<none>", "<none>"]);
     }
 }

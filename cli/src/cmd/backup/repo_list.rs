@@ -3,21 +3,19 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use cairn_api::backup_repo::{BackupRepo, BackupRepoPhase};
 use cairn_api::well_known;
 use jiff::Timestamp;
-use kube::api::{Api, ListParams};
 
-use super::kube::KubeArgs;
-use super::table::{age, render};
+use super::ObjectArgs;
+use super::table::{age, fetch_list, render, typed};
 
-/// Arguments of `cairnctl repo list`.
+/// Arguments of `cairnctl repo list` (the cluster, `-l` and `-o` are global options).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub kube: KubeArgs,
-}
+pub struct Args {}
+
+/// The extra columns of `repo list -o wide`.
+pub const WIDE: [&str; 2] = ["PATH-PREFIX", "PV-RECLAIM-POLICY"];
 
 fn is_default(repo: &BackupRepo) -> bool {
     repo.status
@@ -33,7 +31,7 @@ fn is_default(repo: &BackupRepo) -> bool {
 }
 
 /// The table `repo list` prints, by name.
-pub fn table(repos: &[BackupRepo], now: Timestamp) -> String {
+pub fn table(repos: &[BackupRepo], wide: bool, now: Timestamp) -> String {
     let mut sorted: Vec<&BackupRepo> = repos.iter().collect();
     sorted.sort_by_key(|r| r.metadata.name.clone());
     let rows: Vec<Vec<String>> = sorted
@@ -56,7 +54,7 @@ pub fn table(repos: &[BackupRepo], now: Timestamp) -> String {
             } else {
                 String::new()
             };
-            vec![
+            let mut row = vec![
                 r.metadata.name.clone().unwrap_or_default(),
                 r.spec.storage_provider_ref.clone(),
                 r.spec
@@ -67,37 +65,50 @@ pub fn table(repos: &[BackupRepo], now: Timestamp) -> String {
                 is_default(r).to_string(),
                 age(r.metadata.creation_timestamp.as_ref(), now),
                 why,
-            ]
+            ];
+            if wide {
+                row.extend([
+                    super::table::cell(r.spec.path_prefix.as_deref()),
+                    format!("{:?}", r.spec.pv_reclaim_policy),
+                ]);
+            }
+            row
         })
         .collect();
-    render(
-        &[
-            "NAME",
-            "STORAGE-PROVIDER",
-            "ACCESS-METHOD",
-            "STATUS",
-            "DEFAULT",
-            "AGE",
-            "MESSAGE",
-        ],
-        &rows,
-    )
+    let mut header = vec![
+        "NAME",
+        "STORAGE-PROVIDER",
+        "ACCESS-METHOD",
+        "STATUS",
+        "DEFAULT",
+        "AGE",
+        "MESSAGE",
+    ];
+    if wide {
+        header.extend(WIDE);
+    }
+    render(&header, &rows)
 }
 
-/// Runs `cairnctl repo list`; `json` is `cairnctl repo --json`.
-pub async fn run(args: Args, json: bool) -> anyhow::Result<ExitCode> {
-    let connection = args.kube.connect().await?;
-    let api: Api<BackupRepo> = Api::all(connection.client);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .context("listing BackupRepos")?;
-    if json {
-        println!("{}", serde_json::to_string(&list.items)?);
-    } else if list.items.is_empty() {
+/// Runs `cairnctl repo list`; `json` is `cairnctl repo --json`. BackupRepos are
+/// cluster-scoped: `-n` and `-A` do not apply.
+pub async fn run(common: &ObjectArgs, _args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let connection = common.kube.connect().await?;
+    let items =
+        fetch_list::<BackupRepo>(&connection.client, None, common.selector.as_deref()).await?;
+    if let Some(format) = &common.output {
+        print!(
+            "{}",
+            crate::output::list_text::<BackupRepo>(format, &items, |wide| {
+                Ok(table(&typed(&items)?, wide, Timestamp::now()))
+            })?
+        );
+    } else if json || common.json {
+        println!("{}", serde_json::to_string(&items)?);
+    } else if items.is_empty() {
         eprintln!("No BackupRepos found.");
     } else {
-        print!("{}", table(&list.items, Timestamp::now()));
+        print!("{}", table(&typed(&items)?, false, Timestamp::now()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -136,6 +147,7 @@ mod tests {
                 ),
                 repo("local", true, serde_json::json!({"phase": "Ready"})),
             ],
+            false,
             now,
         );
         let lines: Vec<&str> = text.lines().collect();

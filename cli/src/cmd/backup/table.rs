@@ -54,42 +54,205 @@ pub fn cell(value: Option<&str>) -> String {
     }
 }
 
-/// `cairnctl backup|restore list`: the objects in the scope's namespace (or all), as JSON with
-/// `--json`, else as `table` draws them, or a line saying there are none.
-pub async fn list_and_print<K>(
-    scope: &super::Scope,
-    all_namespaces: bool,
-    plural: &str,
-    table: fn(&[K], bool, Timestamp) -> String,
-) -> anyhow::Result<std::process::ExitCode>
+/// What a table shows besides its default columns: a NAMESPACE column first (`-A`) and the
+/// extra columns of `-o wide`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub namespaces: bool,
+    pub wide: bool,
+}
+
+/// The objects of kind `K` in `namespace` (every namespace when `None`; cluster-scoped kinds
+/// ignore it), those `selector` matches, exactly as the API server returns them (each with its
+/// `apiVersion` and `kind`, as kubectl prints list items).
+pub async fn fetch_list<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> anyhow::Result<Vec<serde_json::Value>>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: kube::Resource<DynamicType = ()>,
 {
     use anyhow::Context as _;
-    let api: kube::Api<K> = if all_namespaces {
-        kube::Api::all(scope.client.clone())
-    } else {
-        kube::Api::namespaced(scope.client.clone(), &scope.namespace)
+    let mut params = kube::api::ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let what = || {
+        let mut what = format!("listing {}s", K::kind(&()));
+        if let Some(ns) = namespace {
+            what.push_str(&format!(" in namespace {ns}"));
+        }
+        if let Some(selector) = selector {
+            what.push_str(&format!(" with selector {selector:?}"));
+        }
+        what
     };
-    let list = api
-        .list(&kube::api::ListParams::default())
-        .await
-        .with_context(|| format!("listing {plural}"))?;
-    if scope.json {
-        println!("{}", serde_json::to_string(&list.items)?);
-    } else if list.items.is_empty() {
-        if all_namespaces {
+    let request = kube::core::Request::new(K::url_path(&(), namespace))
+        .list(&params)
+        .with_context(what)?;
+    let mut list: serde_json::Value = client.request(request).await.with_context(what)?;
+    let items = match list.get_mut("items").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    Ok(items.into_iter().map(with_type::<K>).collect())
+}
+
+/// The object `name` of kind `K` as the API server returns it, or `None` if there is none.
+pub async fn fetch_one<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    use anyhow::Context as _;
+    let what = || match namespace {
+        Some(ns) => format!("reading {} {ns}/{name}", K::kind(&())),
+        None => format!("reading {} {name}", K::kind(&())),
+    };
+    let request = kube::core::Request::new(K::url_path(&(), namespace))
+        .get(name, &Default::default())
+        .with_context(what)?;
+    match client.request::<serde_json::Value>(request).await {
+        Ok(object) => Ok(Some(with_type::<K>(object))),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(err) => Err(err).with_context(what),
+    }
+}
+
+/// The object `name` of kind `K` in the scope's namespace as the API server returns it; an
+/// error names it if there is none.
+pub async fn fetch_named<K>(scope: &super::Scope, name: &str) -> anyhow::Result<serde_json::Value>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    fetch_one::<K>(&scope.client, Some(&scope.namespace), name)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no {} {name} in namespace {}",
+                K::kind(&()),
+                scope.namespace
+            )
+        })
+}
+
+fn with_type<K: kube::Resource<DynamicType = ()>>(
+    mut object: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(map) = object.as_object_mut() {
+        map.entry("apiVersion")
+            .or_insert_with(|| K::api_version(&()).into());
+        map.entry("kind").or_insert_with(|| K::kind(&()).into());
+    }
+    object
+}
+
+/// The typed objects of `items` (for tables and text).
+pub fn typed<K: serde::de::DeserializeOwned>(
+    items: &[serde_json::Value],
+) -> anyhow::Result<Vec<K>> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::from_value(item.clone()).map_err(|err| {
+                anyhow::anyhow!(
+                    "reading {} {:?}: {err}",
+                    item.get("kind")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("object"),
+                    item.pointer("/metadata/name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                )
+            })
+        })
+        .collect()
+}
+
+/// `cairnctl backup|restore|schedule list`: the objects in the scope's namespace (or all, or
+/// those `-l` selects), in the `-o` format, as JSON with `--json`, else as `table` draws them,
+/// or a line saying there are none.
+pub async fn list_and_print<K>(
+    scope: &super::Scope,
+    plural: &str,
+    table: fn(&[K], Layout, Timestamp) -> String,
+) -> anyhow::Result<std::process::ExitCode>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::de::DeserializeOwned,
+{
+    let namespace = (!scope.all_namespaces).then_some(scope.namespace.as_str());
+    let items = fetch_list::<K>(&scope.client, namespace, scope.selector.as_deref()).await?;
+    let layout = |wide| Layout {
+        namespaces: scope.all_namespaces,
+        wide,
+    };
+    if let Some(format) = &scope.output {
+        print!(
+            "{}",
+            crate::output::list_text::<K>(format, &items, |wide| {
+                Ok(table(&typed(&items)?, layout(wide), Timestamp::now()))
+            })?
+        );
+    } else if scope.json {
+        println!("{}", serde_json::to_string(&items)?);
+    } else if items.is_empty() {
+        if scope.all_namespaces {
             eprintln!("No {plural} found.");
         } else {
             eprintln!("No {plural} found in namespace {}.", scope.namespace);
         }
     } else {
-        print!("{}", table(&list.items, all_namespaces, Timestamp::now()));
+        print!(
+            "{}",
+            table(&typed(&items)?, layout(false), Timestamp::now())
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `cairnctl backup|restore|schedule describe NAME`: the object in the `-o` format (what
+/// `kubectl get KIND NAME -o FORMAT` prints; `wide` is its row of the wide table), else
+/// `describe` in words (which gets the object and, typed, prints it).
+pub async fn describe_and_print<K, F, Fut>(
+    scope: &super::Scope,
+    command: &str,
+    name: &str,
+    table: fn(&[K], Layout, Timestamp) -> String,
+    describe: F,
+) -> anyhow::Result<std::process::ExitCode>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::de::DeserializeOwned,
+    F: FnOnce(K) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    scope.refuse_selection(command)?;
+    let object = fetch_named::<K>(scope, name).await?;
+    match &scope.output {
+        Some(format) => print!(
+            "{}",
+            crate::output::object_text::<K>(format, &object, || {
+                Ok(table(
+                    &typed(std::slice::from_ref(&object))?,
+                    Layout {
+                        namespaces: false,
+                        wide: true,
+                    },
+                    Timestamp::now(),
+                ))
+            })?
+        ),
+        None => {
+            let typed = typed::<K>(std::slice::from_ref(&object))?
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("reading {} {name}", K::kind(&())))?;
+            describe(typed).await?;
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

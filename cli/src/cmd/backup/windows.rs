@@ -14,15 +14,14 @@ use kube::api::{Api, ListParams};
 use serde_json::json;
 
 use super::Scope;
-use super::table::render;
+use super::table::{Layout, fetch_list, render, typed};
+use crate::exit::Usage;
+use crate::output::{self, Format};
 
-/// Arguments of `cairnctl backup windows`.
+/// Arguments of `cairnctl backup windows` (`-A`, `-l`, `-o` are global: `-l` selects the
+/// Backups the windows are made of).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The windows of every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-}
+pub struct Args {}
 
 /// The ActionSets whose restore needs no base backup (`baseBackupRequired: false`).
 pub fn no_base(actionsets: &[ActionSet]) -> BTreeSet<String> {
@@ -33,23 +32,16 @@ pub fn no_base(actionsets: &[ActionSet]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The Backups of the scope (or every namespace) and every ActionSet.
+/// The Backups of `namespace` (or every namespace) that `selector` matches, and every
+/// ActionSet.
 pub async fn read(
-    scope: &Scope,
-    all_namespaces: bool,
-    namespace: &str,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
 ) -> anyhow::Result<(Vec<Backup>, BTreeSet<String>)> {
-    let api: Api<Backup> = if all_namespaces {
-        Api::all(scope.client.clone())
-    } else {
-        Api::namespaced(scope.client.clone(), namespace)
-    };
-    let backups = api
-        .list(&ListParams::default())
-        .await
-        .context("listing Backups")?
-        .items;
-    let actionsets: Api<ActionSet> = Api::all(scope.client.clone());
+    let items = fetch_list::<Backup>(client, namespace, selector).await?;
+    let backups = typed(&items)?;
+    let actionsets: Api<ActionSet> = Api::all(client.clone());
     let actionsets = actionsets
         .list(&ListParams::default())
         .await
@@ -58,19 +50,26 @@ pub async fn read(
     Ok((backups, no_base(&actionsets)))
 }
 
+/// The extra columns of `backup windows -o wide`: how many spans make each window and how
+/// many continuous backups reach nothing.
+pub const WIDE: [&str; 2] = ["SPANS", "UNUSABLE"];
+
 /// The text `backup windows` prints: one line per window, then the gaps and the continuous
 /// backups that reach nothing.
-pub fn text(windows: &[Window], all_namespaces: bool) -> String {
+pub fn text(windows: &[Window], layout: Layout) -> String {
     let mut header = Vec::new();
-    if all_namespaces {
+    if layout.namespaces {
         header.push("NAMESPACE");
     }
     header.extend(["POLICY", "CLUSTER", "FIRST", "LAST", "GAPS"]);
+    if layout.wide {
+        header.extend(WIDE);
+    }
     let rows: Vec<Vec<String>> = windows
         .iter()
         .map(|w| {
             let mut row = Vec::new();
-            if all_namespaces {
+            if layout.namespaces {
                 row.push(w.namespace.clone());
             }
             let time =
@@ -82,6 +81,9 @@ pub fn text(windows: &[Window], all_namespaces: bool) -> String {
                 time(w.last()),
                 w.gaps().len().to_string(),
             ]);
+            if layout.wide {
+                row.extend([w.spans.len().to_string(), w.unusable.len().to_string()]);
+            }
             row
         })
         .collect();
@@ -119,24 +121,39 @@ pub fn to_json(w: &Window) -> serde_json::Value {
     })
 }
 
-/// Runs `cairnctl backup windows`.
-pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let (backups, no_base) = read(scope, args.all_namespaces, &scope.namespace).await?;
+/// Runs `cairnctl backup windows`. Windows are not API objects: `-o json|yaml` print the
+/// array of windows, `jsonpath` and `custom-columns` read it (`{[*].policy}`, one row per
+/// window), `-o name` is refused.
+pub async fn run(scope: &Scope, _args: Args) -> anyhow::Result<ExitCode> {
+    if scope.output == Some(Format::Name) {
+        return Err(Usage(
+            "cairnctl backup windows does not take -o name (windows are not API objects; try -o jsonpath={[*].policy})".into(),
+        )
+        .into());
+    }
+    let namespace = (!scope.all_namespaces).then_some(scope.namespace.as_str());
+    let (backups, no_base) = read(&scope.client, namespace, scope.selector.as_deref()).await?;
     let windows = window::windows(&backups, &no_base);
-    if scope.json {
-        let all: Vec<serde_json::Value> = windows.iter().map(to_json).collect();
-        println!("{}", serde_json::to_string(&all)?);
-    } else if windows.is_empty() {
-        eprintln!(
+    let all: Vec<serde_json::Value> = windows.iter().map(to_json).collect();
+    let layout = Layout {
+        namespaces: scope.all_namespaces,
+        wide: scope.output == Some(Format::Wide),
+    };
+    match &scope.output {
+        Some(Format::Json) => print!("{}", output::json_text(&json!(all))?),
+        Some(Format::Yaml) => print!("{}", output::yaml_text(&json!(all))?),
+        Some(Format::JsonPath(template)) => print!("{}", template.render(&json!(all))),
+        Some(Format::CustomColumns(columns)) => print!("{}", output::custom_columns(columns, &all)),
+        _ if scope.json => println!("{}", serde_json::to_string(&all)?),
+        _ if windows.is_empty() => eprintln!(
             "No Continuous backups found{}.",
-            if args.all_namespaces {
+            if scope.all_namespaces {
                 String::new()
             } else {
                 format!(" in namespace {}", scope.namespace)
             }
-        );
-    } else {
-        print!("{}", text(&windows, args.all_namespaces));
+        ),
+        _ => print!("{}", text(&windows, layout)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,7 +214,7 @@ pub(crate) mod tests {
                 "start": "2026-11-22T12:00:00Z", "end": "2026-11-22T12:10:00Z"}}),
         ));
         let windows = window::windows(&backups, &BTreeSet::new());
-        let out = text(&windows, false);
+        let out = text(&windows, Layout::default());
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),

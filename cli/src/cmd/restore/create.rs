@@ -270,13 +270,8 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
             )
         })?;
     if let Some(at) = args.to_time {
-        let scope_of_backup = Scope {
-            client: scope.client.clone(),
-            namespace: backup_namespace.clone(),
-            json: scope.json,
-        };
         let (all, no_base) =
-            crate::cmd::backup::windows::read(&scope_of_backup, false, &backup_namespace).await?;
+            crate::cmd::backup::windows::read(&scope.client, Some(&backup_namespace), None).await?;
         super::to_time::check(&backup, &all, &no_base, at)?;
     }
     let name = args

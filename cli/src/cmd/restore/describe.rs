@@ -4,12 +4,11 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use cairn_api::restore::Restore;
-use kube::api::Api;
 
 use super::wait::{Outcome, failure, outcome, phase_text};
 use crate::cmd::backup::Scope;
+use crate::cmd::backup::table::describe_and_print;
 
 /// Arguments of `cairnctl restore describe`.
 #[derive(Debug, clap::Args)]
@@ -121,23 +120,21 @@ pub fn text(restore: &Restore) -> String {
 
 /// Runs `cairnctl restore describe`.
 pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    let api: Api<Restore> = Api::namespaced(scope.client.clone(), &scope.namespace);
-    let restore = api
-        .get_opt(&args.name)
-        .await
-        .with_context(|| format!("reading Restore {}/{}", scope.namespace, args.name))?
-        .with_context(|| {
-            format!(
-                "there is no Restore {} in namespace {}",
-                args.name, scope.namespace
-            )
-        })?;
-    if scope.json {
-        println!("{}", serde_json::to_string(&restore)?);
-    } else {
-        print!("{}", text(&restore));
-    }
-    Ok(ExitCode::SUCCESS)
+    describe_and_print(
+        scope,
+        "restore describe",
+        &args.name,
+        super::list::table,
+        |restore: Restore| async move {
+            if scope.json {
+                println!("{}", serde_json::to_string(&restore)?);
+            } else {
+                print!("{}", text(&restore));
+            }
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

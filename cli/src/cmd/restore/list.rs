@@ -8,18 +8,17 @@ use jiff::Timestamp;
 
 use super::wait::phase_text;
 use crate::cmd::backup::Scope;
-use crate::cmd::backup::table::{age, cell, list_and_print, render};
+use crate::cmd::backup::table::{Layout, age, cell, list_and_print, render};
 
-/// Arguments of `cairnctl restore list`.
+/// Arguments of `cairnctl restore list` (`-A`, `-l`, `-o` are global).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// List the Restores of every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-}
+pub struct Args {}
+
+/// The extra columns of `restore list -o wide`.
+pub const WIDE: [&str; 3] = ["RESTORE-TIME", "COMPLETION-TIME", "BACKUP-NAMESPACE"];
 
 /// The table `restore list` prints, oldest first.
-pub fn table(restores: &[Restore], all_namespaces: bool, now: Timestamp) -> String {
+pub fn table(restores: &[Restore], layout: Layout, now: Timestamp) -> String {
     let mut sorted: Vec<&Restore> = restores.iter().collect();
     sorted.sort_by_key(|r| {
         (
@@ -41,7 +40,7 @@ pub fn table(restores: &[Restore], all_namespaces: bool, now: Timestamp) -> Stri
                 .filter_map(|c| c.metadata.name.clone())
                 .collect();
             let mut row = Vec::new();
-            if all_namespaces {
+            if layout.namespaces {
                 row.push(r.metadata.namespace.clone().unwrap_or_default());
             }
             row.extend([
@@ -52,20 +51,36 @@ pub fn table(restores: &[Restore], all_namespaces: bool, now: Timestamp) -> Stri
                 cell(status.duration.as_deref()),
                 age(r.metadata.creation_timestamp.as_ref(), now),
             ]);
+            if layout.wide {
+                row.extend([
+                    cell(r.spec.restore_time.as_deref()),
+                    cell(
+                        status
+                            .completion_timestamp
+                            .as_ref()
+                            .map(|t| t.0.to_string())
+                            .as_deref(),
+                    ),
+                    cell(Some(&r.spec.backup.namespace)),
+                ]);
+            }
             row
         })
         .collect();
     let mut header = vec![];
-    if all_namespaces {
+    if layout.namespaces {
         header.push("NAMESPACE");
     }
     header.extend(["NAME", "BACKUP", "STATUS", "PVCS", "DURATION", "AGE"]);
+    if layout.wide {
+        header.extend(WIDE);
+    }
     render(&header, &rows)
 }
 
 /// Runs `cairnctl restore list`.
-pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
-    list_and_print(scope, args.all_namespaces, "Restores", table).await
+pub async fn run(scope: &Scope, _args: Args) -> anyhow::Result<ExitCode> {
+    list_and_print(scope, "Restores", table).await
 }
 
 #[cfg(test)]
@@ -90,7 +105,7 @@ mod tests {
         }))
         .expect("restore");
         let now: Timestamp = "2026-01-10T12:00:00Z".parse().expect("time");
-        let text = table(&[restore], false, now);
+        let text = table(std::slice::from_ref(&restore), Layout::default(), now);
         let lines: Vec<Vec<&str>> = text
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -103,5 +118,19 @@ mod tests {
             lines[1],
             ["r1", "b1", "Completed", "data-restored", "3s", "60s"]
         );
+        let wide = table(
+            &[restore],
+            Layout {
+                namespaces: false,
+                wide: true,
+            },
+            now,
+        );
+        let lines: Vec<Vec<&str>> = wide
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][6..], WIDE);
+        assert_eq!(lines[1][6..], ["<none>", "<none>", "ns"]);
     }
 }
