@@ -27,7 +27,8 @@ pub fn normalize(path: &str) -> Result<String> {
 /// How an entry below `listed` is shown: the listed path exactly as the user typed it
 /// (without trailing `/`), joined with the entry's path relative to it; below the root (`/`,
 /// `.`, empty) the entry's path alone, with no leading `/`, as apecloud/datasafed prints
-/// rclone's `entry.Remote()` (KubeBlocks' scripts parse `datasafed list /` by name).
+/// rclone's `entry.Remote()` (KubeBlocks' scripts parse `datasafed list /` by name:
+/// ARCHITECTURE.md §K5.6).
 pub fn display(listed: &str, relative: &str) -> String {
     let base = listed.trim_end_matches('/');
     if base.is_empty() || normalize(listed).is_ok_and(|key| key.is_empty()) {
