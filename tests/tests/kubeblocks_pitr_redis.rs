@@ -31,7 +31,7 @@ use cairn_e2e::manifests;
 use cairn_e2e::stack::{self, TestStack};
 use cairn_e2e::wait::{Check, until};
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::json;
 
 /// The namespace, cluster, component, Secret and policy the derived BackupPolicy names.
@@ -57,14 +57,7 @@ const INTO_SECOND: Duration = Duration::from_millis(250);
 
 /// The schedule's continuous Backup, when there is one.
 async fn continuous_backup(t: &TestStack) -> anyhow::Result<Option<Backup>> {
-    let api: Api<Backup> = Api::namespaced(t.client.clone(), NS);
-    let list = api
-        .list(&ListParams::default().labels(&format!(
-            "{}={SCHEDULE}",
-            well_known::label::BACKUP_SCHEDULE
-        )))
-        .await?;
-    Ok(list.items.into_iter().next())
+    dp::schedule_backup(&t.client, NS, SCHEDULE).await
 }
 
 /// The end of a Backup's `timeRange`.
