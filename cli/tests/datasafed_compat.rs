@@ -316,7 +316,7 @@ fn parsed_outputs_give_what_the_scripts_expect() {
         };
         assert_eq!(
             run(oldest),
-            "/binlog/mysql-bin.000002.zst\n",
+            "binlog/mysql-bin.000002.zst\n",
             "{} ({mode})",
             oldest.source
         );
@@ -326,10 +326,10 @@ fn parsed_outputs_give_what_the_scripts_expect() {
             "{} ({mode})",
             total.source
         );
-        assert_eq!(run(last_dir), "/binlog/\n", "{} ({mode})", last_dir.source);
+        assert_eq!(run(last_dir), "binlog/\n", "{} ({mode})", last_dir.source);
         assert_eq!(
             run(newer),
-            "/binlog/mysql-bin.000003.zst\n/binlog/mysql-bin.000001.zst\n/mycluster-backup.tar.zst\n",
+            "binlog/mysql-bin.000003.zst\nbinlog/mysql-bin.000001.zst\nmycluster-backup.tar.zst\n",
             "{} ({mode})",
             newer.source
         );

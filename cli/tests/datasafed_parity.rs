@@ -91,7 +91,7 @@ fn list_json_and_stat_json_carry_datasafeds_keys() {
     }
     let a = items
         .iter()
-        .find(|i| i["path"] == "/wal/a")
+        .find(|i| i["path"] == "wal/a")
         .expect("wal/a listed");
     assert_eq!(a["mtime"], 1_700_000_100);
     assert_eq!(a["mtime_str"], "2023-11-14T22:15:00Z");
@@ -101,4 +101,52 @@ fn list_json_and_stat_json_carry_datasafeds_keys() {
     let stat: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(stat["total_size"], 10);
     assert_eq!(stat["files"], 2);
+}
+
+/// KubeBlocks' redis-pitr-backup as its restore reads the archive: the newest entry of the root
+/// by name (`datasafed list / | sort -Vr`, whose first `.`-field is a unix time: no leading `/`,
+/// as apecloud/datasafed prints rclone's paths relative to the root), then each file below it
+/// pulled to `${DATA_DIR}/${filename#*/}`, a directory that does not exist yet
+/// (apecloud/datasafed's `pull` creates the destination's parent directories).
+#[test]
+fn the_redis_pitr_restore_finds_and_pulls_its_archive_directory() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let archive = repo.path().join("1700000000.1.dir/appendonlydir");
+    std::fs::create_dir_all(&archive).expect("mkdir");
+    std::fs::write(
+        archive.join("appendonly.aof.1.incr.aof"),
+        "#TS:1700000001\r\n",
+    )
+    .expect("write");
+    std::fs::write(
+        repo.path().join("1700000000.1.dir/users.acl"),
+        "user default on\n",
+    )
+    .expect("write");
+    let out = datasafed(&["list", "/"], repo.path());
+    assert_eq!(text(&out), "1700000000.1.dir/\n", "{}", err(&out));
+    let out = datasafed(&["list", "-d", "/"], repo.path());
+    assert_eq!(text(&out), "1700000000.1.dir/\n", "{}", err(&out));
+    let out = datasafed(&["list", "-r", "-f", "1700000000.1.dir/"], repo.path());
+    assert_eq!(
+        text(&out),
+        "1700000000.1.dir/appendonlydir/appendonly.aof.1.incr.aof\n1700000000.1.dir/users.acl\n",
+        "{}",
+        err(&out)
+    );
+    let data = tempfile::tempdir().expect("tempdir");
+    let local = data.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    let out = datasafed(
+        &[
+            "pull",
+            "1700000000.1.dir/appendonlydir/appendonly.aof.1.incr.aof",
+            &local.display().to_string(),
+        ],
+        repo.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert_eq!(
+        std::fs::read_to_string(&local).expect("pulled"),
+        "#TS:1700000001\r\n"
+    );
 }

@@ -411,7 +411,7 @@ echo "--conf"; ds getconf
         "{text}"
     );
     assert!(text.contains("--files\nd/two.log\nd/one.txt\n"), "{text}");
-    assert!(text.contains("--name\n/d/two.log\n"), "{text}");
+    assert!(text.contains("--name\nd/two.log\n"), "{text}");
     assert!(text.contains("\"path\": \"d/one.txt\""), "{text}");
     assert!(text.contains("\"entries\":4"), "{text}");
     assert!(

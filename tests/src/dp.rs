@@ -14,6 +14,23 @@ use kube::api::{Api, ListParams};
 
 use crate::wait::{Check, until};
 
+/// The continuous Backup a BackupSchedule made (labelled `backup-schedule: <schedule>`), when
+/// there is one.
+pub async fn schedule_backup(
+    client: &kube::Client,
+    namespace: &str,
+    schedule: &str,
+) -> anyhow::Result<Option<Backup>> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(&format!(
+            "{}={schedule}",
+            cairn_api::well_known::label::BACKUP_SCHEDULE
+        )))
+        .await?;
+    Ok(list.items.into_iter().next())
+}
+
 /// A Backup's phase as text (`-` when it has none yet).
 pub fn backup_phase(backup: &Backup) -> String {
     backup

@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use cairn_api::backup::Backup;
-use cairn_api::well_known;
 use cairn_e2e::db::deploy::{self, PodSpec};
 use cairn_e2e::db::host;
 use cairn_e2e::db::postgres::{self, Postgres};
@@ -24,7 +23,7 @@ use cairn_e2e::manifests::render;
 use cairn_e2e::stack::{self, TestStack};
 use cairn_e2e::wait::{Check, until};
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::json;
 
 const NS: &str = "ledgers";
@@ -44,14 +43,7 @@ const MARGIN: SignedDuration = SignedDuration::from_millis(150);
 
 /// The schedule's continuous Backup, when there is one.
 async fn continuous_backup(t: &TestStack) -> anyhow::Result<Option<Backup>> {
-    let api: Api<Backup> = Api::namespaced(t.client.clone(), NS);
-    let list = api
-        .list(&ListParams::default().labels(&format!(
-            "{}={SCHEDULE}",
-            well_known::label::BACKUP_SCHEDULE
-        )))
-        .await?;
-    Ok(list.items.into_iter().next())
+    dp::schedule_backup(&t.client, NS, SCHEDULE).await
 }
 
 /// Waits until the continuous Backup is Running with a window that ends at or after `after`.

@@ -199,7 +199,7 @@ async fn pull_to_file(
     local: &str,
     decompression: Option<&str>,
 ) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
     let named = std::path::Path::new(local);
     // A link the user names is followed: the destination is the link's target.
@@ -220,6 +220,13 @@ async fn pull_to_file(
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // As apecloud/datasafed (`os.MkdirAll(filepath.Dir(lpath), 0755)`): KubeBlocks' scripts
+    // pull a directory's files to paths below directories that do not exist yet.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+        .with_context(|| format!("creating the directory {} for {local}", dir.display()))?;
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

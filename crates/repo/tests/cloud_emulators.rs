@@ -104,9 +104,9 @@ async fn a_gcs_repository_reached_through_its_endpoint_reads_lists_and_sizes_wha
     assert_eq!(
         files,
         [
-            "/ns/b1/db.tar",
-            "/ns/b1/kubeblocks-backup.json",
-            "/ns/b2/db.tar"
+            "ns/b1/db.tar",
+            "ns/b1/kubeblocks-backup.json",
+            "ns/b2/db.tar"
         ]
     );
     let stat = repo.stat("/").await.expect("stat");

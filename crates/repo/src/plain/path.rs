@@ -25,14 +25,16 @@ pub fn normalize(path: &str) -> Result<String> {
 }
 
 /// How an entry below `listed` is shown: the listed path exactly as the user typed it
-/// (without trailing `/`), joined with the entry's path relative to it.
+/// (without trailing `/`), joined with the entry's path relative to it; below the root (`/`,
+/// `.`, empty) the entry's path alone, with no leading `/`, as apecloud/datasafed prints
+/// rclone's `entry.Remote()` (KubeBlocks' scripts parse `datasafed list /` by name:
+/// ARCHITECTURE.md §K5.6).
 pub fn display(listed: &str, relative: &str) -> String {
     let base = listed.trim_end_matches('/');
-    match (base.is_empty(), listed.starts_with('/')) {
-        (true, true) => format!("/{relative}"),
-        (true, false) => relative.to_string(),
-        (false, _) => format!("{base}/{relative}"),
+    if base.is_empty() || normalize(listed).is_ok_and(|key| key.is_empty()) {
+        return relative.to_string();
     }
+    format!("{base}/{relative}")
 }
 
 #[cfg(test)]
@@ -51,9 +53,25 @@ mod tests {
     #[test]
     fn display_keeps_what_the_user_typed() {
         assert_eq!(display("dir", "x"), "dir/x");
-        assert_eq!(display("/", "x"), "/x");
         assert_eq!(display("", "x"), "x");
         assert_eq!(display("/d/", "x"), "/d/x");
+    }
+
+    /// apecloud/datasafed prints rclone's `entry.Remote()`, relative to the repository root:
+    /// `datasafed list /` shows `name`, not `/name`. KubeBlocks' redis-pitr-backup reads the
+    /// archive's start as `datasafed list / | awk -F '.' '{print $1}'` and its restore pulls
+    /// `${filename#*/}` below the data directory; qdrant's restore compares `${snapshot%.*}`
+    /// with `kubeblocks-backup`.
+    #[test]
+    fn entries_below_the_root_are_shown_without_a_leading_slash() {
+        for root in ["/", "//", ".", "./", ""] {
+            assert_eq!(
+                display(root, "1700000000.1.dir"),
+                "1700000000.1.dir",
+                "{root:?}"
+            );
+            assert_eq!(display(root, "d/x"), "d/x", "{root:?}");
+        }
     }
 
     proptest! {
