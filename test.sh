@@ -88,8 +88,13 @@ export PATH="$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:${pg_bin:+$pg_bin:}/us
 if [ -z "${CAIRN_KUBEBLOCKS_FIXTURES:-}" ] && [ -d "$ROOT/../shared/kubeblocks" ]; then
     export CAIRN_KUBEBLOCKS_FIXTURES="$ROOT/../shared/kubeblocks"
 fi
+# KubeBlocks addon manifests the fixtures lack are rendered by the tests from a kubeblocks-addons
+# git directory (the fetched mirror beside the project, when there is one).
+if [ -z "${CAIRN_KUBEBLOCKS_ADDONS:-}" ] && [ -d "$ROOT/../.mirror/apecloud+kubeblocks-addons/repo" ]; then
+    export CAIRN_KUBEBLOCKS_ADDONS="$ROOT/../.mirror/apecloud+kubeblocks-addons/repo"
+fi
 log "kubectl $(kubectl version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])' 2>/dev/null || echo missing)," \
-    "fixtures: ${CAIRN_KUBEBLOCKS_FIXTURES:-unset}"
+    "fixtures: ${CAIRN_KUBEBLOCKS_FIXTURES:-unset}, addons: ${CAIRN_KUBEBLOCKS_ADDONS:-unset}"
 
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --workspace --no-fail-fast "$@"

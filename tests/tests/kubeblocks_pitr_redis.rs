@@ -1,8 +1,9 @@
 //! KubeBlocks' own Redis point-in-time recovery run unchanged, end to end, every part real: the
-//! `redis-pitr-backup` Continuous ActionSet and the `redis-physical-backup` Full ActionSet of
-//! apecloud/kubeblocks-addons release-0.9, rendered by Helm and kept byte for byte in
-//! `tests/manifests/kubeblocks/` with the BackupPolicy KubeBlocks derives for `default/mycluster`
-//! (methods `datafile` and `aof`). A Redis 7 server from Debian's packages in a pod, configured as
+//! `redis-pitr-backup` Continuous ActionSet of apecloud/kubeblocks-addons release-0.9, rendered by
+//! Helm when the test runs (`$CAIRN_KUBEBLOCKS_ADDONS`, `cairn_e2e::db::addons`), and the
+//! `redis-physical-backup` Full ActionSet with the BackupPolicy KubeBlocks derives for
+//! `default/mycluster` (methods `datafile` and `aof`) from `$CAIRN_KUBEBLOCKS_FIXTURES`, all applied
+//! byte for byte. A Redis 7 server from Debian's packages in a pod, configured as
 //! the addon configures it (AOF with timestamps, an ACL file), takes a Full `datafile` backup; a
 //! BackupSchedule entry of the `aof` method makes the archiver that runs the addon's
 //! `pitr-backup.sh` (it follows the AOF with `redis-cli`, `redis-check-rdb` and `datasafed push`,
@@ -17,7 +18,6 @@
 //! each its own process.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_api::backup::Backup;
@@ -25,9 +25,9 @@ use cairn_api::restore::Restore;
 use cairn_api::well_known;
 use cairn_e2e::db::deploy::{self, PodSpec};
 use cairn_e2e::db::redis::{self, Redis};
-use cairn_e2e::db::{fixtures, host, round_trip};
+use anyhow::Context as _;
+use cairn_e2e::db::{addons, fixtures, host, round_trip};
 use cairn_e2e::dp;
-use cairn_e2e::manifests;
 use cairn_e2e::stack::{self, TestStack};
 use cairn_e2e::wait::{Check, until};
 use jiff::{SignedDuration, Timestamp};
@@ -42,12 +42,16 @@ const SECRET: &str = "mycluster-conn-credential";
 const POLICY: &str = "mycluster-redis-backup-policy";
 const SCHEDULE: &str = "mycluster-redis-pitr";
 const PASSWORD: &str = "redis-Pitr-9d2f";
-/// The rendered KubeBlocks manifests, applied with `kubectl apply -f` as they are.
+/// KubeBlocks' manifests from `$CAIRN_KUBEBLOCKS_FIXTURES`, applied with `kubectl apply -f`.
 const FIXTURES: &[&str] = &[
     "addons-0.9_redis_backupactionset_redis-physical-backup.yaml",
-    "addons-0.9_redis_backupactionset_redis-pitr-backup.yaml",
     "derived-addons-0.9_redis_backuppolicytemplate_redis-backup-policy-template_0_mycluster-redis-backup-policy.yaml",
 ];
+/// Where `redis-pitr-backup` is rendered from: kubeblocks-addons release-0.9, the commit the
+/// fixtures were rendered at.
+const ADDONS_COMMIT: &str = "435b7240e0657a558a2877ed052e9258ca03ab18";
+const PITR_TEMPLATE: &str = "redis/templates/backupactionset.yaml";
+const PITR_ACTIONSET: &str = "redis-pitr-backup";
 /// How long archiving, a restore or a pod may take (the machine is shared and loaded).
 const WAIT: Duration = Duration::from_secs(240);
 /// Keys written one by one after the Full backup.
@@ -222,11 +226,23 @@ async fn kubeblocks_redis_pitr_backup_restores_exactly_the_keys_written_up_to_th
 -> anyhow::Result<()> {
     host::require(redis::TOOLS)?;
     host::require(&["redis-check-rdb"])?;
-    let dir: PathBuf = manifests::dir().join("kubeblocks");
+    let test = "kubeblocks_redis_pitr_backup";
+    let Some(dir) = fixtures::dir(test)? else {
+        return Ok(());
+    };
+    let Some(addons_git) = addons::git_dir(test)? else {
+        return Ok(());
+    };
     stack::run("kubeblocks-pitr-redis", async |t| {
         for name in FIXTURES {
             fixtures::apply(t, &dir, name).await?;
         }
+        let rendered = addons::render(&addons_git, ADDONS_COMMIT, "redis", PITR_TEMPLATE, &t.scratch)?;
+        let pitr = rendered
+            .iter()
+            .find(|doc| doc.contains(&format!("\n  name: {PITR_ACTIONSET}\n")))
+            .with_context(|| format!("{PITR_TEMPLATE} at {ADDONS_COMMIT} has no {PITR_ACTIONSET}"))?;
+        t.kubectl.apply(pitr).await?;
         deploy::account(t, NS, SECRET, "default", PASSWORD).await?;
         let source_pod = format!("{CLUSTER}-{COMPONENT}-0");
         let source = deploy::pod(

@@ -3,6 +3,7 @@
 //! clients that fill them and fingerprint their contents from the host, the KubeBlocks fixtures
 //! they are backed up with (`$CAIRN_KUBEBLOCKS_FIXTURES`), and the timing of each round trip.
 
+pub mod addons;
 pub mod deploy;
 pub mod fixtures;
 pub mod host;
