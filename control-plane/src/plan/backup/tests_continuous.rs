@@ -526,3 +526,135 @@ fn an_archiver_that_keeps_crashing_is_reported_with_its_last_log_lines() {
         1
     );
 }
+
+// ---------------------------------------------------------------- gaps
+
+fn info(start: &str, end: &str) -> String {
+    format!(
+        r#"{{"totalSize":"1024","timeRange":{{"start":"2026-11-22T{start}:00Z","end":"2026-11-22T{end}:00Z","timeZone":"+00:00"}}}}"#
+    )
+}
+
+fn range_and_gaps(status: &BackupStatus) -> (String, String, Vec<(String, String)>) {
+    let range = status.time_range.clone().unwrap();
+    let text = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map(|t| t.0.to_string()).unwrap_or_default()
+    };
+    let gaps = status
+        .gaps
+        .iter()
+        .flatten()
+        .map(|g| (g.start.0.to_string(), g.end.0.to_string()))
+        .collect();
+    (text(range.start), text(range.end), gaps)
+}
+
+#[test]
+fn an_archiver_that_starts_a_new_window_after_its_end_leaves_a_gap_reported_once() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    let status = step(&mut o, later(10)).status.unwrap();
+    assert!(status.gaps.is_none());
+    assert!(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .all(|c| c.type_ != "ArchiveGap"),
+        "no gap, no condition"
+    );
+    // Back after the database lost what it had not archived: a new window from 09:50.
+    archiving(&mut o, &info("09:50", "09:55"));
+    let plan = step(&mut o, later(20));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T09:55:00Z".into(),
+            vec![("2026-11-22T09:30:00Z".into(), "2026-11-22T09:50:00Z".into())]
+        ),
+        "the window keeps its start and records the gap"
+    );
+    let gap = condition(&status, "ArchiveGap");
+    assert_eq!(
+        (gap.status.as_str(), gap.reason.as_str()),
+        ("True", "ArchiverStartedNewWindow")
+    );
+    assert!(
+        gap.message
+            .contains("from 2026-11-22T09:30:00Z to 2026-11-22T09:50:00Z"),
+        "{}",
+        gap.message
+    );
+    let warnings = warned(&plan, "ArchiveGap");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("gap from 2026-11-22T09:30:00Z to 2026-11-22T09:50:00Z"),
+        "{warnings:?}"
+    );
+    // The archiver goes on in its new window: the gap stays, said once.
+    archiving(&mut o, &info("09:50", "10:05"));
+    let plan = step(&mut o, later(30));
+    assert!(warned(&plan, "ArchiveGap").is_empty());
+    assert_eq!(
+        range_and_gaps(&plan.status.unwrap()),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T10:05:00Z".into(),
+            vec![("2026-11-22T09:30:00Z".into(), "2026-11-22T09:50:00Z".into())]
+        )
+    );
+}
+
+#[test]
+fn an_archiver_restarted_in_the_same_window_leaves_no_gap() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    step(&mut o, later(10));
+    // Down for twenty minutes (a kill -9), then back with the same start: no gap.
+    archiving(&mut o, &info("09:00", "09:55"));
+    let plan = step(&mut o, later(20));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T09:55:00Z".into(),
+            vec![]
+        )
+    );
+    assert!(warned(&plan, "ArchiveGap").is_empty());
+}
+
+#[test]
+fn retention_trimming_the_archive_moves_the_start_and_drops_the_gaps_before_it() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    step(&mut o, later(10));
+    archiving(&mut o, &info("09:50", "10:00"));
+    step(&mut o, later(20));
+    // The archiver pruned everything older than 09:40 (its DP_TTL_SECONDS): the part before
+    // the gap is gone, and so is the gap; the start is the end of the gap.
+    archiving(&mut o, &info("09:40", "10:10"));
+    let status = step(&mut o, later(30)).status.unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:50:00Z".into(),
+            "2026-11-22T10:10:00Z".into(),
+            vec![]
+        )
+    );
+    assert_eq!(condition(&status, "ArchiveGap").status, "False");
+    // Trimmed again, inside the window: the start follows.
+    archiving(&mut o, &info("09:55", "10:15"));
+    let status = step(&mut o, later(40)).status.unwrap();
+    assert_eq!(
+        range_and_gaps(&status).0,
+        "2026-11-22T09:55:00Z".to_string()
+    );
+}
