@@ -670,3 +670,50 @@ pub(super) fn cancel_leftovers(o: &Observed, status: &BackupStatus, now: Timesta
     }
     intents
 }
+
+/// What a Failed continuous Backup whose schedule entry is still enabled does next
+/// (ARCHITECTURE.md §K2.9, KubeBlocks' "Failed phase": continuous backups are re-driven).
+#[derive(Debug)]
+pub(super) enum Redrive {
+    /// It never started (no `startTimestamp`): resolved again from New.
+    New(BackupStatus),
+    /// It started: Running again, its archivers in a new run.
+    Running(BackupStatus),
+    /// Not yet: looked at again after this long.
+    Later(std::time::Duration),
+}
+
+/// Re-drives a Failed continuous Backup, no sooner than `wait` after it failed (an archiver
+/// that cannot run is retried at that pace, not in a tight loop): one that never started is
+/// New again; one that started is reopened (as a re-enabled one, §6.3) with every failed action
+/// to run again and the failure cleared.
+pub(super) fn redrive(status: BackupStatus, now: Timestamp, wait: std::time::Duration) -> Redrive {
+    if let Some(failed) = &status.completion_timestamp {
+        let since = elapsed(failed.0, now);
+        if since < wait {
+            return Redrive::Later(wait - since);
+        }
+    }
+    if status.start_timestamp.is_none() {
+        let mut status = status;
+        status.phase = Some(BackupPhase::New);
+        status.failure_reason = None;
+        status.completion_timestamp = None;
+        status.duration = None;
+        status.expiration = None;
+        return Redrive::New(status);
+    }
+    match reopen(status, now) {
+        Some(mut status) => {
+            for entry in status.actions.iter_mut().flatten() {
+                if entry.phase == Some(ActionPhase::Failed) {
+                    entry.phase = Some(ActionPhase::New);
+                    entry.completion_timestamp = None;
+                    entry.failure_reason = None;
+                }
+            }
+            Redrive::Running(status)
+        }
+        None => Redrive::Later(std::time::Duration::from_secs(1)),
+    }
+}

@@ -658,3 +658,107 @@ fn retention_trimming_the_archive_moves_the_start_and_drops_the_gaps_before_it()
         "2026-11-22T09:55:00Z".to_string()
     );
 }
+
+// ---------------------------------------------------------------- re-driving a Failed one
+
+fn restarted(plan: &Plan<BackupStatus>) -> Vec<String> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Normal,
+                reason,
+                message,
+            } if reason == "ContinuousBackupRestarted" => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A continuous Backup whose archiver the agent could not run, Failed at `later(5)`.
+fn failed_archiver() -> (Observed, String) {
+    let mut o = continuous();
+    step(&mut o, now());
+    let id = archiver(&o);
+    o.agents.report(
+        id.clone(),
+        reported(ReportedPhase::Failed).because("statefulset default/b1 belongs to action x"),
+    );
+    let status = step(&mut o, later(5)).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    (o, id)
+}
+
+#[test]
+fn a_failed_continuous_backup_whose_entry_is_enabled_runs_again_with_a_new_archiver_run() {
+    let (mut o, failed_id) = failed_archiver();
+    // Not in a tight loop: looked at again once the recheck interval has passed.
+    let plan = step(&mut o, later(7));
+    assert!(plan.status.is_none(), "still Failed for now");
+    assert_eq!(plan.requeue, Some(std::time::Duration::from_secs(3)));
+    assert!(dispatched(&plan.intents).is_empty());
+
+    let plan = step(&mut o, later(10));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.failure_reason, None);
+    assert_eq!(status.completion_timestamp, None);
+    assert_eq!(status.expiration, None);
+    let archiver_entry = entry(&status, ARCHIVER);
+    assert_eq!(archiver_entry.phase, Some(ActionPhase::Running));
+    assert_eq!(archiver_entry.failure_reason, None);
+    assert_eq!(archiver_entry.start_timestamp, Some(Time(later(10))));
+    let new_id = archiver(&o);
+    assert_ne!(new_id, failed_id, "a new run, not the failed one");
+    assert_eq!(dispatched(&plan.intents)[0].1.id, new_id);
+    assert_eq!(
+        restarted(&plan),
+        [
+            "the schedule entry is still enabled: the failed continuous backup runs again (it failed: there are failed actions, you can obtain the more informations in the status.actions)"
+        ]
+    );
+    // It archives as before.
+    archiving(&mut o, INFO_1);
+    let status = step(&mut o, later(20)).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.total_size.as_deref(), Some("1024"));
+}
+
+#[test]
+fn a_failed_continuous_backup_whose_entry_is_disabled_stays_failed() {
+    let (mut o, _) = failed_archiver();
+    o.schedule = Some(schedule(false));
+    let plan = step(&mut o, later(60));
+    assert!(plan.status.is_none());
+    assert!(dispatched(&plan.intents).is_empty());
+    assert!(restarted(&plan).is_empty());
+    assert_eq!(
+        o.backup.status.as_ref().unwrap().phase,
+        Some(BackupPhase::Failed)
+    );
+    o.schedule = None;
+    assert!(step(&mut o, later(120)).status.is_none());
+}
+
+#[test]
+fn a_continuous_backup_that_failed_before_it_started_is_resolved_again() {
+    let mut o = continuous();
+    let pods = std::mem::take(&mut o.pods);
+    let status = step(&mut o, now()).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert!(status.start_timestamp.is_none());
+    // Still no pod: it fails again, no sooner than the recheck interval.
+    let plan = step(&mut o, later(5));
+    assert_eq!(
+        plan.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Failed)
+    );
+    assert_eq!(restarted(&plan).len(), 1);
+    // The pod is back: it runs.
+    o.pods = pods;
+    let plan = step(&mut o, later(10));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.start_timestamp, Some(Time(later(10))));
+    assert_eq!(dispatched(&plan.intents).len(), 1);
+}
