@@ -558,8 +558,8 @@ async fn postgresql_archive_survives_kill9_without_a_gap_and_reports_a_real_gap(
                 .is_some_and(|(status, message)| status == "True" && message.contains(&gap_text)),
             "condition ArchiveGap True naming {gap_text}: {condition:?}"
         );
-        let events: Api<k8s_openapi::api::events::v1::Event> =
-            Api::namespaced(t.client.clone(), NS);
+        // Recorded as core/v1 Events (as the API server shows events.k8s.io ones).
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(t.client.clone(), NS);
         let warned = events
             .list(&ListParams::default())
             .await?
@@ -567,10 +567,8 @@ async fn postgresql_archive_survives_kill9_without_a_gap_and_reports_a_real_gap(
             .into_iter()
             .filter(|e| e.reason.as_deref() == Some("ArchiveGap"))
             .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .filter(|e| {
-                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(continuous.as_str())
-            })
-            .filter_map(|e| e.note)
+            .filter(|e| e.involved_object.name.as_deref() == Some(continuous.as_str()))
+            .filter_map(|e| e.message)
             .collect::<Vec<_>>();
         anyhow::ensure!(
             warned.len() == 1 && warned[0].contains(&gap_text),
