@@ -4,8 +4,9 @@
 //! no expiration while its `timeRange.end` advances; `kill -9` of the archiver's process and of
 //! the agent do not end the window (same start, the end goes on); disabling the entry completes
 //! the Backup and removes the StatefulSet; enabling it again reopens the Backup and the window
-//! goes on; deleting the schedule completes it again. Real kubectl, localkube, control plane and
-//! agent, each its own process.
+//! goes on; deleting the schedule completes it again. A continuous Backup that failed (its
+//! policy selected no pod) runs again once it can, while its entry is enabled. Real kubectl,
+//! localkube, control plane and agent, each its own process.
 
 use std::time::Duration;
 
@@ -277,6 +278,67 @@ async fn a_continuous_schedule_archives_across_crashes_and_disable_enable() -> a
             .await?;
         phase_becomes(stack, "Completed").await?;
         dp::gone(&sets, &name, WAIT).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A Failed continuous Backup whose entry is still enabled is run again (ARCHITECTURE.md §K2.9,
+/// KubeBlocks re-drives Failed continuous backups): the policy first selects no pod, so the
+/// schedule's continuous Backup fails naming the policy; once the policy selects the workload,
+/// the same Backup runs again, archiving, its failure cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_continuous_backup_runs_again_while_its_entry_is_enabled() -> anyhow::Result<()> {
+    run("backup-continuous-redrive", async |stack| {
+        let workload = scenario::workload(stack, NS, "db", 4 << 10).await?;
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &apply_vars("nobody", "true"),
+            )?)
+            .await?;
+        let failed = phase_becomes(stack, "Failed").await?;
+        let name = failed.metadata.name.clone().unwrap_or_default();
+        let reason = dp::failure_reason(&failed);
+        anyhow::ensure!(
+            reason.contains("failed to get target pods by backup policy"),
+            "the Backup fails naming why: {reason}"
+        );
+
+        // The policy now selects the workload: the same Backup runs again and archives.
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &apply_vars(&workload.app, "true"),
+            )?)
+            .await?;
+        let running = until(
+            "the failed continuous Backup to run again",
+            WAIT,
+            async || {
+                let Some(backup) = the_backup(stack).await? else {
+                    return Ok(Check::Pending("no continuous Backup".into()));
+                };
+                let phase = dp::backup_phase(&backup);
+                Ok(match window(&backup) {
+                    Some(_) if phase == "Running" => Check::Done(backup),
+                    other => Check::Pending(format!(
+                        "{phase} ({}), window {other:?}",
+                        dp::failure_reason(&backup)
+                    )),
+                })
+            },
+        )
+        .await?;
+        let status = running.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            running.metadata.name.as_deref() == Some(name.as_str())
+                && status.failure_reason.is_none()
+                && status.expiration.is_none(),
+            "the same Backup runs again, its failure cleared, no expiration: {status:?}"
+        );
         Ok(())
     })
     .await

@@ -81,6 +81,15 @@ pub enum Intent {
         namespace: Option<String>,
         name: String,
     },
+    /// Merge-patch another object's spec or metadata (a continuous Backup's
+    /// `spec.retentionPeriod` synced from its schedule entry); a missing object is left alone.
+    MergePatch {
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        patch: serde_json::Value,
+    },
     /// Set (`Some`) or remove (`None`) labels on another object (a merge patch), after every
     /// `Create` that precedes it in the plan.
     PatchLabels {

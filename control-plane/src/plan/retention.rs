@@ -12,8 +12,15 @@
 //!   never strands a chain: a backup that others depend on (as `parentBackupName` or
 //!   `baseBackupName`) is held until the latest of them expires (forever while one has no
 //!   expiration); the hold is written into its `status.expiration`, and the event says why.
+//! - Cairn keeps the base a point-in-time restore needs (ARCHITECTURE.md §K4.5): an expired
+//!   Full or Incremental that is the earliest base ending inside an archived part of a Running
+//!   or Completed continuous backup's time range is held as long as that continuous backup
+//!   (forever while it runs), since the recoverability window would otherwise shrink to the
+//!   next base. Once the continuous backup's archive is trimmed past it (retention moves
+//!   `timeRange.start`), it is no longer the window's start and goes.
 
 use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::window;
 use jiff::Timestamp;
 
 use super::backup::chain;
@@ -78,13 +85,52 @@ fn effective<'b>(
             && chain::policy(b) == chain::policy(backup)
             && (chain::parent_name(b) == name || chain::base_name(b) == name)
     });
-    for dependent in dependents {
+    for dependent in dependents.chain(windows_started_by(backup, backups)) {
         let (until, holder) = effective(dependent, backups, depth + 1);
         if order(until) > order(result.0) {
             result = (until, Some(holder.unwrap_or(dependent)));
         }
     }
     result
+}
+
+/// The continuous backups whose recoverability window starts at `backup` (ARCHITECTURE.md
+/// §K4.5): `backup` is a base of theirs that ends inside one of the archived parts of their time
+/// range and is the earliest such base of that part, so the window would shrink without it.
+fn windows_started_by<'b>(backup: &Backup, backups: &'b [Backup]) -> Vec<&'b Backup> {
+    let Some(end) = window::end_time(backup) else {
+        return Vec::new();
+    };
+    backups
+        .iter()
+        .filter(|c| window::backup_type(c) == "Continuous")
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| {
+            matches!(
+                c.status.as_ref().and_then(|s| s.phase),
+                Some(BackupPhase::Running | BackupPhase::Completed)
+            )
+        })
+        .filter(|c| {
+            let selector = window::base_selector(c);
+            if !window::is_base_candidate(c, &selector, backup) {
+                return false;
+            }
+            let (Some(start), Some(last)) = (window::start_time(c), window::end_time(c)) else {
+                return false;
+            };
+            window::parts(c, start, last)
+                .into_iter()
+                .filter(|(from, to)| *from <= end && end <= *to)
+                .any(|(from, _)| {
+                    !backups.iter().any(|other| {
+                        key(other) != key(backup)
+                            && window::is_base_candidate(c, &selector, other)
+                            && window::end_time(other).is_some_and(|e| from <= e && e < end)
+                    })
+                })
+        })
+        .collect()
 }
 
 /// Plans one pass over `backups` (all namespaces) at `now`.
@@ -109,17 +155,22 @@ pub fn plan(backups: &[Backup], now: Timestamp) -> GcPlan {
         {
             let (namespace, name) = key(backup);
             let needed = chain::name(dependent);
+            let why = if window::backup_type(dependent) == "Continuous" {
+                format!(
+                    "the recoverability window of continuous backup {needed} starts at this backup (its earliest base)"
+                )
+            } else {
+                format!("backup {needed} depends on this one")
+            };
             holds.push(Hold {
                 namespace: namespace.into(),
                 name: name.into(),
                 until,
                 reason: match until {
-                    Some(until) => format!(
-                        "expiration moved to {until}: backup {needed} depends on this one and expires then"
-                    ),
-                    None => format!(
-                        "kept past its expiration: backup {needed} depends on this one and has no expiration"
-                    ),
+                    Some(until) => {
+                        format!("expiration moved to {until}: {why} and expires then")
+                    }
+                    None => format!("kept past its expiration: {why} and has no expiration"),
                 },
             });
             continue;
@@ -307,6 +358,92 @@ mod tests {
             plan.holds[0].reason,
             "kept past its expiration: backup inc-1 depends on this one and has no expiration"
         );
+    }
+
+    fn full(name: &str, end: &str) -> Backup {
+        serde_json::from_value(json!({
+            "apiVersion": cairn_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": name, "namespace": "ns1", "labels": {
+                "dataprotection.kubeblocks.io/backup-type": "Full",
+                "app.kubernetes.io/instance": "pg"}},
+            "spec": {"backupPolicyName": "p", "backupMethod": "m"},
+            "status": {"phase": "Completed", "expiration": PAST,
+                       "completionTimestamp": end}
+        }))
+        .unwrap()
+    }
+
+    fn continuous(start: &str, end: &str, phase: &str) -> Backup {
+        serde_json::from_value(json!({
+            "apiVersion": cairn_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "wal", "namespace": "ns1", "labels": {
+                "dataprotection.kubeblocks.io/backup-type": "Continuous",
+                "app.kubernetes.io/instance": "pg"}},
+            "spec": {"backupPolicyName": "p", "backupMethod": "archive"},
+            "status": {"phase": phase, "timeRange": {"start": start, "end": end}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_earliest_base_of_a_continuous_backups_window_is_kept_past_its_expiration() {
+        let backups = [
+            full("before", "2026-11-22T07:50:00Z"),
+            full("first", "2026-11-22T08:30:00Z"),
+            full("second", "2026-11-22T09:00:00Z"),
+            continuous("2026-11-22T08:00:00Z", NOW, "Running"),
+        ];
+        let plan = plan(&backups, at(NOW));
+        // The one before the archive's start is no base; a later one is not the window's start.
+        assert_eq!(deleted(&plan), ["ns1/before", "ns1/second"]);
+        assert_eq!(plan.holds.len(), 1);
+        assert_eq!(plan.holds[0].name, "first");
+        assert_eq!(plan.holds[0].until, None);
+        assert_eq!(
+            plan.holds[0].reason,
+            "kept past its expiration: the recoverability window of continuous backup wal starts at this backup (its earliest base) and has no expiration"
+        );
+        // Retention trimmed the archive past it: it is no longer needed, the next one is.
+        let trimmed = [
+            full("first", "2026-11-22T08:30:00Z"),
+            full("second", "2026-11-22T09:00:00Z"),
+            continuous("2026-11-22T08:40:00Z", NOW, "Running"),
+        ];
+        let plan = plan_of(&trimmed);
+        assert_eq!(deleted(&plan), ["ns1/first"]);
+        assert_eq!(plan.holds[0].name, "second");
+        // Another cluster's continuous backup holds nothing.
+        let mut other = continuous("2026-11-22T08:00:00Z", NOW, "Running");
+        other
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("app.kubernetes.io/instance".into(), "other".into());
+        let plan = plan_of(&[full("first", "2026-11-22T08:30:00Z"), other]);
+        assert_eq!(deleted(&plan), ["ns1/first"]);
+    }
+
+    #[test]
+    fn a_gap_makes_the_earliest_base_after_it_a_window_start_too() {
+        let mut wal = continuous("2026-11-22T08:00:00Z", NOW, "Running");
+        wal.status.as_mut().unwrap().gaps = Some(vec![cairn_api::backup::ArchiveGap {
+            start: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at("2026-11-22T08:40:00Z")),
+            end: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at("2026-11-22T08:50:00Z")),
+        }]);
+        let plan = plan_of(&[
+            full("first", "2026-11-22T08:30:00Z"),
+            full("after-gap", "2026-11-22T09:00:00Z"),
+            full("later", "2026-11-22T09:30:00Z"),
+            wal,
+        ]);
+        assert_eq!(deleted(&plan), ["ns1/later"]);
+        let held: Vec<&str> = plan.holds.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(held, ["first", "after-gap"]);
+    }
+
+    fn plan_of(backups: &[Backup]) -> GcPlan {
+        plan(backups, at(NOW))
     }
 
     #[test]

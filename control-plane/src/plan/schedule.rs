@@ -159,6 +159,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupScheduleStatus> {
         if let Some(intent) = outcome.event {
             intents.push(intent);
         }
+        if let Some(patch) = outcome.patch {
+            intents.push(patch);
+        }
         if let Some(object) = outcome.create {
             intents.push(Intent::Create { object });
             requeue = requeue.min(o.settings.create_requeue);
@@ -309,6 +312,8 @@ fn fire_time_of(backup: &Backup, prefix: &str, entry: &str) -> Option<String> {
 #[derive(Default)]
 struct EntryOutcome {
     create: Option<serde_json::Value>,
+    /// A change to an existing Backup (a continuous one's retention, §6.3).
+    patch: Option<Intent>,
     event: Option<Intent>,
     next_fire: Option<Timestamp>,
 }
@@ -566,7 +571,7 @@ fn continuous_entry(
                     entry_name(entry)
                 ),
             )),
-            next_fire: None,
+            ..EntryOutcome::default()
         };
     };
     let backup_status = existing.status.as_ref();
@@ -579,7 +584,40 @@ fn continuous_entry(
                 s.failure_reason.as_deref().unwrap_or("no reason recorded")
             )
         });
+    // §6.3: the entry's retention is synced into the existing Backup; the Backup planner then
+    // gives its archiver the new DP_TTL_SECONDS and its expiration follows.
+    let wanted = entry_retention(entry);
+    let current = existing.spec.retention_period.clone().unwrap_or_default();
+    if current != wanted {
+        let name = existing.metadata.name.clone().unwrap_or_default();
+        return EntryOutcome {
+            patch: Some(Intent::MergePatch {
+                api_version: cairn_api::API_VERSION.into(),
+                kind: "Backup".into(),
+                namespace: existing.metadata.namespace.clone(),
+                name: name.clone(),
+                patch: serde_json::json!({"spec": {"retentionPeriod": wanted}}),
+            }),
+            event: Some(Intent::normal(
+                "RetentionSynced",
+                format!(
+                    "continuous backup {name}: spec.retentionPeriod {current:?} -> {wanted:?}, the retention of schedule {}",
+                    entry_name(entry)
+                ),
+            )),
+            ..EntryOutcome::default()
+        };
+    }
     EntryOutcome::default()
+}
+
+/// The retention a Backup of `entry` carries: the entry's, else the default.
+fn entry_retention(entry: &SchedulePolicy) -> String {
+    entry
+        .retention_period
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| DEFAULT_RETENTION.into())
 }
 
 /// The latest fire time in `(after, now]`, looking back through growing windows so that a
@@ -658,13 +696,7 @@ fn new_backup(o: &Observed, entry: &SchedulePolicy, name: &str) -> serde_json::V
             backup_policy_name: schedule.spec.backup_policy_name.clone(),
             backup_method: entry.backup_method.clone(),
             deletion_policy: None,
-            retention_period: Some(
-                entry
-                    .retention_period
-                    .clone()
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| DEFAULT_RETENTION.into()),
-            ),
+            retention_period: Some(entry_retention(entry)),
             parent_backup_name: None,
             parameters: entry.parameters.clone().filter(|p| !p.is_empty()),
         },

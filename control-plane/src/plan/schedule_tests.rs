@@ -881,3 +881,36 @@ fn an_entrys_interval_is_the_longest_gap_between_its_runs() {
     // Never fires.
     assert_eq!(interval("0 0 30 2 *"), None);
 }
+
+#[test]
+fn the_entrys_retention_is_synced_into_its_continuous_backup() {
+    let mut o = observed();
+    o.schedule = continuous_schedule();
+    let mut existing = backup("5c4ed01e-pg-schedule-default-pitr", Some("Running"), None);
+    existing.spec.backup_method = "pitr".into();
+    existing.spec.retention_period = Some("7d".into());
+    o.backups.push(existing);
+    let patches = |plan: &Plan<BackupScheduleStatus>| -> Vec<(String, String, serde_json::Value)> {
+        plan.intents
+            .iter()
+            .filter_map(|i| match i {
+                Intent::MergePatch {
+                    kind, name, patch, ..
+                } => Some((kind.clone(), name.clone(), patch.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let plan = step(&mut o, at("2026-11-22T09:30:00Z"));
+    assert_eq!(
+        patches(&plan),
+        [(
+            "Backup".to_string(),
+            "5c4ed01e-pg-schedule-default-pitr".to_string(),
+            json!({"spec": {"retentionPeriod": "2d"}})
+        )]
+    );
+    // In sync: nothing to patch.
+    o.backups[0].spec.retention_period = Some("2d".into());
+    assert!(patches(&step(&mut o, at("2026-11-22T09:31:00Z"))).is_empty());
+}

@@ -239,6 +239,23 @@ where
                 )
                 .await?
             }
+            Intent::MergePatch {
+                api_version,
+                kind,
+                namespace,
+                name,
+                patch,
+            } => {
+                merge_patch(
+                    ctx,
+                    &api_version,
+                    &kind,
+                    namespace.as_deref(),
+                    &name,
+                    &patch,
+                )
+                .await?
+            }
             Intent::Orphan {
                 api_version,
                 kind,
@@ -454,7 +471,8 @@ async fn patch_labels(
     merge_patch(ctx, api_version, kind, namespace, name, &patch).await
 }
 
-/// Merge-patches the metadata of another object; a missing object is left alone.
+/// Merge-patches another object (its metadata, or a spec field); a missing object is left
+/// alone.
 async fn merge_patch(
     ctx: &Context,
     api_version: &str,

@@ -210,6 +210,22 @@ pub struct BackupStatus {
     /// Cairn extension, not part of the KubeBlocks API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    /// The stretches inside a continuous backup's `timeRange` its archive does not hold (the
+    /// archiver started a new window after the end it had reached), oldest first: no restore
+    /// can reach a time strictly between a gap's start and end. Cairn extension, not part of
+    /// the KubeBlocks API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gaps: Option<Vec<ArchiveGap>>,
+}
+
+/// A stretch of a continuous backup's time range its archive does not hold. Cairn extension.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveGap {
+    /// The last point archived before the gap (restorable).
+    pub start: Time,
+    /// The first point archived after the gap (restorable).
+    pub end: Time,
 }
 
 /// Live progress of a running backup, reported by Cairn's node agent. Cairn extension.

@@ -198,6 +198,12 @@ pub mod conditions {
         pub const REASON_CRASHING: &str = "ArchiverCrashing";
         /// Reason: the archiver runs without restarting.
         pub const REASON_STABLE: &str = "ArchiverStable";
+        /// Type: the archive has a gap (`status.gaps`): times inside it cannot be restored.
+        pub const CONDITION_ARCHIVE_GAP: &str = "ArchiveGap";
+        /// Reason: the archiver started a new window after the end it had reached.
+        pub const REASON_NEW_WINDOW: &str = "ArchiverStartedNewWindow";
+        /// Reason: no gap inside `timeRange` (any earlier one was trimmed away).
+        pub const REASON_NO_GAP: &str = "NoGap";
     }
 
     /// A StorageProvider's conditions.

@@ -199,33 +199,41 @@ pub fn windows(backups: &[Backup], no_base: &BTreeSet<String>) -> Vec<Window> {
             .and_then(|s| s.backup_method.as_ref())
             .and_then(|m| m.action_set_name.as_ref())
             .is_some_and(|a| no_base.contains(a));
-        let from = if needs_base {
-            let selector = base_selector(continuous);
-            let earliest = backups
-                .iter()
-                .filter(|b| is_base_candidate(continuous, &selector, b))
-                .filter_map(end_time)
-                .filter(|e| *e >= start && *e <= end)
-                .min();
-            match earliest {
-                Some(from) => from,
-                None => {
-                    window.unusable.push(format!(
-                        "{name}: no Completed Full or Incremental backup ends within its range {} .. {}",
-                        crate::parse::restore_time::format(start),
-                        crate::parse::restore_time::format(end)
-                    ));
-                    continue;
+        let selector = base_selector(continuous);
+        let split = parts(continuous, start, end);
+        for (part_start, part_end) in &split {
+            let from = if needs_base {
+                let earliest = backups
+                    .iter()
+                    .filter(|b| is_base_candidate(continuous, &selector, b))
+                    .filter_map(end_time)
+                    .filter(|e| e >= part_start && e <= part_end)
+                    .min();
+                match earliest {
+                    Some(from) => from,
+                    None => {
+                        let what = if split.len() > 1 {
+                            "part of its range"
+                        } else {
+                            "range"
+                        };
+                        window.unusable.push(format!(
+                            "{name}: no Completed Full or Incremental backup ends within its {what} {} .. {}",
+                            crate::parse::restore_time::format(*part_start),
+                            crate::parse::restore_time::format(*part_end)
+                        ));
+                        continue;
+                    }
                 }
-            }
-        } else {
-            start
-        };
-        window.spans.push(Span {
-            start: from,
-            end,
-            continuous: vec![name],
-        });
+            } else {
+                *part_start
+            };
+            window.spans.push(Span {
+                start: from,
+                end: *part_end,
+                continuous: vec![name.clone()],
+            });
+        }
     }
     groups
         .into_values()
@@ -234,6 +242,43 @@ pub fn windows(backups: &[Backup], no_base: &BTreeSet<String>) -> Vec<Window> {
             window
         })
         .collect()
+}
+
+/// The gaps recorded in the backup's archive (`status.gaps`) inside `start ..= end`, oldest
+/// first.
+pub fn archive_gaps(backup: &Backup) -> Vec<(Timestamp, Timestamp)> {
+    let mut gaps: Vec<(Timestamp, Timestamp)> = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.gaps.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|g| (g.start.0, g.end.0))
+        .filter(|(a, b)| a < b)
+        .collect();
+    gaps.sort();
+    gaps
+}
+
+/// The archived parts of a continuous backup's range `start ..= end`: the range cut by its
+/// archive's gaps (a restore base must end inside the part of the restore time, since the
+/// archive does not lead from an earlier part across a gap).
+pub fn parts(backup: &Backup, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    let mut from = start;
+    for (gap_start, gap_end) in archive_gaps(backup) {
+        if gap_end <= from || gap_start >= end {
+            continue;
+        }
+        if gap_start > from {
+            out.push((from, gap_start));
+        }
+        from = gap_end;
+    }
+    if from <= end {
+        out.push((from, end));
+    }
+    out
 }
 
 /// Sorts spans and merges those that overlap or touch.
@@ -469,6 +514,53 @@ mod tests {
         assert_eq!(names, ["mysql-policy", "pg-policy"]);
         // The base of c2 is matched by cluster labels, so f1 serves both.
         assert_eq!(spans(&all[0]), [(t("08:30"), t("09:00"))]);
+    }
+
+    fn with_gap(mut backup: Backup, from: &str, to: &str) -> Backup {
+        let status = backup.status.get_or_insert_with(Default::default);
+        status
+            .gaps
+            .get_or_insert_with(Vec::new)
+            .push(crate::backup::ArchiveGap {
+                start: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(from)),
+                end: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(to)),
+            });
+        backup
+    }
+
+    #[test]
+    fn a_gap_in_the_archive_splits_the_window_and_each_part_needs_its_own_base() {
+        let c1 = with_gap(continuous("c1", "08:00", "10:00"), "08:50", "09:20");
+        let w = only(&[full("f1", "08:10"), full("f2", "09:30"), c1.clone()]);
+        assert_eq!(
+            spans(&w),
+            [(t("08:10"), t("08:50")), (t("09:30"), t("10:00"))]
+        );
+        // What lies between cannot be restored: the gap itself, and after it until a base.
+        assert_eq!(w.gaps(), [(t("08:50"), t("09:30"))]);
+        assert_eq!(
+            w.reach(t("09:00")),
+            Reach::Outside {
+                before: Some(t("08:50")),
+                after: Some(t("09:30"))
+            }
+        );
+        // A base before the gap does not lead across it.
+        let w = only(&[full("f1", "08:10"), c1]);
+        assert_eq!(spans(&w), [(t("08:10"), t("08:50"))]);
+        assert_eq!(
+            w.unusable,
+            [
+                "c1: no Completed Full or Incremental backup ends within its part of its range 2026-11-22T09:20:00Z .. 2026-11-22T10:00:00Z"
+            ]
+        );
+        // Needing no base, the parts are the spans.
+        let c2 = with_gap(continuous("c2", "08:00", "10:00"), "08:50", "09:20");
+        let all = windows(&[c2], &BTreeSet::from(["as".to_string()]));
+        assert_eq!(
+            spans(&all[0]),
+            [(t("08:00"), t("08:50")), (t("09:20"), t("10:00"))]
+        );
     }
 
     #[test]

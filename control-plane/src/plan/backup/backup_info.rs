@@ -34,6 +34,7 @@ pub fn merge(status: &mut BackupStatus, info: &str) -> Result<(), String> {
         target: keep.target,
         targets: keep.targets,
         conditions: keep.conditions,
+        gaps: keep.gaps,
         ..merged
     };
     Ok(())

@@ -27,9 +27,11 @@
 //!   `continuous_recheck`).
 
 use cairn_api::actionset::BackupType;
-use cairn_api::backup::{ActionPhase, ActionStatus, ActionType, BackupPhase, BackupStatus};
+use cairn_api::backup::{
+    ActionPhase, ActionStatus, ActionType, ArchiveGap, BackupPhase, BackupStatus,
+};
 use cairn_api::backup_schedule::{BackupSchedule, SchedulePolicy};
-use cairn_api::parse::cron;
+use cairn_api::parse::{cron, restore_time};
 use cairn_api::well_known;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
@@ -47,8 +49,9 @@ use crate::plan::ids::action_id;
 use crate::plan::intent::{Intent, Plan};
 use crate::plan::time::go_duration_text;
 use cairn_api::well_known::conditions::backup::{
-    CONDITION_ARCHIVE_STALLED, CONDITION_ARCHIVER_RESTARTING, REASON_ADVANCING, REASON_CRASHING,
-    REASON_NOT_ADVANCING, REASON_STABLE,
+    CONDITION_ARCHIVE_GAP, CONDITION_ARCHIVE_STALLED, CONDITION_ARCHIVER_RESTARTING,
+    REASON_ADVANCING, REASON_CRASHING, REASON_NEW_WINDOW, REASON_NO_GAP, REASON_NOT_ADVANCING,
+    REASON_STABLE,
 };
 
 /// Restarts from which an archiver counts as crashing repeatedly.
@@ -321,13 +324,17 @@ impl Walk<'_> {
             // A lost node keeps its archiver: it is re-assigned when the agent is back.
             Step::NodeLost { .. } | Step::NotDispatched => {}
         }
-        if let Some(json) = info
-            && let Err(reason) = backup_info::merge(&mut self.status, &json)
-        {
-            self.intents
-                .push(Intent::warning("InvalidBackupInfo", reason));
+        let mut new_gap = None;
+        if let Some(json) = info {
+            match merge_archive_info(&mut self.status, &json) {
+                Ok(gap) => new_gap = gap,
+                Err(reason) => self
+                    .intents
+                    .push(Intent::warning("InvalidBackupInfo", reason)),
+            }
         }
         self.watch_archiving(started, restarts);
+        self.watch_gaps(new_gap);
         let action = self.archiver_action(planned, &id, pod);
         self.intents.push(Intent::Dispatch {
             node,
@@ -419,6 +426,48 @@ impl Walk<'_> {
         }
     }
 
+    /// The `ArchiveGap` condition (Cairn extension): True while `status.gaps` has a gap, with
+    /// every gap in its message; a gap found now is a Warning event. Gaps trimmed away by
+    /// retention turn it False.
+    fn watch_gaps(&mut self, new_gap: Option<ArchiveGap>) {
+        let now = self.now;
+        let generation = self.o.backup.metadata.generation;
+        let gaps = self.status.gaps.clone().unwrap_or_default();
+        let conditions = self.status.conditions.get_or_insert_with(Vec::new);
+        if gaps.is_empty() && conditions::find(conditions, CONDITION_ARCHIVE_GAP).is_none() {
+            return;
+        }
+        let update = if gaps.is_empty() {
+            conditions::Update {
+                type_: CONDITION_ARCHIVE_GAP,
+                status: conditions::Status::False,
+                reason: REASON_NO_GAP,
+                message: "the archive has no gap inside timeRange".into(),
+            }
+        } else {
+            conditions::Update {
+                type_: CONDITION_ARCHIVE_GAP,
+                status: conditions::Status::True,
+                reason: REASON_NEW_WINDOW,
+                message: format!(
+                    "the archive has {} gap(s) inside timeRange, times strictly inside cannot be restored: {}",
+                    gaps.len(),
+                    gaps.iter().map(gap_text).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        };
+        conditions::set(conditions, update, generation, now);
+        if let Some(gap) = new_gap {
+            self.intents.push(Intent::warning(
+                "ArchiveGap",
+                format!(
+                    "the archive has a gap {}: the archiver started a new window after the end it had reached (WAL or logs of that time were lost while it was down); times strictly inside cannot be restored",
+                    gap_text(&gap)
+                ),
+            ));
+        }
+    }
+
     fn archiver_action(
         &self,
         planned: &PlannedAction,
@@ -451,6 +500,74 @@ impl Walk<'_> {
         };
         to_wire(id, &planned.name, owner(backup), Some(pod), kind)
     }
+}
+
+/// `from A to B`, for messages.
+pub fn gap_text(gap: &ArchiveGap) -> String {
+    format!(
+        "from {} to {}",
+        restore_time::format(gap.start.0),
+        restore_time::format(gap.end.0)
+    )
+}
+
+/// Merges an archiver's backup info file into the status, keeping the window's history
+/// (ARCHITECTURE.md §K2.9, "Gaps"); returns the gap found now, if any.
+/// - A reported `timeRange.start` later than the recorded `timeRange.end`: the archiver started
+///   a new window after the end it had reached, so what lies between is not in the archive. It
+///   is recorded in `status.gaps`, and `timeRange.start` stays where it was (what was archived
+///   before the gap is still restorable).
+/// - A reported start equal to the end of a recorded gap: the archiver's window since that gap;
+///   the recorded start stays.
+/// - Any other reported start later than the recorded one: the archive was trimmed (retention),
+///   the start moves to it and the gaps before it are dropped (one it falls inside moves the
+///   start to that gap's end).
+pub fn merge_archive_info(
+    status: &mut BackupStatus,
+    info: &str,
+) -> Result<Option<ArchiveGap>, String> {
+    let recorded = status.time_range.clone();
+    let mut gaps = status.gaps.clone().unwrap_or_default();
+    backup_info::merge(status, info)?;
+    let old_start = recorded.as_ref().and_then(|r| r.start.clone());
+    let old_end = recorded.as_ref().and_then(|r| r.end.clone());
+    let reported = status.time_range.as_ref().and_then(|r| r.start.clone());
+    let mut new_gap = None;
+    let mut start = reported.clone();
+    if let (Some(old_start), Some(reported)) = (&old_start, &reported)
+        && reported.0 > old_start.0
+    {
+        match &old_end {
+            Some(old_end) if reported.0 > old_end.0 => {
+                let gap = ArchiveGap {
+                    start: old_end.clone(),
+                    end: reported.clone(),
+                };
+                gaps.push(gap.clone());
+                new_gap = Some(gap);
+                start = Some(old_start.clone());
+            }
+            _ if gaps.iter().any(|g| g.end == *reported) => start = Some(old_start.clone()),
+            _ => {
+                let mut from = reported.clone();
+                gaps.retain(|g| {
+                    if g.start.0 >= reported.0 {
+                        return true;
+                    }
+                    if g.end.0 > from.0 {
+                        from = g.end.clone();
+                    }
+                    false
+                });
+                start = Some(from);
+            }
+        }
+    }
+    if let Some(range) = status.time_range.as_mut() {
+        range.start = start;
+    }
+    status.gaps = (!gaps.is_empty()).then_some(gaps);
+    Ok(new_gap)
 }
 
 /// Ends the archiving (§1.2 Running step 2): the archivers are cancelled, every action is
@@ -552,4 +669,51 @@ pub(super) fn cancel_leftovers(o: &Observed, status: &BackupStatus, now: Timesta
         }
     }
     intents
+}
+
+/// What a Failed continuous Backup whose schedule entry is still enabled does next
+/// (ARCHITECTURE.md §K2.9, KubeBlocks' "Failed phase": continuous backups are re-driven).
+#[derive(Debug)]
+pub(super) enum Redrive {
+    /// It never started (no `startTimestamp`): resolved again from New.
+    New(BackupStatus),
+    /// It started: Running again, its archivers in a new run.
+    Running(BackupStatus),
+    /// Not yet: looked at again after this long.
+    Later(std::time::Duration),
+}
+
+/// Re-drives a Failed continuous Backup, no sooner than `wait` after it failed (an archiver
+/// that cannot run is retried at that pace, not in a tight loop): one that never started is
+/// New again; one that started is reopened (as a re-enabled one, §6.3) with every failed action
+/// to run again and the failure cleared.
+pub(super) fn redrive(status: BackupStatus, now: Timestamp, wait: std::time::Duration) -> Redrive {
+    if let Some(failed) = &status.completion_timestamp {
+        let since = elapsed(failed.0, now);
+        if since < wait {
+            return Redrive::Later(wait - since);
+        }
+    }
+    if status.start_timestamp.is_none() {
+        let mut status = status;
+        status.phase = Some(BackupPhase::New);
+        status.failure_reason = None;
+        status.completion_timestamp = None;
+        status.duration = None;
+        status.expiration = None;
+        return Redrive::New(status);
+    }
+    match reopen(status, now) {
+        Some(mut status) => {
+            for entry in status.actions.iter_mut().flatten() {
+                if entry.phase == Some(ActionPhase::Failed) {
+                    entry.phase = Some(ActionPhase::New);
+                    entry.completion_timestamp = None;
+                    entry.failure_reason = None;
+                }
+            }
+            Redrive::Running(status)
+        }
+        None => Redrive::Later(std::time::Duration::from_secs(1)),
+    }
 }

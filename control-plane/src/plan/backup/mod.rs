@@ -184,6 +184,39 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupStatus> {
                 },
             },
         },
+        // KubeBlocks re-drives a Failed continuous Backup (§1.2 "Failed phase"); Cairn does
+        // while its entry is enabled, and leaves it Failed otherwise (ARCHITECTURE.md §K2.9).
+        Some(BackupPhase::Failed) if continuous => match continuous::end_reason(o) {
+            Some(_) => {
+                let mut plan = settled(o, &status);
+                plan.intents
+                    .extend(continuous::cancel_leftovers(o, &status, now));
+                plan
+            }
+            None => {
+                let failure = status
+                    .failure_reason
+                    .clone()
+                    .unwrap_or_else(|| "no reason recorded".into());
+                let mut plan =
+                    match continuous::redrive(status.clone(), now, o.settings.continuous_recheck) {
+                        continuous::Redrive::New(status) => start(o, status, now),
+                        continuous::Redrive::Running(status) => run(o, status, now),
+                        continuous::Redrive::Later(wait) => {
+                            let mut plan = settled(o, &status);
+                            plan.requeue = Some(wait);
+                            return plan;
+                        }
+                    };
+                plan.intents.push(Intent::normal(
+                    "ContinuousBackupRestarted",
+                    format!(
+                        "the schedule entry is still enabled: the failed continuous backup runs again (it failed: {failure})"
+                    ),
+                ));
+                plan
+            }
+        },
         Some(BackupPhase::Completed) | Some(BackupPhase::Failed) => settled(o, &status),
         Some(BackupPhase::Deleting) => Plan::nothing(),
     }

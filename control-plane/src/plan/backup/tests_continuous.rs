@@ -526,3 +526,239 @@ fn an_archiver_that_keeps_crashing_is_reported_with_its_last_log_lines() {
         1
     );
 }
+
+// ---------------------------------------------------------------- gaps
+
+fn info(start: &str, end: &str) -> String {
+    format!(
+        r#"{{"totalSize":"1024","timeRange":{{"start":"2026-11-22T{start}:00Z","end":"2026-11-22T{end}:00Z","timeZone":"+00:00"}}}}"#
+    )
+}
+
+fn range_and_gaps(status: &BackupStatus) -> (String, String, Vec<(String, String)>) {
+    let range = status.time_range.clone().unwrap();
+    let text = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map(|t| t.0.to_string()).unwrap_or_default()
+    };
+    let gaps = status
+        .gaps
+        .iter()
+        .flatten()
+        .map(|g| (g.start.0.to_string(), g.end.0.to_string()))
+        .collect();
+    (text(range.start), text(range.end), gaps)
+}
+
+#[test]
+fn an_archiver_that_starts_a_new_window_after_its_end_leaves_a_gap_reported_once() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    let status = step(&mut o, later(10)).status.unwrap();
+    assert!(status.gaps.is_none());
+    assert!(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .all(|c| c.type_ != "ArchiveGap"),
+        "no gap, no condition"
+    );
+    // Back after the database lost what it had not archived: a new window from 09:50.
+    archiving(&mut o, &info("09:50", "09:55"));
+    let plan = step(&mut o, later(20));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T09:55:00Z".into(),
+            vec![("2026-11-22T09:30:00Z".into(), "2026-11-22T09:50:00Z".into())]
+        ),
+        "the window keeps its start and records the gap"
+    );
+    let gap = condition(&status, "ArchiveGap");
+    assert_eq!(
+        (gap.status.as_str(), gap.reason.as_str()),
+        ("True", "ArchiverStartedNewWindow")
+    );
+    assert!(
+        gap.message
+            .contains("from 2026-11-22T09:30:00Z to 2026-11-22T09:50:00Z"),
+        "{}",
+        gap.message
+    );
+    let warnings = warned(&plan, "ArchiveGap");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("gap from 2026-11-22T09:30:00Z to 2026-11-22T09:50:00Z"),
+        "{warnings:?}"
+    );
+    // The archiver goes on in its new window: the gap stays, said once.
+    archiving(&mut o, &info("09:50", "10:05"));
+    let plan = step(&mut o, later(30));
+    assert!(warned(&plan, "ArchiveGap").is_empty());
+    assert_eq!(
+        range_and_gaps(&plan.status.unwrap()),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T10:05:00Z".into(),
+            vec![("2026-11-22T09:30:00Z".into(), "2026-11-22T09:50:00Z".into())]
+        )
+    );
+}
+
+#[test]
+fn an_archiver_restarted_in_the_same_window_leaves_no_gap() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    step(&mut o, later(10));
+    // Down for twenty minutes (a kill -9), then back with the same start: no gap.
+    archiving(&mut o, &info("09:00", "09:55"));
+    let plan = step(&mut o, later(20));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:00:00Z".into(),
+            "2026-11-22T09:55:00Z".into(),
+            vec![]
+        )
+    );
+    assert!(warned(&plan, "ArchiveGap").is_empty());
+}
+
+#[test]
+fn retention_trimming_the_archive_moves_the_start_and_drops_the_gaps_before_it() {
+    let mut o = continuous();
+    step(&mut o, now());
+    archiving(&mut o, &info("09:00", "09:30"));
+    step(&mut o, later(10));
+    archiving(&mut o, &info("09:50", "10:00"));
+    step(&mut o, later(20));
+    // The archiver pruned everything older than 09:40 (its DP_TTL_SECONDS): the part before
+    // the gap is gone, and so is the gap; the start is the end of the gap.
+    archiving(&mut o, &info("09:40", "10:10"));
+    let status = step(&mut o, later(30)).status.unwrap();
+    assert_eq!(
+        range_and_gaps(&status),
+        (
+            "2026-11-22T09:50:00Z".into(),
+            "2026-11-22T10:10:00Z".into(),
+            vec![]
+        )
+    );
+    assert_eq!(condition(&status, "ArchiveGap").status, "False");
+    // Trimmed again, inside the window: the start follows.
+    archiving(&mut o, &info("09:55", "10:15"));
+    let status = step(&mut o, later(40)).status.unwrap();
+    assert_eq!(
+        range_and_gaps(&status).0,
+        "2026-11-22T09:55:00Z".to_string()
+    );
+}
+
+// ---------------------------------------------------------------- re-driving a Failed one
+
+fn restarted(plan: &Plan<BackupStatus>) -> Vec<String> {
+    plan.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Event {
+                type_: EventType::Normal,
+                reason,
+                message,
+            } if reason == "ContinuousBackupRestarted" => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A continuous Backup whose archiver the agent could not run, Failed at `later(5)`.
+fn failed_archiver() -> (Observed, String) {
+    let mut o = continuous();
+    step(&mut o, now());
+    let id = archiver(&o);
+    o.agents.report(
+        id.clone(),
+        reported(ReportedPhase::Failed).because("statefulset default/b1 belongs to action x"),
+    );
+    let status = step(&mut o, later(5)).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    (o, id)
+}
+
+#[test]
+fn a_failed_continuous_backup_whose_entry_is_enabled_runs_again_with_a_new_archiver_run() {
+    let (mut o, failed_id) = failed_archiver();
+    // Not in a tight loop: looked at again once the recheck interval has passed.
+    let plan = step(&mut o, later(7));
+    assert!(plan.status.is_none(), "still Failed for now");
+    assert_eq!(plan.requeue, Some(std::time::Duration::from_secs(3)));
+    assert!(dispatched(&plan.intents).is_empty());
+
+    let plan = step(&mut o, later(10));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.failure_reason, None);
+    assert_eq!(status.completion_timestamp, None);
+    assert_eq!(status.expiration, None);
+    let archiver_entry = entry(&status, ARCHIVER);
+    assert_eq!(archiver_entry.phase, Some(ActionPhase::Running));
+    assert_eq!(archiver_entry.failure_reason, None);
+    assert_eq!(archiver_entry.start_timestamp, Some(Time(later(10))));
+    let new_id = archiver(&o);
+    assert_ne!(new_id, failed_id, "a new run, not the failed one");
+    assert_eq!(dispatched(&plan.intents)[0].1.id, new_id);
+    assert_eq!(
+        restarted(&plan),
+        [
+            "the schedule entry is still enabled: the failed continuous backup runs again (it failed: there are failed actions, you can obtain the more informations in the status.actions)"
+        ]
+    );
+    // It archives as before.
+    archiving(&mut o, INFO_1);
+    let status = step(&mut o, later(20)).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.total_size.as_deref(), Some("1024"));
+}
+
+#[test]
+fn a_failed_continuous_backup_whose_entry_is_disabled_stays_failed() {
+    let (mut o, _) = failed_archiver();
+    o.schedule = Some(schedule(false));
+    let plan = step(&mut o, later(60));
+    assert!(plan.status.is_none());
+    assert!(dispatched(&plan.intents).is_empty());
+    assert!(restarted(&plan).is_empty());
+    assert_eq!(
+        o.backup.status.as_ref().unwrap().phase,
+        Some(BackupPhase::Failed)
+    );
+    o.schedule = None;
+    assert!(step(&mut o, later(120)).status.is_none());
+}
+
+#[test]
+fn a_continuous_backup_that_failed_before_it_started_is_resolved_again() {
+    let mut o = continuous();
+    let pods = std::mem::take(&mut o.pods);
+    let status = step(&mut o, now()).status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Failed));
+    assert!(status.start_timestamp.is_none());
+    // Still no pod: it fails again, no sooner than the recheck interval.
+    let plan = step(&mut o, later(5));
+    assert_eq!(
+        plan.status.as_ref().and_then(|s| s.phase),
+        Some(BackupPhase::Failed)
+    );
+    assert_eq!(restarted(&plan).len(), 1);
+    // The pod is back: it runs.
+    o.pods = pods;
+    let plan = step(&mut o, later(10));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(status.start_timestamp, Some(Time(later(10))));
+    assert_eq!(dispatched(&plan.intents).len(), 1);
+}

@@ -134,6 +134,28 @@ fn continuous<'a>(o: &'a Observed, mut source: Request<'a>) -> Result<Sets<'a>, 
             restore_time::format(at)
         )));
     }
+    // A time inside a gap of the archive cannot be reached (ARCHITECTURE.md §K2.9 "Gaps"); a
+    // base must end in the archived part of the restore time (the archive does not lead from
+    // an earlier part across a gap).
+    if let Some((from, to)) = window::archive_gaps(backup)
+        .into_iter()
+        .find(|(from, to)| *from < at && at < *to)
+    {
+        return Err(Problem::invalid(format!(
+            "restore time {} falls in a gap of the archive of backup \"{backup_name}\": nothing from {} to {} was archived; it can restore up to {} and from {} (its window {window})",
+            restore_time::format(at),
+            restore_time::format(from),
+            restore_time::format(to),
+            restore_time::format(from),
+            restore_time::format(to),
+        )));
+    }
+    let part_start = window::parts(backup, start, end)
+        .into_iter()
+        .filter(|(from, _)| *from <= at)
+        .map(|(from, _)| from)
+        .max()
+        .unwrap_or(start);
     let restore_spec = &source.spec;
     if restore_spec.base_backup_required == Some(false) {
         return Ok(Sets {
@@ -141,7 +163,12 @@ fn continuous<'a>(o: &'a Observed, mut source: Request<'a>) -> Result<Sets<'a>, 
             skipped_base: None,
         });
     }
-    let base = base_backup(o, backup, at, start)?;
+    let since = if part_start == start {
+        "the continuous backup's start"
+    } else {
+        "the end of the gap in its archive before the restore time,"
+    };
+    let base = base_backup(o, backup, at, (part_start, since))?;
     let skip = source
         .actionset
         .metadata
@@ -189,12 +216,13 @@ fn continuous<'a>(o: &'a Observed, mut source: Request<'a>) -> Result<Sets<'a>, 
 
 /// The newest Completed Full or Incremental backup of the continuous backup's cluster (its
 /// `cluster-uid`, `instance` and `component-name` labels; its policy when it has none of them)
-/// that ended at or before `at` and not before the continuous backup started.
+/// that ended at or before `at` and not before `start`: the continuous backup's start, or the end
+/// of the last gap of its archive before `at`.
 fn base_backup<'a>(
     o: &'a Observed,
     continuous: &Backup,
     at: Timestamp,
-    start: Timestamp,
+    (start, since): (Timestamp, &str),
 ) -> Result<&'a Backup, Problem> {
     let wanted = window::base_selector(continuous);
     let mut candidates: Vec<&Backup> = o
@@ -224,7 +252,7 @@ fn base_backup<'a>(
         };
         let selector: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
         Problem::invalid(format!(
-            "can not found latest full or incremental backup based on backupPolicy \"{}\" and specified restoreTime \"{}\": a base must be Completed, labelled {}, and end between the continuous backup's start {} and the restore time; {considered}",
+            "can not found latest full or incremental backup based on backupPolicy \"{}\" and specified restoreTime \"{}\": a base must be Completed, labelled {}, and end between {since} {} and the restore time; {considered}",
             continuous.spec.backup_policy_name,
             restore_time::format(at),
             selector.join(","),

@@ -765,3 +765,46 @@ fn exec_post_ready_steps_of_two_sets_in_one_pod_are_distinct_actions_run_in_orde
         ]
     );
 }
+
+/// pitr() with a gap in c1's archive from 08:40 to 09:10.
+fn pitr_with_gap() -> Observed {
+    let gap = json!({"status": {"gaps": [{"start": "2026-11-22T08:40:00Z",
+                                          "end": "2026-11-22T09:10:00Z"}]}});
+    let mut o = pitr();
+    o.backup = Some(continuous_backup(gap.clone()));
+    for b in o.backups.iter_mut() {
+        if b.metadata.name.as_deref() == Some("c1") {
+            *b = continuous_backup(gap.clone());
+        }
+    }
+    o
+}
+
+#[test]
+fn a_restore_time_inside_a_gap_of_the_archive_fails_naming_the_gap() {
+    let mut o = pitr_with_gap();
+    o.restore.spec.restore_time = Some("2026-11-22T09:00:00Z".into());
+    assert_eq!(
+        failure(&mut o),
+        "restore time 2026-11-22T09:00:00Z falls in a gap of the archive of backup \"c1\": nothing from 2026-11-22T08:40:00Z to 2026-11-22T09:10:00Z was archived; it can restore up to 2026-11-22T08:40:00Z and from 2026-11-22T09:10:00Z (its window 2026-11-22T08:00:00Z .. 2026-11-22T09:50:00Z)"
+    );
+    // Both ends of the gap are archived: restorable.
+    let mut o = pitr_with_gap();
+    o.restore.spec.restore_time = Some("2026-11-22T08:40:00Z".into());
+    assert_eq!(first_job_backup(&mut o), "f1");
+}
+
+#[test]
+fn after_a_gap_the_base_must_end_after_the_gap() {
+    // f1 (08:30) ends before the gap: the archive does not lead from it across; f2 (09:20) does.
+    let mut o = pitr_with_gap();
+    o.restore.spec.restore_time = Some("2026-11-22T09:30:00Z".into());
+    assert_eq!(first_job_backup(&mut o), "f2");
+    let mut o = pitr_with_gap();
+    o.restore.spec.restore_time = Some("2026-11-22T09:15:00Z".into());
+    let message = failure(&mut o);
+    assert!(
+        message.contains("and end between the end of the gap in its archive before the restore time, 2026-11-22T09:10:00Z and the restore time"),
+        "{message}"
+    );
+}
