@@ -56,6 +56,17 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// scenario, kills it with SIGKILL so that a heap profiler reports every allocation still live
 /// after the soak as leaked, then waits for the wrapper to finish writing.
 const WRAPPER_ENV: &str = "CAIRN_BENCH_CONTROL_PLANE_WRAPPER";
+/// The log filter (`RUST_LOG`) of localkube and the control plane (default `warn`), e.g.
+/// `warn,kube_runtime=debug`; their logs are in the data directory's `logs/` (see `--keep`).
+const LOG_ENV: &str = "CAIRN_BENCH_LOG";
+
+/// The log filter of the stack's processes: [`LOG_ENV`], or `warn`.
+fn log_filter() -> String {
+    std::env::var(LOG_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "warn".into())
+}
 
 /// Control-plane scale benchmark.
 #[derive(Debug, Parser)]
@@ -458,7 +469,7 @@ async fn start(bin_dir: &Path, localkube: &Path, keep: bool) -> anyhow::Result<S
             "--node-name".into(),
             "bench-host".into(),
         ],
-        &[("RUST_LOG", "warn".into())],
+        &[("RUST_LOG", log_filter())],
         &data.join("logs/localkube.log"),
     )?;
     let kubeconfig = data.join("kube/kubeconfig");
@@ -513,7 +524,7 @@ async fn start(bin_dir: &Path, localkube: &Path, keep: bool) -> anyhow::Result<S
         &args,
         &[
             ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("RUST_LOG", "warn".into()),
+            ("RUST_LOG", log_filter()),
         ],
         &data.join("logs/control-plane.log"),
     )?;
@@ -1110,9 +1121,12 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
-fn print_table(outcomes: &[Outcome], load: &str) {
+fn print_table(outcomes: &[Outcome], load: &str, bin_dir: &Path) {
     println!();
-    println!("Control plane at scale (release build; machine load average at the end: {load})");
+    println!(
+        "Control plane at scale (binaries in {}; machine load average at the end: {load})",
+        bin_dir.display()
+    );
     println!(
         "{:<22} {:<34} {:>14} {:>14} {:>8}",
         "scenario", "metric", "value", "target", ""
@@ -1304,6 +1318,10 @@ async fn main() -> anyhow::Result<()> {
             Some(format!("{} {} {}", f.next()?, f.next()?, f.next()?))
         })
         .unwrap_or_default();
-    print_table(&outcomes, &load);
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => cairn_cli::standalone::default_bin_dir()?,
+    };
+    print_table(&outcomes, &load, &bin_dir);
     Ok(())
 }

@@ -60,7 +60,7 @@ pub async fn reconcile_policy(obj: Arc<BackupPolicy>, ctx: Arc<Context>) -> Resu
 pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToken) {
     let actionsets = common::run(
         ctx.clone(),
-        Api::<ActionSet>::all(ctx.client.clone()),
+        ctx.caches.actionsets.controller(),
         stream::pending(),
         {
             let token = shutdown.clone();
@@ -71,7 +71,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToke
     );
     let policies = common::run(
         ctx.clone(),
-        Api::<BackupPolicy>::all(ctx.client.clone()),
+        ctx.caches.policies.controller(),
         stream::pending(),
         async move { shutdown.cancelled().await },
         reconcile_policy,

@@ -84,10 +84,15 @@ pub async fn run(
     owners: impl Stream<Item = ObjectRef<Backup>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<Backup> = Api::all(ctx.client.clone());
-    common::run(ctx, api, owners, shutdown, reconcile, |_, err, ctx| {
-        common::retry("Backup", err, &ctx)
-    })
+    let controller = ctx.caches.backups.controller();
+    common::run(
+        ctx,
+        controller,
+        owners,
+        shutdown,
+        reconcile,
+        |_, err, ctx| common::retry("Backup", err, &ctx),
+    )
     .await;
 }
 

@@ -11,12 +11,12 @@ use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::{LegacyStorageProvider, StorageProvider};
 use cairn_api::well_known;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -196,19 +196,19 @@ pub async fn run(
             |r: &Restore| Some(relevant(r, r.status.as_ref().and_then(|s| s.phase))),
             Default::default(),
         );
-    Controller::new(
-        Api::<BackupRepo>::all(ctx.client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .watches_stream(backups, move |backup: Backup| to_repo(backup.labels()))
-    .watches_stream(restores, move |restore: Restore| to_repo(restore.labels()))
-    .reconcile_on(owners)
-    .graceful_shutdown_on(shutdown)
-    .run(
+    let controller = ctx
+        .caches
+        .repos
+        .controller()
+        .watches_stream(backups, move |backup: Backup| to_repo(backup.labels()))
+        .watches_stream(restores, move |restore: Restore| to_repo(restore.labels()));
+    common::run(
+        ctx,
+        controller,
+        owners,
+        shutdown,
         reconcile,
         |_, err, ctx| common::retry("BackupRepo", err, &ctx),
-        ctx,
     )
-    .for_each(|_| async {})
     .await;
 }

@@ -2,13 +2,12 @@
 //! policy, and running a controller with extra triggers.
 
 use std::fmt::Debug;
-use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -30,6 +29,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a write was refused with 409 Conflict (it was planned from an older copy of its
+    /// object than the server's).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Execute(err) if err.is_conflict())
+    }
+
     /// Label for the failure metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -88,25 +93,219 @@ pub fn retry(kind: &str, error: &Error, ctx: &Context) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
-/// Runs a controller for `K` with extra reconcile `triggers` until `shutdown`.
+/// Runs `controller` with extra reconcile `triggers` until `shutdown`. A reconcile whose write
+/// failed with a 409 Conflict (its object changed since the controller's copy was read) reads
+/// the object from the API server and runs once more on that ([`on_conflict_reread`]).
 pub async fn run<K, R, RFut, E>(
     ctx: Arc<Context>,
-    api: Api<K>,
+    controller: Controller<K>,
     triggers: impl Stream<Item = ObjectRef<K>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     reconcile: R,
     error_policy: E,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Hash + Eq + Clone + Debug + Unpin,
-    R: FnMut(Arc<K>, Arc<Context>) -> RFut,
+    R: Fn(Arc<K>, Arc<Context>) -> RFut + Clone + Send + Sync + 'static,
     RFut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
     E: Fn(Arc<K>, &Error, Arc<Context>) -> Action,
 {
-    Controller::new(api, watcher::Config::default().any_semantic())
+    // A controller on a cache waits (`Store::wait_until_ready`) on the store the cache's own
+    // readiness task waits on, and that wakes only one of several waiters: start it once the
+    // caches are ready, when its wait returns at once.
+    if ctx.caches.ready().await.is_err() {
+        return;
+    }
+    controller
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |obj, ctx: Arc<Context>| {
+                let reconcile = reconcile.clone();
+                async move {
+                    let client = ctx.client.clone();
+                    on_conflict_reread(&client, obj, |obj| reconcile(obj, ctx.clone())).await
+                }
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
+}
+
+/// A controller with its own watch and store, for the kinds no planner reads (so not in
+/// `shell::cache`); a cached kind uses `Cache::controller`, which shares the cache's store.
+pub fn uncached<K>(ctx: &Context) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    Controller::new(
+        Api::all(ctx.client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+}
+
+/// Runs `reconcile` on `obj`; if a write failed with a 409 Conflict, reads the object from the
+/// API server and, if it still exists, runs `reconcile` once more on what it read.
+///
+/// A 409 means the plan was made from an older copy than the server's. Retrying on the same
+/// copy can only fail again until the cache catches up, so a cache that lags (a watch behind
+/// under load) would turn every reconcile of the object into a failed write; the fresh read
+/// makes progress whatever the cache's state, at the cost of one GET per conflict.
+pub async fn on_conflict_reread<K, R, RFut>(
+    client: &kube::Client,
+    obj: Arc<K>,
+    reconcile: R,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    R: Fn(Arc<K>) -> RFut,
+    RFut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let conflict = match reconcile(obj.clone()).await {
+        Err(err) if err.is_conflict() => err,
+        other => return other,
+    };
+    let api = api_of(client, obj.as_ref());
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let fresh = match api.get_opt(&name).await {
+        Ok(Some(fresh)) => fresh,
+        // Gone: nothing is left to reconcile.
+        Ok(None) => return Ok(Action::await_change()),
+        // The conflict is the error worth reporting; the retry policy runs again.
+        Err(_) => return Err(conflict),
+    };
+    let fresh: K = match fresh.try_parse() {
+        Ok(fresh) => fresh,
+        Err(_) => return Err(conflict),
+    };
+    if fresh.meta().resource_version == obj.meta().resource_version {
+        return Err(conflict);
+    }
+    tracing::debug!(
+        cached = obj.meta().resource_version.as_deref().unwrap_or_default(),
+        current = fresh.meta().resource_version.as_deref().unwrap_or_default(),
+        "the object changed since the cached copy was read: reconciling the current one"
+    );
+    reconcile(Arc::new(fresh)).await
+}
+
+/// An API for `obj`'s kind, in its namespace when it has one.
+fn api_of<K: Resource<DynamicType = ()>>(client: &kube::Client, obj: &K) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<K>(&());
+    match obj.meta().namespace.as_deref() {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    use super::*;
+    use crate::shell::test_kube::TestKube;
+
+    /// What a reconciler does with its copy: a write guarded by the copy's resourceVersion,
+    /// failing as `execute` does when it is refused.
+    async fn write_guarded(api: &Api<ConfigMap>, copy: &ConfigMap) -> Result<Action, Error> {
+        let patch = json!({
+            "metadata": {"resourceVersion": copy.metadata.resource_version},
+            "data": {"written": "yes"},
+        });
+        api.patch("cm", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| {
+                Error::Execute(ExecuteError::PatchStatus {
+                    object: "ConfigMap default/cm".into(),
+                    source: Box::new(source),
+                })
+            })?;
+        Ok(Action::await_change())
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_for_a_stale_copy_is_planned_again_from_the_current_object() {
+        let kube = TestKube::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "cm"}, "data": {"v": "1"}}))
+                    .expect("a ConfigMap"),
+            )
+            .await
+            .expect("create");
+        // Someone else changes the object; the reconciler still holds the copy it was given
+        // (a cache that lags).
+        api.patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": "2"}})),
+        )
+        .await
+        .expect("patch");
+        let stale = Arc::new(created);
+        let direct = write_guarded(&api, &stale).await;
+        assert!(
+            direct.as_ref().is_err_and(Error::is_conflict),
+            "the stale copy's write is refused: {direct:?}"
+        );
+
+        let runs = AtomicUsize::new(0);
+        let outcome = on_conflict_reread(&kube.client, stale, |copy| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let api = api.clone();
+            async move { write_guarded(&api, &copy).await }
+        })
+        .await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "once on the stale copy, once on the current"
+        );
+        let data = api.get("cm").await.expect("get").data.unwrap_or_default();
+        assert_eq!(data.get("written").map(String::as_str), Some("yes"));
+        assert_eq!(
+            data.get("v").map(String::as_str),
+            Some("2"),
+            "the other write is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conflict_on_an_object_deleted_meanwhile_ends_the_reconcile() {
+        let kube = TestKube::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "cm"}})).expect("a ConfigMap"),
+            )
+            .await
+            .expect("create");
+        api.patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": "2"}})),
+        )
+        .await
+        .expect("patch");
+        let stale = Arc::new(created);
+        let outcome = on_conflict_reread(&kube.client, stale, |copy| {
+            let api = api.clone();
+            async move {
+                let result = write_guarded(&api, &copy).await;
+                api.delete("cm", &Default::default()).await.expect("delete");
+                result
+            }
+        })
+        .await;
+        assert!(outcome.is_ok(), "nothing is left to reconcile: {outcome:?}");
+    }
 }

@@ -66,7 +66,7 @@ pub async fn reconcile_restore_job(
 pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToken) {
     let tools = common::run(
         ctx.clone(),
-        Api::<BackupTool>::all(ctx.client.clone()),
+        common::uncached::<BackupTool>(&ctx),
         stream::pending(),
         {
             let token = shutdown.clone();
@@ -77,7 +77,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToke
     );
     let jobs = common::run(
         ctx.clone(),
-        Api::<RestoreJob>::all(ctx.client.clone()),
+        common::uncached::<RestoreJob>(&ctx),
         stream::pending(),
         async move { shutdown.cancelled().await },
         reconcile_restore_job,

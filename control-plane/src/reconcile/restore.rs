@@ -60,10 +60,15 @@ pub async fn run(
     owners: impl Stream<Item = ObjectRef<Restore>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<Restore> = Api::all(ctx.client.clone());
-    common::run(ctx, api, owners, shutdown, reconcile, |_, err, ctx| {
-        common::retry("Restore", err, &ctx)
-    })
+    let controller = ctx.caches.restores.controller();
+    common::run(
+        ctx,
+        controller,
+        owners,
+        shutdown,
+        reconcile,
+        |_, err, ctx| common::retry("Restore", err, &ctx),
+    )
     .await;
 }
 

@@ -7,11 +7,10 @@ use std::time::Instant;
 use cairn_api::backup::Backup;
 use cairn_api::backup_schedule::BackupSchedule;
 use cairn_api::well_known;
-use futures::StreamExt;
 use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
@@ -45,27 +44,26 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<BackupSchedule> = Api::all(ctx.client.clone());
     let backups: Api<Backup> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .watches(
-            backups,
-            watcher::Config::default().labels(well_known::label::BACKUP_SCHEDULE),
-            |backup: Backup| {
-                let namespace = backup.namespace()?;
-                let schedule = backup
-                    .labels()
-                    .get(well_known::label::BACKUP_SCHEDULE)?
-                    .clone();
-                Some(ObjectRef::new(&schedule).within(&namespace))
-            },
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile,
-            |_, err, ctx| common::retry("BackupSchedule", err, &ctx),
-            ctx,
-        )
-        .for_each(|_| async {})
-        .await;
+    let controller = ctx.caches.schedules.controller().watches(
+        backups,
+        watcher::Config::default().labels(well_known::label::BACKUP_SCHEDULE),
+        |backup: Backup| {
+            let namespace = backup.namespace()?;
+            let schedule = backup
+                .labels()
+                .get(well_known::label::BACKUP_SCHEDULE)?
+                .clone();
+            Some(ObjectRef::new(&schedule).within(&namespace))
+        },
+    );
+    common::run(
+        ctx,
+        controller,
+        futures::stream::pending(),
+        shutdown,
+        reconcile,
+        |_, err, ctx| common::retry("BackupSchedule", err, &ctx),
+    )
+    .await;
 }

@@ -81,7 +81,7 @@ pub async fn reconcile_legacy(
 pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToken) {
     let current = common::run(
         ctx.clone(),
-        Api::<StorageProvider>::all(ctx.client.clone()),
+        ctx.caches.providers.controller(),
         stream::pending(),
         {
             let token = shutdown.clone();
@@ -92,7 +92,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: tokio_util::sync::CancellationToke
     );
     let legacy = common::run(
         ctx.clone(),
-        Api::<LegacyStorageProvider>::all(ctx.client.clone()),
+        common::uncached::<LegacyStorageProvider>(&ctx),
         stream::pending(),
         async move { shutdown.cancelled().await },
         reconcile_legacy,

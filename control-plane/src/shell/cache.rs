@@ -14,15 +14,19 @@ use cairn_api::backup_repo::BackupRepo;
 use cairn_api::backup_schedule::BackupSchedule;
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::StorageProvider;
-use futures::StreamExt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::Api;
+use kube::runtime::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 /// A cache was not ready to read (its watch never started: the process is shutting down).
@@ -41,7 +45,12 @@ pub struct Cache<K: Resource<DynamicType = ()> + Clone + 'static> {
     /// several tasks waiting at once (it polls a oneshot receiver, which keeps a single waker),
     /// so exactly one task waits on it and every reconciler waits on this channel instead.
     ready: watch::Receiver<bool>,
+    /// Who hears of every object the watch applies ([`Cache::changes`]).
+    subscribers: Subscribers<K>,
 }
+
+/// The senders of the live [`Cache::changes`] streams.
+type Subscribers<K> = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>>;
 
 impl<K> Cache<K>
 where
@@ -56,7 +65,60 @@ where
                 ready_tx.send_replace(true);
             }
         });
-        Cache { kind, store, ready }
+        Cache {
+            kind,
+            store,
+            ready,
+            subscribers: Arc::default(),
+        }
+    }
+
+    /// Every object in the cache now, then every object the watch applies from now on (after a
+    /// relist, every object again), each once the cache holds it — the triggers of a
+    /// controller that reads this cache ([`Cache::controller`]). Deletions are not sent.
+    ///
+    /// Unbounded: a slow reader never holds up the watch (and so never makes the cache, which
+    /// every planner reads, lag); what queues up are `Arc`s the cache holds anyway.
+    pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Under the lock the watch task cannot send: an object it applies after this snapshot
+        // is sent once the subscription is in the list, so none is missed.
+        for object in self.store.state() {
+            let _ = tx.send(object);
+        }
+        subscribers.push(tx);
+        UnboundedReceiverStream::new(rx)
+    }
+
+    /// A controller for this kind that reconciles the objects of this cache: it keeps no
+    /// store and runs no watch of its own, so what it reconciles is never older than what the
+    /// planners read (a second watch of the same kind, read by the controller's own task,
+    /// fell minutes behind under load, and every write planned from it failed with a 409).
+    /// Run it once the cache is [ready](Cache::ready): the controller waits on the store's
+    /// readiness, which wakes only one of several waiters.
+    pub fn controller(&self) -> Controller<K>
+    where
+        K: DeserializeOwned + Debug,
+    {
+        Controller::for_shared_stream(self.changes(), self.store.clone())
+    }
+
+    /// Sends `objects` to every subscriber; forgets the ones whose stream is gone.
+    fn publish(&self, objects: impl IntoIterator<Item = Arc<K>>) {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if subscribers.is_empty() {
+            return;
+        }
+        for object in objects {
+            subscribers.retain(|tx| tx.send(object.clone()).is_ok());
+        }
     }
 }
 
@@ -216,13 +278,25 @@ where
     ObjectRef<K>: Hash + Eq,
 {
     let (store, writer) = reflector::store();
+    let cache = Cache::new(kind, store);
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         // Managed fields are never read and are often most of an object's size.
         .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let publisher = cache.clone();
     let events = reflector::reflector(writer, stream).for_each(move |event| {
         match event {
             Ok(event) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    trace_event(kind, &event);
+                }
+                // The reflector has applied the event: the store holds what is sent.
+                match &event {
+                    watcher::Event::Apply(object) => publisher
+                        .publish(publisher.store.get(&ObjectRef::from_obj(object))),
+                    watcher::Event::InitDone => publisher.publish(publisher.store.state()),
+                    _ => {}
+                }
                 if let Some(observe) = &observer {
                     observe(&event);
                 }
@@ -240,7 +314,32 @@ where
             _ = events => {}
         }
     });
-    Cache::new(kind, store)
+    cache
+}
+
+/// Logs the resourceVersion of every object an event carries (`RUST_LOG=...cache=trace`).
+fn trace_event<K: Resource<DynamicType = ()>>(kind: &'static str, event: &watcher::Event<K>) {
+    let (what, objects): (&str, Vec<&K>) = match event {
+        watcher::Event::Apply(o) => ("apply", vec![o]),
+        watcher::Event::Delete(o) => ("delete", vec![o]),
+        watcher::Event::InitApply(o) => ("init-apply", vec![o]),
+        watcher::Event::Init => ("init", Vec::new()),
+        watcher::Event::InitDone => ("init-done", Vec::new()),
+    };
+    if objects.is_empty() {
+        tracing::trace!(kind, event = what, "cache event");
+    }
+    for o in objects {
+        let meta = o.meta();
+        tracing::trace!(
+            kind,
+            event = what,
+            namespace = meta.namespace.as_deref().unwrap_or_default(),
+            name = meta.name.as_deref().unwrap_or_default(),
+            rv = meta.resource_version.as_deref().unwrap_or_default(),
+            "cache event"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +372,175 @@ mod tests {
             );
         }
         assert!(cache.ready().await.is_ok(), "ready stays ready");
+    }
+
+    fn config_map(name: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"v": value},
+        }))
+        .expect("a ConfigMap")
+    }
+
+    fn rv_of(o: &ConfigMap) -> u64 {
+        o.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn next_change(
+        changes: &mut (impl Stream<Item = Arc<ConfigMap>> + Unpin),
+    ) -> Arc<ConfigMap> {
+        tokio::time::timeout(Duration::from_secs(30), changes.next())
+            .await
+            .expect("a change within 30 s")
+            .expect("the stream goes on")
+    }
+
+    #[tokio::test]
+    async fn changes_start_with_every_cached_object_then_each_applied_change() {
+        let kube = crate::shell::test_kube::TestKube::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+        let pp = kube::api::PostParams::default();
+        api.create(&pp, &config_map("a", "1"))
+            .await
+            .expect("create a");
+        let stop = CancellationToken::new();
+        let cache = spawn(
+            "ConfigMaps",
+            Api::<ConfigMap>::all(kube.client.clone()),
+            &stop,
+        );
+        cache.ready().await.expect("ready");
+        // A controller started later (a new leader) hears of what is already cached.
+        let mut changes = Box::pin(cache.changes());
+        let first = next_change(&mut changes).await;
+        assert_eq!(first.metadata.name.as_deref(), Some("a"));
+        let patched = api
+            .patch(
+                "a",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"data": {"v": "2"}})),
+            )
+            .await
+            .expect("patch a");
+        let second = next_change(&mut changes).await;
+        assert_eq!(rv_of(&second), rv_of(&patched), "the patched copy follows");
+        // What is sent is what the cache holds at that moment.
+        assert_eq!(
+            cache.get_in("default", "a").map(|a| rv_of(&a)),
+            Some(rv_of(&patched))
+        );
+        api.delete("a", &Default::default())
+            .await
+            .expect("delete a");
+        api.create(&pp, &config_map("b", "1"))
+            .await
+            .expect("create b");
+        let third = next_change(&mut changes).await;
+        assert_eq!(
+            third.metadata.name.as_deref(),
+            Some("b"),
+            "a deletion is not a change to reconcile"
+        );
+        // A stream that is gone is forgotten at the next change.
+        drop(changes);
+        api.create(&pp, &config_map("c", "1"))
+            .await
+            .expect("create c");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !cache.subscribers.lock().expect("lock").is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the closed stream was kept"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+    }
+
+    /// Under load (reconciles that keep the controller's task busy while its objects change
+    /// all the time), every reconcile must get the copy the planners read: the Backup
+    /// controller's own watch, read by its busy task, fell minutes behind the cache, and every
+    /// write planned from its copies failed with a 409.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_busy_controller_reconciles_the_copy_the_cache_holds() {
+        let kube = crate::shell::test_kube::TestKube::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+        let pp = kube::api::PostParams::default();
+        let names: Vec<String> = (0..10).map(|i| format!("cm-{i}")).collect();
+        for name in &names {
+            api.create(&pp, &config_map(name, "0"))
+                .await
+                .expect("create");
+        }
+        let stop = CancellationToken::new();
+        let cache = spawn(
+            "ConfigMaps",
+            Api::<ConfigMap>::all(kube.client.clone()),
+            &stop,
+        );
+        cache.ready().await.expect("ready");
+        // (reconciles, of which behind the cache by more than one version)
+        let seen = Arc::new(Mutex::new((0usize, 0usize)));
+        let controller = {
+            let (reader, seen, stop) = (cache.clone(), seen.clone(), stop.clone());
+            let reconcile = move |obj: Arc<ConfigMap>, _: Arc<()>| {
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                let cached = reader
+                    .get_in("default", &name)
+                    .map(|c| rv_of(&c))
+                    .unwrap_or(0);
+                {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.0 += 1;
+                    // Another worker may apply one newer version between the controller's
+                    // read and this one; more than that is a controller that lags.
+                    if rv_of(&obj) < cached && cached - rv_of(&obj) > 1 {
+                        seen.1 += 1;
+                    }
+                }
+                // CPU-bound planning, on the controller's own task.
+                std::thread::sleep(Duration::from_millis(20));
+                std::future::ready(Ok::<_, kube::Error>(
+                    kube::runtime::controller::Action::requeue(Duration::from_millis(10)),
+                ))
+            };
+            cache
+                .controller()
+                .graceful_shutdown_on(async move { stop.cancelled().await })
+                .run(
+                    reconcile,
+                    |_, _, _| kube::runtime::controller::Action::await_change(),
+                    Arc::new(()),
+                )
+                .for_each(|_| async {})
+        };
+        let controller = tokio::spawn(controller);
+        // Writes race the reconciles for a few seconds.
+        let started = std::time::Instant::now();
+        let mut i = 0usize;
+        while started.elapsed() < Duration::from_secs(6) {
+            let name = &names[i % names.len()];
+            api.patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"data": {"v": i.to_string()}})),
+            )
+            .await
+            .expect("patch");
+            i += 1;
+        }
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), controller).await;
+        let (reconciles, behind) = *seen.lock().expect("lock");
+        assert!(reconciles > 20, "only {reconciles} reconciles ran");
+        assert!(
+            behind * 50 <= reconciles,
+            "{behind} of {reconciles} reconciles got a copy older than the cache's ({i} writes)"
+        );
     }
 
     #[tokio::test]

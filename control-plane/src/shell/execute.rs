@@ -72,6 +72,17 @@ pub enum ExecuteError {
 }
 
 impl ExecuteError {
+    /// Whether a write to the object itself was refused with 409 Conflict: the plan was made
+    /// from an older copy of it than the server's.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            ExecuteError::PatchMeta { source, .. } | ExecuteError::PatchStatus { source, .. } => {
+                matches!(source.as_ref(), kube::Error::Api(status) if status.code == 409)
+            }
+            _ => false,
+        }
+    }
+
     /// Short label for the failure metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -5,6 +5,8 @@ pub mod agent_view;
 pub mod cache;
 pub mod execute;
 pub mod observe;
+#[cfg(test)]
+pub mod test_kube;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
