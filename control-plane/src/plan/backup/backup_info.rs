@@ -34,6 +34,8 @@ pub fn merge(status: &mut BackupStatus, info: &str) -> Result<(), String> {
         target: keep.target,
         targets: keep.targets,
         conditions: keep.conditions,
+        kopia_repo_path: keep.kopia_repo_path,
+        volume_snapshot_copies: keep.volume_snapshot_copies,
         ..merged
     };
     Ok(())
