@@ -536,7 +536,7 @@ impl Runtime {
         );
         tokio::pin!(work);
         let mut ticker = tokio::time::interval(self.config.progress_interval);
-        let mut last = (tokio::time::Instant::now(), 0u64);
+        let started = tokio::time::Instant::now();
         let phase = if spec.to_repository {
             "copying volume snapshots into the repository"
         } else {
@@ -546,15 +546,11 @@ impl Runtime {
             tokio::select! {
                 result = &mut work => break result,
                 _ = ticker.tick() => {
+                    // The average since the start: the engine counts in bursts (a file, a
+                    // chunk), so the rate over one interval jumps between 0 and peaks.
                     let done = counter.done();
-                    let now = tokio::time::Instant::now();
-                    let seconds = now.duration_since(last.0).as_secs_f64();
-                    let rate = if seconds > 0.0 {
-                        (done.saturating_sub(last.1) as f64 / seconds) as u64
-                    } else {
-                        0
-                    };
-                    last = (now, done);
+                    let seconds = started.elapsed().as_secs_f64();
+                    let rate = if seconds > 0.0 { (done as f64 / seconds) as u64 } else { 0 };
                     reporter.progress(ProgressUpdate {
                         bytes_done: done,
                         bytes_total: counter.total(),

@@ -446,32 +446,23 @@ impl Request<'_> {
         match &self.snapshot {
             None => actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string()),
             Some(source) => {
-                let main = snapshot::action(
-                    &snapshot::Context {
-                        backup,
-                        policy: self.policy,
-                        method: self.method,
-                        labels: &self.labels,
-                        claims: source.claims,
-                        inputs: source.inputs,
-                    },
-                    target,
-                    pod,
-                    index,
-                )
-                .map_err(|err| err.to_string())?;
+                let snapshot_ctx = snapshot::Context {
+                    backup,
+                    policy: self.policy,
+                    method: self.method,
+                    labels: &self.labels,
+                    claims: source.claims,
+                    inputs: source.inputs,
+                };
+                let main = snapshot::action(&snapshot_ctx, target, pod, index)
+                    .map_err(|err| err.to_string())?;
                 let mut list = actions::with_hooks(&ctx, target, pod, index, main)
                     .map_err(|err| err.to_string())?;
+                // The copy into the repository comes after the postBackup hooks (a freeze
+                // is released as soon as the snapshots are taken, §K2.5a).
                 if source.moving {
                     list.push(snapshot::move_action(
-                        &snapshot::Context {
-                            backup,
-                            policy: self.policy,
-                            method: self.method,
-                            labels: &self.labels,
-                            claims: source.claims,
-                            inputs: source.inputs,
-                        },
+                        &snapshot_ctx,
                         target,
                         pod,
                         index,
