@@ -21,6 +21,17 @@ fn main() -> ExitCode {
             }
         };
     }
+    // A holder pod of a volume data movement (runtime/volume_move.rs): it only keeps its
+    // claim mounted, until it is deleted.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            cairn_agent::runtime::volume_move::HOLD_SUBCOMMAND,
+        ))
+    {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
     cairn_repo::memory::limit_malloc_arenas();
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();

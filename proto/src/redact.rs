@@ -28,6 +28,7 @@ pub fn redacted_copy(action: &Action) -> Action {
     let grant = match copy.kind.as_mut() {
         Some(action::Kind::Job(job)) => job.storage.as_mut(),
         Some(action::Kind::Archiver(archiver)) => archiver.storage.as_mut(),
+        Some(action::Kind::VolumeMove(moved)) => moved.storage.as_mut(),
         Some(action::Kind::RepoCheck(check)) => check.storage.as_mut(),
         Some(action::Kind::DeletePath(delete)) => delete.storage.as_mut(),
         Some(action::Kind::PutObject(put)) => {
@@ -61,6 +62,7 @@ mod tests {
     use super::*;
     use crate::agent::v1::{
         ArchiverAction, DeletePathAction, JobAction, PutObjectAction, RepoCheckAction,
+        VolumeMoveAction,
     };
 
     fn grant() -> StorageGrant {
@@ -104,6 +106,11 @@ mod tests {
             action::Kind::DeletePath(DeletePathAction {
                 storage: Some(grant()),
                 path: "ns/backup-1".into(),
+            }),
+            action::Kind::VolumeMove(VolumeMoveAction {
+                storage: Some(grant()),
+                to_repository: true,
+                ..VolumeMoveAction::default()
             }),
             action::Kind::PutObject(PutObjectAction {
                 storage: Some(grant()),

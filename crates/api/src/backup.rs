@@ -206,6 +206,10 @@ pub struct BackupStatus {
     /// Live progress of a running backup. Cairn extension, not part of the KubeBlocks API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<BackupProgress>,
+    /// The repository copies of the backup's volume snapshots (snapshot data movement).
+    /// Cairn extension, not part of the KubeBlocks API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot_copies: Option<Vec<VolumeSnapshotCopy>>,
     /// How a continuous backup's archiving goes (`ArchiveStalled`, `ArchiverRestarting`).
     /// Cairn extension, not part of the KubeBlocks API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +230,34 @@ pub struct ArchiveGap {
     pub start: Time,
     /// The first point archived after the gap (restorable).
     pub end: Time,
+}
+
+/// One volume snapshot's copy in the deduplicating repository (`status.kopiaRepoPath`).
+/// Cairn extension.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotCopy {
+    /// The VolumeSnapshot the files were read from.
+    pub volume_snapshot_name: String,
+    /// The target pod's volume.
+    pub volume_name: String,
+    /// The target pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_pod_name: Option<String>,
+    /// The repository snapshot's path tag (under `status.path`).
+    pub repository_path: String,
+    /// The repository snapshot's id.
+    #[serde(rename = "snapshotID")]
+    pub snapshot_id: String,
+    /// The snapshot's restore size (a quantity): the size of a claim restored from the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Bytes of file content read from the snapshot.
+    #[serde(default)]
+    pub bytes_read: i64,
+    /// Bytes the copy added to the repository (after deduplication and compression).
+    #[serde(default)]
+    pub bytes_stored: i64,
 }
 
 /// Live progress of a running backup, reported by Cairn's node agent. Cairn extension.

@@ -77,6 +77,18 @@ pub mod annotation {
     /// On a BackupPolicy: how long (a Go duration, default 10m) the VolumeSnapshots of a
     /// `snapshotVolumes` backup may take to become ready before the backup fails.
     pub const VOLUME_SNAPSHOT_TIMEOUT: &str = "cairn.io/volume-snapshot-timeout";
+    /// On a BackupPolicy: `"true"` (every `snapshotVolumes` method) or a comma-separated list
+    /// of method names whose snapshots are copied into the policy's deduplicating repository
+    /// (ARCHITECTURE.md §K2.5a).
+    pub const SNAPSHOT_DATA_MOVEMENT: &str = "cairn.io/snapshot-data-movement";
+    /// On a BackupPolicy: `"true"` deletes a moved backup's VolumeSnapshots once their copy is
+    /// stored.
+    pub const DELETE_SNAPSHOT_AFTER_MOVE: &str = "cairn.io/delete-snapshot-after-move";
+    /// On a claim a Restore made empty and filled from a repository copy: the copy's path.
+    pub const RESTORED_FROM_COPY: &str = "cairn.io/restored-from-copy";
+    /// Tag of a repository snapshot of a moved volume: `<namespace>/<source claim>`, how the
+    /// next copy of the same volume finds its parent.
+    pub const VOLUME_SOURCE_TAG: &str = "cairn.io/volume-source";
     /// On a Restore: the JSON map `objectKey -> node` of where each restore Job runs.
     pub const RESTORE_NODES: &str = "cairn.io/restore-nodes";
     /// On a Backup: the JSON map `action id -> node` of where each Job that need not run on its

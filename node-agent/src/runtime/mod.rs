@@ -9,3 +9,4 @@ pub mod repo_ops;
 pub mod runner;
 pub mod snapshot;
 pub mod tail;
+pub mod volume_move;

@@ -22,6 +22,7 @@ use super::job::{self, ActionInjection, InfoFile, NodeInjection};
 use super::mount_claim;
 use super::repo_ops;
 use super::snapshot;
+use super::volume_move;
 use crate::session::{ActionRunner, Outcome, ProgressUpdate, Reporter};
 use crate::socket::grants::{Grants, Token};
 
@@ -115,6 +116,9 @@ impl Runtime {
                     _ = cancel.cancelled() => Outcome::cancelled("cancelled while waiting for the volume snapshots"),
                 }
             }
+            Some(action::Kind::VolumeMove(spec)) => {
+                self.volume_move(&id, spec, &reporter, &cancel).await
+            }
             None => Outcome::failed(format!("action {:?} has no kind", action.name)),
         };
         self.untrack(&id);
@@ -135,6 +139,8 @@ fn kind_name(kind: Option<&action::Kind>) -> &'static str {
         Some(action::Kind::RepoCheck(_)) => "repo-check",
         Some(action::Kind::DeletePath(_)) => "delete-path",
         Some(action::Kind::PutObject(_)) => "put-object",
+        Some(action::Kind::VolumeSnapshot(_)) => "volume-snapshot",
+        Some(action::Kind::VolumeMove(_)) => "volume-move",
         // A kind added later and not named here yet.
         #[allow(unreachable_patterns)]
         Some(_) => "other",
@@ -474,6 +480,96 @@ impl Runtime {
                     });
                 }
             }
+        }
+    }
+
+    /// Moves volume data between claims and the deduplicating repository (PROTOCOL.md §2.4),
+    /// reporting bytes, total and rate every progress interval.
+    async fn volume_move(
+        &self,
+        id: &str,
+        spec: cairn_proto::agent::v1::VolumeMoveAction,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let Some(mut grant) = spec.storage.clone() else {
+            return Outcome::failed("the volume move action carries no storage grant");
+        };
+        let node = self.config.node.node_name.as_str();
+        if let Err(err) = mount_claim::resolve_grant(&self.client, node, &mut grant).await {
+            return Outcome::failed(chain(&err));
+        }
+        let files = match crate::socket::repository::GrantStorage::from_grant(&grant)
+            .open_files()
+            .await
+        {
+            Ok(files) => files,
+            Err(err) => return Outcome::failed(chain(&err)),
+        };
+        let cairn_repo::RepoFiles::Dedup(files) = files else {
+            return Outcome::failed(format!(
+                "the volume move action's grant for repository {:?} names no deduplicating repository",
+                grant.repo_name
+            ));
+        };
+        let agent_binary = self
+            .config
+            .node
+            .install_command
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let config = volume_move::MoveConfig {
+            node,
+            kubelet_dir: &self.config.kubelet_dir,
+            image: &self.config.node.install_image,
+            agent_binary: &agent_binary,
+        };
+        let counter = cairn_repo::progress::Counter::default();
+        let work = volume_move::run(
+            self.client.clone(),
+            &config,
+            id,
+            &spec,
+            files.repo(),
+            counter.clone(),
+        );
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(self.config.progress_interval);
+        let started = tokio::time::Instant::now();
+        let phase = if spec.to_repository {
+            "copying volume snapshots into the repository"
+        } else {
+            "restoring volumes from the repository"
+        };
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = ticker.tick() => {
+                    // The average since the start: the engine counts in bursts (a file, a
+                    // chunk), so the rate over one interval jumps between 0 and peaks.
+                    let done = counter.done();
+                    let seconds = started.elapsed().as_secs_f64();
+                    let rate = if seconds > 0.0 { (done as f64 / seconds) as u64 } else { 0 };
+                    reporter.progress(ProgressUpdate {
+                        bytes_done: done,
+                        bytes_total: counter.total(),
+                        bytes_per_second: rate,
+                        phase: phase.into(),
+                        ..ProgressUpdate::default()
+                    });
+                }
+                _ = cancel.cancelled() => {
+                    volume_move::cleanup_all(&self.client, &spec).await;
+                    return Outcome::cancelled("cancelled: the temporary claims and pods were deleted");
+                }
+            }
+        };
+        match result {
+            Ok(report) => Outcome::succeeded()
+                .with_backup_info_json(report)
+                .with_bytes_done(counter.done()),
+            Err(err) => Outcome::failed(chain(&err)).with_bytes_done(counter.done()),
         }
     }
 

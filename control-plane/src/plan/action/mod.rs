@@ -34,5 +34,6 @@ pub mod wire;
 pub use access::{AccessProblem, RepoAccess};
 pub use step::{Step, ended, failure_reason, lost_message, step};
 pub use wire::{
-    ActionKind, Dedup, InfoFile, PlannedSnapshot, Scope, Workload, grant, owner, pod_ref, to_wire,
+    ActionKind, Dedup, InfoFile, MovedVolume, PlannedSnapshot, Scope, VolumeMovement, Workload,
+    grant, owner, pod_ref, to_wire,
 };

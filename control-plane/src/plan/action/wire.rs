@@ -54,6 +54,39 @@ pub enum ActionKind {
         /// 0: no timeout.
         timeout_seconds: u32,
     },
+    /// Copy claims into the deduplicating repository of `storage`, or restore into them
+    /// (snapshot data movement, PROTOCOL.md §2.4).
+    VolumeMove {
+        movement: VolumeMovement,
+        storage: pb::StorageGrant,
+    },
+}
+
+/// The volumes a `VolumeMove` action moves, and which way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeMovement {
+    /// `true`: claims made from snapshots are copied into the repository; `false`: repository
+    /// snapshots are restored into claims.
+    pub to_repository: bool,
+    pub volumes: Vec<MovedVolume>,
+    /// 0: no timeout.
+    pub timeout_seconds: u32,
+}
+
+/// One volume of a `VolumeMove` action.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MovedVolume {
+    pub volume_name: String,
+    /// A complete `v1` PersistentVolumeClaim (the short-lived claim, or the one to fill).
+    pub claim: serde_json::Value,
+    /// To the repository: the repository snapshot's path tag.
+    pub repository_path: String,
+    /// To the repository: `<namespace>/<source claim>`, how the parent is found.
+    pub lineage: String,
+    /// From the repository: the snapshot to restore.
+    pub snapshot_id: String,
+    /// Bytes, when known (0: unknown).
+    pub size_bytes: u64,
 }
 
 /// One VolumeSnapshot an action creates: the pod volume it is of and the object itself.
@@ -84,6 +117,9 @@ pub enum Workload {
         /// 0: no timeout.
         timeout_seconds: u32,
     },
+    /// Volume files moved between claims and the deduplicating repository (snapshot data
+    /// movement); it always has a storage grant.
+    VolumeMove(VolumeMovement),
 }
 
 impl Workload {
@@ -115,6 +151,10 @@ impl Workload {
             } => ActionKind::VolumeSnapshot {
                 snapshots: snapshots.clone(),
                 timeout_seconds: *timeout_seconds,
+            },
+            Workload::VolumeMove(movement) => ActionKind::VolumeMove {
+                movement: movement.clone(),
+                storage: storage(),
             },
         }
     }
@@ -213,6 +253,25 @@ pub fn to_wire(
                 .collect(),
             timeout_seconds,
         }),
+        ActionKind::VolumeMove { movement, storage } => {
+            pb::action::Kind::VolumeMove(pb::VolumeMoveAction {
+                to_repository: movement.to_repository,
+                volumes: movement
+                    .volumes
+                    .into_iter()
+                    .map(|v| pb::MovedVolume {
+                        volume_name: v.volume_name,
+                        claim_json: v.claim.to_string(),
+                        repository_path: v.repository_path,
+                        lineage: v.lineage,
+                        snapshot_id: v.snapshot_id,
+                        size_bytes: v.size_bytes,
+                    })
+                    .collect(),
+                storage: Some(storage),
+                timeout_seconds: movement.timeout_seconds,
+            })
+        }
     };
     pb::Action {
         id: id.into(),

@@ -35,6 +35,8 @@ pub fn merge(status: &mut BackupStatus, info: &str) -> Result<(), String> {
         targets: keep.targets,
         conditions: keep.conditions,
         gaps: keep.gaps,
+        kopia_repo_path: keep.kopia_repo_path,
+        volume_snapshot_copies: keep.volume_snapshot_copies,
         ..merged
     };
     Ok(())

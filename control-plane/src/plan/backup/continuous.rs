@@ -478,7 +478,8 @@ impl Walk<'_> {
         let job = match &planned.work {
             crate::plan::action::Workload::Job(job) => (**job).clone(),
             crate::plan::action::Workload::Exec { .. }
-            | crate::plan::action::Workload::VolumeSnapshot { .. } => Job::default(),
+            | crate::plan::action::Workload::VolumeSnapshot { .. }
+            | crate::plan::action::Workload::VolumeMove(_) => Job::default(),
         };
         let target = self
             .request

@@ -253,7 +253,10 @@ fn stage<'o>(o: &'o Observed, status: &BackupStatus, now: Timestamp) -> Stage<'o
         .and_then(|m| m.snapshot_volumes)
         .unwrap_or(false);
     let path = status.path.clone().unwrap_or_default();
-    if snapshot || path.is_empty() || !path.contains(backup_name.as_str()) {
+    // A snapshot backup has files only when its snapshots were copied into the repository
+    // (§K2.5a).
+    let moved = status.kopia_repo_path.is_some();
+    if (snapshot && !moved) || path.is_empty() || !path.contains(backup_name.as_str()) {
         return Stage::NothingToDelete;
     }
     let Some(repo) = status.backup_repo_name.clone() else {

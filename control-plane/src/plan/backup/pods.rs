@@ -14,8 +14,8 @@ use super::actions::{self, PlannedAction};
 use super::request::Request;
 use super::{Observed, backup_info, owner, snapshot};
 use crate::plan::action::{
-    self, ActionKind, Dedup, InfoFile, Scope, Step, Workload, failure_reason, lost_message, step,
-    to_wire,
+    self, ActionKind, Dedup, InfoFile, Scope, Step, VolumeMovement, Workload, failure_reason,
+    lost_message, step, to_wire,
 };
 use crate::plan::agent_view::ReportedAction;
 use crate::plan::ids::action_id;
@@ -124,6 +124,9 @@ impl Walk<'_> {
                 }
                 self.counted.push(id.clone());
                 self.intents.push(Intent::Acknowledge { action_id: id });
+                if let Workload::VolumeMove(movement) = &planned.work {
+                    self.record_move(movement, report, pod);
+                }
                 if planned.backup_data
                     && planned.work.is_job()
                     && let Some(info) = &report.backup_info_json
@@ -142,6 +145,10 @@ impl Walk<'_> {
                     "ActionFailed",
                     format!("action {} on pod {pod_name} failed: {reason}", planned.name),
                 ));
+                if let Workload::VolumeMove(movement) = &planned.work {
+                    self.intents
+                        .extend(snapshot::move_leftovers(&movement.volumes));
+                }
                 return Outcome::Failed;
             }
             Step::NodeLost { lost_for } => {
@@ -150,6 +157,10 @@ impl Walk<'_> {
                     lost_message(&node, lost_for)
                 );
                 fail_entry(entry, reason, None, pod, now);
+                if let Workload::VolumeMove(movement) = &planned.work {
+                    self.intents
+                        .extend(snapshot::move_leftovers(&movement.volumes));
+                }
                 return Outcome::Failed;
             }
             Step::NotDispatched | Step::Running(_) => {}
@@ -158,6 +169,17 @@ impl Walk<'_> {
             entry.phase = Some(ActionPhase::Running);
             entry.start_timestamp = Some(Time(now));
         }
+        let sized;
+        let planned = match &planned.work {
+            Workload::VolumeMove(movement) => {
+                sized = PlannedAction {
+                    work: Workload::VolumeMove(snapshot::sized(movement, &self.status, &pod_name)),
+                    ..planned.clone()
+                };
+                &sized
+            }
+            _ => planned,
+        };
         let action = to_action(self.o, self.request, planned, &id, pod);
         self.intents.push(Intent::Dispatch {
             node,
@@ -165,6 +187,32 @@ impl Walk<'_> {
         });
         self.counted.push(id);
         Outcome::Running
+    }
+}
+
+impl Walk<'_> {
+    /// A completed data movement: its copies go into `status.volumeSnapshotCopies`, and the
+    /// snapshots are deleted when the policy asks (§K2.5a).
+    fn record_move(&mut self, movement: &VolumeMovement, report: &ReportedAction, pod: &Pod) {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        match snapshot::record_move(
+            &mut self.status,
+            report.backup_info_json.as_deref().unwrap_or("{}"),
+            &pod_name,
+            &movement.volumes,
+        ) {
+            Ok(names) => {
+                if snapshot::delete_after_move(self.request.policy) {
+                    self.intents.extend(snapshot::delete_moved(
+                        self.o.backup.metadata.namespace.clone(),
+                        &names,
+                    ));
+                }
+            }
+            Err(reason) => self
+                .intents
+                .push(Intent::warning("InvalidVolumeMoveReport", reason)),
+        }
     }
 }
 
@@ -198,7 +246,9 @@ pub(super) fn status_entry<'s>(
 pub(super) fn action_type(action: &PlannedAction) -> ActionType {
     match action.work {
         Workload::Job(_) => ActionType::Job,
-        Workload::Exec { .. } | Workload::VolumeSnapshot { .. } => ActionType::None,
+        Workload::Exec { .. } | Workload::VolumeSnapshot { .. } | Workload::VolumeMove(_) => {
+            ActionType::None
+        }
     }
 }
 
@@ -260,12 +310,18 @@ fn to_action(
         collect: planned.backup_data,
     };
     let kind = match (&planned.work, request.access) {
-        // A snapshot backup has no repository: its hook Jobs reach none.
-        (Workload::Job(job), None) => ActionKind::Job {
-            job: job.clone(),
-            storage: None,
-            info: Some(info),
-        },
+        // A snapshot backup's hook Jobs reach no repository (one that moves its data has one,
+        // reached only by its data movement action).
+        (Workload::Job(job), _) if request.access.is_none() || request.snapshot.is_some() => {
+            ActionKind::Job {
+                job: job.clone(),
+                storage: None,
+                info: Some(info),
+            }
+        }
+        (Workload::VolumeMove(_), _) => {
+            planned.work.kind(|| grant(request, &o.backup, false), None)
+        }
         (work, _) => work.kind(|| grant(request, &o.backup, true), Some(info)),
     };
     to_wire(id, &planned.name, owner(&o.backup), Some(pod), kind)

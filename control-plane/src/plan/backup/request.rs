@@ -76,6 +76,21 @@ pub(super) struct Request<'a> {
 pub(super) struct SnapshotSource<'a> {
     pub claims: &'a [k8s_openapi::api::core::v1::PersistentVolumeClaim],
     pub inputs: &'a snapshot::Inputs,
+    /// The snapshots are copied into the deduplicating repository (§K2.5a).
+    pub moving: bool,
+}
+
+/// Whether a snapshot backup copies its snapshots into the repository: decided when it
+/// starts (the policy's annotation, §K2.5a) and read back from `status.kopiaRepoPath` after.
+fn moves_data(backup: &Backup, policy: &BackupPolicy, method: &BackupMethod) -> bool {
+    let status = backup.status.as_ref();
+    let started = status
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p != cairn_api::backup::BackupPhase::New);
+    if started {
+        return status.and_then(|s| s.kopia_repo_path.as_ref()).is_some();
+    }
+    snapshot::data_movement(policy, method)
 }
 
 /// Resolves policy, method, ActionSet, repository and targets (New-phase checks of §1.2).
@@ -127,7 +142,12 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
             ))
         })?;
     }
-    let stored = if snapshot {
+    let moving = snapshot && moves_data(backup, policy, method);
+    let stored = if moving {
+        // Its snapshots are copied into the policy's deduplicating repository (§K2.5a).
+        snapshot::check_method(method).map_err(|err| Problem::Fail(err.to_string()))?;
+        Some(resolve_storage(o, policy, method, BackupType::Full, true)?)
+    } else if snapshot {
         // A snapshot backup stores nothing in a repository (§K2.5).
         snapshot::check_method(method).map_err(|err| Problem::Fail(err.to_string()))?;
         None
@@ -137,7 +157,13 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
                 "actionsets.dataprotection.kubeblocks.io \"{actionset_name}\" not found"
             ))
         })?;
-        Some(resolve_storage(o, policy, method, actionset)?)
+        Some(resolve_storage(
+            o,
+            policy,
+            method,
+            actionset.spec.backup_type,
+            false,
+        )?)
     };
     let declared = targets::targets(policy, method);
     if declared.is_empty() {
@@ -196,6 +222,7 @@ pub(super) fn resolve(o: &Observed) -> Result<Request<'_>, Problem> {
         snapshot: snapshot.then_some(SnapshotSource {
             claims: &o.claims,
             inputs: &o.snapshot,
+            moving,
         }),
         continuous,
         archiver_env: if continuous {
@@ -225,7 +252,8 @@ fn resolve_storage<'a>(
     o: &'a Observed,
     policy: &'a BackupPolicy,
     method: &'a BackupMethod,
-    actionset: &'a ActionSet,
+    backup_type: BackupType,
+    always_dedup: bool,
 ) -> Result<Stored<'a>, Problem> {
     let backup = &o.backup;
     let namespace = backup.metadata.namespace.clone().unwrap_or_default();
@@ -239,7 +267,7 @@ fn resolve_storage<'a>(
     let repo_name = repo.metadata.name.clone().unwrap_or_default();
     let parent = parent::resolve(&parent::Query {
         backup,
-        backup_type: actionset.spec.backup_type,
+        backup_type,
         method,
         policy: policy_name,
         repo: &repo_name,
@@ -289,10 +317,7 @@ fn resolve_storage<'a>(
     let kopia_repo_path = match (recorded, &parent) {
         (Some(recorded), _) => Some(recorded),
         (None, Some(parent)) => parent.kopia_repo_path().map(str::to_string),
-        (None, None) => policy
-            .spec
-            .use_kopia
-            .unwrap_or(false)
+        (None, None) => (always_dedup || policy.spec.use_kopia.unwrap_or(false))
             .then(|| path::kopia_repo_path(&root_path)),
     };
     Ok(Stored {
@@ -421,21 +446,30 @@ impl Request<'_> {
         match &self.snapshot {
             None => actions::pod_actions(&ctx, target, pod, index).map_err(|err| err.to_string()),
             Some(source) => {
-                let main = snapshot::action(
-                    &snapshot::Context {
-                        backup,
-                        policy: self.policy,
-                        method: self.method,
-                        labels: &self.labels,
-                        claims: source.claims,
-                        inputs: source.inputs,
-                    },
-                    target,
-                    pod,
-                    index,
-                )
-                .map_err(|err| err.to_string())?;
-                actions::with_hooks(&ctx, target, pod, index, main).map_err(|err| err.to_string())
+                let snapshot_ctx = snapshot::Context {
+                    backup,
+                    policy: self.policy,
+                    method: self.method,
+                    labels: &self.labels,
+                    claims: source.claims,
+                    inputs: source.inputs,
+                };
+                let main = snapshot::action(&snapshot_ctx, target, pod, index)
+                    .map_err(|err| err.to_string())?;
+                let mut list = actions::with_hooks(&ctx, target, pod, index, main)
+                    .map_err(|err| err.to_string())?;
+                // The copy into the repository comes after the postBackup hooks (a freeze
+                // is released as soon as the snapshots are taken, §K2.5a).
+                if source.moving {
+                    list.push(snapshot::move_action(
+                        &snapshot_ctx,
+                        target,
+                        pod,
+                        index,
+                        &self.backup_path,
+                    ));
+                }
+                Ok(list)
             }
         }
     }

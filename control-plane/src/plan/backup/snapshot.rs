@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cairn_api::action::ActionErrorMode;
-use cairn_api::backup::{ActionPhase, ActionStatus, Backup, BackupStatus, VolumeSnapshotStatus};
+use cairn_api::backup::{
+    ActionPhase, ActionStatus, Backup, BackupStatus, VolumeSnapshotCopy, VolumeSnapshotStatus,
+};
 use cairn_api::backup_policy::{BackupMethod, BackupPolicy};
 use cairn_api::common::BackupTimeRange;
 use cairn_api::well_known;
@@ -31,8 +33,9 @@ use serde_json::json;
 
 use super::actions::{PlannedAction, owner_reference, target_prefix, workload_labels};
 use super::targets::ResolvedTarget;
-use crate::plan::action::{PlannedSnapshot, Workload};
+use crate::plan::action::{MovedVolume, PlannedSnapshot, VolumeMovement, Workload};
 use crate::plan::intent::Intent;
+use crate::plan::names::restore_job_name;
 
 /// The annotation marking the default VolumeSnapshotClass of a driver.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "snapshot.storage.kubernetes.io/is-default-class";
@@ -336,6 +339,333 @@ fn class_for(
             pod: pod.into(),
             driver,
         })
+}
+
+/// Whether `policy` asks for the snapshots of `method` to be copied into its deduplicating
+/// repository (§K2.5a): `cairn.io/snapshot-data-movement` is `"true"` or lists the method.
+pub fn data_movement(policy: &BackupPolicy, method: &BackupMethod) -> bool {
+    if method.snapshot_volumes != Some(true) {
+        return false;
+    }
+    let Some(value) = annotation(policy, well_known::annotation::SNAPSHOT_DATA_MOVEMENT) else {
+        return false;
+    };
+    let value = value.trim();
+    value.eq_ignore_ascii_case("true") || value.split(',').any(|m| m.trim() == method.name)
+}
+
+/// Whether `policy` asks for the VolumeSnapshots to go once their copy is stored.
+pub fn delete_after_move(policy: &BackupPolicy) -> bool {
+    annotation(policy, well_known::annotation::DELETE_SNAPSHOT_AFTER_MOVE)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn annotation<'p>(policy: &'p BackupPolicy, key: &str) -> Option<&'p String> {
+    policy
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+}
+
+/// The data movement action's name for the `pod_index`th pod of a target.
+pub fn move_action_name(target: &ResolvedTarget, pod_index: usize) -> String {
+    format!("moveVolumeData-{}{pod_index}", target_prefix(target))
+}
+
+/// The short-lived claim (and holder pod) made from snapshot `snapshot`: `<snapshot>-dm`,
+/// within 63 characters.
+pub fn move_claim_name(snapshot: &str) -> String {
+    restore_job_name(&format!("{snapshot}-dm"))
+}
+
+/// The data movement action of the `pod_index`th pod of `target` (§K2.5a): one short-lived
+/// claim per snapshot the pod's snapshot action takes, each copied to
+/// `<backup_path>/<snapshot>` in the deduplicating repository. Once the Backup's status
+/// records the action as ended, it lists no volume (nothing is checked again).
+pub fn move_action(
+    ctx: &Context<'_>,
+    target: &ResolvedTarget,
+    pod: &Pod,
+    pod_index: usize,
+    backup_path: &str,
+) -> PlannedAction {
+    let name = move_action_name(target, pod_index);
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let ended = recorded_entry(ctx.backup, &name, &pod_name)
+        .is_some_and(|a| matches!(a.phase, Some(ActionPhase::Completed | ActionPhase::Failed)));
+    let timeout = timeout(ctx.policy).unwrap_or(DEFAULT_TIMEOUT);
+    let volumes = if ended {
+        Vec::new()
+    } else {
+        // A precondition that no longer holds was reported by the snapshot action already.
+        snapshots(ctx, target, pod, pod_index)
+            .unwrap_or_default()
+            .iter()
+            .map(|planned| moved_volume(ctx, target, pod, pod_index, planned, backup_path))
+            .collect()
+    };
+    PlannedAction {
+        work: Workload::VolumeMove(VolumeMovement {
+            to_repository: true,
+            volumes,
+            timeout_seconds: u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX),
+        }),
+        backup_data: false,
+        on_error: ActionErrorMode::Fail,
+        name,
+    }
+}
+
+fn recorded_entry<'b>(backup: &'b Backup, name: &str, pod: &str) -> Option<&'b ActionStatus> {
+    backup
+        .status
+        .as_ref()
+        .and_then(|s| s.actions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|a| a.name.as_deref() == Some(name) && a.target_pod_name.as_deref() == Some(pod))
+}
+
+fn moved_volume(
+    ctx: &Context<'_>,
+    target: &ResolvedTarget,
+    pod: &Pod,
+    pod_index: usize,
+    planned: &PlannedSnapshot,
+    backup_path: &str,
+) -> MovedVolume {
+    let snapshot = &planned.snapshot;
+    let text = |pointer: &str| {
+        snapshot
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let snapshot_name = text("/metadata/name");
+    let namespace = text("/metadata/namespace");
+    let source_claim = text("/spec/source/persistentVolumeClaimName");
+    let source = ctx.claims.iter().find(|c| {
+        c.metadata.name.as_deref() == Some(source_claim.as_str())
+            && c.metadata.namespace.as_deref() == Some(namespace.as_str())
+    });
+    // The restore size the snapshot action recorded, else the source claim's capacity or request.
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let recorded_size = recorded_entry(ctx.backup, &action_name(target, pod_index), &pod_name)
+        .and_then(|a| a.volume_snapshots.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|v| v.name.as_deref() == Some(snapshot_name.as_str()))
+        .and_then(|v| v.size.clone());
+    let claim_size = source.and_then(|c| {
+        let capacity = c
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage"));
+        let request = c
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"));
+        capacity.or(request).map(|q| q.0.clone())
+    });
+    let size = recorded_size.or(claim_size).unwrap_or_default();
+    let spec = source.and_then(|c| c.spec.as_ref());
+    let mut claim_spec = json!({
+        "accessModes": spec
+            .and_then(|s| s.access_modes.clone())
+            .unwrap_or_else(|| vec!["ReadWriteOnce".into()]),
+        "dataSource": {
+            "apiGroup": "snapshot.storage.k8s.io",
+            "kind": "VolumeSnapshot",
+            "name": snapshot_name,
+        },
+    });
+    if let Some(class) = spec.and_then(|s| s.storage_class_name.clone()) {
+        claim_spec["storageClassName"] = json!(class);
+    }
+    if let Some(mode) = spec.and_then(|s| s.volume_mode.clone()) {
+        claim_spec["volumeMode"] = json!(mode);
+    }
+    if !size.is_empty() {
+        claim_spec["resources"] = json!({"requests": {"storage": size}});
+    }
+    let claim = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": move_claim_name(&snapshot_name),
+            "namespace": namespace,
+            "labels": workload_labels(ctx.labels, ctx.backup),
+            "ownerReferences": [owner_reference(ctx.backup)],
+        },
+        "spec": claim_spec,
+    });
+    MovedVolume {
+        volume_name: planned.volume_name.clone(),
+        claim,
+        repository_path: format!("{}/{snapshot_name}", backup_path.trim_matches('/')),
+        lineage: format!("{namespace}/{source_claim}"),
+        snapshot_id: String::new(),
+        size_bytes: quantity_bytes(&size)
+            .and_then(|b| u64::try_from(b).ok())
+            .unwrap_or(0),
+    }
+}
+
+/// The movement with each claim sized by its snapshot's restore size as `status` records it
+/// for pod `pod` (the snapshot action may have completed in this very reconcile).
+pub fn sized(movement: &VolumeMovement, status: &BackupStatus, pod: &str) -> VolumeMovement {
+    let mut movement = movement.clone();
+    for volume in &mut movement.volumes {
+        let snapshot = volume
+            .claim
+            .pointer("/spec/dataSource/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let size = status
+            .actions
+            .iter()
+            .flatten()
+            .filter(|a| a.target_pod_name.as_deref() == Some(pod))
+            .flat_map(|a| a.volume_snapshots.iter().flatten())
+            .find(|v| v.name.as_deref() == Some(snapshot.as_str()))
+            .and_then(|v| v.size.clone());
+        if let Some(size) = size.filter(|s| !s.is_empty()) {
+            volume.claim["spec"]["resources"] = json!({"requests": {"storage": size}});
+            volume.size_bytes = quantity_bytes(&size)
+                .and_then(|b| u64::try_from(b).ok())
+                .unwrap_or(0);
+        }
+    }
+    movement
+}
+
+/// One volume as the agent reports its move (docs/PROTOCOL.md §2.4).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportedMove {
+    #[serde(default)]
+    volume_name: String,
+    #[serde(default)]
+    repository_path: String,
+    #[serde(default)]
+    snapshot_id: String,
+    #[serde(default)]
+    bytes_read: u64,
+    #[serde(default)]
+    bytes_stored: u64,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MoveReport {
+    #[serde(default)]
+    volume_moves: Vec<ReportedMove>,
+}
+
+/// Records a completed data movement of pod `pod` in `status.volumeSnapshotCopies` (§K2.5a),
+/// with each snapshot's restore size from the pod's snapshot entry; returns the names of the
+/// VolumeSnapshots copied.
+pub fn record_move(
+    status: &mut BackupStatus,
+    report_json: &str,
+    pod: &str,
+    moved: &[MovedVolume],
+) -> Result<Vec<String>, String> {
+    let report: MoveReport = serde_json::from_str(report_json)
+        .map_err(|err| format!("the volume data movement report is not valid: {err}"))?;
+    let recorded: Vec<VolumeSnapshotStatus> = status
+        .actions
+        .iter()
+        .flatten()
+        .filter(|a| a.target_pod_name.as_deref() == Some(pod))
+        .flat_map(|a| a.volume_snapshots.iter().flatten().cloned())
+        .collect();
+    let mut names = Vec::new();
+    let copies = status.volume_snapshot_copies.get_or_insert_with(Vec::new);
+    for reported in report.volume_moves {
+        // The snapshot a copy is of: the planned volume with that repository path.
+        let snapshot = moved
+            .iter()
+            .find(|m| m.repository_path == reported.repository_path)
+            .and_then(|m| m.claim.pointer("/spec/dataSource/name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let size = recorded
+            .iter()
+            .find(|v| v.name.as_deref() == Some(snapshot.as_str()))
+            .and_then(|v| v.size.clone());
+        let copy = VolumeSnapshotCopy {
+            volume_snapshot_name: snapshot.clone(),
+            volume_name: reported.volume_name,
+            target_pod_name: Some(pod.to_string()),
+            repository_path: reported.repository_path,
+            snapshot_id: reported.snapshot_id,
+            size,
+            bytes_read: i64::try_from(reported.bytes_read).unwrap_or(i64::MAX),
+            bytes_stored: i64::try_from(reported.bytes_stored).unwrap_or(i64::MAX),
+        };
+        copies.retain(|c| c.repository_path != copy.repository_path);
+        copies.push(copy);
+        if !snapshot.is_empty() {
+            names.push(snapshot);
+        }
+    }
+    Ok(names)
+}
+
+/// The short-lived claims and holder pods of a data movement, deleted after it failed (the
+/// agent deletes them itself whenever it can; this covers an agent that went away).
+pub fn move_leftovers(moved: &[MovedVolume]) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    for m in moved {
+        let name = m.claim["metadata"]["name"].as_str().unwrap_or_default();
+        let namespace = m.claim["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string);
+        if name.is_empty() {
+            continue;
+        }
+        for (api_version, kind) in [("v1", "Pod"), ("v1", "PersistentVolumeClaim")] {
+            intents.push(Intent::Delete {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                namespace: namespace.clone(),
+                name: name.into(),
+            });
+        }
+    }
+    intents
+}
+
+/// Deletes VolumeSnapshots whose copy is stored (`cairn.io/delete-snapshot-after-move`).
+pub fn delete_moved(namespace: Option<String>, names: &[String]) -> Vec<Intent> {
+    let mut intents: Vec<Intent> = names
+        .iter()
+        .map(|name| Intent::Delete {
+            api_version: "snapshot.storage.k8s.io/v1".into(),
+            kind: "VolumeSnapshot".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })
+        .collect();
+    if !names.is_empty() {
+        intents.push(Intent::normal(
+            "DeleteMovedVolumeSnapshots",
+            format!(
+                "the volume snapshots {} are copied into the repository and deleted, as the policy's {} asks",
+                names.join(", "),
+                well_known::annotation::DELETE_SNAPSHOT_AFTER_MOVE
+            ),
+        ));
+    }
+    intents
 }
 
 /// `<backup>[-<target>]-<i>-<volume>` (§K2.5).

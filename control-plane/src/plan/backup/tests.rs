@@ -1118,6 +1118,29 @@ fn info_file_cannot_change_the_phase_or_the_path() {
 }
 
 #[test]
+fn info_file_cannot_move_the_deduplicating_repository_or_drop_the_snapshot_copies() {
+    let copy = cairn_api::backup::VolumeSnapshotCopy {
+        volume_snapshot_name: "b1-0-data".into(),
+        repository_path: "ns/b1/b1-0-data".into(),
+        snapshot_id: "ab".repeat(32),
+        ..Default::default()
+    };
+    let mut status = BackupStatus {
+        phase: Some(BackupPhase::Running),
+        kopia_repo_path: Some("/ns/kopia".into()),
+        volume_snapshot_copies: Some(vec![copy.clone()]),
+        ..Default::default()
+    };
+    backup_info::merge(
+        &mut status,
+        r#"{"kopiaRepoPath": "/elsewhere", "volumeSnapshotCopies": []}"#,
+    )
+    .unwrap();
+    assert_eq!(status.kopia_repo_path.as_deref(), Some("/ns/kopia"));
+    assert_eq!(status.volume_snapshot_copies, Some(vec![copy]));
+}
+
+#[test]
 fn garbage_info_file_is_reported_and_does_not_fail_the_backup() {
     let mut o = observed();
     o.actionset = Some(actionset(

@@ -545,3 +545,6 @@ fn deleting_with_retain_orphans_the_snapshots_so_they_outlive_the_backup() {
         |(_, reason, m)| reason == "RetainVolumeSnapshots" && m.contains("b1-0-data, b1-0-log")
     ));
 }
+
+#[path = "tests_snapshot_move.rs"]
+mod move_tests;

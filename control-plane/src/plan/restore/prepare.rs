@@ -283,7 +283,7 @@ pub fn instances(run: &Run<'_>, config: &PrepareDataConfig) -> Result<Vec<Instan
 
 /// `schedulingSpec.nodeName`, else the node a mounted claim is bound to, else any agent whose
 /// node fits `schedulingSpec.nodeSelector`.
-fn placement(run: &Run<'_>, config: &PrepareDataConfig, claims: &[String]) -> Placement {
+pub(super) fn placement(run: &Run<'_>, config: &PrepareDataConfig, claims: &[String]) -> Placement {
     let scheduling = config.scheduling_spec.clone().unwrap_or_default();
     if let Some(node) = scheduling.node_name.filter(|n| !n.is_empty()) {
         return Placement::Pinned(node);

@@ -24,12 +24,20 @@ use cairn_api::well_known::conditions::restore::{CONDITION_PREPARE_DATA, REASON_
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde_json::json;
 
+use cairn_api::backup::VolumeSnapshotCopy;
+use cairn_api::restore::RestoreStage;
+use cairn_api::well_known;
+
 use super::StageResult;
 use super::conditions;
-use super::prepare::{claim_object, instances};
-use super::work::Run;
-use crate::plan::backup::snapshot::quantity_bytes;
+use super::prepare::{claim_object, instances, placement};
+use super::work::{Outcome, Run, Work};
+use crate::plan::action::{MovedVolume, VolumeMovement, Workload};
+use crate::plan::backup::snapshot::{DEFAULT_TIMEOUT, quantity_bytes};
 use crate::plan::intent::Intent;
+
+/// The prepareData action that fills a claim from a repository copy (§K4.2a).
+pub const COPY_ACTION: &str = "restoreVolumeData";
 
 /// The API group of VolumeSnapshots, as a claim's `dataSource.apiGroup` names it.
 pub const SNAPSHOT_GROUP: &str = "snapshot.storage.k8s.io";
@@ -146,12 +154,23 @@ fn plan_claims(run: &mut Run<'_>, config: &PrepareDataConfig) -> Result<bool, St
         }
     }
     let mut all_exist = true;
+    let mut from_copies = Vec::new();
     for want in &wanted {
         let existing = o
             .claims
             .iter()
             .find(|c| c.metadata.name.as_deref() == Some(want.claim.as_str()));
         let (volume, snapshot) = source_snapshot(run, want)?;
+        // A claim is restored from the repository copy when its snapshot cannot be used
+        // (§K2.5a), or when it was already made empty for that (a restarted restore).
+        if let Some(copy) = recorded_copy(run, want, &volume, &snapshot) {
+            let made_for_copy = existing.is_some_and(|c| made_from_copy(c).is_some());
+            let usable = snapshot_usable(run, &snapshot);
+            if made_for_copy || (!usable && existing.is_none()) {
+                from_copies.push(copy_work(run, config, want, &volume, copy, &namespace)?);
+                continue;
+            }
+        }
         if let Some(existing) = existing {
             check_existing(existing, want, &volume, &snapshot, &namespace)?;
             // Once bound, the claim holds its data whatever becomes of the snapshot.
@@ -182,7 +201,133 @@ fn plan_claims(run: &mut Run<'_>, config: &PrepareDataConfig) -> Result<bool, St
             ),
         ));
     }
-    Ok(all_exist)
+    let mut copies_done = true;
+    for work in &from_copies {
+        match run.advance(work) {
+            Outcome::Done { .. } => {}
+            Outcome::Failed => {
+                return Err(format!(
+                    "restoring {} from the repository copy of backup \"{}\" failed, more information can be found in status.actions.prepareData",
+                    work.object_key, req.backup_name
+                ));
+            }
+            Outcome::Running | Outcome::Unplaced => copies_done = false,
+        }
+    }
+    Ok(all_exist && copies_done)
+}
+
+/// The repository copy the backup recorded of `snapshot` (volume `volume`), for the claim's
+/// source pod (strategy All) or any pod of the target.
+fn recorded_copy<'r>(
+    run: &'r Run<'_>,
+    want: &Wanted<'_>,
+    volume: &str,
+    snapshot: &str,
+) -> Option<&'r VolumeSnapshotCopy> {
+    let pods = run.req.source_pods();
+    run.req
+        .backup
+        .status
+        .as_ref()?
+        .volume_snapshot_copies
+        .iter()
+        .flatten()
+        .filter(|c| c.volume_name == volume && !c.snapshot_id.is_empty())
+        .filter(|c| {
+            let pod = c.target_pod_name.as_deref().unwrap_or_default();
+            match want.source.as_deref() {
+                Some(source) => pod == source,
+                None => pods.is_empty() || pods.iter().any(|p| p == pod),
+            }
+        })
+        .find(|c| c.volume_snapshot_name == snapshot)
+}
+
+/// Whether the snapshot exists, is not being deleted and is ready to use.
+fn snapshot_usable(run: &Run<'_>, snapshot: &str) -> bool {
+    run.o
+        .snapshots
+        .iter()
+        .any(|s| s.name == snapshot && s.ready && !s.deleting)
+}
+
+/// The repository path an existing claim was made empty for.
+fn made_from_copy(claim: &PersistentVolumeClaim) -> Option<&str> {
+    claim
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(well_known::annotation::RESTORED_FROM_COPY)
+        .map(String::as_str)
+}
+
+/// The action restoring `copy` into the claim of `want`, which it creates empty first.
+fn copy_work(
+    run: &Run<'_>,
+    config: &PrepareDataConfig,
+    want: &Wanted<'_>,
+    volume: &str,
+    copy: &VolumeSnapshotCopy,
+    namespace: &str,
+) -> Result<Work, String> {
+    let what = format!(
+        "the repository copy {} of VolumeSnapshot {} (volume \"{volume}\" of backup \"{}\", for volume claim \"{}\")",
+        copy.repository_path, copy.volume_snapshot_name, run.req.backup_name, want.claim
+    );
+    if let Some(existing) = run
+        .o
+        .claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(want.claim.as_str()))
+        && made_from_copy(existing) != Some(copy.repository_path.as_str())
+    {
+        return Err(format!(
+            "volume claim {namespace}/{} already exists and was not made for {what}",
+            want.claim
+        ));
+    }
+    let size = copy.size.clone().unwrap_or_default();
+    if let (Some(asked), Some(bytes)) = (requested(want.spec), quantity_bytes(&size)) {
+        let asked_bytes = quantity_bytes(&asked).unwrap_or(0);
+        if asked_bytes < bytes {
+            return Err(format!(
+                "volume claim \"{}\" requests {asked} of storage, less than the size {size} of {what}",
+                want.claim
+            ));
+        }
+    }
+    let mut claim = claim_object(want.spec, &want.claim, namespace);
+    claim["metadata"]["annotations"][well_known::annotation::RESTORED_FROM_COPY] =
+        json!(copy.repository_path);
+    if requested(want.spec).is_none() && !size.is_empty() {
+        claim["spec"]["resources"]["requests"]["storage"] = json!(size);
+    }
+    let size_bytes = quantity_bytes(&size)
+        .and_then(|b| u64::try_from(b).ok())
+        .unwrap_or(0);
+    let timeout = u32::try_from(DEFAULT_TIMEOUT.as_secs()).unwrap_or(u32::MAX);
+    Ok(Work {
+        stage: RestoreStage::PrepareData,
+        name: COPY_ACTION.into(),
+        object_key: format!("PersistentVolumeClaim/{}", want.claim),
+        placement: placement(run, config, std::slice::from_ref(&want.claim)),
+        kind: Workload::VolumeMove(VolumeMovement {
+            to_repository: false,
+            volumes: vec![MovedVolume {
+                volume_name: volume.to_string(),
+                claim: claim.clone(),
+                repository_path: copy.repository_path.clone(),
+                lineage: String::new(),
+                snapshot_id: copy.snapshot_id.clone(),
+                size_bytes,
+            }],
+            timeout_seconds: timeout,
+        }),
+        on_error: cairn_api::action::ActionErrorMode::Fail,
+        pod: None,
+        claims: vec![claim],
+    })
 }
 
 /// The volume a claim restores and the name of the snapshot of it.

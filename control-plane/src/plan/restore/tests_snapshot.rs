@@ -11,6 +11,7 @@ use super::tests::*;
 use super::*;
 use crate::plan::agent_view::ReportedPhase;
 use crate::plan::intent::EventType;
+use cairn_proto::agent::v1 as pb;
 
 /// Snapshot backup `b1` of pod pg-0 (volumes `data` 1Gi and `log` 512Mi), method without an
 /// ActionSet, no repository and no path.
@@ -507,4 +508,190 @@ fn a_point_in_time_restore_on_a_snapshot_base_makes_the_claims_then_replays() {
         env_value(&job, "DP_BASE_BACKUP_NAME").as_deref(),
         Some("s1")
     );
+}
+
+// ------------------------------------------------- repository copies (snapshot data movement)
+
+/// [`snapshot_backup`] whose snapshots were copied into repository `repo1` (§K2.5a).
+fn moved_backup() -> Backup {
+    snapshot_backup(json!({"status": {
+        "backupRepoName": "repo1",
+        "path": "/default/b1",
+        "kopiaRepoPath": "/default/kopia",
+        "volumeSnapshotCopies": [
+            {"volumeSnapshotName": "b1-0-data", "volumeName": "data", "targetPodName": "pg-0",
+             "repositoryPath": "default/b1/b1-0-data", "snapshotID": "cd".repeat(32),
+             "size": "1Gi", "bytesRead": 10, "bytesStored": 5},
+            {"volumeSnapshotName": "b1-0-log", "volumeName": "log", "targetPodName": "pg-0",
+             "repositoryPath": "default/b1/b1-0-log", "snapshotID": "ef".repeat(32),
+             "size": "512Mi", "bytesRead": 10, "bytesStored": 5}
+        ]
+    }}))
+}
+
+fn moved_observed() -> Observed {
+    let mut o = snapshot_observed();
+    o.backup = Some(moved_backup());
+    o.repos = vec![repo("repo1", "Ready")];
+    o.repo_access = Some(tool_access("repo1"));
+    o
+}
+
+fn moves(plan: &Plan<RestoreStatus>) -> Vec<pb::VolumeMoveAction> {
+    dispatched(&plan.intents)
+        .into_iter()
+        .filter_map(|(_, a)| match &a.kind {
+            Some(pb::action::Kind::VolumeMove(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_backup_whose_snapshot_still_exists_restores_from_the_snapshot() {
+    let mut o = moved_observed();
+    let plan = step(&mut o, now());
+    assert!(moves(&plan).is_empty());
+    for claim in created(&plan) {
+        assert_eq!(source_of(&claim), from_snapshot("b1-0-data"));
+    }
+}
+
+#[test]
+fn a_deleted_snapshot_restores_from_the_repository_copy_into_an_empty_claim() {
+    let mut o = moved_observed();
+    o.snapshots.clear();
+    let plan = step(&mut o, now());
+    let claims = created(&plan);
+    let names: Vec<_> = claims
+        .iter()
+        .map(|c| c["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("data-0"), json!("data-1")]);
+    for claim in &claims {
+        assert!(claim["spec"]["dataSource"].is_null(), "{claim}");
+        assert_eq!(
+            claim["metadata"]["annotations"][well_known::annotation::RESTORED_FROM_COPY],
+            "default/b1/b1-0-data"
+        );
+        assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    }
+    let sent = moves(&plan);
+    assert_eq!(sent.len(), 2, "one restore action per claim");
+    let first = &sent[0];
+    assert!(!first.to_repository);
+    assert_eq!(first.volumes[0].snapshot_id, "cd".repeat(32));
+    assert_eq!(first.volumes[0].size_bytes, 1 << 30);
+    let grant = first.storage.clone().unwrap();
+    assert_eq!(grant.dedup_repo_root, "/default/kopia");
+    let claim: Value = serde_json::from_str(&first.volumes[0].claim_json).unwrap();
+    assert_eq!(claim["metadata"]["name"], "data-0");
+    let entries = work::entries(
+        o.restore.status.as_ref().unwrap(),
+        RestoreStage::PrepareData,
+    );
+    assert_eq!(entries[0].name, snapshot::COPY_ACTION);
+    assert_eq!(entries[0].object_key, "PersistentVolumeClaim/data-0");
+
+    // While the restore actions run, the restore waits; once they succeeded, it goes on.
+    apply_created(&mut o, &plan);
+    let plan = step(&mut o, later(5));
+    assert_eq!(
+        moves(&plan).len(),
+        2,
+        "dispatched again (idempotent) while running"
+    );
+    assert_eq!(
+        plan.status.clone().unwrap().phase,
+        Some(RestorePhase::Running)
+    );
+    let uid = o.restore.metadata.uid.clone().unwrap_or_default();
+    for claim in ["data-0", "data-1"] {
+        o.agents.report(
+            work::entry_id(
+                &uid,
+                snapshot::COPY_ACTION,
+                &format!("PersistentVolumeClaim/{claim}"),
+            ),
+            reported(ReportedPhase::Succeeded).ran(now(), later(6)),
+        );
+    }
+    let plan = step(&mut o, later(7));
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(RestorePhase::Completed), "{status:?}");
+}
+
+#[test]
+fn a_snapshot_not_ready_uses_the_copy_and_a_failed_copy_restore_fails_the_restore() {
+    let mut o = moved_observed();
+    o.snapshots = vec![VolumeSnapshot {
+        name: "b1-0-data".into(),
+        ready: false,
+        ..Default::default()
+    }];
+    let plan = step(&mut o, now());
+    assert_eq!(moves(&plan).len(), 2);
+    apply_created(&mut o, &plan);
+    let uid = o.restore.metadata.uid.clone().unwrap_or_default();
+    o.agents.report(
+        work::entry_id(&uid, snapshot::COPY_ACTION, "PersistentVolumeClaim/data-0"),
+        reported(ReportedPhase::Failed)
+            .because("restoring the files of claim default/data-0: no space left on device")
+            .ran(now(), later(6)),
+    );
+    let plan = step(&mut o, later(7));
+    let (phase, message) = prepare_failure(&plan);
+    assert_eq!(phase, Some(RestorePhase::Failed));
+    assert!(
+        message.contains("PersistentVolumeClaim/data-0") && message.contains("repository copy"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_claim_smaller_than_the_copy_fails_naming_the_copy() {
+    let mut o = moved_observed();
+    o.snapshots.clear();
+    let mut restore = o.restore.clone();
+    let tpl = &mut restore
+        .spec
+        .prepare_data_config
+        .as_mut()
+        .unwrap()
+        .volume_claims_template
+        .as_mut()
+        .unwrap()
+        .templates[0];
+    tpl.volume_claim_spec.resources =
+        Some(serde_json::from_value(json!({"requests": {"storage": "100Mi"}})).unwrap());
+    o.restore = restore;
+    let plan = step(&mut o, now());
+    let (phase, message) = prepare_failure(&plan);
+    assert_eq!(phase, Some(RestorePhase::Failed));
+    assert!(
+        message.contains("100Mi") && message.contains("default/b1/b1-0-data"),
+        "{message}"
+    );
+}
+
+#[test]
+fn without_a_copy_a_missing_snapshot_still_fails_as_before() {
+    let mut o = snapshot_observed();
+    o.snapshots.clear();
+    let plan = step(&mut o, now());
+    let (phase, message) = prepare_failure(&plan);
+    assert_eq!(phase, Some(RestorePhase::Failed));
+    assert!(message.contains("not found"), "{message}");
+}
+
+#[test]
+fn a_claim_made_for_the_copy_stays_with_the_copy_when_the_snapshot_reappears() {
+    let mut o = moved_observed();
+    o.snapshots.clear();
+    let plan = step(&mut o, now());
+    apply_created(&mut o, &plan);
+    o.snapshots = vec![ready("b1-0-data", "1Gi")];
+    let plan = step(&mut o, later(5));
+    assert_eq!(moves(&plan).len(), 2);
+    assert!(created(&plan).is_empty());
 }

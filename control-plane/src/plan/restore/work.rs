@@ -319,6 +319,13 @@ impl Run<'_> {
                 "CreateVolumeSnapshot",
                 format!("creating volume snapshots for {}", work.name),
             ),
+            Workload::VolumeMove(_) => Intent::normal(
+                "RestoreVolumeData",
+                format!(
+                    "restoring {} from the backup's repository copy on node {node}",
+                    work.object_key
+                ),
+            ),
             Workload::Exec { .. } => Intent::normal(
                 "RunRestoreExec",
                 format!(
