@@ -20,12 +20,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use cairn_api::backup::Backup;
 use cairn_api::restore::Restore;
 use cairn_api::well_known;
 use cairn_e2e::db::deploy::{self, PodSpec};
 use cairn_e2e::db::redis::{self, Redis};
-use anyhow::Context as _;
 use cairn_e2e::db::{addons, fixtures, host, round_trip};
 use cairn_e2e::dp;
 use cairn_e2e::stack::{self, TestStack};

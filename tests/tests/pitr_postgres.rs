@@ -23,7 +23,7 @@ use cairn_e2e::manifests::render;
 use cairn_e2e::stack::{self, TestStack};
 use cairn_e2e::wait::{Check, until};
 use jiff::{SignedDuration, Timestamp};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use serde_json::json;
 
 const NS: &str = "ledgers";

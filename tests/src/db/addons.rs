@@ -17,7 +17,9 @@ pub const VARIABLE: &str = "CAIRN_KUBEBLOCKS_ADDONS";
 /// is unset. A set variable naming no directory is an error, not a skip.
 pub fn git_dir(test: &str) -> anyhow::Result<Option<PathBuf>> {
     let Some(value) = std::env::var_os(VARIABLE).filter(|v| !v.is_empty()) else {
-        println!("{test}: skipped: {VARIABLE} is unset (it names a kubeblocks-addons git directory)");
+        println!(
+            "{test}: skipped: {VARIABLE} is unset (it names a kubeblocks-addons git directory)"
+        );
         return Ok(None);
     };
     let dir = PathBuf::from(value);

@@ -413,6 +413,9 @@ pub fn move_action(
         }),
         backup_data: false,
         on_error: ActionErrorMode::Fail,
+        // The move reads claims made from the target's snapshots: the target's node's agent,
+        // as for the snapshots themselves.
+        pinned: true,
         name,
     }
 }
