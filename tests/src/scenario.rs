@@ -135,6 +135,37 @@ pub async fn policy_for(
     })
 }
 
+/// Deploys the snapshot workload `app-0` (`snapshot-workload.yaml`, on a local-csi claim) with
+/// its snapshot ActionSet and policy `app-snapshots` (`snapshot-policy.yaml`, action timeout
+/// `timeout`) in `namespace`; returns the host directory shared with the pod (`/side`).
+pub async fn snapshot_workload(
+    stack: &TestStack,
+    namespace: &str,
+    app: &str,
+    timeout: &str,
+) -> anyhow::Result<PathBuf> {
+    stack.ensure_namespace(namespace).await?;
+    let side = stack.scratch.join(format!("{app}-side"));
+    std::fs::create_dir_all(&side)?;
+    let side_text = side.display().to_string();
+    stack
+        .kubectl
+        .apply(&render(
+            "snapshot-workload.yaml",
+            &[("NS", namespace), ("APP", app), ("SIDE_DIR", &side_text)],
+        )?)
+        .await?;
+    stack
+        .kubectl
+        .apply(&render(
+            "snapshot-policy.yaml",
+            &[("NS", namespace), ("APP", app), ("TIMEOUT", timeout)],
+        )?)
+        .await?;
+    crate::dp::pod_ready(&stack.client, namespace, &format!("{app}-0"), POD_READY).await?;
+    Ok(side)
+}
+
 /// `kubectl create` of a Backup.
 pub async fn backup(
     stack: &TestStack,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use cairn_api::backup::{ActionPhase, Backup};
 use cairn_e2e::stack::TestStack;
-use cairn_e2e::{dp, files, manifests, run, scenario};
+use cairn_e2e::{dp, files, run, scenario};
 
 const NS: &str = "snaps";
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -19,26 +19,7 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deploys the snapshot workload `app-0` and its ActionSet and policy; returns the host
 /// directory shared with the pod (`/side`).
 async fn deploy(stack: &TestStack, app: &str, timeout: &str) -> anyhow::Result<std::path::PathBuf> {
-    stack.ensure_namespace(NS).await?;
-    let side = stack.scratch.join(format!("{app}-side"));
-    std::fs::create_dir_all(&side)?;
-    let side_text = side.display().to_string();
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-workload.yaml",
-            &[("NS", NS), ("APP", app), ("SIDE_DIR", &side_text)],
-        )?)
-        .await?;
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-policy.yaml",
-            &[("NS", NS), ("APP", app), ("TIMEOUT", timeout)],
-        )?)
-        .await?;
-    dp::pod_ready(&stack.client, NS, &format!("{app}-0"), scenario::POD_READY).await?;
-    Ok(side)
+    scenario::snapshot_workload(stack, NS, app, timeout).await
 }
 
 fn snapshot_action(backup: &Backup) -> anyhow::Result<cairn_api::backup::ActionStatus> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use cairn_api::backup::{Backup, VolumeSnapshotCopy};
 use cairn_e2e::stack::TestStack;
-use cairn_e2e::{dp, files, manifests, run, scenario};
+use cairn_e2e::{dp, files, run, scenario};
 
 const NS: &str = "snapmove";
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -18,25 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(240);
 const FILES: usize = 20;
 
 async fn deploy(stack: &TestStack, app: &str, timeout: &str) -> anyhow::Result<()> {
-    stack.ensure_namespace(NS).await?;
-    let side = stack.scratch.join(format!("{app}-side"));
-    std::fs::create_dir_all(&side)?;
-    let side_text = side.display().to_string();
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-workload.yaml",
-            &[("NS", NS), ("APP", app), ("SIDE_DIR", &side_text)],
-        )?)
-        .await?;
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-policy.yaml",
-            &[("NS", NS), ("APP", app), ("TIMEOUT", timeout)],
-        )?)
-        .await?;
-    dp::pod_ready(&stack.client, NS, &format!("{app}-0"), scenario::POD_READY).await?;
+    scenario::snapshot_workload(stack, NS, app, timeout).await?;
     stack
         .kubectl
         .run(&[

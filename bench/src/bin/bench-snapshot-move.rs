@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cairn_e2e::{TestStack, dp, manifests, scenario};
+use cairn_e2e::{TestStack, dp, scenario};
 use clap::Parser;
 
 const NS: &str = "bench";
@@ -102,25 +102,7 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
-    stack.ensure_namespace(NS).await?;
-    let side = stack.scratch.join("side");
-    std::fs::create_dir_all(&side)?;
-    let side_text = side.display().to_string();
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-workload.yaml",
-            &[("NS", NS), ("APP", APP), ("SIDE_DIR", &side_text)],
-        )?)
-        .await?;
-    stack
-        .kubectl
-        .apply(&manifests::render(
-            "snapshot-policy.yaml",
-            &[("NS", NS), ("APP", APP), ("TIMEOUT", "60m")],
-        )?)
-        .await?;
-    dp::pod_ready(&stack.client, NS, &format!("{APP}-0"), scenario::POD_READY).await?;
+    scenario::snapshot_workload(&stack, NS, APP, "60m").await?;
     stack
         .kubectl
         .run(&[
