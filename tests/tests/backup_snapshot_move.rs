@@ -192,15 +192,21 @@ async fn a_failed_move_fails_the_backup_and_leaves_no_temporary_claim_or_pod() -
             ])
             .await?;
         scenario::backup(stack, NS, "b1", "mf-snapshots", "snap", "Delete").await?;
-        cairn_e2e::wait::until("the snapshot to be ready", TIMEOUT, async || {
+        // The snapshot action must have seen its snapshot ready (the thaw hook then holds the
+        // move back): deleting a snapshot the action has not yet seen ready fails the snapshot
+        // action, not the move.
+        cairn_e2e::wait::until("the snapshot action to complete", TIMEOUT, async || {
             let out = stack
                 .kubectl
                 .output(
-                    &["get", "volumesnapshot", "b1-0-data", "-n", NS, "-o", "jsonpath={.status.readyToUse}"],
+                    &[
+                        "get", "backup", "b1", "-n", NS, "-o",
+                        r#"jsonpath={.status.actions[?(@.name=="createVolumeSnapshot-0")].phase}"#,
+                    ],
                     None,
                 )
                 .await?;
-            Ok(if out.stdout.trim() == "true" {
+            Ok(if out.stdout.trim() == "Completed" {
                 cairn_e2e::wait::Check::Done(())
             } else {
                 cairn_e2e::wait::Check::Pending(out.stdout.clone())
