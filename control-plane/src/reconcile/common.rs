@@ -228,20 +228,17 @@ mod tests {
         Ok(Action::await_change())
     }
 
-    #[tokio::test]
-    async fn a_write_refused_for_a_stale_copy_is_planned_again_from_the_current_object() {
-        let kube = TestKube::start().await;
-        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+    /// ConfigMap `cm` created with `data`, then changed by someone else: the copy returned is
+    /// the one the reconciler still holds (a cache that lags).
+    async fn stale_copy(api: &Api<ConfigMap>, data: serde_json::Value) -> Arc<ConfigMap> {
         let created = api
             .create(
                 &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": "cm"}, "data": {"v": "1"}}))
+                &serde_json::from_value(json!({"metadata": {"name": "cm"}, "data": data}))
                     .expect("a ConfigMap"),
             )
             .await
             .expect("create");
-        // Someone else changes the object; the reconciler still holds the copy it was given
-        // (a cache that lags).
         api.patch(
             "cm",
             &PatchParams::default(),
@@ -249,7 +246,14 @@ mod tests {
         )
         .await
         .expect("patch");
-        let stale = Arc::new(created);
+        Arc::new(created)
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_for_a_stale_copy_is_planned_again_from_the_current_object() {
+        let kube = TestKube::start().await;
+        let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
+        let stale = stale_copy(&api, json!({"v": "1"})).await;
         let direct = write_guarded(&api, &stale).await;
         assert!(
             direct.as_ref().is_err_and(Error::is_conflict),
@@ -282,21 +286,7 @@ mod tests {
     async fn a_conflict_on_an_object_deleted_meanwhile_ends_the_reconcile() {
         let kube = TestKube::start().await;
         let api: Api<ConfigMap> = Api::namespaced(kube.client.clone(), "default");
-        let created = api
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": "cm"}})).expect("a ConfigMap"),
-            )
-            .await
-            .expect("create");
-        api.patch(
-            "cm",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"v": "2"}})),
-        )
-        .await
-        .expect("patch");
-        let stale = Arc::new(created);
+        let stale = stale_copy(&api, json!({})).await;
         let outcome = on_conflict_reread(&kube.client, stale, |copy| {
             let api = api.clone();
             async move {
