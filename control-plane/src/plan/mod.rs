@@ -13,6 +13,7 @@ pub mod ids;
 pub mod intent;
 pub mod legacy;
 pub mod names;
+pub mod populate;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

@@ -8,6 +8,7 @@ pub mod backup_repo;
 pub mod common;
 pub mod gc;
 pub mod legacy;
+pub mod populate;
 pub mod restore;
 pub mod schedule;
 pub mod storage_provider;
@@ -54,6 +55,11 @@ pub async fn run_while_leading(
             tokio::spawn(restore::run(
                 ctx.clone(),
                 triggers::stream(triggers.restores),
+                stopped(&term),
+            )),
+            tokio::spawn(populate::run(
+                ctx.clone(),
+                triggers::stream(triggers.claims),
                 stopped(&term),
             )),
             tokio::spawn(schedule::run(ctx.clone(), stopped(&term))),

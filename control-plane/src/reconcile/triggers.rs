@@ -6,6 +6,7 @@ use cairn_api::backup::Backup;
 use cairn_api::backup_repo::BackupRepo;
 use cairn_api::restore::Restore;
 use futures::Stream;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -20,6 +21,8 @@ pub struct Triggers {
     pub restores: mpsc::UnboundedReceiver<ObjectRef<Restore>>,
     /// BackupRepos (pre-checks).
     pub repos: mpsc::UnboundedReceiver<ObjectRef<BackupRepo>>,
+    /// PersistentVolumeClaims being populated (their populate Jobs).
+    pub claims: mpsc::UnboundedReceiver<ObjectRef<PersistentVolumeClaim>>,
 }
 
 /// Spawns the router; it ends with `stop` or when the hub is dropped.
@@ -27,6 +30,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
     let (backups_tx, backups) = mpsc::unbounded_channel();
     let (restores_tx, restores) = mpsc::unbounded_channel();
     let (repos_tx, repos) = mpsc::unbounded_channel();
+    let (claims_tx, claims) = mpsc::unbounded_channel();
     let mut events = ctx.dispatcher.events();
     tokio::spawn(async move {
         loop {
@@ -90,6 +94,10 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                     restores_tx.send(reference).is_ok()
                 } else if kind == "BackupRepo" {
                     repos_tx.send(ObjectRef::new(&name)).is_ok()
+                } else if let Some(reference) =
+                    super::populate::claim_ref(&kind, &namespace, &name)
+                {
+                    claims_tx.send(reference).is_ok()
                 } else {
                     true
                 };
@@ -103,6 +111,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
         backups,
         restores,
         repos,
+        claims,
     }
 }
 

@@ -586,3 +586,83 @@ pub async fn schedule(
         settings: Default::default(),
     })
 }
+
+/// What the volume populator reads for `claim` (ARCHITECTURE.md §K4.6): the Restore it names
+/// (with what the Restore planner reads), its StorageClass and shadow claim from the caches;
+/// the shadow claim's PersistentVolume (one GET, once it is bound) and the claim's populate
+/// Jobs (one LIST, only once the claim carries the finalizer).
+pub async fn populate(
+    ctx: &Context,
+    claim: &PersistentVolumeClaim,
+    source: Source,
+) -> Result<crate::plan::populate::Observed, ObserveError> {
+    use crate::plan::populate;
+    let caches = &ctx.caches;
+    let reader = Reader::new(ctx, source).await?;
+    let namespace = claim.metadata.namespace.clone().unwrap_or_default();
+    let name = claim.metadata.name.clone().unwrap_or_default();
+    let restore = match populate::source(claim) {
+        Some(s) if s.namespace.as_deref().is_none_or(|n| n == namespace) => {
+            reader.get_in(&caches.restores, &namespace, &s.name).await?
+        }
+        _ => None,
+    };
+    let restore = match restore {
+        Some(r) => Some(self::restore(ctx, &r, source).await?),
+        None => None,
+    };
+    let class_name = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .filter(|n| !n.is_empty());
+    let storage_class = match class_name {
+        Some(class) => reader.get(&caches.storage_classes, &class).await?,
+        None => None,
+    };
+    let shadow_name = populate::shadow_name(claim);
+    let shadow = reader
+        .get_in(&caches.claims, &namespace, &shadow_name)
+        .await?;
+    let volume_name = shadow
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.volume_name.clone())
+        .filter(|n| !n.is_empty());
+    let volume = match volume_name {
+        Some(volume) => Api::<PersistentVolume>::all(ctx.client.clone())
+            .get_opt(&volume)
+            .await
+            .map_err(read(format!("PersistentVolume {volume}")))?,
+        None => None,
+    };
+    let finalized = claim
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == cairn_api::well_known::FINALIZER);
+    let jobs = if finalized {
+        let selector = format!("{}={name}", cairn_api::well_known::label::POPULATE_PVC);
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client.clone(), &namespace)
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(read(format!("Jobs {namespace} {selector}")))?
+            .items
+            .into_iter()
+            .filter_map(|j| j.metadata.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(populate::Observed {
+        claim: claim.clone(),
+        restore,
+        storage_class,
+        shadow,
+        volume,
+        jobs,
+        agents: ctx.agent_view(),
+        settings: Default::default(),
+    })
+}

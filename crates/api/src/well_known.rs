@@ -46,6 +46,8 @@ pub mod label {
     pub const MANAGED_BY_DATA_PROTECTION: &str = "kubeblocks-dataprotection";
     /// The action id a Job created by a node agent runs; how a restarted agent re-adopts its Jobs.
     pub const ACTION_ID: &str = "cairn.io/action-id";
+    /// On a populator's shadow claim and Jobs: the name of the claim being populated (§K4.6).
+    pub const POPULATE_PVC: &str = "dataprotection.kubeblocks.io/populate-pvc";
 }
 
 /// Annotation keys.
@@ -102,6 +104,23 @@ pub mod annotation {
     pub const CONVERTED_FROM: &str = "cairn.io/converted-from";
     /// The node the scheduler chose for a claim (WaitForFirstConsumer); set by Kubernetes.
     pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+    /// On a PersistentVolume a Restore populated (volume populator): the Restore's name.
+    pub const POPULATE_FROM: &str = "dataprotection.kubeblocks.io/populate-from";
+    /// On a claim being populated: how many of the Restore's prepareData sets have written
+    /// the shadow claim (recorded before their results are acknowledged, so none runs twice).
+    pub const POPULATED_SETS: &str = "cairn.io/populated-sets";
+    /// On a claim being populated: the node each populate Job was dispatched to (JSON).
+    pub const POPULATE_NODES: &str = "cairn.io/populate-nodes";
+}
+
+/// The volume populator's names (ARCHITECTURE.md §K4.6).
+pub mod populate {
+    /// The prefix of a shadow claim's name (`kb-populate-<claim uid>`).
+    pub const SHADOW_PREFIX: &str = "kb-populate-";
+    /// The kind a claim's `spec.dataSourceRef` names to be populated by a Restore.
+    pub const SOURCE_KIND: &str = "Restore";
+    /// The provisioner prefix of in-tree volume plugins, which cannot populate volumes.
+    pub const IN_TREE_PROVISIONER_PREFIX: &str = "kubernetes.io/";
 }
 
 /// Condition types and reasons, one module per kind that has conditions. The values are
@@ -194,6 +213,24 @@ pub mod conditions {
         pub const REASON_FAILED: &str = "Failed";
         /// Reason of the `IgnoredField` condition (and of its Warning event).
         pub const REASON_IGNORED_FIELD: &str = "IgnoredField";
+    }
+
+    /// The condition of a PersistentVolumeClaim a Restore populates.
+    pub mod populate {
+        /// Type: where populating the claim stands.
+        pub const CONDITION_POPULATING: &str = "Populating";
+        /// Reason: the claim is being populated.
+        pub const REASON_PROCESSING: &str = "Processing";
+        /// Reason: the claim was populated.
+        pub const REASON_SUCCEED: &str = "Succeed";
+        /// Reason: populating the claim failed.
+        pub const REASON_FAILED: &str = "Failed";
+        /// Event: populating a claim started.
+        pub const EVENT_START: &str = "StartToVolumePopulate";
+        /// Event: the populated volume was handed to the claim.
+        pub const EVENT_SUCCEED: &str = "VolumePopulateSucceed";
+        /// Event: populating a claim failed.
+        pub const EVENT_FAILED: &str = "VolumePopulateFailed";
     }
 
     /// A continuous Backup's conditions (Cairn extension).

@@ -32,11 +32,16 @@
 //!   garbage-collected with it otherwise) and run under `spec.serviceAccountName` or the
 //!   namespace's default service account (there is no worker service account).
 //!
-//! # Not supported yet (the Restore fails saying so)
-//! `prepareDataConfig.dataSourceRef` (volume populator). `spec.resources` is not acted on, as in
+//! A Restore with `prepareDataConfig.dataSourceRef` is validated the same way, then goes to
+//! phase `AsDataSource` and runs nothing itself ([`as_data_source`]): the claims naming it are
+//! populated by [`crate::plan::populate`].
+//!
+//! # Not acted on
+//! `spec.resources` is not acted on, as in
 //! KubeBlocks: the Restore says so with condition `IgnoredField` and a Warning event of that
 //! reason, once (`cairn_api::ignored::restore`, ARCHITECTURE.md §K8 S22).
 
+pub mod as_data_source;
 pub mod conditions;
 pub mod deletion;
 pub mod env;
@@ -52,7 +57,7 @@ pub mod snapshot;
 pub mod work;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_kubeblocks_pitr;
 #[cfg(test)]
@@ -220,6 +225,31 @@ fn start(o: &Observed, mut status: RestoreStatus, now: Timestamp) -> Plan<Restor
         "check backup repo successfully",
         now,
     );
+    if let Some(source) = as_data_source::source(&o.restore) {
+        if let Err(message) = as_data_source::check(&sets, source) {
+            return problem_plan(o, status, Problem::invalid(message), now, intents);
+        }
+        conditions::set(
+            &mut status,
+            CONDITION_VALIDATION_PASSED,
+            REASON_VALIDATE_OK,
+            "validate restore spec successfully",
+            now,
+        );
+        status.phase = Some(RestorePhase::AsDataSource);
+        intents.push(Intent::normal(
+            "RestoreAsDataSource",
+            format!(
+                "backup \"{}\" is ready to populate the persistent volume claims whose spec.dataSourceRef names this Restore",
+                sets.source().backup_name
+            ),
+        ));
+        return Plan {
+            status: Some(status),
+            intents,
+            requeue: None,
+        };
+    }
     conditions::set(
         &mut status,
         CONDITION_VALIDATION_PASSED,

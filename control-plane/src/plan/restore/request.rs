@@ -302,16 +302,6 @@ fn resolve_rest<'a>(
 ) -> Result<Request<'a>, Problem> {
     let restore = &o.restore;
     let backup_ref = &restore.spec.backup;
-    if restore
-        .spec
-        .prepare_data_config
-        .as_ref()
-        .is_some_and(|p| p.data_source_ref.is_some())
-    {
-        return Err(Problem::invalid(
-            "spec.prepareDataConfig.dataSourceRef (restoring through a volume populator) is not supported by Cairn yet; use volumeClaims or volumeClaimsTemplate".into(),
-        ));
-    }
     let method = status.backup_method.clone().ok_or_else(|| {
         Problem::invalid(format!(
             "backup \"{backup_name}\" has no status.backupMethod"

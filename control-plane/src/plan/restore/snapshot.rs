@@ -330,6 +330,37 @@ fn copy_work(
     })
 }
 
+/// The name of the snapshot backup `run.req` took of `volume` (for strategy Any, of any of its
+/// pods), for a claim named `claim`; a claim populated from a snapshot backup is made from it
+/// (ARCHITECTURE.md §K4.6).
+pub fn snapshot_of_volume(run: &Run<'_>, claim: &str, volume: &str) -> Result<String, String> {
+    let spec = RestoreVolumeClaim {
+        volume_config: cairn_api::restore::VolumeConfig {
+            volume_source: Some(volume.to_string()),
+            mount_path: None,
+        },
+        ..Default::default()
+    };
+    let want = Wanted {
+        claim: claim.to_string(),
+        spec: &spec,
+        source: None,
+    };
+    let (_, name) = source_snapshot(run, &want)?;
+    let found = run.o.snapshots.iter().find(|s| s.name == name);
+    match found {
+        Some(s) if s.ready && !s.deleting => Ok(name),
+        Some(_) => Err(format!(
+            "VolumeSnapshot {name} of backup \"{}\" is not ready to use or is being deleted",
+            run.req.backup_name
+        )),
+        None => Err(format!(
+            "VolumeSnapshot {name} of backup \"{}\" (volume \"{volume}\") not found",
+            run.req.backup_name
+        )),
+    }
+}
+
 /// The volume a claim restores and the name of the snapshot of it.
 fn source_snapshot(run: &Run<'_>, want: &Wanted<'_>) -> Result<(String, String), String> {
     let req = run.req;

@@ -299,14 +299,63 @@ fn a_backup_that_is_not_completed_fails_with_kubeblocks_message() {
     );
 }
 
+fn data_source(source: serde_json::Value) -> Restore {
+    restore(json!({"spec": {"prepareDataConfig": {
+        "volumeClaimsTemplate": null, "dataSourceRef": source}}}))
+}
+
 #[test]
-fn data_source_ref_fails_as_not_supported_yet() {
+fn a_data_source_restore_is_validated_then_becomes_as_data_source_and_runs_nothing() {
     let mut o = observed();
-    o.restore = restore(json!({"spec": {"prepareDataConfig": {
-        "dataSourceRef": {"volumeSource": "data", "mountPath": "/data"}}}}));
+    o.restore = data_source(json!({"volumeSource": "data"}));
+    let plan = step(&mut o, now());
+    let status = plan.status.clone().unwrap();
+    assert_eq!(status.phase, Some(RestorePhase::AsDataSource));
+    assert_eq!(
+        condition(&status, CONDITION_VALIDATION_PASSED).0,
+        "True".to_string()
+    );
+    assert!(plan.intents.iter().any(|i| matches!(i,
+        Intent::Event { reason, .. } if reason == "RestoreAsDataSource")));
+    assert!(
+        !plan
+            .intents
+            .iter()
+            .any(|i| matches!(i, Intent::Dispatch { .. } | Intent::Create { .. })),
+        "{:?}",
+        plan.intents
+    );
+    assert!(prepare_entries(&o).is_empty());
+    // Settled: a later reconcile changes nothing.
+    let again = step(&mut o, later(60));
+    assert_eq!(again.status, None);
+    assert!(again.intents.is_empty(), "{:?}", again.intents);
+}
+
+#[test]
+fn a_data_source_without_a_usable_mount_path_fails_naming_the_field_and_volume() {
+    let mut o = observed();
+    o.restore = data_source(json!({"volumeSource": "logs"}));
+    let (phase, reason, message) = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED);
+    assert_eq!(phase, Some(RestorePhase::Failed));
+    assert_eq!(reason, "ValidateFailed");
+    assert!(
+        message.contains("spec.prepareDataConfig.dataSourceRef")
+            && message.contains("\"logs\"")
+            && message.contains("\"data\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_data_source_whose_actionset_cannot_write_a_volume_fails() {
+    let mut o = observed();
+    o.restore = data_source(json!({"mountPath": "/data"}));
+    o.actionset = Some(actionset(json!({"spec": {"restore": null}})));
     let message = failed_with(&step(&mut o, now()), CONDITION_VALIDATION_PASSED).2;
     assert!(
-        message.contains("dataSourceRef") && message.contains("not supported"),
+        message.contains("spec.prepareDataConfig.dataSourceRef")
+            && message.contains("has no restore.prepareData"),
         "{message}"
     );
 }

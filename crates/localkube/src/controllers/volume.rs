@@ -61,6 +61,19 @@ pub fn volume_path(pv: &Value) -> &str {
     ""
 }
 
+/// The annotation the scheduler puts on a WaitForFirstConsumer claim: the node chosen.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// Whether a claim's `dataSourceRef` names a kind served by a volume populator (any API
+/// group but the core one and the snapshot one, which the provisioner fills itself).
+pub fn populated_externally(pvc: &Value) -> bool {
+    let Some(source) = pvc.pointer("/spec/dataSourceRef") else {
+        return false;
+    };
+    let group = s(source, "/apiGroup");
+    !group.is_empty() && group != "snapshot.storage.k8s.io"
+}
+
 pub struct VolumeController {
     pub api: Arc<Api>,
     pub data_dir: PathBuf,
@@ -358,6 +371,11 @@ impl VolumeController {
                 None => Ok(Some(Duration::from_secs(1))),
             };
         }
+        // A volume bound to this claim in advance (a volume populator's, or one provisioned
+        // before a failed bind) is bound whatever the binding mode, as Kubernetes does.
+        if let Some(pv) = self.prebound_volume(ns, name, s(&pvc, "/metadata/uid")) {
+            return self.bind(ns, &pvc, &pv).map(|_| None);
+        }
         let class_name = s(&pvc, "/spec/storageClassName");
         let class = (!class_name.is_empty())
             .then(|| {
@@ -367,15 +385,27 @@ impl VolumeController {
             })
             .flatten()
             .map(|c| c.value());
+        let waits_for_consumer = class
+            .as_ref()
+            .is_some_and(|c| s(c, "/volumeBindingMode") == "WaitForFirstConsumer");
+        if waits_for_consumer {
+            if !self.claim_in_use(ns, name) {
+                return Ok(None);
+            }
+            if self.select_node(ns, &pvc)? {
+                // The update brings the claim back here, read afresh.
+                return Ok(None);
+            }
+        }
+        // Kubernetes leaves a claim whose dataSourceRef names a kind of another API group
+        // to that kind's volume populator: Pending until a volume is bound to it in advance.
+        if populated_externally(&pvc) {
+            return Ok(None);
+        }
         if let Some(class) = class
             .as_ref()
             .filter(|c| s(c, "/provisioner") == LOCAL_PATH_PROVISIONER)
         {
-            if s(class, "/volumeBindingMode") == "WaitForFirstConsumer"
-                && !self.claim_in_use(ns, name)
-            {
-                return Ok(None);
-            }
             return self.provision(ns, &pvc, class);
         }
         // Static binding: the smallest Available volume of the class that is large enough.
@@ -402,6 +432,44 @@ impl VolumeController {
             Some(pv) => self.bind(ns, &pvc, &pv).map(|_| None),
             None => Ok(None),
         }
+    }
+
+    /// A volume whose `claimRef` names this claim with its uid.
+    fn prebound_volume(&self, ns: &str, name: &str, uid: &str) -> Option<Value> {
+        if uid.is_empty() {
+            return None;
+        }
+        self.api
+            .store()
+            .list("core/persistentvolumes", None, None, 0, |o| !o.index.deleting)
+            .items
+            .iter()
+            .map(|o| o.value())
+            .find(|pv| {
+                s(pv, "/spec/claimRef/namespace") == ns
+                    && s(pv, "/spec/claimRef/name") == name
+                    && s(pv, "/spec/claimRef/uid") == uid
+            })
+    }
+
+    /// The scheduler's choice of node for a WaitForFirstConsumer claim a pod uses:
+    /// annotation `volume.kubernetes.io/selected-node` (localkube has one node).
+    /// Returns whether it wrote the annotation.
+    fn select_node(&self, ns: &str, pvc: &Value) -> Result<bool, ApiError> {
+        if !s(pvc, "/metadata/annotations/volume.kubernetes.io~1selected-node").is_empty() {
+            return Ok(false);
+        }
+        let mut claim = pvc.clone();
+        claim["metadata"]["annotations"][SELECTED_NODE] = json!(self.api.config.node_name);
+        self.api.update(
+            &self.api.builtin(Builtin::PersistentVolumeClaim),
+            Some(ns),
+            s(pvc, "/metadata/name"),
+            claim,
+            Target::Main,
+            &WriteOptions::default(),
+        )?;
+        Ok(true)
     }
 
     fn reconcile_volume(&self, name: &str) -> Result<Option<Duration>, ApiError> {
@@ -474,7 +542,16 @@ impl Reconciler for VolumeController {
                 }
                 keys
             }
-            "core/persistentvolumes" => vec![Key::Volume(o.name.clone())],
+            "core/persistentvolumes" => {
+                // A volume bound in advance to a claim (a populator's hand-over) binds it.
+                let v = o.value();
+                let mut keys = vec![Key::Volume(o.name.clone())];
+                let (claim_ns, claim) = (s(&v, "/spec/claimRef/namespace"), s(&v, "/spec/claimRef/name"));
+                if !claim.is_empty() {
+                    keys.push(Key::Claim(claim_ns.to_string(), claim.to_string()));
+                }
+                keys
+            }
             "core/pods" if ev.kind == EventType::Added => o
                 .value()
                 .pointer("/spec/volumes")

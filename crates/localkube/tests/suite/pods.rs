@@ -799,3 +799,68 @@ async fn a_baseline_namespace_refuses_host_path_pods_with_the_apiservers_message
         Some(&pod("default", "hostPath: {path: /var/lib}")),
     );
 }
+
+/// What Kubernetes does for a volume populator: a claim whose `dataSourceRef` names a kind of
+/// another API group is not provisioned, yet (WaitForFirstConsumer) gets the scheduler's
+/// `volume.kubernetes.io/selected-node` once a pod uses it; a volume whose `claimRef` is then
+/// moved to it (with its uid) binds it, and deleting the claim that volume was made for does
+/// not reclaim it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_handed_to_it() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: target}\nspec:\n  storageClassName: local-path\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n  dataSourceRef: {apiGroup: example.io, kind: Thing, name: x}\n");
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: reader}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: target}}]\n  containers: [{name: c, image: x, command: [cat, /data/marker], volumeMounts: [{name: d, mountPath: /data}]}]\n");
+    let node = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    k.ok(&[
+        "wait",
+        &format!("--for=jsonpath={{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}}={node}"),
+        "pvc/target",
+        "--timeout=30s",
+    ]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}"]),
+        "Pending/",
+        "a claim left to a populator is not provisioned"
+    );
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: prime}\nspec: {storageClassName: local-path, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+    k.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: writer}\nspec:\n  restartPolicy: Never\n  volumes: [{name: d, persistentVolumeClaim: {claimName: prime}}]\n  containers: [{name: c, image: x, command: [sh, -c, 'echo populated > /data/marker'], volumeMounts: [{name: d, mountPath: /data}]}]\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/writer",
+        "--timeout=30s",
+    ]);
+    let pv = k.ok(&["get", "pvc", "prime", "-o", "jsonpath={.spec.volumeName}"]);
+    let uid = k.ok(&["get", "pvc", "target", "-o", "jsonpath={.metadata.uid}"]);
+    k.ok(&[
+        "patch",
+        "pv",
+        &pv,
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"spec":{{"claimRef":{{"namespace":"default","name":"target","uid":"{uid}","resourceVersion":null}}}}}}"#
+        ),
+    ]);
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/reader",
+        "--timeout=30s",
+    ]);
+    assert_eq!(k.ok(&["logs", "reader"]), "populated\n");
+    assert_eq!(
+        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}"]),
+        format!("Bound/{pv}")
+    );
+    k.ok(&["delete", "pod", "writer"]);
+    k.ok(&["delete", "pvc", "prime", "--timeout=30s"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        k.ok(&["get", "pv", &pv, "-o", "jsonpath={.status.phase}/{.spec.claimRef.name}"]),
+        "Bound/target",
+        "the handed-over volume outlives the claim it was made for"
+    );
+}
