@@ -309,3 +309,48 @@ pub async fn repo_ready(
     )
     .await
 }
+
+/// Waits until the populated claim is Bound and the populator let go of it (no finalizer
+/// left: its Jobs and shadow claim are deleted); fails at once when its `Populating`
+/// condition says Failed.
+pub async fn claim_populated(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<PersistentVolumeClaim> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    until(
+        &format!("PVC {namespace}/{name} to be populated"),
+        timeout,
+        async || {
+            let Some(claim) = claims.get_opt(name).await? else {
+                return Ok(Check::Pending("the claim does not exist".into()));
+            };
+            let status = claim.status.clone().unwrap_or_default();
+            let populating = status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Populating");
+            if let Some(c) = populating.filter(|c| c.reason.as_deref() == Some("Failed")) {
+                anyhow::bail!(
+                    "populating PVC {namespace}/{name} failed: {}",
+                    c.message.clone().unwrap_or_default()
+                );
+            }
+            let held = claim.metadata.finalizers.iter().flatten().next().is_some();
+            Ok(if status.phase.as_deref() == Some("Bound") && !held {
+                Check::Done(claim)
+            } else {
+                Check::Pending(format!(
+                    "phase {:?}, finalizers {:?}, Populating {:?}",
+                    status.phase,
+                    claim.metadata.finalizers,
+                    populating.and_then(|c| c.message.clone())
+                ))
+            })
+        },
+    )
+    .await
+}

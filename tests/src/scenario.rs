@@ -213,3 +213,47 @@ pub async fn restore(
         .await?;
     Ok(())
 }
+
+/// `kubectl create` of a Restore of `backup` that is a data source (`dataSourceRef`, the
+/// backup's `data` volume), then of claim `claim` in `namespace` naming it in its
+/// `spec.dataSourceRef` (with the Restore's namespace `source_namespace`) and of pod
+/// `<claim>-reader`, which prints `/data/hello.txt` and lists `/data` once the claim is bound.
+pub async fn populated_claim(
+    stack: &TestStack,
+    namespace: &str,
+    claim: &str,
+    source_namespace: &str,
+    restore: &str,
+) -> anyhow::Result<()> {
+    stack
+        .kubectl
+        .create(&render(
+            "populated-claim.yaml",
+            &[
+                ("NS", namespace),
+                ("CLAIM", claim),
+                ("SOURCE_NS", source_namespace),
+                ("RESTORE", restore),
+            ],
+        )?)
+        .await?;
+    Ok(())
+}
+
+/// `kubectl create` of a Restore `name` of `backup` that is a data source for claims
+/// (`prepareDataConfig.dataSourceRef` of the backup's `data` volume).
+pub async fn data_source_restore(
+    stack: &TestStack,
+    namespace: &str,
+    name: &str,
+    backup: &str,
+) -> anyhow::Result<()> {
+    stack
+        .kubectl
+        .create(&render(
+            "restore-data-source.yaml",
+            &[("RESTORE", name), ("NS", namespace), ("BACKUP", backup)],
+        )?)
+        .await?;
+    Ok(())
+}

@@ -2014,7 +2014,8 @@ fn calls(requests: &Value, agent: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Runs a backup (a Job action), a restore, a Delete-policy deletion and snapshot backups
+/// Runs a backup (a Job action), a restore, a claim populated from a Restore, a Delete-policy
+/// deletion and snapshot backups
 /// (one restored) deleted with Delete and Retain in localkube, reads the
 /// API requests the control plane and the agent made (by User-Agent) and holds them against the
 /// chart's RBAC: everything they called must be granted. The other direction (every grant is
@@ -2043,6 +2044,12 @@ async fn rbac_grants_everything_the_control_plane_and_agent_call() -> Result<()>
         cairn_e2e::dp::backup_completed(&stack.client, NS, "b1", Duration::from_secs(90)).await?;
         cairn_e2e::scenario::restore(stack, NS, "r1", "b1", "restored").await?;
         cairn_e2e::dp::restore_completed(&stack.client, NS, "r1", Duration::from_secs(90)).await?;
+        // A claim populated by a Restore that is a data source (the populator patches the
+        // claim, its status and the volume, lists and deletes the claim's Jobs).
+        cairn_e2e::scenario::data_source_restore(stack, NS, "r2", "b1").await?;
+        cairn_e2e::scenario::populated_claim(stack, NS, "populated", NS, "r2").await?;
+        cairn_e2e::dp::claim_populated(&stack.client, NS, "populated", Duration::from_secs(120))
+            .await?;
         stack
             .kubectl
             .run(&["delete", "backup", "b1", "-n", NS, "--timeout=60s"])

@@ -94,11 +94,12 @@ fn action(a: &RestoreStatusAction) -> pb::ActionStatus {
     }
 }
 
-/// Whether a Restore is in a final phase (its watch ends).
+/// Whether a Restore is in a final phase (its watch ends); `AsDataSource` is one (a data
+/// source restore runs nothing itself, ARCHITECTURE.md §K4.6).
 pub fn is_final(r: &Restore) -> bool {
     matches!(
         r.status.as_ref().and_then(|s| s.phase),
-        Some(RestorePhase::Completed | RestorePhase::Failed)
+        Some(RestorePhase::Completed | RestorePhase::Failed | RestorePhase::AsDataSource)
     )
 }
 

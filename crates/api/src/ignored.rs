@@ -394,7 +394,7 @@ pub const ACTED_ON: &[(&str, &str, &str)] = &[
     (
         "Restore",
         "spec.prepareDataConfig",
-        "plan/restore/prepare.rs, placement.rs, jobs.rs",
+        "plan/restore/prepare.rs, placement.rs, jobs.rs; dataSourceRef: as_data_source.rs, plan/populate",
     ),
     (
         "Restore",

@@ -39,7 +39,7 @@ use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimCondition,
-    PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, Toleration, Volume,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, Toleration, Volume,
     VolumeMount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -438,6 +438,13 @@ impl Populate<'_> {
     fn shadow_object(&self, name: &str) -> Result<serde_json::Value, String> {
         let o = self.o;
         let spec = o.claim.spec.clone().unwrap_or_default();
+        let shadow_spec = PersistentVolumeClaimSpec {
+            access_modes: spec.access_modes,
+            resources: spec.resources,
+            storage_class_name: spec.storage_class_name,
+            volume_mode: spec.volume_mode,
+            ..Default::default()
+        };
         let mut object = json!({
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
@@ -449,12 +456,7 @@ impl Populate<'_> {
                     well_known::label::POPULATE_PVC: o.claim.metadata.name,
                 },
             },
-            "spec": {
-                "accessModes": spec.access_modes,
-                "resources": spec.resources,
-                "storageClassName": spec.storage_class_name,
-                "volumeMode": spec.volume_mode,
-            },
+            "spec": shadow_spec,
         });
         if let Some(node) = &self.node {
             object["metadata"]["annotations"] = json!({well_known::annotation::SELECTED_NODE: node});

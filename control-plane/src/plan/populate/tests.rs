@@ -493,8 +493,7 @@ fn a_failed_job_fails_the_claim_with_the_reason_and_is_terminal() {
 fn a_lost_node_fails_the_claim() {
     let mut o = observed();
     step(&mut o, now());
-    o.agents.nodes.get_mut("node-a").unwrap().connected = false;
-    o.agents.nodes.get_mut("node-a").unwrap().since = now();
+    o.agents.disconnect("node-a", now());
     step(&mut o, later(3600));
     let message = populating(&o).2;
     assert_eq!(populating(&o).1, "Failed");
@@ -502,7 +501,7 @@ fn a_lost_node_fails_the_claim() {
 }
 
 #[test]
-fn without_a_connected_agent_on_the_selected_node_nothing_is_dispatched() {
+fn the_job_is_pinned_to_the_selected_node_and_an_immediate_claim_runs_anywhere() {
     let mut o = observed();
     o.claim = claim(json!({"metadata": {"annotations": {well_known::annotation::SELECTED_NODE: "node-z"}}}));
     o.storage_class = Some(class("localkube/local-path", "Immediate"));
