@@ -268,11 +268,11 @@ impl VolumeController {
                 .get("core/persistentvolumeclaims", ns, s(pvc, "/metadata/name"))
         {
             let cur = cur.value();
-            let status = json!({
-                "phase": "Bound",
-                "accessModes": pv.pointer("/spec/accessModes").cloned().unwrap_or_else(|| json!(["ReadWriteOnce"])),
-                "capacity": pv.pointer("/spec/capacity").cloned().unwrap_or_else(|| json!({})),
-            });
+            // The rest of the status (a populator's conditions) stays, as Kubernetes keeps it.
+            let mut status = cur.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+            status["phase"] = json!("Bound");
+            status["accessModes"] = pv.pointer("/spec/accessModes").cloned().unwrap_or_else(|| json!(["ReadWriteOnce"]));
+            status["capacity"] = pv.pointer("/spec/capacity").cloned().unwrap_or_else(|| json!({}));
             write_status(&self.api, &pvc_rt, &cur, status)?;
         }
         Ok(())

@@ -834,6 +834,16 @@ async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_
     ]);
     let pv = k.ok(&["get", "pvc", "prime", "-o", "jsonpath={.spec.volumeName}"]);
     let uid = k.ok(&["get", "pvc", "target", "-o", "jsonpath={.metadata.uid}"]);
+    // A populator's condition on the claim survives its binding.
+    k.ok(&[
+        "patch",
+        "pvc",
+        "target",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Populating","status":"True","reason":"Succeed"}]}}"#,
+    ]);
     k.ok(&[
         "patch",
         "pv",
@@ -852,8 +862,8 @@ async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_
     ]);
     assert_eq!(k.ok(&["logs", "reader"]), "populated\n");
     assert_eq!(
-        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}"]),
-        format!("Bound/{pv}")
+        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}/{.status.conditions[0].reason}"]),
+        format!("Bound/{pv}/Succeed")
     );
     k.ok(&["delete", "pod", "writer"]);
     k.ok(&["delete", "pvc", "prime", "--timeout=30s"]);
