@@ -34,7 +34,11 @@ fn populating(claim: &PersistentVolumeClaim) -> Option<(String, String)> {
         })
 }
 
-async fn warnings(client: &kube::Client, namespace: &str, reason: &str) -> anyhow::Result<Vec<String>> {
+async fn warnings(
+    client: &kube::Client,
+    namespace: &str,
+    reason: &str,
+) -> anyhow::Result<Vec<String>> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     Ok(events
         .list(&ListParams::default())

@@ -20,7 +20,10 @@ use crate::shell::Context;
 use crate::shell::observe::{self, Source};
 
 /// Reconciles one claim, in the claim's trace (its uid is the trace id).
-pub async fn reconcile(obj: Arc<PersistentVolumeClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    obj: Arc<PersistentVolumeClaim>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     if populate::source(&obj).is_none() {
         return Ok(Action::await_change());
     }

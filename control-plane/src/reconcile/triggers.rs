@@ -94,8 +94,7 @@ pub fn spawn(ctx: Arc<Context>, stop: CancellationToken) -> Triggers {
                     restores_tx.send(reference).is_ok()
                 } else if kind == "BackupRepo" {
                     repos_tx.send(ObjectRef::new(&name)).is_ok()
-                } else if let Some(reference) =
-                    super::populate::claim_ref(&kind, &namespace, &name)
+                } else if let Some(reference) = super::populate::claim_ref(&kind, &namespace, &name)
                 {
                     claims_tx.send(reference).is_ok()
                 } else {

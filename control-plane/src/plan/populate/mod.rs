@@ -39,8 +39,8 @@ use cairn_proto::agent::v1 as pb;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimCondition,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, Toleration, Volume,
-    VolumeMount,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -155,7 +155,11 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<PersistentVolumeClaimStatus> {
     }
     let restore_name = format!("{namespace}/{}", source.name);
     let Some(ro) = o.restore.as_ref() else {
-        return wait(o, now, format!("waiting for Restore {restore_name} to exist"));
+        return wait(
+            o,
+            now,
+            format!("waiting for Restore {restore_name} to exist"),
+        );
     };
     let data_source = as_data_source::source(&ro.restore);
     match ro.restore.status.as_ref().and_then(|s| s.phase) {
@@ -305,8 +309,7 @@ impl Populate<'_> {
                     node_selector: BTreeMap::new(),
                 },
             };
-            let Some(node) = placements.place(&key, &placement, &o.agents, &self.ro.nodes)
-            else {
+            let Some(node) = placements.place(&key, &placement, &o.agents, &self.ro.nodes) else {
                 set_condition(
                     &mut status,
                     REASON_PROCESSING,
@@ -459,7 +462,8 @@ impl Populate<'_> {
             "spec": shadow_spec,
         });
         if let Some(node) = &self.node {
-            object["metadata"]["annotations"] = json!({well_known::annotation::SELECTED_NODE: node});
+            object["metadata"]["annotations"] =
+                json!({well_known::annotation::SELECTED_NODE: node});
         }
         if let Some(req) = self.sets.prepare_data().next().filter(|r| r.is_snapshot()) {
             let volume = self.source.volume_source.clone().unwrap_or_default();

@@ -107,7 +107,11 @@ fn step(o: &mut Observed, at: Timestamp) -> Plan<PersistentVolumeClaimStatus> {
                 .push(well_known::FINALIZER.into()),
             Intent::RemoveFinalizer => o.claim.metadata.finalizers = None,
             Intent::PatchMeta { annotations, .. } => {
-                let map = o.claim.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                let map = o
+                    .claim
+                    .metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new);
                 for (k, v) in annotations {
                     match v {
                         Some(v) => map.insert(k.clone(), v.clone()),
@@ -198,8 +202,10 @@ fn a_claim_without_a_restore_data_source_is_left_alone() {
     let mut o = observed();
     o.claim = claim(json!({"spec": {"dataSourceRef": null}}));
     assert_eq!(plan(&o, now()), Plan::nothing());
-    o.claim = claim(json!({"spec": {"dataSourceRef": {"apiGroup": "snapshot.storage.k8s.io",
-        "kind": "VolumeSnapshot", "name": "s1"}}}));
+    o.claim = claim(
+        json!({"spec": {"dataSourceRef": {"apiGroup": "snapshot.storage.k8s.io",
+        "kind": "VolumeSnapshot", "name": "s1"}}}),
+    );
     assert_eq!(plan(&o, now()), Plan::nothing());
 }
 
@@ -212,7 +218,8 @@ fn a_restore_of_another_namespace_is_refused_once_with_a_condition_and_warning()
     let (status, reason, message) = populating(&o);
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Failed"));
     assert!(
-        message.contains("spec.dataSourceRef.namespace \"other\"") && message.contains("\"default\""),
+        message.contains("spec.dataSourceRef.namespace \"other\"")
+            && message.contains("\"default\""),
         "{message}"
     );
     assert_eq!(
@@ -272,7 +279,10 @@ fn an_in_tree_provisioner_is_refused() {
     o.storage_class = Some(class("kubernetes.io/aws-ebs", "Immediate"));
     let plan = step(&mut o, now());
     let message = populating(&o).2;
-    assert!(message.contains("in-tree provisioner \"kubernetes.io/aws-ebs\""), "{message}");
+    assert!(
+        message.contains("in-tree provisioner \"kubernetes.io/aws-ebs\""),
+        "{message}"
+    );
     assert!(!has(&plan, &Intent::AddFinalizer));
 }
 
@@ -305,7 +315,11 @@ fn a_restore_whose_backup_is_gone_fails_the_claim() {
     o.restore.as_mut().unwrap().backup = None;
     step(&mut o, now());
     assert_eq!(populating(&o).1, "Failed");
-    assert!(populating(&o).2.contains("\"b1\" not found"), "{}", populating(&o).2);
+    assert!(
+        populating(&o).2.contains("\"b1\" not found"),
+        "{}",
+        populating(&o).2
+    );
 }
 
 // ---------------------------------------------------------------- populating
@@ -326,7 +340,10 @@ fn populating_starts_with_finalizer_condition_event_shadow_claim_and_a_pinned_jo
         })
         .expect("the shadow claim");
     assert_eq!(shadow["metadata"]["name"], SHADOW);
-    assert_eq!(shadow["metadata"]["labels"][well_known::label::POPULATE_PVC], "data-0");
+    assert_eq!(
+        shadow["metadata"]["labels"][well_known::label::POPULATE_PVC],
+        "data-0"
+    );
     assert_eq!(
         shadow["metadata"]["annotations"][well_known::annotation::SELECTED_NODE],
         "node-a"
@@ -364,8 +381,10 @@ fn populating_starts_with_finalizer_condition_event_shadow_claim_and_a_pinned_jo
         Some("Exists")
     );
     // The placement is recorded before the dispatch.
-    assert!(matches!(&plan.intents[0], Intent::PatchMeta { annotations, .. }
-        if annotations.contains_key(well_known::annotation::POPULATE_NODES)));
+    assert!(
+        matches!(&plan.intents[0], Intent::PatchMeta { annotations, .. }
+        if annotations.contains_key(well_known::annotation::POPULATE_NODES))
+    );
 }
 
 #[test]
@@ -375,7 +394,12 @@ fn a_running_job_is_not_dispatched_again_and_the_shadow_not_recreated() {
     report(&mut o, 0, ReportedPhase::Running);
     let plan = step(&mut o, later(5));
     assert!(dispatched(&plan).is_empty());
-    assert!(!plan.intents.iter().any(|i| matches!(i, Intent::Create { .. })));
+    assert!(
+        !plan
+            .intents
+            .iter()
+            .any(|i| matches!(i, Intent::Create { .. }))
+    );
     assert!(events(&plan).is_empty());
     assert_eq!(plan.requeue, Some(o.settings.poll));
 }
@@ -386,21 +410,30 @@ fn a_finished_job_is_counted_before_it_is_acknowledged_then_the_volume_is_handed
     step(&mut o, now());
     report(&mut o, 0, ReportedPhase::Succeeded);
     let plan = step(&mut o, later(40));
-    let count = plan.intents.iter().position(|i| matches!(i, Intent::PatchMeta { annotations, .. }
-        if annotations.get(well_known::annotation::POPULATED_SETS) == Some(&Some("1".into()))));
+    let count = plan.intents.iter().position(|i| {
+        matches!(i, Intent::PatchMeta { annotations, .. }
+        if annotations.get(well_known::annotation::POPULATED_SETS) == Some(&Some("1".into())))
+    });
     let ack = plan
         .intents
         .iter()
         .position(|i| matches!(i, Intent::Acknowledge { .. }));
     assert!(count.unwrap() < ack.unwrap(), "{:?}", plan.intents);
     // The shadow claim is not bound yet.
-    assert!(populating(&o).2.contains("waiting for the populated shadow claim"));
+    assert!(
+        populating(&o)
+            .2
+            .contains("waiting for the populated shadow claim")
+    );
 
     o.shadow = Some(shadow());
     o.volume = Some(volume(SHADOW, "shadow-uid"));
     o.agents = agents(&["node-a"]); // acknowledged: the agent forgot it
     let plan = step(&mut o, later(50));
-    assert!(dispatched(&plan).is_empty(), "a counted set never runs again");
+    assert!(
+        dispatched(&plan).is_empty(),
+        "a counted set never runs again"
+    );
     let patch = plan
         .intents
         .iter()
@@ -484,7 +517,11 @@ fn a_failed_job_fails_the_claim_with_the_reason_and_is_terminal() {
         message.contains(JOB0) && message.contains("BackoffLimitExceeded"),
         "{message}"
     );
-    assert!(plan.intents.iter().any(|i| matches!(i, Intent::Acknowledge { .. })));
+    assert!(
+        plan.intents
+            .iter()
+            .any(|i| matches!(i, Intent::Acknowledge { .. }))
+    );
     assert_eq!(events(&plan).last().unwrap().1, EVENT_FAILED);
     assert_eq!(step(&mut o, later(50)), Plan::nothing());
 }
@@ -503,7 +540,9 @@ fn a_lost_node_fails_the_claim() {
 #[test]
 fn the_job_is_pinned_to_the_selected_node_and_an_immediate_claim_runs_anywhere() {
     let mut o = observed();
-    o.claim = claim(json!({"metadata": {"annotations": {well_known::annotation::SELECTED_NODE: "node-z"}}}));
+    o.claim = claim(
+        json!({"metadata": {"annotations": {well_known::annotation::SELECTED_NODE: "node-z"}}}),
+    );
     o.storage_class = Some(class("localkube/local-path", "Immediate"));
     let plan = step(&mut o, now());
     let sent = dispatched(&plan);
@@ -556,7 +595,11 @@ fn a_volume_snapshot_backup_makes_the_shadow_from_its_snapshot_and_runs_no_job()
     o.shadow = Some(shadow_bound());
     o.volume = Some(volume(SHADOW, "shadow-uid"));
     let plan = step(&mut o, later(5));
-    assert!(plan.intents.iter().any(|i| matches!(i, Intent::MergePatch { .. })));
+    assert!(
+        plan.intents
+            .iter()
+            .any(|i| matches!(i, Intent::MergePatch { .. }))
+    );
 }
 
 fn shadow_bound() -> PersistentVolumeClaim {
@@ -576,5 +619,9 @@ fn a_snapshot_that_is_not_ready_fails_the_claim_naming_it() {
     }})));
     step(&mut o, now());
     assert_eq!(populating(&o).1, "Failed");
-    assert!(populating(&o).2.contains("b1-0-data"), "{}", populating(&o).2);
+    assert!(
+        populating(&o).2.contains("b1-0-data"),
+        "{}",
+        populating(&o).2
+    );
 }

@@ -58,7 +58,12 @@ pub fn check(sets: &Sets<'_>, source: &VolumeConfig) -> Result<(), String> {
     for req in sets.prepare_data() {
         if req.is_snapshot() {
             writes = true;
-            if source.volume_source.as_deref().unwrap_or_default().is_empty() {
+            if source
+                .volume_source
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+            {
                 return Err(format!(
                     "{FIELD}.volumeSource is required: backup \"{}\" is a volume snapshot backup and the populated volume is made from the snapshot of that volume",
                     req.backup_name

@@ -269,10 +269,20 @@ impl VolumeController {
         {
             let cur = cur.value();
             // The rest of the status (a populator's conditions) stays, as Kubernetes keeps it.
-            let mut status = cur.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+            let mut status = cur
+                .get("status")
+                .cloned()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}));
             status["phase"] = json!("Bound");
-            status["accessModes"] = pv.pointer("/spec/accessModes").cloned().unwrap_or_else(|| json!(["ReadWriteOnce"]));
-            status["capacity"] = pv.pointer("/spec/capacity").cloned().unwrap_or_else(|| json!({}));
+            status["accessModes"] = pv
+                .pointer("/spec/accessModes")
+                .cloned()
+                .unwrap_or_else(|| json!(["ReadWriteOnce"]));
+            status["capacity"] = pv
+                .pointer("/spec/capacity")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
             write_status(&self.api, &pvc_rt, &cur, status)?;
         }
         Ok(())
@@ -441,7 +451,9 @@ impl VolumeController {
         }
         self.api
             .store()
-            .list("core/persistentvolumes", None, None, 0, |o| !o.index.deleting)
+            .list("core/persistentvolumes", None, None, 0, |o| {
+                !o.index.deleting
+            })
             .items
             .iter()
             .map(|o| o.value())
@@ -456,7 +468,12 @@ impl VolumeController {
     /// annotation `volume.kubernetes.io/selected-node` (localkube has one node).
     /// Returns whether it wrote the annotation.
     fn select_node(&self, ns: &str, pvc: &Value) -> Result<bool, ApiError> {
-        if !s(pvc, "/metadata/annotations/volume.kubernetes.io~1selected-node").is_empty() {
+        if !s(
+            pvc,
+            "/metadata/annotations/volume.kubernetes.io~1selected-node",
+        )
+        .is_empty()
+        {
             return Ok(false);
         }
         let mut claim = pvc.clone();
@@ -546,7 +563,10 @@ impl Reconciler for VolumeController {
                 // A volume bound in advance to a claim (a populator's hand-over) binds it.
                 let v = o.value();
                 let mut keys = vec![Key::Volume(o.name.clone())];
-                let (claim_ns, claim) = (s(&v, "/spec/claimRef/namespace"), s(&v, "/spec/claimRef/name"));
+                let (claim_ns, claim) = (
+                    s(&v, "/spec/claimRef/namespace"),
+                    s(&v, "/spec/claimRef/name"),
+                );
                 if !claim.is_empty() {
                     keys.push(Key::Claim(claim_ns.to_string(), claim.to_string()));
                 }

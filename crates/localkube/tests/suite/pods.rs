@@ -814,13 +814,21 @@ async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_
     let node = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
     k.ok(&[
         "wait",
-        &format!("--for=jsonpath={{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}}={node}"),
+        &format!(
+            "--for=jsonpath={{.metadata.annotations.volume\\.kubernetes\\.io/selected-node}}={node}"
+        ),
         "pvc/target",
         "--timeout=30s",
     ]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}"]),
+        k.ok(&[
+            "get",
+            "pvc",
+            "target",
+            "-o",
+            "jsonpath={.status.phase}/{.spec.volumeName}"
+        ]),
         "Pending/",
         "a claim left to a populator is not provisioned"
     );
@@ -862,14 +870,26 @@ async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_
     ]);
     assert_eq!(k.ok(&["logs", "reader"]), "populated\n");
     assert_eq!(
-        k.ok(&["get", "pvc", "target", "-o", "jsonpath={.status.phase}/{.spec.volumeName}/{.status.conditions[0].reason}"]),
+        k.ok(&[
+            "get",
+            "pvc",
+            "target",
+            "-o",
+            "jsonpath={.status.phase}/{.spec.volumeName}/{.status.conditions[0].reason}"
+        ]),
         format!("Bound/{pv}/Succeed")
     );
     k.ok(&["delete", "pod", "writer"]);
     k.ok(&["delete", "pvc", "prime", "--timeout=30s"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        k.ok(&["get", "pv", &pv, "-o", "jsonpath={.status.phase}/{.spec.claimRef.name}"]),
+        k.ok(&[
+            "get",
+            "pv",
+            &pv,
+            "-o",
+            "jsonpath={.status.phase}/{.spec.claimRef.name}"
+        ]),
         "Bound/target",
         "the handed-over volume outlives the claim it was made for"
     );
