@@ -46,6 +46,9 @@ pub mod label {
     pub const MANAGED_BY_DATA_PROTECTION: &str = "kubeblocks-dataprotection";
     /// The action id a Job created by a node agent runs; how a restarted agent re-adopts its Jobs.
     pub const ACTION_ID: &str = "cairn.io/action-id";
+    /// On a holder pod of a Mount repository's PVC: the node (label value) of the agent that
+    /// keeps it; a restarted agent finds its node's holders by it.
+    pub const MOUNT_HOLDER_NODE: &str = "cairn.io/mount-holder-node";
 }
 
 /// Annotation keys.
