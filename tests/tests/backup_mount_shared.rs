@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cairn_api::backup::Backup;
+use cairn_api::backup_repo::BackupRepo;
 use cairn_e2e::manifests::render;
 use cairn_e2e::wait::{Check, until};
 use cairn_e2e::{dp, files, run, scenario};
@@ -71,10 +72,12 @@ async fn a_mount_repository_on_a_shared_csi_volume_backs_up_and_restores_through
 
         // The repository PVC is a CSI volume of the shared driver, with no local path the agent
         // could open itself.
-        let claim = status
-            .persistent_volume_claim_name
-            .clone()
-            .context("the Backup names its repository PVC")?;
+        let claim = Api::<BackupRepo>::all(stack.client.clone())
+            .get(REPO)
+            .await?
+            .status
+            .and_then(|s| s.backup_pvc_name)
+            .context("the BackupRepo names its PVC")?;
         let pvc = Api::<PersistentVolumeClaim>::namespaced(stack.client.clone(), NS)
             .get(&claim)
             .await?;
