@@ -56,7 +56,7 @@ pub enum MountClaimError {
         claim: String,
         kind: String,
         #[source]
-        source: MountHolderError,
+        source: Box<MountHolderError>,
     },
     /// The volume lives on other nodes.
     #[error(
@@ -201,7 +201,7 @@ pub async fn resolve(
                         volume,
                         claim: claim_name,
                         kind,
-                        source,
+                        source: Box::new(source),
                     })?;
             Ok((dir, Some(lease)))
         }
