@@ -71,6 +71,10 @@ pub struct Args {
     /// served when unset.
     #[arg(long, env = "CAIRN_HEALTH_LISTEN")]
     pub health_listen: Option<std::net::SocketAddr>,
+    /// Seconds a holder pod of a Mount repository's PVC (a volume that is not a local directory
+    /// of this node) is kept once no action uses it.
+    #[arg(long, env = "CAIRN_MOUNT_HOLDER_IDLE_SECONDS", default_value_t = 30)]
+    pub mount_holder_idle_seconds: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

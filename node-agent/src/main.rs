@@ -21,11 +21,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    // A holder pod of a volume data movement (runtime/volume_move.rs): it only keeps its
-    // claim mounted, until it is deleted.
+    // A holder pod (runtime/holder_pod.rs): it only keeps its claim mounted, until it is
+    // deleted.
     if std::env::args_os().nth(1).as_deref()
         == Some(std::ffi::OsStr::new(
-            cairn_agent::runtime::volume_move::HOLD_SUBCOMMAND,
+            cairn_agent::runtime::holder_pod::HOLD_SUBCOMMAND,
         ))
     {
         loop {

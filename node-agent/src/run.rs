@@ -8,8 +8,10 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
+use crate::runtime::holder_pod::HolderConfig;
 use crate::runtime::job::NodeInjection;
 use crate::runtime::mount_claim::MountClaims;
+use crate::runtime::mount_holder::{HolderTimes, MountHolders};
 use crate::runtime::runner::{Runtime, RuntimeConfig, SharedRuntime};
 use crate::session::{self, SessionConfig};
 use crate::socket::grants::Grants;
@@ -62,9 +64,36 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let client = kube::Client::try_from(kube_config)
         .context("connecting to the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster)")?;
 
+    let holders = Arc::new(MountHolders::new(
+        client.clone(),
+        HolderConfig {
+            node: args.node_name.clone(),
+            kubelet_dir: args.kubelet_dir.clone(),
+            image: args.image.clone(),
+            agent_binary: install_command.first().cloned().unwrap_or_default(),
+        },
+        HolderTimes {
+            idle: Duration::from_secs(args.mount_holder_idle_seconds),
+            ..HolderTimes::default()
+        },
+    ));
+    // Before any action runs: the holder pods a previous run left are used again or deleted.
+    match holders.adopt().await {
+        Ok(0) => {}
+        Ok(adopted) => tracing::info!(
+            adopted,
+            "took over repository holder pods of a previous run"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "listing the repository holder pods of a previous run failed; they are deleted only when used again")
+        }
+    }
+    let reaper = tokio::spawn(holders.clone().reap(shutdown.clone()));
+    let holders_at_exit = holders.clone();
     let grants = Grants::with_claim_resolver(Arc::new(MountClaims::new(
         client.clone(),
         args.node_name.clone(),
+        holders,
     )));
     let vitals = crate::health::Vitals::default();
     let health = match args.health_listen {
@@ -140,8 +169,11 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     )
     .await;
     vitals.set_session(false);
-    session.context("running the agent session")?;
     shutdown.cancel();
+    let _ = reaper.await;
+    // Nothing uses them once the agent stops (a restarted agent holds the volumes again).
+    holders_at_exit.release_all().await;
+    session.context("running the agent session")?;
     if let Some(health) = health {
         let _ = health.await;
     }

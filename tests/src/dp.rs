@@ -221,8 +221,19 @@ pub async fn pvc_dir(
         .local
         .map(|l| l.path)
         .or_else(|| spec.host_path.map(|h| h.path))
-        // localkube's CSI volumes (StorageClass local-csi) are directories named by their handle.
-        .or_else(|| spec.csi.map(|c| c.volume_handle))
+        .or_else(|| {
+            let csi = spec.csi?;
+            let attributes = csi.volume_attributes.unwrap_or_default();
+            Some(match (attributes.get("share"), attributes.get("subdir")) {
+                // localkube's shared driver (StorageClass localkube-shared): `share/subdir`.
+                (Some(share), Some(subdir)) if csi.driver == "shared.localkube.io" => {
+                    format!("{}/{subdir}", share.trim_end_matches('/'))
+                }
+                // localkube's CSI volumes (StorageClass local-csi) are directories named by
+                // their handle.
+                _ => csi.volume_handle,
+            })
+        })
         .with_context(|| {
             format!("PersistentVolume {volume} has neither local, hostPath nor CSI source")
         })?;

@@ -1039,14 +1039,26 @@ fn cert_manager_mode_issues_the_same_files_without_lookup_and_renders_the_same_t
 }
 
 #[test]
-fn the_agent_mounts_only_its_host_directory_and_the_kubelets_pods_directory_read_only() -> Result<()>
-{
-    for (values, host_dir, pods) in [
-        (json!({}), "/var/lib/cairn-agent", "/var/lib/kubelet/pods"),
+fn the_agent_mounts_only_its_host_directory_and_the_kubelets_pods_directory() -> Result<()> {
+    // (values, host directory, pods directory, whether the pods directory is writable)
+    for (values, host_dir, pods, pods_writable) in [
+        (
+            json!({}),
+            "/var/lib/cairn-agent",
+            "/var/lib/kubelet/pods",
+            true,
+        ),
         (
             json!({"agent": {"kubeletDir": "/var/lib/k0s/kubelet/", "hostDir": "/data/cairn"}}),
             "/data/cairn",
             "/var/lib/k0s/kubelet/pods",
+            true,
+        ),
+        (
+            json!({"agent": {"kubeletPodsWritable": false}}),
+            "/var/lib/cairn-agent",
+            "/var/lib/kubelet/pods",
+            false,
         ),
     ] {
         let rendered = Rendered::of(&values)?;
@@ -1072,10 +1084,22 @@ fn the_agent_mounts_only_its_host_directory_and_the_kubelets_pods_directory_read
                 "{path} is mounted at {}",
                 mount["mountPath"]
             );
-            ensure!(
-                *path == host_dir || mount["readOnly"] == true,
-                "{path} is writable in the agent"
-            );
+            if *path == pods {
+                // Holder pods' volumes (Mount repositories on NFS/CSI, restores of moved
+                // snapshot copies) are written there; mounts made later must show up.
+                ensure!(
+                    mount["readOnly"] == json!(!pods_writable),
+                    "{path}: readOnly {} with kubeletPodsWritable {pods_writable}",
+                    mount["readOnly"]
+                );
+                ensure!(
+                    mount["mountPropagation"] == "HostToContainer",
+                    "{path}: mountPropagation {}",
+                    mount["mountPropagation"]
+                );
+            } else {
+                ensure!(*path == host_dir, "{path} is mounted in the agent");
+            }
         }
         ensure!(
             strs(&agent["args"])

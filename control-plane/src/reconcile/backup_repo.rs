@@ -74,12 +74,22 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
         }
         None => Some(Default::default()),
     };
-    let backups = caches
-        .backups
-        .labelled(well_known::label::BACKUP_REPO, &name);
-    let restores = caches
-        .restores
-        .labelled(well_known::label::BACKUP_REPO, &name);
+    let backups = with_waiting(
+        &ctx.client,
+        &name,
+        caches
+            .backups
+            .labelled(well_known::label::BACKUP_REPO, &name),
+    )
+    .await?;
+    let restores = with_waiting(
+        &ctx.client,
+        &name,
+        caches
+            .restores
+            .labelled(well_known::label::BACKUP_REPO, &name),
+    )
+    .await?;
     let pvcs = caches
         .claims
         .labelled(well_known::label::BACKUP_REPO, &name);
@@ -124,6 +134,43 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
             ..Default::default()
         },
     })
+}
+
+/// `cached` with the objects waiting for the repository's PVC (labelled with it and
+/// `wait-repo-preparation=true`) read from the API server: the watch event of that label
+/// triggers this reconcile, but the cache may not hold the label yet, and nothing would
+/// trigger it again (a Backup created for a Ready Mount repository waited for ever).
+async fn with_waiting<K>(
+    client: &kube::Client,
+    repo: &str,
+    mut cached: Vec<K>,
+) -> Result<Vec<K>, ObserveError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let selector = format!(
+        "{}={repo},{}=true",
+        well_known::label::BACKUP_REPO,
+        well_known::label::WAIT_REPO_PREPARATION
+    );
+    let waiting = Api::<K>::all(client.clone())
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(read(format!(
+            "{} waiting for repository {repo}",
+            K::plural(&())
+        )))?;
+    for fresh in waiting.items {
+        let key = (fresh.meta().namespace.clone(), fresh.meta().name.clone());
+        match cached
+            .iter_mut()
+            .find(|c| (c.meta().namespace.clone(), c.meta().name.clone()) == key)
+        {
+            Some(old) => *old = fresh,
+            None => cached.push(fresh),
+        }
+    }
+    Ok(cached)
 }
 
 /// A hash of what the repository planner reads of a Backup or Restore: its labels, its phase

@@ -48,6 +48,9 @@ pub mod label {
     pub const ACTION_ID: &str = "cairn.io/action-id";
     /// On a populator's shadow claim and Jobs: the name of the claim being populated (§K4.6).
     pub const POPULATE_PVC: &str = "dataprotection.kubeblocks.io/populate-pvc";
+    /// On a holder pod of a Mount repository's PVC: the node (label value) of the agent that
+    /// keeps it; a restarted agent finds its node's holders by it.
+    pub const MOUNT_HOLDER_NODE: &str = "cairn.io/mount-holder-node";
 }
 
 /// Annotation keys.

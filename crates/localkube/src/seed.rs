@@ -16,6 +16,12 @@ pub const LOCAL_PATH_PROVISIONER: &str = "localkube/local-path";
 pub const LOCAL_CSI_CLASS: &str = "local-csi";
 /// The StorageClass parameter that makes the local-path provisioner present CSI volumes.
 pub const CSI_PARAMETER: &str = "localkube/csi";
+/// A CSI driver of localkube's own serving shared (NFS-like, ReadWriteMany, any node) volumes:
+/// directories under `<data>/shared`, named only through the driver's `volumeAttributes`, so
+/// that nothing but the kubelet knows where they live (as with NFS or EFS).
+pub const SHARED_DRIVER: &str = "shared.localkube.io";
+/// The StorageClass of [`SHARED_DRIVER`].
+pub const SHARED_CLASS: &str = "localkube-shared";
 
 fn create_if_missing(
     api: &Api,
@@ -173,6 +179,20 @@ pub fn seed(api: &Api) -> Result<(), ApiError> {
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer",
             "allowVolumeExpansion": true,
+        }),
+    )?;
+    // Shared volumes as an NFS CSI driver provisions them (`Immediate`, no node affinity).
+    create_if_missing(
+        api,
+        Builtin::StorageClass,
+        None,
+        json!({
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": SHARED_CLASS},
+            "provisioner": SHARED_DRIVER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
         }),
     )?;
     seed_snapshots(api)?;

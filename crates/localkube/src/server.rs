@@ -219,7 +219,7 @@ impl ServerBuilder {
 /// The directories directly under the data directory, created 0700 at start so that nothing
 /// below them (pod directories, volumes, snapshots, process records) is reachable by other
 /// users, whatever modes the pods' own files need.
-const PRIVATE_DIRS: [&str; 4] = ["pki", "kubelet", "volumes", "snapshots"];
+const PRIVATE_DIRS: [&str; 5] = ["pki", "kubelet", "volumes", "shared", "snapshots"];
 
 /// The files directly under the data directory (the store's files are set by the store).
 const PRIVATE_FILES: [&str; 4] = ["token", "kubeconfig", "pki/ca.crt", "pki/ca.key"];

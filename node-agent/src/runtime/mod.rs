@@ -3,8 +3,10 @@
 
 pub mod archiver;
 pub mod exec;
+pub mod holder_pod;
 pub mod job;
 pub mod mount_claim;
+pub mod mount_holder;
 pub mod repo_ops;
 pub mod runner;
 pub mod snapshot;

@@ -1,23 +1,29 @@
 //! How the agent reaches a Mount repository (ARCHITECTURE.md §K5.3, §K5.5): the grant names
-//! the repository PVC, which resolves to its bound PersistentVolume and that volume's `local`
-//! or `hostPath` directory on this node. The agent then uses the directory as a local
-//! repository, so what it writes (`kubeblocks-backup.json`), deletes, or serves to `datasafed`
-//! is exactly what action pods see at `/backupdata`.
+//! the repository PVC, which resolves to its bound PersistentVolume:
+//! - a `local` or `hostPath` volume usable on this node is its directory (the fast path);
+//! - any other volume (CSI: geesefs, EFS, NFS CSI; in-tree NFS; ...) is mounted by a holder pod
+//!   on this node (`mount_holder`), and the agent uses the directory the kubelet mounted for it
+//!   under `<kubelet-dir>/pods/<uid>/volumes/`, as long as a lease on it lives.
+//!
+//! The agent then uses the directory as a local repository, so what it writes
+//! (`kubeblocks-backup.json`), deletes, or serves to `datasafed` is exactly what action pods see
+//! at `/backupdata`.
 //!
 //! # Caveats
-//! - Only volumes with a `local` or `hostPath` source can be reached (localkube's local-path
-//!   provisioner, Rancher's local-path provisioner, static local volumes). A CSI volume would
-//!   need the agent to mount it; such a grant fails with a message naming the driver.
-//! - In a real cluster the agent must see the provisioner's directory at the same path as the
-//!   node does (a hostPath mount of that directory into the agent's pod).
+//! - In a real cluster the agent must see a `local`/`hostPath` directory at the same path as
+//!   the node does (a hostPath mount of that directory into the agent's pod), and the kubelet's
+//!   pods directory writable with `HostToContainer` propagation for held volumes (the chart's
+//!   `agent.kubeletPodsWritable`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use cairn_proto::agent::v1::{MountClaim, StorageGrant};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::Api;
 
-use crate::socket::grants::ClaimResolver;
+use super::mount_holder::{MountHolderError, MountHolders, MountLease};
+use crate::socket::grants::{ClaimLease, ClaimResolver, ClaimUnreachable, ReachedClaim};
 
 /// Why a Mount repository's PVC cannot be turned into a directory on this node.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +47,16 @@ pub enum MountClaimError {
     /// The bound PV is gone.
     #[error("PersistentVolume {volume} of the repository PVC {claim} does not exist")]
     VolumeNotFound { volume: String, claim: String },
-    /// The volume's source is not a directory the agent can open.
+    /// The volume is not a directory of this node, and holding it on this node failed.
     #[error(
-        "PersistentVolume {volume} of the repository PVC {claim} is a {kind} volume; the agent reaches only local and hostPath volumes"
+        "reaching the {kind} volume {volume} of the repository PVC {claim} through a holder pod on this node"
     )]
-    Unsupported {
+    Holder {
         volume: String,
         claim: String,
         kind: String,
+        #[source]
+        source: Box<MountHolderError>,
     },
     /// The volume lives on other nodes.
     #[error(
@@ -66,24 +74,37 @@ pub enum MountClaimError {
 pub struct MountClaims {
     client: kube::Client,
     node: String,
+    holders: Arc<MountHolders>,
 }
 
 impl MountClaims {
-    /// A resolver for the agent on `node`.
-    pub fn new(client: kube::Client, node: impl Into<String>) -> MountClaims {
+    /// A resolver for the agent on `node`, holding non-local volumes with `holders`.
+    pub fn new(
+        client: kube::Client,
+        node: impl Into<String>,
+        holders: Arc<MountHolders>,
+    ) -> MountClaims {
         MountClaims {
             client,
             node: node.into(),
+            holders,
         }
     }
 }
 
 #[async_trait::async_trait]
 impl ClaimResolver for MountClaims {
-    async fn local_path(&self, claim: &MountClaim) -> Result<PathBuf, String> {
-        resolve(&self.client, claim, &self.node)
-            .await
-            .map_err(|err| super::runner::chain(&err))
+    async fn reach(&self, claim: &MountClaim) -> Result<ReachedClaim, ClaimUnreachable> {
+        match resolve(&self.client, claim, &self.node, &self.holders).await {
+            Ok((dir, lease)) => Ok(ReachedClaim {
+                dir,
+                lease: lease.map(|l| Box::new(l) as ClaimLease),
+            }),
+            Err(err) => Err(ClaimUnreachable {
+                reason: super::runner::chain(&err),
+                gone_or_unbound: err.claim_is_gone_or_unbound(),
+            }),
+        }
     }
 }
 
@@ -98,34 +119,49 @@ impl MountClaimError {
 }
 
 /// Sets the grant's `local_path` from its `mount_claim` (a grant that already has a local path,
-/// or no claim, is left as it is).
+/// or no claim, is left as it is); returns what keeps that directory reachable, to be kept
+/// while it is used.
 pub async fn resolve_grant(
-    client: &kube::Client,
-    node: &str,
+    resolver: Option<&dyn ClaimResolver>,
     grant: &mut StorageGrant,
-) -> Result<(), MountClaimError> {
+) -> Result<Option<ClaimLease>, ClaimUnreachable> {
     if !grant.local_path.trim().is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let Some(claim) = &grant.mount_claim else {
-        return Ok(());
+        return Ok(None);
     };
     if claim.name.is_empty() {
-        return Err(MountClaimError::NoName {
-            repo: grant.repo_name.clone(),
+        return Err(ClaimUnreachable {
+            reason: MountClaimError::NoName {
+                repo: grant.repo_name.clone(),
+            }
+            .to_string(),
+            gone_or_unbound: false,
         });
     }
-    let dir = resolve(client, claim, node).await?;
-    grant.local_path = dir.display().to_string();
-    Ok(())
+    let Some(resolver) = resolver else {
+        return Err(ClaimUnreachable {
+            reason: format!(
+                "the storage grant for repository {:?} names the repository PVC {}/{}, which this agent cannot reach (no Kubernetes client)",
+                grant.repo_name, claim.namespace, claim.name
+            ),
+            gone_or_unbound: false,
+        });
+    };
+    let reached = resolver.reach(claim).await?;
+    grant.local_path = reached.dir.display().to_string();
+    Ok(reached.lease)
 }
 
-/// The directory on this node holding the PVC's data.
+/// The directory on this node holding the PVC's data, and the lease of its holder pod when
+/// the volume is not a local directory of this node.
 pub async fn resolve(
     client: &kube::Client,
     claim: &MountClaim,
     node: &str,
-) -> Result<PathBuf, MountClaimError> {
+    holders: &MountHolders,
+) -> Result<(PathBuf, Option<MountLease>), MountClaimError> {
     let (namespace, name) = (claim.namespace.as_str(), claim.name.as_str());
     let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
         .get_opt(name)
@@ -153,7 +189,32 @@ pub async fn resolve(
             volume: volume.clone(),
             claim: format!("{namespace}/{name}"),
         })?;
-    local_dir(&pv, &format!("{namespace}/{name}"), node)
+    let claim_name = format!("{namespace}/{name}");
+    match place(&pv, &claim_name, node)? {
+        Place::Local(dir) => Ok((dir, None)),
+        Place::Held { kind } => {
+            let (dir, lease) =
+                holders
+                    .acquire(&pvc)
+                    .await
+                    .map_err(|source| MountClaimError::Holder {
+                        volume,
+                        claim: claim_name,
+                        kind,
+                        source: Box::new(source),
+                    })?;
+            Ok((dir, Some(lease)))
+        }
+    }
+}
+
+/// Where a repository volume is reached from this node.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A `local` or `hostPath` directory usable on this node.
+    Local(PathBuf),
+    /// Any other volume: mounted by a holder pod on this node (`kind` names it in errors).
+    Held { kind: String },
 }
 
 /// The PV a claim is bound to: `spec.volumeName` once the claim is `Bound`.
@@ -169,12 +230,9 @@ fn bound_volume(pvc: &PersistentVolumeClaim) -> Option<String> {
         .filter(|v| bound && !v.is_empty())
 }
 
-/// The directory of a `local` or `hostPath` volume usable on `node` (pure).
-pub fn local_dir(
-    pv: &PersistentVolume,
-    claim: &str,
-    node: &str,
-) -> Result<PathBuf, MountClaimError> {
+/// How `node` reaches a volume: the directory of a `local` or `hostPath` volume usable on it,
+/// else through a holder pod (pure).
+pub fn place(pv: &PersistentVolume, claim: &str, node: &str) -> Result<Place, MountClaimError> {
     let volume = pv.metadata.name.clone().unwrap_or_default();
     let spec = pv.spec.clone().unwrap_or_default();
     let dir = match (&spec.local, &spec.host_path) {
@@ -186,11 +244,7 @@ pub fn local_dir(
                 None if spec.nfs.is_some() => "NFS".into(),
                 None => "non-local".into(),
             };
-            return Err(MountClaimError::Unsupported {
-                volume,
-                claim: claim.into(),
-                kind,
-            });
+            return Ok(Place::Held { kind });
         }
     };
     if let Some(nodes) = pinned_nodes(pv)
@@ -203,7 +257,7 @@ pub fn local_dir(
             node: node.into(),
         });
     }
-    Ok(PathBuf::from(dir))
+    Ok(Place::Local(PathBuf::from(dir)))
 }
 
 /// The host names a PV's required node affinity allows (`kubernetes.io/hostname In [...]`),
@@ -254,8 +308,8 @@ mod tests {
             json!({"local": {"path": "/data/volumes/pvc-123"}, "nodeAffinity": pinned("node-a")}),
         );
         assert_eq!(
-            local_dir(&volume, "ns/repo", "node-a").unwrap(),
-            PathBuf::from("/data/volumes/pvc-123")
+            place(&volume, "ns/repo", "node-a").unwrap(),
+            Place::Local(PathBuf::from("/data/volumes/pvc-123"))
         );
     }
 
@@ -263,17 +317,15 @@ mod tests {
     fn a_host_path_volume_is_its_directory() {
         let volume = pv(json!({"hostPath": {"path": "/srv/repo"}}));
         assert_eq!(
-            local_dir(&volume, "ns/repo", "node-a").unwrap(),
-            PathBuf::from("/srv/repo")
+            place(&volume, "ns/repo", "node-a").unwrap(),
+            Place::Local(PathBuf::from("/srv/repo"))
         );
     }
 
     #[test]
     fn a_volume_pinned_to_another_node_is_refused_with_both_names() {
         let volume = pv(json!({"local": {"path": "/d"}, "nodeAffinity": pinned("node-b")}));
-        let err = local_dir(&volume, "ns/repo", "node-a")
-            .unwrap_err()
-            .to_string();
+        let err = place(&volume, "ns/repo", "node-a").unwrap_err().to_string();
         assert!(err.contains("node-b") && err.contains("node-a"), "{err}");
     }
 
@@ -283,18 +335,22 @@ mod tests {
             json!({"local": {"path": "/d"}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["z1"]}]}]}}}),
         );
-        assert!(local_dir(&volume, "ns/repo", "node-a").is_ok());
+        assert!(place(&volume, "ns/repo", "node-a").is_ok());
     }
 
     #[test]
-    fn a_csi_volume_is_refused_naming_the_driver() {
+    fn csi_and_nfs_volumes_are_reached_through_a_holder_pod() {
         let volume = pv(json!({"csi": {"driver": "ru.yandex.s3.csi", "volumeHandle": "h"}}));
-        let err = local_dir(&volume, "ns/repo", "node-a")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("ru.yandex.s3.csi") && err.contains("ns/repo"),
-            "{err}"
+        assert_eq!(
+            place(&volume, "ns/repo", "node-a").unwrap(),
+            Place::Held {
+                kind: "CSI (ru.yandex.s3.csi)".into()
+            }
+        );
+        let volume = pv(json!({"nfs": {"server": "10.0.0.2", "path": "/exports"}}));
+        assert_eq!(
+            place(&volume, "ns/repo", "node-a").unwrap(),
+            Place::Held { kind: "NFS".into() }
         );
     }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::archiver::{self, Supervision};
 use super::exec::{self, ExecRequest};
+use super::holder_pod;
 use super::job::{self, ActionInjection, InfoFile, NodeInjection};
 use super::mount_claim;
 use super::repo_ops;
@@ -496,9 +497,14 @@ impl Runtime {
             return Outcome::failed("the volume move action carries no storage grant");
         };
         let node = self.config.node.node_name.as_str();
-        if let Err(err) = mount_claim::resolve_grant(&self.client, node, &mut grant).await {
-            return Outcome::failed(chain(&err));
-        }
+        // Kept until the move ends: a Mount repository's holder pod.
+        let _lease =
+            match mount_claim::resolve_grant(self.grants.claim_resolver().as_deref(), &mut grant)
+                .await
+            {
+                Ok(lease) => lease,
+                Err(err) => return Outcome::failed(err.reason),
+            };
         let files = match crate::socket::repository::GrantStorage::from_grant(&grant)
             .open_files()
             .await
@@ -519,11 +525,11 @@ impl Runtime {
             .first()
             .cloned()
             .unwrap_or_default();
-        let config = volume_move::MoveConfig {
-            node,
-            kubelet_dir: &self.config.kubelet_dir,
-            image: &self.config.node.install_image,
-            agent_binary: &agent_binary,
+        let config = holder_pod::HolderConfig {
+            node: node.to_string(),
+            kubelet_dir: self.config.kubelet_dir.clone(),
+            image: self.config.node.install_image.clone(),
+            agent_binary,
         };
         let counter = cairn_repo::progress::Counter::default();
         let work = volume_move::run(
@@ -589,15 +595,18 @@ impl Runtime {
         let Some(mut grant) = grant else {
             return Outcome::failed("the action carries no storage grant");
         };
-        let node = self.config.node.node_name.as_str();
-        match mount_claim::resolve_grant(&self.client, node, &mut grant).await {
-            Ok(()) => {}
-            Err(err) if deleting && err.claim_is_gone_or_unbound() => {
-                tracing::info!(reason = %chain(&err), "nothing to delete in the repository PVC");
-                return Outcome::succeeded().with_bytes_done(0);
-            }
-            Err(err) => return Outcome::failed(chain(&err)),
-        }
+        // Kept until the operation ends: a Mount repository's holder pod.
+        let _lease =
+            match mount_claim::resolve_grant(self.grants.claim_resolver().as_deref(), &mut grant)
+                .await
+            {
+                Ok(lease) => lease,
+                Err(err) if deleting && err.gone_or_unbound => {
+                    tracing::info!(reason = %err.reason, "nothing to delete in the repository PVC");
+                    return Outcome::succeeded().with_bytes_done(0);
+                }
+                Err(err) => return Outcome::failed(err.reason),
+            };
         let mut storage = crate::socket::repository::GrantStorage::from_grant(&grant);
         if deleting {
             storage = storage.pruning_after_removal();

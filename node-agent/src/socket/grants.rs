@@ -109,11 +109,31 @@ impl Progress for CountInto {
     }
 }
 
+/// What keeps a reached claim reachable (a holder pod's lease) while a grant holds it.
+pub type ClaimLease = Box<dyn std::any::Any + Send + Sync>;
+
+/// A Mount repository's PVC reached on this node.
+pub struct ReachedClaim {
+    /// The directory holding the PVC's data.
+    pub dir: PathBuf,
+    /// Kept as long as the directory is used; `None` for a local directory of this node.
+    pub lease: Option<ClaimLease>,
+}
+
+/// Why a Mount repository's PVC cannot be reached (a message naming the PVC and volume).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct ClaimUnreachable {
+    pub reason: String,
+    /// The PVC is gone or was never bound: it holds nothing (a deletion has nothing to do).
+    pub gone_or_unbound: bool,
+}
+
 /// Turns a Mount repository's PVC into the directory on this node that holds it.
 #[async_trait]
 pub trait ClaimResolver: Send + Sync {
-    /// The directory, or why it cannot be reached (a message naming the PVC and volume).
-    async fn local_path(&self, claim: &MountClaim) -> Result<PathBuf, String>;
+    /// The directory and what keeps it reachable, or why it cannot be reached.
+    async fn reach(&self, claim: &MountClaim) -> Result<ReachedClaim, ClaimUnreachable>;
 }
 
 /// One live grant: what its token may touch, and its repository once opened.
@@ -122,7 +142,9 @@ pub struct Grant {
     access: Access,
     storage: GrantStorage,
     resolver: Option<Arc<dyn ClaimResolver>>,
-    repository: OnceCell<RepoFiles>,
+    /// The opened repository, and the lease keeping a Mount repository's volume reachable
+    /// (released when the grant goes).
+    repository: OnceCell<(RepoFiles, Option<ClaimLease>)>,
     counters: Arc<Counters>,
 }
 
@@ -155,26 +177,32 @@ impl Grant {
     /// The repository, opened on first use. A failed open is not remembered, so a call
     /// after a fixed configuration (a new grant) or a transient failure tries again.
     pub async fn repository(&self) -> Result<&RepoFiles, OpenError> {
-        self.repository
+        let (files, _lease) = self
+            .repository
             .get_or_try_init(|| async {
                 let Some(claim) = self.storage.unresolved_claim() else {
-                    return self.storage.open_files().await;
+                    return Ok((self.storage.open_files().await?, None));
                 };
                 let Some(resolver) = &self.resolver else {
                     // Reports the claim as unresolved.
-                    return self.storage.open_files().await;
+                    return Ok((self.storage.open_files().await?, None));
                 };
-                let dir =
-                    resolver
-                        .local_path(claim)
-                        .await
-                        .map_err(|reason| OpenError::MountClaim {
-                            repo: self.storage.repo_name().to_string(),
-                            reason,
-                        })?;
-                self.storage.with_local_path(&dir).open_files().await
+                let reached = resolver
+                    .reach(claim)
+                    .await
+                    .map_err(|err| OpenError::MountClaim {
+                        repo: self.storage.repo_name().to_string(),
+                        reason: err.reason,
+                    })?;
+                let files = self
+                    .storage
+                    .with_local_path(&reached.dir)
+                    .open_files()
+                    .await?;
+                Ok((files, reached.lease))
             })
-            .await
+            .await?;
+        Ok(files)
     }
 
     /// A progress sink that counts bytes received by `Put`.
@@ -231,6 +259,12 @@ impl Grants {
             registry: Arc::default(),
             resolver: Some(resolver),
         }
+    }
+
+    /// How this registry's grants reach Mount repositories (also used by repository actions
+    /// the agent runs itself).
+    pub fn claim_resolver(&self) -> Option<Arc<dyn ClaimResolver>> {
+        self.resolver.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -434,14 +468,57 @@ mod tests {
         assert!(Token::parse(&"zz".repeat(32)).is_none());
     }
 
-    /// Resolves every claim to one directory, or refuses with a reason.
-    struct FixedResolver(Result<PathBuf, String>);
+    /// Resolves every claim to one directory, or refuses with a reason; counts live leases.
+    struct FixedResolver(Result<PathBuf, String>, Arc<AtomicU64>);
+
+    impl FixedResolver {
+        fn new(result: Result<PathBuf, String>) -> FixedResolver {
+            FixedResolver(result, Arc::default())
+        }
+    }
+
+    struct CountedLease(Arc<AtomicU64>);
+
+    impl Drop for CountedLease {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 
     #[async_trait]
     impl ClaimResolver for FixedResolver {
-        async fn local_path(&self, _claim: &MountClaim) -> Result<PathBuf, String> {
-            self.0.clone()
+        async fn reach(&self, _claim: &MountClaim) -> Result<ReachedClaim, ClaimUnreachable> {
+            let dir = self.0.clone().map_err(|reason| ClaimUnreachable {
+                reason,
+                gone_or_unbound: false,
+            })?;
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(ReachedClaim {
+                dir,
+                lease: Some(Box::new(CountedLease(self.1.clone()))),
+            })
         }
+    }
+
+    #[tokio::test]
+    async fn a_mount_grant_keeps_its_claims_lease_until_it_is_revoked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let resolver = Arc::new(FixedResolver::new(Ok(dir.path().to_path_buf())));
+        let leases = resolver.1.clone();
+        let grants = Grants::with_claim_resolver(resolver);
+        let token = grants.issue("a1", &mount_grant()).expect("issue");
+        let grant = grants.lookup(token.expose()).expect("live");
+        grant.repository().await.expect("open");
+        grant.repository().await.expect("open again");
+        assert_eq!(leases.load(Ordering::SeqCst), 1, "one lease per grant");
+        drop(grant);
+        assert_eq!(
+            leases.load(Ordering::SeqCst),
+            1,
+            "held while the token is live"
+        );
+        grants.revoke(&token);
+        assert_eq!(leases.load(Ordering::SeqCst), 0, "released with the grant");
     }
 
     fn mount_grant() -> StorageGrant {
@@ -460,7 +537,7 @@ mod tests {
     async fn a_mount_grant_opens_the_directory_its_claim_resolves_to() {
         let dir = tempfile::tempdir().expect("tempdir");
         let grants =
-            Grants::with_claim_resolver(Arc::new(FixedResolver(Ok(dir.path().to_path_buf()))));
+            Grants::with_claim_resolver(Arc::new(FixedResolver::new(Ok(dir.path().to_path_buf()))));
         let token = grants.issue("a1", &mount_grant()).expect("issue");
         let grant = grants.lookup(token.expose()).expect("live");
         let files = grant.repository().await.expect("open");
@@ -481,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mount_grant_whose_claim_cannot_be_reached_says_why() {
-        let grants = Grants::with_claim_resolver(Arc::new(FixedResolver(Err(
+        let grants = Grants::with_claim_resolver(Arc::new(FixedResolver::new(Err(
             "the repository PVC ns/pvc-repo-abc is not bound to a PersistentVolume yet".into(),
         ))));
         let token = grants.issue("a1", &mount_grant()).expect("issue");

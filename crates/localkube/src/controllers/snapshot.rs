@@ -188,7 +188,7 @@ impl SnapshotController {
         if !dir.exists() {
             let staging = dir.with_extension("partial");
             let _ = std::fs::remove_dir_all(&staging);
-            copy_tree(std::path::Path::new(source), &staging)
+            copy_tree(std::path::Path::new(&source), &staging)
                 .and_then(|b| std::fs::rename(&staging, &dir).map(|_| b))
                 .map_err(|e| ApiError::internal(format!("snapshotting {source}: {e}")))?;
         }

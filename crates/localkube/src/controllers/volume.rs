@@ -1,7 +1,9 @@
 //! PersistentVolumes: the local-path provisioner (a directory per volume under
 //! `<data>/volumes`, `Immediate` and `WaitForFirstConsumer` binding, restores from a
-//! VolumeSnapshot `dataSource`), binding of claims to pre-created volumes, and reclaim
-//! (`Delete` removes the volume and its directory, `Retain` marks it Released).
+//! VolumeSnapshot `dataSource`), the shared driver (`shared.localkube.io`: a directory per
+//! volume under `<data>/shared`, CSI volumes with NFS-like `volumeAttributes` and no node
+//! affinity), binding of claims to pre-created volumes, and reclaim (`Delete` removes the
+//! volume and its directory, `Retain` marks it Released).
 
 use super::copy::copy_tree;
 use super::runner::Reconciler;
@@ -9,7 +11,7 @@ use super::util::{delete, s, write_status};
 use crate::error::ApiError;
 use crate::resource::Builtin;
 use crate::rest::{Api, Propagation, Target, WriteOptions};
-use crate::seed::{CSI_PARAMETER, LOCAL_PATH_PROVISIONER};
+use crate::seed::{CSI_PARAMETER, LOCAL_PATH_PROVISIONER, SHARED_DRIVER};
 use crate::store::{EventType, WatchEvent};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -46,19 +48,35 @@ pub fn quantity_bytes(q: &str) -> Option<u128> {
     Some((n * mult) as u128)
 }
 
-/// The directory holding a PersistentVolume's data: its `local` or `hostPath` path, or the
-/// volume handle of a CSI volume of the local-path driver; empty for anything else.
-pub fn volume_path(pv: &Value) -> &str {
+/// The directory holding a PersistentVolume's data: its `local` or `hostPath` path, the
+/// volume handle of a CSI volume of the local-path driver, or `share/subdir` of the shared
+/// driver's `volumeAttributes`; empty for anything else.
+pub fn volume_path(pv: &Value) -> String {
     for pointer in ["/spec/local/path", "/spec/hostPath/path"] {
         let path = s(pv, pointer);
         if !path.is_empty() {
-            return path;
+            return path.to_string();
         }
     }
-    if s(pv, "/spec/csi/driver") == LOCAL_PATH_PROVISIONER {
-        return s(pv, "/spec/csi/volumeHandle");
+    match s(pv, "/spec/csi/driver") {
+        LOCAL_PATH_PROVISIONER => s(pv, "/spec/csi/volumeHandle").to_string(),
+        SHARED_DRIVER => {
+            let (share, subdir) = (
+                s(pv, "/spec/csi/volumeAttributes/share"),
+                s(pv, "/spec/csi/volumeAttributes/subdir"),
+            );
+            if share.is_empty() || subdir.is_empty() || subdir.contains('/') || subdir == ".." {
+                return String::new();
+            }
+            format!("{}/{subdir}", share.trim_end_matches('/'))
+        }
+        _ => String::new(),
     }
-    ""
+}
+
+/// Whether localkube provisions claims of this StorageClass provisioner.
+fn provisions(provisioner: &str) -> bool {
+    provisioner == LOCAL_PATH_PROVISIONER || provisioner == SHARED_DRIVER
 }
 
 /// The annotation the scheduler puts on a WaitForFirstConsumer claim: the node chosen.
@@ -302,7 +320,11 @@ impl VolumeController {
             }
         };
         let pv_name = format!("pvc-{}", s(pvc, "/metadata/uid"));
-        let dir = self.data_dir.join("volumes").join(&pv_name);
+        let shared = s(class, "/provisioner") == SHARED_DRIVER;
+        let root = self
+            .data_dir
+            .join(if shared { "shared" } else { "volumes" });
+        let dir = root.join(&pv_name);
         if !dir.exists() {
             let staging = dir.with_extension("partial");
             let _ = std::fs::remove_dir_all(&staging);
@@ -330,7 +352,11 @@ impl VolumeController {
             "kind": "PersistentVolume",
             "metadata": {
                 "name": pv_name,
-                "annotations": {"pv.kubernetes.io/provisioned-by": LOCAL_PATH_PROVISIONER, "local.path.provisioner/selected-node": self.api.config.node_name},
+                "annotations": if shared {
+                    json!({"pv.kubernetes.io/provisioned-by": SHARED_DRIVER})
+                } else {
+                    json!({"pv.kubernetes.io/provisioned-by": LOCAL_PATH_PROVISIONER, "local.path.provisioner/selected-node": self.api.config.node_name})
+                },
             },
             "spec": {
                 "capacity": {"storage": if request.is_empty() { "1Gi" } else { request }},
@@ -346,7 +372,18 @@ impl VolumeController {
         });
         let mut pv = pv;
         let path = dir.display().to_string();
-        if csi {
+        if shared {
+            // As csi-driver-nfs: `server#share#subdir#`, and no node affinity (any node mounts it).
+            let share = root.display().to_string();
+            if let Some(spec) = pv["spec"].as_object_mut() {
+                spec.remove("nodeAffinity");
+            }
+            pv["spec"]["csi"] = json!({
+                "driver": SHARED_DRIVER,
+                "volumeHandle": format!("localhost#{share}#{pv_name}#"),
+                "volumeAttributes": {"server": "localhost", "share": share, "subdir": pv_name},
+            });
+        } else if csi {
             pv["spec"]["csi"] = json!({"driver": LOCAL_PATH_PROVISIONER, "volumeHandle": path});
         } else {
             pv["spec"]["local"] = json!({"path": path});
@@ -412,10 +449,7 @@ impl VolumeController {
         if populated_externally(&pvc) {
             return Ok(None);
         }
-        if let Some(class) = class
-            .as_ref()
-            .filter(|c| s(c, "/provisioner") == LOCAL_PATH_PROVISIONER)
-        {
+        if let Some(class) = class.as_ref().filter(|c| provisions(s(c, "/provisioner"))) {
             return self.provision(ns, &pvc, class);
         }
         // Static binding: the smallest Available volume of the class that is large enough.
@@ -516,11 +550,13 @@ impl VolumeController {
         // The claim is gone: reclaim.
         if s(&pv, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
             let path = PathBuf::from(volume_path(&pv));
-            if s(
+            let provisioner = s(
                 &pv,
                 "/metadata/annotations/pv.kubernetes.io~1provisioned-by",
-            ) == LOCAL_PATH_PROVISIONER
-                && path.starts_with(self.data_dir.join("volumes"))
+            );
+            if (provisioner == LOCAL_PATH_PROVISIONER
+                && path.starts_with(self.data_dir.join("volumes")))
+                || (provisioner == SHARED_DRIVER && path.starts_with(self.data_dir.join("shared")))
             {
                 let _ = std::fs::remove_dir_all(&path);
             }
@@ -631,6 +667,19 @@ impl Reconciler for VolumeController {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_volume_lives_at_its_share_and_subdir() {
+        let pv = json!({"spec": {"csi": {"driver": SHARED_DRIVER, "volumeHandle": "localhost#/d/shared#pvc-1#",
+            "volumeAttributes": {"server": "localhost", "share": "/d/shared/", "subdir": "pvc-1"}}}});
+        assert_eq!(volume_path(&pv), "/d/shared/pvc-1");
+        let escaping = json!({"spec": {"csi": {"driver": SHARED_DRIVER,
+            "volumeAttributes": {"share": "/d/shared", "subdir": "../etc"}}}});
+        assert_eq!(volume_path(&escaping), "");
+        let foreign =
+            json!({"spec": {"csi": {"driver": "efs.csi.aws.com", "volumeHandle": "fs-1"}}});
+        assert_eq!(volume_path(&foreign), "");
+    }
 
     #[test]
     fn quantities_parse_binary_and_decimal_suffixes() {

@@ -1,7 +1,9 @@
 //! Pod volumes as host directories, laid out like the kubelet's:
 //! `<data>/kubelet/pods/<uid>/volumes/kubernetes.io~<type>/<name>` for emptyDir, configMap,
 //! secret, downwardAPI and projected volumes, and `kubernetes.io~local-volume/<pv>` (a
-//! symlink) for claims bound to local PersistentVolumes. hostPath volumes are used in place.
+//! symlink) for claims bound to local PersistentVolumes, `kubernetes.io~csi/<pv>/mount` (a
+//! symlink) for CSI ones (localkube's local-path and shared drivers). hostPath volumes are
+//! used in place.
 
 use crate::rest::Api;
 use base64::Engine;
@@ -353,7 +355,7 @@ pub fn prepare(
             let host = crate::controllers::volume::volume_path(&pv);
             if host.is_empty() {
                 return Err(VolumeError::Failed(format!(
-                    "persistentvolume {pv_name:?} has no local, hostPath or local-path CSI source"
+                    "persistentvolume {pv_name:?} has no local, hostPath, local-path CSI or shared CSI source"
                 )));
             }
             let host = PathBuf::from(host);

@@ -35,7 +35,7 @@ fn read_as_nobody(path: &Path) -> Option<Vec<u8>> {
 /// The files localkube writes for itself: 0600, in 0700 directories.
 fn assert_own_files_private(data: &Path) {
     assert_eq!(mode(data), 0o700, "{}", data.display());
-    for dir in ["pki", "kubelet", "volumes", "snapshots"] {
+    for dir in ["pki", "kubelet", "volumes", "shared", "snapshots"] {
         assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
     }
     for file in [

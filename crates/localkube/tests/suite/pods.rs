@@ -274,6 +274,77 @@ async fn a_statefulset_runs_ordered_pods_and_scales_from_two_to_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_csi_claim_binds_at_once_and_two_pods_see_the_same_files_at_the_kubelet_csi_path()
+{
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: nfs}\nspec: {storageClassName: localkube-shared, accessModes: [ReadWriteMany], resources: {requests: {storage: 1Gi}}}\n");
+    // Immediate binding: no pod needed.
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Bound",
+        "pvc/nfs",
+        "--timeout=30s",
+    ]);
+    let pv = k.ok(&["get", "pvc", "nfs", "-o", "jsonpath={.spec.volumeName}"]);
+    let spec: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "pv", &pv, "-o", "jsonpath={.spec}"])).unwrap();
+    assert_eq!(spec["csi"]["driver"], "shared.localkube.io", "{spec}");
+    assert!(
+        spec.get("nodeAffinity").is_none() && spec.get("local").is_none(),
+        "a shared volume is not pinned to a node nor a local volume: {spec}"
+    );
+    let share = spec["csi"]["volumeAttributes"]["share"].as_str().unwrap();
+    assert!(
+        !spec["csi"]["volumeHandle"]
+            .as_str()
+            .unwrap()
+            .starts_with('/'),
+        "the handle is not a path: {spec}"
+    );
+    for (name, script) in [
+        ("writer", "echo shared > /mnt/hello"),
+        ("reader", "cat /mnt/hello"),
+    ] {
+        k.apply(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  volumes: [{{name: d, persistentVolumeClaim: {{claimName: nfs}}}}]\n  containers: [{{name: c, image: x, command: [sh, -c, '{script}'], volumeMounts: [{{name: d, mountPath: /mnt}}]}}]\n"));
+        k.ok(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            &format!("pod/{name}"),
+            "--timeout=30s",
+        ]);
+    }
+    assert_eq!(k.ok(&["logs", "reader"]).trim(), "shared");
+    let uid = k.ok(&["get", "pod", "reader", "-o", "jsonpath={.metadata.uid}"]);
+    let mount = t
+        .server()
+        .data_dir()
+        .join("kubelet/pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~csi")
+        .join(&pv)
+        .join("mount");
+    assert_eq!(
+        std::fs::read_to_string(mount.join("hello")).unwrap(),
+        "shared\n",
+        "the kubelet layout links the shared volume"
+    );
+    let dir = std::path::Path::new(share).join(&pv);
+    assert!(
+        dir.join("hello").exists(),
+        "{} holds the data",
+        dir.display()
+    );
+    // Reclaim Delete: the claim gone, its directory goes too.
+    k.ok(&["delete", "pod", "writer", "reader"]);
+    k.ok(&["delete", "pvc", "nfs"]);
+    eventually(Duration::from_secs(30), async || {
+        (!dir.exists()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
     let t = with_kubelet().await;
     let k = kubectl(&t);
