@@ -240,7 +240,9 @@ impl ActionRunner for FakeRunner {
     async fn revise(&self, action: Action) {
         if let Some(action::Kind::Archiver(a)) = &action.kind {
             let mut state = self.state.lock().unwrap();
-            state.revised.push((action.id.clone(), a.spec_digest.clone()));
+            state
+                .revised
+                .push((action.id.clone(), a.spec_digest.clone()));
         }
     }
 

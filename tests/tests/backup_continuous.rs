@@ -29,7 +29,11 @@ fn apply_vars<'a>(app: &'a str, enabled: &'a str) -> Vec<(&'a str, &'a str)> {
     with_retention(app, enabled, "1h")
 }
 
-fn with_retention<'a>(app: &'a str, enabled: &'a str, retention: &'a str) -> Vec<(&'a str, &'a str)> {
+fn with_retention<'a>(
+    app: &'a str,
+    enabled: &'a str,
+    retention: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("ACTIONSET", "files-continuous"),
         ("POLICY", "db-pitr"),

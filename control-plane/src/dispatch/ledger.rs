@@ -627,10 +627,18 @@ mod tests {
     #[test]
     fn an_archiver_is_assigned_again_when_its_spec_digest_changes_and_after_every_hello() {
         let mut ledger = connected_ledger();
-        assert!(ledger.assign("node-a", archiver("c1", "d1")).unwrap().is_some());
+        assert!(
+            ledger
+                .assign("node-a", archiver("c1", "d1"))
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(ledger.assign("node-a", archiver("c1", "d1")).unwrap(), None);
         let revised = ledger.assign("node-a", archiver("c1", "d2")).unwrap();
-        assert_eq!(kinds(&revised.into_iter().collect::<Vec<_>>()), ["assign c1"]);
+        assert_eq!(
+            kinds(&revised.into_iter().collect::<Vec<_>>()),
+            ["assign c1"]
+        );
         assert_eq!(ledger.assign("node-a", archiver("c1", "d2")).unwrap(), None);
         // The agent lists it running after a restart: it gets the newest spec all the same.
         ledger.disconnected("node-a", at(2));

@@ -239,9 +239,16 @@ pub struct Supervision {
     pub last_failure: Option<String>,
     pod_uid: Option<String>,
     pod_restarts: u32,
+    replacement_expected: bool,
 }
 
 impl Supervision {
+    /// The StatefulSet's spec was revised: the next new pod replaces the current one for the
+    /// new spec, which is no restart.
+    pub fn expect_replacement(&mut self) {
+        self.replacement_expected = true;
+    }
+
     /// Takes in one look; returns whether the container restarted (or its pod was replaced
     /// after a failure) since the last look, so that its log is worth reading.
     pub fn update(&mut self, look: Look) -> bool {
@@ -256,9 +263,10 @@ impl Supervision {
             self.restarts += more;
             more > 0
         } else {
-            // A new pod: the old one was replaced (it failed, or was deleted), and a new pod
-            // may already have restarted.
-            let replaced = u32::from(self.pod_uid.is_some());
+            // A new pod: the old one was replaced (it failed, or was deleted, unless a revised
+            // spec replaced it), and a new pod may already have restarted.
+            let replaced = u32::from(self.pod_uid.is_some() && !self.replacement_expected);
+            self.replacement_expected = false;
             self.restarts += look.restarts + replaced;
             look.restarts + replaced > 0
         };
@@ -378,6 +386,13 @@ mod tests {
         assert_eq!(s.restarts, 3);
         assert!(!s.update(look("p2", 0, Some("{\"a\":2}"))));
         assert_eq!(s.info.as_deref(), Some("{\"a\":2}"));
+        // A pod replaced for a revised spec is no restart; a later replacement is again.
+        s.expect_replacement();
+        assert!(!s.update(look("p2", 0, None)));
+        assert!(!s.update(look("p3", 0, None)));
+        assert_eq!(s.restarts, 3);
+        assert!(s.update(look("p4", 0, None)));
+        assert_eq!(s.restarts, 4);
     }
 
     fn with_digest(digest: Option<&str>) -> StatefulSet {

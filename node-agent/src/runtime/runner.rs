@@ -425,8 +425,6 @@ impl Runtime {
                 Err(err) => return Outcome::failed(chain(&err)),
             };
         let mut prepared = prepared;
-        let namespace = prepared.metadata.namespace.clone().unwrap_or_default();
-        let name = prepared.metadata.name.clone().unwrap_or_default();
         if let Err(err) = archiver::ensure(self.client.clone(), &prepared, id).await {
             return Outcome::failed(chain(&err));
         }
@@ -442,7 +440,15 @@ impl Runtime {
             revisions.mark_changed();
         }
         let outcome = self
-            .supervise_archiver(id, spec, &mut prepared, &mut revisions, &injection, reporter, cancel)
+            .supervise_archiver(
+                id,
+                spec,
+                &mut prepared,
+                &mut revisions,
+                &injection,
+                reporter,
+                cancel,
+            )
             .await;
         self.archivers
             .lock()
@@ -459,16 +465,17 @@ impl Runtime {
         spec: &cairn_proto::agent::v1::ArchiverAction,
         prepared: &mut StatefulSet,
         injection: &ActionInjection<'_>,
-    ) {
-        let planned = match archiver::prepare(&spec.statefulset_json, &self.config.node, injection) {
+    ) -> Option<archiver::Revision> {
+        let planned = match archiver::prepare(&spec.statefulset_json, &self.config.node, injection)
+        {
             Ok(set) => set,
             Err(err) => {
                 tracing::warn!(error = %chain(&err), "a revised archiver spec is invalid; the running one stays");
-                return;
+                return None;
             }
         };
-        match archiver::revise(self.client.clone(), &planned, id).await {
-            Ok(archiver::Revision::Unchanged) => {}
+        let revision = match archiver::revise(self.client.clone(), &planned, id).await {
+            Ok(revision @ archiver::Revision::Unchanged) => revision,
             Ok(revision) => {
                 tracing::info!(
                     statefulset = ?planned.metadata.name,
@@ -476,13 +483,15 @@ impl Runtime {
                     ?revision,
                     "the archiver's spec changed; its StatefulSet now runs the new one"
                 );
+                revision
             }
             Err(err) => {
                 tracing::warn!(error = %chain(&err), "revising the archiver's statefulset failed; retried at the next Assign");
-                return;
+                return None;
             }
-        }
+        };
         *prepared = planned;
+        Some(revision)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -513,7 +522,12 @@ impl Runtime {
                 }
                 Ok(()) = revisions.changed() => {
                     let revised = revisions.borrow_and_update().clone();
-                    self.revise_archiver(id, &revised, prepared, injection).await;
+                    if self.revise_archiver(id, &revised, prepared, injection).await
+                        == Some(archiver::Revision::Updated)
+                    {
+                        // Its pod is replaced for the new spec, not because it failed.
+                        supervision.expect_replacement();
+                    }
                     info_volume = revised.info_volume;
                     info_file = revised.info_file;
                 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cairn_proto::agent::v1::{
-    Accepted, Action, ActionState, action, AgentMessage, ControlMessage, Heartbeat, Hello,
-    Result as ResultMsg, agent_message, control_message,
+    Accepted, Action, ActionState, AgentMessage, ControlMessage, Heartbeat, Hello,
+    Result as ResultMsg, action, agent_message, control_message,
 };
 use jiff::Timestamp;
 use tokio::sync::mpsc;

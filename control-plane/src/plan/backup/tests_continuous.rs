@@ -272,7 +272,9 @@ fn a_changed_retention_reaches_the_running_archiver_as_a_new_spec_digest_in_the_
     let (_, action) = dispatched(&changed.intents)[0];
     assert_eq!(action.id, id);
     assert_ne!(digest_of(action), digest);
-    assert!(env_of_set(&statefulset_of(action)).contains(&("DP_TTL_SECONDS".into(), "3600".into())));
+    assert!(
+        env_of_set(&statefulset_of(action)).contains(&("DP_TTL_SECONDS".into(), "3600".into()))
+    );
     let status = changed.status.unwrap();
     assert_eq!(status.phase, Some(BackupPhase::Running));
     assert_eq!(entry(&status, ARCHIVER).phase, Some(ActionPhase::Running));

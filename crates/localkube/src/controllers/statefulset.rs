@@ -135,7 +135,10 @@ pub fn rollout_step(name: &str, revision: &str, pods: &[Value]) -> Option<Step> 
             let at = labels
                 .and_then(|l| l.get(REVISION_LABEL))
                 .and_then(Value::as_str);
-            (at != Some(revision)).then(|| (ordinal(name, pod)?, pod.to_string()))
+            if at == Some(revision) {
+                return None;
+            }
+            Some((ordinal(name, pod)?, pod.to_string()))
         })
         .max()
         .map(|(_, pod)| Step::Delete(pod))
@@ -362,9 +365,10 @@ mod tests {
         let (r1, r2) = (template_revision("db", &old), template_revision("db", &new));
         assert_ne!(r1, r2);
         // The key order does not make a revision.
-        let reordered: Value =
-            serde_json::from_str(r#"{"spec": {"containers": [{"env": [{"value": "60", "name": "TTL"}], "name": "a"}]}}"#)
-                .expect("json");
+        let reordered: Value = serde_json::from_str(
+            r#"{"spec": {"containers": [{"env": [{"value": "60", "name": "TTL"}], "name": "a"}]}}"#,
+        )
+        .expect("json");
         assert_eq!(template_revision("db", &reordered), r1);
         let pods = vec![
             at(pod("db-0", "Running", true), &r1),

@@ -278,7 +278,12 @@ async fn a_changed_statefulset_template_replaces_its_pod_and_never_runs_two() {
     let t = with_kubelet().await;
     let k = kubectl(&t);
     k.apply("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: arc}\nspec:\n  replicas: 1\n  serviceName: ''\n  selector: {matchLabels: {app: arc}}\n  template:\n    metadata: {labels: {app: arc}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{name: c, image: x, command: [sh, -c, 'echo ttl=$TTL; sleep 1000'], env: [{name: TTL, value: '60'}]}]\n");
-    k.ok(&["wait", "--for=jsonpath={.status.readyReplicas}=1", "sts/arc", "--timeout=60s"]);
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=1",
+        "sts/arc",
+        "--timeout=60s",
+    ]);
     let uid = |k: &Kubectl<'_>| k.ok(&["get", "pod", "arc-0", "-o", "jsonpath={.metadata.uid}"]);
     let first = uid(&k);
     // An unchanged apply is no rollout.
@@ -294,11 +299,19 @@ async fn a_changed_statefulset_template_replaces_its_pod_and_never_runs_two() {
         if log.status.success() && stdout(&log).contains("ttl=120") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the pod was not replaced");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the pod was not replaced"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_ne!(uid(&k), first);
-    k.ok(&["wait", "--for=jsonpath={.status.updatedReplicas}=1", "sts/arc", "--timeout=30s"]);
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.updatedReplicas}=1",
+        "sts/arc",
+        "--timeout=30s",
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
