@@ -16,7 +16,7 @@ use cairn_agent::session::{
 use cairn_agent::tls::{ClientTls, Dial};
 use cairn_certs::{Ca, Validity, server_config};
 use cairn_control_plane::grpc::{AgentHub, HubConfig, HubEvent, serve};
-use cairn_proto::agent::v1::{Action, ActionPhase, ObjectRef};
+use cairn_proto::agent::v1::{Action, ActionPhase, ArchiverAction, ObjectRef, action};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -171,6 +171,8 @@ struct FakeState {
     started: Vec<String>,
     adopted: Vec<String>,
     cancelled: Vec<String>,
+    /// `(id, spec digest)` of every revised archiver handed to the runner.
+    revised: Vec<(String, String)>,
     reporters: HashMap<String, Reporter>,
 }
 
@@ -233,6 +235,15 @@ impl ActionRunner for FakeRunner {
         let mut state = self.state.lock().unwrap();
         state.adopted.push(action.id.clone());
         state.reporters.insert(action.id, reporter);
+    }
+
+    async fn revise(&self, action: Action) {
+        if let Some(action::Kind::Archiver(a)) = &action.kind {
+            let mut state = self.state.lock().unwrap();
+            state
+                .revised
+                .push((action.id.clone(), a.spec_digest.clone()));
+        }
     }
 
     async fn cancel(&self, action_id: &str, reason: &str) {
@@ -492,6 +503,49 @@ async fn the_same_assign_twice_runs_once_and_repeats_the_result() {
     let repeated = wait_event(&mut events, "repeated result", is_result_of("a1")).await;
     assert_eq!(result_phase(&repeated), ActionPhase::Failed as i32);
     assert_eq!(agent.runner.starts("a1"), 1);
+    agent.stop().await;
+}
+
+fn archiver(id: &str, digest: &str) -> Action {
+    Action {
+        kind: Some(action::Kind::Archiver(ArchiverAction {
+            spec_digest: digest.into(),
+            ..ArchiverAction::default()
+        })),
+        ..action(id)
+    }
+}
+
+#[tokio::test]
+async fn a_running_archiver_assigned_with_another_spec_digest_is_revised_not_started_again() {
+    let cp = control_plane().await;
+    let mut events = cp.hub.events();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = spawn_agent(config(&cp, NODE, NODE, dir.path()));
+    wait_event(&mut events, "connected", is_connected).await;
+
+    cp.hub.assign(NODE, archiver("c1", "d1")).unwrap();
+    agent.runner.wait_started("c1").await;
+    // The same spec again is not even sent.
+    cp.hub.assign(NODE, archiver("c1", "d1")).unwrap();
+    cp.hub.assign(NODE, archiver("c1", "d2")).unwrap();
+    agent
+        .runner
+        .wait_until("the revised archiver", |s| {
+            s.revised == [("c1".to_string(), "d2".to_string())]
+        })
+        .await;
+    assert_eq!(agent.runner.starts("c1"), 1);
+    // A job assigned again under its id is never handed over as a revision.
+    cp.hub.assign(NODE, action("j1")).unwrap();
+    agent.runner.wait_started("j1").await;
+    cp.hub.forget("j1");
+    cp.hub.assign(NODE, action("j1")).unwrap();
+    wait_event(&mut events, "j1 known", |e| {
+        matches!(e, HubEvent::Accepted { action_id, already_known: true, .. } if action_id == "j1")
+    })
+    .await;
+    assert_eq!(agent.runner.state.lock().unwrap().revised.len(), 1);
     agent.stop().await;
 }
 

@@ -5,8 +5,11 @@
 //! the agent do not end the window (same start, the end goes on); disabling the entry completes
 //! the Backup and removes the StatefulSet; enabling it again reopens the Backup and the window
 //! goes on; deleting the schedule completes it again. A continuous Backup that failed (its
-//! policy selected no pod) runs again once it can, while its entry is enabled. Real kubectl,
-//! localkube, control plane and agent, each its own process.
+//! policy selected no pod) runs again once it can, while its entry is enabled. Retention: the
+//! archiver prunes segments older than `DP_TTL_SECONDS` and the window's start follows, a
+//! restore before it is refused, one inside restores, and a changed retention restarts the
+//! running archiver with the new TTL. Real kubectl, localkube, control plane and agent, each its
+//! own process.
 
 use std::time::Duration;
 
@@ -23,6 +26,14 @@ const SCHEDULE: &str = "db-pitr";
 const WAIT: Duration = Duration::from_secs(90);
 
 fn apply_vars<'a>(app: &'a str, enabled: &'a str) -> Vec<(&'a str, &'a str)> {
+    with_retention(app, enabled, "1h")
+}
+
+fn with_retention<'a>(
+    app: &'a str,
+    enabled: &'a str,
+    retention: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("ACTIONSET", "files-continuous"),
         ("POLICY", "db-pitr"),
@@ -31,6 +42,7 @@ fn apply_vars<'a>(app: &'a str, enabled: &'a str) -> Vec<(&'a str, &'a str)> {
         ("SEGMENT_SECONDS", "2"),
         ("SCHEDULE", SCHEDULE),
         ("ENABLED", enabled),
+        ("RETENTION", retention),
     ]
 }
 
@@ -338,6 +350,199 @@ async fn a_failed_continuous_backup_runs_again_while_its_entry_is_enabled() -> a
                 && status.failure_reason.is_none()
                 && status.expiration.is_none(),
             "the same Backup runs again, its failure cleared, no expiration: {status:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The archive's segment times (`segments/<unix seconds>.seg` under the Backup's path in the
+/// local repository), sorted.
+fn segments(stack: &TestStack, backup: &Backup) -> anyhow::Result<Vec<i64>> {
+    let path = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.path.clone())
+        .unwrap_or_default();
+    let dir = stack
+        .local_repo()
+        .join(path.trim_start_matches('/'))
+        .join("segments");
+    let mut times: Vec<i64> = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    times.sort_unstable();
+    Ok(times)
+}
+
+fn archiver_starts(workload: &scenario::Workload) -> Vec<String> {
+    std::fs::read_to_string(workload.side_dir.join("archiver-starts"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn pitr_restore(name: &str, backup: &str, time: jiff::Timestamp) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&serde_json::json!({
+        "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Restore",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backup": {"name": backup, "namespace": NS},
+            "restoreTime": cairn_api::parse::restore_time::format(time),
+            "prepareDataConfig": {"volumeClaimRestorePolicy": "Parallel", "volumeClaims": [{
+                "metadata": {"name": format!("side-{name}"), "namespace": NS},
+                "volumeSource": "side",
+                "volumeClaimSpec": {"accessModes": ["ReadWriteOnce"],
+                                    "resources": {"requests": {"storage": "1Gi"}}}}]}
+        }
+    }))?)
+}
+
+/// Retention that really trims (ARCHITECTURE.md §K6.3, semantics §6.4): with the entry's
+/// retention at `1m` (the least the parser allows), the archiver removes segments older than
+/// `DP_TTL_SECONDS` and reports the later start; the Backup's window follows with no gap; a
+/// restore before the new start is refused with KubeBlocks' window error and one inside restores
+/// the segments up to its time. The entry's retention changed to `2m` restarts the running
+/// archiver (its StatefulSet updated in place, one pod at a time) with `DP_TTL_SECONDS=120`, and
+/// the window goes on. Re-dispatching an unchanged archiver never restarted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_the_archive_and_a_changed_retention_restarts_the_archiver()
+-> anyhow::Result<()> {
+    run("backup-continuous-retention", async |stack| {
+        let workload = scenario::workload(stack, NS, "db", 4 << 10).await?;
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &with_retention(&workload.app, "true", "1m"),
+            )?)
+            .await?;
+        let first =
+            archiving_past(stack, jiff::Timestamp::UNIX_EPOCH, "archiving to start").await?;
+        let name = first.metadata.name.clone().unwrap_or_default();
+        let (start, _) = window(&first).unwrap_or_default();
+        let extras = serde_json::to_value(&first.status.clone().unwrap_or_default().extras)?;
+        anyhow::ensure!(
+            extras[0]["ttlSeconds"] == "60",
+            "the archiver got DP_TTL_SECONDS=60: {extras}"
+        );
+
+        // Past the TTL the start moves forward, with no gap, and the old segments are gone.
+        let trimmed = until("retention to trim the window's start", Duration::from_secs(120), async || {
+            let Some(backup) = the_backup(stack).await? else {
+                return Ok(Check::Pending("no continuous Backup".into()));
+            };
+            Ok(match window(&backup) {
+                Some((s, _)) if s > start => Check::Done(backup),
+                other => Check::Pending(format!("window {other:?}")),
+            })
+        })
+        .await?;
+        let (new_start, end) = window(&trimmed).unwrap_or_default();
+        let status = trimmed.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            status.gaps.is_none(),
+            "a trimmed start is no gap: {:?}",
+            status.gaps
+        );
+        anyhow::ensure!(
+            end.as_second() - new_start.as_second() <= 70,
+            "the window keeps about the TTL: {new_start} .. {end}"
+        );
+        let kept = segments(stack, &trimmed)?;
+        let oldest = kept.first().copied().unwrap_or_default();
+        anyhow::ensure!(
+            oldest >= start.as_second() + 2 && oldest + 2 >= new_start.as_second(),
+            "the segments before the new start {new_start} are pruned (oldest kept {oldest}, archiving since {start})"
+        );
+        anyhow::ensure!(
+            archiver_starts(&workload).len() == 1,
+            "re-dispatching the unchanged archiver never restarted it: {:?}",
+            archiver_starts(&workload)
+        );
+
+        // A restore before the new start: KubeBlocks' window error.
+        stack
+            .kubectl
+            .create(&pitr_restore("too-early", &name, start)?)
+            .await?;
+        let refused = dp::restore_completed(&stack.client, NS, "too-early", WAIT)
+            .await
+            .expect_err("a restore before the window is refused");
+        anyhow::ensure!(
+            refused
+                .to_string()
+                .contains("restore time out of the range for backup"),
+            "KubeBlocks' window error: {refused:#}"
+        );
+        // One inside restores the segments up to its time (near the end: the start keeps
+        // moving every round).
+        let inside = end.checked_sub(jiff::SignedDuration::from_secs(4))?;
+        stack
+            .kubectl
+            .create(&pitr_restore("inside", &name, inside)?)
+            .await?;
+        dp::restore_completed(&stack.client, NS, "inside", WAIT).await?;
+        let restored = dp::pvc_dir(&stack.client, NS, "side-inside").await?;
+        let mut pulled: Vec<i64> = std::fs::read_dir(restored.join("segments"))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        pulled.sort_unstable();
+        anyhow::ensure!(
+            !pulled.is_empty()
+                && pulled.iter().all(|t| *t <= inside.as_second())
+                && pulled[0] + 2 >= new_start.as_second(),
+            "the segments up to {inside} are restored: {pulled:?}"
+        );
+
+        // The entry's retention changed: the running archiver restarts with the new TTL.
+        let pod_uid = |pod: Option<k8s_openapi::api::core::v1::Pod>| {
+            pod.and_then(|p| p.metadata.uid).unwrap_or_default()
+        };
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(stack.client.clone(), NS);
+        let before = pod_uid(pods.get_opt(&format!("{name}-0")).await?);
+        stack
+            .kubectl
+            .apply(&render(
+                "actionset-continuous.yaml",
+                &with_retention(&workload.app, "true", "2m"),
+            )?)
+            .await?;
+        let changed_at = jiff::Timestamp::now();
+        let retuned = until("the archiver to run with the new TTL", WAIT, async || {
+            let Some(backup) = the_backup(stack).await? else {
+                return Ok(Check::Pending("no continuous Backup".into()));
+            };
+            let extras = serde_json::to_value(&backup.status.clone().unwrap_or_default().extras)?;
+            Ok(match window(&backup) {
+                Some((_, end)) if extras[0]["ttlSeconds"] == "120" && end > changed_at => {
+                    Check::Done(backup)
+                }
+                other => Check::Pending(format!("extras {extras}, window {other:?}")),
+            })
+        })
+        .await?;
+        let starts = archiver_starts(&workload);
+        anyhow::ensure!(
+            starts.len() == 2 && starts[1].ends_with("ttl 120"),
+            "one restart, with the new TTL: {starts:?}"
+        );
+        let after = pod_uid(pods.get_opt(&format!("{name}-0")).await?);
+        anyhow::ensure!(after != before, "a new archiver pod");
+        let (start_after, _) = window(&retuned).unwrap_or_default();
+        let status = retuned.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            start_after >= new_start && status.gaps.is_none() && status.phase.is_some(),
+            "the window goes on with no gap: {start_after} vs {new_start}, gaps {:?}",
+            status.gaps
+        );
+        anyhow::ensure!(
+            dp::backup_phase(&retuned) == "Running"
+                && retuned.spec.retention_period.as_deref() == Some("2m"),
+            "still running, its retention synced"
         );
         Ok(())
     })

@@ -1183,6 +1183,16 @@ fn nothing_runs_privileged_and_rbac_names_every_resource_and_verb() -> Result<()
             ])
     );
     ensure!(granted("jobs").len() == 5);
+    // Continuous backups' archivers: revised in place when their spec changes.
+    ensure!(
+        granted("statefulsets")
+            == BTreeSet::from([
+                "create".into(),
+                "delete".into(),
+                "get".into(),
+                "update".into()
+            ])
+    );
     Ok(())
 }
 

@@ -266,12 +266,14 @@ fn list_options(list: &ListArgs) -> anyhow::Result<ListOptions> {
             .newer_than
             .as_deref()
             .map(|t| parse_time("--newer-than", t))
-            .transpose()?,
+            .transpose()?
+            .flatten(),
         older_than: list
             .older_than
             .as_deref()
             .map(|t| parse_time("--older-than", t))
-            .transpose()?,
+            .transpose()?
+            .flatten(),
         name_glob: list.name.clone(),
     })
 }

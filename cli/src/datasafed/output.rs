@@ -151,11 +151,15 @@ pub fn render_stat(summary: &StatSummary, json: bool) -> anyhow::Result<String> 
 }
 
 /// Parses `--newer-than`/`--older-than`: unix seconds (datasafed's form), or RFC 3339.
-pub fn parse_time(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
+/// `None`: no filter, as datasafed reads 0 or less (its flags' default is 0), e.g. a script's
+/// `--older-than $((now - DP_TTL_SECONDS))` with an unset TTL.
+pub fn parse_time(flag: &str, text: &str) -> anyhow::Result<Option<Timestamp>> {
     if let Ok(seconds) = text.trim().parse::<i64>() {
-        return Ok(Timestamp::from_second(seconds)?);
+        return Ok((seconds > 0)
+            .then(|| Timestamp::from_second(seconds))
+            .transpose()?);
     }
-    text.trim().parse::<Timestamp>().map_err(|e| {
+    text.trim().parse::<Timestamp>().map(Some).map_err(|e| {
         anyhow::anyhow!("{flag} {text:?} is not a time (expected unix seconds, or RFC 3339 like 2024-01-02T03:04:05Z): {e}")
     })
 }
@@ -262,9 +266,14 @@ mod tests {
     #[test]
     fn time_parsing() {
         assert_eq!(
-            parse_time("--newer-than", "60").expect("secs").as_second(),
-            60
+            parse_time("--newer-than", "60")
+                .expect("secs")
+                .map(|t| t.as_second()),
+            Some(60)
         );
+        // datasafed's 0 (its default) and below filter nothing.
+        assert_eq!(parse_time("--older-than", "0").expect("zero"), None);
+        assert_eq!(parse_time("--older-than", "-5").expect("negative"), None);
         assert!(parse_time("--newer-than", "2024-01-02T03:04:05Z").is_ok());
         let err = parse_time("--older-than", "yesterday").expect_err("bad");
         assert!(

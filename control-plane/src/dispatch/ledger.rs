@@ -81,7 +81,8 @@ impl Ledger {
     }
 
     /// Wants `action` on `node`; returns the `Assign` to send now when the node is connected.
-    /// Wanting an id again on the same node returns nothing (on another node, it moves there).
+    /// Wanting an id again on the same node returns nothing (on another node, it moves there),
+    /// unless it is an archiver whose spec digest changed: the new one is sent.
     pub fn assign(
         &mut self,
         node: &str,
@@ -90,11 +91,9 @@ impl Ledger {
         if action.id.is_empty() {
             return Err(DispatchError::EmptyActionId { name: action.name });
         }
-        if self
-            .wanted
-            .get(&action.id)
-            .is_some_and(|wanted| wanted.node == node)
-        {
+        if self.wanted.get(&action.id).is_some_and(|wanted| {
+            wanted.node == node && revision(&wanted.action) == revision(&action)
+        }) {
             return Ok(None);
         }
         self.action_node.insert(action.id.clone(), node.to_owned());
@@ -245,7 +244,12 @@ impl Ledger {
         let mut to_assign: Vec<&Wanted> = self
             .wanted
             .values()
-            .filter(|w| w.node == node && !reported_ids.contains(&w.action.id))
+            // An archiver the agent lists is assigned again all the same: its spec may have
+            // changed while the node was away (the agent revises it, or ignores the same digest).
+            .filter(|w| {
+                w.node == node
+                    && (!reported_ids.contains(&w.action.id) || revision(&w.action).is_some())
+            })
             .collect();
         to_assign.sort_by(|a, b| a.action.id.cmp(&b.action.id));
         messages.extend(to_assign.into_iter().map(|w| assign_message(&w.action)));
@@ -498,6 +502,17 @@ fn control(msg: control_message::Msg) -> ControlMessage {
     ControlMessage { msg: Some(msg) }
 }
 
+/// What makes an `Assign` of a wanted id worth sending again: an archiver's spec digest
+/// (PROTOCOL.md §2.4 `ArchiverAction`); other actions never change under their id.
+fn revision(action: &Action) -> Option<&str> {
+    match &action.kind {
+        Some(cairn_proto::agent::v1::action::Kind::Archiver(archiver)) => {
+            Some(archiver.spec_digest.as_str())
+        }
+        _ => None,
+    }
+}
+
 fn assign_message(action: &Action) -> ControlMessage {
     control(control_message::Msg::Assign(Assign {
         action: Some(action.clone()),
@@ -595,6 +610,48 @@ mod tests {
         let first = ledger.assign("node-a", action("a1", "b1")).unwrap();
         assert_eq!(kinds(&first.into_iter().collect::<Vec<_>>()), ["assign a1"]);
         assert_eq!(ledger.assign("node-a", action("a1", "b1")).unwrap(), None);
+    }
+
+    fn archiver(id: &str, digest: &str) -> Action {
+        Action {
+            kind: Some(cairn_proto::agent::v1::action::Kind::Archiver(
+                cairn_proto::agent::v1::ArchiverAction {
+                    spec_digest: digest.into(),
+                    ..Default::default()
+                },
+            )),
+            ..action(id, "b1")
+        }
+    }
+
+    #[test]
+    fn an_archiver_is_assigned_again_when_its_spec_digest_changes_and_after_every_hello() {
+        let mut ledger = connected_ledger();
+        assert!(
+            ledger
+                .assign("node-a", archiver("c1", "d1"))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(ledger.assign("node-a", archiver("c1", "d1")).unwrap(), None);
+        let revised = ledger.assign("node-a", archiver("c1", "d2")).unwrap();
+        assert_eq!(
+            kinds(&revised.into_iter().collect::<Vec<_>>()),
+            ["assign c1"]
+        );
+        assert_eq!(ledger.assign("node-a", archiver("c1", "d2")).unwrap(), None);
+        // The agent lists it running after a restart: it gets the newest spec all the same.
+        ledger.disconnected("node-a", at(2));
+        let (messages, _) = ledger.connected(
+            "node-a",
+            &hello(vec![state("c1", ActionPhase::Running)]),
+            at(3),
+        );
+        assert_eq!(kinds(&messages), ["assign c1"]);
+        let Some(control_message::Msg::Assign(assign)) = &messages[0].msg else {
+            panic!("not an assign");
+        };
+        assert_eq!(revision(assign.action.as_ref().unwrap()), Some("d2"));
     }
 
     #[test]

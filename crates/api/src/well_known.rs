@@ -99,6 +99,9 @@ pub mod annotation {
     /// On a Backup: the JSON map `action id -> node` of where each Job that need not run on its
     /// target pod's node (`runOnTargetPodNode: false`) was dispatched.
     pub const BACKUP_NODES: &str = "cairn.io/backup-nodes";
+    /// On an archiver's StatefulSet (continuous backups): the digest of the spec the control
+    /// plane built, how the agent tells a changed archiver from the same one (PROTOCOL.md §2.4).
+    pub const ARCHIVER_SPEC_DIGEST: &str = "cairn.io/archiver-spec-digest";
     /// On a Backup `cairnctl backup import` created: `<BackupRepo>:<path of the manifest>`,
     /// the `kubeblocks-backup.json` it was rebuilt from.
     pub const IMPORTED_FROM: &str = "cairn.io/imported-from";

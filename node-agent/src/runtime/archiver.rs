@@ -100,6 +100,86 @@ pub async fn ensure(
     }
 }
 
+/// The spec digest the control plane put on a StatefulSet (PROTOCOL.md §2.4).
+pub fn spec_digest(set: &StatefulSet) -> Option<&str> {
+    set.metadata
+        .annotations
+        .as_ref()?
+        .get(well_known::annotation::ARCHIVER_SPEC_DIGEST)
+        .map(String::as_str)
+}
+
+/// Whether the live StatefulSet runs another spec than `planned`: their digests differ.
+/// A planned set without a digest (an older control plane) never replaces a live one.
+pub fn needs_update(live: &StatefulSet, planned: &StatefulSet) -> bool {
+    spec_digest(planned).is_some_and(|wanted| spec_digest(live) != Some(wanted))
+}
+
+/// What [`revise`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revision {
+    /// The live StatefulSet has the planned digest already.
+    Unchanged,
+    /// Its spec was replaced: the StatefulSet controller replaces its pod (one at a time).
+    Updated,
+    /// It did not exist and was created.
+    Created,
+}
+
+/// Brings the live StatefulSet of action `action_id` to `planned` when their spec digests
+/// differ: its spec (pod template, replicas), labels and annotations are replaced in place,
+/// as KubeBlocks overwrites the archiver's template at every reconcile. The StatefulSet
+/// controller then replaces the pod, never running the old and the new one at once.
+pub async fn revise(
+    client: kube::Client,
+    planned: &StatefulSet,
+    action_id: &str,
+) -> Result<Revision, ArchiverError> {
+    let namespace = planned.metadata.namespace.clone().unwrap_or_default();
+    let name = planned.metadata.name.clone().unwrap_or_default();
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let api_error = |step, source| ArchiverError::Api {
+        step,
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source: Box::new(source),
+    };
+    let Some(mut live) = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| api_error("reading", source))?
+    else {
+        ensure(client, planned, action_id).await?;
+        return Ok(Revision::Created);
+    };
+    let owner = live
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(well_known::label::ACTION_ID))
+        .cloned();
+    if owner.as_deref() != Some(action_id) {
+        return Err(ArchiverError::NameTaken {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            other: owner,
+        });
+    }
+    if !needs_update(&live, planned) {
+        return Ok(Revision::Unchanged);
+    }
+    live.spec.clone_from(&planned.spec);
+    live.metadata.labels.clone_from(&planned.metadata.labels);
+    live.metadata
+        .annotations
+        .clone_from(&planned.metadata.annotations);
+    live.status = None;
+    api.replace(&name, &PostParams::default(), &live)
+        .await
+        .map_err(|source| api_error("updating", source))?;
+    Ok(Revision::Updated)
+}
+
 /// Whether the StatefulSet exists (and is not being deleted).
 pub async fn exists(
     client: kube::Client,
@@ -159,9 +239,16 @@ pub struct Supervision {
     pub last_failure: Option<String>,
     pod_uid: Option<String>,
     pod_restarts: u32,
+    replacement_expected: bool,
 }
 
 impl Supervision {
+    /// The StatefulSet's spec was revised: the next new pod replaces the current one for the
+    /// new spec, which is no restart.
+    pub fn expect_replacement(&mut self) {
+        self.replacement_expected = true;
+    }
+
     /// Takes in one look; returns whether the container restarted (or its pod was replaced
     /// after a failure) since the last look, so that its log is worth reading.
     pub fn update(&mut self, look: Look) -> bool {
@@ -176,9 +263,10 @@ impl Supervision {
             self.restarts += more;
             more > 0
         } else {
-            // A new pod: the old one was replaced (it failed, or was deleted), and a new pod
-            // may already have restarted.
-            let replaced = u32::from(self.pod_uid.is_some());
+            // A new pod: the old one was replaced (it failed, or was deleted, unless a revised
+            // spec replaced it), and a new pod may already have restarted.
+            let replaced = u32::from(self.pod_uid.is_some() && !self.replacement_expected);
+            self.replacement_expected = false;
             self.restarts += look.restarts + replaced;
             look.restarts + replaced > 0
         };
@@ -298,6 +386,38 @@ mod tests {
         assert_eq!(s.restarts, 3);
         assert!(!s.update(look("p2", 0, Some("{\"a\":2}"))));
         assert_eq!(s.info.as_deref(), Some("{\"a\":2}"));
+        // A pod replaced for a revised spec is no restart; a later replacement is again.
+        s.expect_replacement();
+        assert!(!s.update(look("p2", 0, None)));
+        assert!(!s.update(look("p3", 0, None)));
+        assert_eq!(s.restarts, 3);
+        assert!(s.update(look("p4", 0, None)));
+        assert_eq!(s.restarts, 4);
+    }
+
+    fn with_digest(digest: Option<&str>) -> StatefulSet {
+        let mut set = StatefulSet::default();
+        if let Some(digest) = digest {
+            set.metadata.annotations = Some(
+                [(
+                    well_known::annotation::ARCHIVER_SPEC_DIGEST.to_string(),
+                    digest.to_string(),
+                )]
+                .into(),
+            );
+        }
+        set
+    }
+
+    #[test]
+    fn only_another_planned_digest_replaces_a_live_archiver() {
+        let live = with_digest(Some("d1"));
+        assert!(!needs_update(&live, &with_digest(Some("d1"))));
+        assert!(needs_update(&live, &with_digest(Some("d2"))));
+        // A live set from before digests gets the planned one.
+        assert!(needs_update(&with_digest(None), &with_digest(Some("d1"))));
+        // A control plane that sends none never restarts an archiver.
+        assert!(!needs_update(&live, &with_digest(None)));
     }
 
     #[test]

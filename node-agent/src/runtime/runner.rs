@@ -14,6 +14,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::api::Api;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::archiver::{self, Supervision};
@@ -48,6 +49,8 @@ pub struct Runtime {
     config: RuntimeConfig,
     grants: Grants,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Running archivers, by action id: where a revised spec is handed to its supervisor.
+    archivers: Mutex<HashMap<String, watch::Sender<cairn_proto::agent::v1::ArchiverAction>>>,
 }
 
 impl Runtime {
@@ -58,6 +61,7 @@ impl Runtime {
             config,
             grants,
             running: Mutex::new(HashMap::new()),
+            archivers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -421,11 +425,91 @@ impl Runtime {
                 Ok(set) => set,
                 Err(err) => return Outcome::failed(chain(&err)),
             };
-        let namespace = prepared.metadata.namespace.clone().unwrap_or_default();
-        let name = prepared.metadata.name.clone().unwrap_or_default();
+        let mut prepared = prepared;
         if let Err(err) = archiver::ensure(self.client.clone(), &prepared, id).await {
             return Outcome::failed(chain(&err));
         }
+        // A revision that came while the action was starting is waiting in the map.
+        let mut revisions = self
+            .archivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(spec.clone()).0)
+            .subscribe();
+        if revisions.borrow().spec_digest != spec.spec_digest {
+            revisions.mark_changed();
+        }
+        let outcome = self
+            .supervise_archiver(
+                id,
+                spec,
+                &mut prepared,
+                &mut revisions,
+                &injection,
+                reporter,
+                cancel,
+            )
+            .await;
+        self.archivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        outcome
+    }
+
+    /// Applies a revised archiver spec (PROTOCOL.md §2.4): the live StatefulSet is replaced
+    /// when its digest differs; `prepared` becomes the new spec either way (re-creations use it).
+    async fn revise_archiver(
+        &self,
+        id: &str,
+        spec: &cairn_proto::agent::v1::ArchiverAction,
+        prepared: &mut StatefulSet,
+        injection: &ActionInjection<'_>,
+    ) -> Option<archiver::Revision> {
+        let planned = match archiver::prepare(&spec.statefulset_json, &self.config.node, injection)
+        {
+            Ok(set) => set,
+            Err(err) => {
+                tracing::warn!(error = %chain(&err), "a revised archiver spec is invalid; the running one stays");
+                return None;
+            }
+        };
+        let revision = match archiver::revise(self.client.clone(), &planned, id).await {
+            Ok(revision @ archiver::Revision::Unchanged) => revision,
+            Ok(revision) => {
+                tracing::info!(
+                    statefulset = ?planned.metadata.name,
+                    digest = %spec.spec_digest,
+                    ?revision,
+                    "the archiver's spec changed; its StatefulSet now runs the new one"
+                );
+                revision
+            }
+            Err(err) => {
+                tracing::warn!(error = %chain(&err), "revising the archiver's statefulset failed; retried at the next Assign");
+                return None;
+            }
+        };
+        *prepared = planned;
+        Some(revision)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn supervise_archiver(
+        &self,
+        id: &str,
+        spec: &cairn_proto::agent::v1::ArchiverAction,
+        prepared: &mut StatefulSet,
+        revisions: &mut watch::Receiver<cairn_proto::agent::v1::ArchiverAction>,
+        injection: &ActionInjection<'_>,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let namespace = prepared.metadata.namespace.clone().unwrap_or_default();
+        let name = prepared.metadata.name.clone().unwrap_or_default();
+        let mut info_volume = spec.info_volume.clone();
+        let mut info_file = spec.info_file.clone();
         let mut supervision = Supervision::default();
         let mut report = tokio::time::interval(self.config.progress_interval);
         let mut look = tokio::time::interval(ARCHIVER_LOOK_INTERVAL);
@@ -437,13 +521,24 @@ impl Runtime {
                     }
                     return Outcome::cancelled("cancelled: the archiver's statefulset was deleted");
                 }
+                Ok(()) = revisions.changed() => {
+                    let revised = revisions.borrow_and_update().clone();
+                    if self.revise_archiver(id, &revised, prepared, injection).await
+                        == Some(archiver::Revision::Updated)
+                    {
+                        // Its pod is replaced for the new spec, not because it failed.
+                        supervision.expect_replacement();
+                    }
+                    info_volume = revised.info_volume;
+                    info_file = revised.info_file;
+                }
                 _ = look.tick() => {
                     match archiver::exists(self.client.clone(), &namespace, &name).await {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(statefulset = %name, "the archiver's statefulset is gone; creating it again");
                             if let Err(err @ archiver::ArchiverError::NameTaken { .. }) =
-                                archiver::ensure(self.client.clone(), &prepared, id).await
+                                archiver::ensure(self.client.clone(), prepared, id).await
                             {
                                 return Outcome::failed(chain(&err));
                             }
@@ -455,8 +550,8 @@ impl Runtime {
                         &namespace,
                         &name,
                         &self.config.kubelet_dir,
-                        &spec.info_volume,
-                        &spec.info_file,
+                        &info_volume,
+                        &info_file,
                     )
                     .await;
                     let termination = seen.last_termination.clone();
@@ -662,6 +757,33 @@ impl ActionRunner for SharedRuntime {
             // Jobs are found again by label; repository actions are idempotent and run again.
             _ => {
                 tokio::spawn(self.0.clone().run(action, reporter, true));
+            }
+        }
+    }
+
+    async fn revise(&self, action: Action) {
+        let Some(action::Kind::Archiver(spec)) = action.kind else {
+            return;
+        };
+        let sender = self
+            .0
+            .archivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&action.id)
+            .cloned();
+        match sender {
+            // The supervisor compares the digest with the live StatefulSet's.
+            Some(sender) => {
+                sender.send_replace(spec);
+            }
+            // Not supervised yet (it is starting): kept for its supervisor.
+            None => {
+                self.0
+                    .archivers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(action.id, watch::channel(spec).0);
             }
         }
     }

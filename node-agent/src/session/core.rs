@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cairn_proto::agent::v1::{
     Accepted, Action, ActionState, AgentMessage, ControlMessage, Heartbeat, Hello,
-    Result as ResultMsg, agent_message, control_message,
+    Result as ResultMsg, action, agent_message, control_message,
 };
 use jiff::Timestamp;
 use tokio::sync::mpsc;
@@ -282,6 +282,14 @@ impl Core {
                 live.send(accepted(&id, true), Instant::now())?;
                 if let Some(result) = entry.result {
                     live.send(result_msg(result), Instant::now())?;
+                } else if self.active.contains(&id)
+                    && matches!(action.kind, Some(action::Kind::Archiver(_)))
+                {
+                    // The control plane sends a running archiver again when its spec changed
+                    // (and after every Hello): the runner compares the digests.
+                    let runner = self.runner.clone();
+                    let span = action_span(&action);
+                    tokio::spawn(async move { runner.revise(action).await }.instrument(span));
                 }
             }
         }

@@ -29,6 +29,13 @@ pub trait ActionRunner: Send + Sync + 'static {
         }
     }
 
+    /// An `Assign` arrived for `action`, which runs here already (its id is in the journal, not
+    /// finished): an archiver whose spec changed takes the new one (PROTOCOL.md §2.4
+    /// `ArchiverAction`). The default ignores it: other actions never change under their id.
+    async fn revise(&self, action: Action) {
+        let _ = action;
+    }
+
     /// Stops a running action (best effort, PROTOCOL.md §2.3.6); the runner then reports
     /// [`Outcome::cancelled`] through the action's reporter.
     async fn cancel(&self, action_id: &str, reason: &str);

@@ -2,6 +2,7 @@
 //! owner, its pod and the storage grant that scopes what it may reach in the repository.
 
 use cairn_api::common::EncryptionConfig;
+use cairn_api::well_known;
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -213,6 +214,13 @@ pub fn to_wire(
             storage,
             info,
         } => pb::action::Kind::Archiver(pb::ArchiverAction {
+            spec_digest: statefulset
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(well_known::annotation::ARCHIVER_SPEC_DIGEST))
+                .cloned()
+                .unwrap_or_default(),
             statefulset_json: object_json(&*statefulset),
             storage: Some(storage),
             info_volume: info.volume,

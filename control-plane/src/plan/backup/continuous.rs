@@ -173,10 +173,37 @@ pub fn statefulset_name(backup: &str, target: &str) -> String {
     cut.strip_suffix('-').map(str::to_string).unwrap_or(cut)
 }
 
+/// The digest of an archiver's StatefulSet as the planner built it (its
+/// [`well_known::annotation::ARCHIVER_SPEC_DIGEST`] left out): BLAKE3 of its JSON, 32 hex
+/// characters. Every field that reaches the archiver's pod (env such as `DP_TTL_SECONDS`,
+/// image, command, volumes) is in it, and nothing that changes between reconciles.
+pub fn spec_digest(set: &StatefulSet) -> String {
+    let mut plain = set.clone();
+    if let Some(annotations) = plain.metadata.annotations.as_mut() {
+        annotations.remove(well_known::annotation::ARCHIVER_SPEC_DIGEST);
+        if annotations.is_empty() {
+            plain.metadata.annotations = None;
+        }
+    }
+    let json = serde_json::to_vec(&plain).unwrap_or_default();
+    blake3::hash(&json).to_hex()[..32].to_string()
+}
+
 /// The archiver's StatefulSet, from the backupData Job the planner built (§2.10): the same
 /// labels (also its selector), owner and pod template, with `restartPolicy: Always`, one
-/// replica and the archiver env appended to the first container.
+/// replica and the archiver env appended to the first container; annotated with its
+/// [`spec_digest`] (ARCHITECTURE.md §K2.9: a changed spec restarts the archiver).
 pub fn statefulset(job: &Job, name: &str, extra_env: &[EnvVar]) -> StatefulSet {
+    let mut set = plain_statefulset(job, name, extra_env);
+    let digest = spec_digest(&set);
+    set.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(well_known::annotation::ARCHIVER_SPEC_DIGEST.into(), digest);
+    set
+}
+
+fn plain_statefulset(job: &Job, name: &str, extra_env: &[EnvVar]) -> StatefulSet {
     let labels = job.metadata.labels.clone().unwrap_or_default();
     let mut template = job.spec.clone().unwrap_or_default().template;
     if let Some(pod) = template.spec.as_mut() {

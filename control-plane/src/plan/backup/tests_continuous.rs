@@ -241,6 +241,50 @@ fn the_archivers_info_file_moves_the_time_range_and_size_while_it_stays_running(
     assert_eq!(archiver(&o), id);
 }
 
+fn digest_of(action: &pb::Action) -> String {
+    match &action.kind {
+        Some(pb::action::Kind::Archiver(a)) => a.spec_digest.clone(),
+        other => panic!("not an archiver: {other:?}"),
+    }
+}
+
+#[test]
+fn a_changed_retention_reaches_the_running_archiver_as_a_new_spec_digest_in_the_same_run() {
+    let mut o = continuous();
+    let first = step(&mut o, now());
+    let (_, action) = dispatched(&first.intents)[0];
+    let (id, digest) = (action.id.clone(), digest_of(action));
+    assert_eq!(digest.len(), 32);
+    // The StatefulSet carries the digest the action does.
+    assert_eq!(
+        statefulset_of(action).metadata.annotations.unwrap()
+            [well_known::annotation::ARCHIVER_SPEC_DIGEST],
+        digest
+    );
+    archiving(&mut o, INFO_1);
+    // Unchanged: the same digest every reconcile (a re-dispatch the agent ignores).
+    let again = step(&mut o, later(10));
+    assert_eq!(digest_of(dispatched(&again.intents)[0].1), digest);
+    // The entry's retention was synced into the Backup (RetentionSynced): a new digest, the new
+    // DP_TTL_SECONDS, and the same action id (the same run: the agent restarts its pod).
+    o.backup.spec.retention_period = Some("1h".into());
+    let changed = step(&mut o, later(20));
+    let (_, action) = dispatched(&changed.intents)[0];
+    assert_eq!(action.id, id);
+    assert_ne!(digest_of(action), digest);
+    assert!(
+        env_of_set(&statefulset_of(action)).contains(&("DP_TTL_SECONDS".into(), "3600".into()))
+    );
+    let status = changed.status.unwrap();
+    assert_eq!(status.phase, Some(BackupPhase::Running));
+    assert_eq!(entry(&status, ARCHIVER).phase, Some(ActionPhase::Running));
+    // A changed archive interval (the entry's cron) is a new spec too.
+    let retained = digest_of(action);
+    o.schedule.as_mut().unwrap().spec.schedules[0].cron_expression = "*/1 * * * *".into();
+    let recron = step(&mut o, later(30));
+    assert_ne!(digest_of(dispatched(&recron.intents)[0].1), retained);
+}
+
 #[test]
 fn a_lost_node_keeps_the_continuous_backup_running() {
     let mut o = continuous();

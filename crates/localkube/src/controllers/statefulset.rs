@@ -1,7 +1,9 @@
 //! The StatefulSet controller: ordered pods `<name>-<i>` (OrderedReady: each waits for the
 //! previous one to be Running and Ready; Parallel: all at once), PVCs from
 //! volumeClaimTemplates (`<template>-<name>-<i>`), scale up and down (highest ordinal
-//! first), replacement of failed pods, and status counts.
+//! first), replacement of failed pods, rolling updates of a changed pod template (the pods'
+//! `controller-revision-hash` label; `updateStrategy.type: OnDelete` leaves them), and status
+//! counts.
 
 use super::runner::Reconciler;
 use super::util::{
@@ -92,6 +94,56 @@ pub fn next_step(name: &str, replicas: i64, parallel: bool, pods: &[Value]) -> V
     steps
 }
 
+/// The label holding the revision of the template a pod was created from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// The revision of a set's pod template: `<name>-<hash of the template>` (keys sorted, so a
+/// template written in another key order is the same revision).
+pub fn template_revision(name: &str, template: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let mut out: serde_json::Map<String, Value> =
+                    map.iter().map(|(k, v)| (k.clone(), sorted(v))).collect();
+                out.sort_keys();
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let hash = blake3::hash(sorted(template).to_string().as_bytes());
+    format!("{name}-{}", &hash.to_hex()[..10])
+}
+
+/// A rolling update's next step once every pod exists and none is being deleted (as the
+/// StatefulSet controller: one pod at a time, the highest ordinal first, each replaced pod
+/// created again from the new template before the next goes): the highest-ordinal pod not at
+/// `revision`, if any.
+pub fn rollout_step(name: &str, revision: &str, pods: &[Value]) -> Option<Step> {
+    let deleting = pods.iter().any(|p| {
+        p.pointer("/metadata/deletionTimestamp")
+            .is_some_and(|d| !d.is_null())
+    });
+    if deleting {
+        return None;
+    }
+    pods.iter()
+        .filter_map(|p| {
+            let pod = s(p, "/metadata/name");
+            let labels = p.pointer("/metadata/labels");
+            let at = labels
+                .and_then(|l| l.get(REVISION_LABEL))
+                .and_then(Value::as_str);
+            if at == Some(revision) {
+                return None;
+            }
+            Some((ordinal(name, pod)?, pod.to_string()))
+        })
+        .max()
+        .map(|(_, pod)| Step::Delete(pod))
+}
+
 pub struct StatefulSetController {
     pub api: Arc<Api>,
 }
@@ -111,6 +163,7 @@ impl StatefulSetController {
             .unwrap_or_else(|| json!({}));
         labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
         labels["apps.kubernetes.io/pod-index"] = json!(ordinal.to_string());
+        labels[REVISION_LABEL] = json!(template_revision(name, &template));
         for claim in set
             .pointer("/spec/volumeClaimTemplates")
             .and_then(Value::as_array)
@@ -198,7 +251,18 @@ impl Reconciler for StatefulSetController {
             .and_then(Value::as_i64)
             .unwrap_or(1);
         let parallel = s(&set, "/spec/podManagementPolicy") == "Parallel";
-        for step in next_step(&key.1, replicas, parallel, &pods) {
+        let revision = template_revision(
+            &key.1,
+            set.pointer("/spec/template").unwrap_or(&Value::Null),
+        );
+        let mut steps = next_step(&key.1, replicas, parallel, &pods);
+        if steps == [Step::Done]
+            && s(&set, "/spec/updateStrategy/type") != "OnDelete"
+            && let Some(step) = rollout_step(&key.1, &revision, &pods)
+        {
+            steps = vec![step];
+        }
+        for step in steps {
             match step {
                 Step::Create(o) => self.create_pod(&set, &key.0, o)?,
                 Step::Delete(name) => delete(
@@ -216,13 +280,19 @@ impl Reconciler for StatefulSetController {
             .filter(|p| ordinal(&key.1, s(p, "/metadata/name")).is_some_and(|o| o < replicas))
             .collect();
         let ready = live.iter().filter(|p| pod_ready(p)).count();
+        let updated = pods
+            .iter()
+            .filter(|p| s(p, &format!("/metadata/labels/{REVISION_LABEL}")) == revision)
+            .count();
         let status = json!({
             "observedGeneration": i(&set, "/metadata/generation"),
             "replicas": pods.len(),
             "readyReplicas": ready,
             "currentReplicas": pods.len(),
-            "updatedReplicas": pods.len(),
+            "updatedReplicas": updated,
             "availableReplicas": ready,
+            "currentRevision": revision,
+            "updateRevision": revision,
             "collisionCount": 0,
         });
         let rt = self.api.builtin(Builtin::StatefulSet);
@@ -281,6 +351,45 @@ mod tests {
             next_step("db", 1, false, &pods),
             vec![Step::Delete("db-1".into())]
         );
+    }
+
+    fn at(mut pod: Value, revision: &str) -> Value {
+        pod["metadata"]["labels"] = json!({ REVISION_LABEL: revision });
+        pod
+    }
+
+    #[test]
+    fn a_changed_template_replaces_the_highest_outdated_pod_first_one_at_a_time() {
+        let old = json!({"spec": {"containers": [{"name": "a", "env": [{"name": "TTL", "value": "60"}]}]}});
+        let new = json!({"spec": {"containers": [{"name": "a", "env": [{"name": "TTL", "value": "120"}]}]}});
+        let (r1, r2) = (template_revision("db", &old), template_revision("db", &new));
+        assert_ne!(r1, r2);
+        // The key order does not make a revision.
+        let reordered: Value = serde_json::from_str(
+            r#"{"spec": {"containers": [{"env": [{"value": "60", "name": "TTL"}], "name": "a"}]}}"#,
+        )
+        .expect("json");
+        assert_eq!(template_revision("db", &reordered), r1);
+        let pods = vec![
+            at(pod("db-0", "Running", true), &r1),
+            at(pod("db-1", "Running", true), &r1),
+        ];
+        assert_eq!(rollout_step("db", &r1, &pods), None);
+        assert_eq!(
+            rollout_step("db", &r2, &pods),
+            Some(Step::Delete("db-1".into()))
+        );
+        let mut half = vec![
+            at(pod("db-0", "Running", true), &r1),
+            at(pod("db-1", "Running", true), &r2),
+        ];
+        assert_eq!(
+            rollout_step("db", &r2, &half),
+            Some(Step::Delete("db-0".into()))
+        );
+        // Never two at once: nothing more while a pod is going.
+        half[1]["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert_eq!(rollout_step("db", &r2, &half), None);
     }
 
     #[test]

@@ -345,6 +345,47 @@ async fn a_shared_csi_claim_binds_at_once_and_two_pods_see_the_same_files_at_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_statefulset_template_replaces_its_pod_and_never_runs_two() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    k.apply("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: arc}\nspec:\n  replicas: 1\n  serviceName: ''\n  selector: {matchLabels: {app: arc}}\n  template:\n    metadata: {labels: {app: arc}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{name: c, image: x, command: [sh, -c, 'echo ttl=$TTL; sleep 1000'], env: [{name: TTL, value: '60'}]}]\n");
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=1",
+        "sts/arc",
+        "--timeout=60s",
+    ]);
+    let uid = |k: &Kubectl<'_>| k.ok(&["get", "pod", "arc-0", "-o", "jsonpath={.metadata.uid}"]);
+    let first = uid(&k);
+    // An unchanged apply is no rollout.
+    k.ok(&["annotate", "sts", "arc", "touched=yes"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(uid(&k), first);
+    k.ok(&["set", "env", "sts/arc", "TTL=120"]);
+    let start = std::time::Instant::now();
+    loop {
+        let pods = k.ok(&["get", "pods", "-l", "app=arc", "-o", "name"]);
+        assert!(pods.lines().count() <= 1, "two archivers at once: {pods}");
+        let log = k.run(&["logs", "arc-0"]);
+        if log.status.success() && stdout(&log).contains("ttl=120") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the pod was not replaced"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(uid(&k), first);
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.updatedReplicas}=1",
+        "sts/arc",
+        "--timeout=30s",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_snapshot_restores_into_a_new_claim_with_identical_content() {
     let t = with_kubelet().await;
     let k = kubectl(&t);

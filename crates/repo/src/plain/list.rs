@@ -125,13 +125,19 @@ impl EntryFilter {
         {
             return false;
         }
+        // apecloud/datasafed compares whole unix seconds (`MTime().Unix()`): a file modified
+        // at 20.5 s is not newer than 20.
         if let Some(newer) = o.newer_than
-            && entry.modified.is_none_or(|m| m <= newer)
+            && entry
+                .modified
+                .is_none_or(|m| m.as_second() <= newer.as_second())
         {
             return false;
         }
         if let Some(older) = o.older_than
-            && entry.modified.is_none_or(|m| m >= older)
+            && entry
+                .modified
+                .is_none_or(|m| m.as_second() >= older.as_second())
         {
             return false;
         }
@@ -289,6 +295,31 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(paths(&o.filter().expect("f").apply(entries)), ["b.tar.zst"]);
+    }
+
+    #[test]
+    fn time_filters_compare_whole_seconds_as_datasafed_does() {
+        let at = |nanos: i64| Entry {
+            modified: Timestamp::from_nanosecond(i128::from(nanos)).ok(),
+            ..entry("f", false, 1, 0)
+        };
+        let newer = ListOptions {
+            newer_than: Timestamp::from_second(20).ok(),
+            ..Default::default()
+        }
+        .filter()
+        .expect("f");
+        assert!(!newer.accepts(&at(20_500_000_000)));
+        assert!(newer.accepts(&at(21_000_000_000)));
+        let older = ListOptions {
+            older_than: Timestamp::from_second(20).ok(),
+            ..Default::default()
+        }
+        .filter()
+        .expect("f");
+        assert!(older.accepts(&at(19_900_000_000)));
+        assert!(!older.accepts(&at(20_000_000_000)));
+        assert!(!older.accepts(&at(20_500_000_000)));
     }
 
     #[test]
