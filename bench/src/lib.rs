@@ -1,1 +1,3 @@
 //! Benchmark harness: dataset generators and peer runners.
+
+pub mod repo_limits;

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use cairn_bench::repo_limits::{self, Limits};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -434,11 +435,45 @@ fn mutate(dir: &Path, seed: u64) -> Result<(u64, u64)> {
 // ----------------------------------------------------------------------------------------
 // Running tools and measuring them.
 
-/// Time and peak RSS of one command, measured with GNU time.
+/// Time, peak RSS and CPU of one command, measured with GNU time.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 struct Measure {
     seconds: f64,
     rss_kib: u64,
+    /// User + system CPU seconds of the command.
+    cpu_s: f64,
+    /// CPU seconds the benchmark's S3 server spent meanwhile (0 when it is not running).
+    server_cpu_s: f64,
+}
+
+/// CPU seconds the benchmark's S3 server (every process whose command line names its data
+/// directory) has used so far; 0 when it is not running.
+fn server_cpu_s() -> f64 {
+    let Some(server) = cairn_repo::testing::SeaweedFs::started() else {
+        return 0.0;
+    };
+    let dir = server.dir.display().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+        })
+        .map(|p| {
+            cairn_bench::repo_limits::process_cpu_s(
+                &fs::read_to_string(p.path().join("stat")).unwrap_or_default(),
+            )
+        })
+        .sum()
 }
 
 fn drop_caches() {
@@ -451,9 +486,10 @@ fn drop_caches() {
 /// Runs `script` with bash under /usr/bin/time; fails with its output if it fails.
 fn measure(script: &str, env: &BTreeMap<String, String>) -> Result<Measure> {
     let stats = tempfile_path("time");
+    let server_before = server_cpu_s();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%e %M")
+        .arg("%e %M %U %S")
         .arg("-o")
         .arg(&stats)
         .arg("bash")
@@ -476,7 +512,13 @@ fn measure(script: &str, env: &BTreeMap<String, String>) -> Result<Measure> {
     let mut parts = last.split_whitespace();
     let seconds: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
     let rss_kib: u64 = parts.next().unwrap_or("0").parse().unwrap_or(0);
-    Ok(Measure { seconds, rss_kib })
+    let cpu_s: f64 = parts.map(|p| p.parse::<f64>().unwrap_or(0.0)).sum();
+    Ok(Measure {
+        seconds,
+        rss_kib,
+        cpu_s,
+        server_cpu_s: server_cpu_s() - server_before,
+    })
 }
 
 fn tempfile_path(tag: &str) -> PathBuf {
@@ -654,6 +696,8 @@ struct Rep {
     restore: Measure,
     size_after_first: u64,
     size_after_second: u64,
+    /// Cairn only: what the hardware allows a restore of the same repository.
+    limits: Option<Limits>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -841,6 +885,18 @@ fn one_rep(
     let restore = runner.restore(&restore_dir, data, 2)?;
     verify_restore(data, &restore_dir)?;
     let _ = fs::remove_dir_all(&restore_dir);
+    let limits = if tool == "cairn" {
+        eprintln!("   measuring what the hardware allows on {target}");
+        match repo_limits::measure(&runner.repo, "bench-password", &server_cpu_s, &drop_caches) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("   measuring the limits failed: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(dir) = &runner.local_dir {
         let _ = fs::remove_dir_all(dir);
     }
@@ -850,6 +906,7 @@ fn one_rep(
         restore,
         size_after_first,
         size_after_second,
+        limits,
     })
 }
 
@@ -1139,6 +1196,83 @@ fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
     Ok(())
 }
 
+/// Where the restores' time goes (their CPU and the S3 server's) and, for Cairn, the least
+/// time the hardware allows a restore of the same repository (`repo_limits`).
+fn print_limits(mb: f64, rows: &[Row], restores: &[(String, String, f64)]) {
+    let med = |r: &Row, f: &dyn Fn(&Rep) -> f64| median(r.reps.iter().map(f).collect());
+    println!(
+        "\nrestore CPU (medians): the tool's own and the S3 server's during the restore; cores busy = their sum ÷ the restore's time\n"
+    );
+    println!("| tool | target | restore s | tool CPU s | S3 server CPU s | cores busy |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows.iter().filter(|r| !r.reps.is_empty()) {
+        let secs = med(r, &|x| x.restore.seconds);
+        let cpu = med(r, &|x| x.restore.cpu_s);
+        let server = med(r, &|x| x.restore.server_cpu_s);
+        println!(
+            "| {} | {} | {secs:.2} | {cpu:.2} | {server:.2} | {:.2} |",
+            r.tool,
+            r.target,
+            (cpu + server) / secs.max(0.001)
+        );
+    }
+    let with_limits: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.reps.iter().any(|x| x.limits.is_some()))
+        .collect();
+    if with_limits.is_empty() {
+        return;
+    }
+    println!(
+        "\nwhat the hardware allows a restore of Cairn's repository (same run, medians): every pack read to nothing 16 at a time from a cold cache, and every blob decrypted and decompressed from memory on all cores; CPU floor = (read CPU of client and server + decode CPU) ÷ cores, before any file is written\n"
+    );
+    println!(
+        "| target | packs MB | read s | read MB/s | read CPU s client + server | decode s | decode CPU s | cores | CPU floor s | at most MB/s | Cairn restore MB/s | 2× fastest peer MB/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in with_limits {
+        let l = |f: &dyn Fn(&Limits) -> f64| {
+            median(
+                r.reps
+                    .iter()
+                    .filter_map(|x| x.limits.as_ref())
+                    .map(f)
+                    .collect(),
+            )
+        };
+        let floor = l(&|x| x.cpu_floor_s());
+        let pack_mb = l(&|x| x.pack_bytes as f64) / 1e6;
+        let read_s = l(&|x| x.read_s);
+        let best_peer = restores
+            .iter()
+            .filter(|(tool, target, _)| {
+                *target == r.target && ["restic", "rustic", "borg"].contains(&tool.as_str())
+            })
+            .map(|(_, _, secs)| *secs)
+            .fold(f64::INFINITY, f64::min);
+        let cairn = restores
+            .iter()
+            .find(|(tool, target, _)| tool == "cairn" && *target == r.target)
+            .map_or(0.0, |(_, _, secs)| mb / secs.max(0.001));
+        println!(
+            "| {} | {pack_mb:.0} | {read_s:.2} | {:.0} | {:.2} + {:.2} | {:.2} | {:.2} | {:.0} | {floor:.2} | {:.0} | {cairn:.0} | {} |",
+            r.target,
+            pack_mb / read_s.max(0.001),
+            l(&|x| x.read_client_cpu_s),
+            l(&|x| x.read_server_cpu_s),
+            l(&|x| x.decode_s),
+            l(&|x| x.decode_cpu_s),
+            l(&|x| x.cores as f64),
+            mb / floor.max(0.001),
+            if best_peer.is_finite() {
+                format!("{:.0}", 2.0 * mb / best_peer.max(0.001))
+            } else {
+                "-".into()
+            }
+        );
+    }
+}
+
 fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[StreamPull]) {
     let mb = dataset as f64 / 1e6;
     struct Summary {
@@ -1257,6 +1391,14 @@ fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[
                 .unwrap_or_default()
         );
     }
+    print_limits(
+        mb,
+        rows,
+        &sums
+            .iter()
+            .map(|s| (s.tool.clone(), s.target.clone(), s.restore_s))
+            .collect::<Vec<_>>(),
+    );
     if !streams.is_empty() {
         println!(
             "\nstreamed restore of one file (a tar of the dataset), cold page cache, medians; ×restic = rate ÷ restic restore's rate of the same file\n"

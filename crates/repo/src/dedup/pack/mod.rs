@@ -268,6 +268,41 @@ pub fn parse_header(
         .collect()
 }
 
+/// Opens every blob of a whole pack held in memory (its header found through its own
+/// trailer) and returns the plaintext bytes: the decode work of a restore without its reads
+/// and writes (the benchmark measures what that costs alone, bench/README.md).
+pub fn open_pack(keys: &MasterKeys, pack: &Id, bytes: &[u8]) -> Result<u64> {
+    let name = pack_key(pack);
+    let (start, len) = locate_header(bytes, bytes.len() as u64, &name)?;
+    let sealed = &bytes[start as usize..(start + len) as usize];
+    let entries = parse_header(keys, pack, sealed, &name)?;
+    let aead = keys.pack_aead(pack);
+    let mut plain = Vec::new();
+    let mut raw = 0u64;
+    for (index, e) in entries.iter().enumerate() {
+        let r = BlobRef {
+            id: e.id,
+            pack: *pack,
+            index: index as u32,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+        };
+        let stored = bytes
+            .get(r.offset as usize..r.end() as usize)
+            .filter(|_| r.end() <= start)
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "pack {name}: blob {index} lies beyond the end of the pack's blobs"
+                ))
+            })?;
+        plain.clear();
+        open_blob_into(&aead, e.kind, &r, stored, &mut plain)?;
+        raw += plain.len() as u64;
+    }
+    Ok(raw)
+}
+
 /// Decrypts (and decompresses) one blob's stored bytes, proving it is `r.id` of `kind`.
 pub(crate) fn open_blob(
     aead: &Aead,
@@ -435,6 +470,39 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_whole_pack_opens_to_its_plaintext_bytes_and_damage_fails_it() {
+        let keys = MasterKeys::generate(CipherKind::Aes256Gcm);
+        let mut builder = PackBuilder::new(1024);
+        let page = vec![3u8; 8192];
+        let page_z = zstd::bulk::compress(&page, 1).expect("zstd");
+        builder.add(
+            BlobType::Data,
+            keys.chunk_id(&page),
+            &page_z,
+            true,
+            page.len() as u32,
+        );
+        let raw = b"stored as it is".to_vec();
+        let r = builder.add(
+            BlobType::Data,
+            keys.chunk_id(&raw),
+            &raw,
+            false,
+            raw.len() as u32,
+        );
+        let (id, bytes, _) = builder.seal(&keys);
+        let opened = open_pack(&keys, &id, &bytes).expect("an intact pack opens");
+        assert_eq!(opened, (page.len() + raw.len()) as u64);
+
+        let mut damaged = bytes.to_vec();
+        damaged[r.offset as usize] ^= 1;
+        let err = open_pack(&keys, &id, &damaged).expect_err("a damaged blob");
+        assert_eq!(err.kind(), crate::ErrorKind::Crypto, "{err}");
+        let err = open_pack(&keys, &Id::random(), &bytes).expect_err("another pack's id");
+        assert_eq!(err.kind(), crate::ErrorKind::Crypto, "{err}");
     }
 
     #[test]
