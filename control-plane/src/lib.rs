@@ -1,5 +1,6 @@
 //! Cairn's control plane: reconcilers split into pure planners (`plan/`) and a thin IO shell.
 
+pub mod allocator;
 pub mod api;
 pub mod args;
 pub mod ca_cmd;

@@ -407,6 +407,14 @@ impl FinishCounter {
         }
     }
 
+    /// Takes in one watch event of the BackupPolicies: a deleted policy's series go.
+    pub fn policy_event(&self, event: &kube::runtime::watcher::Event<BackupPolicy>) {
+        if let kube::runtime::watcher::Event::Delete(policy) = event {
+            self.counts
+                .forget_policy(&policy.namespace().unwrap_or_default(), &policy.name_any());
+        }
+    }
+
     /// Takes in one watch event of the Restores.
     pub fn restore_event(&self, event: &kube::runtime::watcher::Event<Restore>) {
         let Some((seen, object)) = watched(event, restore_stage) else {
@@ -744,19 +752,54 @@ struct FinishFamilies {
     backup_bytes: Counter,
     restores: Family<RestoreOutcomeLabels, Counter>,
     restore_seconds: Family<RestoreLabels, Histogram>,
+    /// The label sets counted so far, so that a policy's series go with it.
+    counted: Arc<Mutex<CountedLabels>>,
+}
+
+#[derive(Debug, Default)]
+struct CountedLabels {
+    backups: HashSet<BackupLabels>,
+    restores: HashSet<RestoreLabels>,
 }
 
 impl FinishFamilies {
+    /// Removes every series of the policy `namespace/policy`: a deleted BackupPolicy's series
+    /// would otherwise stay for the life of the process, one set per policy ever counted.
+    fn forget_policy(&self, namespace: &str, policy: &str) {
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        let of_policy = |ns: &str, p: &str| ns == namespace && p == policy;
+        counted.backups.retain(|l| {
+            if !of_policy(&l.namespace, &l.policy) {
+                return true;
+            }
+            for outcome in [true, false] {
+                self.backups.remove(&backup_outcome_labels(l, outcome));
+            }
+            self.backup_seconds.remove(l);
+            self.backup_size.remove(l);
+            false
+        });
+        counted.restores.retain(|l| {
+            if !of_policy(&l.namespace, &l.policy) {
+                return true;
+            }
+            for outcome in [true, false] {
+                self.restores.remove(&restore_outcome_labels(l, outcome));
+            }
+            self.restore_seconds.remove(l);
+            false
+        });
+    }
+
     fn backup(&self, finished: &FinishedBackup) {
         let l = &finished.labels;
+        self.counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .backups
+            .insert(l.clone());
         self.backups
-            .get_or_create(&BackupOutcomeLabels {
-                namespace: l.namespace.clone(),
-                policy: l.policy.clone(),
-                method: l.method.clone(),
-                schedule: l.schedule.clone(),
-                outcome: outcome(finished.completed),
-            })
+            .get_or_create(&backup_outcome_labels(l, finished.completed))
             .inc();
         if let Some(seconds) = finished.seconds {
             self.backup_seconds.get_or_create(l).observe(seconds);
@@ -769,17 +812,36 @@ impl FinishFamilies {
 
     fn restore(&self, finished: &FinishedRestore) {
         let l = &finished.labels;
+        self.counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .restores
+            .insert(l.clone());
         self.restores
-            .get_or_create(&RestoreOutcomeLabels {
-                namespace: l.namespace.clone(),
-                policy: l.policy.clone(),
-                method: l.method.clone(),
-                outcome: outcome(finished.completed),
-            })
+            .get_or_create(&restore_outcome_labels(l, finished.completed))
             .inc();
         if let Some(seconds) = finished.seconds {
             self.restore_seconds.get_or_create(l).observe(seconds);
         }
+    }
+}
+
+fn backup_outcome_labels(l: &BackupLabels, completed: bool) -> BackupOutcomeLabels {
+    BackupOutcomeLabels {
+        namespace: l.namespace.clone(),
+        policy: l.policy.clone(),
+        method: l.method.clone(),
+        schedule: l.schedule.clone(),
+        outcome: outcome(completed),
+    }
+}
+
+fn restore_outcome_labels(l: &RestoreLabels, completed: bool) -> RestoreOutcomeLabels {
+    RestoreOutcomeLabels {
+        namespace: l.namespace.clone(),
+        policy: l.policy.clone(),
+        method: l.method.clone(),
+        outcome: outcome(completed),
     }
 }
 
@@ -803,6 +865,7 @@ pub struct Metrics {
     pub backup_size: Family<BackupLabels, Histogram>,
     pub restores: Family<RestoreOutcomeLabels, Counter>,
     pub restore_seconds: Family<RestoreLabels, Histogram>,
+    counted: Arc<Mutex<CountedLabels>>,
     // `cairn_continuous_backup_stalled` and `..._end_timestamp_seconds` (labelled by Backup
     // name) are derived from the cached Backups at every scrape (`BackupCollector`).
 }
@@ -923,6 +986,7 @@ impl Metrics {
             backup_size,
             restores,
             restore_seconds,
+            counted: Arc::default(),
         }
     }
 
@@ -969,6 +1033,12 @@ impl Metrics {
             }));
     }
 
+    /// Reports the allocator's statistics at every scrape ([`crate::allocator`]).
+    pub fn observe_allocator(&mut self) {
+        self.registry
+            .register_collector(Box::new(crate::allocator::AllocatorCollector));
+    }
+
     /// Reports the expiry of `files` at every scrape.
     pub fn observe_certificates(&mut self, files: Vec<CertificateFile>) {
         self.registry
@@ -983,6 +1053,7 @@ impl Metrics {
             backup_bytes: self.backup_bytes.clone(),
             restores: self.restores.clone(),
             restore_seconds: self.restore_seconds.clone(),
+            counted: self.counted.clone(),
         }
     }
 
@@ -1244,6 +1315,46 @@ mod tests {
         counter.backup_event(&Event::Apply(done("b1", "u1")));
         assert_eq!(counted(&metrics, "completed"), 0);
         counter.backup_event(&Event::Apply(done("b2", "u2")));
+        assert_eq!(counted(&metrics, "completed"), 1);
+    }
+
+    #[test]
+    fn a_deleted_policys_series_go_with_it() {
+        use kube::runtime::watcher::Event;
+        let policy = |namespace: &str, name: &str| -> BackupPolicy {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+                "kind": "BackupPolicy",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"backupMethods": []},
+            }))
+            .unwrap()
+        };
+        let metrics = Metrics::new();
+        let counter = metrics.finish_counter(|| true);
+        counter.backup_event(&Event::Init);
+        counter.backup_event(&Event::InitDone);
+        counter.backup_event(&Event::Apply(done("b1", "u1")));
+        counter.backup_event(&Event::Apply(in_phase("b2", "u2", "Failed")));
+        let mut other = done("b3", "u3");
+        other.spec.backup_policy_name = "other-policy".into();
+        counter.backup_event(&Event::Apply(other));
+        assert_eq!(
+            (counted(&metrics, "completed"), counted(&metrics, "failed")),
+            (1, 1)
+        );
+        // Another namespace's policy of the same name, then the policy itself.
+        counter.policy_event(&Event::Delete(policy("elsewhere", "pg-policy")));
+        assert_eq!(counted(&metrics, "completed"), 1);
+        counter.policy_event(&Event::Delete(policy("db", "pg-policy")));
+        let text = metrics.render();
+        assert!(!text.contains("policy=\"pg-policy\""), "{text}");
+        assert!(
+            text.contains("cairn_backups_total{namespace=\"db\",policy=\"other-policy\""),
+            "{text}"
+        );
+        // Counted again from zero if it comes back.
+        counter.backup_event(&Event::Apply(done("b4", "u4")));
         assert_eq!(counted(&metrics, "completed"), 1);
     }
 

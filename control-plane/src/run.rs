@@ -88,7 +88,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         let leadership = leadership.clone();
         move || leadership.is_leading()
     }));
-    let (backup_finishes, restore_finishes) = (finishes.clone(), finishes.clone());
+    let (backup_finishes, restore_finishes, policy_finishes) =
+        (finishes.clone(), finishes.clone(), finishes.clone());
     let caches = crate::shell::cache::Caches::spawn_observed(
         &client,
         &shutdown,
@@ -102,6 +103,11 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 move |event: &kube::runtime::watcher::Event<cairn_api::restore::Restore>| {
                     restore_finishes.restore_event(event)
                 },
+            )),
+            policies: Some(Box::new(
+                move |event: &kube::runtime::watcher::Event<
+                    cairn_api::backup_policy::BackupPolicy,
+                >| { policy_finishes.policy_event(event) },
             )),
         },
     );
@@ -122,6 +128,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         )
     });
     metrics.observe_certificates(certificate_files(&args, &ca, &cert));
+    metrics.observe_allocator();
     let metrics = Arc::new(metrics);
     let ctx = Arc::new(Context::new(
         client.clone(),

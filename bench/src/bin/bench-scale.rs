@@ -90,7 +90,9 @@ struct Args {
     /// Target pods (and their BackupPolicies) per namespace.
     #[arg(long, default_value_t = 10)]
     pods_per_namespace: usize,
-    /// Backups created, completed and deleted before the starting RSS of the soak is taken.
+    /// Backups created, completed and deleted before the starting RSS of the soak is taken; at
+    /// least one per simulated pod, so that what the control plane keeps per BackupPolicy (its
+    /// metric series) is in the starting memory and only what a Backup leaves counts as growth.
     #[arg(long, default_value_t = 100)]
     warmup: usize,
     /// Skip deleting the backups (no soak).
@@ -854,18 +856,47 @@ fn sample_rss(
 ///
 /// `anon` (`RssAnon`) is the memory the process allocated (heap, stacks); `rss` adds the pages
 /// of its executable and libraries read from disk, which grow as code runs for the first time
-/// (a debug build's binary is large) and which the kernel can drop at any time.
+/// (a debug build's binary is large) and which the kernel can drop at any time. `heap` and
+/// `allocator_resident` are the control plane's allocator's own account (jemalloc's
+/// `stats.allocated`, the live heap, and `stats.resident`, its pages in RAM including freed
+/// ones not yet returned), from `cairn_allocator_bytes` on `/metrics` (`None` from a control
+/// plane that does not report them).
 #[derive(Debug, Default, Clone, Copy)]
 struct Memory {
     rss: u64,
     anon: u64,
+    heap: Option<u64>,
+    allocator_resident: Option<u64>,
 }
 
-async fn settled_rss(pid: u32) -> Memory {
+impl Memory {
+    /// E.g. `105.4 MiB (anon 98.0 MiB, heap 40.2 MiB, allocator resident 60.1 MiB)`.
+    fn describe(&self) -> String {
+        let mut parts = vec![format!("anon {}", mib(self.anon))];
+        if let Some(heap) = self.heap {
+            parts.push(format!("heap {}", mib(heap)));
+        }
+        if let Some(resident) = self.allocator_resident {
+            parts.push(format!("allocator resident {}", mib(resident)));
+        }
+        format!("{} ({})", mib(self.rss), parts.join(", "))
+    }
+}
+
+/// `cairn_allocator_bytes{state="<state>"}` in a `/metrics` text.
+fn allocator_bytes(text: &str, state: &str) -> Option<u64> {
+    let prefix = format!("cairn_allocator_bytes{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+async fn settled_rss(pid: u32, health: SocketAddr) -> Memory {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut low = Memory {
         rss: u64::MAX,
         anon: u64::MAX,
+        ..Memory::default()
     };
     for _ in 0..10 {
         if let Some((now, _, anon)) = rss(pid) {
@@ -873,6 +904,10 @@ async fn settled_rss(pid: u32) -> Memory {
             low.anon = low.anon.min(anon);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(text) = metrics(health).await {
+        low.heap = allocator_bytes(&text, "allocated");
+        low.allocator_resident = allocator_bytes(&text, "resident");
     }
     low
 }
@@ -942,7 +977,7 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     };
 
     // Warm-up: connections, caches and allocator arenas settle before the starting RSS.
-    let warm = names("warm", args.warmup);
+    let warm = names("warm", args.warmup.max(agents));
     if !warm.is_empty() {
         create_backups(&client, &shared, &warm, args.rate, async |_| {}).await?;
         let warm_names: Vec<String> = warm.iter().map(|w| w.0.clone()).collect();
@@ -963,12 +998,8 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
             }
         }
     }
-    let rss_before = settled_rss(pid).await;
-    eprintln!(
-        "starting RSS {} (anonymous {})",
-        mib(rss_before.rss),
-        mib(rss_before.anon)
-    );
+    let rss_before = settled_rss(pid, scenario.health).await;
+    eprintln!("starting RSS {}", rss_before.describe());
 
     let list = names("b", backups);
     let first = backups / 5;
@@ -994,7 +1025,7 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     if !finished {
         eprintln!("not every backup finished within {finish_budget:?}");
     }
-    let rss_loaded = settled_rss(pid).await;
+    let rss_loaded = settled_rss(pid, scenario.health).await;
 
     let mut outcome = Outcome {
         agents,
@@ -1052,7 +1083,7 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
             eprintln!("only {deleted} of {backups} backups were deleted in time");
         }
         outcome.deleted = Some(deleted);
-        outcome.rss_after = Some(settled_rss(pid).await);
+        outcome.rss_after = Some(settled_rss(pid, scenario.health).await);
     }
     if args.hold > 0 {
         eprintln!(
@@ -1207,8 +1238,7 @@ fn print_table(outcomes: &[Outcome], load: &str, bin_dir: &Path) {
             ("RSS before (after warm-up)", o.rss_before),
             ("RSS with all backups Completed", o.rss_loaded),
         ] {
-            let value = format!("{} (anon {})", mib(memory.rss), mib(memory.anon));
-            line(metric, value, "", None);
+            line(metric, memory.describe(), "", None);
         }
         if let Some(after) = o.rss_after {
             let growth = |after: u64, before: u64| after as f64 / before.max(1) as f64 - 1.0;
@@ -1223,6 +1253,17 @@ fn print_table(outcomes: &[Outcome], load: &str, bin_dir: &Path) {
                 "",
                 None,
             );
+            if let (Some(before), Some(heap)) = (o.rss_before.heap, after.heap) {
+                line(
+                    "live heap after all deleted",
+                    format!("{} ({:+.1} %)", mib(heap), growth(heap, before) * 100.0),
+                    "",
+                    None,
+                );
+            }
+            if let Some(resident) = after.allocator_resident {
+                line("allocator resident after", mib(resident), "", None);
+            }
             let anon = growth(after.anon, o.rss_before.anon);
             line(
                 "anonymous RSS after all deleted",

@@ -2,10 +2,12 @@
 //! its planner's requeue hints; reads through `shell::observe::backup`, decides with
 //! `plan::backup::plan` (ARCHITECTURE.md §K1.2, §K2), writes through `shell::execute`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_api::backup::{Backup, BackupPhase};
+use cairn_api::well_known;
 use futures::Stream;
 use jiff::Timestamp;
 use kube::api::Api;
@@ -65,7 +67,23 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
 
 /// Recomputes the recoverability gauges from the cached Backups and ActionSets (a Continuous,
 /// Full or Incremental backup changed; ARCHITECTURE.md §K4.5).
+///
+/// A window needs a Continuous backup and takes its bases from that backup's namespace, so only
+/// the Backups of namespaces holding a Continuous one are copied out of the cache: copying every
+/// cached Backup at each reconcile of a Full one made a burst of 10,000 Backups copy them all
+/// tens of thousands of times (bench/README.md, "scale").
 fn recoverability(ctx: &Context) {
+    let namespaces: BTreeSet<String> = ctx
+        .caches
+        .backups
+        .labelled(well_known::label::BACKUP_TYPE, "Continuous")
+        .iter()
+        .filter_map(|b| b.namespace())
+        .collect();
+    if namespaces.is_empty() {
+        ctx.metrics.set_windows(&[]);
+        return;
+    }
     let no_base = ctx
         .caches
         .actionsets
@@ -74,7 +92,11 @@ fn recoverability(ctx: &Context) {
         .filter(|a| a.spec.restore.as_ref().and_then(|r| r.base_backup_required) == Some(false))
         .filter_map(|a| a.metadata.name.clone())
         .collect();
-    let windows = cairn_api::window::windows(&ctx.caches.backups.all(), &no_base);
+    let backups = ctx
+        .caches
+        .backups
+        .filtered(|b| b.namespace().is_some_and(|ns| namespaces.contains(&ns)));
+    let windows = cairn_api::window::windows(&backups, &no_base);
     ctx.metrics.set_windows(&windows);
 }
 

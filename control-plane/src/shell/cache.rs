@@ -164,7 +164,8 @@ where
         self.filtered(|o| o.labels().get(key).map(String::as_str) == Some(value))
     }
 
-    fn filtered(&self, keep: impl Fn(&K) -> bool) -> Vec<K> {
+    /// The objects `keep` accepts, sorted by namespace and name; only those are copied.
+    pub fn filtered(&self, keep: impl Fn(&K) -> bool) -> Vec<K> {
         let mut out: Vec<K> = self
             .store
             .state()
@@ -226,7 +227,12 @@ impl Caches {
         observers: Observers,
     ) -> Caches {
         Caches {
-            policies: spawn("BackupPolicies", Api::all(client.clone()), stop),
+            policies: spawn_with(
+                "BackupPolicies",
+                Api::all(client.clone()),
+                stop,
+                observers.policies,
+            ),
             actionsets: spawn("ActionSets", Api::all(client.clone()), stop),
             repos: spawn("BackupRepos", Api::all(client.clone()), stop),
             providers: spawn("StorageProviders", Api::all(client.clone()), stop),
@@ -250,11 +256,12 @@ impl Caches {
 pub type Observer<K> = Box<dyn Fn(&watcher::Event<K>) + Send + Sync>;
 
 /// What sees the watch events of the kinds whose changes are counted (the metrics of finished
-/// Backups and Restores, README "Observability").
+/// Backups and Restores, README "Observability"; a deleted BackupPolicy's series go).
 #[derive(Default)]
 pub struct Observers {
     pub backups: Option<Observer<Backup>>,
     pub restores: Option<Observer<Restore>>,
+    pub policies: Option<Observer<BackupPolicy>>,
 }
 
 /// Runs a reflector for `api` in the background and returns its cache.

@@ -222,7 +222,7 @@ where
                     action: "Reconcile".into(),
                     secondary: None,
                 };
-                if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+                if let Err(err) = ctx.events.publish(&event, &reference).await {
                     tracing::debug!(error = %err, "publishing an event failed");
                 }
             }
@@ -295,10 +295,15 @@ where
             .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
         {
-            // The object is gone or going: nobody will record its actions any more.
-            Ok(_) => ctx.dispatcher.owner_gone(&owner_ref(&reference)),
+            // The object is gone or going: nobody will record its actions or aggregate its
+            // events any more.
+            Ok(_) => {
+                ctx.dispatcher.owner_gone(&owner_ref(&reference));
+                ctx.events.forget(&reference);
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                ctx.dispatcher.owner_gone(&owner_ref(&reference))
+                ctx.dispatcher.owner_gone(&owner_ref(&reference));
+                ctx.events.forget(&reference);
             }
             Err(source) => {
                 return Err(ExecuteError::PatchMeta {

@@ -3,6 +3,7 @@
 
 pub mod agent_view;
 pub mod cache;
+pub mod events;
 pub mod execute;
 pub mod observe;
 #[cfg(test)]
@@ -13,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
 use crate::dispatch::Dispatcher;
 use crate::leader::Leadership;
@@ -39,7 +40,8 @@ pub struct Context {
     pub dispatcher: Arc<dyn Dispatcher>,
     /// Whether this replica leads (only the leader carries out plans).
     pub leadership: Leadership,
-    pub recorder: Recorder,
+    /// Events about the reconciled objects.
+    pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub settings: ShellSettings,
     /// What the planners read, from watches (`observe` reads these, never a LIST).
@@ -65,7 +67,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Events::new(client.clone(), reporter),
             client,
             dispatcher,
             leadership,

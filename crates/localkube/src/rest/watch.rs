@@ -13,12 +13,14 @@ use super::read::{effective_field_selector, matches, parse_rv};
 use crate::error::ApiError;
 use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{EventType, StoredObject, WatchEvent};
+use crate::store::{EventType, Store, StoredObject, WatchEvent};
 use bytes::Bytes;
 use serde_json::Value;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 /// Watch query options.
@@ -152,98 +154,129 @@ impl Api {
         let store = self.store().clone();
         let storage = rt.storage.clone();
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
-            let mut last_rv;
-            let mut receiver: broadcast::Receiver<Arc<WatchEvent>>;
-            match start {
-                Start::Snapshot { bookmark } => {
-                    let snap = store.snapshot(&storage, filter.namespace.as_deref());
-                    for item in snap.items {
-                        if filter.accepts(&item)
-                            && tx
-                                .send(WatchItem::Event {
-                                    kind: EventType::Added,
-                                    object: item,
-                                })
-                                .await
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    last_rv = snap.rv;
-                    receiver = snap.receiver;
-                    if bookmark
-                        && tx
-                            .send(WatchItem::Bookmark {
-                                rv: snap.rv,
-                                initial_events_end: true,
-                            })
-                            .await
-                            .is_err()
+        let sink = Sink {
+            tx,
+            deadline: Box::pin(tokio::time::sleep(opts.timeout)),
+            shutdown,
+        };
+        tokio::spawn(stream(store, storage, start, filter, opts, sink));
+        Ok(rx)
+    }
+}
+
+/// Where a watch's items go, until its deadline or the server's shutdown.
+struct Sink {
+    tx: mpsc::Sender<WatchItem>,
+    deadline: Pin<Box<Sleep>>,
+    shutdown: CancellationToken,
+}
+
+impl Sink {
+    /// Sends `item`; `false` when the watch is over: the client went away, the deadline
+    /// passed or the server shuts down. A client that stopped reading (its channel full) must
+    /// not keep the task and its subscription past `timeoutSeconds` or shutdown, so the send
+    /// races them.
+    async fn send(&mut self, item: WatchItem) -> bool {
+        tokio::select! {
+            sent = self.tx.send(item) => sent.is_ok(),
+            () = &mut self.deadline => false,
+            () = self.shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// The watch task: the snapshot or history from `start`, then live events and bookmarks.
+async fn stream(
+    store: Arc<Store>,
+    storage: String,
+    start: Start,
+    filter: Filter,
+    opts: WatchOptions,
+    mut sink: Sink,
+) {
+    let mut last_rv;
+    let mut receiver: broadcast::Receiver<Arc<WatchEvent>>;
+    match start {
+        Start::Snapshot { bookmark } => {
+            let snap = store.snapshot(&storage, filter.namespace.as_deref());
+            for item in snap.items {
+                if filter.accepts(&item)
+                    && !sink
+                        .send(WatchItem::Event {
+                            kind: EventType::Added,
+                            object: item,
+                        })
+                        .await
+                {
+                    return;
+                }
+            }
+            last_rv = snap.rv;
+            receiver = snap.receiver;
+            if bookmark
+                && !sink
+                    .send(WatchItem::Bookmark {
+                        rv: snap.rv,
+                        initial_events_end: true,
+                    })
+                    .await
+            {
+                return;
+            }
+        }
+        Start::From(n) => match store.watch_from(Some(&storage), n) {
+            Err(oldest) => {
+                sink.send(WatchItem::Error(ApiError::too_old(n, oldest)))
+                    .await;
+                return;
+            }
+            Ok(sub) => {
+                last_rv = n;
+                receiver = sub.receiver;
+                for ev in sub.backlog {
+                    last_rv = last_rv.max(ev.rv);
+                    if let Some((kind, object)) = translate(&ev, &filter)
+                        && !sink.send(WatchItem::Event { kind, object }).await
                     {
                         return;
                     }
                 }
-                Start::From(n) => match store.watch_from(Some(&storage), n) {
-                    Err(oldest) => {
-                        let _ = tx
-                            .send(WatchItem::Error(ApiError::too_old(n, oldest)))
-                            .await;
+            }
+        },
+    }
+    let mut bookmarks = tokio::time::interval_at(
+        tokio::time::Instant::now() + opts.bookmark_interval,
+        opts.bookmark_interval,
+    );
+    loop {
+        tokio::select! {
+            received = receiver.recv() => match received {
+                Ok(ev) => {
+                    if ev.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = ev.rv;
+                    if let Some((kind, object)) = translate(&ev, &filter)
+                        && !sink.send(WatchItem::Event { kind, object }).await
+                    {
                         return;
                     }
-                    Ok(sub) => {
-                        last_rv = n;
-                        receiver = sub.receiver;
-                        for ev in sub.backlog {
-                            last_rv = last_rv.max(ev.rv);
-                            if let Some((kind, object)) = translate(&ev, &filter)
-                                && tx.send(WatchItem::Event { kind, object }).await.is_err()
-                            {
-                                return;
-                            }
-                        }
+                }
+                Err(_) => return,
+            },
+            _ = bookmarks.tick(), if opts.allow_bookmarks => {
+                let current = store.current_rv();
+                if receiver.is_empty() {
+                    last_rv = last_rv.max(current);
+                    if !sink.send(WatchItem::Bookmark { rv: last_rv, initial_events_end: false }).await {
+                        return;
                     }
-                },
-            }
-            let deadline = tokio::time::sleep(opts.timeout);
-            tokio::pin!(deadline);
-            let mut bookmarks = tokio::time::interval_at(
-                tokio::time::Instant::now() + opts.bookmark_interval,
-                opts.bookmark_interval,
-            );
-            loop {
-                tokio::select! {
-                    received = receiver.recv() => match received {
-                        Ok(ev) => {
-                            if ev.rv <= last_rv {
-                                continue;
-                            }
-                            last_rv = ev.rv;
-                            if let Some((kind, object)) = translate(&ev, &filter)
-                                && tx.send(WatchItem::Event { kind, object }).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                        Err(_) => return,
-                    },
-                    _ = bookmarks.tick(), if opts.allow_bookmarks => {
-                        let current = store.current_rv();
-                        if receiver.is_empty() {
-                            last_rv = last_rv.max(current);
-                            if tx.send(WatchItem::Bookmark { rv: last_rv, initial_events_end: false }).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    _ = &mut deadline => return,
-                    _ = shutdown.cancelled() => return,
-                    _ = tx.closed() => return,
                 }
             }
-        });
-        Ok(rx)
+            () = &mut sink.deadline => return,
+            () = sink.shutdown.cancelled() => return,
+            () = sink.tx.closed() => return,
+        }
     }
 }
 

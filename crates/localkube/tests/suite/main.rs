@@ -12,3 +12,4 @@ mod kubectl_create;
 mod pods;
 mod python;
 mod watch_consistency;
+mod watch_stalled_reader;
