@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_api::backup::Backup;
-use cairn_api::backup_repo::BackupRepo;
+use cairn_api::backup_repo::{AccessMethod, BackupRepo};
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::{LegacyStorageProvider, StorageProvider};
 use cairn_api::well_known;
@@ -74,8 +74,11 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
         }
         None => Some(Default::default()),
     };
+    // Only a Mount repository makes a PVC per namespace that Backups and Restores wait for.
+    let mount = matches!(repo.spec.access_method, Some(AccessMethod::Mount));
     let backups = with_waiting(
         &ctx.client,
+        mount,
         &name,
         caches
             .backups
@@ -84,6 +87,7 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
     .await?;
     let restores = with_waiting(
         &ctx.client,
+        mount,
         &name,
         caches
             .restores
@@ -139,15 +143,20 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
 /// `cached` with the objects waiting for the repository's PVC (labelled with it and
 /// `wait-repo-preparation=true`) read from the API server: the watch event of that label
 /// triggers this reconcile, but the cache may not hold the label yet, and nothing would
-/// trigger it again (a Backup created for a Ready Mount repository waited for ever).
+/// trigger it again (a Backup created for a Ready Mount repository waited for ever). Only for
+/// a Mount repository: a Tool repository's reconcile makes no API read per Backup.
 async fn with_waiting<K>(
     client: &kube::Client,
+    mount: bool,
     repo: &str,
     mut cached: Vec<K>,
 ) -> Result<Vec<K>, ObserveError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    if !mount {
+        return Ok(cached);
+    }
     let selector = format!(
         "{}={repo},{}=true",
         well_known::label::BACKUP_REPO,

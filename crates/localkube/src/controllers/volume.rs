@@ -440,8 +440,9 @@ impl VolumeController {
                 return Ok(None);
             }
             if self.select_node(ns, &pvc)? {
-                // The update brings the claim back here, read afresh.
-                return Ok(None);
+                // Read afresh on the next pass: a requeue, since the update's own event may
+                // arrive while this pass still runs and be folded into it.
+                return Ok(Some(Duration::from_millis(50)));
             }
         }
         // Kubernetes leaves a claim whose dataSourceRef names a kind of another API group
