@@ -420,11 +420,20 @@ mod tests {
     use super::*;
     use crate::CipherKind;
 
-    #[test]
-    fn opening_into_a_buffer_appends_and_leaves_it_unchanged_on_damage() {
-        let keys = MasterKeys::generate(CipherKind::ChaCha20Poly1305);
+    /// A sealed pack of two data blobs: a compressed page of `fill` bytes and `raw` as it is.
+    struct TwoBlobPack {
+        keys: MasterKeys,
+        id: Id,
+        bytes: Bytes,
+        page: Vec<u8>,
+        raw: Vec<u8>,
+        refs: [BlobRef; 2],
+    }
+
+    fn two_blob_pack(cipher: CipherKind, fill: u8, raw: &[u8]) -> TwoBlobPack {
+        let keys = MasterKeys::generate(cipher);
         let mut builder = PackBuilder::new(1024);
-        let page = vec![7u8; 8192];
+        let page = vec![fill; 8192];
         let page_z = zstd::bulk::compress(&page, 1).expect("zstd");
         let rz = builder.add(
             BlobType::Data,
@@ -433,7 +442,7 @@ mod tests {
             true,
             page.len() as u32,
         );
-        let raw = b"not compressed".to_vec();
+        let raw = raw.to_vec();
         let rr = builder.add(
             BlobType::Data,
             keys.chunk_id(&raw),
@@ -442,6 +451,26 @@ mod tests {
             raw.len() as u32,
         );
         let (id, bytes, _) = builder.seal(&keys);
+        TwoBlobPack {
+            keys,
+            id,
+            bytes,
+            page,
+            raw,
+            refs: [rz, rr],
+        }
+    }
+
+    #[test]
+    fn opening_into_a_buffer_appends_and_leaves_it_unchanged_on_damage() {
+        let TwoBlobPack {
+            keys,
+            id,
+            bytes,
+            page,
+            raw,
+            refs: [rz, rr],
+        } = two_blob_pack(CipherKind::ChaCha20Poly1305, 7, b"not compressed");
         let aead = keys.pack_aead(&id);
         let slice = |r: &BlobRef| bytes[r.offset as usize..r.end() as usize].to_vec();
         let mut out = b"head".to_vec();
@@ -474,26 +503,14 @@ mod tests {
 
     #[test]
     fn a_whole_pack_opens_to_its_plaintext_bytes_and_damage_fails_it() {
-        let keys = MasterKeys::generate(CipherKind::Aes256Gcm);
-        let mut builder = PackBuilder::new(1024);
-        let page = vec![3u8; 8192];
-        let page_z = zstd::bulk::compress(&page, 1).expect("zstd");
-        builder.add(
-            BlobType::Data,
-            keys.chunk_id(&page),
-            &page_z,
-            true,
-            page.len() as u32,
-        );
-        let raw = b"stored as it is".to_vec();
-        let r = builder.add(
-            BlobType::Data,
-            keys.chunk_id(&raw),
-            &raw,
-            false,
-            raw.len() as u32,
-        );
-        let (id, bytes, _) = builder.seal(&keys);
+        let TwoBlobPack {
+            keys,
+            id,
+            bytes,
+            page,
+            raw,
+            refs: [_, r],
+        } = two_blob_pack(CipherKind::Aes256Gcm, 3, b"stored as it is");
         let opened = open_pack(&keys, &id, &bytes).expect("an intact pack opens");
         assert_eq!(opened, (page.len() + raw.len()) as u64);
 
