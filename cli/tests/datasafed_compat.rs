@@ -117,6 +117,9 @@ fn variables(command: &str) -> BTreeMap<String, String> {
 struct Agent {
     server: SocketAgent,
     repo: tempfile::TempDir,
+    /// The scripts' working directory: the `compat/<var>` paths they write land here, not in
+    /// the source tree.
+    scratch: tempfile::TempDir,
 }
 
 impl std::ops::Deref for Agent {
@@ -132,6 +135,7 @@ impl Agent {
         Agent {
             server: SocketAgent::start(),
             repo: tempfile::tempdir().expect("tempdir"),
+            scratch: tempfile::tempdir().expect("tempdir"),
         }
     }
 
@@ -147,6 +151,7 @@ impl Agent {
         command
             .arg("-c")
             .arg(script)
+            .current_dir(self.scratch.path())
             .env_clear()
             .env(
                 "PATH",

@@ -131,8 +131,15 @@ struct Health {
 }
 
 /// Serves the health endpoints on `addr` until `shutdown`.
+/// Binds the health endpoints' listener; run binds it before anything is spawned, so a port
+/// already in use stops start-up with its address instead of leaving a process without
+/// `/healthz` and `/metrics`.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     vitals: Vitals,
     leadership: Leadership,
@@ -147,7 +154,6 @@ pub async fn serve(
             vitals,
             leadership,
         });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

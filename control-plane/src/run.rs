@@ -215,9 +215,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     ));
     tokio::spawn(count_agents(hub.clone(), metrics.clone(), shutdown.clone()));
 
+    let health_listener = crate::health::bind(args.health_listen)
+        .await
+        .with_context(|| format!("listening on {} (--health-listen)", args.health_listen))?;
+    tracing::info!(addr = %health_listener.local_addr().unwrap_or(args.health_listen), "health endpoints listening");
     let health_shutdown = shutdown.clone();
     let health = tokio::spawn(crate::health::serve(
-        args.health_listen,
+        health_listener,
         metrics,
         vitals,
         leadership,

@@ -167,7 +167,25 @@ impl Stack {
     /// Starts (or resumes, on an existing data directory) the whole stack and waits until the
     /// API server answers, the CRDs are established, the agent is connected and the default
     /// repository is installed.
+    ///
+    /// Ports are chosen by binding port 0 and letting go, so another process on the machine can
+    /// take one before the child binds it; a child that then exits with "Address already in use"
+    /// is started again on fresh ports (`load_ports` skips every port that is no longer free).
     pub async fn up(options: StackOptions) -> anyhow::Result<Stack> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::up_once(options.clone()).await {
+                Err(err) if attempt < ATTEMPTS && is_port_taken(&err) => {
+                    tracing::warn!(attempt, error = %format!("{err:#}"), "a port of the stack was taken by another process; starting again on fresh ports");
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    async fn up_once(options: StackOptions) -> anyhow::Result<Stack> {
         let data_dir = absolute(&options.data_dir)?;
         // The data directory holds the cluster's store, keys and kubeconfig: only this user
         // may enter it (also one made by an older version), whatever the umask.
@@ -502,6 +520,11 @@ fn write_api_files(data_dir: &Path, tls_dir: &Path, addr: SocketAddr) -> anyhow:
         )
     })?;
     Ok(())
+}
+
+/// Whether start-up failed because a child could not bind its port.
+fn is_port_taken(err: &anyhow::Error) -> bool {
+    format!("{err:#}").contains("Address already in use")
 }
 
 fn load_ports(data_dir: &Path) -> anyhow::Result<Ports> {
