@@ -112,7 +112,10 @@ async fn a_write_to_gcs_is_signed_with_the_service_account_key() {
     );
     let now = jiff::Timestamp::now().as_second();
     let exp = claims["exp"].as_i64().expect("exp");
-    assert!(exp > now && exp <= now + 3700, "expires within the hour: {exp}");
+    assert!(
+        exp > now && exp <= now + 3700,
+        "expires within the hour: {exp}"
+    );
 
     // The check is real: the same signature over other claims does not verify.
     let mut parts: Vec<String> = bearer.split('.').map(str::to_string).collect();

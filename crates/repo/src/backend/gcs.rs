@@ -634,7 +634,10 @@ async fn previous(
     before: Option<oneshot::Receiver<Handoff>>,
 ) -> Result<Tail, String> {
     match before {
-        None => Err(format!("{}: the upload was already finished", session.what())),
+        None => Err(format!(
+            "{}: the upload was already finished",
+            session.what()
+        )),
         Some(rx) => match rx.await {
             Ok(handoff) => handoff,
             Err(_) => Err(format!(
@@ -687,7 +690,10 @@ impl MultipartUpload for ResumableUpload {
                 })
             })?;
         let total = tail.offset + tail.carry.len() as u64;
-        match session.send_chunk(tail.offset, tail.carry, Some(total)).await? {
+        match session
+            .send_chunk(tail.offset, tail.carry, Some(total))
+            .await?
+        {
             (_, Some(result)) => Ok(result),
             (held, None) => Err(generic(GcsError::Protocol {
                 what: session.what(),
@@ -728,12 +734,16 @@ mod tests {
 
     #[test]
     fn error_bodies_give_googles_message_or_their_start() {
-        let body = r#"{"error":{"code":403,"message":"x@y does not have storage.objects.create access"}}"#;
+        let body =
+            r#"{"error":{"code":403,"message":"x@y does not have storage.objects.create access"}}"#;
         assert_eq!(
             error_message(403, body),
             "status 403: x@y does not have storage.objects.create access"
         );
-        assert_eq!(error_message(400, "invalid uploadType"), "status 400: invalid uploadType");
+        assert_eq!(
+            error_message(400, "invalid uploadType"),
+            "status 400: invalid uploadType"
+        );
         assert_eq!(error_message(500, ""), "status 500");
     }
 }
