@@ -187,11 +187,7 @@ async fn check(
     if status.is_success() || status.as_u16() == 308 {
         return Ok(response);
     }
-    let source = match response.error_for_status_ref() {
-        Ok(_) => None,
-        Err(source) => Some(source),
-    };
-    let Some(source) = source else {
+    let Some(source) = response.error_for_status_ref().err() else {
         return Ok(response);
     };
     let body = response.text().await.unwrap_or_default();
