@@ -1,10 +1,10 @@
 //! The file backup and byte-for-byte restore through the agent with the StorageProviders
 //! KubeBlocks ships for Azure Blob (`azureblob`, against Azurite) and for Google Cloud Storage's
 //! S3-interoperable API (`gcs-s3comp`, against SeaweedFS: no GCS emulator serves that API), read
-//! from `$CAIRN_KUBEBLOCKS_FIXTURES` and applied unchanged (skipped when it is unset). No GCS
-//! emulator takes the native API's writes either (`cairn_repo::testing::emulators` says what
-//! each serves and what the emulators hide), so native GCS is tested on its read side in
-//! crates/repo/tests/cloud_emulators.rs only.
+//! from `$CAIRN_KUBEBLOCKS_FIXTURES` and applied unchanged (skipped when it is unset), and with a
+//! native GCS provider (JSON API, service-account key; KubeBlocks ships none, see
+//! tests/manifests/gcs-provider.yaml) against fake-gcs-server. `cairn_repo::testing::emulators`
+//! says what each emulator serves and what the emulators hide.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use cairn_e2e::db::fixtures;
 use cairn_e2e::s3::SeaweedFs;
 use cairn_e2e::stack::TestStack;
 use cairn_e2e::{dp, files, manifests, run, scenario};
-use cairn_repo::testing::emulators::Azurite;
+use cairn_repo::testing::emulators::{Azurite, GcsEmulator, ServiceAccount};
 
 const NS: &str = "shop";
 
@@ -201,6 +201,69 @@ async fn a_file_backup_through_kubeblocks_gcs_s3comp_provider_restores_byte_for_
         Ok(())
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_backup_to_native_gcs_with_a_service_account_key_restores_byte_for_byte()
+-> anyhow::Result<()> {
+    run("backup-gcs-native", async |stack| {
+        let gcs = GcsEmulator::start(&stack.scratch.join("gcs"), "backups")
+            .map_err(anyhow::Error::msg)?;
+        // A fresh key, as Google's console downloads it (several lines): the agent signs
+        // every request with it (the emulator accepts any; gcs_service_account.rs in
+        // cairn-repo checks the signature).
+        let account = ServiceAccount::generate(&stack.scratch.join("sa"), "cairn-e2e")
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(account.json.lines().count() > 3, "a multi-line key file");
+        stack
+            .kubectl
+            .apply(&manifests::render(
+                "gcs-provider.yaml",
+                &[("NAME", "e2e-gcs")],
+            )?)
+            .await?;
+        let endpoint = format!("{}/storage/v1/", gcs.endpoint);
+        let path = round_trip(
+            stack,
+            "e2e-gcs-native",
+            "e2e-gcs",
+            &[("bucket", "backups"), ("endpoint", &endpoint)],
+            &[("serviceAccountKey", &account.json)],
+            &format!(
+                "[storage]\ntype = gcs\nanonymous = true\nendpoint = {endpoint}\nroot = backups\n"
+            ),
+        )
+        .await?;
+        // The bucket holds the backup, seen through the emulator's JSON API listing.
+        let listing = http_get(&format!(
+            "{}/storage/v1/b/backups/o?prefix={}",
+            gcs.endpoint,
+            path.trim_start_matches('/').replace('/', "%2F")
+        ))?;
+        anyhow::ensure!(
+            listing.contains("db-cloud-1.tar.zst"),
+            "the bucket lists the archive under {path}: {listing}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The body of a plain HTTP GET on loopback.
+fn http_get(url: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
 }
 
 /// Standard base64 of `text`'s bytes (an Azure account key is base64).

@@ -1,11 +1,10 @@
-//! Azure Blob (Azurite) end to end, and Google Cloud Storage (fake-gcs-server) as far as an
-//! emulator serves it, through the repository engine, each configured from the datasafed text
-//! the StorageProviders render. Azure runs the battery every object store runs (object_stores/:
-//! multipart encrypted uploads, ranged reads, concurrent writers, listing, stat, removal; the
-//! deduplicating engine's backup, restore, forget + prune, check --read-data). What the
-//! emulators cannot show is listed in `cairn_repo::testing::emulators`: no GCS emulator serves
-//! the XML API writes the store's client makes, so on GCS the read side (what a restore does)
-//! runs here, on objects uploaded through the JSON API.
+//! Azure Blob (Azurite) and Google Cloud Storage (fake-gcs-server) end to end through the
+//! repository engine, each configured from the datasafed text the StorageProviders render. Both
+//! run the battery every object store runs (object_stores/: multipart encrypted uploads, ranged
+//! reads, concurrent writers, listing, stat, removal; the deduplicating engine's backup,
+//! restore, forget + prune, check --read-data). GCS writes go through the JSON API (media and
+//! resumable uploads, JSON DELETE and rewrite), which fake-gcs-server serves; its reads through
+//! the XML API. What the emulators cannot show is listed in `cairn_repo::testing::emulators`.
 
 mod object_stores;
 
@@ -62,6 +61,44 @@ async fn concurrent_writers_list_stat_and_remove_on_azure_blob() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deduplicating_engine_backs_up_restores_prunes_and_checks_on_azure_blob() {
     object_stores::dedup_concurrent_clients_prune_check_and_tree(azure("dedup")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_encrypted_compressed_file_round_trips_through_gcs() {
+    object_stores::multipart_encrypted_compressed_round_trip(gcs("multipart")).await;
+}
+
+/// Parts that are not multiples of GCS's 256 KiB upload chunk: each part sends the whole
+/// chunks it holds and hands the rest to the next, and the object comes back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gcs_upload_in_parts_of_an_odd_size_arrives_whole() {
+    let mut config = gcs("odd-parts");
+    config.part_size = Some(5_500_000);
+    let repo = PlainRepo::new(Store::open(&config).expect("store"), None);
+    let data = noise(3 * 5_500_000 + 12_345, 9);
+    let summary = repo
+        .put(
+            "ns/b/odd.bin",
+            std::io::Cursor::new(data.clone()),
+            None,
+            no_progress(),
+        )
+        .await
+        .expect("put");
+    assert_eq!(summary.bytes_stored, data.len() as u64);
+    assert!(pull(&repo, "ns/b/odd.bin", None).await == data);
+    let stat = repo.stat("/ns").await.expect("stat");
+    assert_eq!((stat.files, stat.total_size), (1, data.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_list_stat_and_remove_on_gcs() {
+    object_stores::concurrent_writers_list_stat_and_remove(gcs("concurrent")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deduplicating_engine_backs_up_restores_prunes_and_checks_on_gcs() {
+    object_stores::dedup_concurrent_clients_prune_check_and_tree(gcs("dedup")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

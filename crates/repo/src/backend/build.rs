@@ -11,6 +11,7 @@ use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, RetryConfig, StaticCredentialProvider,
 };
 
+use super::gcs::GcsStore;
 use super::local::{ConfinedLocal, LocalRoot};
 use crate::config::{BackendConfig, StorageConfig};
 use crate::{Error, Result};
@@ -157,7 +158,18 @@ pub(crate) fn build_object_store(config: &StorageConfig) -> Result<Built> {
             if !gcs.service_account_key.is_empty() {
                 builder = builder.with_service_account_key(gcs.service_account_key.expose());
             }
-            let store = builder.build().map_err(|e| {
+            let reads = builder.build().map_err(|e| {
+                Error::invalid(format!("configuring gcs bucket {:?}", gcs.bucket)).with_source(e)
+            })?;
+            // Writes go through the JSON API (see gcs.rs), signed by the same credentials.
+            let store = GcsStore::new(
+                reads,
+                &gcs.bucket,
+                gcs.endpoint.as_deref(),
+                gcs.anonymous,
+                gcs.allow_http,
+            )
+            .map_err(|e| {
                 Error::invalid(format!("configuring gcs bucket {:?}", gcs.bucket)).with_source(e)
             })?;
             Built {

@@ -3,6 +3,7 @@
 //! (docs/FORMAT.md §2.3).
 
 mod build;
+mod gcs;
 pub mod local;
 mod retry;
 mod staging;

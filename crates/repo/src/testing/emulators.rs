@@ -11,20 +11,20 @@
 //!   `account.blob.core.windows.net/container`.
 //! - The GCS emulators accept any request, signed or not: no OAuth token exchange, no IAM, no
 //!   uniform bucket-level access, no HMAC keys (so nothing of `gcs-s3comp`'s S3 interop API).
-//! - The store's GCS client (object_store 0.14) talks GCS's XML API: PUT, HEAD, ranged GET,
-//!   DELETE, `?list-type=2` listings and XML multipart uploads. fake-gcs-server serves the GET,
-//!   HEAD and listing, but answers every XML write `400 invalid uploadType` and routes no XML
-//!   DELETE; gcp-storage-emulator (PyPI) serves XML PUT and GET but no HEAD, listing, DELETE or
-//!   multipart (501), and its PUT answer lacks the ETag the client requires. So no emulator can
-//!   take a GCS backup: the tests cover GCS's read side (what a restore does) on objects uploaded
-//!   through the JSON API ([`GcsEmulator::upload`]), and writes only on S3 and Azure.
-//!   Checked again with the newest of each in the registries: the PyPI wrapper 0.1.1 (its only
-//!   release) bundles fake-gcs-server v1.54.0; the newest fake-gcs-server source (the Go module
-//!   proxy has up to v1.56.1) routes an XML `PUT /{bucket}/{object}` to its upload handler only
-//!   as a signed-URL upload (`X-Goog-Algorithm` in the query), still has no XML multipart, and
-//!   answers a bearer-token PUT `400 invalid uploadType`; gcp-storage-emulator 2026.7.19 (the
-//!   newest on PyPI) still routes only GET and PUT of the XML API. Google's storage-testbench
-//!   is not on PyPI.
+//!   That writes are signed with a service-account key is checked without an emulator
+//!   (tests/gcs_service_account.rs verifies the JWT with the key's public half).
+//! - The store writes to GCS through the JSON API (media and resumable uploads, JSON DELETE,
+//!   `rewriteTo`; backend/gcs.rs) and reads through object_store's XML API client (ranged
+//!   GET, HEAD, `?list-type=2` listings). fake-gcs-server (v1.54.0, the PyPI wrapper 0.1.1's
+//!   binary) serves all of these, so these tests take GCS backups for real. What it does not
+//!   show: real GCS's ETags differ between the two APIs (JSON: a base64 generation tag; XML:
+//!   the MD5), the store never compares them; GCS's 256 KiB chunk rule and `308` answers with a
+//!   `Range` that keeps less than was sent (the store resends the rest) are the emulator's
+//!   reading of the protocol; rate limits (429, 1 write/s per object), session expiry (one
+//!   week), retention policies, object holds, storage classes and CMEK are not emulated.
+//!   object_store's own XML writes (PUT, XML multipart, XML DELETE) are not used: the emulator
+//!   answers them `400 invalid uploadType` or does not route them, and gcp-storage-emulator
+//!   (PyPI) serves no HEAD, listing, DELETE or multipart (501).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -273,6 +273,8 @@ impl GcsEmulator {
             .arg(&seed)
             // Path-style XML requests (`host/bucket/object`) are served for this host only.
             .args(["-public-host", &format!("127.0.0.1:{port}")])
+            // Where resumable upload sessions point (their `Location`).
+            .args(["-external-url", &format!("http://127.0.0.1:{port}")])
             .args(["-log-level", "warn"])
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -300,8 +302,8 @@ impl GcsEmulator {
         ))
     }
 
-    /// Uploads `data` as object `name` of `bucket` through the JSON API's media upload (which
-    /// the emulator serves, unlike the XML API's PUT the store's client uses).
+    /// Uploads `data` as object `name` of `bucket` through the JSON API's media upload, as
+    /// another writer (not the store) would.
     pub fn upload(&self, bucket: &str, name: &str, data: &[u8]) -> Result<(), String> {
         let port: u16 = self
             .endpoint
@@ -354,4 +356,125 @@ fn fresh_prefix(counter: &Mutex<u64>, name: &str) -> String {
         *counter
     };
     format!("{name}-{}-{n}", std::process::id())
+}
+
+/// A service-account key made for a test: a fresh 2048-bit RSA key (from the `openssl`
+/// command) in the JSON form Google's console downloads, and its public half to check what
+/// it signed.
+#[derive(Debug)]
+pub struct ServiceAccount {
+    /// The key file's text (pretty-printed, several lines, as downloaded).
+    pub json: String,
+    /// `client_email`.
+    pub email: String,
+    /// `private_key_id`.
+    pub key_id: String,
+    /// The public key, PEM, for `openssl dgst -verify`.
+    pub public_key: PathBuf,
+    dir: PathBuf,
+}
+
+fn openssl(args: &[&str], dir: &Path) -> Result<Vec<u8>, String> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("running openssl {args:?} (is openssl installed?): {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "openssl {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(output.stdout)
+}
+
+impl ServiceAccount {
+    /// Makes a key under `dir` for `name@cairn-test.iam.gserviceaccount.com`.
+    pub fn generate(dir: &Path, name: &str) -> Result<ServiceAccount, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "sa-key.pem",
+            ],
+            dir,
+        )?;
+        openssl(
+            &["pkey", "-in", "sa-key.pem", "-pubout", "-out", "sa-pub.pem"],
+            dir,
+        )?;
+        let private_key = std::fs::read_to_string(dir.join("sa-key.pem"))
+            .map_err(|e| format!("reading the generated key: {e}"))?;
+        let email = format!("{name}@cairn-test.iam.gserviceaccount.com");
+        let key_id = format!("{:016x}", rand::random::<u64>());
+        let json = serde_json::to_string_pretty(&serde_json::json!({
+            "type": "service_account",
+            "project_id": "cairn-test",
+            "private_key_id": key_id,
+            "private_key": private_key,
+            "client_email": email,
+            "client_id": "100000000000000000000",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }))
+        .map_err(|e| e.to_string())?;
+        Ok(ServiceAccount {
+            json,
+            email,
+            key_id,
+            public_key: dir.join("sa-pub.pem"),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Checks that `jwt` (a bearer token) is an RS256 JWT this key signed for itself, with
+    /// the key's id; returns its claims.
+    pub fn verify(&self, jwt: &str) -> Result<serde_json::Value, String> {
+        let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let [header, claims, signature] = parts.as_slice() else {
+            return Err(format!("not a JWT ({} parts)", parts.len()));
+        };
+        let decode = |part: &str, what: &str| -> Result<serde_json::Value, String> {
+            let bytes = engine
+                .decode(part)
+                .map_err(|e| format!("the JWT's {what} is not base64url: {e}"))?;
+            serde_json::from_slice(&bytes).map_err(|e| format!("the JWT's {what}: {e}"))
+        };
+        let head = decode(header, "header")?;
+        if head["alg"] != "RS256" || head["kid"] != self.key_id.as_str() {
+            return Err(format!("JWT header {head}"));
+        }
+        let signature = engine
+            .decode(signature)
+            .map_err(|e| format!("the JWT's signature is not base64url: {e}"))?;
+        let message = self.dir.join("jwt-message");
+        let sig = self.dir.join("jwt-signature");
+        std::fs::write(&message, format!("{header}.{claims}")).map_err(|e| e.to_string())?;
+        std::fs::write(&sig, signature).map_err(|e| e.to_string())?;
+        let public_key = self.public_key.to_string_lossy();
+        let out = openssl(
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                &public_key,
+                "-signature",
+                "jwt-signature",
+                "jwt-message",
+            ],
+            &self.dir,
+        )?;
+        if !String::from_utf8_lossy(&out).contains("Verified OK") {
+            return Err(format!("signature: {}", String::from_utf8_lossy(&out)));
+        }
+        decode(claims, "claims")
+    }
 }
