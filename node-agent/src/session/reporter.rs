@@ -63,6 +63,14 @@ impl Outcome {
         }
     }
 
+    /// A failure's reason prefixed with `on node <node>: ` (other outcomes unchanged).
+    pub fn failed_on_node(mut self, node: &str) -> Outcome {
+        if self.phase == ActionPhase::Failed && !node.is_empty() {
+            self.failure_reason = format!("on node {node}: {}", self.failure_reason);
+        }
+        self
+    }
+
     /// The phase's short name (`succeeded`, `failed`, `cancelled`), for metrics.
     pub fn phase_name(&self) -> String {
         self.phase
