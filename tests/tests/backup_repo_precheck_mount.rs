@@ -58,8 +58,8 @@ async fn a_mount_repository_is_ready_only_once_the_agent_reached_it_and_failed_w
                 "storageClassName: localkube-shared\n    accessMode: ReadWriteMany",
             )?)
             .await?;
-        let ready = cairn_e2e::dp::repo_ready(&stack.client, SHARED, Duration::from_secs(120))
-            .await?;
+        let ready =
+            cairn_e2e::dp::repo_ready(&stack.client, SHARED, Duration::from_secs(120)).await?;
         let condition = pre_check(&ready).context("PreCheckPassed")?;
         anyhow::ensure!(
             condition.status == "True" && condition.reason == "PreCheckPassed",
@@ -151,7 +151,10 @@ async fn a_mount_repository_is_ready_only_once_the_agent_reached_it_and_failed_w
                     .as_str()
                     .is_some_and(|note| note.contains("no-such-class"))
         });
-        anyhow::ensure!(warned, "no BackupRepoFailed Event naming the class: {events}");
+        anyhow::ensure!(
+            warned,
+            "no BackupRepoFailed Event naming the class: {events}"
+        );
         Ok(())
     })
     .await

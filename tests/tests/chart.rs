@@ -1219,14 +1219,22 @@ fn cel_holds(expression: &str, request: &Value, object: &Value) -> Result<bool> 
 /// request, else the messages of the validations that fail (empty: admitted). An expression
 /// that cannot be evaluated denies, as `failurePolicy: Fail` does.
 fn admission(policy: &Value, request: &Value, pod: &Value) -> Result<Option<Vec<String>>> {
-    for condition in policy["spec"]["matchConditions"].as_array().into_iter().flatten() {
+    for condition in policy["spec"]["matchConditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let expression = condition["expression"].as_str().context("matchCondition")?;
         if !cel_holds(expression, request, pod)? {
             return Ok(None);
         }
     }
     let mut denied = Vec::new();
-    for validation in policy["spec"]["validations"].as_array().into_iter().flatten() {
+    for validation in policy["spec"]["validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let expression = validation["expression"].as_str().context("validation")?;
         match cel_holds(expression, request, pod) {
             Ok(true) => {}
@@ -1243,7 +1251,10 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
 
     let rendered = Rendered::of(&json!({}))?;
     let policy = rendered.one("ValidatingAdmissionPolicy", "cairn-agent-holder-pods")?;
-    let binding = rendered.one("ValidatingAdmissionPolicyBinding", "cairn-agent-holder-pods")?;
+    let binding = rendered.one(
+        "ValidatingAdmissionPolicyBinding",
+        "cairn-agent-holder-pods",
+    )?;
     ensure!(binding["spec"]["policyName"] == "cairn-agent-holder-pods");
     ensure!(binding["spec"]["validationActions"] == json!(["Deny"]));
     ensure!(policy["spec"]["failurePolicy"] == "Fail");
@@ -1259,7 +1270,10 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
         node: "node-a".into(),
         kubelet_dir: "/var/lib/kubelet".into(),
         image: agent["image"].as_str().context("agent image")?.into(),
-        agent_binary: strs(&agent["command"]).first().cloned().context("agent command")?,
+        agent_binary: strs(&agent["command"])
+            .first()
+            .cloned()
+            .context("agent command")?,
     };
     let claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": "pvc-repo1-abcdef", "namespace": "shop", "uid": "c1a1"}
@@ -1339,7 +1353,9 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
         ),
         (
             "the agent image running something else",
-            changed(&|p| p["spec"]["containers"][0]["args"] = json!(["--control-plane=https://evil"])),
+            changed(&|p| {
+                p["spec"]["containers"][0]["args"] = json!(["--control-plane=https://evil"])
+            }),
             "hold-volume and nothing else",
         ),
         (
@@ -1350,7 +1366,8 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
         (
             "an added capability",
             changed(&|p| {
-                p["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] = json!(["SYS_ADMIN"]);
+                p["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] =
+                    json!(["SYS_ADMIN"]);
             }),
             "adds no capability",
         ),
@@ -1368,7 +1385,10 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
             "a second container",
             changed(&|p| {
                 let copy = p["spec"]["containers"][0].clone();
-                p["spec"]["containers"].as_array_mut().into_iter().for_each(|c| c.push(copy.clone()));
+                p["spec"]["containers"]
+                    .as_array_mut()
+                    .into_iter()
+                    .for_each(|c| c.push(copy.clone()));
             }),
             "one container",
         ),
@@ -1425,7 +1445,9 @@ fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -
         let rendered = Rendered::of(&values)?;
         ensure!(
             rendered.of_kind("ValidatingAdmissionPolicy").is_empty()
-                && rendered.of_kind("ValidatingAdmissionPolicyBinding").is_empty(),
+                && rendered
+                    .of_kind("ValidatingAdmissionPolicyBinding")
+                    .is_empty(),
             "{values}"
         );
     }

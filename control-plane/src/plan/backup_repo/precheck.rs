@@ -68,7 +68,8 @@ use crate::repo::access;
 pub const ACTION_NAME: &str = "pre-check";
 /// The name of the Mount pre-check's second action, run by the node agent itself.
 pub const AGENT_ACTION_NAME: &str = "pre-check-agent";
-/// The probe file, under the repository's `pathPrefix` (Tool) or the PVC's root (Mount).
+/// The probe file, under the repository's `pathPrefix` (Tool, and the agent's Mount step) or
+/// the PVC's root (the Mount pre-check Job).
 pub const PROBE_FILE: &str = "precheck.txt";
 /// The longest failure message kept in the condition (Kubernetes' limit for condition messages).
 pub const MESSAGE_LIMIT: usize = 32 * 1024;

@@ -160,7 +160,10 @@ fn after_the_job_the_agent_opens_the_pre_check_pvc_as_backups_do_then_both_are_d
     assert_eq!(grant.datasafed_config, "");
     assert_eq!(grant.read_write_prefix, "/prod/precheck.txt");
     let message = condition(&o, CONDITION_PRE_CHECK_PASSED).message.clone();
-    assert!(message.contains(&format!("{CONTROL_NS}/{name}")), "{message}");
+    assert!(
+        message.contains(&format!("{CONTROL_NS}/{name}")),
+        "{message}"
+    );
     assert!(message.contains("node-a"), "{message}");
 
     // Running: nothing is dispatched again.
@@ -202,7 +205,10 @@ fn a_mount_repository_the_agent_cannot_use_fails_naming_the_claim_node_and_reaso
     let plan = step(&mut o, later(21));
     assert_eq!(phase(&o), Some(BackupRepoPhase::Failed));
     let c = condition(&o, CONDITION_PRE_CHECK_PASSED);
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "PreCheckFailed"));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "PreCheckFailed")
+    );
     assert!(
         c.message.starts_with(&format!(
             "the node agent could not use the pre-check PVC {CONTROL_NS}/{name} as every backup would"
@@ -239,10 +245,13 @@ fn the_agent_step_goes_to_the_node_the_volume_was_provisioned_for() {
         .iter_mut()
         .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
         .unwrap();
-    pvc.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(
-        well_known::annotation::SELECTED_NODE.into(),
-        "node-b".into(),
-    );
+    pvc.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(
+            well_known::annotation::SELECTED_NODE.into(),
+            "node-b".into(),
+        );
     let job_id = current_check_id(&o);
     report(&mut o, &job_id, ReportedPhase::Succeeded, "");
     let plan = step(&mut o, later(20));
@@ -325,7 +334,10 @@ fn a_failed_mount_pre_check_reports_the_jobs_failure() {
     );
     assert!(message.contains("Permission denied"), "{message}");
     assert_eq!(deleted(&plan, "Job").len(), 1);
-    assert!(dispatched(&plan).is_empty(), "no agent step after a failed Job");
+    assert!(
+        dispatched(&plan).is_empty(),
+        "no agent step after a failed Job"
+    );
 }
 
 #[test]
