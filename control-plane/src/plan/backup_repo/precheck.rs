@@ -14,14 +14,14 @@
 //!    - Mount: a PVC like the repository PVC is created in the control plane's namespace (a
 //!      PVC naming a StorageClass that does not exist fails the check at once: no repository
 //!      PVC could ever be bound), then the two paths every backup uses, one after the other:
-//!      a. a `JobAction` runs KubeBlocks' pre-check Job (write, read and remove
-//!         `/backup/precheck.txt` on it), as action pods mount the repository PVC;
-//!      b. once it passed, a `RepoCheckAction` (id from `pre-check-agent-<digest[:8]>`) whose
-//!         grant names the pre-check PVC: the agent reaches it exactly as for a backup (the
-//!         volume's directory when it is local to its node, otherwise through a holder pod on
-//!         its node) and pushes, pulls and removes `/<pathPrefix>/precheck.txt`. It goes to
-//!         the agent of the node the volume was provisioned for
-//!         (`volume.kubernetes.io/selected-node`) when that agent is connected, else to any.
+//!      - first a `JobAction` runs KubeBlocks' pre-check Job (write, read and remove
+//!        `/backup/precheck.txt` on it), as action pods mount the repository PVC;
+//!      - once it passed, a `RepoCheckAction` (id from `pre-check-agent-<digest[:8]>`) whose
+//!        grant names the pre-check PVC: the agent reaches it exactly as for a backup (the
+//!        volume's directory when it is local to its node, otherwise through a holder pod on
+//!        its node) and pushes, pulls and removes `/<pathPrefix>/precheck.txt`. It goes to
+//!        the agent of the node the volume was provisioned for
+//!        (`volume.kubernetes.io/selected-node`) when that agent is connected, else to any.
 //!
 //!    With no agent connected the condition says so and the repository is looked at again.
 //! 3. The agent's result sets `PreCheckPassed` True (`PreCheckPassed`: for Mount, both steps
