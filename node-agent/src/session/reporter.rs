@@ -240,3 +240,23 @@ impl Drop for Reporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_the_node_and_other_outcomes_are_unchanged() {
+        let failed = Outcome::failed("the repository PVC cairn-system/pre-check-1 is not bound")
+            .failed_on_node("node-a");
+        assert_eq!(
+            failed.failure_reason,
+            "on node node-a: the repository PVC cairn-system/pre-check-1 is not bound"
+        );
+        assert_eq!(failed.phase, ActionPhase::Failed);
+        let succeeded = Outcome::succeeded().failed_on_node("node-a");
+        assert_eq!(succeeded.failure_reason, "");
+        let cancelled = Outcome::cancelled("cancelled").failed_on_node("node-a");
+        assert_eq!(cancelled.failure_reason, "cancelled");
+    }
+}
