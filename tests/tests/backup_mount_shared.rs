@@ -113,7 +113,12 @@ async fn a_mount_repository_on_a_shared_csi_volume_backs_up_and_restores_through
 
         // The holder stays while idle; kill -9 of the agent leaves it, and the restarted agent
         // takes it over (then uses it again or deletes it once idle).
-        let held = holder_pods(&stack.client).await?;
+        // (The repository's pre-check held its own PVC in the control plane's namespace.)
+        let held: Vec<String> = holder_pods(&stack.client)
+            .await?
+            .into_iter()
+            .filter(|pod| pod.starts_with(&format!("{NS}/")))
+            .collect();
         anyhow::ensure!(held.len() == 1, "one holder pod after the backup: {held:?}");
         stack.stack.agent().kill9();
         stack.stack.restart_agent().await?;

@@ -389,6 +389,8 @@ fn default_render_passes_strict_kubernetes_1_33_validation() -> Result<()> {
         "Secret",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     .into();
     ensure!(kinds == expected, "rendered kinds {kinds:?}");
@@ -1193,6 +1195,262 @@ fn nothing_runs_privileged_and_rbac_names_every_resource_and_verb() -> Result<()
                 "update".into()
             ])
     );
+    Ok(())
+}
+
+/// Evaluates a CEL expression of a ValidatingAdmissionPolicy with `request` and `object` bound
+/// (the `cel` crate: Kubernetes' typed CEL and cost limits are not modelled).
+fn cel_holds(expression: &str, request: &Value, object: &Value) -> Result<bool> {
+    let env = std::sync::Arc::new(cel::Env::stdlib());
+    let program = env
+        .compile(expression)
+        .map_err(|e| anyhow::anyhow!("compiling {expression:?}: {e}"))?;
+    let mut context = cel::Context::with_env(env);
+    context.add_variable("request", request.clone())?;
+    context.add_variable("object", object.clone())?;
+    match program.execute(&context) {
+        Ok(cel::Value::Bool(holds)) => Ok(holds),
+        Ok(other) => bail!("{expression:?} gave {other:?}, not a bool"),
+        Err(e) => bail!("evaluating {expression:?}: {e}"),
+    }
+}
+
+/// What `policy` says of a pod create: `None` when its match conditions do not select the
+/// request, else the messages of the validations that fail (empty: admitted). An expression
+/// that cannot be evaluated denies, as `failurePolicy: Fail` does.
+fn admission(policy: &Value, request: &Value, pod: &Value) -> Result<Option<Vec<String>>> {
+    for condition in policy["spec"]["matchConditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let expression = condition["expression"].as_str().context("matchCondition")?;
+        if !cel_holds(expression, request, pod)? {
+            return Ok(None);
+        }
+    }
+    let mut denied = Vec::new();
+    for validation in policy["spec"]["validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let expression = validation["expression"].as_str().context("validation")?;
+        match cel_holds(expression, request, pod) {
+            Ok(true) => {}
+            Ok(false) => denied.push(validation["message"].as_str().unwrap_or(expression).into()),
+            Err(e) => denied.push(format!("error: {e:#}")),
+        }
+    }
+    Ok(Some(denied))
+}
+
+#[test]
+fn the_admission_policy_lets_the_agent_create_only_the_holder_pods_it_builds() -> Result<()> {
+    use cairn_agent::runtime::{holder_pod, mount_holder};
+
+    let rendered = Rendered::of(&json!({}))?;
+    let policy = rendered.one("ValidatingAdmissionPolicy", "cairn-agent-holder-pods")?;
+    let binding = rendered.one(
+        "ValidatingAdmissionPolicyBinding",
+        "cairn-agent-holder-pods",
+    )?;
+    ensure!(binding["spec"]["policyName"] == "cairn-agent-holder-pods");
+    ensure!(binding["spec"]["validationActions"] == json!(["Deny"]));
+    ensure!(policy["spec"]["failurePolicy"] == "Fail");
+    ensure!(
+        policy["spec"]["matchConstraints"]["resourceRules"]
+            == json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}])
+    );
+
+    // The holder pods this chart's agent builds: its image and binary, as the DaemonSet runs it.
+    let daemonset = rendered.one("DaemonSet", "cairn-agent")?;
+    let agent = container(daemonset, "agent")?;
+    let config = holder_pod::HolderConfig {
+        node: "node-a".into(),
+        kubelet_dir: "/var/lib/kubelet".into(),
+        image: agent["image"].as_str().context("agent image")?.into(),
+        agent_binary: strs(&agent["command"])
+            .first()
+            .cloned()
+            .context("agent command")?,
+    };
+    let claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "pvc-repo1-abcdef", "namespace": "shop", "uid": "c1a1"}
+    }))?;
+    let repository_holder = serde_json::to_value(holder_pod::pod(
+        &config,
+        &mount_holder::repository_holder("node-a", "cairn-repo-holder-0a1b2c3d4e", &claim),
+    ))?;
+    // Snapshot data movement's holder (runtime/volume_move.rs): the claim's labels and the
+    // action's id, read-only.
+    let move_holder = serde_json::to_value(holder_pod::pod(
+        &config,
+        &holder_pod::Holder {
+            namespace: "shop".into(),
+            pod: "snap-copy-1".into(),
+            claim: "snap-copy-1".into(),
+            labels: [("cairn.io/action-id".to_string(), "a-1".to_string())].into(),
+            owner_references: Vec::new(),
+            read_only: true,
+            adopt_label: "cairn.io/action-id".into(),
+        },
+    ))?;
+    let agent_request = |node: &str| {
+        json!({
+            "operation": "CREATE",
+            "userInfo": {
+                "username": format!("system:serviceaccount:{NAMESPACE}:cairn-agent"),
+                "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{NAMESPACE}"), "system:authenticated"],
+                "extra": {"authentication.kubernetes.io/node-name": [node]}
+            }
+        })
+    };
+    let on_node_a = agent_request("node-a");
+    for pod in [&repository_holder, &move_holder] {
+        ensure!(
+            admission(policy, &on_node_a, pod)? == Some(Vec::new()),
+            "a holder pod the agent builds is refused: {:?}\n{pod:#}",
+            admission(policy, &on_node_a, pod)?
+        );
+    }
+    // A token without the node claim (older clusters, unbound tokens) is not tied to a node.
+    let mut unbound = on_node_a.clone();
+    unbound["userInfo"]
+        .as_object_mut()
+        .context("userInfo")?
+        .remove("extra");
+    ensure!(admission(policy, &unbound, &repository_holder)? == Some(Vec::new()));
+
+    // What a stolen agent token might try, each refused naming why.
+    let changed = |change: &dyn Fn(&mut Value)| {
+        let mut pod = repository_holder.clone();
+        change(&mut pod);
+        pod
+    };
+    let attacks: Vec<(&str, Value, &str)> = vec![
+        (
+            "the node's root filesystem",
+            changed(&|p| {
+                p["spec"]["volumes"]
+                    .as_array_mut()
+                    .into_iter()
+                    .for_each(|v| v.push(json!({"name": "root", "hostPath": {"path": "/"}})));
+                p["spec"]["containers"][0]["volumeMounts"]
+                    .as_array_mut()
+                    .into_iter()
+                    .for_each(|m| m.push(json!({"name": "root", "mountPath": "/host"})));
+            }),
+            "only PersistentVolumeClaims",
+        ),
+        (
+            "another image with a shell",
+            changed(&|p| {
+                p["spec"]["containers"][0]["image"] = json!("docker.io/library/busybox:1.36");
+                p["spec"]["containers"][0]["command"] = json!(["sh", "-c", "cat /data/*"]);
+            }),
+            "hold-volume and nothing else",
+        ),
+        (
+            "the agent image running something else",
+            changed(&|p| {
+                p["spec"]["containers"][0]["args"] = json!(["--control-plane=https://evil"])
+            }),
+            "hold-volume and nothing else",
+        ),
+        (
+            "a privileged container",
+            changed(&|p| p["spec"]["containers"][0]["securityContext"]["privileged"] = json!(true)),
+            "not privileged",
+        ),
+        (
+            "an added capability",
+            changed(&|p| {
+                p["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] =
+                    json!(["SYS_ADMIN"]);
+            }),
+            "adds no capability",
+        ),
+        (
+            "root",
+            changed(&|p| p["spec"]["securityContext"]["runAsUser"] = json!(0)),
+            "non-root",
+        ),
+        (
+            "the host network",
+            changed(&|p| p["spec"]["hostNetwork"] = json!(true)),
+            "no host namespace",
+        ),
+        (
+            "a second container",
+            changed(&|p| {
+                let copy = p["spec"]["containers"][0].clone();
+                p["spec"]["containers"]
+                    .as_array_mut()
+                    .into_iter()
+                    .for_each(|c| c.push(copy.clone()));
+            }),
+            "one container",
+        ),
+        (
+            "a ServiceAccount token",
+            changed(&|p| {
+                p["spec"].as_object_mut().into_iter().for_each(|s| {
+                    s.remove("automountServiceAccountToken");
+                });
+            }),
+            "no ServiceAccount token",
+        ),
+        (
+            "another node",
+            changed(&|p| p["spec"]["nodeSelector"]["kubernetes.io/hostname"] = json!("node-b")),
+            "onto the agent's own node",
+        ),
+        (
+            "a node named directly",
+            changed(&|p| p["spec"]["nodeName"] = json!("node-b")),
+            "onto the agent's own node",
+        ),
+        (
+            "a pod without the holder labels",
+            changed(&|p| {
+                p["metadata"].as_object_mut().into_iter().for_each(|m| {
+                    m.remove("labels");
+                });
+            }),
+            "only holder pods",
+        ),
+    ];
+    for (what, pod, expected) in &attacks {
+        let denied = admission(policy, &on_node_a, pod)?
+            .with_context(|| format!("{what}: the policy does not select the agent's request"))?;
+        ensure!(
+            denied.iter().any(|m| m.contains(expected)),
+            "{what}: expected a denial saying {expected:?}, got {denied:?}"
+        );
+        ensure!(
+            denied.iter().all(|m| !m.starts_with("error:")),
+            "{what}: an expression failed to evaluate: {denied:?}"
+        );
+    }
+    // Other users' pods are not this policy's business.
+    let someone_else = json!({"operation": "CREATE", "userInfo": {"username": "system:serviceaccount:shop:default"}});
+    ensure!(admission(policy, &someone_else, &attacks[0].1)?.is_none());
+
+    // Off with its value or without RBAC.
+    for values in [
+        json!({"agent": {"holderPodAdmissionPolicy": false}}),
+        json!({"rbac": {"create": false}}),
+    ] {
+        let rendered = Rendered::of(&values)?;
+        ensure!(
+            rendered.of_kind("ValidatingAdmissionPolicy").is_empty()
+                && rendered
+                    .of_kind("ValidatingAdmissionPolicyBinding")
+                    .is_empty(),
+            "{values}"
+        );
+    }
     Ok(())
 }
 

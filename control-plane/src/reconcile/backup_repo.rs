@@ -97,6 +97,11 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
     let pvcs = caches
         .claims
         .labelled(well_known::label::BACKUP_REPO, &name);
+    let missing_storage_classes = pvcs
+        .iter()
+        .filter_map(|pvc| pvc.spec.as_ref()?.storage_class_name.clone())
+        .filter(|class| !class.is_empty() && caches.storage_classes.get(class).is_none())
+        .collect();
     let status = repo.status.clone().unwrap_or_default();
     let storage_class = match status.generated_storage_class_name.as_deref() {
         Some(class) if !class.is_empty() => caches.storage_classes.get(class).is_some(),
@@ -131,6 +136,7 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
             pvcs,
             storage_class,
             csi_secret_digest,
+            missing_storage_classes,
         },
         agents: ctx.agent_view(),
         settings: backup_repo::Settings {

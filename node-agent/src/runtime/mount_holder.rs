@@ -275,33 +275,7 @@ impl MountHolders {
     }
 
     fn holder(&self, entry: &Entry, pvc: &PersistentVolumeClaim) -> Holder {
-        let labels = BTreeMap::from([
-            (
-                well_known::label::MANAGED_BY.to_string(),
-                well_known::label::MANAGED_BY_DATA_PROTECTION.to_string(),
-            ),
-            (
-                well_known::label::MOUNT_HOLDER_NODE.to_string(),
-                self.node_label(),
-            ),
-        ]);
-        // Owned by the claim: deleting the repository PVC takes its holder with it.
-        let owner = pvc.metadata.uid.clone().map(|uid| OwnerReference {
-            api_version: "v1".into(),
-            kind: "PersistentVolumeClaim".into(),
-            name: entry.key.name.clone(),
-            uid,
-            ..OwnerReference::default()
-        });
-        Holder {
-            namespace: entry.key.namespace.clone(),
-            pod: entry.pod.clone(),
-            claim: entry.key.name.clone(),
-            labels,
-            owner_references: owner.into_iter().collect(),
-            read_only: false,
-            adopt_label: well_known::label::MOUNT_HOLDER_NODE.into(),
-        }
+        repository_holder(&self.config.node, &entry.pod, pvc)
     }
 
     /// Waits while a ReadWriteOnce claim is mounted by a pod on another node; an error naming
@@ -401,6 +375,39 @@ fn random_pod_name() -> String {
     let mut bytes = [0u8; 5];
     rand::fill(&mut bytes[..]);
     format!("cairn-repo-holder-{}", hex::encode(bytes))
+}
+
+/// The holder pod `pod` of a repository PVC on `node`: labelled with its node (which a
+/// restarted agent adopts it by) and owned by the claim, so deleting the repository PVC takes
+/// its holder with it.
+pub fn repository_holder(node: &str, pod: &str, pvc: &PersistentVolumeClaim) -> Holder {
+    let labels = BTreeMap::from([
+        (
+            well_known::label::MANAGED_BY.to_string(),
+            well_known::label::MANAGED_BY_DATA_PROTECTION.to_string(),
+        ),
+        (
+            well_known::label::MOUNT_HOLDER_NODE.to_string(),
+            node_label_value(node),
+        ),
+    ]);
+    let claim = pvc.metadata.name.clone().unwrap_or_default();
+    let owner = pvc.metadata.uid.clone().map(|uid| OwnerReference {
+        api_version: "v1".into(),
+        kind: "PersistentVolumeClaim".into(),
+        name: claim.clone(),
+        uid,
+        ..OwnerReference::default()
+    });
+    Holder {
+        namespace: pvc.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod.to_string(),
+        claim,
+        labels,
+        owner_references: owner.into_iter().collect(),
+        read_only: false,
+        adopt_label: well_known::label::MOUNT_HOLDER_NODE.into(),
+    }
 }
 
 /// A node name as a label value (at most 63 characters): itself when it fits, else a prefix

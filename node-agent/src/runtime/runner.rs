@@ -94,12 +94,13 @@ impl Runtime {
                 self.archiver(&action, archiver, &reporter, &cancel, adopting)
                     .await
             }
-            Some(action::Kind::RepoCheck(check)) => {
-                self.direct(check.storage, false, &cancel, |files| async move {
+            Some(action::Kind::RepoCheck(check)) => self
+                .direct(check.storage, false, &cancel, |files| async move {
                     repo_ops::check(&files, &check.probe_path).await
                 })
                 .await
-            }
+                // The control plane sends a pre-check to one agent: say which node failed it.
+                .failed_on_node(&self.config.node.node_name),
             Some(action::Kind::DeletePath(delete)) => {
                 self.direct(delete.storage, true, &cancel, |files| async move {
                     repo_ops::delete_path(&files, &delete.path).await

@@ -63,6 +63,14 @@ impl Outcome {
         }
     }
 
+    /// A failure's reason prefixed with `on node <node>: ` (other outcomes unchanged).
+    pub fn failed_on_node(mut self, node: &str) -> Outcome {
+        if self.phase == ActionPhase::Failed && !node.is_empty() {
+            self.failure_reason = format!("on node {node}: {}", self.failure_reason);
+        }
+        self
+    }
+
     /// The phase's short name (`succeeded`, `failed`, `cancelled`), for metrics.
     pub fn phase_name(&self) -> String {
         self.phase
@@ -230,5 +238,25 @@ impl Drop for Reporter {
                 state: Box::new(state),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_the_node_and_other_outcomes_are_unchanged() {
+        let failed = Outcome::failed("the repository PVC cairn-system/pre-check-1 is not bound")
+            .failed_on_node("node-a");
+        assert_eq!(
+            failed.failure_reason,
+            "on node node-a: the repository PVC cairn-system/pre-check-1 is not bound"
+        );
+        assert_eq!(failed.phase, ActionPhase::Failed);
+        let succeeded = Outcome::succeeded().failed_on_node("node-a");
+        assert_eq!(succeeded.failure_reason, "");
+        let cancelled = Outcome::cancelled("cancelled").failed_on_node("node-a");
+        assert_eq!(cancelled.failure_reason, "cancelled");
     }
 }

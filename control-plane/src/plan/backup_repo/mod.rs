@@ -52,7 +52,7 @@ use cairn_api::well_known::conditions::backup_repo::{
     REASON_STORAGE_PROVIDER_READY,
 };
 use cairn_api::well_known::conditions::storage_provider::CONDITION_CSI_DRIVER_INSTALLED;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use cairn_api::backup::Backup;
@@ -111,6 +111,8 @@ pub struct Derived {
     /// `status.generatedCSIDriverSecret`: `None` when the Secret does not exist, `Some("")` when
     /// it exists without the annotation.
     pub csi_secret_digest: Option<String>,
+    /// The StorageClasses named by those PVCs that do not exist.
+    pub missing_storage_classes: BTreeSet<String>,
 }
 
 /// Everything the BackupRepo planner reads.

@@ -208,7 +208,16 @@ pub(super) fn repo_pvc(
 
 /// Whether a PVC labelled with the repository exists under that name and namespace.
 pub(super) fn pvc_exists(o: &Observed, namespace: &str, name: &str) -> bool {
-    o.derived.pvcs.iter().any(|p| {
+    find_pvc(o, namespace, name).is_some()
+}
+
+/// The PVC labelled with the repository under that name and namespace.
+pub(super) fn find_pvc<'o>(
+    o: &'o Observed,
+    namespace: &str,
+    name: &str,
+) -> Option<&'o PersistentVolumeClaim> {
+    o.derived.pvcs.iter().find(|p| {
         p.metadata.namespace.as_deref() == Some(namespace)
             && p.metadata.name.as_deref() == Some(name)
     })

@@ -210,12 +210,26 @@ pub(super) fn report(o: &mut Observed, id: &str, phase: ReportedPhase, reason: &
     );
 }
 
-/// Runs a repository to Ready through a successful pre-check.
+/// The action id of the Mount pre-check's agent step for the current digest annotation.
+pub(super) fn current_agent_check_id(o: &Observed) -> String {
+    let digest = o.repo.metadata.annotations.as_ref().unwrap()
+        [well_known::annotation::BACKUP_REPO_DIGEST]
+        .clone();
+    precheck::agent_check_id(UID, &digest)
+}
+
+/// Runs a repository to Ready through a successful pre-check (for Mount, the Job's and then
+/// the agent's).
 pub(super) fn make_ready(o: &mut Observed) {
     until_dispatched(o);
     let id = current_check_id(o);
     report(o, &id, ReportedPhase::Succeeded, "");
     step(o, later(10));
+    if access_method(&o.repo) == AccessMethod::Mount {
+        let agent_id = current_agent_check_id(o);
+        report(o, &agent_id, ReportedPhase::Succeeded, "");
+        step(o, later(11));
+    }
     o.agents.actions.clear();
     assert_eq!(phase(o), Some(BackupRepoPhase::Ready));
 }

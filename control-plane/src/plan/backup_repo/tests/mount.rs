@@ -9,6 +9,7 @@ use cairn_api::well_known::conditions::backup_repo::{
 };
 use cairn_proto::agent::v1 as pb;
 use k8s_openapi::api::batch::v1::Job;
+use std::collections::BTreeMap;
 
 use super::*;
 
@@ -124,20 +125,64 @@ fn the_mount_pre_check_creates_its_pvc_first_then_hands_the_job_to_an_agent() {
 }
 
 #[test]
-fn a_finished_mount_pre_check_deletes_its_job_and_pvc() {
+fn after_the_job_the_agent_opens_the_pre_check_pvc_as_backups_do_then_both_are_deleted() {
     let mut o = observed_mount();
+    o.repo.spec.path_prefix = Some("prod".into());
     until_dispatched(&mut o);
     let name = pre_check_pvc_name(&o);
-    let id = current_check_id(&o);
-    report(&mut o, &id, ReportedPhase::Succeeded, "");
+    let job_id = current_check_id(&o);
+    report(&mut o, &job_id, ReportedPhase::Succeeded, "");
+    // The Job passing is not enough: the agent's own path comes next.
     let plan = step(&mut o, later(20));
+    assert_eq!(phase(&o), Some(BackupRepoPhase::PreChecking));
+    assert!(deleted(&plan, "PersistentVolumeClaim").is_empty());
+    let actions = dispatched(&plan);
+    assert_eq!(actions.len(), 1);
+    let (node, action) = actions[0];
+    assert_eq!(node, "node-a");
+    let agent_id = current_agent_check_id(&o);
+    assert_eq!(action.id, agent_id);
+    assert_ne!(agent_id, job_id);
+    let Some(pb::action::Kind::RepoCheck(check)) = &action.kind else {
+        panic!("not a repository check: {:?}", action.kind);
+    };
+    assert_eq!(check.probe_path, "/prod/precheck.txt");
+    let grant = check.storage.as_ref().unwrap();
+    assert_eq!(grant.repo_name, "repo1");
+    assert_eq!(
+        grant.mount_claim,
+        Some(pb::MountClaim {
+            namespace: CONTROL_NS.into(),
+            name: name.clone(),
+        })
+    );
+    assert_eq!(grant.local_path, "");
+    assert_eq!(grant.datasafed_config, "");
+    assert_eq!(grant.read_write_prefix, "/prod/precheck.txt");
+    let message = condition(&o, CONDITION_PRE_CHECK_PASSED).message.clone();
+    assert!(
+        message.contains(&format!("{CONTROL_NS}/{name}")),
+        "{message}"
+    );
+    assert!(message.contains("node-a"), "{message}");
+
+    // Running: nothing is dispatched again.
+    report(&mut o, &agent_id, ReportedPhase::Running, "");
+    let plan = step(&mut o, later(21));
+    assert!(dispatched(&plan).is_empty());
+    assert_eq!(phase(&o), Some(BackupRepoPhase::PreChecking));
+
+    report(&mut o, &agent_id, ReportedPhase::Succeeded, "");
+    let plan = step(&mut o, later(22));
     assert_eq!(phase(&o), Some(BackupRepoPhase::Ready));
     assert_eq!(deleted(&plan, "Job"), vec![name.as_str()]);
     assert_eq!(deleted(&plan, "PersistentVolumeClaim"), vec![name.as_str()]);
-    assert!(
-        plan.intents
-            .contains(&Intent::Acknowledge { action_id: id })
-    );
+    for id in [job_id, agent_id] {
+        assert!(
+            plan.intents
+                .contains(&Intent::Acknowledge { action_id: id })
+        );
+    }
     // The hub forgets acknowledged results; once the PVC is gone nothing more happens.
     o.agents.actions.clear();
     let again = step(&mut o, later(30));
@@ -145,9 +190,132 @@ fn a_finished_mount_pre_check_deletes_its_job_and_pvc() {
 }
 
 #[test]
+fn a_mount_repository_the_agent_cannot_use_fails_naming_the_claim_node_and_reason() {
+    let mut o = observed_mount();
+    until_dispatched(&mut o);
+    let name = pre_check_pvc_name(&o);
+    let job_id = current_check_id(&o);
+    report(&mut o, &job_id, ReportedPhase::Succeeded, "");
+    step(&mut o, later(20));
+    let agent_id = current_agent_check_id(&o);
+    let reason = format!(
+        "on node node-a: reaching the csi volume pv-1 of the repository PVC {CONTROL_NS}/{name} through a holder pod on this node: the agent cannot write the volume"
+    );
+    report(&mut o, &agent_id, ReportedPhase::Failed, &reason);
+    let plan = step(&mut o, later(21));
+    assert_eq!(phase(&o), Some(BackupRepoPhase::Failed));
+    let c = condition(&o, CONDITION_PRE_CHECK_PASSED);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "PreCheckFailed")
+    );
+    assert!(
+        c.message.starts_with(&format!(
+            "the node agent could not use the pre-check PVC {CONTROL_NS}/{name} as every backup would"
+        )),
+        "{}",
+        c.message
+    );
+    assert!(c.message.ends_with(&reason), "{}", c.message);
+    let failed: Vec<_> = events(&plan)
+        .into_iter()
+        .filter(|e| e.1 == "BackupRepoFailed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", events(&plan));
+    assert_eq!(failed[0].0, EventType::Warning);
+    assert!(failed[0].2.contains("on node node-a"), "{}", failed[0].2);
+    assert_eq!(deleted(&plan, "PersistentVolumeClaim"), vec![name.as_str()]);
+    for id in [job_id, agent_id] {
+        assert!(
+            plan.intents
+                .contains(&Intent::Acknowledge { action_id: id })
+        );
+    }
+}
+
+#[test]
+fn the_agent_step_goes_to_the_node_the_volume_was_provisioned_for() {
+    let mut o = observed_mount();
+    o.agents = agents(&["node-a", "node-b"]);
+    until_dispatched(&mut o);
+    let name = pre_check_pvc_name(&o);
+    let pvc = o
+        .derived
+        .pvcs
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+        .unwrap();
+    pvc.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(
+            well_known::annotation::SELECTED_NODE.into(),
+            "node-b".into(),
+        );
+    let job_id = current_check_id(&o);
+    report(&mut o, &job_id, ReportedPhase::Succeeded, "");
+    let plan = step(&mut o, later(20));
+    assert_eq!(dispatched(&plan)[0].0, "node-b");
+    // Without that node's agent, any agent tries (and says where it failed).
+    let mut o2 = o.clone();
+    o2.agents.actions.clear();
+    report(&mut o2, &job_id, ReportedPhase::Succeeded, "");
+    o2.agents.nodes.get_mut("node-b").unwrap().connected = false;
+    let plan = step(&mut o2, later(21));
+    assert_eq!(dispatched(&plan)[0].0, "node-a");
+}
+
+#[test]
+fn a_pre_check_pvc_of_a_storage_class_that_does_not_exist_fails_at_once() {
+    let mut o = observed_mount();
+    o.repo.spec.config = Some(BTreeMap::from([(
+        "storageClassName".to_string(),
+        "no-such-class".to_string(),
+    )]));
+    o.derived.missing_storage_classes = ["no-such-class".to_string()].into();
+    let mut dispatches = 0;
+    for i in 0..5 {
+        dispatches += dispatched(&step(&mut o, later(i))).len();
+    }
+    assert_eq!(dispatches, 0, "nothing can use a claim that is never bound");
+    assert_eq!(phase(&o), Some(BackupRepoPhase::Failed));
+    let name = pre_check_pvc_name(&o);
+    let c = condition(&o, CONDITION_PRE_CHECK_PASSED);
+    assert_eq!(c.reason, "PreCheckFailed");
+    assert_eq!(
+        c.message,
+        format!(
+            "the pre-check PVC {CONTROL_NS}/{name} can never be bound: its StorageClass \"no-such-class\" does not exist, so no repository PVC could be bound and every backup would fail"
+        )
+    );
+    assert!(o.derived.pvcs.is_empty(), "the pre-check PVC is deleted");
+}
+
+#[test]
+fn a_job_that_times_out_on_an_unbound_claim_says_so() {
+    let mut o = observed_mount();
+    until_dispatched(&mut o);
+    let name = pre_check_pvc_name(&o);
+    let job_id = current_check_id(&o);
+    report(&mut o, &job_id, ReportedPhase::Running, "");
+    step(&mut o, later(30));
+    assert_eq!(phase(&o), Some(BackupRepoPhase::PreChecking));
+    step(&mut o, later(15 * 60 + 1));
+    assert_eq!(phase(&o), Some(BackupRepoPhase::Failed));
+    let message = condition(&o, CONDITION_PRE_CHECK_PASSED).message.clone();
+    assert_eq!(
+        message,
+        format!(
+            "timeout: the pre-check did not finish within 15m0s; the pre-check PVC {CONTROL_NS}/{name} is still Pending, never bound to a PersistentVolume, as every repository PVC would be"
+        )
+    );
+}
+
+#[test]
 fn a_failed_mount_pre_check_reports_the_jobs_failure() {
     let mut o = observed_mount();
     until_dispatched(&mut o);
+    let name = pre_check_pvc_name(&o);
     let id = current_check_id(&o);
     report(
         &mut o,
@@ -157,12 +325,19 @@ fn a_failed_mount_pre_check_reports_the_jobs_failure() {
     );
     let plan = step(&mut o, later(20));
     assert_eq!(phase(&o), Some(BackupRepoPhase::Failed));
+    let message = condition(&o, CONDITION_PRE_CHECK_PASSED).message.clone();
     assert!(
-        condition(&o, CONDITION_PRE_CHECK_PASSED)
-            .message
-            .contains("Permission denied")
+        message.starts_with(&format!(
+            "the pre-check Job on the pre-check PVC {CONTROL_NS}/{name} failed: BackoffLimitExceeded"
+        )),
+        "{message}"
     );
+    assert!(message.contains("Permission denied"), "{message}");
     assert_eq!(deleted(&plan, "Job").len(), 1);
+    assert!(
+        dispatched(&plan).is_empty(),
+        "no agent step after a failed Job"
+    );
 }
 
 #[test]
