@@ -36,6 +36,8 @@ pub enum Builtin {
     PriorityClass,
     ResourceQuota,
     Ingress,
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
 }
 
 const META: &[&str] = &["metadata.name", "metadata.namespace"];
@@ -478,6 +480,31 @@ const DEFS: &[Def] = &[
         categories: &[],
         subresources: STATUS,
         generation: false,
+    },
+    // Stored and served, not enforced: localkube runs no admission policies (README).
+    Def {
+        builtin: Builtin::ValidatingAdmissionPolicy,
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "ValidatingAdmissionPolicy",
+        plural: "validatingadmissionpolicies",
+        namespaced: false,
+        short: &[],
+        categories: &["api-extensions"],
+        subresources: STATUS,
+        generation: true,
+    },
+    Def {
+        builtin: Builtin::ValidatingAdmissionPolicyBinding,
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "ValidatingAdmissionPolicyBinding",
+        plural: "validatingadmissionpolicybindings",
+        namespaced: false,
+        short: &[],
+        categories: &["api-extensions"],
+        subresources: &[],
+        generation: true,
     },
     Def {
         builtin: Builtin::Ingress,

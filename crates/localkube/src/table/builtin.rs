@@ -714,6 +714,34 @@ pub fn columns(b: Builtin) -> Vec<Column> {
                 "ServiceAccounts in the binding",
             ),
         ],
+        Builtin::ValidatingAdmissionPolicy => vec![
+            Column::NAME,
+            Column::new(
+                "Validations",
+                "integer",
+                "Validations contain CEL expressions which is used to apply the validation.",
+            ),
+            Column::new(
+                "ParamKind",
+                "string",
+                "ParamKind specifies the kind of resources used to parameterize this policy",
+            ),
+            Column::AGE,
+        ],
+        Builtin::ValidatingAdmissionPolicyBinding => vec![
+            Column::NAME,
+            Column::new(
+                "PolicyName",
+                "string",
+                "PolicyName references a ValidatingAdmissionPolicy name which the ValidatingAdmissionPolicyBinding binds to.",
+            ),
+            Column::new(
+                "ParamRef",
+                "string",
+                "ParamRef specifies the parameter resource used to configure the admission control policy.",
+            ),
+            Column::AGE,
+        ],
         Builtin::Role
         | Builtin::ClusterRole
         | Builtin::CustomResourceDefinition
@@ -1145,6 +1173,24 @@ pub fn cells(b: Builtin, v: &Value, now: Timestamp) -> Vec<Value> {
                 json!(subjects("ServiceAccount")),
             ]
         }
+        Builtin::ValidatingAdmissionPolicy => vec![
+            name(v),
+            json!(arr(v, "/spec/validations").len()),
+            json!(match (s(v, "/spec/paramKind/apiVersion"), s(v, "/spec/paramKind/kind")) {
+                (api, kind) if !kind.is_empty() => format!("{api}/{kind}"),
+                _ => "<unset>".to_string(),
+            }),
+            age(),
+        ],
+        Builtin::ValidatingAdmissionPolicyBinding => vec![
+            name(v),
+            json!(s(v, "/spec/policyName")),
+            json!(match s(v, "/spec/paramRef/name") {
+                "" => "<unset>".to_string(),
+                name => format!("*/{name}"),
+            }),
+            age(),
+        ],
         Builtin::Role
         | Builtin::ClusterRole
         | Builtin::CustomResourceDefinition
@@ -1519,6 +1565,8 @@ mod tests {
             Builtin::CustomResourceDefinition,
             Builtin::ResourceQuota,
             Builtin::Ingress,
+            Builtin::ValidatingAdmissionPolicy,
+            Builtin::ValidatingAdmissionPolicyBinding,
         ] {
             assert_eq!(cells(b, &obj, now()).len(), columns(b).len(), "{b:?}");
         }
