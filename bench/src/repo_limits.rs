@@ -48,6 +48,12 @@ impl Limits {
     pub fn cpu_floor_s(&self) -> f64 {
         (self.read_client_cpu_s + self.read_server_cpu_s + self.decode_cpu_s) / self.cores as f64
     }
+
+    /// The part of the machine the decode got while it had work for every core: near 1 on
+    /// an otherwise idle machine, lower when other work took the CPU.
+    pub fn cpu_share(&self) -> f64 {
+        self.decode_cpu_s / (self.decode_s * self.cores as f64).max(1e-9)
+    }
 }
 
 /// Measures the Cairn repository at `url`; `server_cpu` reads the S3 server's CPU seconds
