@@ -297,7 +297,7 @@ mod tests {
             "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
             "kind": "BackupRepo",
             "metadata": {"name": "local"},
-            "spec": {"storageProviderRef": "local", "accessMethod": "Tool"},
+            "spec": {"storageProviderRef": "local", "accessMethod": "Tool", "pvReclaimPolicy": "Retain"},
         }))
         .expect("a BackupRepo");
         if deleting {
