@@ -145,7 +145,12 @@ impl Shared {
 
 /// A mark of the steady-state window: when, the API request counts (total per second and by
 /// resource) and the control plane's RSS.
-type WindowMark = (Instant, Option<(f64, Vec<(String, f64)>)>, f64);
+type WindowMark = (
+    Instant,
+    Option<(f64, Vec<(String, f64)>)>,
+    f64,
+    HashMap<String, (f64, f64)>,
+);
 
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -360,6 +365,37 @@ async fn wait_until(
 }
 
 /// Total of `cairn_reconciles_total` over kinds.
+/// Reconciles by kind so far from a `/metrics` text: kind → (count, seconds spent).
+fn reconcile_times(text: &str) -> HashMap<String, (f64, f64)> {
+    let mut by_kind: HashMap<String, (f64, f64)> = HashMap::new();
+    for line in text.lines() {
+        let (counted, rest) =
+            if let Some(rest) = line.strip_prefix("cairn_reconcile_duration_seconds_count{") {
+                (true, rest)
+            } else if let Some(rest) = line.strip_prefix("cairn_reconcile_duration_seconds_sum{") {
+                (false, rest)
+            } else {
+                continue;
+            };
+        let Some(kind) = rest
+            .split_once("kind=\"")
+            .and_then(|(_, k)| k.split('"').next())
+        else {
+            continue;
+        };
+        let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        let entry = by_kind.entry(kind.to_owned()).or_default();
+        if counted {
+            entry.0 += value;
+        } else {
+            entry.1 += value;
+        }
+    }
+    by_kind
+}
+
 fn reconciles(text: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("cairn_reconciles_total"))
@@ -415,6 +451,8 @@ struct Outcome {
     api_per_backup: Option<f64>,
     api_top: Vec<(String, f64)>,
     reconciles_per_s: f64,
+    /// Reconciles at steady state by kind: (kind, reconciles, seconds spent in them).
+    reconcile_kinds: Vec<(String, f64, f64)>,
     disconnects: u64,
     deleted: Option<usize>,
     elapsed: Duration,
@@ -1010,8 +1048,10 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     create_backups(&client, &shared, &list, args.rate, async |i| {
         if i == first || i == last {
             let api = api_requests(&client).await;
-            let rec = metrics(health).await.map(|t| reconciles(&t)).unwrap_or(0.0);
-            window.push((Instant::now(), api, rec));
+            let text = metrics(health).await;
+            let rec = text.as_deref().map(reconciles).unwrap_or(0.0);
+            let times = text.as_deref().map(reconcile_times).unwrap_or_default();
+            window.push((Instant::now(), api, rec, times));
         }
     })
     .await?;
@@ -1062,9 +1102,19 @@ async fn run_scenario(args: &Args, agents: usize, backups: usize) -> anyhow::Res
     }
     outcome.dispatch.sort();
     outcome.completed.sort();
-    if let [(t0, a0, r0), (t1, a1, r1)] = window.as_slice() {
+    if let [(t0, a0, r0, k0), (t1, a1, r1, k1)] = window.as_slice() {
         let seconds = (*t1 - *t0).as_secs_f64().max(0.001);
         outcome.reconciles_per_s = (r1 - r0) / seconds;
+        let mut kinds: Vec<(String, f64, f64)> = k1
+            .iter()
+            .map(|(kind, (n1, s1))| {
+                let (n0, s0) = k0.get(kind).copied().unwrap_or_default();
+                (kind.clone(), n1 - n0, s1 - s0)
+            })
+            .filter(|(_, n, _)| *n > 0.0)
+            .collect();
+        kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
+        outcome.reconcile_kinds = kinds;
         if let (Some((a0, _)), Some((a1, top))) = (a0, a1) {
             outcome.api_per_s = Some((a1 - a0) / seconds);
             outcome.api_per_backup = Some((a1 - a0) / (last - first).max(1) as f64);
@@ -1286,6 +1336,24 @@ fn print_table(outcomes: &[Outcome], load: &str, bin_dir: &Path) {
         );
     }
     for o in outcomes {
+        if !o.reconcile_kinds.is_empty() {
+            let kinds: Vec<String> = o
+                .reconcile_kinds
+                .iter()
+                .map(|(kind, n, secs)| {
+                    format!(
+                        "{kind} {n:.0} (mean {:.1} ms, {secs:.1} s)",
+                        secs * 1000.0 / n.max(1.0)
+                    )
+                })
+                .collect();
+            println!(
+                "Reconciles at steady state, {} agents/{} backups: {}",
+                o.agents,
+                o.backups,
+                kinds.join(", ")
+            );
+        }
         if !o.api_top.is_empty() {
             let top: Vec<String> = o
                 .api_top

@@ -227,7 +227,10 @@ impl AgentHub {
     pub fn assign(&self, node: &str, action: Action) -> Result<(), DispatchError> {
         let mut state = self.lock();
         let id = action.id.clone();
-        let redacted = format!("{:?}", Redacted(&action));
+        // Formatted only when logged: this runs under the hub's lock for every dispatch.
+        let redacted = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| format!("{:?}", Redacted(&action)))
+            .unwrap_or_default();
         if let Some(message) = state.ledger.assign(node, action)? {
             tracing::debug!(agent.node = node, action.id = %id, action = %redacted, "assigning action");
             // A dead stream is fine: the next Hello re-assigns every wanted action.

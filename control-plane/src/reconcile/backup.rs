@@ -56,11 +56,10 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
         plan,
     )
     .await?;
-    if matches!(
-        cairn_api::window::backup_type(&backup).as_str(),
-        "Continuous" | "Full" | "Incremental"
-    ) {
-        recoverability(&ctx);
+    match cairn_api::window::backup_type(&backup).as_str() {
+        "Continuous" => recoverability(&ctx),
+        "Full" | "Incremental" if ctx.windows_may_exist() => recoverability(&ctx),
+        _ => {}
     }
     Ok(action)
 }
@@ -71,7 +70,10 @@ async fn reconcile_in_span(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Act
 /// A window needs a Continuous backup and takes its bases from that backup's namespace, so only
 /// the Backups of namespaces holding a Continuous one are copied out of the cache: copying every
 /// cached Backup at each reconcile of a Full one made a burst of 10,000 Backups copy them all
-/// tens of thousands of times (bench/README.md, "scale").
+/// tens of thousands of times (bench/README.md, "scale"). For the same reason a Full or
+/// Incremental backup recomputes them only while Continuous backups existed at the last
+/// computation ([`Context::windows_may_exist`]): finding the Continuous ones scans every cached
+/// Backup, at every reconcile of every Full backup.
 fn recoverability(ctx: &Context) {
     let namespaces: BTreeSet<String> = ctx
         .caches
@@ -80,6 +82,7 @@ fn recoverability(ctx: &Context) {
         .iter()
         .filter_map(|b| b.namespace())
         .collect();
+    ctx.holding_windows(!namespaces.is_empty());
     if namespaces.is_empty() {
         ctx.metrics.set_windows(&[]);
         return;

@@ -14,6 +14,7 @@ use cairn_api::well_known;
 use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -76,13 +77,19 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
     };
     // Only a Mount repository makes a PVC per namespace that Backups and Restores wait for.
     let mount = matches!(repo.spec.access_method, Some(AccessMethod::Mount));
+    // The planner reads only the Backups that hold the repository and wait for its
+    // preparation, or, while it is being deleted, every one that holds it: copying every
+    // labelled Backup at each reconcile (10,000 for one repository, once per Backup phase
+    // change) kept a core busy and dispatches waited seconds (bench/README.md, "scale").
+    let deleting = repo.metadata.deletion_timestamp.is_some();
     let backups = with_waiting(
         &ctx.client,
         mount,
         &name,
-        caches
-            .backups
-            .labelled(well_known::label::BACKUP_REPO, &name),
+        caches.backups.filtered(|b| {
+            backup_repo::holds_repo(b, &name)
+                && (deleting || backup_repo::waits_for_preparation(&b.metadata, &name))
+        }),
     )
     .await?;
     let restores = with_waiting(
@@ -91,7 +98,7 @@ async fn observe(ctx: &Context, repo: &BackupRepo) -> Result<backup_repo::Observ
         &name,
         caches
             .restores
-            .labelled(well_known::label::BACKUP_REPO, &name),
+            .filtered(|r| backup_repo::waits_for_preparation(&r.metadata, &name)),
     )
     .await?;
     let pvcs = caches
@@ -188,15 +195,13 @@ where
     Ok(cached)
 }
 
-/// A hash of what the repository planner reads of a Backup or Restore: its labels, its phase
-/// and whether it is being deleted.
-fn relevant<K: kube::Resource, P: std::fmt::Debug>(obj: &K, phase: Option<P>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    obj.meta().labels.hash(&mut hasher);
-    format!("{phase:?}").hash(&mut hasher);
-    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
-    hasher.finish()
+/// Whether a change of the Backup or Restore with `meta`, labelled with repository `name`,
+/// is one the repository's planner acts on: the object waits for the repository's
+/// preparation, or the repository (`repo`, from the cache) is being deleted, or is not cached
+/// yet (its own watch event triggers it then anyway).
+fn triggers_repo(meta: &ObjectMeta, name: &str, repo: Option<&BackupRepo>) -> bool {
+    backup_repo::waits_for_preparation(meta, name)
+        || repo.is_none_or(|repo| repo.metadata.deletion_timestamp.is_some())
 }
 
 /// Reconciles one BackupRepo.
@@ -236,34 +241,32 @@ pub async fn run(
     owners: impl Stream<Item = ObjectRef<BackupRepo>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let to_repo = |labels: &std::collections::BTreeMap<String, String>| {
-        labels
-            .get(well_known::label::BACKUP_REPO)
-            .map(|repo| ObjectRef::new(repo))
-    };
     let labelled = || watcher::Config::default().labels(well_known::label::BACKUP_REPO);
-    // Only what the repository planner reads of a Backup or Restore (its labels, phase and
-    // deletion) triggers it: a running Backup's progress writes do not.
+    // Only a change the repository planner acts on triggers it: an object waiting for the
+    // repository's preparation, or any change while the repository is being deleted (which
+    // waits for the Backups that hold it). A running Backup's other writes do not, and
+    // nothing is kept per object: the predicate filter this replaces remembered every Backup
+    // and Restore ever seen for an hour (bench/README.md, "scale").
+    let repos = ctx.caches.repos.clone();
+    let to_repo = move |meta: &ObjectMeta| -> Option<ObjectRef<BackupRepo>> {
+        let repo = meta.labels.as_ref()?.get(well_known::label::BACKUP_REPO)?;
+        triggers_repo(meta, repo, repos.get(repo).as_ref()).then(|| ObjectRef::new(repo))
+    };
+    let to_repo_too = to_repo.clone();
     let backups = watcher(Api::<Backup>::all(ctx.client.clone()), labelled())
         .default_backoff()
-        .touched_objects()
-        .predicate_filter(
-            |b: &Backup| Some(relevant(b, b.status.as_ref().and_then(|s| s.phase))),
-            Default::default(),
-        );
+        .touched_objects();
     let restores = watcher(Api::<Restore>::all(ctx.client.clone()), labelled())
         .default_backoff()
-        .touched_objects()
-        .predicate_filter(
-            |r: &Restore| Some(relevant(r, r.status.as_ref().and_then(|s| s.phase))),
-            Default::default(),
-        );
+        .touched_objects();
     let controller = ctx
         .caches
         .repos
         .controller()
-        .watches_stream(backups, move |backup: Backup| to_repo(backup.labels()))
-        .watches_stream(restores, move |restore: Restore| to_repo(restore.labels()));
+        .watches_stream(backups, move |backup: Backup| to_repo(&backup.metadata))
+        .watches_stream(restores, move |restore: Restore| {
+            to_repo_too(&restore.metadata)
+        });
     common::run(
         ctx,
         controller,
@@ -273,4 +276,69 @@ pub async fn run(
         |_, err, ctx| common::retry("BackupRepo", err, &ctx),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn labelled(labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("b-1".into()),
+            namespace: Some("default".into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn repo(deleting: bool) -> BackupRepo {
+        let mut repo: BackupRepo = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "BackupRepo",
+            "metadata": {"name": "local"},
+            "spec": {"storageProviderRef": "local", "accessMethod": "Tool", "pvReclaimPolicy": "Retain"},
+        }))
+        .expect("a BackupRepo");
+        if deleting {
+            repo.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+        }
+        repo
+    }
+
+    /// The repository's reconcile copied every Backup of the repository and ran once per
+    /// Backup phase change: 10,000 Backups kept a core busy and dispatches waited seconds.
+    #[test]
+    fn only_changes_the_repository_planner_acts_on_trigger_it() {
+        let running = labelled(&[(well_known::label::BACKUP_REPO, "local")]);
+        let waiting = labelled(&[
+            (well_known::label::BACKUP_REPO, "local"),
+            (well_known::label::WAIT_REPO_PREPARATION, "true"),
+        ]);
+        let ready = repo(false);
+        assert!(
+            !triggers_repo(&running, "local", Some(&ready)),
+            "a Backup's progress in a repository in use is not the repository's business"
+        );
+        assert!(
+            triggers_repo(&waiting, "local", Some(&ready)),
+            "a Backup waiting for the repository's PVC"
+        );
+        assert!(
+            triggers_repo(&running, "local", Some(&repo(true))),
+            "a repository being deleted waits for the Backups that hold it"
+        );
+        assert!(
+            triggers_repo(&running, "local", None),
+            "a repository not cached yet"
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod observe;
 pub mod test_kube;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ pub struct ShellSettings {
     pub backup: crate::plan::backup::Settings,
 }
 
+/// [`Context::windows_may_exist`]: not computed yet, no Continuous backup, some.
+const WINDOWS_UNKNOWN: u8 = 0;
+const WINDOWS_NONE: u8 = 1;
+const WINDOWS_SOME: u8 = 2;
+
 /// What every reconciler shares.
 pub struct Context {
     pub client: kube::Client,
@@ -49,6 +55,9 @@ pub struct Context {
     /// Rendered repository access by repo name (written by the BackupRepo reconciler; holds
     /// credentials, so it lives only in memory and goes only to agents).
     repo_access: RwLock<BTreeMap<String, RepoAccess>>,
+    /// Whether a Continuous backup was found when the recoverability windows were last
+    /// computed ([`WINDOWS_UNKNOWN`] before the first time); see [`Context::windows_may_exist`].
+    windows_held: AtomicU8,
 }
 
 impl Context {
@@ -75,6 +84,7 @@ impl Context {
             settings,
             caches,
             repo_access: RwLock::new(BTreeMap::new()),
+            windows_held: AtomicU8::new(WINDOWS_UNKNOWN),
         }
     }
 
@@ -102,6 +112,19 @@ impl Context {
             Some(access) => map.insert(repo.to_string(), access),
             None => map.remove(repo),
         };
+    }
+
+    /// Whether recoverability windows may exist: some namespace held a Continuous backup when
+    /// they were last computed, or they have not been computed yet. A new Continuous backup
+    /// computes them again (its own reconcile), so one is never missed.
+    pub fn windows_may_exist(&self) -> bool {
+        self.windows_held.load(Ordering::Relaxed) != WINDOWS_NONE
+    }
+
+    /// Records whether this computation of the windows found a Continuous backup.
+    pub fn holding_windows(&self, any: bool) {
+        let held = if any { WINDOWS_SOME } else { WINDOWS_NONE };
+        self.windows_held.store(held, Ordering::Relaxed);
     }
 
     /// The object an action belongs to: from the dispatched action while it is wanted, else

@@ -14,7 +14,6 @@
 //! Only objects owned by the repository (owner uid) or named in its status are deleted; every
 //! one of them also carries an owner reference, so Kubernetes' garbage collector is the backstop.
 
-use cairn_api::backup::BackupPhase;
 use cairn_api::backup_repo::{AccessMethod, BackupRepoPhase, BackupRepoStatus};
 use cairn_api::well_known;
 use cairn_api::well_known::conditions::backup_repo::{
@@ -25,7 +24,7 @@ use jiff::Timestamp;
 
 use super::conditions::{self, Status, Update};
 use super::precheck::acknowledge_if_ended;
-use super::{Observed, access_method, has_finalizer, names, owned_by};
+use super::{Observed, access_method, has_finalizer, holds_repo, names, owned_by};
 use crate::plan::intent::{Intent, Plan};
 
 /// Plans one reconcile of a BackupRepo being deleted.
@@ -60,18 +59,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan<BackupRepoStatus> {
         )
     };
 
-    let blocking = o.backups.iter().any(|backup| {
-        let labels = backup.metadata.labels.as_ref();
-        let uses = labels
-            .and_then(|l| l.get(well_known::label::BACKUP_REPO))
-            .map(String::as_str)
-            == Some(name);
-        let failed = backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed);
-        let continuous = labels
-            .and_then(|l| l.get(well_known::label::BACKUP_TYPE))
-            .is_some_and(|t| t == "Continuous");
-        uses && (!failed || continuous)
-    });
+    let blocking = o.backups.iter().any(|backup| holds_repo(backup, name));
     if blocking {
         let message = "some backups still refer to this repo";
         if set(REASON_HAVE_ASSOCIATED_BACKUPS, message, Status::False) {

@@ -55,7 +55,7 @@ use cairn_api::well_known::conditions::storage_provider::CONDITION_CSI_DRIVER_IN
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cairn_api::backup::Backup;
+use cairn_api::backup::{Backup, BackupPhase};
 use cairn_api::backup_repo::{AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoStatus};
 use cairn_api::restore::Restore;
 use cairn_api::storage_provider::{
@@ -126,13 +126,47 @@ pub struct Observed {
     pub legacy_provider: Option<LegacyStorageProvider>,
     /// The decoded data of the credential Secret (`spec.credential`), if it exists.
     pub credential: Option<BTreeMap<String, String>>,
-    /// Backups labelled `backup-repo-name=<repo>`, in every namespace.
+    /// Backups labelled `backup-repo-name=<repo>`, in every namespace. The planner reads only
+    /// those that [hold the repository](holds_repo) and, unless the repository is being
+    /// deleted, [wait for its preparation](waits_for_preparation): the others may be left out
+    /// (`observe` copies only those, however many Backups the repository keeps).
     pub backups: Vec<Backup>,
-    /// Restores labelled `backup-repo-name=<repo>`, in every namespace.
+    /// Restores labelled `backup-repo-name=<repo>`, in every namespace. The planner reads only
+    /// those that are not Failed and [wait for its preparation](waits_for_preparation).
     pub restores: Vec<Restore>,
     pub derived: Derived,
     pub agents: AgentView,
     pub settings: Settings,
+}
+
+/// Whether `backup` holds repository `repo`: labelled with it and not Failed (a Failed
+/// Continuous backup still holds it). A repository is not deleted while a Backup holds it, and
+/// only a Backup that holds it gets its PVC.
+pub fn holds_repo(backup: &Backup, repo: &str) -> bool {
+    let labels = backup.metadata.labels.as_ref();
+    let uses = labels
+        .and_then(|l| l.get(well_known::label::BACKUP_REPO))
+        .map(String::as_str)
+        == Some(repo);
+    let failed = backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed);
+    let continuous = labels
+        .and_then(|l| l.get(well_known::label::BACKUP_TYPE))
+        .is_some_and(|t| t == "Continuous");
+    uses && (!failed || continuous)
+}
+
+/// Whether the object with `meta` waits for repository `repo` to be prepared for it: labelled
+/// with the repository and `wait-repo-preparation=true`.
+pub fn waits_for_preparation(meta: &ObjectMeta, repo: &str) -> bool {
+    let labels = meta.labels.as_ref();
+    labels
+        .and_then(|l| l.get(well_known::label::BACKUP_REPO))
+        .map(String::as_str)
+        == Some(repo)
+        && labels
+            .and_then(|l| l.get(well_known::label::WAIT_REPO_PREPARATION))
+            .map(String::as_str)
+            == Some("true")
 }
 
 /// Why a repository's access cannot be given to agents.

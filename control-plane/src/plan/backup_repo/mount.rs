@@ -15,7 +15,6 @@ use cairn_api::well_known::conditions::backup_repo::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_api::backup::BackupPhase;
 use cairn_api::backup_repo::{AccessMethod, BackupRepoStatus, PersistentVolumeReclaimPolicy};
 use cairn_api::restore::RestorePhase;
 use k8s_openapi::ByteString;
@@ -25,7 +24,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Observed, Resolved, blank, names, owner_reference};
+use super::{Observed, Resolved, blank, holds_repo, names, owner_reference, waits_for_preparation};
 use crate::plan::intent::Intent;
 use crate::repo::access;
 
@@ -234,33 +233,15 @@ pub(super) fn prepare_waiting(
 ) {
     let repo_name = o.repo.metadata.name.as_deref().unwrap_or_default();
     let claim = status.backup_pvc_name.clone().unwrap_or_default();
-    let waits = |meta: &ObjectMeta| {
-        let labels = meta.labels.as_ref();
-        labels
-            .and_then(|l| l.get(well_known::label::BACKUP_REPO))
-            .map(String::as_str)
-            == Some(repo_name)
-            && labels
-                .and_then(|l| l.get(well_known::label::WAIT_REPO_PREPARATION))
-                .map(String::as_str)
-                == Some("true")
-    };
     let mut waiting: Vec<(&'static str, &ObjectMeta)> = Vec::new();
     for backup in &o.backups {
-        let failed = backup.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed);
-        let continuous = backup
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(well_known::label::BACKUP_TYPE))
-            .is_some_and(|t| t == "Continuous");
-        if waits(&backup.metadata) && (!failed || continuous) {
+        if waits_for_preparation(&backup.metadata, repo_name) && holds_repo(backup, repo_name) {
             waiting.push(("Backup", &backup.metadata));
         }
     }
     for restore in &o.restores {
         let failed = restore.status.as_ref().and_then(|s| s.phase) == Some(RestorePhase::Failed);
-        if waits(&restore.metadata) && !failed {
+        if waits_for_preparation(&restore.metadata, repo_name) && !failed {
             waiting.push(("Restore", &restore.metadata));
         }
     }
