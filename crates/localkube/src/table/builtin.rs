@@ -1176,7 +1176,10 @@ pub fn cells(b: Builtin, v: &Value, now: Timestamp) -> Vec<Value> {
         Builtin::ValidatingAdmissionPolicy => vec![
             name(v),
             json!(arr(v, "/spec/validations").len()),
-            json!(match (s(v, "/spec/paramKind/apiVersion"), s(v, "/spec/paramKind/kind")) {
+            json!(match (
+                s(v, "/spec/paramKind/apiVersion"),
+                s(v, "/spec/paramKind/kind")
+            ) {
                 (api, kind) if !kind.is_empty() => format!("{api}/{kind}"),
                 _ => "<unset>".to_string(),
             }),
