@@ -204,17 +204,7 @@ fn run(
         names::pre_check_name(&o.repo, digest)
     );
     let set = |conds: &mut Vec<Condition>, status, reason, message: String| {
-        conditions::set(
-            conds,
-            Update {
-                type_: CONDITION_PRE_CHECK_PASSED,
-                status,
-                reason,
-                message,
-            },
-            generation,
-            now,
-        );
+        set_pre_check(conds, generation, now, status, reason, message)
     };
     // Any connected agent runs it: no node to lose; a check that hangs times out instead.
     match progress(o, conds, &id, now) {
@@ -370,17 +360,7 @@ fn agent_step(
     let id = agent_check_id(uid, digest);
     let generation = o.repo.metadata.generation;
     let set = |conds: &mut Vec<Condition>, status, reason, message: String| {
-        conditions::set(
-            conds,
-            Update {
-                type_: CONDITION_PRE_CHECK_PASSED,
-                status,
-                reason,
-                message,
-            },
-            generation,
-            now,
-        );
+        set_pre_check(conds, generation, now, status, reason, message)
     };
     let finish = |intents: &mut Vec<Intent>| {
         intents.push(Intent::Acknowledge { action_id: job_id });
@@ -666,4 +646,26 @@ pub(super) fn clean_up(
 pub fn owner(o: &Observed) -> pb::ObjectRef {
     // Cluster-scoped: no namespace.
     action::owner("BackupRepo", &o.repo.metadata)
+}
+
+/// Sets the `PreCheckPassed` condition.
+fn set_pre_check(
+    conds: &mut Vec<Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+    status: Status,
+    reason: &str,
+    message: String,
+) {
+    conditions::set(
+        conds,
+        Update {
+            type_: CONDITION_PRE_CHECK_PASSED,
+            status,
+            reason,
+            message,
+        },
+        generation,
+        now,
+    );
 }
