@@ -12,7 +12,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use cairn_repo::config::{Secret, parse_storage_url};
 use cairn_repo::dedup::pack::open_pack;
-use cairn_repo::dedup::{Id, Repository};
+use cairn_repo::dedup::{BackupOptions, Id, InitOptions, Repository, backup_tree};
+use cairn_repo::progress::no_progress;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -133,6 +134,104 @@ pub fn measure(
             limits.decode_cpu_s += own_cpu_s() - cpu;
         }
         Ok(limits)
+    })
+}
+
+/// What a first backup of a tree costs without a store: Cairn's whole backup (walk, read,
+/// chunk, hash, compress, encrypt, pack) into an in-memory repository, from a cold page
+/// cache. Its CPU ÷ the cores is the least time any backup of the tree by this engine can
+/// take on this machine, whatever the store.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct BackupFloor {
+    /// Reading every file of the tree to nothing from a cold page cache, 4 files at a time
+    /// (as many as a backup reads at once): wall time and CPU seconds.
+    pub read_s: f64,
+    pub read_cpu_s: f64,
+    /// Wall time of the in-memory backup.
+    pub seconds: f64,
+    /// CPU seconds (user + system) it took.
+    pub cpu_s: f64,
+    pub cores: usize,
+}
+
+impl BackupFloor {
+    /// CPU seconds spread over every core.
+    pub fn cpu_floor_s(&self) -> f64 {
+        self.cpu_s / self.cores.max(1) as f64
+    }
+}
+
+/// Backs `data` up into a fresh in-memory repository (`memory://`) from a cold page cache.
+pub fn backup_floor(data: &Path, password: &str, drop_caches: &dyn Fn()) -> Result<BackupFloor> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = cairn_repo::Store::open(&parse_storage_url("memory://")?)?;
+        let repo = Repository::init(store, &Secret::new(password), InitOptions::default())
+            .await
+            .context("creating the in-memory repository")?;
+        drop_caches();
+        let cpu = own_cpu_s();
+        let started = Instant::now();
+        read_tree(data)?;
+        let read_s = started.elapsed().as_secs_f64();
+        let read_cpu_s = own_cpu_s() - cpu;
+        drop_caches();
+        let cpu = own_cpu_s();
+        let started = Instant::now();
+        backup_tree(&repo, data, &BackupOptions::default(), no_progress())
+            .await
+            .context("backing up into memory")?;
+        Ok(BackupFloor {
+            read_s,
+            read_cpu_s,
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_s: own_cpu_s() - cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    })
+}
+
+/// Reads every regular file under `dir` to nothing, 4 at a time.
+fn read_tree(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = vec![0u8; 4 << 20];
+                    while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut file = std::fs::File::open(path)
+                            .with_context(|| format!("opening {}", path.display()))?;
+                        while std::io::Read::read(&mut file, &mut buf)
+                            .with_context(|| format!("reading {}", path.display()))?
+                            > 0
+                        {}
+                    }
+                    Ok::<(), anyhow::Error>(())
+                })
+            })
+            .collect();
+        for reader in readers {
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("a reading thread panicked"))??;
+        }
+        Ok(())
     })
 }
 

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cairn_bench::repo_limits::{self, Limits};
+use cairn_bench::repo_limits::{self, BackupFloor, Limits};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -744,6 +744,8 @@ struct Rep {
     size_after_second: u64,
     /// Cairn only: what the hardware allows a restore of the same repository.
     limits: Option<Limits>,
+    /// Cairn on the local target only: the same first backup into memory.
+    backup_floor: Option<BackupFloor>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -862,6 +864,8 @@ fn run(args: RunArgs) -> Result<()> {
 struct DiskWrite {
     bytes: u64,
     seconds: Vec<f64>,
+    /// CPU seconds (user + system) of `cp -a` and `sync` in each repetition.
+    cpu_s: Vec<f64>,
 }
 
 fn disk_write(args: &RunArgs, pristine: &Path, data: &Path) -> Result<DiskWrite> {
@@ -877,6 +881,7 @@ fn disk_write(args: &RunArgs, pristine: &Path, data: &Path) -> Result<DiskWrite>
     let bytes = du(data)?;
     let copy = args.work.join("disk-copy");
     let mut seconds = Vec::new();
+    let mut cpu_s = Vec::new();
     for rep in 0..args.reps {
         eprintln!(
             "== disk: cp -a of the tree and sync, repetition {}",
@@ -895,9 +900,14 @@ fn disk_write(args: &RunArgs, pristine: &Path, data: &Path) -> Result<DiskWrite>
         )?;
         eprintln!("   {m:?}");
         seconds.push(m.seconds);
+        cpu_s.push(m.cpu_s);
     }
     let _ = fs::remove_dir_all(&copy);
-    Ok(DiskWrite { bytes, seconds })
+    Ok(DiskWrite {
+        bytes,
+        seconds,
+        cpu_s,
+    })
 }
 
 fn one_rep(
@@ -915,6 +925,21 @@ fn one_rep(
         pristine.display(),
         data.display()
     ))?;
+    let backup_floor = if tool == "cairn" && target == "local" {
+        eprintln!("   measuring the first backup into memory");
+        match repo_limits::backup_floor(data, "bench-password", &drop_caches) {
+            Ok(f) => {
+                eprintln!("   {f:?}");
+                Some(f)
+            }
+            Err(e) => {
+                eprintln!("   measuring the backup into memory failed: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let runner = make_runner(args, bins, tool, target, rep)?;
     runner.init()?;
     drop_caches();
@@ -953,6 +978,7 @@ fn one_rep(
         size_after_first,
         size_after_second,
         limits,
+        backup_floor,
     })
 }
 
@@ -1244,7 +1270,12 @@ fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
 
 /// Where the restores' time goes (their CPU and the S3 server's) and, for Cairn, the least
 /// time the hardware allows a restore of the same repository (`repo_limits`).
-fn print_limits(mb: f64, rows: &[Row], restores: &[(String, String, f64)]) {
+fn print_limits(
+    mb: f64,
+    rows: &[Row],
+    restores: &[(String, String, f64)],
+    disk: Option<&DiskWrite>,
+) {
     let med = |r: &Row, f: &dyn Fn(&Rep) -> f64| median(r.reps.iter().map(f).collect());
     println!(
         "\nrestore CPU (medians): the tool's own and the S3 server's during the restore; cores busy = their sum ÷ the restore's time\n"
@@ -1269,13 +1300,17 @@ fn print_limits(mb: f64, rows: &[Row], restores: &[(String, String, f64)]) {
     if with_limits.is_empty() {
         return;
     }
+    // The CPU of writing the tree: `cp -a` from a warm page cache (its reads of the cache
+    // are cheaper than a restore's decoding, which the decode column counts).
+    let write_cpu = disk.map_or(0.0, |d| median(d.cpu_s.clone()));
     println!(
-        "\nwhat the hardware allows a restore of Cairn's repository (same run, medians): every pack read to nothing 16 at a time from a cold cache, and every blob decrypted and decompressed from memory on all cores; CPU floor = (read CPU of client and server + decode CPU) ÷ cores, before any file is written; CPU share = decode CPU ÷ (decode s × cores), the part of the machine the benchmark got while it had work for every core (below ~90 %: other work took the CPU)\n"
+        "\nwhat the hardware allows a restore of Cairn's repository (same run, medians): every pack read to nothing 16 at a time from a cold cache (on S3: the same GETs from the same server, with the client's and the server's CPU), and every blob decrypted and decompressed from memory on all cores; CPU floor = (read CPU of client and server + decode CPU) ÷ cores, before any file is written; + write = the same plus the CPU of writing the tree (`cp -a` and `sync` of it, {write_cpu:.2} CPU s); CPU share = decode CPU ÷ (decode s × cores), the part of the machine the benchmark got while it had work for every core (below ~90 %: other work took the CPU)\n"
     );
     println!(
-        "| target | packs MB | read s | read MB/s | read CPU s client + server | decode s | decode CPU s | cores | CPU share | CPU floor s | at most MB/s | Cairn restore MB/s | 2× fastest peer MB/s |"
+        "| target | packs MB | read s | read MB/s | read CPU s client + server | decode s | decode CPU s | cores | CPU share | CPU floor s | + write s | at most MB/s | Cairn restore MB/s | 2× fastest peer MB/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut verdicts = Vec::new();
     for r in with_limits {
         let l = |f: &dyn Fn(&Limits) -> f64| {
             median(
@@ -1300,23 +1335,128 @@ fn print_limits(mb: f64, rows: &[Row], restores: &[(String, String, f64)]) {
             .iter()
             .find(|(tool, target, _)| tool == "cairn" && *target == r.target)
             .map_or(0.0, |(_, _, secs)| mb / secs.max(0.001));
+        let cores = l(&|x| x.cores as f64).max(1.0);
+        let with_writes = floor + write_cpu / cores;
         println!(
-            "| {} | {pack_mb:.0} | {read_s:.2} | {:.0} | {:.2} + {:.2} | {:.2} | {:.2} | {:.0} | {:.0} % | {floor:.2} | {:.0} | {cairn:.0} | {} |",
+            "| {} | {pack_mb:.0} | {read_s:.2} | {:.0} | {:.2} + {:.2} | {:.2} | {:.2} | {cores:.0} | {:.0} % | {floor:.2} | {with_writes:.2} | {:.0} | {cairn:.0} | {} |",
             r.target,
             pack_mb / read_s.max(0.001),
             l(&|x| x.read_client_cpu_s),
             l(&|x| x.read_server_cpu_s),
             l(&|x| x.decode_s),
             l(&|x| x.decode_cpu_s),
-            l(&|x| x.cores as f64),
             100.0 * l(&|x| x.cpu_share()),
-            mb / floor.max(0.001),
+            mb / with_writes.max(0.001),
             if best_peer.is_finite() {
                 format!("{:.0}", 2.0 * mb / best_peer.max(0.001))
             } else {
                 "-".into()
             }
         );
+        if best_peer.is_finite() && cairn > 0.0 {
+            verdicts.push(verdict(
+                &format!("restore from {}", r.target),
+                mb / cairn,
+                best_peer / 2.0,
+                &[
+                    ("the store's reads alone", read_s),
+                    ("the CPU of reading, decoding and writing", with_writes),
+                ],
+            ));
+        }
+    }
+    for v in verdicts {
+        println!("* {v}");
+    }
+}
+
+/// Whether a time target is met and, if not, which measured limit (if any) stops it.
+fn verdict(what: &str, secs: f64, target: f64, limits: &[(&str, f64)]) -> String {
+    let head = format!("{what}: {secs:.2} s against ≤ {target:.2} s (2× the fastest peer)");
+    if secs <= target {
+        return format!("{head}: met");
+    }
+    match limits
+        .iter()
+        .filter(|(_, floor)| *floor > target)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+    {
+        Some((name, floor)) => format!(
+            "{head}: impossible on this machine: {name} take {floor:.2} s (measured in this run)"
+        ),
+        None => {
+            let (name, floor) = limits
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .copied()
+                .unwrap_or(("nothing", 0.0));
+            format!(
+                "{head}: missed, not by the hardware ({name} take {floor:.2} s, under the target)"
+            )
+        }
+    }
+}
+
+/// The first backups' CPU beside the CPU floor of Cairn's backup (the same backup into an
+/// in-memory repository).
+fn print_backup_limits(mb: f64, rows: &[Row]) {
+    let med = |r: &Row, f: &dyn Fn(&Rep) -> f64| median(r.reps.iter().map(f).collect());
+    println!(
+        "\nfirst backup CPU (medians): the tool's own and the S3 server's; cores busy = their sum ÷ the backup's time\n"
+    );
+    println!("| tool | target | 1st backup s | tool CPU s | S3 server CPU s | cores busy |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows.iter().filter(|r| !r.reps.is_empty()) {
+        let secs = med(r, &|x| x.first.seconds);
+        let cpu = med(r, &|x| x.first.cpu_s);
+        let server = med(r, &|x| x.first.server_cpu_s);
+        println!(
+            "| {} | {} | {secs:.2} | {cpu:.2} | {server:.2} | {:.2} |",
+            r.tool,
+            r.target,
+            (cpu + server) / secs.max(0.001)
+        );
+    }
+    let floors: Vec<BackupFloor> = rows
+        .iter()
+        .flat_map(|r| r.reps.iter().filter_map(|x| x.backup_floor))
+        .collect();
+    if floors.is_empty() {
+        return;
+    }
+    let secs = median(floors.iter().map(|f| f.seconds).collect());
+    let cpu = median(floors.iter().map(|f| f.cpu_s).collect());
+    let floor = median(floors.iter().map(|f| f.cpu_floor_s()).collect());
+    let read_s = median(floors.iter().map(|f| f.read_s).collect());
+    let read_cpu = median(floors.iter().map(|f| f.read_cpu_s).collect());
+    println!(
+        "\nreading the tree alone (every file to nothing, 4 at a time, cold cache): {read_s:.2} s, {read_cpu:.2} CPU s. Cairn's first backup into memory (`memory://`: walk, read from a cold cache, chunk, hash, compress, encrypt, pack; no store): {secs:.2} s, {cpu:.2} CPU s; its CPU floor = CPU ÷ cores = {floor:.2} s = at most {:.0} MB/s\n",
+        mb / floor.max(0.001)
+    );
+    for target in ["local", "s3"] {
+        let of = |tool: &str| {
+            rows.iter()
+                .find(|r| r.tool == tool && r.target == target && !r.reps.is_empty())
+                .map(|r| med(r, &|x| x.first.seconds))
+        };
+        let best_peer = ["restic", "rustic", "borg"]
+            .iter()
+            .filter_map(|t| of(t))
+            .fold(f64::INFINITY, f64::min);
+        if let (Some(cairn), true) = (of("cairn"), best_peer.is_finite()) {
+            println!(
+                "* {}",
+                verdict(
+                    &format!("first backup to {target}"),
+                    cairn,
+                    best_peer / 2.0,
+                    &[
+                        ("reading the tree", read_s),
+                        ("the CPU of Cairn's backup without a store", floor),
+                    ],
+                )
+            );
+        }
     }
 }
 
@@ -1445,7 +1585,9 @@ fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[
             .iter()
             .map(|s| (s.tool.clone(), s.target.clone(), s.restore_s))
             .collect::<Vec<_>>(),
+        disk,
     );
+    print_backup_limits(mb, rows);
     if !streams.is_empty() {
         println!(
             "\nstreamed restore of one file (a tar of the dataset), cold page cache, medians; ×restic = rate ÷ restic restore's rate of the same file\n"

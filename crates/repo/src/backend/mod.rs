@@ -261,6 +261,60 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Reads `range` of an object that will not be read again soon (a restore's pack
+    /// ranges): on a local store without the page cache where the file system allows it
+    /// (`LocalRoot::read_range_uncached`), elsewhere like [`Store::get_range`].
+    pub async fn get_range_once(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let Some((root, parts)) = self.local_parts(key)? else {
+            return self.get_range(key, range).await;
+        };
+        let what = || {
+            format!(
+                "reading bytes {}..{} of {}",
+                range.start,
+                range.end,
+                self.describe(key)
+            )
+        };
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Backend, "store client is shut down"))?;
+        let wanted = range.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            root.read_range_uncached(&as_strs(&parts), &wanted)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, what()).with_source(e))?;
+        match read {
+            Ok(bytes) => Ok(bytes),
+            // As `get_range` says of an object that ends before the range does.
+            Err(local::LocalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                Err(Error::corrupt(format!(
+                    "{} is shorter than expected: asked for bytes {}..{} ({source})",
+                    self.describe(key),
+                    range.start,
+                    range.end
+                )))
+            }
+            Err(e) if e.is_refusal() => Err(local_error(what(), e)),
+            Err(local::LocalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(Error::new(ErrorKind::NotFound, what()).with_source(source))
+            }
+            Err(e) => {
+                let transient = e.is_transient();
+                Err(Error::new(ErrorKind::Backend, what())
+                    .with_source(e)
+                    .transient(transient))
+            }
+        }
+    }
+
     /// Reads the last `len` bytes of an object; returns them and the object's size.
     pub async fn get_suffix(&self, key: &str, len: u64) -> Result<(Bytes, u64)> {
         let path = self.path(key)?;
@@ -544,6 +598,60 @@ mod tests {
         sub.delete("missing")
             .await
             .expect("deleting a missing object is fine");
+    }
+
+    /// Ranges read past the page cache (`O_DIRECT`, aligned inside) are the bytes an
+    /// ordinary read returns, at any offset, on the disk's file system and on tmpfs; a range
+    /// past the end is damage, a missing object is not found.
+    #[tokio::test]
+    async fn ranges_read_once_are_the_bytes_of_an_ordinary_read() {
+        let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
+        if std::path::Path::new("/dev/shm").is_dir() {
+            dirs.push(tempfile::tempdir_in("/dev/shm").expect("tempdir on tmpfs"));
+        }
+        for dir in &dirs {
+            let url = format!("file://{}", dir.path().display());
+            let store =
+                Store::open(&crate::config::parse_storage_url(&url).expect("url")).expect("store");
+            assert!(store.is_local());
+            let size: u64 = (3 << 20) + 123;
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+            store
+                .put("data/ab/pack", Bytes::from(data.clone()))
+                .await
+                .expect("put");
+            for range in [
+                0..10,
+                4095..4097,
+                5000..(2 << 20) + 17,
+                size - 7..size,
+                0..size,
+                4096..8192,
+                100..100,
+            ] {
+                let once = store
+                    .get_range_once("data/ab/pack", range.clone())
+                    .await
+                    .expect("read once");
+                assert_eq!(
+                    once.as_ref(),
+                    &data[range.start as usize..range.end as usize],
+                    "{range:?} in {}",
+                    dir.path().display()
+                );
+            }
+            let err = store
+                .get_range_once("data/ab/pack", size - 1..size + 1)
+                .await
+                .expect_err("past the end");
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+            assert!(err.to_string().contains("shorter than expected"), "{err}");
+            let err = store
+                .get_range_once("data/ab/none", 0..1)
+                .await
+                .expect_err("missing");
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        }
     }
 
     #[tokio::test]

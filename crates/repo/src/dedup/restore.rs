@@ -242,7 +242,12 @@ fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64, max_gap: u64) -> Vec<Fet
 /// Reads a fetch's range from its pack.
 async fn read_range(repo: &Repository, fetch: &Fetch) -> Result<bytes::Bytes> {
     let key = pack_key(&fetch.pack);
-    match repo.store().get_range(&key, fetch.start..fetch.end).await {
+    // Each pack range is read once: past the page cache where the store allows it.
+    match repo
+        .store()
+        .get_range_once(&key, fetch.start..fetch.end)
+        .await
+    {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             Err(Error::not_found(format!("pack {key} is missing")))
