@@ -1166,7 +1166,7 @@ fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<Bytes>> {
         }
         // A direct read ends short only at the end of the file; an unaligned remainder
         // cannot be read directly.
-        if done % DIRECT_ALIGN != 0 {
+        if !done.is_multiple_of(DIRECT_ALIGN) {
             break;
         }
     }
