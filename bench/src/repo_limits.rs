@@ -15,7 +15,7 @@ use cairn_repo::dedup::pack::open_pack;
 use cairn_repo::dedup::{BackupOptions, Id, InitOptions, Repository, backup_tree};
 use cairn_repo::progress::no_progress;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Whole-pack reads in flight (a tree restore's `restore_fetches`).
 const PARALLEL_READS: usize = 16;
@@ -23,7 +23,7 @@ const PARALLEL_READS: usize = 16;
 const DECODE_BATCH: u64 = 512 << 20;
 
 /// The measurements of one repository.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Limits {
     /// Packs in the repository and their bytes.
     pub packs: u64,
@@ -141,7 +141,7 @@ pub fn measure(
 /// chunk, hash, compress, encrypt, pack) into an in-memory repository, from a cold page
 /// cache. Its CPU ÷ the cores is the least time any backup of the tree by this engine can
 /// take on this machine, whatever the store.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct BackupFloor {
     /// Reading every file of the tree to nothing from a cold page cache, 4 files at a time
     /// (as many as a backup reads at once): wall time and CPU seconds.
