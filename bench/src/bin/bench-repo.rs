@@ -1401,6 +1401,9 @@ fn print_limits(
             ));
         }
     }
+    if !verdicts.is_empty() {
+        println!();
+    }
     for v in verdicts {
         println!("* {v}");
     }
