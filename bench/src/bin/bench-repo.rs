@@ -1676,3 +1676,47 @@ fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[
     }
     let _ = std::io::stdout().flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_says_met_impossible_or_missed_and_names_the_limit() {
+        let limits = [("the store's reads", 0.4), ("the CPU", 0.9)];
+        assert!(verdict("restore", 0.5, 0.6, &limits).ends_with(": met"));
+        let impossible = verdict("restore", 1.2, 0.67, &limits);
+        assert!(
+            impossible.contains("impossible on this machine: the CPU: 0.90 s"),
+            "{impossible}"
+        );
+        let missed = verdict("restore", 1.2, 1.0, &limits);
+        assert!(
+            missed.contains("missed, not by the hardware") && missed.contains("the CPU: 0.90 s"),
+            "{missed}"
+        );
+    }
+
+    #[test]
+    fn results_written_before_the_backup_floor_existed_still_print() {
+        let measure = r#"{"seconds": 1.0, "rss_kib": 1024, "cpu_s": 1.5, "server_cpu_s": 0.0}"#;
+        let rep = format!(
+            r#"{{"first": {measure}, "second": {measure}, "restore": {measure},
+                "size_after_first": 10, "size_after_second": 12, "limits": null}}"#
+        );
+        let text = format!(
+            r#"{{"dataset_bytes": 1000000,
+                "rows": [{{"tool": "cairn", "target": "local", "reps": [{rep}]}}],
+                "disk_write": {{"bytes": 1000000, "seconds": [0.5]}},
+                "stream_pull": []}}"#
+        );
+        let results: Results = serde_json::from_str(&text).expect("an older results.json parses");
+        assert!(results.rows[0].reps[0].backup_floor.is_none());
+        assert!(
+            results
+                .disk_write
+                .as_ref()
+                .is_some_and(|d| d.cpu_s.is_empty())
+        );
+    }
+}
