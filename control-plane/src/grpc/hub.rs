@@ -92,7 +92,7 @@ pub(crate) struct OpenedSession {
     /// The session id sent in `Welcome`.
     pub session_id: String,
     /// The control messages to stream to the agent (starts with `Welcome`).
-    pub outbound: mpsc::UnboundedReceiver<Result<ControlMessage, Status>>,
+    pub outbound: mpsc::UnboundedReceiver<Queued>,
     /// Cancelled when a newer session replaces this one.
     pub replaced: CancellationToken,
 }
@@ -118,9 +118,15 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// A message queued for a session's stream, boxed: tokio's channel allocates its slots in
+/// blocks of 32 and keeps up to four blocks per channel for reuse, so with the message inline
+/// (~770 bytes) every session held 25-100 KiB of slots, and 1,000 sessions grew the heap by
+/// ~24 MiB over a few thousand Backups (bench/README.md, "scale"). Boxed, a block is ~300 bytes.
+pub(crate) type Queued = Box<Result<ControlMessage, Status>>;
+
 // Unbounded: control messages are few and small (one per reconciler decision plus heartbeats),
 // and a session that stops reading is dropped after `liveness_timeout`, which bounds the queue.
-type Outbound = mpsc::UnboundedSender<Result<ControlMessage, Status>>;
+type Outbound = mpsc::UnboundedSender<Queued>;
 
 struct Session {
     id: String,
@@ -140,7 +146,7 @@ impl State {
     fn deliver(&self, node: &str, message: ControlMessage) -> bool {
         self.sessions
             .get(node)
-            .is_some_and(|session| session.tx.send(Ok(message)).is_ok())
+            .is_some_and(|session| session.tx.send(Box::new(Ok(message))).is_ok())
     }
 
     fn current_tx(&self, node: &str, session_id: &str) -> Option<Outbound> {
@@ -188,7 +194,9 @@ impl AgentHub {
         let mut state = self.lock();
         let mut closed = Vec::new();
         for (name, session) in std::mem::take(&mut state.sessions) {
-            let _ = session.tx.send(Err(super::status::stepped_down_status()));
+            let _ = session
+                .tx
+                .send(Box::new(Err(super::status::stepped_down_status())));
             session.replaced.cancel();
             closed.push(name);
         }
@@ -322,9 +330,9 @@ impl AgentHub {
         }
         if let Some(old) = state.sessions.remove(node) {
             tracing::info!(agent.node = node, old.session = %old.id, "agent session replaced by a newer session");
-            let _ = old
-                .tx
-                .send(Err(Status::aborted("replaced by a newer session")));
+            let _ = old.tx.send(Box::new(Err(Status::aborted(
+                "replaced by a newer session",
+            ))));
             old.replaced.cancel();
         }
         send(
@@ -387,7 +395,9 @@ impl AgentHub {
         let now = Timestamp::now();
         let mut closed: Vec<String> = Vec::new();
         for (name, session) in std::mem::take(&mut state.sessions) {
-            let _ = session.tx.send(Err(Status::unavailable(reason.to_owned())));
+            let _ = session
+                .tx
+                .send(Box::new(Err(Status::unavailable(reason.to_owned()))));
             session.replaced.cancel();
             closed.push(name);
         }
@@ -426,7 +436,7 @@ impl AgentHub {
     pub(crate) fn end_session(&self, node: &str, session_id: &str, status: Status) {
         let state = self.lock();
         if let Some(tx) = state.current_tx(node, session_id) {
-            let _ = tx.send(Err(status));
+            let _ = tx.send(Box::new(Err(status)));
         }
     }
 
@@ -516,7 +526,7 @@ fn control(msg: control_message::Msg) -> ControlMessage {
 fn send(tx: &Outbound, message: ControlMessage) {
     // A closed receiver means the session is ending; the close path and the next Hello
     // re-deliver what matters (wanted actions are re-assigned, results are resent).
-    let _ = tx.send(Ok(message));
+    let _ = tx.send(Box::new(Ok(message)));
 }
 
 #[cfg(test)]
@@ -531,6 +541,17 @@ mod tests {
 
     fn hub() -> AgentHub {
         AgentHub::new(HubConfig::default())
+    }
+
+    #[test]
+    fn a_queued_message_takes_a_pointer_in_the_sessions_channel() {
+        // The channel keeps up to four blocks of 32 slots per session for reuse: with slots
+        // the size of a message, 1,000 sessions could hold ~100 MiB after a burst of Backups.
+        assert!(
+            std::mem::size_of::<Result<ControlMessage, Status>>() > 256,
+            "the message this guards against is large"
+        );
+        assert_eq!(std::mem::size_of::<Queued>(), std::mem::size_of::<usize>());
     }
 
     fn action(id: &str) -> Action {

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use cairn_proto::agent::v1::agent_service_server::{AgentService, AgentServiceServer};
 use cairn_proto::agent::v1::{AgentMessage, ControlMessage, Hello, agent_message};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -140,8 +140,8 @@ impl AgentService for AgentGrpc {
             )
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
-            opened.outbound,
-        ))))
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(opened.outbound).map(|queued| *queued),
+        )))
     }
 }

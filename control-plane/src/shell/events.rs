@@ -29,8 +29,10 @@ pub struct Events {
 }
 
 struct Recorders {
-    /// By object ([`object_key`]): its recorder and when it last published.
-    by_object: HashMap<String, (Recorder, Instant)>,
+    /// By object ([`object_key`]): its recorder and when it last published. Boxed: the table
+    /// grows to the peak of live objects (10,000 Backups in flight), and a `Recorder` inline
+    /// made each of its slots some 300 bytes until the table shrinks.
+    by_object: HashMap<String, Box<(Recorder, Instant)>>,
     swept: Instant,
 }
 
@@ -93,20 +95,20 @@ impl Events {
             recorders.swept = now;
             recorders
                 .by_object
-                .retain(|_, (_, last)| now.duration_since(*last) < AGGREGATION);
+                .retain(|_, entry| now.duration_since(entry.1) < AGGREGATION);
             shrink(&mut recorders.by_object);
         }
-        let (recorder, last) = recorders
+        let entry = recorders
             .by_object
             .entry(object_key(reference))
             .or_insert_with(|| {
-                (
+                Box::new((
                     Recorder::new(self.client.clone(), self.reporter.clone()),
                     now,
-                )
+                ))
             });
-        *last = now;
-        recorder.clone()
+        entry.1 = now;
+        entry.0.clone()
     }
 }
 
