@@ -855,7 +855,7 @@ mod tests {
         hub.step_down();
         let mut ended = None;
         while let Ok(message) = session.outbound.try_recv() {
-            if let Err(status) = message {
+            if let Err(status) = *message {
                 ended = Some(status);
             }
         }
