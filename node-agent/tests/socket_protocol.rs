@@ -364,9 +364,7 @@ async fn a_client_that_decompresses_gets_the_stored_bytes_and_reports_its_progre
     let server = Server::start().await;
     let token = server.token();
     let mut client = server.client().await;
-    let content: Vec<u8> = (0..(2 * CHUNK_SIZE + 999))
-        .map(|i| (i % 7) as u8)
-        .collect();
+    let content: Vec<u8> = (0..(2 * CHUNK_SIZE + 999)).map(|i| (i % 7) as u8).collect();
     let path = "/ns/policy/b1/db.tar.zst";
     let pushed = put(
         &mut client,

@@ -338,9 +338,7 @@ impl SocketClient {
             .transpose()?;
         let mut stream = response.into_inner();
         if let Some(compression) = still_compressed {
-            return self
-                .decompress(path, stream, writer, compression)
-                .await;
+            return self.decompress(path, stream, writer, compression).await;
         }
         let mut written = 0u64;
         while let Some(chunk) = stream.message().await.map_err(failed)? {
@@ -378,7 +376,9 @@ impl SocketClient {
             let source = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
             let sink = SyncIoBridge::new(writer);
             let name = path.to_string();
-            tokio::task::spawn_blocking(move || decompress_into(source, sink, compression, &written, &name))
+            tokio::task::spawn_blocking(move || {
+                decompress_into(source, sink, compression, &written, &name)
+            })
         };
         let receive = async {
             while let Some(chunk) = stream.message().await.map_err(failed)? {
@@ -522,9 +522,8 @@ fn decompress_into<W: AsyncWrite + Unpin>(
     written: &AtomicU64,
     name: &str,
 ) -> anyhow::Result<u64> {
-    let corrupt = || {
-        format!("decompressing {name}: the data is not in the expected format or is damaged")
-    };
+    let corrupt =
+        || format!("decompressing {name}: the data is not in the expected format or is damaged");
     let mut decoder = compression
         .decompressing(std::io::BufReader::with_capacity(CHUNK_SIZE, source))
         .with_context(corrupt)?;

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cairn_proto::datasafed::transport;
 use cairn_proto::datasafed::v1::put_request::Msg;
 use cairn_proto::datasafed::v1::storage_server::{Storage, StorageServer};
 use cairn_proto::datasafed::v1::{
@@ -33,7 +34,6 @@ use cairn_proto::datasafed::v1::{
     PulledReport, PutRequest, PutResponse, RemoveRequest, RemoveResponse, StatRequest,
     StatResponse,
 };
-use cairn_proto::datasafed::transport;
 use cairn_repo::{Compression, RepoFiles};
 use futures::StreamExt;
 use tokio::net::UnixListener;
