@@ -891,3 +891,58 @@ fn kubeblocks_cfb_encrypted_files_restore_in_socket_and_direct_mode() {
     let out = agent.sh(&token, BACKUP, "datasafed list -f / | sort");
     assert_eq!(stdout(&out), "dump.sql.zst.enc\nmysql.xbstream.enc\n");
 }
+
+#[test]
+fn a_compressed_pull_decompresses_in_datasafed_counts_the_decompressed_bytes_and_fails_like_direct_mode()
+ {
+    let agent = Agent::start();
+    let token = agent.issue("a1", &agent.backup_grant());
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("source");
+    // Compressible, several chunks long once decompressed: a database dump's shape.
+    let data: Vec<u8> = (0..(6 * 1024 * 1024 + 4321))
+        .map(|i: usize| b"orders,customer,amount\n"[i % 23])
+        .collect();
+    std::fs::write(&source, &data).expect("write source");
+    let out = work.path().join("out");
+    let script = format!(
+        "datasafed push -z zstd-fastest - /db.tar.zst < {src} && \
+         datasafed pull -d zstd-fastest db.tar.zst - > {out}.stdout && \
+         datasafed pull -d zstd-fastest db.tar.zst {out}.file",
+        src = source.display(),
+        out = out.display()
+    );
+    assert_ok(&agent.sh(&token, BACKUP, &script), "push and pull");
+    let stored = agent.stored("ns/policy/b1/db.tar.zst").expect("stored");
+    assert!(stored.len() < data.len() / 10, "stored compressed");
+    for name in ["out.stdout", "out.file"] {
+        let pulled = std::fs::read(work.path().join(name)).expect("pulled");
+        assert!(pulled == data, "{name} differs from what was pushed");
+    }
+    assert_eq!(
+        agent.grants.transferred("a1"),
+        Some(Transferred {
+            bytes_in: data.len() as u64,
+            bytes_out: 2 * data.len() as u64,
+        }),
+        "the progress counts the decompressed bytes, as when the agent decompressed"
+    );
+
+    // A file that is not compressed, pulled with -d: the same error in both modes, and a
+    // failed pull to a file leaves nothing.
+    let raw = format!("datasafed push {} /raw.bin", source.display());
+    assert_ok(&agent.sh(&token, BACKUP, &raw), "push uncompressed");
+    for (mode, run) in agent.modes(&token) {
+        let target = work.path().join(format!("bad-{}", mode.replace(' ', "-")));
+        let pulled = run(&format!(
+            "datasafed pull -d zstd-fastest raw.bin {}",
+            target.display()
+        ));
+        assert_fails_with(
+            &pulled,
+            mode,
+            "the data is not in the expected format or is damaged",
+        );
+        assert!(!target.exists(), "{mode}: a failed pull left {target:?}");
+    }
+}

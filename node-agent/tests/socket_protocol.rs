@@ -140,6 +140,7 @@ async fn get_chunks(
     let request = pb::GetRequest {
         path: path.into(),
         decompression: String::new(),
+        client_decompresses: false,
     };
     let mut stream = client.get(authed(request, token)).await?.into_inner();
     let mut chunks = Vec::new();
@@ -333,6 +334,93 @@ async fn get_streams_in_order_in_chunks_of_at_most_one_mebibyte() {
     server.stop().await;
 }
 
+/// A compressed push pulled back with `decompression`: `(content-compression header, bytes)`.
+async fn get_decompressed(
+    client: &mut StorageClient<Channel>,
+    token: &Token,
+    path: &str,
+    client_decompresses: bool,
+) -> (Option<String>, Vec<u8>) {
+    let request = pb::GetRequest {
+        path: path.into(),
+        decompression: "zstd-fastest".into(),
+        client_decompresses,
+    };
+    let response = client.get(authed(request, token)).await.expect("get");
+    let header = response
+        .metadata()
+        .get("cairn-content-compression")
+        .map(|v| v.to_str().expect("ascii").to_string());
+    let mut stream = response.into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        bytes.extend_from_slice(&chunk.data);
+    }
+    (header, bytes)
+}
+
+#[tokio::test]
+async fn a_client_that_decompresses_gets_the_stored_bytes_and_reports_its_progress() {
+    let server = Server::start().await;
+    let token = server.token();
+    let mut client = server.client().await;
+    let content: Vec<u8> = (0..(2 * CHUNK_SIZE + 999)).map(|i| (i % 7) as u8).collect();
+    let path = "/ns/policy/b1/db.tar.zst";
+    let pushed = put(
+        &mut client,
+        &token,
+        vec![header(path, "zstd-fastest"), data(&content)],
+    )
+    .await
+    .expect("push");
+    assert_eq!(pushed, content.len() as u64);
+    let stored = server.stored(path).expect("stored");
+    assert!(stored.len() < content.len() / 10, "compressed in the agent");
+
+    // An older client (no `client_decompresses`) gets the decompressed bytes and they count.
+    let (header_old, old) = get_decompressed(&mut client, &token, path, false).await;
+    assert_eq!(header_old, None);
+    assert!(old == content, "an old client gets the original bytes");
+    let counted = server.grants.transferred("action-1").expect("counters");
+    assert_eq!(counted.bytes_out, content.len() as u64);
+
+    // A client that decompresses gets the stored (compressed) bytes, named by the header,
+    // and the agent counts nothing for them until the client reports what it decompressed.
+    let (header_new, compressed) = get_decompressed(&mut client, &token, path, true).await;
+    assert_eq!(header_new.as_deref(), Some("zstd-fastest"));
+    assert!(compressed == stored, "the stored bytes, still compressed");
+    assert_eq!(
+        zstd::decode_all(&compressed[..]).expect("zstd"),
+        content,
+        "they decompress to the original"
+    );
+    let after_get = server.grants.transferred("action-1").expect("counters");
+    assert_eq!(after_get.bytes_out, content.len() as u64);
+    client
+        .report_pulled(authed(
+            pb::PulledReport {
+                bytes: content.len() as u64,
+            },
+            &token,
+        ))
+        .await
+        .expect("report");
+    let reported = server.grants.transferred("action-1").expect("counters");
+    assert_eq!(reported.bytes_out, 2 * content.len() as u64);
+
+    // Without a decompression there is nothing to decompress: the bytes come as stored.
+    let plain = get_chunks(&mut client, &token, path).await.expect("get");
+    assert!(plain.concat() == stored);
+
+    // A report needs a live token like every call.
+    let refused = client
+        .report_pulled(Request::new(pb::PulledReport { bytes: 1 }))
+        .await
+        .expect_err("no token");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn failures_carry_the_code_and_message_a_user_can_act_on() {
     let server = Server::start().await;
@@ -374,6 +462,7 @@ async fn failures_carry_the_code_and_message_a_user_can_act_on() {
             pb::GetRequest {
                 path: "/ns/policy/b1/x".into(),
                 decompression: "snappy".into(),
+                client_decompresses: false,
             },
             &token,
         ))

@@ -31,6 +31,10 @@ pub mod datasafed {
         /// The DNS name in the storage endpoint's certificate, checked by the client (it
         /// dials an IP address, so the name is fixed rather than the address).
         pub const SERVER_NAME: &str = "cairn-agent-storage";
+        /// Response header of a `Get` the agent answered with the stored bytes still
+        /// compressed (the request's `client_decompresses`): the compression's name, which the
+        /// client decompresses itself.
+        pub const CONTENT_COMPRESSION: &str = "cairn-content-compression";
     }
 }
 

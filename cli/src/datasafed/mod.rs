@@ -110,6 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let decompression = decompress.as_deref();
             if local == "-" {
+                widen_stdout_pipe();
                 files
                     .get(&remote, tokio::io::stdout(), decompression)
                     .await
@@ -152,6 +153,29 @@ fn version_text(verbose: bool) -> String {
         ));
     }
     out
+}
+
+/// The pipe size `pull -` asks for when its stdout is a pipe.
+const PULL_PIPE_SIZE: i32 = 1 << 20;
+
+/// `pull REMOTE -` into a pipe (`| tar -x`): a 1 MiB pipe instead of the default 64 KiB lets
+/// datasafed and the reader each move a large block per wake-up; the restore of the quickstart's
+/// PostgreSQL backup spent a third of its system time on the small one (bench/README.md
+/// "quickstart restore"). Best effort: Linux caps it at `/proc/sys/fs/pipe-max-size` for
+/// unprivileged users, and anything but a pipe is left alone.
+fn widen_stdout_pipe() {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::sys::stat::{SFlag, fstat};
+    use std::os::fd::AsFd;
+
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    let is_pipe = fstat(fd)
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO)
+        .unwrap_or(false);
+    if is_pipe && let Err(err) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PULL_PIPE_SIZE)) {
+        tracing::debug!(error = %err, "keeping stdout's pipe size");
+    }
 }
 
 /// Standard input for `push -`, refused when it cannot be read: a closed stdin (which the Rust

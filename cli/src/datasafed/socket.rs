@@ -9,7 +9,10 @@
 //! are shown as the user typed the listed path, so output is identical to direct mode.
 
 use std::fmt;
+use std::io::Read as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
@@ -24,6 +27,7 @@ use jiff::Timestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -65,6 +69,12 @@ impl fmt::Display for AgentAddress {
 
 /// The largest data message `push` sends.
 pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Chunks received but not yet decompressed (a pull answered still compressed).
+const DECOMPRESS_QUEUE: usize = 4;
+
+/// How often a pull that decompresses here reports its bytes to the agent.
+const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Where the agent is and who we are to it.
 #[derive(Debug, Clone)]
@@ -293,6 +303,9 @@ impl SocketClient {
     }
 
     /// `pull`: writes the file at `path` into `writer`, in order; returns the bytes written.
+    /// With a decompression, the agent may answer with the stored bytes still compressed
+    /// (docs/PROTOCOL.md §3.2); they are then decompressed here, on a blocking thread, while
+    /// the next ones arrive, and the decompressed bytes are reported for the action's progress.
     pub async fn get<W>(
         &self,
         path: &str,
@@ -300,7 +313,7 @@ impl SocketClient {
         decompression: Option<&str>,
     ) -> anyhow::Result<u64>
     where
-        W: AsyncWrite + Unpin,
+        W: AsyncWrite + Send + Unpin + 'static,
     {
         if let Some(name) = decompression {
             Compression::parse(name)?;
@@ -308,14 +321,25 @@ impl SocketClient {
         let request = pb::GetRequest {
             path: self.remote(path)?,
             decompression: decompression.unwrap_or_default().to_string(),
+            client_decompresses: decompression.is_some(),
         };
-        let mut stream = self
-            .client
-            .clone()
-            .get(request)
-            .await
-            .map_err(failed)?
-            .into_inner();
+        let response = self.client.clone().get(request).await.map_err(failed)?;
+        let still_compressed = response
+            .metadata()
+            .get(transport::CONTENT_COMPRESSION)
+            .map(|value| {
+                let name = value.to_str().unwrap_or_default();
+                Compression::parse(name).with_context(|| {
+                    format!(
+                        "the node agent sent {path} compressed with {name:?}, which this datasafed cannot decompress"
+                    )
+                })
+            })
+            .transpose()?;
+        let mut stream = response.into_inner();
+        if let Some(compression) = still_compressed {
+            return self.decompress(path, stream, writer, compression).await;
+        }
         let mut written = 0u64;
         while let Some(chunk) = stream.message().await.map_err(failed)? {
             writer
@@ -330,6 +354,88 @@ impl SocketClient {
             .and(writer.shutdown().await)
             .with_context(|| format!("writing {path} to its destination"))?;
         Ok(written)
+    }
+
+    /// The rest of a `Get` answered still compressed: chunks go from the call to a blocking
+    /// thread that decompresses them into `writer`; what it wrote is reported to the agent
+    /// about every [`REPORT_INTERVAL`] and once at the end.
+    async fn decompress<W>(
+        &self,
+        path: &str,
+        mut stream: tonic::Streaming<pb::DataChunk>,
+        writer: W,
+        compression: Compression,
+    ) -> anyhow::Result<u64>
+    where
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(DECOMPRESS_QUEUE);
+        let written = Arc::new(AtomicU64::new(0));
+        let decoder = {
+            let written = written.clone();
+            let source = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
+            let sink = SyncIoBridge::new(writer);
+            let name = path.to_string();
+            tokio::task::spawn_blocking(move || {
+                decompress_into(source, sink, compression, &written, &name)
+            })
+        };
+        let receive = async {
+            while let Some(chunk) = stream.message().await.map_err(failed)? {
+                if tx.send(Ok(bytes::Bytes::from(chunk.data))).await.is_err() {
+                    // The decoder stopped early; its result says why.
+                    break;
+                }
+            }
+            drop(tx);
+            Ok::<(), anyhow::Error>(())
+        };
+        let mut reported = 0u64;
+        let mut ticks = tokio::time::interval(REPORT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(decoder, receive);
+        let mut received = false;
+        let decoded = loop {
+            tokio::select! {
+                result = &mut receive, if !received => {
+                    result?;
+                    received = true;
+                }
+                result = &mut decoder => {
+                    break result.map_err(|e| anyhow::anyhow!("the decompression thread failed: {e}"))?;
+                }
+                _ = ticks.tick() => {
+                    reported = self.report(&written, reported).await;
+                }
+            }
+        };
+        let total = decoded?;
+        if !received {
+            // Everything decoded means the stream ended; take its status (an error after the
+            // last chunk still fails the pull).
+            receive.await?;
+        }
+        self.report(&written, reported).await;
+        Ok(total)
+    }
+
+    /// Reports the bytes written since `reported` (progress only: a failure is logged and
+    /// the next report carries the bytes); returns what has now been reported.
+    async fn report(&self, written: &AtomicU64, reported: u64) -> u64 {
+        let now = written.load(Ordering::Relaxed);
+        if now <= reported {
+            return reported;
+        }
+        let request = pb::PulledReport {
+            bytes: now - reported,
+        };
+        match self.client.clone().report_pulled(request).await {
+            Ok(_) => now,
+            Err(status) => {
+                tracing::debug!(error = %status.message(), "reporting pulled bytes failed");
+                reported
+            }
+        }
     }
 
     /// `list`: the agent filters and sorts; paths are shown as `path` was typed.
@@ -405,6 +511,40 @@ impl SocketClient {
         self.client.clone().mkdir(request).await.map_err(failed)?;
         Ok(())
     }
+}
+
+/// Decompresses `source` into `sink` in blocks of [`CHUNK_SIZE`], counting what was written
+/// into `written`; returns the total.
+fn decompress_into<W: AsyncWrite + Unpin>(
+    source: impl std::io::Read + Send + 'static,
+    mut sink: SyncIoBridge<W>,
+    compression: Compression,
+    written: &AtomicU64,
+    name: &str,
+) -> anyhow::Result<u64> {
+    let corrupt =
+        || format!("decompressing {name}: the data is not in the expected format or is damaged");
+    let mut decoder = compression
+        .decompressing(std::io::BufReader::with_capacity(CHUNK_SIZE, source))
+        .with_context(corrupt)?;
+    let mut buffer = vec![0u8; CHUNK_SIZE];
+    let mut total = 0u64;
+    loop {
+        let n = match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context(corrupt())),
+        };
+        std::io::Write::write_all(&mut sink, &buffer[..n])
+            .with_context(|| format!("writing {name} to its destination"))?;
+        total += n as u64;
+        written.store(total, Ordering::Relaxed);
+    }
+    std::io::Write::flush(&mut sink)
+        .and_then(|()| sink.shutdown())
+        .with_context(|| format!("writing {name} to its destination"))?;
+    Ok(total)
 }
 
 /// Sends `reader` as data messages of [`CHUNK_SIZE`] (the last one shorter); dropping the

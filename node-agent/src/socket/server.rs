@@ -10,7 +10,9 @@
 //!    first use and runs the operation inside a span naming the action (never the token).
 //! 3. Transfers stream: `Put` feeds the request's chunks to the engine's streaming writer as an
 //!    `AsyncRead` (gRPC flow control bounds what is in flight), `Get` sends the engine's output
-//!    in chunks of at most [`CHUNK_SIZE`], `List` streams entries.
+//!    in chunks of at most [`CHUNK_SIZE`] (a plain repository's stored bytes still compressed
+//!    when the client decompresses itself; it reports the bytes with `ReportPulled`), `List`
+//!    streams entries.
 //! 4. [`SocketServer::run`] ends when `shutdown` resolves, and removes the socket file.
 //!
 //! # Errors
@@ -24,11 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cairn_proto::datasafed::transport;
 use cairn_proto::datasafed::v1::put_request::Msg;
 use cairn_proto::datasafed::v1::storage_server::{Storage, StorageServer};
 use cairn_proto::datasafed::v1::{
-    DataChunk, Entry, GetRequest, ListRequest, MkdirRequest, MkdirResponse, PutRequest,
-    PutResponse, RemoveRequest, RemoveResponse, StatRequest, StatResponse,
+    DataChunk, Entry, GetRequest, ListRequest, MkdirRequest, MkdirResponse, PulledAck,
+    PulledReport, PutRequest, PutResponse, RemoveRequest, RemoveResponse, StatRequest,
+    StatResponse,
 };
 use cairn_repo::{Compression, RepoFiles};
 use futures::StreamExt;
@@ -382,16 +386,46 @@ async fn put(grant: &Grant, mut stream: Streaming<PutRequest>) -> Result<PutResp
     })
 }
 
+/// What a `Get` sends.
+#[derive(Debug, Clone, Copy)]
+enum Transfer {
+    /// The engine's output, decompressed with the request's decompression (if any).
+    Decoded(Option<Compression>),
+    /// A plain repository's stored bytes (decrypted), still compressed with this: the client
+    /// asked to decompress them itself, which moves that work out of the agent and sends a
+    /// fraction of the bytes through TLS.
+    StillCompressed(Compression),
+}
+
+impl Transfer {
+    fn of(repository: &RepoFiles, request: &GetRequest) -> Result<Transfer, CallError> {
+        let decompression = wire::compression(&request.decompression)?;
+        Ok(match (decompression, repository) {
+            (Some(compression), RepoFiles::Plain(_)) if request.client_decompresses => {
+                Transfer::StillCompressed(compression)
+            }
+            // A deduplicating repository stores chunks compressed on their own, not the
+            // pushed stream: its output is the raw stream either way.
+            _ => Transfer::Decoded(decompression),
+        })
+    }
+}
+
 /// Streams the engine's output for `key` into `chunks`, then the failure if there was one.
 async fn send_file(
     grant: Arc<Grant>,
     repository: RepoFiles,
     key: String,
-    decompression: Option<Compression>,
+    transfer: Transfer,
     chunks: mpsc::Sender<Result<DataChunk, Status>>,
 ) {
     let (writer, reader) = tokio::io::duplex(CHUNK_SIZE);
-    let read = repository.get(&key, writer, decompression, grant.outbound_progress());
+    let (decompression, progress) = match transfer {
+        Transfer::Decoded(decompression) => (decompression, grant.outbound_progress()),
+        // The client counts what it decompresses and reports it (`ReportPulled`).
+        Transfer::StillCompressed(_) => (None, cairn_repo::progress::no_progress()),
+    };
+    let read = repository.get(&key, writer, decompression, progress);
     let forward = async {
         let mut data = ReaderStream::with_capacity(reader, CHUNK_SIZE);
         while let Some(Ok(bytes)) = data.next().await {
@@ -431,17 +465,34 @@ impl Storage for StorageService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<Self::GetStream>, Status> {
         let grant = self.authorize(&request, "get")?;
         let request = request.into_inner();
-        let (key, decompression, repository) = in_span(&grant, "get", async {
+        let (key, transfer, repository) = in_span(&grant, "get", async {
             let key = grant.access().check(Operation::Read, &request.path)?;
-            let decompression = wire::compression(&request.decompression)?;
             let repository = grant.repository().await?.clone();
-            Ok((key, decompression, repository))
+            let transfer = Transfer::of(&repository, &request)?;
+            Ok((key, transfer, repository))
         })
         .await?;
         let (tx, rx) = mpsc::channel(4);
         let span = call_span(&grant, "get");
-        tokio::spawn(send_file(grant, repository, key, decompression, tx).instrument(span));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        tokio::spawn(send_file(grant, repository, key, transfer, tx).instrument(span));
+        let mut response = Response::new(ReceiverStream::new(rx));
+        if let Transfer::StillCompressed(compression) = transfer
+            && let Ok(name) = compression.name().parse()
+        {
+            response
+                .metadata_mut()
+                .insert(transport::CONTENT_COMPRESSION, name);
+        }
+        Ok(response)
+    }
+
+    async fn report_pulled(
+        &self,
+        request: Request<PulledReport>,
+    ) -> Result<Response<PulledAck>, Status> {
+        let grant = self.authorize(&request, "report-pulled")?;
+        grant.outbound_progress().add(request.into_inner().bytes);
+        Ok(Response::new(PulledAck {}))
     }
 
     type ListStream = tokio_stream::Iter<std::vec::IntoIter<Result<Entry, Status>>>;

@@ -109,6 +109,15 @@ impl Compression {
         })
     }
 
+    /// Wraps `inner` so that bytes read are decompressed from it (for callers outside the
+    /// engine: a client decompressing what an agent sent still compressed).
+    pub fn decompressing<R: BufRead + Send + 'static>(
+        self,
+        inner: R,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(self.decoder(inner)?))
+    }
+
     /// Wraps `inner` so that bytes read are decompressed from it.
     pub(crate) fn decoder<R: BufRead>(self, inner: R) -> io::Result<Decoder<R>> {
         Ok(match self {
