@@ -746,9 +746,12 @@ pub async fn restore_tree_outcome(
                 let memory = memory.clone();
                 Task(tokio::spawn(async move {
                     let fetch = fetch?;
-                    let _held = memory.acquire_many(fetch_cost(&fetch, budget)).await.map_err(|e| {
-                        Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e)
-                    })?;
+                    let _held = memory
+                        .acquire_many(fetch_cost(&fetch, budget))
+                        .await
+                        .map_err(|e| {
+                            Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e)
+                        })?;
                     write_fetch(&repo, fetch, &files, owners, &progress, &damages).await
                 }))
             })
@@ -1567,6 +1570,88 @@ mod tests {
         assert_eq!(fetches[1].files(), [0, 1]);
         let offsets: Vec<u32> = fetches[1].pieces.iter().map(|p| p.r.offset).collect();
         assert_eq!(offsets, [0, 100, 100]);
+    }
+
+    #[test]
+    fn from_an_object_store_a_packs_needed_span_is_one_read_and_locally_short_ranges_stay() {
+        let options = RepoOptions::default();
+        // Every other 1 MiB of a 16 MiB pack: a local read skips the gaps, an object store
+        // reads the span in one request.
+        let pieces: Vec<Piece> = (0..8u32)
+            .map(|i| piece(u64::from(i), 1, i * (2 << 20), 1 << 20))
+            .collect();
+        let local = read_pattern(true, &options);
+        assert_eq!(
+            local,
+            ReadPattern {
+                max_range: 8 << 20,
+                max_gap: LOCAL_GAP,
+                batch_scale: 1
+            }
+        );
+        assert_eq!(
+            plan_fetches(pieces.clone(), local.max_range, local.max_gap).len(),
+            8
+        );
+        let remote = read_pattern(false, &options);
+        let fetches = plan_fetches(pieces, remote.max_range, remote.max_gap);
+        assert_eq!(spans(&fetches), [(1, 0, 15 << 20, 8)]);
+        assert_eq!(remote.batch_scale, REMOTE_BATCH_SCALE);
+    }
+
+    #[test]
+    fn a_fetch_holds_its_range_of_the_memory_budget_and_never_more_than_all_of_it() {
+        let options = RepoOptions::default();
+        let budget = fetch_budget(&options);
+        assert_eq!(budget, 128 << 20);
+        let mut fetches = plan_fetches(
+            vec![
+                piece(0, 1, 0, 17 << 20),
+                piece(0, 2, 0, 0),
+                piece(0, 3, 0, 200 << 20),
+            ],
+            u64::MAX,
+            0,
+        );
+        fetches.sort_by_key(|f| f.pack);
+        let costs: Vec<u32> = fetches.iter().map(|f| fetch_cost(f, budget)).collect();
+        assert_eq!(costs, [17 << 20, 1, budget]);
+        // A budget too small for one range still lets it through, alone.
+        let tiny = RepoOptions {
+            restore_fetches: 1,
+            restore_range: 1,
+            ..RepoOptions::default()
+        };
+        assert_eq!(fetch_cost(&fetches[0], fetch_budget(&tiny)), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn from_an_object_store_every_pack_of_a_batch_is_one_read_within_the_budget(
+            raw in proptest::collection::vec((0u64..3, 1u8..6, 0u32..16_000_000, 1u32..1_000_000), 0..300),
+        ) {
+            let options = RepoOptions::default();
+            let remote = read_pattern(false, &options);
+            let budget = fetch_budget(&options);
+            let pieces: Vec<Piece> = raw
+                .iter()
+                .map(|&(file, p, offset, stored)| piece(file, p, offset, stored))
+                .collect();
+            let mut packs: Vec<Id> = pieces.iter().map(|p| p.r.pack).collect();
+            packs.sort();
+            packs.dedup();
+            let fetches = plan_fetches(pieces.clone(), remote.max_range, remote.max_gap);
+            let got: Vec<Id> = fetches.iter().map(|f| f.pack).collect();
+            prop_assert_eq!(got, packs);
+            for f in &fetches {
+                let first = f.pieces.iter().map(|p| p.r.offset as u64).min();
+                let last = f.pieces.iter().map(|p| p.r.end()).max();
+                prop_assert_eq!((Some(f.start), Some(f.end)), (first, last));
+                let cost = fetch_cost(f, budget);
+                prop_assert!(cost >= 1 && cost <= budget);
+                prop_assert!(u64::from(cost) == (f.end - f.start).max(1));
+            }
+        }
     }
 
     proptest! {
