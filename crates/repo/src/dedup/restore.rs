@@ -184,11 +184,11 @@ struct ReadPattern {
     batch_scale: usize,
 }
 
-/// Bytes one read from an object store spans at most: a whole pack (packs are cut at 16 MiB,
-/// §5), so the needed span of a pack in a batch is one request. SeaweedFS spent 3.2 CPU s
-/// serving a 2 GiB restore's 8 MiB ranges cut at 256 KiB gaps (687 requests), 2.2 s serving
-/// whole spans (218).
-const REMOTE_RANGE: u64 = 32 << 20;
+/// Bytes one read from an object store spans at most, as a multiple of `restore_range`
+/// (32 MiB by default: a whole pack, packs are cut at 16 MiB, §5), so the needed span of a
+/// pack in a batch is one request. SeaweedFS spent 3.2 CPU s serving a 2 GiB restore's 8 MiB
+/// ranges cut at 256 KiB gaps (687 requests), 2.2 s serving whole spans (218).
+const REMOTE_RANGE_SCALE: u64 = 4;
 /// Batches from an object store hold this many times `restore_batch` refs: a pack's blobs
 /// belong to the files backed up together, and a pack read in two batches is two requests.
 const REMOTE_BATCH_SCALE: usize = 4;
@@ -202,7 +202,7 @@ fn read_pattern(local: bool, options: &RepoOptions) -> ReadPattern {
             batch_scale: 1,
         }
     } else {
-        let max_range = options.restore_range.max(REMOTE_RANGE);
+        let max_range = options.restore_range.saturating_mul(REMOTE_RANGE_SCALE);
         ReadPattern {
             max_range,
             max_gap: max_range,
