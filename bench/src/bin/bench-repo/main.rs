@@ -20,6 +20,8 @@ use cairn_bench::repo_limits::{self, BackupFloor, Limits};
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
+mod scale;
+
 const PAGE: usize = 8192;
 
 #[derive(Debug, Parser)]
@@ -57,6 +59,9 @@ enum Cmd {
     },
     /// Run the whole benchmark and print the table.
     Run(RunArgs),
+    /// Cairn's tree restore and streamed pull at growing dataset sizes in one run (memory and
+    /// rate against size).
+    Scale(scale::ScaleArgs),
     /// Print the tables of an earlier run again from its `results.json`.
     Table {
         /// The run's `<work>/results.json`.
@@ -147,6 +152,18 @@ fn main() -> Result<()> {
                 std::process::exit(code);
             }
             let outcome = run(args);
+            // The S3 server's data (several times the dataset) goes with this run; the server
+            // itself dies with this process.
+            if let Some(server) = cairn_repo::testing::SeaweedFs::started() {
+                let _ = std::fs::remove_dir_all(&server.dir);
+            }
+            outcome?
+        }
+        Cmd::Scale(args) => {
+            if let Some(code) = own_cpu_group()? {
+                std::process::exit(code);
+            }
+            let outcome = scale::run(args);
             // The S3 server's data (several times the dataset) goes with this run; the server
             // itself dies with this process.
             if let Some(server) = cairn_repo::testing::SeaweedFs::started() {
