@@ -302,3 +302,100 @@ async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
     let err = result.expect_err("a damaged blob fails the stream");
     assert_eq!(err.kind(), cairn_repo::ErrorKind::Crypto, "{err}");
 }
+
+/// Counts the ranged reads of each object.
+#[derive(Debug, Default)]
+struct CountReads {
+    reads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+#[async_trait]
+impl StoreHook for CountReads {
+    async fn get(&self, location: &Path, options: &GetOptions) -> object_store::Result<()> {
+        if options.range.is_some() {
+            let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            *reads.entry(location.to_string()).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `len` bytes that compress about 7× and do not deduplicate: every 4 KiB holds 512 random
+/// bytes.
+fn compressible(len: usize, seed: u64) -> Vec<u8> {
+    let random = noise(len / 8, seed);
+    let mut data = Vec::with_capacity(len);
+    for piece in random.chunks(512) {
+        data.extend_from_slice(piece);
+        data.extend(std::iter::repeat_n(b'a', 4096 - 512));
+    }
+    data
+}
+
+/// From an object store a stream's pack is read once, its needed span in one request, and the
+/// jobs that restore its 4 MiB pieces share that read; a missing pack still says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_an_object_store_a_stream_restore_reads_each_data_pack_once() {
+    let store = Arc::new(HookedStore::new(CountReads::default()));
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let data = compressible(32 << 20, 11);
+    let snapshot = backup_stream(
+        &repo,
+        "/db.dump",
+        std::io::Cursor::new(data.clone()),
+        &BackupOptions::default(),
+        None,
+        no_progress(),
+    )
+    .await
+    .expect("backup");
+    let packs: Vec<ObjectMeta> =
+        futures::StreamExt::collect::<Vec<_>>(store.list(Some(&Path::from("data"))))
+            .await
+            .into_iter()
+            .map(|m| m.expect("list"))
+            .filter(|m| m.size > 512 << 10)
+            .collect();
+    // Each pack restores to more than one 4 MiB job.
+    assert!(
+        packs.len() >= 3 && data.len() as u64 / packs.len() as u64 > 4 << 20,
+        "{} data packs for {} bytes",
+        packs.len(),
+        data.len()
+    );
+    store.hook.reads.lock().expect("reads").clear();
+    let mut out = Vec::new();
+    let written = restore_stream(&repo, &snapshot.root, &mut out, no_progress())
+        .await
+        .expect("restore");
+    assert_eq!(written, data.len() as u64);
+    assert!(out == data, "the restored stream differs from the source");
+    let reads = store.hook.reads.lock().expect("reads").clone();
+    for pack in &packs {
+        assert_eq!(
+            reads.get(pack.location.as_ref()),
+            Some(&1),
+            "ranged reads of {}: {reads:?}",
+            pack.location
+        );
+    }
+
+    store.delete(&packs[1].location).await.expect("delete");
+    let err = restore_stream(&repo, &snapshot.root, Vec::new(), no_progress())
+        .await
+        .expect_err("a missing pack fails the restore");
+    assert!(
+        err.to_string().contains("is missing") && err.to_string().contains("data/"),
+        "{err}"
+    );
+}

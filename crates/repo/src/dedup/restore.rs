@@ -597,11 +597,9 @@ async fn start_span(
         (read.map(|r| r.map_err(Arc::new)).boxed(), None)
     } else {
         let cost = (span.end - span.start).clamp(1, budget as u64) as u32;
-        let held = memory
-            .clone()
-            .acquire_many_owned(cost)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e))?;
+        let held = memory.clone().acquire_many_owned(cost).await.map_err(|e| {
+            Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e)
+        })?;
         // Spawned: the read goes on whether or not a job waits for it yet.
         let task = Task(tokio::spawn(read));
         (
@@ -633,15 +631,17 @@ fn span_tasks(repo: &Repository, started: StartedSpan) -> Vec<Task<Result<Stream
                     StreamJob::Zero(len) => return Ok(StreamOut::Zero(len)),
                     StreamJob::Fetch(fetch) => fetch,
                 };
-                let bytes = read.await.map_err(|e| {
-                    Error::new(e.kind(), e.message()).transient(e.is_transient())
-                })?;
+                let bytes = read
+                    .await
+                    .map_err(|e| Error::new(e.kind(), e.message()).transient(e.is_transient()))?;
                 let data = tokio::task::spawn_blocking(move || {
                     let aead = keys.pack_aead(&pack);
                     decode_joined(&aead, &fetch, base, &bytes)
                 })
                 .await
-                .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))??;
+                .map_err(|e| {
+                    Error::new(ErrorKind::Io, "a restore worker failed").with_source(e)
+                })??;
                 drop(held);
                 Ok(StreamOut::Data(data))
             }))
@@ -1858,7 +1858,12 @@ mod tests {
                             assert!(f.start >= s.start && f.end <= s.end);
                         }
                     }
-                    (s.pack.0[0], s.start, s.end, s.jobs.iter().map(job).collect())
+                    (
+                        s.pack.0[0],
+                        s.start,
+                        s.end,
+                        s.jobs.iter().map(job).collect(),
+                    )
                 }
                 StreamItem::Zero(len) => (0, 0, 0, vec![(u32::MAX, *len)]),
             })
@@ -1892,7 +1897,12 @@ mod tests {
                 (1, 0, 8 << 20, jobs_of_two(8)),
                 (2, 0, 2 << 20, jobs_of_two(2)),
                 (1, 0, 1 << 20, jobs_of_two(1)),
-                (3, 0, 1 << 20, vec![(0, 1), (u32::MAX, 1 << 20), (512 * K, 1)]),
+                (
+                    3,
+                    0,
+                    1 << 20,
+                    vec![(0, 1), (u32::MAX, 1 << 20), (512 * K, 1)]
+                ),
             ]
         );
         // Locally every job is its own short read, as before.
