@@ -504,12 +504,15 @@ where
         async move {
             let mut items = ReceiverStream::new(read_rx);
             while let Some(item) = items.next().await {
-                let tasks: Vec<Task<Result<StreamOut>>> = match item {
-                    Err(e) => vec![Task(tokio::spawn(async move { Err(e) }))],
-                    Ok(StartedItem::Zero(len)) => {
-                        vec![Task(tokio::spawn(async move { Ok(StreamOut::Zero(len)) }))]
-                    }
-                    Ok(StartedItem::Span(span)) => span_tasks(&repo, span),
+                // Lazily: a span's job starts (and decodes) once the window has room for it.
+                let tasks: Box<dyn Iterator<Item = Task<Result<StreamOut>>> + Send> = match item {
+                    Err(e) => Box::new(std::iter::once_with(|| {
+                        Task(tokio::spawn(async move { Err(e) }))
+                    })),
+                    Ok(StartedItem::Zero(len)) => Box::new(std::iter::once_with(move || {
+                        Task(tokio::spawn(async move { Ok(StreamOut::Zero(len)) }))
+                    })),
+                    Ok(StartedItem::Span(span)) => Box::new(span_tasks(&repo, span)),
                 };
                 for task in tasks {
                     if started_tx.send(task).await.is_err() {
@@ -614,39 +617,38 @@ async fn start_span(
     }))
 }
 
-/// One task per job of a started span, in output order: each waits for the span's read and
-/// decodes its slice on a blocking thread.
-fn span_tasks(repo: &Repository, started: StartedSpan) -> Vec<Task<Result<StreamOut>>> {
+/// One task per job of a started span, in output order, each started when the iterator
+/// reaches it: it waits for the span's read and decodes its slice on a blocking thread.
+fn span_tasks(
+    repo: &Repository,
+    started: StartedSpan,
+) -> impl Iterator<Item = Task<Result<StreamOut>>> + Send + use<> {
     let StartedSpan { span, read, held } = started;
     let base = span.start;
     let pack = span.pack;
-    span.jobs
-        .into_iter()
-        .map(|job| {
-            let read = read.clone();
-            let held = held.clone();
-            let keys = repo.keys().clone();
-            Task(tokio::spawn(async move {
-                let fetch = match job {
-                    StreamJob::Zero(len) => return Ok(StreamOut::Zero(len)),
-                    StreamJob::Fetch(fetch) => fetch,
-                };
-                let bytes = read
-                    .await
-                    .map_err(|e| Error::new(e.kind(), e.message()).transient(e.is_transient()))?;
-                let data = tokio::task::spawn_blocking(move || {
-                    let aead = keys.pack_aead(&pack);
-                    decode_joined(&aead, &fetch, base, &bytes)
-                })
+    let keys = repo.keys().clone();
+    span.jobs.into_iter().map(move |job| {
+        let read = read.clone();
+        let held = held.clone();
+        let keys = keys.clone();
+        Task(tokio::spawn(async move {
+            let fetch = match job {
+                StreamJob::Zero(len) => return Ok(StreamOut::Zero(len)),
+                StreamJob::Fetch(fetch) => fetch,
+            };
+            let bytes = read
                 .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Io, "a restore worker failed").with_source(e)
-                })??;
-                drop(held);
-                Ok(StreamOut::Data(data))
-            }))
-        })
-        .collect()
+                .map_err(|e| Error::new(e.kind(), e.message()).transient(e.is_transient()))?;
+            let data = tokio::task::spawn_blocking(move || {
+                let aead = keys.pack_aead(&pack);
+                decode_joined(&aead, &fetch, base, &bytes)
+            })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))??;
+            drop(held);
+            Ok(StreamOut::Data(data))
+        }))
+    })
 }
 
 /// Cuts a stream's refs, in order, into jobs of at most [`STREAM_JOB`] restored bytes and
@@ -1828,13 +1830,12 @@ mod tests {
         assert_eq!(remote.batch_scale, REMOTE_BATCH_SCALE);
     }
 
-    /// A stream's refs through the planner: each span as (pack, start, end, jobs), a job as
-    /// its (first offset, blobs) or a zero run as (u32::MAX, length).
-    fn plan_stream(
-        local: bool,
-        options: &RepoOptions,
-        refs: &[BlobRef],
-    ) -> Vec<(u8, u64, u64, Vec<(u32, u64)>)> {
+    /// A planned span as (pack, start, end, jobs), a job as its (first offset, blobs) or a
+    /// zero run as (u32::MAX, length).
+    type PlannedSpan = (u8, u64, u64, Vec<(u32, u64)>);
+
+    /// A stream's refs through the planner.
+    fn plan_stream(local: bool, options: &RepoOptions, refs: &[BlobRef]) -> Vec<PlannedSpan> {
         let mut planner = StreamPlanner::new(local, options);
         let mut items = Vec::new();
         for r in refs {
