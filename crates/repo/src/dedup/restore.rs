@@ -435,12 +435,38 @@ where
         let repo = repo.clone();
         let content = node.content.clone();
         async move {
-            let mut lists = futures::stream::iter(content)
-                .map(|r| {
+            // From an object store the lists are read LIST_READ_AHEAD at a time with coalesced
+            // requests (they lie back to back in a metadata pack); a group that fails is read
+            // list by list, so the restore stops at the first bad list.
+            let (group, ahead) = if local {
+                (1, LIST_READ_AHEAD)
+            } else {
+                (LIST_READ_AHEAD, 2)
+            };
+            let groups: Vec<Vec<BlobRef>> = content.chunks(group).map(<[_]>::to_vec).collect();
+            let mut lists = futures::stream::iter(groups)
+                .map(|group| {
                     let repo = repo.clone();
-                    async move { repo.read_content_list(&r).await }
+                    async move {
+                        let read = if group.len() > 1 {
+                            read_content_lists(&repo, group.clone())
+                                .await
+                                .unwrap_or_default()
+                        } else {
+                            HashMap::new()
+                        };
+                        let mut out = Vec::with_capacity(group.len());
+                        for r in group {
+                            out.push(match read.get(&r.id) {
+                                Some(refs) => Ok(refs.clone()),
+                                None => repo.read_content_list(&r).await,
+                            });
+                        }
+                        out
+                    }
                 })
-                .buffered(LIST_READ_AHEAD);
+                .buffered(ahead)
+                .flat_map(futures::stream::iter);
             let mut planner = StreamPlanner::new(local, repo.options());
             let mut items = Vec::new();
             while let Some(refs) = lists.next().await {
