@@ -22,11 +22,12 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWrite;
 
-/// Ranged reads that answer slowly, after 200 ms plus 1 s per 200 KB of their offset in
-/// the object, counting the ranged reads started and answered.
+/// Ranged reads that answer slowly, after 200 ms plus 100 ms per 200 KB of their offset in
+/// the object, counting the ranged reads (and bytes) started and answered.
 #[derive(Debug, Default)]
 struct SlowReads {
     started: AtomicUsize,
+    started_bytes: AtomicUsize,
     answered: AtomicUsize,
     slow: std::sync::atomic::AtomicBool,
     /// Ranged reads fail (permission denied) from this one on (0: never).
@@ -55,22 +56,27 @@ impl StoreHook for SlowReads {
         // Later parts of a pack answer later: the reads a restore starts together finish
         // one after another, as over a busy network.
         let start = match &options.range {
-            Some(object_store::GetRange::Bounded(r)) => r.start,
+            Some(object_store::GetRange::Bounded(r)) => {
+                self.started_bytes
+                    .fetch_add((r.end - r.start) as usize, Ordering::SeqCst);
+                r.start
+            }
             _ => 0,
         };
-        tokio::time::sleep(Duration::from_millis(200 + 1000 * (start / 200_000).min(8))).await;
+        tokio::time::sleep(Duration::from_millis(200 + 100 * (start / 200_000).min(8))).await;
         self.answered.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
 
 /// An output whose first write takes `hold` (a slow pipe or disk); records how many ranged
-/// reads were answered and started when that write began and when it ended.
+/// reads were answered when that write began, and answered and started (reads, bytes) when
+/// it ended.
 struct SlowFirstWrite {
     store: Arc<HookedStore<SlowReads>>,
     hold: Duration,
     began: Option<(Instant, usize)>,
-    ended: Option<(usize, usize)>,
+    ended: Option<(usize, usize, usize)>,
     tick: Pin<Box<tokio::time::Sleep>>,
     out: Vec<u8>,
 }
@@ -91,7 +97,8 @@ impl AsyncWrite for SlowFirstWrite {
                 return Poll::Pending;
             }
             let started = self.store.hook.started.load(Ordering::SeqCst);
-            self.ended = Some((answered, started));
+            let bytes = self.store.hook.started_bytes.load(Ordering::SeqCst);
+            self.ended = Some((answered, started, bytes));
         }
         self.out.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -129,11 +136,14 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
     )
     .await
     .expect("backup");
-    // Reads of at most 256 KiB: the 4 MiB stream is 16 or more jobs; 4 of them ahead.
+    // From an object store a read spans at most 4 × restore_range = 256 KiB of a pack: the
+    // 4 MiB stream is 16 or more reads. Ahead of the output: 4 decoded jobs, and reads of at
+    // most restore_fetches × restore_range = 256 KiB not decoded yet.
     let window = 4;
+    let range = 64 << 10;
     let repo = repo.with_options(RepoOptions {
         restore_fetches: window,
-        restore_range: 256 << 10,
+        restore_range: range,
         ..RepoOptions::default()
     });
     store.hook.slow.store(true, Ordering::SeqCst);
@@ -159,16 +169,20 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
         "only {total} ranged reads: the test needs more jobs"
     );
     let (_, at_start) = out.began.expect("written");
-    let (answered, started) = out.ended.expect("written");
+    let (answered, started, bytes) = out.ended.expect("written");
     assert!(
         answered >= at_start + 2,
         "while the first write took 2 s only {} more reads were answered ({at_start} before)",
         answered - at_start
     );
-    // One content list, the job being written, `window` jobs waiting, one waiting for room.
+    // One content list, the job being written, `window` jobs waiting and one waiting for
+    // room (each a read of 4 × range at most), and reads not decoded yet within the budget.
+    let bound = 64 * 1024 + (1 + window as u64 + 1) * 4 * range + window as u64 * range;
+    let total_bytes = store.hook.started_bytes.load(Ordering::SeqCst);
     assert!(
-        started <= 1 + 1 + window + 1,
-        "{started} of {total} reads started before the first write ended (window {window})"
+        bytes as u64 <= bound && (total_bytes as u64) > 2 * bound,
+        "{bytes} of {total_bytes} bytes ({started} of {total} reads) were read before the \
+         first write ended (window {window}, bound {bound})"
     );
 }
 
@@ -287,4 +301,101 @@ async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
     .expect("the restore returned within 60 s instead of hanging");
     let err = result.expect_err("a damaged blob fails the stream");
     assert_eq!(err.kind(), cairn_repo::ErrorKind::Crypto, "{err}");
+}
+
+/// Counts the ranged reads of each object.
+#[derive(Debug, Default)]
+struct CountReads {
+    reads: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+#[async_trait]
+impl StoreHook for CountReads {
+    async fn get(&self, location: &Path, options: &GetOptions) -> object_store::Result<()> {
+        if options.range.is_some() {
+            let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            *reads.entry(location.to_string()).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// `len` bytes that compress about 7× and do not deduplicate: every 4 KiB holds 512 random
+/// bytes.
+fn compressible(len: usize, seed: u64) -> Vec<u8> {
+    let random = noise(len / 8, seed);
+    let mut data = Vec::with_capacity(len);
+    for piece in random.chunks(512) {
+        data.extend_from_slice(piece);
+        data.extend(std::iter::repeat_n(b'a', 4096 - 512));
+    }
+    data
+}
+
+/// From an object store a stream's pack is read once, its needed span in one request, and the
+/// jobs that restore its 4 MiB pieces share that read; a missing pack still says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_an_object_store_a_stream_restore_reads_each_data_pack_once() {
+    let store = Arc::new(HookedStore::new(CountReads::default()));
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let data = compressible(32 << 20, 11);
+    let snapshot = backup_stream(
+        &repo,
+        "/db.dump",
+        std::io::Cursor::new(data.clone()),
+        &BackupOptions::default(),
+        None,
+        no_progress(),
+    )
+    .await
+    .expect("backup");
+    let packs: Vec<ObjectMeta> =
+        futures::StreamExt::collect::<Vec<_>>(store.list(Some(&Path::from("data"))))
+            .await
+            .into_iter()
+            .map(|m| m.expect("list"))
+            .filter(|m| m.size > 512 << 10)
+            .collect();
+    // Each pack restores to more than one 4 MiB job.
+    assert!(
+        packs.len() >= 3 && data.len() as u64 / packs.len() as u64 > 4 << 20,
+        "{} data packs for {} bytes",
+        packs.len(),
+        data.len()
+    );
+    store.hook.reads.lock().expect("reads").clear();
+    let mut out = Vec::new();
+    let written = restore_stream(&repo, &snapshot.root, &mut out, no_progress())
+        .await
+        .expect("restore");
+    assert_eq!(written, data.len() as u64);
+    assert!(out == data, "the restored stream differs from the source");
+    let reads = store.hook.reads.lock().expect("reads").clone();
+    for pack in &packs {
+        assert_eq!(
+            reads.get(pack.location.as_ref()),
+            Some(&1),
+            "ranged reads of {}: {reads:?}",
+            pack.location
+        );
+    }
+
+    store.delete(&packs[1].location).await.expect("delete");
+    let err = restore_stream(&repo, &snapshot.root, Vec::new(), no_progress())
+        .await
+        .expect_err("a missing pack fails the restore");
+    assert!(
+        err.to_string().contains("is missing") && err.to_string().contains("data/"),
+        "{err}"
+    );
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -295,13 +295,18 @@ fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64, max_gap: u64) -> Vec<Fet
 
 /// Reads a fetch's range from its pack.
 async fn read_range(repo: &Repository, fetch: &Fetch) -> Result<bytes::Bytes> {
-    let key = pack_key(&fetch.pack);
+    read_pack_range(repo, &fetch.pack, fetch.start..fetch.end).await
+}
+
+/// Reads a range of a pack.
+async fn read_pack_range(
+    repo: &Repository,
+    pack: &Id,
+    range: std::ops::Range<u64>,
+) -> Result<bytes::Bytes> {
+    let key = pack_key(pack);
     // Each pack range is read once: past the page cache where the store allows it.
-    match repo
-        .store()
-        .get_range_once(&key, fetch.start..fetch.end)
-        .await
-    {
+    match repo.store().get_range_once(&key, range).await {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             Err(Error::not_found(format!("pack {key} is missing")))
@@ -339,33 +344,39 @@ async fn fetch_and_open(
     .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))?
 }
 
-/// Fetches a stream job's range and opens its blobs, in order, into one buffer (on a blocking
-/// thread).
-async fn fetch_joined(repo: &Repository, fetch: Fetch) -> Result<Vec<u8>> {
-    let bytes = read_range(repo, &fetch).await?;
-    let keys = repo.keys().clone();
-    tokio::task::spawn_blocking(move || {
-        let aead = keys.pack_aead(&fetch.pack);
-        let mut out = Vec::with_capacity(fetch.raw as usize);
-        let mut last: Option<(u32, usize)> = None;
-        for piece in &fetch.pieces {
-            let start = out.len();
-            match last {
-                Some((offset, at)) if offset == piece.r.offset => {
-                    out.extend_from_within(at..at + piece.r.raw_len as usize);
-                }
-                _ => {
-                    let at = (piece.r.offset as u64 - fetch.start) as usize;
-                    let stored = &bytes[at..at + piece.r.stored_len as usize];
-                    open_blob_into(&aead, BlobType::Data, &piece.r, stored, &mut out)?;
-                }
+/// Opens a stream job's blobs, in order, into one buffer; `bytes` holds the pack from `base`
+/// (the job's own range, or the span read it belongs to).
+fn decode_joined(
+    aead: &crate::crypto::Aead,
+    fetch: &Fetch,
+    base: u64,
+    bytes: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(fetch.raw as usize);
+    let mut last: Option<(u32, usize)> = None;
+    for piece in &fetch.pieces {
+        let start = out.len();
+        match last {
+            Some((offset, at)) if offset == piece.r.offset => {
+                out.extend_from_within(at..at + piece.r.raw_len as usize);
             }
-            last = Some((piece.r.offset, start));
+            _ => {
+                let at = (piece.r.offset as u64 - base) as usize;
+                let stored = bytes
+                    .get(at..at + piece.r.stored_len as usize)
+                    .ok_or_else(|| {
+                        Error::corrupt(format!(
+                            "blob {} lies outside the read of pack {}",
+                            piece.r.id.short(),
+                            pack_key(&fetch.pack)
+                        ))
+                    })?;
+                open_blob_into(aead, BlobType::Data, &piece.r, stored, &mut out)?;
+            }
         }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))?
+        last = Some((piece.r.offset, start));
+    }
+    Ok(out)
 }
 
 /// Reads content lists with as few requests as their placement allows.
@@ -400,7 +411,14 @@ pub(crate) async fn read_content_lists(
     Ok(lists)
 }
 
-/// Streams a file's or stream's content into `out`, in order, with a bounded reorder window.
+/// Streams a file's or stream's content into `out`, in order, with a bounded reorder window
+/// (docs/FORMAT.md §6.3).
+///
+/// The refs are cut into jobs of at most [`STREAM_JOB`] restored bytes, decoded in parallel
+/// and written in order. From an object store, consecutive jobs of one pack share one read
+/// of their span ([`StreamPlanner`]); those reads start ahead of the jobs, as far as the
+/// memory budget ([`fetch_budget`]) allows. From a local directory each job reads its own
+/// range when it starts.
 pub async fn restore_stream<W>(
     repo: &Repository,
     node: &Node,
@@ -411,20 +429,46 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     progress.set_total(node.size);
-    let (tx, rx) = mpsc::channel::<Result<StreamJob>>(64);
+    let local = repo.store().is_local();
+    let (tx, rx) = mpsc::channel::<Result<StreamItem>>(64);
     let producer = {
         let repo = repo.clone();
         let content = node.content.clone();
-        // Decoded blobs wait in order here, so jobs are bounded by what they restore to.
-        let max_range = repo.options().restore_range.min(STREAM_JOB);
         async move {
-            let mut lists = futures::stream::iter(content)
-                .map(|r| {
+            // From an object store the lists are read LIST_READ_AHEAD at a time with coalesced
+            // requests (they lie back to back in a metadata pack); a group that fails is read
+            // list by list, so the restore stops at the first bad list.
+            let (group, ahead) = if local {
+                (1, LIST_READ_AHEAD)
+            } else {
+                (LIST_READ_AHEAD, 2)
+            };
+            let groups: Vec<Vec<BlobRef>> = content.chunks(group).map(<[_]>::to_vec).collect();
+            let mut lists = futures::stream::iter(groups)
+                .map(|group| {
                     let repo = repo.clone();
-                    async move { repo.read_content_list(&r).await }
+                    async move {
+                        let read = if group.len() > 1 {
+                            read_content_lists(&repo, group.clone())
+                                .await
+                                .unwrap_or_default()
+                        } else {
+                            HashMap::new()
+                        };
+                        let mut out = Vec::with_capacity(group.len());
+                        for r in group {
+                            out.push(match read.get(&r.id) {
+                                Some(refs) => Ok(refs.clone()),
+                                None => repo.read_content_list(&r).await,
+                            });
+                        }
+                        out
+                    }
                 })
-                .buffered(LIST_READ_AHEAD);
-            let mut coalescer = Coalescer::new(max_range, STREAM_JOB, max_gap(&repo));
+                .buffered(ahead)
+                .flat_map(futures::stream::iter);
+            let mut planner = StreamPlanner::new(local, repo.options());
+            let mut items = Vec::new();
             while let Some(refs) = lists.next().await {
                 let refs = match refs {
                     Ok(refs) => refs,
@@ -434,33 +478,43 @@ where
                     }
                 };
                 for r in refs {
-                    if r.is_zero_run() {
-                        if let Some(f) = coalescer.finish()
-                            && tx.send(Ok(StreamJob::Fetch(f))).await.is_err()
-                        {
+                    planner.push(r, &mut items);
+                    for item in items.drain(..) {
+                        if tx.send(Ok(item)).await.is_err() {
                             return;
                         }
-                        if tx
-                            .send(Ok(StreamJob::Zero(r.raw_len as u64)))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                    if let Some(f) = coalescer.push(Piece {
-                        file: 0,
-                        offset: 0,
-                        r,
-                    }) && tx.send(Ok(StreamJob::Fetch(f))).await.is_err()
-                    {
-                        return;
                     }
                 }
             }
-            if let Some(f) = coalescer.finish() {
-                let _ = tx.send(Ok(StreamJob::Fetch(f))).await;
+            planner.finish(&mut items);
+            for item in items {
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    // Span reads start here, in order, each once its bytes fit in the budget (the earliest
+    // always gets room: a span costs at most the whole budget, and the spans before it give
+    // theirs back once their jobs are decoded, which needs nothing from later spans).
+    let budget = fetch_budget(repo.options());
+    let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
+    let (read_tx, read_rx) = mpsc::channel::<Result<StartedItem>>(STREAM_WINDOW);
+    let reader = {
+        let repo = repo.clone();
+        async move {
+            let mut items = ReceiverStream::new(rx);
+            while let Some(item) = items.next().await {
+                let started = match item {
+                    Err(e) => Err(e),
+                    Ok(StreamItem::Zero(len)) => Ok(StartedItem::Zero(len)),
+                    Ok(StreamItem::Span(span)) => {
+                        start_span(&repo, span, local, &memory, budget).await
+                    }
+                };
+                if read_tx.send(started).await.is_err() {
+                    return;
+                }
             }
         }
     };
@@ -474,17 +528,22 @@ where
     let dispatcher = {
         let repo = repo.clone();
         async move {
-            let mut jobs = ReceiverStream::new(rx);
-            while let Some(job) = jobs.next().await {
-                let repo = repo.clone();
-                let task = Task(tokio::spawn(async move {
-                    match job? {
-                        StreamJob::Zero(len) => Ok(StreamOut::Zero(len)),
-                        StreamJob::Fetch(f) => fetch_joined(&repo, f).await.map(StreamOut::Data),
+            let mut items = ReceiverStream::new(read_rx);
+            while let Some(item) = items.next().await {
+                // Lazily: a span's job starts (and decodes) once the window has room for it.
+                let tasks: Box<dyn Iterator<Item = Task<Result<StreamOut>>> + Send> = match item {
+                    Err(e) => Box::new(std::iter::once_with(|| {
+                        Task(tokio::spawn(async move { Err(e) }))
+                    })),
+                    Ok(StartedItem::Zero(len)) => Box::new(std::iter::once_with(move || {
+                        Task(tokio::spawn(async move { Ok(StreamOut::Zero(len)) }))
+                    })),
+                    Ok(StartedItem::Span(span)) => Box::new(span_tasks(&repo, span)),
+                };
+                for task in tasks {
+                    if started_tx.send(task).await.is_err() {
+                        return;
                     }
-                }));
-                if started_tx.send(task).await.is_err() {
-                    return;
                 }
             }
         }
@@ -522,7 +581,7 @@ where
             .map_err(|e| Error::io("writing restored data", e))?;
         Ok::<u64, Error>(written)
     };
-    let ((), (), written) = tokio::join!(producer, dispatcher, consumer);
+    let ((), (), (), written) = tokio::join!(producer, reader, dispatcher, consumer);
     let written = written?;
     if written != node.size {
         return Err(Error::corrupt(format!(
@@ -531,6 +590,203 @@ where
         )));
     }
     Ok(written)
+}
+
+/// A span read shared by the jobs decoded from it: its bytes, or why it failed.
+type SharedRead = futures::future::Shared<
+    futures::future::BoxFuture<'static, std::result::Result<bytes::Bytes, Arc<Error>>>,
+>;
+
+/// A span whose read has started (object stores) or will start with its first job (local).
+struct StartedSpan {
+    span: SpanRead,
+    read: SharedRead,
+    /// The span's share of the memory budget, given back when its last job is decoded.
+    held: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+enum StartedItem {
+    Span(StartedSpan),
+    Zero(u64),
+}
+
+/// Takes a span's room in the budget and starts its read (object stores), or prepares it to
+/// be read by its first job (local directories, which keep one short read per job).
+async fn start_span(
+    repo: &Repository,
+    span: SpanRead,
+    local: bool,
+    memory: &Arc<tokio::sync::Semaphore>,
+    budget: u32,
+) -> Result<StartedItem> {
+    let (pack, range) = (span.pack, span.start..span.end);
+    let repo = repo.clone();
+    let read = async move { read_pack_range(&repo, &pack, range).await };
+    let (read, held): (futures::future::BoxFuture<'static, _>, _) = if local {
+        (read.map(|r| r.map_err(Arc::new)).boxed(), None)
+    } else {
+        let cost = (span.end - span.start).clamp(1, budget as u64) as u32;
+        let held = memory.clone().acquire_many_owned(cost).await.map_err(|e| {
+            Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e)
+        })?;
+        // Spawned: the read goes on whether or not a job waits for it yet.
+        let task = Task(tokio::spawn(read));
+        (
+            task.map(|r| r.and_then(|r| r).map_err(Arc::new)).boxed(),
+            Some(Arc::new(held)),
+        )
+    };
+    Ok(StartedItem::Span(StartedSpan {
+        span,
+        read: read.shared(),
+        held,
+    }))
+}
+
+/// One task per job of a started span, in output order, each started when the iterator
+/// reaches it: it waits for the span's read and decodes its slice on a blocking thread.
+fn span_tasks(
+    repo: &Repository,
+    started: StartedSpan,
+) -> impl Iterator<Item = Task<Result<StreamOut>>> + Send + use<> {
+    let StartedSpan { span, read, held } = started;
+    let base = span.start;
+    let pack = span.pack;
+    let keys = repo.keys().clone();
+    span.jobs.into_iter().map(move |job| {
+        let read = read.clone();
+        let held = held.clone();
+        let keys = keys.clone();
+        Task(tokio::spawn(async move {
+            let fetch = match job {
+                StreamJob::Zero(len) => return Ok(StreamOut::Zero(len)),
+                StreamJob::Fetch(fetch) => fetch,
+            };
+            let bytes = read
+                .await
+                .map_err(|e| Error::new(e.kind(), e.message()).transient(e.is_transient()))?;
+            let data = tokio::task::spawn_blocking(move || {
+                let aead = keys.pack_aead(&pack);
+                decode_joined(&aead, &fetch, base, &bytes)
+            })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, "a restore worker failed").with_source(e))??;
+            drop(held);
+            Ok(StreamOut::Data(data))
+        }))
+    })
+}
+
+/// Cuts a stream's refs, in order, into jobs of at most [`STREAM_JOB`] restored bytes and
+/// groups consecutive jobs of one pack into span reads (docs/FORMAT.md §6.3). From a local
+/// directory every job is its own read (`restore_range` at most, short gaps); from an object
+/// store a span is the needed part of a pack, up to the remote read limit, read once.
+struct StreamPlanner {
+    jobs: Coalescer,
+    /// Bytes one span read covers at most; spans of one job when `None` (local).
+    span_range: Option<u64>,
+    open: Option<SpanRead>,
+}
+
+/// One read of a pack and the stream jobs, in output order, decoded from it.
+#[derive(Debug)]
+struct SpanRead {
+    pack: Id,
+    start: u64,
+    end: u64,
+    jobs: Vec<StreamJob>,
+}
+
+#[derive(Debug)]
+enum StreamItem {
+    Span(SpanRead),
+    Zero(u64),
+}
+
+/// Jobs one span read feeds at most (it holds its budget until the last is decoded).
+const MAX_SPAN_JOBS: usize = 64;
+
+impl StreamPlanner {
+    fn new(local: bool, options: &RepoOptions) -> StreamPlanner {
+        let pattern = read_pattern(local, options);
+        if local {
+            StreamPlanner {
+                // Decoded blobs wait in order, so jobs are bounded by what they restore to.
+                jobs: Coalescer::new(
+                    options.restore_range.min(STREAM_JOB),
+                    STREAM_JOB,
+                    pattern.max_gap,
+                ),
+                span_range: None,
+                open: None,
+            }
+        } else {
+            StreamPlanner {
+                // The span is read whole: jobs are cut by what they restore to, not by gaps.
+                jobs: Coalescer::new(pattern.max_range, STREAM_JOB, pattern.max_gap),
+                span_range: Some(pattern.max_range),
+                open: None,
+            }
+        }
+    }
+
+    /// Adds the next ref of the stream; finished spans and zero runs go to `out`, in order.
+    fn push(&mut self, r: BlobRef, out: &mut Vec<StreamItem>) {
+        if r.is_zero_run() {
+            if let Some(f) = self.jobs.finish() {
+                self.job(f, out);
+            }
+            match &mut self.open {
+                Some(span) => span.jobs.push(StreamJob::Zero(r.raw_len as u64)),
+                None => out.push(StreamItem::Zero(r.raw_len as u64)),
+            }
+            return;
+        }
+        if let Some(f) = self.jobs.push(Piece {
+            file: 0,
+            offset: 0,
+            r,
+        }) {
+            self.job(f, out);
+        }
+    }
+
+    /// Ends the stream: the open job and span go to `out`.
+    fn finish(&mut self, out: &mut Vec<StreamItem>) {
+        if let Some(f) = self.jobs.finish() {
+            self.job(f, out);
+        }
+        out.extend(self.open.take().map(StreamItem::Span));
+    }
+
+    fn job(&mut self, f: Fetch, out: &mut Vec<StreamItem>) {
+        let Some(span_range) = self.span_range else {
+            out.push(StreamItem::Span(SpanRead {
+                pack: f.pack,
+                start: f.start,
+                end: f.end,
+                jobs: vec![StreamJob::Fetch(f)],
+            }));
+            return;
+        };
+        if let Some(span) = &mut self.open
+            && span.pack == f.pack
+            && span.end.max(f.end) - span.start.min(f.start) <= span_range
+            && span.jobs.len() < MAX_SPAN_JOBS
+        {
+            span.start = span.start.min(f.start);
+            span.end = span.end.max(f.end);
+            span.jobs.push(StreamJob::Fetch(f));
+            return;
+        }
+        out.extend(self.open.take().map(StreamItem::Span));
+        self.open = Some(SpanRead {
+            pack: f.pack,
+            start: f.start,
+            end: f.end,
+            jobs: vec![StreamJob::Fetch(f)],
+        });
+    }
 }
 
 /// A spawned task, aborted when dropped (a failed restore stops the reads it started).
@@ -560,6 +816,7 @@ const STREAM_JOB: u64 = 4 << 20;
 /// Stream jobs in flight ahead of the output position at most.
 const STREAM_WINDOW: usize = 16;
 
+#[derive(Debug)]
 enum StreamJob {
     Fetch(Fetch),
     Zero(u64),
@@ -1597,6 +1854,105 @@ mod tests {
         let fetches = plan_fetches(pieces, remote.max_range, remote.max_gap);
         assert_eq!(spans(&fetches), [(1, 0, 15 << 20, 8)]);
         assert_eq!(remote.batch_scale, REMOTE_BATCH_SCALE);
+    }
+
+    /// A planned span as (pack, start, end, jobs), a job as its (first offset, blobs) or a
+    /// zero run as (u32::MAX, length).
+    type PlannedSpan = (u8, u64, u64, Vec<(u32, u64)>);
+
+    /// A stream's refs through the planner.
+    fn plan_stream(local: bool, options: &RepoOptions, refs: &[BlobRef]) -> Vec<PlannedSpan> {
+        let mut planner = StreamPlanner::new(local, options);
+        let mut items = Vec::new();
+        for r in refs {
+            planner.push(*r, &mut items);
+        }
+        planner.finish(&mut items);
+        let job = |j: &StreamJob| match j {
+            StreamJob::Fetch(f) => {
+                assert!(f.raw <= STREAM_JOB, "a job restores {} bytes", f.raw);
+                assert!(f.end > f.start);
+                (f.pieces[0].r.offset, f.pieces.len() as u64)
+            }
+            StreamJob::Zero(len) => (u32::MAX, *len),
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                StreamItem::Span(s) => {
+                    for j in &s.jobs {
+                        if let StreamJob::Fetch(f) = j {
+                            assert!(f.start >= s.start && f.end <= s.end);
+                        }
+                    }
+                    (
+                        s.pack.0[0],
+                        s.start,
+                        s.end,
+                        s.jobs.iter().map(job).collect(),
+                    )
+                }
+                StreamItem::Zero(len) => (0, 0, 0, vec![(u32::MAX, *len)]),
+            })
+            .collect()
+    }
+
+    /// `n` consecutive blobs of `stored` bytes (restoring to three times that) in a pack.
+    fn run_of(pack_no: u8, from: u32, n: u32, stored: u32) -> Vec<BlobRef> {
+        (0..n)
+            .map(|i| piece(0, pack_no, from + i * stored, stored).r)
+            .collect()
+    }
+
+    #[test]
+    fn from_an_object_store_a_streams_pack_span_is_one_read_feeding_jobs_of_at_most_4_mib() {
+        let options = RepoOptions::default();
+        const K: u32 = 1 << 10;
+        // 8 MiB of pack 1 (24 MiB restored), 2 MiB of pack 2, pack 1 again from its start
+        // (data seen before), then a zero run between two blobs of pack 3.
+        let mut refs = run_of(1, 0, 16, 512 * K);
+        refs.extend(run_of(2, 0, 4, 512 * K));
+        refs.extend(run_of(1, 0, 2, 512 * K));
+        refs.extend(run_of(3, 0, 1, 512 * K));
+        refs.push(BlobRef::zero_run(1 << 20));
+        refs.extend(run_of(3, 512 * K, 1, 512 * K));
+        let remote = plan_stream(false, &options, &refs);
+        let jobs_of_two = |n: u32| (0..n).map(|i| (i * 1024 * K, 2)).collect::<Vec<_>>();
+        assert_eq!(
+            remote,
+            [
+                (1, 0, 8 << 20, jobs_of_two(8)),
+                (2, 0, 2 << 20, jobs_of_two(2)),
+                (1, 0, 1 << 20, jobs_of_two(1)),
+                (
+                    3,
+                    0,
+                    1 << 20,
+                    vec![(0, 1), (u32::MAX, 1 << 20), (512 * K, 1)]
+                ),
+            ]
+        );
+        // Locally every job is its own short read, as before.
+        let local = plan_stream(true, &options, &refs);
+        assert_eq!(local.len(), 8 + 2 + 1 + 3);
+        assert!(local.iter().all(|(_, start, end, jobs)| jobs.len() == 1
+            && (jobs[0].0 == u32::MAX || end - start <= 1 << 20)));
+        assert_eq!(local[12], (0, 0, 0, vec![(u32::MAX, 1 << 20)]));
+    }
+
+    #[test]
+    fn a_streams_span_read_stays_within_the_remote_read_limit() {
+        // 4 × restore_range = 4 MiB spans: 8 MiB of one pack is two reads.
+        let options = RepoOptions {
+            restore_range: 1 << 20,
+            ..RepoOptions::default()
+        };
+        let refs = run_of(1, 0, 16, 512 << 10);
+        let spans: Vec<(u64, u64, usize)> = plan_stream(false, &options, &refs)
+            .into_iter()
+            .map(|(_, start, end, jobs)| (start, end, jobs.len()))
+            .collect();
+        assert_eq!(spans, [(0, 4 << 20, 4), (4 << 20, 8 << 20, 4)]);
     }
 
     #[test]
