@@ -149,7 +149,7 @@ pub fn completed_line(backup: &Backup, measured: Option<f64>) -> String {
         _ => None,
     };
     let seconds = match (stamped, measured) {
-        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), Some(b)) => Some(shown_seconds(a, b)),
         (a, b) => a.or(b),
     };
     let mut line = format!("Backup {namespace}/{name} {}", phase_text(backup));
@@ -182,11 +182,21 @@ pub fn completed_line(backup: &Backup, measured: Option<f64>) -> String {
     line
 }
 
+/// The duration to show from a `stamped` one (whole-second timestamps: up to a second off
+/// either way) and a `measured` one: the measured one, unless the stamped one is longer by
+/// more than a second (the caller began watching late).
+pub fn shown_seconds(stamped: f64, measured: f64) -> f64 {
+    if stamped > measured + 1.0 {
+        stamped
+    } else {
+        measured
+    }
+}
+
 /// The last look at a finished object: no ETA, the average rate (of the data's window when
-/// known), and the elapsed time as
-/// measured when that is longer (timestamps only have whole seconds).
+/// known), and the elapsed time as [`shown_seconds`] picks it.
 pub fn final_look(mut look: Snapshot, measured: f64) -> Snapshot {
-    look.elapsed_seconds = look.elapsed_seconds.max(measured);
+    look.elapsed_seconds = shown_seconds(look.elapsed_seconds, measured);
     look.eta_seconds = None;
     // The average over the data's own window when it is known (not the start-up's share of
     // the time), over the whole elapsed time otherwise.

@@ -135,7 +135,7 @@ pub fn completed_line(
         }
     });
     let seconds = match (stamped, measured) {
-        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), Some(b)) => Some(crate::cmd::backup::wait::shown_seconds(a, b)),
         (a, b) => a.or(b),
     };
     if let Some(seconds) = seconds {
@@ -321,6 +321,7 @@ mod tests {
         };
         assert_eq!(
             completed_line(&r, Some(2.3), Some((400 << 20, window))),
+            // (The stamps say 2 s: whole seconds; the measured 2.3 s is the one shown.)
             "Restore ns/r1 of Backup b1 Completed in 2.3s into PVC data-restored: \
              400.00 MiB written in 0.5s (800.00 MiB/s) after 1.5s of start-up"
         );
