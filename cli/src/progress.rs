@@ -58,6 +58,54 @@ pub struct Snapshot {
     /// What is happening now (the running action, a wait reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the data itself moved, when the caller saw it (a restore's files in its volume):
+    /// the rate is then the data's, and the time before it is shown as start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataWindow>,
+}
+
+/// When the data of a transfer moved, relative to the start of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataWindow {
+    /// Seconds from the start until the first byte arrived (the start-up: controller, volume,
+    /// Job, pod).
+    pub started_after_seconds: f64,
+    /// Seconds from the first byte to the last one seen so far.
+    pub seconds: f64,
+}
+
+impl DataWindow {
+    /// The window of `written` for an object started at `start`; `None` before the first byte.
+    pub fn of(written: &Written, start: jiff::Timestamp) -> Option<DataWindow> {
+        let first = written.first?;
+        let last = written.last.unwrap_or(first).max(first);
+        let seconds = |from: jiff::Timestamp, to: jiff::Timestamp| {
+            to.duration_since(from).as_secs_f64().max(0.0)
+        };
+        Some(DataWindow {
+            started_after_seconds: seconds(start, first),
+            seconds: seconds(first, last),
+        })
+    }
+
+    /// Bytes per second over the window, once it is long enough to mean something (10 ms).
+    pub fn rate(&self, bytes: u64) -> Option<u64> {
+        (self.seconds >= 0.01).then(|| (bytes as f64 / self.seconds) as u64)
+    }
+}
+
+/// What has been written into a directory so far: the bytes of its regular files, when the
+/// first of them was created and when the last change happened (the kernel's birth and change
+/// times, so the window is the writer's, not the observer's sampling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Written {
+    pub bytes: u64,
+    /// The earliest creation of a regular file (its change time where the file system does
+    /// not record creation).
+    pub first: Option<jiff::Timestamp>,
+    /// The latest change of any entry below the directory.
+    pub last: Option<jiff::Timestamp>,
 }
 
 impl Snapshot {
@@ -73,6 +121,7 @@ impl Snapshot {
             eta_seconds: None,
             elapsed_seconds: 0.0,
             message: None,
+            data: None,
         }
     }
 
@@ -103,7 +152,14 @@ impl Snapshot {
             (None, _) => {}
         }
         if let Some(rate) = self.bytes_per_second.filter(|r| *r > 0) {
-            parts.push(format!("{}/s", HumanBytes(rate)));
+            match &self.data {
+                Some(data) => parts.push(format!(
+                    "{}/s after {} of start-up",
+                    HumanBytes(rate),
+                    format_duration(data.started_after_seconds)
+                )),
+                None => parts.push(format!("{}/s", HumanBytes(rate))),
+            }
         }
         if let Some(eta) = self.eta_seconds {
             parts.push(format!("ETA {}", format_duration(eta as f64)));
@@ -345,6 +401,7 @@ mod tests {
             eta_seconds: None,
             elapsed_seconds: 2.0,
             message: None,
+            data: None,
         }
     }
 

@@ -36,7 +36,7 @@ use self::steps::{Steps, detail};
 use self::workload::{Ctx, Workload};
 use crate::cmd::backup;
 use crate::cmd::restore;
-use crate::progress::{Mode, Reporter};
+use crate::progress::{DataWindow, Mode, Reporter};
 use crate::standalone::{Stack, StackOptions, default_bin_dir};
 
 /// Arguments of `cairnctl quickstart`.
@@ -397,7 +397,7 @@ async fn protect<W: Workload>(
 
     let restore_name = format!("{}-restore", workload.app());
     let restored_claim = format!("{}-restored", workload.claim());
-    let (restored_dir, restore_seconds) = steps
+    let restored = steps
         .run(
             &format!("Restore {backup_name} into a new PVC {restored_claim} (Restore {NAMESPACE}/{restore_name})"),
             run_restore(ctx, &backup, &restore_name, &restored_claim, restore_expected, None),
@@ -407,7 +407,7 @@ async fn protect<W: Workload>(
     let mut verification = steps
         .run(
             "Check that the restored data equals the original",
-            workload.verify(ctx, &restored_claim, &restored_dir),
+            workload.verify(ctx, &restored_claim, &restored.dir),
         )
         .await?;
     if continuous.is_some() {
@@ -460,8 +460,9 @@ async fn protect<W: Workload>(
         backup_read_bytes,
         stored_bytes,
         backup_seconds,
-        restore_seconds,
-        restored_bytes: dataset::tree_bytes(&restored_dir),
+        restore_seconds: restored.seconds,
+        restored_bytes: restored.bytes,
+        restore_data: restored.window,
         backup_name,
         restore_name,
         namespace: NAMESPACE.into(),
@@ -469,7 +470,7 @@ async fn protect<W: Workload>(
         data_dir: ctx.data_dir.clone(),
         backup_dir,
         source_dir,
-        restored_dir,
+        restored_dir: restored.dir,
         kubeconfig: stack.kubeconfig.clone(),
         extra_commands: workload.extra_commands(ctx),
         total_seconds: started.elapsed().as_secs_f64(),
@@ -531,7 +532,7 @@ async fn run_restore(
     claim: &str,
     expected: u64,
     to_time: Option<jiff::Timestamp>,
-) -> anyhow::Result<(PathBuf, f64)> {
+) -> anyhow::Result<Restored> {
     let create = restore::create::Args {
         name: Some(name.to_string()),
         backup: backup.metadata.name.clone().unwrap_or_default(),
@@ -549,6 +550,7 @@ async fn run_restore(
     };
     let object = restore::create::build(name, NAMESPACE, backup, &create)?;
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), NAMESPACE);
+    let created = jiff::Timestamp::now();
     api.create(&PostParams::default(), &object)
         .await
         .with_context(|| format!("creating Restore {NAMESPACE}/{name}"))?;
@@ -561,21 +563,48 @@ async fn run_restore(
 
     // The claim's directory appears once the restore job binds it.
     let finder = cluster::VolumeFinder::start(&ctx.client, claim);
-    let mut probe = || finder.dir().map(|dir| dataset::tree_bytes(&dir));
+    let mut probe = || finder.dir().map(|dir| dataset::tree_written(&dir));
     let mut reporter = Reporter::new(Mode::detect(false), Box::new(Indented::new()));
     let options = restore::wait::WaitOptions {
         timeout: create.timeout,
         expected_total: Some(expected),
         ..Default::default()
     };
-    let (done, seconds) =
-        restore::wait::until_done(&api, name, &mut reporter, &options, Some(&mut probe)).await?;
+    let (done, seconds) = restore::wait::until_done(
+        &api,
+        name,
+        &mut reporter,
+        &options,
+        created,
+        Some(&mut probe),
+    )
+    .await?;
     drop(finder);
-    detail(&restore::wait::completed_line(&done, Some(seconds)));
     let dir = cluster::volume_dir(&ctx.client, claim)
         .await?
         .with_context(|| format!("PVC {claim} is not bound after the restore"))?;
-    Ok((dir, seconds))
+    let written = dataset::tree_written(&dir);
+    let window = DataWindow::of(&written, created);
+    detail(&restore::wait::completed_line(
+        &done,
+        Some(seconds),
+        window.map(|w| (written.bytes, w)),
+    ));
+    Ok(Restored {
+        dir,
+        seconds,
+        bytes: written.bytes,
+        window,
+    })
+}
+
+/// What [`run_restore`] saw: the restored claim's directory, how long the Restore took, and
+/// the bytes written into the directory and when they arrived.
+struct Restored {
+    dir: PathBuf,
+    seconds: f64,
+    bytes: u64,
+    window: Option<DataWindow>,
 }
 
 /// Waits until the continuous Backup of the quickstart's schedule is Running with a window that

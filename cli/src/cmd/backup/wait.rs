@@ -17,7 +17,7 @@ use crate::progress::{Reporter, Snapshot, format_duration};
 pub struct WaitOptions {
     /// Give up after this long.
     pub timeout: Duration,
-    /// Time between two looks.
+    /// The longest time between two looks (a change of the object brings one at once).
     pub poll: Duration,
     /// Bytes the caller expects the backup to read or the restore to write (gives a bar and
     /// an ETA when the object has none).
@@ -149,7 +149,7 @@ pub fn completed_line(backup: &Backup, measured: Option<f64>) -> String {
         _ => None,
     };
     let seconds = match (stamped, measured) {
-        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), Some(b)) => Some(shown_seconds(a, b)),
         (a, b) => a.or(b),
     };
     let mut line = format!("Backup {namespace}/{name} {}", phase_text(backup));
@@ -182,15 +182,32 @@ pub fn completed_line(backup: &Backup, measured: Option<f64>) -> String {
     line
 }
 
-/// The last look at a finished object: no ETA, the average rate, and the elapsed time as
-/// measured when that is longer (timestamps only have whole seconds).
+/// The duration to show from a `stamped` one (whole-second timestamps: up to a second off
+/// either way) and a `measured` one: the measured one, unless the stamped one is longer by
+/// more than a second (the caller began watching late).
+pub fn shown_seconds(stamped: f64, measured: f64) -> f64 {
+    if stamped > measured + 1.0 {
+        stamped
+    } else {
+        measured
+    }
+}
+
+/// The last look at a finished object: no ETA, the average rate (of the data's window when
+/// known), and the elapsed time as [`shown_seconds`] picks it.
 pub fn final_look(mut look: Snapshot, measured: f64) -> Snapshot {
-    look.elapsed_seconds = look.elapsed_seconds.max(measured);
+    look.elapsed_seconds = shown_seconds(look.elapsed_seconds, measured);
     look.eta_seconds = None;
+    // The average over the data's own window when it is known (not the start-up's share of
+    // the time), over the whole elapsed time otherwise.
+    let data_rate = look
+        .data
+        .zip(look.bytes_done)
+        .and_then(|(d, done)| d.rate(done));
     look.bytes_per_second = match look.bytes_done {
-        Some(done) if look.elapsed_seconds > 0.0 && done > 0 => {
-            Some((done as f64 / look.elapsed_seconds) as u64)
-        }
+        Some(done) if done > 0 => data_rate.or_else(|| {
+            (look.elapsed_seconds > 0.0).then(|| (done as f64 / look.elapsed_seconds) as u64)
+        }),
         _ => None,
     };
     look
@@ -231,9 +248,10 @@ pub struct Watched<K> {
     pub phase_text: fn(&K) -> String,
 }
 
-/// Polls `name` every `options.poll`, drawing `look(object, seconds watched)` each time, until
-/// it completes (returned with the seconds it was watched), fails (an error with the reasons),
-/// disappears or the timeout passes.
+/// Looks at `name` on every change (a watch on the object) and at least every `options.poll`,
+/// drawing `look(object, seconds watched)` each time, until it completes (returned with the
+/// seconds it was watched), fails (an error with the reasons), disappears or the timeout
+/// passes. Without a working watch it still looks every `options.poll`.
 pub async fn poll_until_done<K>(
     api: &Api<K>,
     name: &str,
@@ -243,9 +261,20 @@ pub async fn poll_until_done<K>(
     mut look: impl FnMut(&K, f64) -> Snapshot,
 ) -> anyhow::Result<(K, f64)>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
+    use futures::StreamExt as _;
+    use kube::runtime::WatchStreamExt as _;
     let kind = watched.kind;
+    // Wakes the loop when the object changes (its status reaching Completed, say), so that
+    // the end is seen when it happens rather than at the next poll.
+    let mut changes = kube::runtime::watcher(
+        api.clone(),
+        kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+    .default_backoff()
+    .boxed();
+    let mut watching = true;
     let clock = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + options.timeout;
     loop {
@@ -276,7 +305,10 @@ where
             ))
             .into());
         }
-        tokio::time::sleep(options.poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(options.poll) => {}
+            change = changes.next(), if watching => watching = change.is_some(),
+        }
     }
 }
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::progress::Written;
+
 /// The file the writer creates last; its presence means the data set is complete.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -322,6 +324,44 @@ pub fn tree_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// What has been written under `dir` (nothing while it does not exist): the bytes of its
+/// regular files, the earliest creation of one of them (its change time where the file system
+/// records no creation) and the latest change of any entry below `dir`. An extracting `tar`
+/// creates a file when its first byte arrives and changes it (times, mode) after its last one,
+/// so these bound the time the data took, whatever the observer's sampling.
+pub fn tree_written(dir: &Path) -> Written {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut written = Written::default();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let changed = jiff::Timestamp::new(meta.ctime(), meta.ctime_nsec() as i32).ok();
+            written.last = written.last.max(changed);
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                written.bytes += meta.len();
+                let created = meta
+                    .created()
+                    .ok()
+                    .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                    .or(changed);
+                written.first = match (written.first, created) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+    written
+}
+
 /// How a tree compares with the original.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Comparison {
@@ -473,6 +513,33 @@ mod tests {
             "data files plus the manifest"
         );
         assert_eq!(tree_bytes(a.path()), 3 * MIB + sums_a[MANIFEST].size);
+    }
+
+    #[test]
+    fn what_was_written_spans_from_the_first_file_created_to_the_last_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(tree_written(&dir.path().join("absent")), Written::default());
+        let before = jiff::Timestamp::now();
+        std::fs::create_dir(dir.path().join("base")).expect("mkdir");
+        std::fs::write(dir.path().join("base/first"), vec![1u8; 4096]).expect("write");
+        // File systems keep times at a few milliseconds' granularity at worst.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(dir.path().join("base/second"), vec![2u8; 1000]).expect("write");
+        let after = jiff::Timestamp::now();
+        let written = tree_written(dir.path());
+        assert_eq!(written.bytes, 5096);
+        let (first, last) = (written.first.expect("first"), written.last.expect("last"));
+        // A coarse file-system clock may stamp a little before `before`.
+        let slack = jiff::SignedDuration::from_millis(20);
+        assert!(
+            first >= before - slack && first <= after,
+            "{first} not in {before}..{after}"
+        );
+        assert!(last <= after + slack, "{last} after {after}");
+        assert!(
+            last.duration_since(first) >= jiff::SignedDuration::from_millis(40),
+            "the second file came 50 ms after the first: {first} .. {last}"
+        );
     }
 
     #[test]

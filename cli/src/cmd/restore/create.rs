@@ -325,11 +325,19 @@ pub async fn run(scope: &Scope, args: Args) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         ..WaitOptions::default()
     };
-    let (done, seconds) = until_done(&api, &name, &mut reporter, &options, None).await?;
+    let (done, seconds) = until_done(
+        &api,
+        &name,
+        &mut reporter,
+        &options,
+        jiff::Timestamp::now(),
+        None,
+    )
+    .await?;
     if scope.json {
         println!("{}", result_line(&done)?);
     } else {
-        println!("{}", completed_line(&done, Some(seconds)));
+        println!("{}", completed_line(&done, Some(seconds), None));
     }
     Ok(ExitCode::SUCCESS)
 }

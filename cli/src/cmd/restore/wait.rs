@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use kube::api::Api;
 
 use crate::cmd::backup::wait::{Watched, poll_until_done};
-use crate::progress::{RateMeter, Reporter, Snapshot, format_duration};
+use indicatif::HumanBytes;
+
+use crate::progress::{DataWindow, RateMeter, Reporter, Snapshot, Written, format_duration};
 
 pub use crate::cmd::backup::wait::{Outcome, WaitOptions};
 
@@ -112,8 +114,13 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     if d.is_finite() && d > 0.0 { d } else { 0.0 }
 }
 
-/// The line printed when a Restore completed; `measured` is how long the caller saw it run.
-pub fn completed_line(restore: &Restore, measured: Option<f64>) -> String {
+/// The line printed when a Restore completed; `measured` is how long the caller saw it run,
+/// `data` what it saw written and when (the rate is then the data's, after its start-up).
+pub fn completed_line(
+    restore: &Restore,
+    measured: Option<f64>,
+    data: Option<(u64, DataWindow)>,
+) -> String {
     let namespace = restore.metadata.namespace.clone().unwrap_or_default();
     let name = restore.metadata.name.clone().unwrap_or_default();
     let mut line = format!(
@@ -128,7 +135,7 @@ pub fn completed_line(restore: &Restore, measured: Option<f64>) -> String {
         }
     });
     let seconds = match (stamped, measured) {
-        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), Some(b)) => Some(crate::cmd::backup::wait::shown_seconds(a, b)),
         (a, b) => a.or(b),
     };
     if let Some(seconds) = seconds {
@@ -146,22 +153,38 @@ pub fn completed_line(restore: &Restore, measured: Option<f64>) -> String {
     if !claims.is_empty() {
         line.push_str(&format!(" into PVC {}", claims.join(", ")));
     }
+    if let Some((bytes, window)) = data.filter(|(bytes, _)| *bytes > 0) {
+        line.push_str(&format!(
+            ": {} written in {}",
+            HumanBytes(bytes),
+            format_duration(window.seconds)
+        ));
+        if let Some(rate) = window.rate(bytes) {
+            line.push_str(&format!(" ({}/s)", HumanBytes(rate)));
+        }
+        line.push_str(&format!(
+            " after {} of start-up",
+            format_duration(window.started_after_seconds)
+        ));
+    }
     line
 }
 
-/// A source of "bytes written so far" for a Restore (`None` while unknown).
-pub type ByteProbe<'a> = &'a mut (dyn FnMut() -> Option<u64> + Send);
+/// A source of "what was written so far" for a Restore (`None` while unknown).
+pub type WrittenProbe<'a> = &'a mut (dyn FnMut() -> Option<Written> + Send);
 
 /// Polls the Restore, drawing each look, until it completes (returned with the seconds it was
-/// watched), fails (an error with the reasons), disappears or the timeout passes.
+/// watched), fails (an error with the reasons), disappears or
+/// the timeout passes. `started` is when the caller created the Restore: the data's start-up
+/// is counted from it.
 pub async fn until_done(
     api: &Api<Restore>,
     name: &str,
     reporter: &mut Reporter,
     options: &WaitOptions,
-    mut probe: Option<ByteProbe<'_>>,
+    started: Timestamp,
+    mut probe: Option<WrittenProbe<'_>>,
 ) -> anyhow::Result<(Restore, f64)> {
-    let since = Timestamp::now();
     let mut meter = RateMeter::new(3.0);
     let watched = Watched {
         kind: "Restore",
@@ -175,10 +198,15 @@ pub async fn until_done(
         options,
         &watched,
         |restore, seconds| {
-            let mut look = snapshot(restore, Timestamp::now(), since);
-            if let Some(bytes) = probe.as_mut().and_then(|p| p()) {
-                look.bytes_done = Some(bytes);
-                look.bytes_per_second = meter.observe(seconds, bytes);
+            let mut look = snapshot(restore, Timestamp::now(), started);
+            if let Some(written) = probe.as_mut().and_then(|p| p()) {
+                if written.bytes == 0 {
+                    // Still starting up: the rate counts from the first byte.
+                    meter = RateMeter::new(3.0);
+                }
+                look.bytes_done = Some(written.bytes);
+                look.bytes_per_second = meter.observe(seconds, written.bytes);
+                look.data = DataWindow::of(&written, started);
             }
             look.with_expected_total(options.expected_total)
         },
@@ -275,8 +303,59 @@ mod tests {
         }));
         assert_eq!(outcome(&r), Some(Outcome::Completed));
         assert_eq!(
-            completed_line(&r, None),
+            completed_line(&r, None, None),
             "Restore ns/r1 of Backup b1 Completed in 3.0s into PVC data-restored"
         );
+    }
+
+    #[test]
+    fn the_completed_line_gives_the_data_its_own_rate_after_the_start_up() {
+        let r = restore(serde_json::json!({
+            "phase": "Completed",
+            "startTimestamp": "2026-01-10T12:00:00Z",
+            "completionTimestamp": "2026-01-10T12:00:02Z"
+        }));
+        let window = DataWindow {
+            started_after_seconds: 1.5,
+            seconds: 0.5,
+        };
+        assert_eq!(
+            completed_line(&r, Some(2.3), Some((400 << 20, window))),
+            // (The stamps say 2 s: whole seconds; the measured 2.3 s is the one shown.)
+            "Restore ns/r1 of Backup b1 Completed in 2.3s into PVC data-restored: \
+             400.00 MiB written in 0.5s (800.00 MiB/s) after 1.5s of start-up"
+        );
+    }
+
+    #[test]
+    fn a_look_counts_the_start_up_until_the_first_file_and_the_rate_from_there() {
+        let started: Timestamp = "2026-01-10T12:00:00Z".parse().expect("time");
+        let at = |s: &str| Some(s.parse::<Timestamp>().expect("time"));
+        let nothing_yet = Written::default();
+        assert_eq!(DataWindow::of(&nothing_yet, started), None);
+        let written = Written {
+            bytes: 300 << 20,
+            first: at("2026-01-10T12:00:01.200Z"),
+            last: at("2026-01-10T12:00:01.700Z"),
+        };
+        let window = DataWindow::of(&written, started).expect("window");
+        assert!(
+            (window.started_after_seconds - 1.2).abs() < 1e-9,
+            "{window:?}"
+        );
+        assert!((window.seconds - 0.5).abs() < 1e-9, "{window:?}");
+        let mut look = snapshot(&r_running(), started, started);
+        look.bytes_done = Some(written.bytes);
+        look.data = Some(window);
+        let done = crate::cmd::backup::wait::completed_look(look, 2.0);
+        assert_eq!(done.bytes_per_second, Some(600 << 20));
+        assert_eq!(
+            crate::progress::plain_line(&done),
+            "Restore r1: Running, 300.00 MiB / 300.00 MiB, 600.00 MiB/s after 1.2s of start-up (2.0s)"
+        );
+    }
+
+    fn r_running() -> Restore {
+        restore(serde_json::json!({"phase": "Running"}))
     }
 }

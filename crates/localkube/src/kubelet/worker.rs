@@ -11,6 +11,7 @@ use super::volumes::{self, VolumeError, pod_dir};
 use crate::admission::pod_qos_class;
 use crate::resource::Builtin;
 use crate::rest::{Api, DeleteOptions, Target, WriteOptions};
+use crate::store::WatchEvent;
 use crate::time::now_time;
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// How a container of this pod is run (also used by exec).
 #[derive(Debug, Clone)]
@@ -297,6 +298,38 @@ fn template(
     })
 }
 
+/// The resources a pod's volumes come from: a change of one may make them ready.
+const VOLUME_SOURCES: [&str; 4] = [
+    "core/persistentvolumeclaims",
+    "core/persistentvolumes",
+    "core/configmaps",
+    "core/secrets",
+];
+
+/// Returns when one of [`VOLUME_SOURCES`] changed after the subscription was taken (or changes
+/// were missed), or after `limit`, whichever comes first; after `limit` alone without a
+/// subscription.
+async fn volume_source_changed(
+    changes: Option<&mut broadcast::Receiver<Arc<WatchEvent>>>,
+    limit: Duration,
+) {
+    let Some(changes) = changes else {
+        tokio::time::sleep(limit).await;
+        return;
+    };
+    let changed = async {
+        loop {
+            match changes.recv().await {
+                Ok(event) if VOLUME_SOURCES.contains(&&*event.object.resource) => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, changed).await;
+}
+
 /// Runs a pod until it is terminal or stopped. `stop` carries the grace period.
 pub async fn run(
     ctx: Arc<Ctx>,
@@ -334,7 +367,16 @@ pub async fn run(
         return;
     }
 
-    // Volumes and templates, retried until they are ready or the pod is stopped.
+    // Volumes and templates, retried until they are ready or the pod is stopped: at once when
+    // an object they come from changes (the claim a Job's pod mounts gets bound a moment after
+    // the pod is created), at the latest a second after the last try.
+    // (A subscription from the newest resourceVersion on: no history, only what follows.)
+    let mut sources = ctx
+        .api
+        .store()
+        .watch_from(None, u64::MAX)
+        .ok()
+        .map(|s| s.receiver);
     let built: Option<(Vec<Template>, Vec<Template>)> = loop {
         if stop.borrow().is_some() {
             break None;
@@ -365,12 +407,13 @@ pub async fn run(
                 }
                 write_status(&ctx, &pod, &rt);
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = volume_source_changed(sources.as_mut(), Duration::from_secs(1)) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
     };
+    drop(sources);
     let Some((init_t, main_t)) = built else {
         finish(&ctx, &pod, &mut rt, &stop).await;
         return;

@@ -1006,3 +1006,75 @@ async fn a_populated_claim_waits_with_its_selected_node_and_binds_to_the_volume_
         "the handed-over volume outlives the claim it was made for"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_waiting_for_a_volume_source_starts_as_soon_as_it_appears_not_a_retry_later() {
+    let t = with_kubelet().await;
+    let pods: Api<Pod> = Api::default_namespaced(t.client().await);
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::default_namespaced(t.client().await);
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "late",
+            json!({
+                "restartPolicy": "Never",
+                "volumes": [{"name": "cfg", "configMap": {"name": "late-config"}}],
+                "containers": [{"name": "c", "image": "x",
+                    "command": ["sh", "-c", "cat /cfg/key"],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    // The kubelet reports what it waits for (and then waits: it used to retry a second later).
+    let waiting = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.message.as_deref())
+            .is_some_and(|m| m.contains("late-config"))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(pods.clone(), "late", waiting),
+    )
+    .await
+    .expect("the pod reports the missing configmap")
+    .unwrap();
+    let created = std::time::Instant::now();
+    configmaps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "late-config"}, "data": {"key": "here\n"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let succeeded = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            == Some("Succeeded")
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(pods.clone(), "late", succeeded),
+    )
+    .await
+    .expect("the pod ran")
+    .unwrap();
+    let took = created.elapsed();
+    // A retry timer would have started it about a second after it reported the wait; the
+    // configmap's creation wakes it at once (a process start and exit: tens of milliseconds).
+    assert!(
+        took < Duration::from_millis(700),
+        "the pod finished {took:?} after its configmap appeared"
+    );
+    let logs = pods.logs("late", &LogParams::default()).await.unwrap();
+    assert_eq!(logs, "here\n");
+}
