@@ -4,7 +4,8 @@
 //!
 //! Per size and target: a fresh dataset and repository, one backup, then from a cold page
 //! cache the tree restore (compared with the source) and the streamed `datasafed pull` of a
-//! tar of the same tree to `/dev/null` (compared with the tar afterwards, untimed). Only one
+//! tar of the same tree to `/dev/null` (compared with the tar afterwards, untimed), and on the
+//! local target the disk's own write rate for the tree (`cp -a` + `sync`). Only one
 //! dataset, one repository and one restored tree exist at a time, so a 10 GiB step needs about
 //! 2.7× the size of free disk.
 
@@ -47,6 +48,10 @@ struct Step {
     /// Bytes of the tar pulled.
     stream_bytes: u64,
     pull: Measure,
+    /// The disk's own write rate for the same tree: `cp -a` of it from a warm page cache,
+    /// then `sync` (local target only).
+    #[serde(default)]
+    disk_write: Option<Measure>,
 }
 
 pub(crate) fn run(args: ScaleArgs) -> Result<()> {
@@ -173,6 +178,19 @@ fn one_step(
     )?;
     verify_restore(data, &restore_dir)?;
     let _ = fs::remove_dir_all(&restore_dir);
+    // The comparison just read the whole tree, so `cp -a` reads it from the page cache.
+    let disk_write = if target == "local" {
+        let copy = args.work.join("copy");
+        let _ = fs::remove_dir_all(&copy);
+        let m = measure(
+            &format!("cp -a '{}' '{}' && sync", data.display(), copy.display()),
+            &BTreeMap::new(),
+        )?;
+        let _ = fs::remove_dir_all(&copy);
+        Some(m)
+    } else {
+        None
+    };
     // The tree's repository goes before the stream's is written (disk).
     if target == "local" {
         let _ = fs::remove_dir_all(local.join("tree"));
@@ -199,6 +217,7 @@ fn one_step(
         restore,
         stream_bytes,
         pull,
+        disk_write,
     })
 }
 
@@ -207,14 +226,14 @@ fn print(steps: &[Step]) {
         "\nCairn's restores by dataset size, one run, cold page cache; rates in MB/s of the dataset (tree) or the tar (stream); RSS = the process's peak\n"
     );
     println!(
-        "| size | target | dataset MB | backup s | restore s | restore MB/s | restore RSS MiB | restore CPU s | S3 server CPU s | pull s | pull MB/s | pull RSS MiB |"
+        "| size | target | dataset MB | backup s | restore s | restore MB/s | restore RSS MiB | restore CPU s | S3 server CPU s | pull s | pull MB/s | pull RSS MiB | `cp -a` + `sync` MB/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in steps {
         let mb = s.dataset_bytes as f64 / 1e6;
         let stream_mb = s.stream_bytes as f64 / 1e6;
         println!(
-            "| {} | {} | {mb:.0} | {:.2} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {mb:.0} | {:.2} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
             s.size,
             s.target,
             s.backup.seconds,
@@ -226,6 +245,10 @@ fn print(steps: &[Step]) {
             s.pull.seconds,
             stream_mb / s.pull.seconds.max(0.001),
             s.pull.rss_kib / 1024,
+            s.disk_write.map_or("-".to_string(), |d| format!(
+                "{:.0}",
+                mb / d.seconds.max(0.001)
+            )),
         );
     }
 }
