@@ -64,7 +64,7 @@ struct CompletionArgs {
 
 /// Runs the command line as `name` (`cairnctl` or `kubectl-cairn`).
 pub fn main(name: &'static str) -> ExitCode {
-    cairn_repo::memory::limit_malloc_arenas();
+    cairn_repo::memory::tune_allocator();
     let command = Cli::command().name(name).bin_name(bin_name(name));
     let matches = match command.try_get_matches() {
         Ok(matches) => matches,

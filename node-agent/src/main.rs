@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
-    cairn_repo::memory::limit_malloc_arenas();
+    cairn_repo::memory::tune_allocator();
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
