@@ -1097,10 +1097,7 @@ fn make_runner(
     env.insert("AWS_ACCESS_KEY_ID".to_string(), key.to_string());
     env.insert("AWS_SECRET_ACCESS_KEY".to_string(), secret.to_string());
     let repo = match tool {
-        "cairn" => format!(
-            "s3://{bucket}/{name}?endpoint={}&region=us-east-1&access_key_id={key}&secret_access_key={secret}",
-            server.endpoint
-        ),
+        "cairn" => cairn_s3_url(&name),
         "restic" => {
             env.insert(
                 "RESTIC_REPOSITORY".to_string(),
@@ -1131,6 +1128,32 @@ fn make_runner(
     })
 }
 
+/// Cairn's repository URL for `prefix` on the benchmark's S3 server.
+fn cairn_s3_url(prefix: &str) -> String {
+    format!(
+        "s3://{}/{prefix}?endpoint={}&region=us-east-1&access_key_id={}&secret_access_key={}",
+        cairn_repo::testing::BUCKET,
+        cairn_repo::testing::SeaweedFs::shared().endpoint,
+        cairn_repo::testing::ACCESS_KEY,
+        cairn_repo::testing::SECRET_KEY
+    )
+}
+
+/// What `datasafed` needs to keep its files in a deduplicating repository (KubeBlocks'
+/// kopia variables).
+fn datasafed_dedup_env() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "DATASAFED_KOPIA_REPO_ROOT".to_string(),
+            "/kopia".to_string(),
+        ),
+        (
+            "DATASAFED_KOPIA_PASSWORD".to_string(),
+            "bench-password".to_string(),
+        ),
+    ])
+}
+
 /// The streamed pull of one large file (a tar of the dataset) on one target: Cairn's
 /// `datasafed pull` from a deduplicating repository against restic's restore of the same file
 /// (backed up from stdin), each from a cold page cache.
@@ -1159,15 +1182,7 @@ fn stream_pull(args: &RunArgs, bins: &Bins, pristine: &Path, target: &str) -> Re
     }
     let bytes = fs::metadata(&tar)?.len();
     let name = format!("stream-{}", std::process::id());
-    let mut env = BTreeMap::new();
-    env.insert(
-        "DATASAFED_KOPIA_REPO_ROOT".to_string(),
-        "/kopia".to_string(),
-    );
-    env.insert(
-        "DATASAFED_KOPIA_PASSWORD".to_string(),
-        "bench-password".to_string(),
-    );
+    let mut env = datasafed_dedup_env();
     env.insert("RESTIC_PASSWORD".to_string(), "bench-password".to_string());
     let ds = bins.datasafed.display();
     let mut ds_args = String::new();

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Measure, drop_caches, du, generate, measure, parse_size, sh, verify_restore};
+use super::{
+    Measure, cairn_s3_url, datasafed_dedup_env, drop_caches, du, generate, measure, parse_size, sh,
+    verify_restore,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScaleArgs {
@@ -113,17 +116,9 @@ fn one_step(
     target: &str,
     data: &Path,
 ) -> Result<Step> {
-    let mut env = BTreeMap::new();
+    let mut env = datasafed_dedup_env();
     env.insert(
         "CAIRN_REPO_PASSWORD".to_string(),
-        "bench-password".to_string(),
-    );
-    env.insert(
-        "DATASAFED_KOPIA_REPO_ROOT".to_string(),
-        "/kopia".to_string(),
-    );
-    env.insert(
-        "DATASAFED_KOPIA_PASSWORD".to_string(),
         "bench-password".to_string(),
     );
     let name = format!("scale-{}-{}", size.to_lowercase(), std::process::id());
@@ -144,16 +139,7 @@ fn one_step(
         let server = cairn_repo::testing::SeaweedFs::shared();
         let conf = args.work.join("stream.conf");
         fs::write(&conf, server.fresh_datasafed_config(&format!("{name}-s")))?;
-        (
-            format!(
-                "s3://{}/{name}?endpoint={}&region=us-east-1&access_key_id={}&secret_access_key={}",
-                cairn_repo::testing::BUCKET,
-                server.endpoint,
-                cairn_repo::testing::ACCESS_KEY,
-                cairn_repo::testing::SECRET_KEY
-            ),
-            format!("-c '{}'", conf.display()),
-        )
+        (cairn_s3_url(&name), format!("-c '{}'", conf.display()))
     };
     let ctl = cairnctl.display();
     measure(&format!("'{ctl}' repo --repo '{repo}' init"), &env)?;

@@ -411,6 +411,50 @@ pub(crate) async fn read_content_lists(
     Ok(lists)
 }
 
+/// The content lists `lists` name, in order; a list already known (`Some`) is passed through.
+/// From an object store they are read [`LIST_READ_AHEAD`] at a time with coalesced requests
+/// (they lie back to back in a metadata pack); a group that fails is read list by list, so the
+/// caller stops at the first bad list. From a local directory one by one, [`LIST_READ_AHEAD`]
+/// ahead.
+fn content_lists_in_order(
+    repo: Repository,
+    lists: Vec<(BlobRef, Option<Vec<BlobRef>>)>,
+) -> impl futures::Stream<Item = Result<Vec<BlobRef>>> + Send + 'static {
+    let (group, ahead) = if repo.store().is_local() {
+        (1, LIST_READ_AHEAD)
+    } else {
+        (LIST_READ_AHEAD, 2)
+    };
+    let groups: Vec<Vec<(BlobRef, Option<Vec<BlobRef>>)>> =
+        lists.chunks(group).map(<[_]>::to_vec).collect();
+    futures::stream::iter(groups)
+        .map(move |group| {
+            let repo = repo.clone();
+            async move {
+                let missing: Vec<BlobRef> = group
+                    .iter()
+                    .filter(|(_, known)| known.is_none())
+                    .map(|(r, _)| *r)
+                    .collect();
+                let read = if missing.len() > 1 {
+                    read_content_lists(&repo, missing).await.unwrap_or_default()
+                } else {
+                    HashMap::new()
+                };
+                let mut out = Vec::with_capacity(group.len());
+                for (r, known) in group {
+                    out.push(match known.or_else(|| read.get(&r.id).cloned()) {
+                        Some(refs) => Ok(refs),
+                        None => repo.read_content_list(&r).await,
+                    });
+                }
+                out
+            }
+        })
+        .buffered(ahead)
+        .flat_map(futures::stream::iter)
+}
+
 /// Streams a file's or stream's content into `out`, in order, with a bounded reorder window
 /// (docs/FORMAT.md §6.3).
 ///
@@ -435,38 +479,10 @@ where
         let repo = repo.clone();
         let content = node.content.clone();
         async move {
-            // From an object store the lists are read LIST_READ_AHEAD at a time with coalesced
-            // requests (they lie back to back in a metadata pack); a group that fails is read
-            // list by list, so the restore stops at the first bad list.
-            let (group, ahead) = if local {
-                (1, LIST_READ_AHEAD)
-            } else {
-                (LIST_READ_AHEAD, 2)
-            };
-            let groups: Vec<Vec<BlobRef>> = content.chunks(group).map(<[_]>::to_vec).collect();
-            let mut lists = futures::stream::iter(groups)
-                .map(|group| {
-                    let repo = repo.clone();
-                    async move {
-                        let read = if group.len() > 1 {
-                            read_content_lists(&repo, group.clone())
-                                .await
-                                .unwrap_or_default()
-                        } else {
-                            HashMap::new()
-                        };
-                        let mut out = Vec::with_capacity(group.len());
-                        for r in group {
-                            out.push(match read.get(&r.id) {
-                                Some(refs) => Ok(refs.clone()),
-                                None => repo.read_content_list(&r).await,
-                            });
-                        }
-                        out
-                    }
-                })
-                .buffered(ahead)
-                .flat_map(futures::stream::iter);
+            let mut lists = std::pin::pin!(content_lists_in_order(
+                repo.clone(),
+                content.into_iter().map(|r| (r, None)).collect(),
+            ));
             let mut planner = StreamPlanner::new(local, repo.options());
             let mut items = Vec::new();
             while let Some(refs) = lists.next().await {
@@ -1411,44 +1427,8 @@ impl Planner {
             summary.bytes += size;
         }
         self.batch.files += 1;
-        let repo = self.repo.clone();
-        // From an object store a large file's lists are read LIST_READ_AHEAD at a time with
-        // coalesced requests (they lie back to back in a metadata pack); a group that fails
-        // is read list by list, so damage stops the file at the first bad list.
-        let (group, ahead) = if self.repo.store().is_local() {
-            (1, LIST_READ_AHEAD)
-        } else {
-            (LIST_READ_AHEAD, 2)
-        };
-        let groups: Vec<Vec<(BlobRef, Option<Vec<BlobRef>>)>> =
-            lists.chunks(group).map(<[_]>::to_vec).collect();
-        drop(lists);
-        let mut lists = futures::stream::iter(groups)
-            .map(|group| {
-                let repo = repo.clone();
-                async move {
-                    let missing: Vec<BlobRef> = group
-                        .iter()
-                        .filter(|(_, known)| known.is_none())
-                        .map(|(r, _)| *r)
-                        .collect();
-                    let read = if missing.len() > 1 {
-                        read_content_lists(&repo, missing).await.unwrap_or_default()
-                    } else {
-                        HashMap::new()
-                    };
-                    let mut out = Vec::with_capacity(group.len());
-                    for (r, known) in group {
-                        out.push(match known.or_else(|| read.get(&r.id).cloned()) {
-                            Some(refs) => Ok(refs),
-                            None => repo.read_content_list(&r).await,
-                        });
-                    }
-                    out
-                }
-            })
-            .buffered(ahead)
-            .flat_map(futures::stream::iter);
+        // Damage stops the file at the first bad list.
+        let mut lists = Box::pin(content_lists_in_order(self.repo.clone(), lists));
         let mut offset = 0u64;
         let mut damaged = false;
         while let Some(refs) = lists.next().await {
