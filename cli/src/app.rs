@@ -95,6 +95,9 @@ pub fn main(name: &'static str) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if restores(&cli.command) {
+        cairn_repo::memory::tune_allocator_for_restores();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,6 +132,11 @@ pub fn main(name: &'static str) -> ExitCode {
             crate::exit::code_of(&err)
         }
     }
+}
+
+/// Whether `command` restores repository data in this process.
+fn restores(command: &Command) -> bool {
+    matches!(command, Command::Repo(args) if matches!(args.command, cmd::repo::Command::Restore(_)))
 }
 
 /// `-o`, `-l` and `-A` on a command that does not list cluster objects are refused (exit code

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         }
     }
     cairn_repo::memory::tune_allocator();
+    // A daemon that restores: large buffers go back to the kernel when freed.
+    cairn_repo::memory::tune_allocator_for_restores();
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

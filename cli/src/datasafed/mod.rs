@@ -24,6 +24,9 @@ pub fn main() -> ExitCode {
         Ok(args) => args,
         Err(err) => return usage_error(&err),
     };
+    if matches!(args.command, Command::Pull { .. }) {
+        cairn_repo::memory::tune_allocator_for_restores();
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,14 +6,9 @@
 /// its own high-water mark. Measured on the 2 GiB benchmark tree: peak RSS 604 MiB with the
 /// default, 263 MiB with one arena, and the backup was faster (6.4 s against 8.3 s).
 /// Call it first thing in `main`, before any thread starts. A no-op off glibc.
-///
-/// Before that, the process starts itself again once with [`ALLOCATOR_TUNABLES`] added to
-/// `GLIBC_TUNABLES` (glibc reads them only at start-up), unless they are there already or the
-/// user set those tunables; if that exec fails the process goes on as it is.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        restart_with_tunables();
         // SAFETY: mallopt only changes allocator parameters; it is called before other
         // threads exist, and M_ARENA_MAX is a valid parameter on every glibc that has mallopt.
         unsafe {
@@ -22,14 +17,28 @@ pub fn tune_allocator() {
     }
 }
 
-/// glibc tunables of the data-moving binaries (bench/README.md, "Restores by dataset size"):
-/// buffers of 4 MiB and more (a restore's pack reads from object stores, up to 32 MiB) are
-/// mapped on their own and returned to the kernel when freed, instead of staying in the arena
-/// after glibc's dynamic threshold grew (peak RSS of a 2 GiB S3 restore 213–224 MiB → 178–181
-/// MiB), in transparent huge pages so that mapping them costs no more system time.
+/// For a process that restores, or runs for long (the node agent): the process starts itself
+/// again once with [`ALLOCATOR_TUNABLES`] added to `GLIBC_TUNABLES` (glibc reads them only at
+/// start-up), unless they are there already or the user set those tunables; if that exec
+/// fails the process goes on as it is. Call it before any thread starts, after
+/// [`tune_allocator`]. A no-op off glibc.
+///
+/// Not for backups: their pack buffers would be mapped and faulted in again for every pack
+/// (a 2 GiB first backup to a local directory: 4.7–5.1 s → 5.8–6.6 s, 2.5× the page faults;
+/// bench/README.md, "First backup and the allocator").
+pub fn tune_allocator_for_restores() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    restart_with_tunables();
+}
+
+/// glibc tunables of restores (bench/README.md, "Restores by dataset size"): buffers of 4 MiB
+/// and more (a restore's pack reads from object stores, up to 32 MiB) are mapped on their own
+/// and returned to the kernel when freed, instead of staying in the arena after glibc's
+/// dynamic threshold grew (peak RSS of a 2 GiB S3 restore 213–224 MiB → 178–181 MiB), in
+/// transparent huge pages so that mapping them costs no more system time.
 pub const ALLOCATOR_TUNABLES: &str = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1";
 
-/// Marks a process started again by [`tune_allocator`] (so it never loops).
+/// Marks a process started again by [`tune_allocator_for_restores`] (so it never loops).
 const RESTARTED: &str = "CAIRN_ALLOCATOR_TUNED";
 
 /// The `GLIBC_TUNABLES` to start again with, or `None` when `current` (the variable now)

@@ -50,6 +50,8 @@ use object_store::{
     UploadPart,
 };
 
+use super::direct_io;
+
 /// The name this store gives `object_store` errors (see `map_store_error`).
 pub(crate) const STORE_NAME: &str = "local";
 
@@ -341,7 +343,7 @@ impl LocalRoot {
     }
 
     /// Reads `range` of a file without going through the page cache when the file system
-    /// allows it (`O_DIRECT`, aligned to [`DIRECT_ALIGN`]): a restore reads each pack once, so
+    /// allows it (`O_DIRECT`, aligned to [`direct_io::DIRECT_ALIGN`]): a restore reads each pack once, so
     /// caching it only costs the kernel a copy and a page-cache insertion per page, and
     /// evicts what the machine had cached. Falls back to an ordinary read where direct I/O is
     /// refused. The range must lie within the file.
@@ -369,7 +371,7 @@ impl LocalRoot {
         if range.start == range.end {
             return Ok(Bytes::new());
         }
-        match read_direct(&file, range) {
+        match direct_io::read_direct(&file, range) {
             Ok(Some(bytes)) => return Ok(bytes),
             Ok(None) => {}
             Err(source) => {
@@ -858,19 +860,14 @@ impl ObjectStore for ConfinedLocal {
             let (file, staging) = root
                 .create_staging(&dir, &parts)
                 .map_err(LocalError::into_store)?;
-            let mut offset = 0u64;
-            for chunk in payload.iter() {
-                if let Err(source) = file.write_all_at(chunk, offset) {
-                    let _ =
-                        nix::unistd::unlinkat(&dir, staging.as_str(), UnlinkatFlags::NoRemoveDir);
-                    return Err(LocalError::Io {
-                        what: "writing",
-                        path,
-                        source,
-                    }
-                    .into_store());
+            if let Err(source) = direct_io::write_all(&file, payload.as_ref()) {
+                let _ = nix::unistd::unlinkat(&dir, staging.as_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(LocalError::Io {
+                    what: "writing",
+                    path,
+                    source,
                 }
-                offset += chunk.len() as u64;
+                .into_store());
             }
             let stat = nix::sys::stat::fstat(&file)
                 .map_err(|e| LocalError::io("looking up", path.clone(), e).into_store())?;
@@ -1127,63 +1124,6 @@ fn walk_stream(walk: Walk) -> BoxStream<'static, object_store::Result<ObjectMeta
         },
     )
     .boxed()
-}
-
-/// Alignment of a direct read's offset, length and buffer: a multiple of every logical
-/// block size Linux file systems use.
-pub(crate) const DIRECT_ALIGN: usize = 4096;
-
-/// Reads `range` (within the file) with `O_DIRECT`; `None` if the file system refuses
-/// direct I/O (the descriptor is then back to buffered reads).
-fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<Bytes>> {
-    use nix::fcntl::{FcntlArg, fcntl};
-    let align = DIRECT_ALIGN as u64;
-    let flags = match fcntl(file, FcntlArg::F_GETFL) {
-        Ok(flags) => OFlag::from_bits_truncate(flags),
-        Err(_) => return Ok(None),
-    };
-    if fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).is_err() {
-        return Ok(None);
-    }
-    let start = range.start - range.start % align;
-    let end = range.end.div_ceil(align) * align;
-    let len = (end - start) as usize;
-    // One spare block to start the read at an aligned address inside the buffer.
-    let mut buf = vec![0u8; len + DIRECT_ALIGN];
-    let pad = buf.as_ptr().align_offset(DIRECT_ALIGN);
-    let mut done = 0usize;
-    let wanted = (range.end - start) as usize;
-    while done < wanted {
-        match file.read_at(&mut buf[pad + done..pad + len], start + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && done == 0 => {
-                let _ = fcntl(file, FcntlArg::F_SETFL(flags));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        }
-        // A direct read ends short only at the end of the file; an unaligned remainder
-        // cannot be read directly.
-        if !done.is_multiple_of(DIRECT_ALIGN) {
-            break;
-        }
-    }
-    if done < wanted {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!(
-                "the file ended {} bytes before {}",
-                wanted - done,
-                range.end
-            ),
-        ));
-    }
-    let at = pad + (range.start - start) as usize;
-    Ok(Some(
-        Bytes::from(buf).slice(at..at + (range.end - range.start) as usize),
-    ))
 }
 
 fn read_range(

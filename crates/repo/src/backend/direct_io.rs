@@ -1,0 +1,239 @@
+//! Reads and writes of the local store that bypass the page cache (`O_DIRECT`).
+//!
+//! A restore reads each pack once and a backup writes each pack once: caching them only costs
+//! the kernel a page-cache insertion and a copy per page, and evicts what the machine had
+//! cached (a database's own pages). Both fall back to ordinary I/O where the file system
+//! refuses direct I/O (tmpfs, some FUSE and network file systems).
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, PoisonError};
+
+use bytes::Bytes;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+/// Alignment of a direct read's or write's offset, length and buffer: a multiple of every
+/// logical block size Linux file systems use.
+pub(crate) const DIRECT_ALIGN: usize = 4096;
+
+/// Objects from this size on are written past the page cache (packs; not the small index,
+/// snapshot and marker objects, which are read again soon).
+pub(crate) const DIRECT_WRITE_MIN: usize = 1 << 20;
+
+/// Bytes per direct write, through an aligned buffer.
+const BOUNCE_LEN: usize = 4 << 20;
+
+/// Aligned buffers of finished writes, for the next ones: a pool rather than one per thread,
+/// since any of the runtime's many blocking threads may write a pack.
+static BOUNCE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// Buffers kept in the pool (about the writes in flight at once).
+const POOL_KEEP: usize = 4;
+
+/// Turns `O_DIRECT` on or off; false if the file system refuses it.
+fn set_direct(file: &File, on: bool) -> bool {
+    let Ok(flags) = fcntl(file, FcntlArg::F_GETFL) else {
+        return false;
+    };
+    let flags = OFlag::from_bits_truncate(flags);
+    let flags = if on {
+        flags | OFlag::O_DIRECT
+    } else {
+        flags - OFlag::O_DIRECT
+    };
+    fcntl(file, FcntlArg::F_SETFL(flags)).is_ok()
+}
+
+/// Writes `chunks`, one after the other, from offset 0 of `file` (a new, empty file opened
+/// for writing). From [`DIRECT_WRITE_MIN`] bytes on, every whole block is written with
+/// `O_DIRECT` through an aligned buffer and only the unaligned tail through the page cache.
+pub(crate) fn write_all(file: &File, chunks: &[Bytes]) -> io::Result<()> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    if total < DIRECT_WRITE_MIN || !set_direct(file, true) {
+        return write_buffered(file, chunks, 0);
+    }
+    let mut bounce = BOUNCE_POOL
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .unwrap_or_default();
+    let written = write_direct(file, chunks, &mut bounce);
+    {
+        let mut pool = BOUNCE_POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_KEEP {
+            pool.push(bounce);
+        }
+    }
+    match written {
+        Ok(()) => Ok(()),
+        // Refused for this file or this buffer: start again through the page cache.
+        Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) => {
+            set_direct(file, false);
+            file.set_len(0)?;
+            write_buffered(file, chunks, 0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn write_buffered(file: &File, chunks: &[Bytes], mut offset: u64) -> io::Result<()> {
+    for chunk in chunks {
+        file.write_all_at(chunk, offset)?;
+        offset += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+fn write_direct(file: &File, chunks: &[Bytes], bounce: &mut Vec<u8>) -> io::Result<()> {
+    if bounce.len() < BOUNCE_LEN + DIRECT_ALIGN {
+        *bounce = vec![0u8; BOUNCE_LEN + DIRECT_ALIGN];
+    }
+    let pad = bounce.as_ptr().align_offset(DIRECT_ALIGN);
+    let buf = &mut bounce[pad..pad + BOUNCE_LEN];
+    let mut filled = 0usize;
+    let mut offset = 0u64;
+    for chunk in chunks {
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(BOUNCE_LEN - filled);
+            buf[filled..filled + n].copy_from_slice(&rest[..n]);
+            filled += n;
+            rest = &rest[n..];
+            if filled == BOUNCE_LEN {
+                file.write_all_at(buf, offset)?;
+                offset += BOUNCE_LEN as u64;
+                filled = 0;
+            }
+        }
+    }
+    let whole = filled - filled % DIRECT_ALIGN;
+    if whole > 0 {
+        file.write_all_at(&buf[..whole], offset)?;
+        offset += whole as u64;
+    }
+    if whole < filled {
+        // The tail is shorter than a block: through the page cache.
+        if !set_direct(file, false) {
+            return Err(io::Error::other("cannot turn direct I/O off for the tail"));
+        }
+        file.write_all_at(&buf[whole..filled], offset)?;
+    }
+    Ok(())
+}
+
+/// Reads `range` (within the file) with `O_DIRECT`; `None` if the file system refuses
+/// direct I/O (the descriptor is then back to buffered reads).
+pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<Bytes>> {
+    let align = DIRECT_ALIGN as u64;
+    let flags = match fcntl(file, FcntlArg::F_GETFL) {
+        Ok(flags) => OFlag::from_bits_truncate(flags),
+        Err(_) => return Ok(None),
+    };
+    if fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).is_err() {
+        return Ok(None);
+    }
+    let start = range.start - range.start % align;
+    let end = range.end.div_ceil(align) * align;
+    let len = (end - start) as usize;
+    // One spare block to start the read at an aligned address inside the buffer.
+    let mut buf = vec![0u8; len + DIRECT_ALIGN];
+    let pad = buf.as_ptr().align_offset(DIRECT_ALIGN);
+    let mut done = 0usize;
+    let wanted = (range.end - start) as usize;
+    while done < wanted {
+        match file.read_at(&mut buf[pad + done..pad + len], start + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && done == 0 => {
+                let _ = fcntl(file, FcntlArg::F_SETFL(flags));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        // A direct read ends short only at the end of the file; an unaligned remainder
+        // cannot be read directly.
+        if !done.is_multiple_of(DIRECT_ALIGN) {
+            break;
+        }
+    }
+    if done < wanted {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file ended {} bytes before {}",
+                wanted - done,
+                range.end
+            ),
+        ));
+    }
+    let at = pad + (range.start - start) as usize;
+    Ok(Some(
+        Bytes::from(buf).slice(at..at + (range.end - range.start) as usize),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize, seed: u32) -> Bytes {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 11) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    fn written(chunks: &[Bytes]) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("object");
+        let file = File::create_new(&path).expect("create");
+        write_all(&file, chunks).expect("write");
+        drop(file);
+        std::fs::read(&path).expect("read back")
+    }
+
+    #[test]
+    fn every_byte_lands_whatever_the_sizes_and_alignment_of_the_pieces() {
+        let cases: Vec<Vec<usize>> = vec![
+            vec![],
+            vec![1],
+            vec![DIRECT_WRITE_MIN - 1],
+            vec![DIRECT_WRITE_MIN],
+            vec![BOUNCE_LEN],
+            vec![BOUNCE_LEN + 1],
+            vec![3 << 20, 17, 4093, (5 << 20) + 3],
+            vec![DIRECT_ALIGN - 1; 700],
+            vec![2 * BOUNCE_LEN + DIRECT_ALIGN],
+        ];
+        for (n, sizes) in cases.into_iter().enumerate() {
+            let chunks: Vec<Bytes> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &len)| pattern(len, (n * 100 + i) as u32))
+                .collect();
+            let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            let got = written(&chunks);
+            assert_eq!(got.len(), expected.len(), "case {n}: {sizes:?}");
+            assert!(got == expected, "case {n}: {sizes:?}: the content differs");
+        }
+    }
+
+    #[test]
+    fn a_file_system_without_direct_io_gets_the_same_bytes() {
+        // tmpfs refuses O_DIRECT on older kernels and takes it on newer ones: either way the
+        // object is whole.
+        let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let path = dir.path().join("object");
+        let chunks = vec![pattern((6 << 20) + 5, 7)];
+        let file = File::create_new(&path).expect("create");
+        write_all(&file, &chunks).expect("write");
+        drop(file);
+        assert!(std::fs::read(&path).expect("read back") == chunks[0]);
+    }
+}
