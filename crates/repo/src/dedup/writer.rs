@@ -83,7 +83,8 @@ enum Item {
     },
     Packed {
         id: Id,
-        payload: Vec<u8>,
+        /// The chunk itself when stored raw (no copy), else its compressed form.
+        payload: Bytes,
         compressed: bool,
         raw_len: u32,
     },
@@ -532,17 +533,23 @@ thread_local! {
 /// zstd with a thread-local context; returns the payload and whether it is compressed
 /// (only when that saves at least 1/32).
 fn compress_one(data: &[u8], level: i32) -> (Vec<u8>, bool) {
-    let compressed = COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
-        }
-        slot.as_mut().and_then(|(_, c)| c.compress(data).ok())
-    });
-    match compressed {
-        Some(z) if z.len() < data.len() - data.len() / 32 => (z, true),
-        _ => (data.to_vec(), false),
+    match try_compress(data, level) {
+        Some(z) => (z, true),
+        None => (data.to_vec(), false),
     }
+}
+
+/// `data` compressed with zstd (a thread-local context), if that saves at least 1/32.
+fn try_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+                *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+            }
+            slot.as_mut().and_then(|(_, c)| c.compress(data).ok())
+        })
+        .filter(|z| z.len() < data.len() - data.len() / 32)
 }
 
 /// Compresses the misses of a batch. After four chunks in a row that do not compress, the
@@ -554,9 +561,12 @@ fn compress_batch(items: Vec<Item>, level: i32) -> Vec<Item> {
         .map(|item| match item {
             Item::Miss { id, data } => {
                 let (payload, compressed) = if failures >= 4 {
-                    (data.to_vec(), false)
+                    (data.clone(), false)
                 } else {
-                    compress_one(&data, level)
+                    match try_compress(&data, level) {
+                        Some(z) => (Bytes::from(z), true),
+                        None => (data.clone(), false),
+                    }
                 };
                 failures = if compressed { 0 } else { failures + 1 };
                 Item::Packed {
