@@ -128,11 +128,7 @@ fn write_direct(file: &File, chunks: &[Bytes], bounce: &mut Vec<u8>) -> io::Resu
 /// direct I/O (the descriptor is then back to buffered reads).
 pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<Bytes>> {
     let align = DIRECT_ALIGN as u64;
-    let flags = match fcntl(file, FcntlArg::F_GETFL) {
-        Ok(flags) => OFlag::from_bits_truncate(flags),
-        Err(_) => return Ok(None),
-    };
-    if fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).is_err() {
+    if !set_direct(file, true) {
         return Ok(None);
     }
     let start = range.start - range.start % align;
@@ -149,7 +145,7 @@ pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && done == 0 => {
-                let _ = fcntl(file, FcntlArg::F_SETFL(flags));
+                set_direct(file, false);
                 return Ok(None);
             }
             Err(e) => return Err(e),
