@@ -56,6 +56,15 @@ fn http_retry() -> RetryConfig {
     }
 }
 
+/// Whether requests to this S3 endpoint travel over TLS (no endpoint: AWS, always HTTPS).
+/// There the SigV4 signature leaves the body out (`UNSIGNED-PAYLOAD`, as restic's and
+/// rustic's clients do over HTTPS): TLS already protects it in transit, and hashing every pack
+/// with SHA-256 cost 0.8 CPU s of a 2 GiB backup (1.2 GB of packs). Over plain HTTP the body's
+/// hash stays in the signature, its only protection on the wire.
+fn payload_protected_by_tls(endpoint: Option<&str>) -> bool {
+    endpoint.is_none_or(|e| e.trim_start().to_ascii_lowercase().starts_with("https://"))
+}
+
 pub(crate) fn build_object_store(config: &StorageConfig) -> Result<Built> {
     let built = match &config.backend {
         BackendConfig::Local { root } => {
@@ -96,7 +105,8 @@ pub(crate) fn build_object_store(config: &StorageConfig) -> Result<Built> {
                 .with_region(&s3.region)
                 .with_client_options(client_options(s3.allow_http, s3.insecure))
                 .with_retry(http_retry())
-                .with_virtual_hosted_style_request(!s3.path_style);
+                .with_virtual_hosted_style_request(!s3.path_style)
+                .with_unsigned_payload(payload_protected_by_tls(s3.endpoint.as_deref()));
             if let Some(endpoint) = &s3.endpoint {
                 let endpoint = if s3.path_style {
                     endpoint.clone()
@@ -233,6 +243,15 @@ mod tests {
             virtual_hosted_endpoint("https://bk.oss-cn.aliyuncs.com", "bk"),
             "https://bk.oss-cn.aliyuncs.com"
         );
+    }
+
+    #[test]
+    fn only_bodies_sent_over_tls_leave_the_signature() {
+        assert!(payload_protected_by_tls(None));
+        assert!(payload_protected_by_tls(Some("https://s3.example.com")));
+        assert!(payload_protected_by_tls(Some("HTTPS://minio.local:9000")));
+        assert!(!payload_protected_by_tls(Some("http://127.0.0.1:8333")));
+        assert!(!payload_protected_by_tls(Some("minio.local:9000")));
     }
 
     #[test]
