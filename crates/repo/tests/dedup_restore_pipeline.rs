@@ -399,3 +399,95 @@ async fn from_an_object_store_a_stream_restore_reads_each_data_pack_once() {
         "{err}"
     );
 }
+
+/// Ranged reads that each take 50 ms, recording the most bytes of them in flight at once.
+#[derive(Debug, Default)]
+struct OverlappingReads {
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+    reads: AtomicUsize,
+}
+
+#[async_trait]
+impl StoreHook for OverlappingReads {
+    async fn get(&self, _: &Path, options: &GetOptions) -> object_store::Result<()> {
+        let Some(object_store::GetRange::Bounded(r)) = &options.range else {
+            return Ok(());
+        };
+        let len = (r.end - r.start) as usize;
+        let now = self.in_flight.fetch_add(len, Ordering::SeqCst) + len;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.in_flight.fetch_sub(len, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A tree restore's reads in flight stay within `restore_memory` even when more fetches than
+/// that are allowed at once, and still overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_restore_holds_no_more_reads_than_its_memory_budget() {
+    let store = Arc::new(HookedStore::new(OverlappingReads::default()));
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..24u64 {
+        std::fs::write(src.join(format!("f{i:03}")), noise(200 << 10, i)).expect("write");
+    }
+    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
+        .await
+        .expect("backup");
+    // 16 fetches of up to 4 × 64 KiB (an object store's spans) could hold 4 MiB at once.
+    let budget = 512 << 10;
+    let repo = repo.with_options(RepoOptions {
+        restore_fetches: 16,
+        restore_range: 64 << 10,
+        restore_memory: budget,
+        ..RepoOptions::default()
+    });
+    store.hook.most.store(0, Ordering::SeqCst);
+    store.hook.reads.store(0, Ordering::SeqCst);
+    let out = work.path().join("out");
+    restore_tree(
+        &repo,
+        &snapshot,
+        &out,
+        &RestoreOptions {
+            owners: Some(false),
+            ..Default::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect("restore");
+    for i in 0..24u64 {
+        let name = format!("f{i:03}");
+        assert!(
+            std::fs::read(out.join(&name)).expect("restored") == noise(200 << 10, i),
+            "{name} differs"
+        );
+    }
+    let most = store.hook.most.load(Ordering::SeqCst) as u64;
+    let reads = store.hook.reads.load(Ordering::SeqCst);
+    assert!(reads >= 8, "only {reads} ranged reads: the test needs more");
+    assert!(
+        most <= budget,
+        "{most} bytes of reads were in flight at once (budget {budget})"
+    );
+    assert!(
+        most > 256 << 10,
+        "at most {most} bytes in flight: the reads did not overlap"
+    );
+}

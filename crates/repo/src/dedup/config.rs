@@ -100,6 +100,9 @@ pub struct RepoOptions {
     pub restore_fetches: usize,
     /// Restore: largest coalesced read.
     pub restore_range: u64,
+    /// Tree restore: bytes of pack reads held at once, from before each read until its blobs
+    /// are written (ranges wait for room; one larger than all of it goes alone).
+    pub restore_memory: u64,
     /// Restore: refs planned together (sorted by pack and offset) before they are cut into
     /// reads; a batch also ends after `restore_batch / 32` files.
     pub restore_batch: usize,
@@ -120,6 +123,7 @@ impl Default for RepoOptions {
             window_segments: 64,
             restore_fetches: 16,
             restore_range: 8 << 20,
+            restore_memory: 64 << 20,
             restore_batch: 65_536,
             heartbeat: std::time::Duration::from_secs(60),
             session_timeout: std::time::Duration::from_secs(15 * 60),
