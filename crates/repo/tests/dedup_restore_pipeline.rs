@@ -138,12 +138,13 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
     .expect("backup");
     // From an object store a read spans at most 4 × restore_range = 256 KiB of a pack: the
     // 4 MiB stream is 16 or more reads. Ahead of the output: 4 decoded jobs, and reads of at
-    // most restore_fetches × restore_range = 256 KiB not decoded yet.
+    // most restore_memory = 256 KiB not decoded yet.
     let window = 4;
     let range = 64 << 10;
     let repo = repo.with_options(RepoOptions {
         restore_fetches: window,
         restore_range: range,
+        restore_memory: window as u64 * range,
         ..RepoOptions::default()
     });
     store.hook.slow.store(true, Ordering::SeqCst);

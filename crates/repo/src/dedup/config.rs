@@ -100,8 +100,8 @@ pub struct RepoOptions {
     pub restore_fetches: usize,
     /// Restore: largest coalesced read.
     pub restore_range: u64,
-    /// Tree restore: bytes of pack reads held at once, from before each read until its blobs
-    /// are written (ranges wait for room; one larger than all of it goes alone).
+    /// Restore: bytes of pack reads held at once, from before each read until its blobs are
+    /// written or decoded (ranges wait for room; one larger than all of it goes alone).
     pub restore_memory: u64,
     /// Restore: refs planned together (sorted by pack and offset) before they are cut into
     /// reads; a batch also ends after `restore_batch / 32` files.

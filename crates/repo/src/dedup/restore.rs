@@ -211,22 +211,15 @@ fn read_pattern(local: bool, options: &RepoOptions) -> ReadPattern {
     }
 }
 
-/// Bytes of ranged reads a tree restore holds in memory at once (`restore_memory`, 64 MiB by
-/// default): fetches of whole packs wait for room rather than each of the 16 in flight
-/// holding 17 MB. Half of what 16 full ranges would take: when the disk is the limit (a
-/// restore larger than the kernel lets stay dirty), every fetch waits for its writes and a
-/// larger budget only held more memory (10 GiB local restore: peak RSS 214–225 MiB with
-/// 128 MiB, 154–159 MiB with 64, as fast; docs/FORMAT.md §6.3).
+/// Bytes of pack reads a restore holds in memory at once (`restore_memory`, 64 MiB by
+/// default), tree or stream: fetches of whole packs wait for room rather than each of the 16
+/// in flight holding 17 MB. Half of what 16 full ranges would take: when the disk is the limit
+/// (a restore larger than the kernel lets stay dirty) every fetch waits for its writes and a
+/// larger budget only held more memory (10 GiB local tree restore: peak RSS 214–225 MiB with
+/// 128 MiB, 154–159 MiB with 64, as fast; 2 GiB stream pull from S3 207–232 → 151–167 MiB, as
+/// fast; docs/FORMAT.md §6.3).
 fn fetch_budget(options: &RepoOptions) -> u32 {
     options.restore_memory.clamp(1, u32::MAX as u64) as u32
-}
-
-/// Bytes of span reads a stream restore holds at once (`restore_fetches` × `restore_range`,
-/// 128 MiB by default): its output is one ordered stream, fed from the window's reads.
-fn stream_budget(options: &RepoOptions) -> u32 {
-    (options.restore_fetches.max(1) as u64)
-        .saturating_mul(options.restore_range)
-        .clamp(1, u32::MAX as u64) as u32
 }
 
 /// Budget bytes a fetch holds while it is read and written: its range, at most the budget.
@@ -470,7 +463,7 @@ fn content_lists_in_order(
 /// The refs are cut into jobs of at most [`STREAM_JOB`] restored bytes, decoded in parallel
 /// and written in order. From an object store, consecutive jobs of one pack share one read
 /// of their span ([`StreamPlanner`]); those reads start ahead of the jobs, as far as the
-/// memory budget ([`stream_budget`]) allows. From a local directory each job reads its own
+/// memory budget ([`fetch_budget`]) allows. From a local directory each job reads its own
 /// range when it starts.
 pub async fn restore_stream<W>(
     repo: &Repository,
@@ -522,7 +515,7 @@ where
     // Span reads start here, in order, each once its bytes fit in the budget (the earliest
     // always gets room: a span costs at most the whole budget, and the spans before it give
     // theirs back once their jobs are decoded, which needs nothing from later spans).
-    let budget = stream_budget(repo.options());
+    let budget = fetch_budget(repo.options());
     let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
     let (read_tx, read_rx) = mpsc::channel::<Result<StartedItem>>(STREAM_WINDOW);
     let reader = {
@@ -1949,7 +1942,6 @@ mod tests {
         let options = RepoOptions::default();
         let budget = fetch_budget(&options);
         assert_eq!(budget, 64 << 20);
-        assert_eq!(stream_budget(&options), 128 << 20);
         let mut fetches = plan_fetches(
             vec![
                 piece(0, 1, 0, 17 << 20),
