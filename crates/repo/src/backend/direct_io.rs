@@ -34,7 +34,7 @@ static BOUNCE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 const POOL_KEEP: usize = 4;
 
 /// Turns `O_DIRECT` on or off; false if the file system refuses it.
-fn set_direct(file: &File, on: bool) -> bool {
+pub(crate) fn set_direct(file: &File, on: bool) -> bool {
     let Ok(flags) = fcntl(file, FcntlArg::F_GETFL) else {
         return false;
     };
@@ -172,6 +172,37 @@ pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<
     ))
 }
 
+/// Reads from `offset` into `buf` (both aligned to [`DIRECT_ALIGN`], `buf` a multiple of it
+/// long) until `buf` is full or the file ends, with `O_DIRECT` if `direct`; on `EINVAL` (the
+/// file system refuses direct reads) turns it off, clears `direct` and goes on through the
+/// page cache. Returns the bytes read (short only at the end of the file).
+pub(crate) fn read_full_at(
+    file: &File,
+    direct: &mut bool,
+    offset: u64,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if *direct && e.raw_os_error() == Some(Errno::EINVAL as i32) => {
+                set_direct(file, false);
+                *direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+        // A direct read ends short only at the end of the file; what follows an unaligned
+        // end cannot be read directly.
+        if *direct && !done.is_multiple_of(DIRECT_ALIGN) {
+            break;
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +247,22 @@ mod tests {
             assert_eq!(got.len(), expected.len(), "case {n}: {sizes:?}");
             assert!(got == expected, "case {n}: {sizes:?}: the content differs");
         }
+    }
+
+    #[test]
+    fn a_refused_direct_read_goes_on_through_the_page_cache() {
+        let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+        let path = dir.path().join("source");
+        let data = pattern((1 << 20) + 77, 3);
+        std::fs::write(&path, &data).expect("write");
+        let file = File::open(&path).expect("open");
+        let mut direct = set_direct(&file, true);
+        // An unaligned buffer: a file system that takes O_DIRECT refuses this read (EINVAL).
+        let mut buf = vec![0u8; (2 << 20) + 1];
+        let read = read_full_at(&file, &mut direct, 0, &mut buf[1..]).expect("read");
+        assert_eq!(read, data.len());
+        assert!(buf[1..1 + read] == data[..]);
+        assert!(!direct, "the read did not fall back to the page cache");
     }
 
     #[test]

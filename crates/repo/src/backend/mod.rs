@@ -3,7 +3,7 @@
 //! (docs/FORMAT.md §2.3).
 
 mod build;
-mod direct_io;
+pub(crate) mod direct_io;
 mod gcs;
 pub mod local;
 mod retry;

@@ -406,16 +406,23 @@ impl Walker<'_> {
             .filter(|p| p.kind == NodeType::File)
             .map(|p| p.content)
             .unwrap_or_default();
-        let content = self
-            .writer
-            .write_content(
-                Box::new(file),
-                Mode::Page,
-                parent_content,
-                self.progress.clone(),
-            )
-            .await
-            .map_err(|e| e.context(format!("backing up {}", abs.display())))?;
+        // Small files were read ahead into the page cache with their directory: a direct read
+        // would pass those pages by and wait for the disk again.
+        let content = if node.size > PREFETCH_FILE {
+            self.writer
+                .write_file(file, parent_content, self.progress.clone())
+                .await
+        } else {
+            self.writer
+                .write_content(
+                    Box::new(file),
+                    Mode::Page,
+                    parent_content,
+                    self.progress.clone(),
+                )
+                .await
+        }
+        .map_err(|e| e.context(format!("backing up {}", abs.display())))?;
         node.size = content.size;
         node.content = content.content;
         Ok(Some(node))

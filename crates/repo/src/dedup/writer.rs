@@ -33,6 +33,12 @@ use super::window::{Window, is_hook};
 use crate::progress::SharedProgress;
 use crate::{Error, ErrorKind, Result};
 
+/// What [`Writer::write_input`] reads.
+enum Input {
+    Reader(Box<dyn Read + Send>, Mode),
+    File(std::fs::File),
+}
+
 /// Bytes of input per pipeline batch.
 const BATCH_BYTES: usize = 2 << 20;
 
@@ -152,11 +158,37 @@ impl Writer {
         parent: Vec<BlobRef>,
         progress: SharedProgress,
     ) -> Result<FileContent> {
+        self.write_input(Input::Reader(input, mode), parent, progress)
+            .await
+    }
+
+    /// Stores a regular file's content, read past the page cache where the file system allows
+    /// it ([`ChunkReader::direct`]).
+    pub(crate) async fn write_file(
+        &self,
+        file: std::fs::File,
+        parent: Vec<BlobRef>,
+        progress: SharedProgress,
+    ) -> Result<FileContent> {
+        self.write_input(Input::File(file), parent, progress).await
+    }
+
+    async fn write_input(
+        &self,
+        input: Input,
+        parent: Vec<BlobRef>,
+        progress: SharedProgress,
+    ) -> Result<FileContent> {
         let keys = self.repo.keys().clone();
         let params = self.repo.config().chunker;
         let (tx, mut rx) = mpsc::channel::<Result<Vec<(Bytes, Option<Id>)>>>(2);
         let reader = tokio::task::spawn_blocking(move || {
-            let mut chunks = ChunkReader::new(input, mode, &params, keys.chunker_key());
+            let mut chunks = match input {
+                Input::Reader(reader, mode) => {
+                    ChunkReader::new(reader, mode, &params, keys.chunker_key())
+                }
+                Input::File(file) => ChunkReader::direct(file, &params, keys.chunker_key()),
+            };
             let mut batch = Vec::new();
             let mut batch_bytes = 0;
             loop {
