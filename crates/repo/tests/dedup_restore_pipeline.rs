@@ -192,26 +192,7 @@ async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_restore_stops_at_the_first_store_failure() {
     let store = Arc::new(HookedStore::new(SlowReads::default()));
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
-    let work = tempfile::tempdir().expect("tempdir");
-    let src = work.path().join("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    for i in 0..128u64 {
-        std::fs::write(src.join(format!("f{i:03}")), noise(64 << 10, i)).expect("write");
-    }
-    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
-        .await
-        .expect("backup");
+    let (repo, snapshot, work) = backed_up_files(&store, 128, 64 << 10).await;
     let fetches = 2;
     let repo = repo.with_options(RepoOptions {
         restore_fetches: fetches,
@@ -430,26 +411,7 @@ impl StoreHook for OverlappingReads {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_restore_holds_no_more_reads_than_its_memory_budget() {
     let store = Arc::new(HookedStore::new(OverlappingReads::default()));
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
-    let work = tempfile::tempdir().expect("tempdir");
-    let src = work.path().join("src");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    for i in 0..24u64 {
-        std::fs::write(src.join(format!("f{i:03}")), noise(200 << 10, i)).expect("write");
-    }
-    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
-        .await
-        .expect("backup");
+    let (repo, snapshot, work) = backed_up_files(&store, 24, 200 << 10).await;
     // 16 fetches of up to 4 × 64 KiB (an object store's spans) could hold 4 MiB at once.
     let budget = 512 << 10;
     let repo = repo.with_options(RepoOptions {
@@ -491,4 +453,34 @@ async fn a_tree_restore_holds_no_more_reads_than_its_memory_budget() {
         most > 256 << 10,
         "at most {most} bytes in flight: the reads did not overlap"
     );
+}
+
+/// A repository on `store` holding a backup of `files` files `f000`, `f001`, … of `len` bytes
+/// of noise each (seeded by their number), and the temporary directory of the source.
+async fn backed_up_files<H: StoreHook + 'static>(
+    store: &Arc<HookedStore<H>>,
+    files: u64,
+    len: usize,
+) -> (Repository, cairn_repo::dedup::Snapshot, tempfile::TempDir) {
+    let repo = Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for i in 0..files {
+        std::fs::write(src.join(format!("f{i:03}")), noise(len, i)).expect("write");
+    }
+    let snapshot = backup_tree(&repo, &src, &BackupOptions::default(), no_progress())
+        .await
+        .expect("backup");
+    (repo, snapshot, work)
 }
