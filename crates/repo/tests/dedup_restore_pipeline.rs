@@ -114,17 +114,7 @@ impl AsyncWrite for SlowFirstWrite {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_restore_reads_ahead_while_its_output_is_slow_and_no_further_than_its_window() {
     let store = Arc::new(HookedStore::new(SlowReads::default()));
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
+    let repo = hooked_repo(&store).await;
     let data = noise(4 << 20, 7);
     let snapshot = backup_stream(
         &repo,
@@ -226,17 +216,7 @@ async fn a_tree_restore_stops_at_the_first_store_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_restore_that_meets_damage_fails_and_does_not_hang() {
     let store = Arc::new(HookedStore::new(SlowReads::default()));
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
+    let repo = hooked_repo(&store).await;
     let data = noise(4 << 20, 9);
     let snapshot = backup_stream(
         &repo,
@@ -319,17 +299,7 @@ fn compressible(len: usize, seed: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_an_object_store_a_stream_restore_reads_each_data_pack_once() {
     let store = Arc::new(HookedStore::new(CountReads::default()));
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
+    let repo = hooked_repo(&store).await;
     let data = compressible(32 << 20, 11);
     let snapshot = backup_stream(
         &repo,
@@ -462,17 +432,7 @@ async fn backed_up_files<H: StoreHook + 'static>(
     files: u64,
     len: usize,
 ) -> (Repository, cairn_repo::dedup::Snapshot, tempfile::TempDir) {
-    let repo = Repository::init(
-        Store::from_object_store(store.clone()),
-        &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .expect("init");
+    let repo = hooked_repo(store).await;
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("src");
     std::fs::create_dir_all(&src).expect("mkdir");
@@ -483,4 +443,19 @@ async fn backed_up_files<H: StoreHook + 'static>(
         .await
         .expect("backup");
     (repo, snapshot, work)
+}
+
+/// A new repository on `store`, with 1 MiB packs.
+async fn hooked_repo<H: StoreHook + 'static>(store: &Arc<HookedStore<H>>) -> Repository {
+    Repository::init(
+        Store::from_object_store(store.clone()),
+        &Secret::new("pw"),
+        InitOptions {
+            kdf: KdfParams::INSECURE_FAST,
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .expect("init")
 }
