@@ -213,11 +213,10 @@ fn read_pattern(local: bool, options: &RepoOptions) -> ReadPattern {
 
 /// Bytes of pack reads a restore holds in memory at once (`restore_memory`, 64 MiB by
 /// default), tree or stream: fetches of whole packs wait for room rather than each of the 16
-/// in flight holding 17 MB. Half of what 16 full ranges would take: when the disk is the limit
-/// (a restore larger than the kernel lets stay dirty) every fetch waits for its writes and a
-/// larger budget only held more memory (10 GiB local tree restore: peak RSS 209–219 MiB with
-/// 128 MiB, 150–156 MiB with 64, as fast; 2 GiB stream pull from S3 202–226 → 147–163 MiB, as
-/// fast; docs/FORMAT.md §6.3).
+/// in flight holding 17 MB. Half of what 16 full ranges would take: the larger budget only
+/// held more memory (10 GiB local tree restore: peak RSS 209–219 MiB with 128 MiB, 150–156
+/// MiB with 64, as fast; 2 GiB stream pull from S3 202–226 → 147–163 MiB, as fast;
+/// docs/FORMAT.md §6.3).
 fn fetch_budget(options: &RepoOptions) -> u32 {
     options.restore_memory.clamp(1, u32::MAX as u64) as u32
 }
