@@ -27,11 +27,44 @@ pub(crate) const DIRECT_WRITE_MIN: usize = 1 << 20;
 const BOUNCE_LEN: usize = 4 << 20;
 
 /// Aligned buffers of finished writes, for the next ones: a pool rather than one per thread,
-/// since any of the runtime's many blocking threads may write a pack.
-static BOUNCE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// since any of the runtime's many blocking threads may write a pack. It keeps about the
+/// writes in flight at once.
+static BOUNCE_POOL: BufferPool = BufferPool::new(4);
 
-/// Buffers kept in the pool (about the writes in flight at once).
-const POOL_KEEP: usize = 4;
+/// Buffers of finished direct I/O kept for the next: reusing one spares the allocator and the
+/// kernel a fresh mapping (and its page faults) per read or write.
+pub(crate) struct BufferPool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    /// A pool that keeps at most `keep` buffers.
+    pub(crate) const fn new(keep: usize) -> BufferPool {
+        BufferPool {
+            buffers: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
+    /// A kept buffer of at least `len` bytes (what it holds is left over), or a new one.
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
+        let found = {
+            let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = buffers.iter().position(|b| b.len() >= len);
+            at.map(|at| buffers.swap_remove(at))
+        };
+        found.unwrap_or_else(|| vec![0u8; len])
+    }
+
+    /// Keeps `buffer` for a later [`BufferPool::take`], unless the pool is full.
+    pub(crate) fn give(&self, buffer: Vec<u8>) {
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        if buffers.len() < self.keep {
+            buffers.push(buffer);
+        }
+    }
+}
 
 /// Turns `O_DIRECT` on or off; false if the file system refuses it.
 pub(crate) fn set_direct(file: &File, on: bool) -> bool {
@@ -55,18 +88,9 @@ pub(crate) fn write_all(file: &File, chunks: &[Bytes]) -> io::Result<()> {
     if total < DIRECT_WRITE_MIN || !set_direct(file, true) {
         return write_buffered(file, chunks, 0);
     }
-    let mut bounce = BOUNCE_POOL
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop()
-        .unwrap_or_default();
+    let mut bounce = BOUNCE_POOL.take(BOUNCE_LEN + DIRECT_ALIGN);
     let written = write_direct(file, chunks, &mut bounce);
-    {
-        let mut pool = BOUNCE_POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_KEEP {
-            pool.push(bounce);
-        }
-    }
+    BOUNCE_POOL.give(bounce);
     match written {
         Ok(()) => Ok(()),
         // Refused for this file or this buffer: start again through the page cache.
@@ -87,10 +111,7 @@ fn write_buffered(file: &File, chunks: &[Bytes], mut offset: u64) -> io::Result<
     Ok(())
 }
 
-fn write_direct(file: &File, chunks: &[Bytes], bounce: &mut Vec<u8>) -> io::Result<()> {
-    if bounce.len() < BOUNCE_LEN + DIRECT_ALIGN {
-        *bounce = vec![0u8; BOUNCE_LEN + DIRECT_ALIGN];
-    }
+fn write_direct(file: &File, chunks: &[Bytes], bounce: &mut [u8]) -> io::Result<()> {
     let pad = bounce.as_ptr().align_offset(DIRECT_ALIGN);
     let buf = &mut bounce[pad..pad + BOUNCE_LEN];
     let mut filled = 0usize;
@@ -124,8 +145,8 @@ fn write_direct(file: &File, chunks: &[Bytes], bounce: &mut Vec<u8>) -> io::Resu
     Ok(())
 }
 
-/// Reads `range` (within the file) with `O_DIRECT`; `None` if the file system refuses
-/// direct I/O (the descriptor is then back to buffered reads).
+/// Reads `range` (within the file) with `O_DIRECT`, through the page cache where the file
+/// system refuses a direct read; `None` if it refuses `O_DIRECT` on the descriptor.
 pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<Bytes>> {
     let align = DIRECT_ALIGN as u64;
     if !set_direct(file, true) {
@@ -137,25 +158,9 @@ pub(crate) fn read_direct(file: &File, range: &Range<u64>) -> io::Result<Option<
     // One spare block to start the read at an aligned address inside the buffer.
     let mut buf = vec![0u8; len + DIRECT_ALIGN];
     let pad = buf.as_ptr().align_offset(DIRECT_ALIGN);
-    let mut done = 0usize;
+    let mut direct = true;
+    let done = read_full_at(file, &mut direct, start, &mut buf[pad..pad + len])?;
     let wanted = (range.end - start) as usize;
-    while done < wanted {
-        match file.read_at(&mut buf[pad + done..pad + len], start + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && done == 0 => {
-                set_direct(file, false);
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        }
-        // A direct read ends short only at the end of the file; an unaligned remainder
-        // cannot be read directly.
-        if !done.is_multiple_of(DIRECT_ALIGN) {
-            break;
-        }
-    }
     if done < wanted {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,

@@ -3,12 +3,11 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 
 use super::{ByteChunker, ChunkerParams, Mode, PageChunker, TarChunker};
-use crate::backend::direct_io::{self, DIRECT_ALIGN};
+use crate::backend::direct_io::{self, BufferPool, DIRECT_ALIGN};
 
 /// One chunk of an input.
 #[derive(Debug, Clone)]
@@ -165,13 +164,9 @@ impl<R: Read> ChunkReader<R> {
 /// Bytes per direct read of a file.
 const DIRECT_READ: usize = 4 << 20;
 
-/// Read buffers whose chunks are all gone, for the next reads: reusing them spares the
-/// allocator and the kernel a fresh mapping (and its page faults) per read.
-static READ_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// Buffers kept in the pool: a few per file read at once (its chunks stay alive until they
-/// are compressed and packed).
-const READ_POOL_KEEP: usize = 4;
+/// Read buffers whose chunks are all gone, for the next reads: a few per file read at once
+/// (its chunks stay alive until they are compressed and packed).
+static READ_POOL: BufferPool = BufferPool::new(4);
 
 /// A read buffer that goes back to [`READ_POOL`] when the last chunk cut from it is dropped.
 struct Pooled {
@@ -180,13 +175,8 @@ struct Pooled {
 
 impl Pooled {
     fn take(len: usize) -> Pooled {
-        let found = {
-            let mut pool = READ_POOL.lock().unwrap_or_else(PoisonError::into_inner);
-            let at = pool.iter().position(|b| b.len() >= len);
-            at.map(|at| pool.swap_remove(at))
-        };
         Pooled {
-            buf: found.unwrap_or_else(|| vec![0u8; len]),
+            buf: READ_POOL.take(len),
         }
     }
 }
@@ -199,10 +189,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let mut pool = READ_POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < READ_POOL_KEEP {
-            pool.push(std::mem::take(&mut self.buf));
-        }
+        READ_POOL.give(std::mem::take(&mut self.buf));
     }
 }
 
