@@ -140,7 +140,23 @@ struct Fetch {
     end: u64,
     /// Bytes the blobs restore to.
     raw: u64,
-    pieces: Vec<Piece>,
+    pieces: Pieces,
+}
+
+/// A fetch's blobs: a range of pieces that the fetches cut from one batch share, so a
+/// batch is one allocation (freed when its last fetch is written), not a copy per fetch.
+#[derive(Debug, Clone)]
+struct Pieces {
+    all: Arc<Vec<Piece>>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for Pieces {
+    type Target = [Piece];
+
+    fn deref(&self) -> &[Piece] {
+        &self.all[self.range.clone()]
+    }
 }
 
 impl Fetch {
@@ -237,7 +253,36 @@ struct Coalescer {
     max_range: u64,
     max_raw: u64,
     max_gap: u64,
-    current: Option<Fetch>,
+    current: Option<Cut>,
+}
+
+/// The read a run of consecutive pieces makes.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    pack: Id,
+    start: u64,
+    end: u64,
+    raw: u64,
+    /// Pieces in the run.
+    count: usize,
+}
+
+impl Cut {
+    /// The fetch of the `count` pieces of `all` from `*at` on (and moves `*at` past them).
+    fn fetch(self, all: &Arc<Vec<Piece>>, at: &mut usize) -> Fetch {
+        let range = *at..*at + self.count;
+        *at = range.end;
+        Fetch {
+            pack: self.pack,
+            start: self.start,
+            end: self.end,
+            raw: self.raw,
+            pieces: Pieces {
+                all: all.clone(),
+                range,
+            },
+        }
+    }
 }
 
 impl Coalescer {
@@ -250,34 +295,50 @@ impl Coalescer {
         }
     }
 
-    /// Adds a blob; returns a finished fetch if this blob could not join the open one.
-    fn push(&mut self, piece: Piece) -> Option<Fetch> {
-        let r = piece.r;
-        if let Some(f) = &mut self.current
-            && f.pack == r.pack
-            && r.offset as u64 >= f.start
-            && r.offset as u64 <= f.end + self.max_gap
-            && f.end.max(r.end()) - f.start <= self.max_range
-            && f.raw + r.raw_len as u64 <= self.max_raw
-            && f.pieces.len() < MAX_PIECES
+    /// Adds the next blob; returns the finished run if this blob could not join the open one
+    /// (the blob then opens the next).
+    fn push(&mut self, r: &BlobRef) -> Option<Cut> {
+        if let Some(c) = &mut self.current
+            && c.pack == r.pack
+            && r.offset as u64 >= c.start
+            && r.offset as u64 <= c.end + self.max_gap
+            && c.end.max(r.end()) - c.start <= self.max_range
+            && c.raw + r.raw_len as u64 <= self.max_raw
+            && c.count < MAX_PIECES
         {
-            f.end = f.end.max(r.end());
-            f.raw += r.raw_len as u64;
-            f.pieces.push(piece);
+            c.end = c.end.max(r.end());
+            c.raw += r.raw_len as u64;
+            c.count += 1;
             return None;
         }
-        self.current.replace(Fetch {
+        self.current.replace(Cut {
             pack: r.pack,
             start: r.offset as u64,
             end: r.end(),
             raw: r.raw_len as u64,
-            pieces: vec![piece],
+            count: 1,
         })
     }
 
-    fn finish(&mut self) -> Option<Fetch> {
+    fn finish(&mut self) -> Option<Cut> {
         self.current.take()
     }
+}
+
+/// Cuts pieces, in the order given, into ranged reads that share them.
+fn cut_fetches(pieces: Vec<Piece>, mut coalescer: Coalescer) -> Vec<Fetch> {
+    let all = Arc::new(pieces);
+    let mut at = 0;
+    let mut fetches = Vec::new();
+    for piece in all.iter() {
+        if let Some(cut) = coalescer.push(&piece.r) {
+            fetches.push(cut.fetch(&all, &mut at));
+        }
+    }
+    if let Some(cut) = coalescer.finish() {
+        fetches.push(cut.fetch(&all, &mut at));
+    }
+    fetches
 }
 
 /// Sorts pieces by pack and offset and cuts them into ranged reads.
@@ -285,13 +346,7 @@ fn plan_fetches(mut pieces: Vec<Piece>, max_range: u64, max_gap: u64) -> Vec<Fet
     pieces.sort_unstable_by(|a, b| {
         (a.r.pack, a.r.offset, a.file, a.offset).cmp(&(b.r.pack, b.r.offset, b.file, b.offset))
     });
-    let mut coalescer = Coalescer::new(max_range, u64::MAX, max_gap);
-    let mut fetches = Vec::new();
-    for piece in pieces {
-        fetches.extend(coalescer.push(piece));
-    }
-    fetches.extend(coalescer.finish());
-    fetches
+    cut_fetches(pieces, Coalescer::new(max_range, u64::MAX, max_gap))
 }
 
 /// Reads a fetch's range from its pack.
@@ -328,7 +383,7 @@ async fn fetch_and_open(
     tokio::task::spawn_blocking(move || {
         let aead = keys.pack_aead(&fetch.pack);
         let mut opened: Vec<(Piece, Vec<u8>)> = Vec::with_capacity(fetch.pieces.len());
-        for piece in fetch.pieces {
+        for &piece in fetch.pieces.iter() {
             let plain = match opened.last() {
                 Some((last, plain)) if last.r.offset == piece.r.offset => plain.clone(),
                 _ => {
@@ -355,7 +410,7 @@ fn decode_joined(
 ) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(fetch.raw as usize);
     let mut last: Option<(u32, usize)> = None;
-    for piece in &fetch.pieces {
+    for piece in fetch.pieces.iter() {
         let start = out.len();
         match last {
             Some((offset, at)) if offset == piece.r.offset => {
@@ -700,6 +755,8 @@ fn span_tasks(
 /// store a span is the needed part of a pack, up to the remote read limit, read once.
 struct StreamPlanner {
     jobs: Coalescer,
+    /// The pieces of the open job.
+    pending: Vec<Piece>,
     /// Bytes one span read covers at most; spans of one job when `None` (local).
     span_range: Option<u64>,
     open: Option<SpanRead>,
@@ -735,6 +792,7 @@ impl StreamPlanner {
                     pattern.max_gap,
                 ),
                 span_range: None,
+                pending: Vec::new(),
                 open: None,
             }
         } else {
@@ -742,6 +800,7 @@ impl StreamPlanner {
                 // The span is read whole: jobs are cut by what they restore to, not by gaps.
                 jobs: Coalescer::new(pattern.max_range, STREAM_JOB, pattern.max_gap),
                 span_range: Some(pattern.max_range),
+                pending: Vec::new(),
                 open: None,
             }
         }
@@ -750,8 +809,8 @@ impl StreamPlanner {
     /// Adds the next ref of the stream; finished spans and zero runs go to `out`, in order.
     fn push(&mut self, r: BlobRef, out: &mut Vec<StreamItem>) {
         if r.is_zero_run() {
-            if let Some(f) = self.jobs.finish() {
-                self.job(f, out);
+            if let Some(cut) = self.jobs.finish() {
+                self.cut(cut, out);
             }
             match &mut self.open {
                 Some(span) => span.jobs.push(StreamJob::Zero(r.raw_len as u64)),
@@ -759,21 +818,29 @@ impl StreamPlanner {
             }
             return;
         }
-        if let Some(f) = self.jobs.push(Piece {
+        if let Some(cut) = self.jobs.push(&r) {
+            self.cut(cut, out);
+        }
+        self.pending.push(Piece {
             file: 0,
             offset: 0,
             r,
-        }) {
-            self.job(f, out);
-        }
+        });
     }
 
     /// Ends the stream: the open job and span go to `out`.
     fn finish(&mut self, out: &mut Vec<StreamItem>) {
-        if let Some(f) = self.jobs.finish() {
-            self.job(f, out);
+        if let Some(cut) = self.jobs.finish() {
+            self.cut(cut, out);
         }
         out.extend(self.open.take().map(StreamItem::Span));
+    }
+
+    /// Makes the job of a finished run from the pieces waiting for it.
+    fn cut(&mut self, cut: Cut, out: &mut Vec<StreamItem>) {
+        let pieces = Arc::new(self.pending.drain(..cut.count).collect());
+        let job = cut.fetch(&pieces, &mut 0);
+        self.job(job, out);
     }
 
     fn job(&mut self, f: Fetch, out: &mut Vec<StreamItem>) {
@@ -989,6 +1056,7 @@ pub async fn restore_tree_outcome(
     let files = Arc::new(Mutex::new(Files::default()));
     let summary = Arc::new(Mutex::new(RestoreSummary::default()));
     let (tx, rx) = mpsc::channel::<Result<Fetch>>(64);
+    let pattern = read_pattern(repo.store().is_local(), repo.options());
     let planner = Planner {
         repo: repo.clone(),
         files: files.clone(),
@@ -1000,8 +1068,8 @@ pub async fn restore_tree_outcome(
         hardlinks: Vec::new(),
         progress: progress.clone(),
         prefetched: HashMap::new(),
-        batch: Batch::default(),
-        pattern: read_pattern(repo.store().is_local(), repo.options()),
+        batch: Batch::with_capacity(batch_refs(repo.options(), &pattern)),
+        pattern,
         flushes: 0,
     };
     let budget = fetch_budget(repo.options());
@@ -1148,7 +1216,6 @@ struct Planner {
 }
 
 /// Refs collected for sorting by pack and offset before they are cut into fetches.
-#[derive(Default)]
 struct Batch {
     pieces: Vec<Piece>,
     /// Files whose every ref is in this batch or an earlier one.
@@ -1157,12 +1224,61 @@ struct Batch {
     files: usize,
 }
 
+impl Batch {
+    /// A batch with room for the refs it holds at most, so filling it never copies it.
+    fn with_capacity(refs: usize) -> Batch {
+        Batch {
+            pieces: Vec::with_capacity(refs),
+            complete: Vec::new(),
+            files: 0,
+        }
+    }
+}
+
 /// Tree entries whose small files' content lists are read ahead together.
 const PREFETCH_ENTRIES: usize = 256;
+/// Decoded content lists one group of tree entries reads ahead at most (besides its first
+/// entry's): 256 files of two full lists hold 84 MB, and such groups of database files made
+/// a 10 GiB restore peak 30 MB above a 2 GiB one.
+const PREFETCH_LIST_BYTES: u64 = 4 << 20;
+
+/// Whether a tree entry's content lists are read ahead with its group's: a file of one or
+/// two lists, whose own reads would cost a store round trip for little data.
+fn lists_read_ahead(node: &Node) -> bool {
+    node.kind == NodeType::File && node.content.len() <= 2
+}
+
+/// How many of `nodes`, from the first, are planned as one group: at most
+/// [`PREFETCH_ENTRIES`], whose lists read ahead decode to at most [`PREFETCH_LIST_BYTES`]
+/// (the first entry whatever its lists).
+fn prefetch_group(nodes: &[Node]) -> usize {
+    let mut bytes = 0u64;
+    for (i, node) in nodes.iter().take(PREFETCH_ENTRIES).enumerate() {
+        if lists_read_ahead(node) {
+            bytes += node
+                .content
+                .iter()
+                .map(|r| u64::from(r.raw_len))
+                .sum::<u64>();
+        }
+        if bytes > PREFETCH_LIST_BYTES {
+            return i.max(1);
+        }
+    }
+    nodes.len().min(PREFETCH_ENTRIES)
+}
 /// Ranged reads in flight while reading content lists ahead.
 const PREFETCH_READS: usize = 16;
 
 type Planned = (Vec<(PathBuf, Node)>, Vec<(PathBuf, PathBuf)>);
+
+/// Refs a batch holds before it is sent (docs/FORMAT.md §6.3).
+fn batch_refs(options: &RepoOptions, pattern: &ReadPattern) -> usize {
+    options
+        .restore_batch
+        .max(1)
+        .saturating_mul(pattern.batch_scale.max(1))
+}
 
 impl Planner {
     async fn run(mut self, target: PathBuf, start: Node, rel: String) -> Result<Planned> {
@@ -1202,13 +1318,8 @@ impl Planner {
         ))
     }
 
-    /// Refs a batch holds before it is sent (docs/FORMAT.md §6.3).
     fn batch_refs(&self) -> usize {
-        self.repo
-            .options()
-            .restore_batch
-            .max(1)
-            .saturating_mul(self.pattern.batch_scale.max(1))
+        batch_refs(self.repo.options(), &self.pattern)
     }
 
     /// Whether the batch is full: the first batch at a quarter of the limits, so writing
@@ -1226,7 +1337,8 @@ impl Planner {
     /// the batch's complete files produced (finishing those with nothing left to write), and
     /// only then sends the fetches, so no writer can finish a file early.
     async fn flush(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+        let next = Batch::with_capacity(self.batch_refs());
+        let batch = std::mem::replace(&mut self.batch, next);
         self.flushes += 1;
         let fetches = plan_fetches(batch.pieces, self.pattern.max_range, self.pattern.max_gap);
         let finished = {
@@ -1288,7 +1400,7 @@ impl Planner {
             };
             let mut nodes = tree.nodes;
             while !nodes.is_empty() {
-                let rest = nodes.split_off(nodes.len().min(PREFETCH_ENTRIES));
+                let rest = nodes.split_off(prefetch_group(&nodes));
                 self.prefetch_lists(&nodes).await?;
                 for node in nodes {
                     self.node(root, &path, node).await?;
@@ -1300,11 +1412,11 @@ impl Planner {
         })
     }
 
-    /// Reads the content lists of the small files (one or two lists) among `nodes` at once.
+    /// Reads the content lists of the small files among `nodes` at once.
     async fn prefetch_lists(&mut self, nodes: &[Node]) -> Result<()> {
         let refs: Vec<BlobRef> = nodes
             .iter()
-            .filter(|n| n.kind == NodeType::File && n.content.len() <= 2)
+            .filter(|n| lists_read_ahead(n))
             .flat_map(|n| n.content.iter().copied())
             .collect();
         if refs.len() < 2 {
@@ -1460,13 +1572,13 @@ impl Planner {
                         offset,
                         r,
                     });
+                    if self.batch.pieces.len() >= self.batch_refs() {
+                        self.flush().await?;
+                        // The file goes on in the next batch.
+                        self.batch.files += 1;
+                    }
                 }
                 offset += r.raw_len as u64;
-            }
-            if self.batch.pieces.len() >= self.batch_refs() {
-                self.flush().await?;
-                // The file goes on in the next batch.
-                self.batch.files += 1;
             }
         }
         drop(lists);
@@ -1629,7 +1741,7 @@ fn write_pieces(
     // why it did not open. (Pieces of one blob are adjacent: fetches are sorted by offset.)
     let mut last: Option<(u32, std::result::Result<usize, String>)> = None;
     let mut open: OpenFile = None;
-    for piece in &fetch.pieces {
+    for piece in fetch.pieces.iter() {
         let raw = piece.r.raw_len as usize;
         let again = match &last {
             Some((offset, status)) if *offset == piece.r.offset => Some(status.clone()),
@@ -1725,13 +1837,10 @@ mod tests {
     }
 
     fn cut(pieces: &[Piece], max_range: u64, max_raw: u64) -> Vec<Fetch> {
-        let mut coalescer = Coalescer::new(max_range, max_raw, REMOTE_GAP);
-        let mut out = Vec::new();
-        for p in pieces {
-            out.extend(coalescer.push(*p));
-        }
-        out.extend(coalescer.finish());
-        out
+        cut_fetches(
+            pieces.to_vec(),
+            Coalescer::new(max_range, max_raw, REMOTE_GAP),
+        )
     }
 
     fn spans(fetches: &[Fetch]) -> Vec<(u8, u64, u64, usize)> {
@@ -1739,6 +1848,38 @@ mod tests {
             .iter()
             .map(|f| (f.pack.0[0], f.start, f.end, f.pieces.len()))
             .collect()
+    }
+
+    fn file_with_lists(list_bytes: &[u32]) -> Node {
+        let mut node = Node::new("f", NodeType::File);
+        node.content = list_bytes
+            .iter()
+            .map(|&raw_len| BlobRef {
+                raw_len,
+                ..piece(0, 1, 0, 1).r
+            })
+            .collect();
+        node
+    }
+
+    #[test]
+    fn a_group_of_tree_entries_reads_ahead_no_more_than_its_share_of_content_lists() {
+        let one_ref = file_with_lists(&[4 + 80]);
+        assert_eq!(prefetch_group(&vec![one_ref; 300]), PREFETCH_ENTRIES);
+        // Files of two full lists (2048 refs each): 12 of them stay within 4 MiB.
+        let full = 4 + 2048 * 80;
+        let two_lists = file_with_lists(&[full, full]);
+        assert_eq!(prefetch_group(&vec![two_lists.clone(); 100]), 12);
+        assert_eq!(prefetch_group(&vec![two_lists; 5]), 5);
+        // A file of three lists or more reads its own lists: it costs the group nothing.
+        let three_lists = file_with_lists(&[full; 3]);
+        assert_eq!(prefetch_group(&vec![three_lists; 300]), PREFETCH_ENTRIES);
+        let dir = Node::new("d", NodeType::Dir);
+        assert_eq!(prefetch_group(&vec![dir; 10]), 10);
+        // The first entry is planned whatever its lists hold.
+        let huge = file_with_lists(&[u32::MAX / 2, u32::MAX / 2]);
+        assert_eq!(prefetch_group(&[huge.clone(), huge]), 1);
+        assert_eq!(prefetch_group(&[]), 0);
     }
 
     #[test]
@@ -2011,7 +2152,7 @@ mod tests {
                     prop_assert!(f.end - f.start <= max_range);
                 }
                 let mut end = f.start;
-                for p in &f.pieces {
+                for p in f.pieces.iter() {
                     prop_assert_eq!(p.r.pack, f.pack);
                     prop_assert!(p.r.offset as u64 >= f.start && p.r.end() <= f.end);
                     prop_assert!(p.r.offset as u64 <= end + max_gap, "a gap wider than allowed");
