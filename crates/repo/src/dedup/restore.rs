@@ -571,7 +571,7 @@ where
     // theirs back once their jobs are decoded, which needs nothing from later spans).
     let budget = fetch_budget(repo.options());
     let memory = Arc::new(tokio::sync::Semaphore::new(budget as usize));
-    let (read_tx, read_rx) = mpsc::channel::<Result<StartedItem>>(STREAM_SPANS_AHEAD);
+    let (read_tx, read_rx) = mpsc::channel::<Result<StartedItem>>(STREAM_WINDOW);
     let reader = {
         let repo = repo.clone();
         async move {
@@ -897,14 +897,11 @@ impl<T> std::future::Future for Task<T> {
 
 /// Bytes one stream job restores to at most.
 const STREAM_JOB: u64 = 4 << 20;
-/// Stream jobs in flight ahead of the output position at most (`restore_fetches` above it
-/// is capped here). 8 pulled a 2 GiB tar as fast as 16 with 30–40 MiB less memory (datasafed
-/// pull, 3 cold runs each, interleaved: from a local directory to a file 1.80–2.31 s / 104–105
-/// MiB against 1.75–2.21 s / 138–148 MiB, from S3 3.23–3.65 s / 123–132 MiB against
-/// 2.96–3.48 s / 152–160 MiB); 4 was slower locally (2.03–2.24 s).
-const STREAM_WINDOW: usize = 8;
-/// Span reads a stream restore starts ahead of its jobs at most (within the memory budget).
-const STREAM_SPANS_AHEAD: usize = 16;
+/// Stream jobs in flight ahead of the output position at most. 8 held 25–40 MiB less and
+/// pulled as fast from S3, but from a local directory, where each job is its own read, a
+/// 6 GiB pull took 5.21–5.70 s against 4.93–5.26 s (bench/README.md, "Restores by dataset
+/// size").
+const STREAM_WINDOW: usize = 16;
 
 #[derive(Debug)]
 enum StreamJob {
