@@ -293,3 +293,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Repository options for tests: the insecure fast key derivation and 1 MiB packs, so a few
+/// MiB of data span several packs.
+pub fn small_pack_options() -> crate::dedup::InitOptions {
+    crate::dedup::InitOptions {
+        kdf: crate::KdfParams::INSECURE_FAST,
+        pack_size: 1 << 20,
+        ..crate::dedup::InitOptions::default()
+    }
+}

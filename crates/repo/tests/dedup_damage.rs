@@ -9,20 +9,16 @@ use cairn_repo::config::Secret;
 use cairn_repo::dedup::pack::pack_key;
 use cairn_repo::dedup::writer::Writer;
 use cairn_repo::dedup::{
-    BackupOptions, CheckOptions, InitOptions, Repository, RestoreOptions, Snapshot, backup_stream,
-    backup_tree, check, restore_stream, restore_tree,
+    BackupOptions, CheckOptions, Repository, RestoreOptions, Snapshot, backup_stream, backup_tree,
+    check, restore_stream, restore_tree,
 };
 use cairn_repo::progress::no_progress;
-use cairn_repo::{ErrorKind, KdfParams, Store};
+use cairn_repo::{ErrorKind, Store};
 use object_store::memory::InMemory;
 
 async fn setup() -> (Store, Repository, Snapshot, Vec<u8>) {
     let store = Store::from_object_store(Arc::new(InMemory::new()));
-    let options = InitOptions {
-        kdf: KdfParams::INSECURE_FAST,
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    };
+    let options = cairn_repo::testing::small_pack_options();
     let repo = Repository::init(store.clone(), &Secret::new("pw"), options)
         .await
         .expect("init");
@@ -171,11 +167,7 @@ async fn a_damaged_snapshot_is_named() {
 #[tokio::test]
 async fn a_tree_restore_with_a_damaged_blob_fails_instead_of_writing_wrong_data() {
     let store = Store::from_object_store(Arc::new(InMemory::new()));
-    let options = InitOptions {
-        kdf: KdfParams::INSECURE_FAST,
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    };
+    let options = cairn_repo::testing::small_pack_options();
     let repo = Repository::init(store.clone(), &Secret::new("pw"), options)
         .await
         .expect("init");

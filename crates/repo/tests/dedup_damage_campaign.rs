@@ -53,11 +53,7 @@ fn make_source(dir: &Path) {
 /// `dir/src` and a stream snapshot.
 async fn build(dir: &Path) -> Repository {
     make_source(&dir.join("src"));
-    let options = InitOptions {
-        kdf: KdfParams::INSECURE_FAST,
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    };
+    let options = cairn_repo::testing::small_pack_options();
     let repo = Repository::init(disk_store(&dir.join("repo")), &Secret::new("pw"), options)
         .await
         .expect("init");

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cairn_repo::Store;
 use cairn_repo::config::Secret;
 use cairn_repo::dedup::gc::{KeepPolicy, PruneOptions, forget, load_gc_lists, plan_forget, prune};
 use cairn_repo::dedup::writer::Writer;
@@ -17,16 +18,11 @@ use cairn_repo::dedup::{
 };
 use cairn_repo::progress::no_progress;
 use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
-use cairn_repo::{KdfParams, Store};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 
 fn init_options() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams::INSECURE_FAST,
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    }
+    cairn_repo::testing::small_pack_options()
 }
 
 async fn repo_on(store: Store) -> Repository {

@@ -26,17 +26,13 @@ use cairn_repo::dedup::{
 };
 use cairn_repo::progress::no_progress;
 use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
-use cairn_repo::{ErrorKind, KdfParams, StorageConfig, Store};
+use cairn_repo::{ErrorKind, StorageConfig, Store};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStoreExt, PutPayload};
 
 fn options() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams::INSECURE_FAST,
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    }
+    cairn_repo::testing::small_pack_options()
 }
 
 async fn memory_repo() -> (Store, Repository) {

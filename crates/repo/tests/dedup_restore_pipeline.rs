@@ -9,15 +9,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use cairn_repo::Store;
 use cairn_repo::config::Secret;
 use cairn_repo::dedup::{
-    BackupOptions, InitOptions, RepoOptions, Repository, RestoreOptions, backup_stream,
-    backup_tree, restore_stream, restore_tree,
+    BackupOptions, RepoOptions, Repository, RestoreOptions, backup_stream, backup_tree,
+    restore_stream, restore_tree,
 };
 use cairn_repo::progress::no_progress;
 use cairn_repo::testing::hooked_store::{HookedStore, StoreHook};
 use cairn_repo::testing::noise;
-use cairn_repo::{KdfParams, Store};
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWrite;
@@ -450,11 +450,7 @@ async fn hooked_repo<H: StoreHook + 'static>(store: &Arc<HookedStore<H>>) -> Rep
     Repository::init(
         Store::from_object_store(store.clone()),
         &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
+        cairn_repo::testing::small_pack_options(),
     )
     .await
     .expect("init")

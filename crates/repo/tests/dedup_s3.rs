@@ -18,23 +18,17 @@ async fn concurrent_clients_back_up_into_one_s3_repository_and_prune_keeps_what_
 /// pack from S3, comes back byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_pack_stream_restores_from_s3_byte_for_byte() {
+    use cairn_repo::Store;
     use cairn_repo::config::Secret;
-    use cairn_repo::dedup::{
-        BackupOptions, InitOptions, Repository, backup_stream, restore_stream,
-    };
+    use cairn_repo::dedup::{BackupOptions, Repository, backup_stream, restore_stream};
     use cairn_repo::progress::no_progress;
     use cairn_repo::testing::noise;
-    use cairn_repo::{KdfParams, Store};
 
     let config = SeaweedFs::shared().fresh_storage("stream");
     let repo = Repository::init(
         Store::open(&config).expect("store"),
         &Secret::new("pw"),
-        InitOptions {
-            kdf: KdfParams::INSECURE_FAST,
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
+        cairn_repo::testing::small_pack_options(),
     )
     .await
     .expect("init");
