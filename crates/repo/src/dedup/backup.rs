@@ -12,7 +12,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio_util::io::SyncIoBridge;
 
-use super::blobref::BlobRef;
+use super::blobref::{BlobRef, SMALL_FILE_LISTS};
 use super::chunk::Mode;
 use super::id::Id;
 use super::keys::hostname;
@@ -486,9 +486,6 @@ fn to_prefetch(entries: impl Iterator<Item = (bool, u64)>) -> Vec<usize> {
         .map(|(i, _)| i)
         .collect()
 }
-
-/// Files with at most this many content lists have them read together per directory.
-const SMALL_FILE_LISTS: usize = 2;
 
 fn unchanged(parent: &Node, now: &Node) -> bool {
     parent.kind == NodeType::File

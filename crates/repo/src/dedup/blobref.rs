@@ -129,6 +129,10 @@ pub fn encode_content_list(refs: &[BlobRef]) -> Vec<u8> {
     out
 }
 
+/// Files with at most this many content lists have them read together per directory, by a
+/// backup checking unchanged files and by a restore, rather than file by file.
+pub(crate) const SMALL_FILE_LISTS: usize = 2;
+
 /// Decodes a content list.
 pub fn decode_content_list(bytes: &[u8], name: &dyn Fn() -> String) -> Result<Vec<BlobRef>> {
     if bytes.len() < 4 {

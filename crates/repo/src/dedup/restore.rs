@@ -13,7 +13,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::blobref::{BlobRef, decode_content_list};
+use super::blobref::{BlobRef, SMALL_FILE_LISTS, decode_content_list};
 use super::config::RepoOptions;
 use super::id::Id;
 use super::pack::{BlobType, open_blob, open_blob_into, pack_key};
@@ -268,10 +268,9 @@ struct Cut {
 }
 
 impl Cut {
-    /// The fetch of the `count` pieces of `all` from `*at` on (and moves `*at` past them).
-    fn fetch(self, all: &Arc<Vec<Piece>>, at: &mut usize) -> Fetch {
-        let range = *at..*at + self.count;
-        *at = range.end;
+    /// The fetch of the `count` pieces of `all` from `start` on.
+    fn fetch(self, all: &Arc<Vec<Piece>>, start: usize) -> Fetch {
+        let range = start..start + self.count;
         Fetch {
             pack: self.pack,
             start: self.start,
@@ -332,11 +331,12 @@ fn cut_fetches(pieces: Vec<Piece>, mut coalescer: Coalescer) -> Vec<Fetch> {
     let mut fetches = Vec::new();
     for piece in all.iter() {
         if let Some(cut) = coalescer.push(&piece.r) {
-            fetches.push(cut.fetch(&all, &mut at));
+            fetches.push(cut.fetch(&all, at));
+            at += cut.count;
         }
     }
     if let Some(cut) = coalescer.finish() {
-        fetches.push(cut.fetch(&all, &mut at));
+        fetches.push(cut.fetch(&all, at));
     }
     fetches
 }
@@ -839,7 +839,7 @@ impl StreamPlanner {
     /// Makes the job of a finished run from the pieces waiting for it.
     fn cut(&mut self, cut: Cut, out: &mut Vec<StreamItem>) {
         let pieces = Arc::new(self.pending.drain(..cut.count).collect());
-        let job = cut.fetch(&pieces, &mut 0);
+        let job = cut.fetch(&pieces, 0);
         self.job(job, out);
     }
 
@@ -1248,7 +1248,7 @@ const PREFETCH_LIST_BYTES: u64 = 4 << 20;
 /// Whether a tree entry's content lists are read ahead with its group's: a file of one or
 /// two lists, whose own reads would cost a store round trip for little data.
 fn lists_read_ahead(node: &Node) -> bool {
-    node.kind == NodeType::File && node.content.len() <= 2
+    node.kind == NodeType::File && node.content.len() <= SMALL_FILE_LISTS
 }
 
 /// How many of `nodes`, from the first, are planned as one group: at most
