@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -131,6 +132,11 @@ async fn pump(
     }
 }
 
+/// How long a container's output is still read once its main process has exited. A process
+/// that left the container's process group (`setsid`) may hold its stdout open for ever; it
+/// must not hold the container running, since a container ends with its main process.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
 /// A running container process.
 pub struct Running {
     pub pid: u32,
@@ -141,14 +147,23 @@ pub struct Running {
 }
 
 impl Running {
-    /// Waits for the process and its output, then marks the log complete.
+    /// Waits for the process and its output, then marks the log complete. As a container
+    /// runtime does when a container's first process exits, the processes it left behind in
+    /// its process group are killed.
     pub async fn wait(mut self) -> Exit {
         let status = self.child.wait().await;
         let _ = self
             .running
             .compare_exchange(self.pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+        if self.pid != 0 {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+        let drained_by = tokio::time::Instant::now() + OUTPUT_DRAIN;
         for p in self.pumps.drain(..) {
-            let _ = p.await;
+            let abort = p.abort_handle();
+            if tokio::time::timeout_at(drained_by, p).await.is_err() {
+                abort.abort();
+            }
         }
         let _ = crate::private::write_file(&done_path(&self.log), b"");
         match status {

@@ -191,6 +191,46 @@ async fn kube_rs_exec_with_stdin_and_logs_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_container_ends_with_its_main_process_whatever_it_left_running() {
+    let t = with_kubelet().await;
+    let k = kubectl(&t);
+    // One child stays in the container's process group, one leaves it with setsid; both keep
+    // the container's stdout open.
+    k.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: leaves}\nspec:\n  restartPolicy: Never\n  containers: [{name: c, image: x, command: [sh, -c, 'sleep 3017 & setsid sleep 3018 & echo started']}]\n",
+    );
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/leaves",
+        "--timeout=30s",
+    ]);
+    assert_eq!(k.ok(&["logs", "leaves"]), "started\n");
+    // The pids of processes running `sleep <arg>`.
+    let sleeping = |arg: &str| -> Vec<i32> {
+        let wanted = format!("sleep\0{arg}\0");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.ends_with(wanted.as_bytes()))
+            })
+            .collect()
+    };
+    for pid in sleeping("3018") {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        sleeping("3017").is_empty(),
+        "the child in the container's process group was killed with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_fails_past_its_backoff_limit_and_a_good_one_completes() {
     let t = with_kubelet().await;
     let k = kubectl(&t);
