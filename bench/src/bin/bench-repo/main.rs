@@ -769,6 +769,10 @@ struct Rep {
     first: Measure,
     second: Measure,
     restore: Measure,
+    /// The `sync` right after the restore: the disk writing what the restore left in the
+    /// page cache (a restore returns once its files are written, not once they are on disk).
+    #[serde(default)]
+    restore_sync: Option<Measure>,
     size_after_first: u64,
     size_after_second: u64,
     /// Cairn only: what the hardware allows a restore of the same repository.
@@ -1007,6 +1011,7 @@ fn one_rep(
     fs::create_dir_all(&restore_dir)?;
     drop_caches();
     let restore = runner.restore(&restore_dir, data, 2)?;
+    let restore_sync = measure("sync", &BTreeMap::new())?;
     verify_restore(data, &restore_dir)?;
     let _ = fs::remove_dir_all(&restore_dir);
     let limits = if tool == "cairn" {
@@ -1028,6 +1033,7 @@ fn one_rep(
         first,
         second,
         restore,
+        restore_sync: Some(restore_sync),
         size_after_first,
         size_after_second,
         limits,
@@ -1334,6 +1340,50 @@ fn ensure_tools(args: &RunArgs, bins: &Bins) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each restore with the `sync` after it, beside the disk's own `cp -a` + `sync` rate: a
+/// restore returns before the disk has written what it left in the page cache (all of it when
+/// the tree fits under the kernel's dirty limit), while `cp -a` + `sync` counts the writing.
+fn print_synced_restores(mb: f64, disk_rate: f64, rows: &[Row]) {
+    let synced: Vec<(&Row, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let syncs: Vec<f64> = r
+                .reps
+                .iter()
+                .filter_map(|x| x.restore_sync.map(|s| s.seconds))
+                .collect();
+            (!syncs.is_empty() && syncs.len() == r.reps.len()).then(|| {
+                let both = r
+                    .reps
+                    .iter()
+                    .map(|x| x.restore.seconds + x.restore_sync.map_or(0.0, |s| s.seconds))
+                    .collect();
+                (r, median(syncs), median(both))
+            })
+        })
+        .collect();
+    if synced.is_empty() {
+        return;
+    }
+    println!(
+        "\nrestores with the `sync` after them (medians): the restore, then the disk writing what it left in the page cache; of the disk = restore + sync MB/s against `cp -a` + `sync`\n"
+    );
+    println!(
+        "| tool | target | restore s | sync after s | restore + sync s | MB/s | of the disk |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (r, sync_s, both) in synced {
+        let rate = mb / both.max(0.001);
+        println!(
+            "| {} | {} | {:.2} | {sync_s:.2} | {both:.2} | {rate:.0} | {:.0} % |",
+            r.tool,
+            r.target,
+            median(r.reps.iter().map(|x| x.restore.seconds).collect()),
+            100.0 * rate / disk_rate.max(0.001),
+        );
+    }
 }
 
 /// Where the restores' time goes (their CPU and the S3 server's) and, for Cairn, the least
@@ -1682,6 +1732,7 @@ fn print_table(dataset: u64, rows: &[Row], disk: Option<&DiskWrite>, streams: &[
                 .map(|c| format!("; Cairn's local restore = {:.0} % of it", 100.0 * c / rate))
                 .unwrap_or_default()
         );
+        print_synced_restores(mb, rate, rows);
     }
     print_limits(
         mb,

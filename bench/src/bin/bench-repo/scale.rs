@@ -4,8 +4,12 @@
 //!
 //! Per size and target: a fresh dataset and repository, one backup, then from a cold page
 //! cache the tree restore (compared with the source) and the streamed `datasafed pull` of a
-//! tar of the same tree to `/dev/null` (compared with the tar afterwards, untimed), and on the
-//! local target the disk's own write rate for the tree (`cp -a` + `sync`). Only one
+//! tar of the same tree to `/dev/null` (compared with the tar afterwards, untimed), and the
+//! disk's own write rate for the tree (`cp -a` + `sync`). A restore returns once its files are
+//! written, not once they are on disk: up to the kernel's dirty limit (`vm.dirty_ratio`, 20 %
+//! of memory by default) the disk writes them after the restore has returned. So each restore
+//! is followed by a timed `sync`, and the restore's rate is also given with it (restore +
+//! `sync`), the rate that compares across sizes and with `cp -a` + `sync`. Only one
 //! dataset, one repository and one restored tree exist at a time, so a 10 GiB step needs about
 //! 2.7× the size of free disk.
 
@@ -48,11 +52,14 @@ struct Step {
     dataset_bytes: u64,
     backup: Measure,
     restore: Measure,
+    /// The `sync` right after the restore: writing what the restore left in the page cache.
+    #[serde(default)]
+    restore_sync: Option<Measure>,
     /// Bytes of the tar pulled.
     stream_bytes: u64,
     pull: Measure,
     /// The disk's own write rate for the same tree: `cp -a` of it from a warm page cache,
-    /// then `sync` (local target only).
+    /// then `sync`.
     #[serde(default)]
     disk_write: Option<Measure>,
 }
@@ -162,21 +169,18 @@ fn one_step(
         ),
         &env,
     )?;
+    let restore_sync = measure("sync", &BTreeMap::new())?;
     verify_restore(data, &restore_dir)?;
     let _ = fs::remove_dir_all(&restore_dir);
     // The comparison just read the whole tree, so `cp -a` reads it from the page cache.
-    let disk_write = if target == "local" {
-        let copy = args.work.join("copy");
-        let _ = fs::remove_dir_all(&copy);
-        let m = measure(
-            &format!("cp -a '{}' '{}' && sync", data.display(), copy.display()),
-            &BTreeMap::new(),
-        )?;
-        let _ = fs::remove_dir_all(&copy);
-        Some(m)
-    } else {
-        None
-    };
+    let copy = args.work.join("copy");
+    let _ = fs::remove_dir_all(&copy);
+    sh("sync")?;
+    let disk_write = measure(
+        &format!("cp -a '{}' '{}' && sync", data.display(), copy.display()),
+        &BTreeMap::new(),
+    )?;
+    let _ = fs::remove_dir_all(&copy);
     // The tree's repository goes before the stream's is written (disk).
     if target == "local" {
         let _ = fs::remove_dir_all(local.join("tree"));
@@ -201,40 +205,49 @@ fn one_step(
         dataset_bytes: 0,
         backup,
         restore,
+        restore_sync: Some(restore_sync),
         stream_bytes,
         pull,
-        disk_write,
+        disk_write: Some(disk_write),
     })
 }
 
 fn print(steps: &[Step]) {
     println!(
-        "\nCairn's restores by dataset size, one run, cold page cache; rates in MB/s of the dataset (tree) or the tar (stream); RSS = the process's peak\n"
+        "\nCairn's restores by dataset size, one run, cold page cache; rates in MB/s of the dataset (tree) or the tar (stream); RSS = the process's peak; + sync = the restore and the `sync` after it (what the disk had still to write when the restore returned); of the disk = restore + sync against `cp -a` + `sync` of the same tree in the same step\n"
     );
     println!(
-        "| size | target | dataset MB | backup s | restore s | restore MB/s | restore RSS MiB | restore CPU s | S3 server CPU s | pull s | pull MB/s | pull RSS MiB | `cp -a` + `sync` MB/s |"
+        "| size | target | dataset MB | backup s | restore s | restore MB/s | sync after s | restore + sync MB/s | `cp -a` + `sync` MB/s | of the disk | restore RSS MiB | restore CPU s | S3 server CPU s | pull s | pull MB/s | pull RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in steps {
         let mb = s.dataset_bytes as f64 / 1e6;
         let stream_mb = s.stream_bytes as f64 / 1e6;
+        let rate = |secs: f64| mb / secs.max(0.001);
+        let synced = s.restore_sync.map(|m| s.restore.seconds + m.seconds);
+        let disk = s.disk_write.map(|d| rate(d.seconds));
+        let dash = || "-".to_string();
         println!(
-            "| {} | {} | {mb:.0} | {:.2} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
+            "| {} | {} | {mb:.0} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
             s.size,
             s.target,
             s.backup.seconds,
             s.restore.seconds,
-            mb / s.restore.seconds.max(0.001),
+            rate(s.restore.seconds),
+            s.restore_sync
+                .map_or_else(dash, |m| format!("{:.2}", m.seconds)),
+            synced.map_or_else(dash, |t| format!("{:.0}", rate(t))),
+            disk.map_or_else(dash, |d| format!("{d:.0}")),
+            match (synced, disk) {
+                (Some(t), Some(d)) => format!("{:.0} %", 100.0 * rate(t) / d.max(0.001)),
+                _ => dash(),
+            },
             s.restore.rss_kib / 1024,
             s.restore.cpu_s,
             s.restore.server_cpu_s,
             s.pull.seconds,
             stream_mb / s.pull.seconds.max(0.001),
             s.pull.rss_kib / 1024,
-            s.disk_write.map_or("-".to_string(), |d| format!(
-                "{:.0}",
-                mb / d.seconds.max(0.001)
-            )),
         );
     }
 }
