@@ -425,6 +425,99 @@ async fn a_tree_restore_holds_no_more_reads_than_its_memory_budget() {
     );
 }
 
+#[tokio::test]
+async fn a_tree_restore_leaves_no_more_than_its_window_of_restored_files_in_the_page_cache() {
+    let store = Arc::new(HookedStore::new(OverlappingReads::default()));
+    let (repo, snapshot, _work) = backed_up_files(&store, 24, 512 << 10).await;
+    // On a disk, not a tmpfs (whose pages are the files themselves).
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let window: u64 = 2 << 20;
+    let restored = |name: &str, page_cache: u64| {
+        let repo = repo.clone().with_options(RepoOptions {
+            restore_page_cache: page_cache,
+            ..RepoOptions::default()
+        });
+        let out = disk.path().join(name);
+        let snapshot = snapshot.clone();
+        async move {
+            restore_tree(
+                &repo,
+                &snapshot,
+                &out,
+                &RestoreOptions {
+                    owners: Some(false),
+                    ..Default::default()
+                },
+                no_progress(),
+            )
+            .await
+            .expect("restore");
+            out
+        }
+    };
+    let resident_in = |out: &std::path::Path| -> u64 {
+        (0..24u64)
+            .map(|i| resident(&out.join(format!("f{i:03}"))))
+            .sum()
+    };
+
+    // Left to the kernel, with no memory pressure, the whole restored tree stays cached.
+    let kept = restored("kept", u64::MAX).await;
+    let all = resident_in(&kept);
+    assert!(all > 10 << 20, "only {all} bytes cached without a window");
+
+    let out = restored("windowed", window).await;
+    // The releasing thread goes on with the last files handed to it after the restore.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cached = resident_in(&out);
+    while cached > window && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cached = resident_in(&out);
+    }
+    assert!(
+        cached <= window,
+        "{cached} bytes of the restored 12 MiB are cached, the window is {window}"
+    );
+    for i in 0..24u64 {
+        let name = format!("f{i:03}");
+        assert!(
+            std::fs::read(out.join(&name)).expect("restored") == noise(512 << 10, i),
+            "{name} differs"
+        );
+    }
+}
+
+/// Bytes of the file at `path` in the page cache (`mincore` of a mapping, which reads
+/// nothing).
+fn resident(path: &std::path::Path) -> u64 {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open");
+    let len = file.metadata().expect("stat").len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a read-only shared mapping of an open file, unmapped before returning; mincore
+    // writes one byte per page of it into a vector of that many bytes.
+    unsafe {
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED, "mapping {}", path.display());
+        let mut pages = vec![0u8; len.div_ceil(page)];
+        let rc = libc::mincore(map, len, pages.as_mut_ptr());
+        libc::munmap(map, len);
+        assert_eq!(rc, 0, "mincore of {}", path.display());
+        pages.iter().filter(|p| **p & 1 == 1).count() as u64 * page as u64
+    }
+}
+
 /// A repository on `store` holding a backup of `files` files `f000`, `f001`, … of `len` bytes
 /// of noise each (seeded by their number), and the temporary directory of the source.
 async fn backed_up_files<H: StoreHook + 'static>(

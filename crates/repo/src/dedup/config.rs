@@ -106,6 +106,10 @@ pub struct RepoOptions {
     /// Restore: refs planned together (sorted by pack and offset) before they are cut into
     /// reads; a batch also ends after `restore_batch / 32` files.
     pub restore_batch: usize,
+    /// Restore: bytes of finished files a tree restore leaves in the page cache; past it the
+    /// oldest are written to disk and their pages dropped (dedup/cache_release.rs).
+    /// `u64::MAX` leaves them all to the kernel.
+    pub restore_page_cache: u64,
     /// Writers refresh their session marker this often.
     pub heartbeat: std::time::Duration,
     /// A marker not refreshed for this long is stale.
@@ -125,6 +129,7 @@ impl Default for RepoOptions {
             restore_range: 8 << 20,
             restore_memory: 64 << 20,
             restore_batch: 65_536,
+            restore_page_cache: 1 << 30,
             heartbeat: std::time::Duration::from_secs(60),
             session_timeout: std::time::Duration::from_secs(15 * 60),
         }

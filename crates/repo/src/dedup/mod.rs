@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod blobref;
+pub(crate) mod cache_release;
 pub mod check;
 pub mod chunk;
 pub mod config;

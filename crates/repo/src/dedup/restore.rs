@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::blobref::{BlobRef, SMALL_FILE_LISTS, decode_content_list};
+use super::cache_release::CacheRelease;
 use super::config::RepoOptions;
 use super::id::Id;
 use super::pack::{BlobType, open_blob, open_blob_into, pack_key};
@@ -124,10 +125,17 @@ fn set_aside(path: &Path, why: String, damages: &Damages) -> Result<()> {
     Ok(())
 }
 
-/// A file whose every fetch is written: applies its metadata, or sets it aside if damaged.
-fn finish_slot(slot: Slot, owners: bool, damages: &Damages) -> Result<()> {
+/// A file whose every fetch is written: applies its metadata and hands it to `release`, or
+/// sets it aside if damaged.
+fn finish_slot(slot: Slot, owners: bool, damages: &Damages, release: &CacheRelease) -> Result<()> {
     match slot.damaged {
-        None => apply_meta(&slot.path, &slot.node, owners),
+        None => {
+            apply_meta(&slot.path, &slot.node, owners)?;
+            if slot.node.size > 0 {
+                release.finished(slot.path);
+            }
+            Ok(())
+        }
         Some(why) => set_aside(&slot.path, why, damages),
     }
 }
@@ -1060,11 +1068,13 @@ pub async fn restore_tree_outcome(
     let summary = Arc::new(Mutex::new(RestoreSummary::default()));
     let (tx, rx) = mpsc::channel::<Result<Fetch>>(64);
     let pattern = read_pattern(repo.store().is_local(), repo.options());
+    let release = Arc::new(CacheRelease::start(repo.options().restore_page_cache));
     let planner = Planner {
         repo: repo.clone(),
         files: files.clone(),
         summary: summary.clone(),
         damages: damages.clone(),
+        release: release.clone(),
         tx,
         owners,
         dirs: Vec::new(),
@@ -1089,6 +1099,7 @@ pub async fn restore_tree_outcome(
                 let progress = progress.clone();
                 let damages = damages.clone();
                 let memory = memory.clone();
+                let release = release.clone();
                 Task(tokio::spawn(async move {
                     let fetch = fetch?;
                     let _held = memory
@@ -1097,7 +1108,7 @@ pub async fn restore_tree_outcome(
                         .map_err(|e| {
                             Error::new(ErrorKind::Io, "restore memory budget closed").with_source(e)
                         })?;
-                    write_fetch(&repo, fetch, &files, owners, &progress, &damages).await
+                    write_fetch(&repo, fetch, &files, owners, &progress, &damages, &release).await
                 }))
             })
             .buffer_unordered(repo.options().restore_fetches.max(1));
@@ -1204,6 +1215,7 @@ struct Planner {
     files: Arc<Mutex<Files>>,
     summary: Arc<Mutex<RestoreSummary>>,
     damages: Damages,
+    release: Arc<CacheRelease>,
     tx: mpsc::Sender<Result<Fetch>>,
     owners: bool,
     dirs: Vec<(PathBuf, Node)>,
@@ -1369,7 +1381,7 @@ impl Planner {
             finished
         };
         for slot in finished {
-            finish_slot(slot, self.owners, &self.damages)?;
+            finish_slot(slot, self.owners, &self.damages, &self.release)?;
         }
         for fetch in fetches {
             self.tx
@@ -1624,6 +1636,7 @@ async fn write_fetch(
     owners: bool,
     progress: &SharedProgress,
     damages: &Damages,
+    release: &Arc<CacheRelease>,
 ) -> Result<u64> {
     let bytes = match read_range(repo, &fetch).await {
         Ok(bytes) => Some(bytes),
@@ -1642,6 +1655,7 @@ async fn write_fetch(
     let progress = progress.clone();
     let keys = repo.keys().clone();
     let damages = damages.clone();
+    let release = release.clone();
     tokio::task::spawn_blocking(move || -> Result<u64> {
         if let Some(bytes) = bytes {
             write_pieces(&keys, &fetch, &bytes, &files, &progress)?;
@@ -1663,7 +1677,7 @@ async fn write_fetch(
             }
         }
         for slot in done {
-            finish_slot(slot, owners, &damages)?;
+            finish_slot(slot, owners, &damages, &release)?;
         }
         Ok(fetched)
     })
