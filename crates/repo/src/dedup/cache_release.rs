@@ -24,12 +24,15 @@ use std::sync::mpsc;
 
 use nix::libc;
 
-/// Finished files held open at most (each is a descriptor).
-const HELD_FILES: usize = 256;
+/// Finished files held open at most (each is a descriptor; an agent runs several restores).
+const HELD_FILES: usize = 64;
+/// Finished files waiting for the thread at most: past it (the disk far behind a restore of
+/// many small files) a file is left to the kernel, so the queue's memory stays bounded.
+const QUEUED_FILES: usize = 4096;
 
 /// The hand-off of finished files to the releasing thread.
 pub(crate) struct CacheRelease {
-    tx: Option<mpsc::Sender<PathBuf>>,
+    tx: Option<mpsc::SyncSender<PathBuf>>,
 }
 
 impl CacheRelease {
@@ -39,7 +42,7 @@ impl CacheRelease {
         if window == u64::MAX {
             return CacheRelease { tx: None };
         }
-        let (tx, rx) = mpsc::channel::<PathBuf>();
+        let (tx, rx) = mpsc::sync_channel::<PathBuf>(QUEUED_FILES);
         let started = std::thread::Builder::new()
             .name("cairn-cache-release".into())
             .spawn(move || release(rx, window));
@@ -48,10 +51,11 @@ impl CacheRelease {
         }
     }
 
-    /// A file whose every byte is written.
+    /// A file whose every byte is written (never waits: with the queue full it is left to
+    /// the kernel).
     pub(crate) fn finished(&self, path: PathBuf) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(path);
+            let _ = tx.try_send(path);
         }
     }
 }
