@@ -393,25 +393,8 @@ async fn a_tree_restore_holds_no_more_reads_than_its_memory_budget() {
     store.hook.most.store(0, Ordering::SeqCst);
     store.hook.reads.store(0, Ordering::SeqCst);
     let out = work.path().join("out");
-    restore_tree(
-        &repo,
-        &snapshot,
-        &out,
-        &RestoreOptions {
-            owners: Some(false),
-            ..Default::default()
-        },
-        no_progress(),
-    )
-    .await
-    .expect("restore");
-    for i in 0..24u64 {
-        let name = format!("f{i:03}");
-        assert!(
-            std::fs::read(out.join(&name)).expect("restored") == noise(200 << 10, i),
-            "{name} differs"
-        );
-    }
+    restore_into(&repo, &snapshot, &out).await;
+    assert_restored(&out, 24, 200 << 10);
     let most = store.hook.most.load(Ordering::SeqCst) as u64;
     let reads = store.hook.reads.load(Ordering::SeqCst);
     assert!(reads >= 8, "only {reads} ranged reads: the test needs more");
@@ -440,18 +423,7 @@ async fn a_tree_restore_leaves_no_more_than_its_window_of_restored_files_in_the_
         let out = disk.path().join(name);
         let snapshot = snapshot.clone();
         async move {
-            restore_tree(
-                &repo,
-                &snapshot,
-                &out,
-                &RestoreOptions {
-                    owners: Some(false),
-                    ..Default::default()
-                },
-                no_progress(),
-            )
-            .await
-            .expect("restore");
+            restore_into(&repo, &snapshot, &out).await;
             out
         }
     };
@@ -478,10 +450,35 @@ async fn a_tree_restore_leaves_no_more_than_its_window_of_restored_files_in_the_
         cached <= window,
         "{cached} bytes of the restored 12 MiB are cached, the window is {window}"
     );
-    for i in 0..24u64 {
+    assert_restored(&out, 24, 512 << 10);
+}
+
+/// Restores `snapshot` under `out`, owners not applied.
+async fn restore_into(
+    repo: &Repository,
+    snapshot: &cairn_repo::dedup::Snapshot,
+    out: &std::path::Path,
+) {
+    restore_tree(
+        repo,
+        snapshot,
+        out,
+        &RestoreOptions {
+            owners: Some(false),
+            ..Default::default()
+        },
+        no_progress(),
+    )
+    .await
+    .expect("restore");
+}
+
+/// Asserts that `out` holds the files of [`backed_up_files`]: `files` files of `len` bytes.
+fn assert_restored(out: &std::path::Path, files: u64, len: usize) {
+    for i in 0..files {
         let name = format!("f{i:03}");
         assert!(
-            std::fs::read(out.join(&name)).expect("restored") == noise(512 << 10, i),
+            std::fs::read(out.join(&name)).expect("restored") == noise(len, i),
             "{name} differs"
         );
     }
