@@ -30,7 +30,9 @@ const HELD_FILES: usize = 64;
 /// many small files) a file is left to the kernel, so the queue's memory stays bounded.
 const QUEUED_FILES: usize = 4096;
 
-/// The hand-off of finished files to the releasing thread.
+/// The hand-off of finished files to the releasing thread (clones share it; the thread ends
+/// once the last clone is dropped and the files handed over are reached).
+#[derive(Clone)]
 pub(crate) struct CacheRelease {
     tx: Option<mpsc::SyncSender<PathBuf>>,
 }
@@ -60,8 +62,8 @@ impl CacheRelease {
     }
 }
 
-/// Runs until the restore drops its [`CacheRelease`] and every file handed over is reached;
-/// the last `window` bytes stay to the kernel.
+/// Runs until the restore drops every [`CacheRelease`] and every file handed over is reached;
+/// the last `window` bytes stay to the kernel. Files are handed over only when not empty.
 fn release(rx: mpsc::Receiver<PathBuf>, window: u64) {
     let mut held: VecDeque<(File, u64)> = VecDeque::new();
     let mut bytes = 0u64;
@@ -74,9 +76,6 @@ fn release(rx: mpsc::Receiver<PathBuf>, window: u64) {
             continue;
         };
         let len = file.metadata().map_or(0, |m| m.len());
-        if len == 0 {
-            continue;
-        }
         sync_range(&file, libc::SYNC_FILE_RANGE_WRITE);
         held.push_back((file, len));
         bytes += len;

@@ -1068,7 +1068,7 @@ pub async fn restore_tree_outcome(
     let summary = Arc::new(Mutex::new(RestoreSummary::default()));
     let (tx, rx) = mpsc::channel::<Result<Fetch>>(64);
     let pattern = read_pattern(repo.store().is_local(), repo.options());
-    let release = Arc::new(CacheRelease::start(repo.options().restore_page_cache));
+    let release = CacheRelease::start(repo.options().restore_page_cache);
     let planner = Planner {
         repo: repo.clone(),
         files: files.clone(),
@@ -1215,7 +1215,7 @@ struct Planner {
     files: Arc<Mutex<Files>>,
     summary: Arc<Mutex<RestoreSummary>>,
     damages: Damages,
-    release: Arc<CacheRelease>,
+    release: CacheRelease,
     tx: mpsc::Sender<Result<Fetch>>,
     owners: bool,
     dirs: Vec<(PathBuf, Node)>,
@@ -1636,7 +1636,7 @@ async fn write_fetch(
     owners: bool,
     progress: &SharedProgress,
     damages: &Damages,
-    release: &Arc<CacheRelease>,
+    release: &CacheRelease,
 ) -> Result<u64> {
     let bytes = match read_range(repo, &fetch).await {
         Ok(bytes) => Some(bytes),
